@@ -1,0 +1,48 @@
+/* The C side of ffiprof's workloads. Every function here is called from Rust through
+ * src/ffi.rs; the batched loops call the same per-item functions that the Rust per-call
+ * loops call, so both sides do the same work and return the same checksum. */
+#ifndef FFIPROF_H
+#define FFIPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Keeps a per-item function a real call even inside its own translation unit: no
+ * inlining, no cloning, no interprocedural constant propagation. */
+#define FFIPROF_CALLEE __attribute__((noinline, noipa))
+
+/* pow: the seeds' experiment. a = pow(a, e) n times, from a. */
+double ffiprof_pow_loop(double a, double e, uint64_t n);
+
+/* plusone: the cheapest call there is. */
+int ffiprof_plusone(int x);
+int ffiprof_plusone_loop(int x, uint64_t n);
+
+/* buffer: a digest of a byte buffer, chained through seed. */
+uint64_t ffiprof_buf_digest(const uint8_t *p, size_t len, uint64_t seed);
+uint64_t ffiprof_buf_digest_repeat(const uint8_t *p, size_t len, uint64_t n, uint64_t seed);
+
+/* cstring: a digest of a NUL-terminated string, chained through seed. */
+uint64_t ffiprof_cstr_digest(const char *s, uint64_t seed);
+uint64_t ffiprof_cstr_digest_many(const char *const *strs, size_t k, uint64_t n, uint64_t seed);
+
+/* callback: C loops and calls back once per element. A callback returns 0 and writes
+ * *out to go on; any other status stops the loop, which returns that status. */
+typedef int (*ffiprof_step_fn)(void *user, uint64_t x, uint64_t *out);
+int ffiprof_for_each(ffiprof_step_fn step, void *user, uint64_t n, uint64_t x0,
+                     uint64_t *result, uint64_t *done);
+int ffiprof_c_step(void *user, uint64_t x, uint64_t *out);
+
+/* arena: a linked list of small nodes, from malloc one by one or from an arena. */
+typedef struct ffiprof_node ffiprof_node;
+typedef struct ffiprof_arena ffiprof_arena;
+ffiprof_node *ffiprof_node_push(ffiprof_node *head, uint64_t value);
+ffiprof_node *ffiprof_node_pop(ffiprof_node *head, uint64_t *value);
+uint64_t ffiprof_nodes_batched(uint64_t n, uint64_t seed);
+ffiprof_arena *ffiprof_arena_new(size_t capacity_nodes);
+ffiprof_node *ffiprof_arena_push(ffiprof_arena *arena, ffiprof_node *head, uint64_t value);
+uint64_t ffiprof_list_sum(const ffiprof_node *head);
+void ffiprof_arena_reset(ffiprof_arena *arena);
+void ffiprof_arena_free(ffiprof_arena *arena);
+
+#endif

@@ -1,0 +1,564 @@
+//! Every `extern "C"` declaration and every `unsafe` block of ffiprof.
+//!
+//! The rest of the crate calls the safe functions and types here. C-owned memory (nodes,
+//! arenas, copied buffers) lives in types that free it in `Drop`; callbacks from C into
+//! Rust go through trampolines that never let a panic unwind into C.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::ptr::{self, NonNull};
+
+/// Opaque list node owned by C.
+#[repr(C)]
+pub struct RawNode {
+    _private: [u8; 0],
+}
+
+/// Opaque arena owned by C.
+#[repr(C)]
+pub struct RawArena {
+    _private: [u8; 0],
+}
+
+type StepFn = unsafe extern "C" fn(user: *mut c_void, x: u64, out: *mut u64) -> c_int;
+
+#[link(name = "m")]
+extern "C" {
+    /// libm's `pow`, called directly: the seeds' per-call experiment.
+    fn pow(x: f64, y: f64) -> f64;
+}
+
+extern "C" {
+    fn malloc(size: usize) -> *mut c_void;
+    fn free(p: *mut c_void);
+}
+
+// The static library built by build.rs from csrc/*.c.
+extern "C" {
+    fn ffiprof_pow_loop(a: f64, e: f64, n: u64) -> f64;
+    fn ffiprof_plusone(x: c_int) -> c_int;
+    fn ffiprof_plusone_loop(x: c_int, n: u64) -> c_int;
+    fn ffiprof_buf_digest(p: *const u8, len: usize, seed: u64) -> u64;
+    fn ffiprof_buf_digest_repeat(p: *const u8, len: usize, n: u64, seed: u64) -> u64;
+    fn ffiprof_cstr_digest(s: *const c_char, seed: u64) -> u64;
+    fn ffiprof_cstr_digest_many(strs: *const *const c_char, k: usize, n: u64, seed: u64) -> u64;
+    fn ffiprof_for_each(
+        step: StepFn,
+        user: *mut c_void,
+        n: u64,
+        x0: u64,
+        result: *mut u64,
+        done: *mut u64,
+    ) -> c_int;
+    fn ffiprof_c_step(user: *mut c_void, x: u64, out: *mut u64) -> c_int;
+    fn ffiprof_node_push(head: *mut RawNode, value: u64) -> *mut RawNode;
+    fn ffiprof_node_pop(head: *mut RawNode, value: *mut u64) -> *mut RawNode;
+    fn ffiprof_nodes_batched(n: u64, seed: u64) -> u64;
+    fn ffiprof_arena_new(capacity_nodes: usize) -> *mut RawArena;
+    fn ffiprof_arena_push(arena: *mut RawArena, head: *mut RawNode, value: u64) -> *mut RawNode;
+    fn ffiprof_list_sum(head: *const RawNode) -> u64;
+    fn ffiprof_arena_free(arena: *mut RawArena);
+}
+
+/// libm `pow(x, y)`.
+#[inline]
+pub fn libm_pow(x: f64, y: f64) -> f64 {
+    // SAFETY: pow takes two doubles by value and touches no memory of ours.
+    unsafe { pow(x, y) }
+}
+
+/// C loop: `a = pow(a, e)` n times.
+pub fn pow_loop(a: f64, e: f64, n: u64) -> f64 {
+    // SAFETY: plain values in and out.
+    unsafe { ffiprof_pow_loop(a, e, n) }
+}
+
+/// C `plusone(x)`: `x + 1`, wrapping.
+#[inline]
+pub fn plusone(x: i32) -> i32 {
+    // SAFETY: plain values in and out.
+    unsafe { ffiprof_plusone(x) }
+}
+
+/// C loop calling `plusone` n times.
+pub fn plusone_loop(x: i32, n: u64) -> i32 {
+    // SAFETY: plain values in and out.
+    unsafe { ffiprof_plusone_loop(x, n) }
+}
+
+/// C digest of a byte buffer, borrowed for the duration of the call.
+#[inline]
+pub fn buf_digest(bytes: &[u8], seed: u64) -> u64 {
+    // SAFETY: the pointer and length come from a live slice that C only reads, and C keeps
+    // no reference after returning.
+    unsafe { ffiprof_buf_digest(bytes.as_ptr(), bytes.len(), seed) }
+}
+
+/// C loop digesting the same buffer n times.
+pub fn buf_digest_repeat(bytes: &[u8], n: u64, seed: u64) -> u64 {
+    // SAFETY: as in `buf_digest`.
+    unsafe { ffiprof_buf_digest_repeat(bytes.as_ptr(), bytes.len(), n, seed) }
+}
+
+/// A byte buffer in C's heap (`malloc`), freed with `free` on drop.
+pub struct CBuffer {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl CBuffer {
+    /// Copies `bytes` into a fresh `malloc` block, as cgo's `C.CBytes` does. Aborts like
+    /// any Rust allocation when memory runs out.
+    pub fn copy_from(bytes: &[u8]) -> CBuffer {
+        let size = bytes.len().max(1);
+        // SAFETY: malloc may be called with any size; the result is checked for null.
+        let raw = unsafe { malloc(size) }.cast::<u8>();
+        let Some(ptr) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(std::alloc::Layout::array::<u8>(size).unwrap());
+        };
+        // SAFETY: ptr points to at least bytes.len() writable bytes that do not overlap
+        // `bytes`, which is a live slice.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len()) };
+        CBuffer { ptr, len: bytes.len() }
+    }
+
+    /// C digest of this buffer.
+    pub fn digest(&self, seed: u64) -> u64 {
+        // SAFETY: ptr/len describe the initialised block this value owns.
+        unsafe { ffiprof_buf_digest(self.ptr.as_ptr(), self.len, seed) }
+    }
+}
+
+impl Drop for CBuffer {
+    fn drop(&mut self) {
+        // SAFETY: ptr came from malloc and is freed exactly once, here.
+        unsafe { free(self.ptr.as_ptr().cast()) }
+    }
+}
+
+/// C digest of a NUL-terminated string.
+#[inline]
+pub fn cstr_digest(s: &CStr, seed: u64) -> u64 {
+    // SAFETY: a CStr is a live, NUL-terminated string that C only reads.
+    unsafe { ffiprof_cstr_digest(s.as_ptr(), seed) }
+}
+
+/// C strings built once, with the pointer array C's batched loop reads.
+pub struct CStrTable {
+    strings: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl CStrTable {
+    /// Takes ownership of the strings and collects their pointers.
+    pub fn new(strings: Vec<CString>) -> Self {
+        let ptrs = strings.iter().map(|s| s.as_ptr()).collect();
+        CStrTable { strings, ptrs }
+    }
+
+    /// How many strings the table holds.
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// True when the table holds no string.
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+
+    /// C loop digesting `strings[i % k]` for i in 0..n.
+    pub fn digest_many(&self, n: u64, seed: u64) -> u64 {
+        // SAFETY: every pointer points into a CString that self owns and does not move
+        // (a CString's bytes are on the heap), and k = ptrs.len().
+        unsafe { ffiprof_cstr_digest_many(self.ptrs.as_ptr(), self.ptrs.len(), n, seed) }
+    }
+}
+
+/// Why a C loop over Rust callbacks stopped early.
+#[derive(Debug)]
+pub enum CallbackStop<E> {
+    /// The callback returned an error.
+    Error(E),
+    /// The callback panicked; the panic was caught before it could reach C.
+    Panicked(Box<dyn Any + Send>),
+}
+
+const STEP_OK: c_int = 0;
+const STEP_ERROR: c_int = 1;
+const STEP_PANIC: c_int = 2;
+
+/// C loop calling the C callback `x * mult + 1` per element: no language crossing inside.
+pub fn for_each_c(mult: u64, n: u64, x0: u64) -> u64 {
+    let mut mult = mult;
+    let (mut result, mut done) = (0u64, 0u64);
+    // SAFETY: ffiprof_c_step reads a u64 through user, which points to `mult`, alive for
+    // the whole call; result and done point to live locals.
+    let status = unsafe {
+        ffiprof_for_each(
+            ffiprof_c_step,
+            (&raw mut mult).cast(),
+            n,
+            x0,
+            &raw mut result,
+            &raw mut done,
+        )
+    };
+    debug_assert_eq!(status, STEP_OK);
+    result
+}
+
+struct ClosureCall<'f, F, E> {
+    f: &'f mut F,
+    stop: Option<CallbackStop<E>>,
+}
+
+/// Runs `f` behind `catch_unwind` and turns its outcome into a C status. `stop` receives
+/// the error or panic payload; `out` receives the value.
+fn guarded_step<E>(
+    step: impl FnOnce() -> Result<u64, E>,
+    out: *mut u64,
+    stop: &mut Option<CallbackStop<E>>,
+) -> c_int {
+    match catch_unwind(AssertUnwindSafe(step)) {
+        Ok(Ok(v)) => {
+            // SAFETY: out points to the `next` local of ffiprof_for_each, valid for writes.
+            unsafe { out.write(v) };
+            STEP_OK
+        }
+        Ok(Err(e)) => {
+            *stop = Some(CallbackStop::Error(e));
+            STEP_ERROR
+        }
+        Err(payload) => {
+            *stop = Some(CallbackStop::Panicked(payload));
+            STEP_PANIC
+        }
+    }
+}
+
+unsafe extern "C" fn closure_trampoline<F, E>(user: *mut c_void, x: u64, out: *mut u64) -> c_int
+where
+    F: FnMut(u64) -> Result<u64, E>,
+{
+    // SAFETY: user is the &mut ClosureCall that for_each_closure passed to C, and C hands
+    // it back only during that call, from the same thread.
+    let call = unsafe { &mut *user.cast::<ClosureCall<'_, F, E>>() };
+    let f = &mut *call.f;
+    guarded_step(|| f(x), out, &mut call.stop)
+}
+
+/// C loop calling back into the Rust closure `f` per element, the closure's address
+/// passed through C as the user-data pointer. Returns the final value, or why it stopped
+/// (with how many elements were done).
+pub fn for_each_closure<F, E>(f: &mut F, n: u64, x0: u64) -> Result<u64, (CallbackStop<E>, u64)>
+where
+    F: FnMut(u64) -> Result<u64, E>,
+{
+    let mut call = ClosureCall { f, stop: None };
+    let (mut result, mut done) = (0u64, 0u64);
+    // SAFETY: the trampoline is instantiated for exactly this F and E, and `call` outlives
+    // the C loop, which does not keep the pointer.
+    let status = unsafe {
+        ffiprof_for_each(
+            closure_trampoline::<F, E>,
+            (&raw mut call).cast(),
+            n,
+            x0,
+            &raw mut result,
+            &raw mut done,
+        )
+    };
+    finish(status, call.stop, result, done)
+}
+
+/// A callback that C reaches by handle: user data is an integer, not a Rust address, so
+/// C may hold it after the object is gone and the lookup says so.
+pub trait HandleStep {
+    /// Why a lookup or step failed.
+    type Error;
+    /// Does one element's work for the object behind `handle`.
+    fn step(handle: u64, x: u64) -> Result<u64, Self::Error>;
+}
+
+thread_local! {
+    // Handle callbacks have no Rust address to report through, so the stop reason waits
+    // here for for_each_handle on the same thread.
+    static HANDLE_STOP: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+unsafe extern "C" fn handle_trampoline<H: HandleStep + 'static>(
+    user: *mut c_void,
+    x: u64,
+    out: *mut u64,
+) -> c_int
+where
+    H::Error: 'static,
+{
+    let mut stop: Option<CallbackStop<H::Error>> = None;
+    let status = guarded_step(|| H::step(user as u64, x), out, &mut stop);
+    if let Some(stop) = stop {
+        HANDLE_STOP.with(|slot| *slot.borrow_mut() = Some(Box::new(stop)));
+    }
+    status
+}
+
+/// C loop calling back into `H::step(handle, x)` per element.
+pub fn for_each_handle<H: HandleStep + 'static>(
+    handle: u64,
+    n: u64,
+    x0: u64,
+) -> Result<u64, (CallbackStop<H::Error>, u64)>
+where
+    H::Error: 'static,
+{
+    let (mut result, mut done) = (0u64, 0u64);
+    // SAFETY: the handle travels as an integer in the pointer slot and is never
+    // dereferenced; result and done point to live locals.
+    let status = unsafe {
+        ffiprof_for_each(
+            handle_trampoline::<H>,
+            handle as *mut c_void,
+            n,
+            x0,
+            &raw mut result,
+            &raw mut done,
+        )
+    };
+    let stop = HANDLE_STOP
+        .with(|slot| slot.borrow_mut().take())
+        .and_then(|boxed| boxed.downcast::<CallbackStop<H::Error>>().ok())
+        .map(|b| *b);
+    finish(status, stop, result, done)
+}
+
+fn finish<E>(
+    status: c_int,
+    stop: Option<CallbackStop<E>>,
+    result: u64,
+    done: u64,
+) -> Result<u64, (CallbackStop<E>, u64)> {
+    match (status, stop) {
+        (STEP_OK, None) => Ok(result),
+        (_, Some(stop)) => Err((stop, done)),
+        (status, None) => unreachable!("C loop stopped with status {status} and no reason"),
+    }
+}
+
+/// A singly linked list of `malloc`ed C nodes, freed node by node on drop.
+pub struct CList {
+    head: *mut RawNode,
+}
+
+impl CList {
+    /// An empty list.
+    pub fn new() -> Self {
+        CList { head: ptr::null_mut() }
+    }
+
+    /// Pushes one node (one C call, one malloc).
+    #[inline]
+    pub fn push(&mut self, value: u64) {
+        // SAFETY: head is null or a list built by ffiprof_node_push that only this value
+        // owns.
+        let node = unsafe { ffiprof_node_push(self.head, value) };
+        if node.is_null() {
+            std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u64; 2]>());
+        }
+        self.head = node;
+    }
+
+    /// Pops and frees one node (one C call, one free).
+    #[inline]
+    pub fn pop(&mut self) -> Option<u64> {
+        if self.head.is_null() {
+            return None;
+        }
+        let mut value = 0;
+        // SAFETY: head is a live node this list owns; pop frees it and returns the next.
+        self.head = unsafe { ffiprof_node_pop(self.head, &raw mut value) };
+        Some(value)
+    }
+}
+
+impl Default for CList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for CList {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
+    }
+}
+
+/// C loop that mallocs n nodes and frees them one by one, returning the sum of values.
+pub fn nodes_batched(n: u64, seed: u64) -> u64 {
+    // SAFETY: plain values in and out; C frees everything it allocates.
+    unsafe { ffiprof_nodes_batched(n, seed) }
+}
+
+/// A C arena of list nodes, freed in one call on drop.
+pub struct CArena {
+    arena: NonNull<RawArena>,
+    head: *mut RawNode,
+}
+
+impl CArena {
+    /// An arena with room for `capacity` nodes.
+    pub fn with_capacity(capacity: usize) -> CArena {
+        // SAFETY: any capacity is accepted; the result is checked for null.
+        let raw = unsafe { ffiprof_arena_new(capacity) };
+        let Some(arena) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u64; 2]>());
+        };
+        CArena { arena, head: ptr::null_mut() }
+    }
+
+    /// Pushes one node into the arena's list (one C call, no malloc). False when full.
+    #[inline]
+    pub fn push(&mut self, value: u64) -> bool {
+        // SAFETY: arena is live and head is null or a node of this arena.
+        let node = unsafe { ffiprof_arena_push(self.arena.as_ptr(), self.head, value) };
+        if node.is_null() {
+            return false;
+        }
+        self.head = node;
+        true
+    }
+
+    /// Sum of the values in the list (one C call).
+    pub fn sum(&self) -> u64 {
+        // SAFETY: head is null or a node of this live arena.
+        unsafe { ffiprof_list_sum(self.head) }
+    }
+}
+
+impl Drop for CArena {
+    fn drop(&mut self) {
+        // SAFETY: arena came from ffiprof_arena_new and is freed once; its nodes go with it.
+        unsafe { ffiprof_arena_free(self.arena.as_ptr()) }
+    }
+}
+
+/// Functions of the shared library `libffiprof_dyn.so`, resolved with dlopen/dlsym.
+pub struct DynPlusOne {
+    lib: libloading::Library,
+    plusone: unsafe extern "C" fn(c_int) -> c_int,
+    plusone_loop: unsafe extern "C" fn(c_int, u64) -> c_int,
+}
+
+/// Symbol of the per-call function in the shared library.
+const DYN_PLUSONE: &[u8] = b"ffiprof_dyn_plusone\0";
+const DYN_PLUSONE_LOOP: &[u8] = b"ffiprof_dyn_plusone_loop\0";
+
+impl DynPlusOne {
+    /// Loads the library at `path` and resolves its two functions.
+    pub fn open(path: &Path) -> Result<DynPlusOne, libloading::Error> {
+        // SAFETY: the library is ffiprof's own, built by build.rs; its initialisers do
+        // nothing.
+        let lib = unsafe { libloading::Library::new(path) }?;
+        // SAFETY: the symbols are defined in csrc/dylib with exactly these signatures.
+        let (plusone, plusone_loop) = unsafe {
+            let f: libloading::Symbol<unsafe extern "C" fn(c_int) -> c_int> =
+                lib.get(DYN_PLUSONE)?;
+            let g: libloading::Symbol<unsafe extern "C" fn(c_int, u64) -> c_int> =
+                lib.get(DYN_PLUSONE_LOOP)?;
+            (*f, *g)
+        };
+        Ok(DynPlusOne { lib, plusone, plusone_loop })
+    }
+
+    /// `plusone` through the pointer resolved once at load time.
+    #[inline]
+    pub fn plusone(&self, x: i32) -> i32 {
+        // SAFETY: the pointer stays valid while self.lib is loaded, which self guarantees.
+        unsafe { (self.plusone)(x) }
+    }
+
+    /// The library's own loop.
+    pub fn plusone_loop(&self, x: i32, n: u64) -> i32 {
+        // SAFETY: as in `plusone`.
+        unsafe { (self.plusone_loop)(x, n) }
+    }
+
+    /// `plusone` looked up with dlsym on every call, then called.
+    #[inline]
+    pub fn plusone_lookup(&self, x: i32) -> Result<i32, libloading::Error> {
+        // SAFETY: the symbol has this signature (csrc/dylib) and the library is loaded for
+        // the duration of the call.
+        unsafe {
+            let f: libloading::Symbol<unsafe extern "C" fn(c_int) -> c_int> =
+                self.lib.get(DYN_PLUSONE)?;
+            Ok(f(x))
+        }
+    }
+}
+
+extern "C" {
+    fn gnu_get_libc_version() -> *const c_char;
+    fn dup(fd: c_int) -> c_int;
+    fn dup2(old: c_int, new: c_int) -> c_int;
+    fn close(fd: c_int) -> c_int;
+}
+
+/// glibc's version string, for example "2.36".
+pub fn glibc_version() -> String {
+    // SAFETY: gnu_get_libc_version returns a pointer to a static NUL-terminated string.
+    unsafe { CStr::from_ptr(gnu_get_libc_version()) }.to_string_lossy().into_owned()
+}
+
+const STDOUT: c_int = 1;
+const STDERR: c_int = 2;
+
+/// While alive, file descriptor 1 (stdout) points at stderr, so that a library that
+/// prints progress to stdout (criterion) leaves stdout to ffiprof's own results. Restored
+/// on drop. Does nothing if the descriptors cannot be duplicated.
+pub struct StdoutToStderr {
+    saved: Option<c_int>,
+}
+
+impl StdoutToStderr {
+    /// Redirects stdout to stderr.
+    pub fn new() -> StdoutToStderr {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: dup and dup2 only manipulate this process's descriptor table; a failed
+        // call returns -1 and changes nothing.
+        let saved = unsafe {
+            let saved = dup(STDOUT);
+            if saved < 0 {
+                None
+            } else if dup2(STDERR, STDOUT) < 0 {
+                close(saved);
+                None
+            } else {
+                Some(saved)
+            }
+        };
+        StdoutToStderr { saved }
+    }
+}
+
+impl Default for StdoutToStderr {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        if let Some(saved) = self.saved {
+            // SAFETY: saved is a descriptor this value duplicated and still owns.
+            unsafe {
+                dup2(saved, STDOUT);
+                close(saved);
+            }
+        }
+    }
+}

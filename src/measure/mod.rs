@@ -1,0 +1,140 @@
+//! Timing with criterion. `cargo bench` and `ffiprof bench` register the same benchmarks
+//! with the same settings ([`Options`], [`criterion`], [`register`]); `ffiprof bench` then
+//! reads criterion's own estimates back ([`criterion_data`]) and derives per-call figures
+//! from them ([`results`]). ffiprof computes no statistics of its own beyond dividing by
+//! the calls per iteration and combining two criterion intervals.
+
+pub mod criterion_data;
+pub mod results;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+
+use crate::error::{Error, Result};
+use crate::workload::Workload;
+
+pub use results::{BenchResults, CaseResult, Interval, Nanos, VariantResult};
+
+/// How long and how carefully to measure.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Short runs: the whole catalogue in about a minute, with wider intervals. Default:
+    /// false.
+    pub quick: bool,
+}
+
+#[allow(clippy::derivable_impls)] // written out so each default is stated once, here
+impl Default for Options {
+    fn default() -> Self {
+        Options { quick: false }
+    }
+}
+
+impl Options {
+    /// Options for a quick or a full run.
+    pub fn new(quick: bool) -> Self {
+        Options { quick }
+    }
+
+    /// Warm-up time per benchmark.
+    pub fn warm_up(&self) -> Duration {
+        if self.quick {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(1)
+        }
+    }
+
+    /// Measurement time per benchmark.
+    pub fn measurement(&self) -> Duration {
+        if self.quick {
+            Duration::from_millis(900)
+        } else {
+            Duration::from_secs(3)
+        }
+    }
+
+    /// Samples (timed batches of iterations) per benchmark.
+    pub fn sample_size(&self) -> usize {
+        if self.quick {
+            20
+        } else {
+            50
+        }
+    }
+
+    /// Bootstrap resamples for the confidence intervals.
+    pub fn resamples(&self) -> usize {
+        if self.quick {
+            10_000
+        } else {
+            50_000
+        }
+    }
+
+    /// "quick" or "full".
+    pub fn mode(&self) -> &'static str {
+        if self.quick {
+            "quick"
+        } else {
+            "full"
+        }
+    }
+}
+
+/// Confidence level of every interval ffiprof reports.
+pub const CONFIDENCE_LEVEL: f64 = 0.95;
+
+/// A criterion configured as `options` says: no plots, 95% intervals.
+pub fn criterion(options: &Options) -> Criterion {
+    Criterion::default()
+        .warm_up_time(options.warm_up())
+        .measurement_time(options.measurement())
+        .sample_size(options.sample_size())
+        .nresamples(options.resamples())
+        .confidence_level(CONFIDENCE_LEVEL)
+        .without_plots()
+}
+
+/// Registers (and, as criterion does, runs) one benchmark per workload, input and variant:
+/// group = workload, id = `variant/input`, throughput = calls per iteration, so criterion
+/// reports time per call.
+pub fn register(c: &mut Criterion, workloads: &[Workload]) -> Result<()> {
+    for workload in workloads {
+        let mut group = c.benchmark_group(workload.name);
+        for input in &workload.inputs {
+            let n = input.calls_per_iteration;
+            group.throughput(Throughput::Elements(n));
+            for variant in &workload.variants {
+                let mut runner = (variant.prepare)(input)?;
+                group.bench_function(BenchmarkId::new(variant.name, input.name), |b| {
+                    b.iter(|| runner.run(black_box(n)))
+                });
+            }
+        }
+        group.finish();
+    }
+    Ok(())
+}
+
+/// Benchmarks `workloads` in this process and returns per-call results. Criterion's files
+/// go to a fresh directory under `scratch`, so no earlier run's estimates can be read by
+/// mistake; criterion's progress lines go to stderr.
+pub fn run(workloads: &[Workload], options: &Options, scratch: &Path) -> Result<BenchResults> {
+    let dir = tempfile::Builder::new()
+        .prefix("criterion-")
+        .tempdir_in(scratch)
+        .map_err(|source| Error::Write { path: scratch.to_owned(), source })?;
+    {
+        let _redirect = crate::ffi::StdoutToStderr::new();
+        let mut c = criterion(options).output_directory(dir.path());
+        register(&mut c, workloads)?;
+        c.final_summary();
+    }
+    let estimates = criterion_data::read_all(dir.path())?;
+    results::collect(workloads, options, &estimates, dir.path())
+}

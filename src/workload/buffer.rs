@@ -1,0 +1,98 @@
+//! `buffer`: handing a byte slice to C: borrowed, copied into C memory per call
+//! (the seeds' "copy, copy, copy"), or all calls batched.
+
+use std::hint::black_box;
+use std::rc::Rc;
+
+use super::{runner, Input, Role, Variant, Workload};
+use crate::ffi::{self, CBuffer};
+
+const SEED: u64 = 0x5eed;
+const KIB: u64 = 1024;
+
+/// Items per iteration: about 1 MiB of bytes read, at least 4 and at most 4096 calls.
+const fn calls_for(size: u64) -> u64 {
+    let n = (1024 * KIB) / size;
+    if n < 4 {
+        4
+    } else if n > 4096 {
+        4096
+    } else {
+        n
+    }
+}
+
+const fn input(name: &'static str, size: u64) -> Input {
+    Input { name, value: size, calls_per_iteration: calls_for(size) }
+}
+
+/// Deterministic bytes of the given size (a xorshift stream).
+fn bytes(size: u64) -> Rc<[u8]> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+pub(super) fn workload() -> Workload {
+    Workload {
+        name: "buffer",
+        about: "a byte slice handed to C per call: borrowed vs copied into C memory vs batched",
+        inputs: vec![
+            input("16B", 16),
+            input("256B", 256),
+            input("4KiB", 4 * KIB),
+            input("64KiB", 64 * KIB),
+            input("1MiB", 1024 * KIB),
+        ],
+        variants: vec![
+            Variant {
+                name: "batched",
+                role: Role::Baseline,
+                about: "one call: C digests the buffer n times",
+                prepare: |input| {
+                    let buf = bytes(input.value);
+                    let seed = black_box(SEED);
+                    runner(move |n| ffi::buf_digest_repeat(&buf, n, seed))
+                },
+            },
+            Variant {
+                name: "borrow",
+                role: Role::PerCall,
+                about: "per-call with pointer and length of the Rust slice, no copy",
+                prepare: |input| {
+                    let buf = bytes(input.value);
+                    let seed = black_box(SEED);
+                    runner(move |n| {
+                        let mut h = seed;
+                        for _ in 0..n {
+                            h = ffi::buf_digest(&buf, h);
+                        }
+                        h
+                    })
+                },
+            },
+            Variant {
+                name: "copy",
+                role: Role::PerCall,
+                about: "per-call malloc in C, copy the slice in, digest, free (cgo's C.CBytes)",
+                prepare: |input| {
+                    let buf = bytes(input.value);
+                    let seed = black_box(SEED);
+                    runner(move |n| {
+                        let mut h = seed;
+                        for _ in 0..n {
+                            h = CBuffer::copy_from(&buf).digest(h);
+                        }
+                        h
+                    })
+                },
+            },
+        ],
+    }
+}

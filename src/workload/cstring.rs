@@ -1,0 +1,84 @@
+//! `cstring`: passing Rust strings to C, which wants them NUL-terminated.
+
+use std::ffi::{CStr, CString};
+use std::hint::black_box;
+
+use super::{runner, Input, Role, Variant, Workload};
+use crate::ffi::{self, CStrTable};
+
+const SEED: u64 = 0xc0ffee;
+const STRINGS: usize = 64;
+
+/// The strings a program would hold: Rust `String`s of 6 to 70 bytes, no NUL inside.
+fn strings() -> Vec<String> {
+    (0..STRINGS)
+        .map(|i| {
+            let path = "segment/".repeat(i % 8);
+            format!("user-{i:04}@{path}example")
+        })
+        .collect()
+}
+
+pub(super) fn workload() -> Workload {
+    Workload {
+        name: "cstring",
+        about: "Rust strings to C: a new CString per call vs one reused buffer vs batched",
+        inputs: vec![Input { name: "6-70B", value: 0, calls_per_iteration: 2_000 }],
+        variants: vec![
+            Variant {
+                name: "batched",
+                role: Role::Baseline,
+                about: "C strings built once, one call digests n of them",
+                prepare: |_| {
+                    let owned: Vec<CString> = strings()
+                        .into_iter()
+                        .map(|s| CString::new(s).expect("catalogue strings have no NUL"))
+                        .collect();
+                    let table = CStrTable::new(owned);
+                    let seed = black_box(SEED);
+                    runner(move |n| table.digest_many(n, seed))
+                },
+            },
+            Variant {
+                name: "new-cstring",
+                role: Role::PerCall,
+                about: "per-call CString::new (allocate, copy, check, free)",
+                prepare: |_| {
+                    let strs = strings();
+                    let seed = black_box(SEED);
+                    runner(move |n| {
+                        let mut h = seed;
+                        for i in 0..n as usize {
+                            let s = CString::new(strs[i % STRINGS].as_str())
+                                .expect("catalogue strings have no NUL");
+                            h = ffi::cstr_digest(&s, h);
+                        }
+                        h
+                    })
+                },
+            },
+            Variant {
+                name: "reuse-buffer",
+                role: Role::PerCall,
+                about: "per-call copy into one reused Vec plus NUL, checked, no allocation",
+                prepare: |_| {
+                    let strs = strings();
+                    let mut buf: Vec<u8> = Vec::with_capacity(128);
+                    let seed = black_box(SEED);
+                    runner(move |n| {
+                        let mut h = seed;
+                        for i in 0..n as usize {
+                            buf.clear();
+                            buf.extend_from_slice(strs[i % STRINGS].as_bytes());
+                            buf.push(0);
+                            let s = CStr::from_bytes_with_nul(&buf)
+                                .expect("catalogue strings have no NUL");
+                            h = ffi::cstr_digest(s, h);
+                        }
+                        h
+                    })
+                },
+            },
+        ],
+    }
+}

@@ -1,0 +1,139 @@
+//! The workload catalogue: each workload asks one question about the Rust/C boundary.
+//!
+//! A workload has one or more inputs (`pow` has two chains, `buffer` five sizes) and two
+//! or more variants. The first variant is the *batched baseline*: one call into C that
+//! does all n items. The others do the same n items with a crossing per item (or, for
+//! reference, none at all). Every variant returns a checksum of its work, so the compiler
+//! cannot drop the work and the tests can check that all variants did the same thing.
+//!
+//! Adding a workload means one C file in `csrc/`, one Rust file here, and one line in
+//! [`catalogue`].
+
+mod arena;
+mod buffer;
+mod callback;
+mod cstring;
+mod dylib;
+mod plusone;
+mod pow;
+
+pub use callback::{
+    register, run_by_handle, run_closure, unregister, CallbackError, Handle, HandleRegistry,
+};
+
+use crate::error::{Error, Result};
+
+/// What a variant stands for in the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// One call into C that loops over all n items.
+    Baseline,
+    /// One crossing (or more) per item.
+    PerCall,
+    /// No crossing at all: what the same work costs when it stays in Rust.
+    Reference,
+}
+
+/// A prepared variant: inputs built, resources acquired, ready to run n items.
+pub trait Runner {
+    /// Does the work of `n` items and returns its checksum.
+    fn run(&mut self, n: u64) -> u64;
+}
+
+/// Builds a runner for one input; may fail when a resource is missing (a shared library).
+pub type Prepare = fn(&Input) -> Result<Box<dyn Runner>>;
+
+/// One way of doing a workload's work.
+#[derive(Clone)]
+pub struct Variant {
+    /// Short name, unique in its workload (`per-call`).
+    pub name: &'static str,
+    /// What it stands for.
+    pub role: Role,
+    /// One line on what it does.
+    pub about: &'static str,
+    /// Builds the runner.
+    pub prepare: Prepare,
+}
+
+/// One input a workload is measured at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    /// Name used in benchmark ids (`chain`, `4KiB`).
+    pub name: &'static str,
+    /// A size or selector the workload interprets (bytes for `buffer`).
+    pub value: u64,
+    /// Items per measured iteration: enough that one iteration takes tens of microseconds.
+    pub calls_per_iteration: u64,
+}
+
+/// A question about the boundary, with its variants and inputs.
+#[derive(Clone)]
+pub struct Workload {
+    /// Name used on the command line and in benchmark ids.
+    pub name: &'static str,
+    /// One line on what it shows.
+    pub about: &'static str,
+    /// The inputs it is measured at; never empty.
+    pub inputs: Vec<Input>,
+    /// The variants, baseline first.
+    pub variants: Vec<Variant>,
+}
+
+impl Workload {
+    /// The batched baseline.
+    pub fn baseline(&self) -> &Variant {
+        &self.variants[0]
+    }
+
+    /// The variant called `name`.
+    pub fn variant(&self, name: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// The input called `name`.
+    pub fn input(&self, name: &str) -> Option<&Input> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+}
+
+/// Every workload, in the order they are reported.
+pub fn catalogue() -> Vec<Workload> {
+    vec![
+        pow::workload(),
+        plusone::workload(),
+        dylib::workload(),
+        buffer::workload(),
+        cstring::workload(),
+        callback::workload(),
+        arena::workload(),
+    ]
+}
+
+/// The workloads called `names`, in catalogue order; all of them when `names` is empty.
+/// An unknown name is an error that lists the known ones.
+pub fn select(names: &[String]) -> Result<Vec<Workload>> {
+    let all = catalogue();
+    if let Some(unknown) = names.iter().find(|n| !all.iter().any(|w| w.name == n.as_str())) {
+        return Err(Error::UnknownWorkload {
+            name: unknown.clone(),
+            known: all.iter().map(|w| w.name).collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok(all.into_iter().filter(|w| names.is_empty() || names.iter().any(|n| n == w.name)).collect())
+}
+
+/// A runner made from a closure over prepared state.
+struct FnRunner<F>(F);
+
+impl<F: FnMut(u64) -> u64> Runner for FnRunner<F> {
+    fn run(&mut self, n: u64) -> u64 {
+        (self.0)(n)
+    }
+}
+
+/// Boxes a closure as a [`Runner`].
+fn runner(f: impl FnMut(u64) -> u64 + 'static) -> Result<Box<dyn Runner>> {
+    Ok(Box::new(FnRunner(f)))
+}

@@ -1,0 +1,56 @@
+//! `pow`: the seeds' experiment. libm `pow` called from a Rust loop once per iteration,
+//! against one call into a C loop that calls `pow`.
+
+use std::hint::black_box;
+
+use super::{runner, Input, Role, Variant, Workload};
+use crate::ffi;
+
+/// `a = pow(a, 3)` from `a = 0`: the seeds' chain, which stays at 0 (a fast path in libm).
+const CUBE_FROM_ZERO: u64 = 0;
+/// `a = pow(a, 0.9999999)` from 1.5: no overflow, no special case, real work every call.
+const CHAIN: u64 = 1;
+
+fn start(input: &Input) -> (f64, f64) {
+    match input.value {
+        CUBE_FROM_ZERO => (0.0, 3.0),
+        _ => (1.5, 0.999_999_9),
+    }
+}
+
+pub(super) fn workload() -> Workload {
+    Workload {
+        name: "pow",
+        about: "libm pow once per Rust loop iteration vs one call into a C loop (the seeds' cgo experiment)",
+        inputs: vec![
+            Input { name: "cube-from-0", value: CUBE_FROM_ZERO, calls_per_iteration: 2_000 },
+            Input { name: "chain", value: CHAIN, calls_per_iteration: 1_000 },
+        ],
+        variants: vec![
+            Variant {
+                name: "batched",
+                role: Role::Baseline,
+                about: "one call into a C loop that calls pow n times",
+                prepare: |input| {
+                    let (a, e) = black_box(start(input));
+                    runner(move |n| ffi::pow_loop(a, e, n).to_bits())
+                },
+            },
+            Variant {
+                name: "per-call",
+                role: Role::PerCall,
+                about: "a Rust loop calling libm pow through FFI n times",
+                prepare: |input| {
+                    let (a0, e) = black_box(start(input));
+                    runner(move |n| {
+                        let mut a = a0;
+                        for _ in 0..n {
+                            a = ffi::libm_pow(a, e);
+                        }
+                        a.to_bits()
+                    })
+                },
+            },
+        ],
+    }
+}

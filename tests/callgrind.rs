@@ -1,0 +1,103 @@
+//! The per-call loop of `plusone` really crosses into C on every iteration: under
+//! callgrind, the C function is called exactly n times from the Rust loop, and the
+//! instructions per iteration include the call. Needs valgrind (.ci/run installs it); set
+//! FFIPROF_SKIP_VALGRIND=1 to skip on a machine without it.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Profile {
+    /// Total instructions executed.
+    instructions: u64,
+    /// Calls into `ffiprof_plusone`, from any caller.
+    plusone_calls: u64,
+    /// Distinct callers of `ffiprof_plusone`.
+    callers: Vec<String>,
+}
+
+/// Reads a callgrind output file (format: valgrind's callgrind "Callgrind Format"). Names
+/// may be compressed as `(id) name` on first use and `(id)` later.
+fn parse(text: &str) -> Profile {
+    let mut names: std::collections::HashMap<String, String> = Default::default();
+    let mut resolve = |spec: &str| -> String {
+        let spec = spec.trim();
+        if let Some(rest) = spec.strip_prefix('(') {
+            let (id, name) = rest.split_once(')').unwrap();
+            let name = name.trim();
+            if name.is_empty() {
+                names.get(id).cloned().unwrap_or_default()
+            } else {
+                names.insert(id.to_owned(), name.to_owned());
+                name.to_owned()
+            }
+        } else {
+            spec.to_owned()
+        }
+    };
+    let (mut instructions, mut plusone_calls) = (0, 0);
+    let mut callers = Vec::new();
+    let (mut current_fn, mut call_target) = (String::new(), String::new());
+    for line in text.lines() {
+        if let Some(spec) = line.strip_prefix("fn=") {
+            current_fn = resolve(spec);
+        } else if let Some(spec) = line.strip_prefix("cfn=") {
+            call_target = resolve(spec);
+        } else if let Some(rest) = line.strip_prefix("calls=") {
+            let count: u64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+            if call_target == "ffiprof_plusone" {
+                plusone_calls += count;
+                if !callers.contains(&current_fn) {
+                    callers.push(current_fn.clone());
+                }
+            }
+        } else if let Some(total) = line.strip_prefix("summary:").or(line.strip_prefix("totals:")) {
+            instructions = total.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    }
+    Profile { instructions, plusone_calls, callers }
+}
+
+fn callgrind(dir: &Path, n: u64) -> Profile {
+    let out = dir.join(format!("callgrind.{n}.out"));
+    let status = Command::new("valgrind")
+        .args(["--tool=callgrind", "--dump-instr=no", "--compress-strings=yes"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(env!("CARGO_BIN_EXE_ffiprof"))
+        .args(["exec", "plusone", "per-call", "--n", &n.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("valgrind runs");
+    assert!(status.success(), "valgrind --tool=callgrind failed: {status}");
+    parse(&std::fs::read_to_string(out).unwrap())
+}
+
+#[test]
+fn plusone_per_call_calls_c_every_iteration() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("FFIPROF_SKIP_VALGRIND").is_some(),
+            "valgrind is not installed (apt-get install valgrind), or set FFIPROF_SKIP_VALGRIND=1"
+        );
+        eprintln!("skipped: valgrind not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (n1, n2) = (100_000u64, 200_000u64);
+    let small = callgrind(dir.path(), n1);
+    let large = callgrind(dir.path(), n2);
+    assert_eq!(small.plusone_calls, n1, "one C call per iteration");
+    assert_eq!(large.plusone_calls, n2, "one C call per iteration");
+    assert_eq!(large.callers.len(), 1, "one caller: the Rust loop, got {:?}", large.callers);
+    assert!(
+        large.callers[0].contains("ffiprof"),
+        "the caller is ffiprof's runner: {:?}",
+        large.callers
+    );
+    // Instructions per iteration, from the difference so that start-up cancels out: at
+    // least the call, the callee's two instructions (lea, ret) and a loop branch.
+    let per_iteration = (large.instructions - small.instructions) as f64 / (n2 - n1) as f64;
+    assert!(per_iteration >= 4.0, "{per_iteration} instructions per iteration cannot hold a call");
+    assert!(per_iteration < 20.0, "{per_iteration} instructions per iteration: not a tight loop");
+    eprintln!("plusone per-call: {per_iteration:.2} instructions per iteration under callgrind");
+}

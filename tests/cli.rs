@@ -1,0 +1,129 @@
+//! The real binary: `list`, a quick `bench` with `--json`, and every bad-input path.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn ffiprof() -> Command {
+    Command::cargo_bin("ffiprof").unwrap()
+}
+
+#[test]
+fn list_names_every_workload_and_variant() {
+    let out = ffiprof().arg("list").assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    for w in ffiprof::workload::catalogue() {
+        assert!(text.contains(w.name), "list lacks {}", w.name);
+        for v in &w.variants {
+            assert!(text.contains(v.name), "list lacks {}/{}", w.name, v.name);
+        }
+        for i in &w.inputs {
+            assert!(text.contains(i.name), "list lacks input {}/{}", w.name, i.name);
+        }
+    }
+}
+
+#[test]
+fn quick_bench_writes_json_of_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.json");
+    ffiprof()
+        .args(["bench", "plusone", "--quick", "--json"])
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("per-call").and(predicate::str::contains("ns/call")));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["mode"], "quick");
+    assert!(json["environment"]["cpu"].is_string());
+    let cases = json["workloads"].as_array().unwrap();
+    assert_eq!(cases.len(), 1);
+    let case = &cases[0];
+    assert_eq!(case["name"], "plusone");
+    assert_eq!(case["baseline"], "batched");
+    let variants = case["variants"].as_array().unwrap();
+    let names: Vec<&str> = variants.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["batched", "per-call", "rust-inlined"]);
+    for v in variants {
+        let ns = &v["ns_per_call"];
+        let (e, lo, hi) = (
+            ns["estimate"].as_f64().unwrap(),
+            ns["lower"].as_f64().unwrap(),
+            ns["upper"].as_f64().unwrap(),
+        );
+        assert!(lo <= e && e <= hi && lo > 0.0, "interval must contain its estimate: {ns}");
+        if v["name"] == "batched" {
+            assert!(v["overhead_ns_per_call"].is_null() && v["ratio"].is_null());
+        } else {
+            let o = &v["overhead_ns_per_call"];
+            assert!(o["lower"].as_f64().unwrap() <= o["upper"].as_f64().unwrap());
+            assert!(v["ratio"]["estimate"].as_f64().unwrap() > 0.0);
+        }
+    }
+    // No temporary file is left beside the result.
+    let names: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, [std::ffi::OsString::from("out.json")]);
+}
+
+#[test]
+fn unknown_workload_exits_2_and_lists_known_names() {
+    ffiprof()
+        .args(["bench", "nosuch", "--quick"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nosuch").and(predicate::str::contains("pow, plusone")));
+}
+
+#[test]
+fn unwritable_json_path_fails_before_benchmarking() {
+    ffiprof()
+        .args(["bench", "plusone", "--quick", "--json", "/nonexistent-dir/out.json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent-dir/out.json"))
+        .stderr(predicate::str::contains("Benchmarking").not());
+}
+
+#[test]
+fn json_path_that_is_a_directory_fails_before_benchmarking() {
+    let dir = tempfile::tempdir().unwrap();
+    ffiprof()
+        .args(["bench", "plusone", "--quick", "--json"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is a directory"))
+        .stderr(predicate::str::contains("Benchmarking").not());
+}
+
+#[test]
+fn a_failed_bench_keeps_an_earlier_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.json");
+    std::fs::write(&path, "earlier results").unwrap();
+    ffiprof().args(["bench", "nosuch", "--json"]).arg(&path).assert().code(2);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "earlier results");
+}
+
+#[test]
+fn unknown_flag_or_subcommand_exits_2() {
+    ffiprof().args(["bench", "--frobnicate"]).assert().code(2);
+    ffiprof().arg("nosuch").assert().code(2);
+}
+
+#[test]
+fn exec_prints_the_checksum_and_rejects_bad_names() {
+    ffiprof().args(["exec", "plusone", "per-call", "--n", "10"]).assert().success().stdout("17\n");
+    ffiprof()
+        .args(["exec", "plusone", "nosuch"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("batched, per-call, rust-inlined"));
+    ffiprof()
+        .args(["exec", "buffer", "borrow", "--input", "3B"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("16B, 256B"));
+}
