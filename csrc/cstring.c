@@ -14,8 +14,12 @@ uint64_t ffiprof_cstr_digest_many(const char *const *strs, size_t k, uint64_t n,
     if (k == 0) {
         return seed;
     }
+    /* A wrapping index rather than i % k: a 64-bit division would cost more than the
+     * call whose cost this loop is the baseline for. */
+    size_t j = 0;
     for (uint64_t i = 0; i < n; i++) {
-        seed = ffiprof_cstr_digest(strs[i % k], seed);
+        seed = ffiprof_cstr_digest(strs[j], seed);
+        j = (j + 1 == k) ? 0 : j + 1;
     }
     return seed;
 }

@@ -9,21 +9,17 @@ use crate::ffi::{self, CStrTable};
 const SEED: u64 = 0xc0ffee;
 const STRINGS: usize = 64;
 
-/// The strings a program would hold: Rust `String`s of 6 to 70 bytes, no NUL inside.
+/// The strings a program would hold: Rust `String`s of 9 to 30 bytes (keys, short
+/// paths), no NUL inside.
 fn strings() -> Vec<String> {
-    (0..STRINGS)
-        .map(|i| {
-            let path = "segment/".repeat(i % 8);
-            format!("user-{i:04}@{path}example")
-        })
-        .collect()
+    (0..STRINGS).map(|i| format!("user-{i:04}{}", "/ab".repeat(i % 8))).collect()
 }
 
 pub(super) fn workload() -> Workload {
     Workload {
         name: "cstring",
         about: "Rust strings to C: a new CString per call vs one reused buffer vs batched",
-        inputs: vec![Input { name: "6-70B", value: 0, calls_per_iteration: 2_000 }],
+        inputs: vec![Input { name: "9-30B", value: 0, calls_per_iteration: 2_000 }],
         variants: vec![
             Variant {
                 name: "batched",
@@ -48,9 +44,9 @@ pub(super) fn workload() -> Workload {
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut h = seed;
-                        for i in 0..n as usize {
-                            let s = CString::new(strs[i % STRINGS].as_str())
-                                .expect("catalogue strings have no NUL");
+                        for s in strs.iter().cycle().take(n as usize) {
+                            let s =
+                                CString::new(s.as_str()).expect("catalogue strings have no NUL");
                             h = ffi::cstr_digest(&s, h);
                         }
                         h
@@ -67,9 +63,9 @@ pub(super) fn workload() -> Workload {
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut h = seed;
-                        for i in 0..n as usize {
+                        for s in strs.iter().cycle().take(n as usize) {
                             buf.clear();
-                            buf.extend_from_slice(strs[i % STRINGS].as_bytes());
+                            buf.extend_from_slice(s.as_bytes());
                             buf.push(0);
                             let s = CStr::from_bytes_with_nul(&buf)
                                 .expect("catalogue strings have no NUL");
