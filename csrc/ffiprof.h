@@ -45,4 +45,7 @@ uint64_t ffiprof_list_sum(const ffiprof_node *head);
 void ffiprof_arena_reset(ffiprof_arena *arena);
 void ffiprof_arena_free(ffiprof_arena *arena);
 
+/* calibrate: planted work for the samplers' accuracy tests. */
+uint64_t ffiprof_spin(uint64_t x, uint64_t iters);
+
 #endif

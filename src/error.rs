@@ -58,6 +58,33 @@ pub enum Error {
         /// Criterion's output directory.
         dir: PathBuf,
     },
+    /// A setting out of range or unknown (frequency, duration, sampler, variant).
+    #[error("{0}")]
+    InvalidOption(String),
+    /// The kernel refused perf_event_open.
+    #[error("perf_event_open refused ({event}): {source}; {fix}")]
+    PerfOpen {
+        /// The event asked for.
+        event: String,
+        /// The kernel's reason.
+        source: std::io::Error,
+        /// What to do about it.
+        fix: String,
+    },
+    /// The pprof crate failed.
+    #[error("pprof sampler: {0}")]
+    Pprof(String),
+    /// Symbolization failed.
+    #[error("symbolization failed: {0}")]
+    Symbolize(String),
+    /// A flamegraph or profile could not be rendered.
+    #[error("rendering {what} failed: {source}")]
+    Render {
+        /// What was being rendered.
+        what: String,
+        /// The reason.
+        source: std::io::Error,
+    },
     /// JSON could not be produced.
     #[error("cannot serialize {what}: {source}")]
     Serialize {

@@ -61,6 +61,7 @@ extern "C" {
     fn ffiprof_arena_push(arena: *mut RawArena, head: *mut RawNode, value: u64) -> *mut RawNode;
     fn ffiprof_list_sum(head: *const RawNode) -> u64;
     fn ffiprof_arena_free(arena: *mut RawArena);
+    fn ffiprof_spin(x: u64, iters: u64) -> u64;
 }
 
 /// libm `pow(x, y)`.
@@ -68,6 +69,13 @@ extern "C" {
 pub fn libm_pow(x: f64, y: f64) -> f64 {
     // SAFETY: pow takes two doubles by value and touches no memory of ours.
     unsafe { pow(x, y) }
+}
+
+/// C spin: `iters` steps of a multiply-add chain from `x`.
+#[inline]
+pub fn spin(x: u64, iters: u64) -> u64 {
+    // SAFETY: plain values in and out.
+    unsafe { ffiprof_spin(x, iters) }
 }
 
 /// C loop: `a = pow(a, e)` n times.
@@ -500,6 +508,7 @@ impl DynPlusOne {
 
 extern "C" {
     fn gnu_get_libc_version() -> *const c_char;
+    fn pthread_self() -> std::ffi::c_ulong;
     fn dup(fd: c_int) -> c_int;
     fn dup2(old: c_int, new: c_int) -> c_int;
     fn close(fd: c_int) -> c_int;
@@ -509,6 +518,12 @@ extern "C" {
 pub fn glibc_version() -> String {
     // SAFETY: gnu_get_libc_version returns a pointer to a static NUL-terminated string.
     unsafe { CStr::from_ptr(gnu_get_libc_version()) }.to_string_lossy().into_owned()
+}
+
+/// `pthread_self()` of the calling thread, as the pprof crate records thread ids.
+pub fn current_pthread() -> u64 {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { pthread_self() as u64 }
 }
 
 const STDOUT: c_int = 1;

@@ -27,8 +27,13 @@
 pub mod environment;
 pub mod error;
 pub mod ffi;
+pub mod flame;
 pub mod measure;
 pub mod output;
+pub mod profile;
+pub mod sample;
+pub mod stacks;
+pub mod symbol;
 pub mod workload;
 
 pub use error::{Error, Result};

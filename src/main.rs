@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ffiprof::measure::{self, Options};
 use ffiprof::output::AtomicFile;
+use ffiprof::sample::{PerfUnwind, SamplerKind};
 use ffiprof::workload::{self, Role};
 
 /// Measures what it costs to cross the Rust/C boundary.
@@ -33,6 +35,35 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Sample a workload's variants with pprof and perf_event_open; write flamegraphs,
+    /// folded stacks, pprof profiles and summary.json.
+    Profile {
+        /// Workload name (`ffiprof list`; also `calibrate`).
+        workload: String,
+        /// Variant to profile (default: all); the baseline is profiled too, for the
+        /// differential flamegraph.
+        #[arg(long)]
+        variant: Option<String>,
+        /// Input name (default: the workload's first).
+        #[arg(long)]
+        input: Option<String>,
+        /// Sampler.
+        #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
+        sampler: SamplerArg,
+        /// Samples per second to ask for (1 to 100000).
+        #[arg(long, default_value_t = 1000)]
+        frequency: u64,
+        /// Sampling window per variant and sampler, seconds.
+        #[arg(long, default_value_t = 3.0)]
+        duration: f64,
+        /// How the perf sampler unwinds: DWARF CFI over a stack copy (exact), or the
+        /// kernel's frame-pointer callchain (cheaper, skips callers of frameless code).
+        #[arg(long, value_enum, default_value_t = UnwindArg::Dwarf)]
+        perf_unwind: UnwindArg,
+        /// Output directory (default: results/profile-<workload>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run one variant n times and print its checksum (for callgrind, perf and friends).
     Exec {
         /// Workload name.
@@ -48,6 +79,19 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SamplerArg {
+    Pprof,
+    Perf,
+    Both,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UnwindArg {
+    Dwarf,
+    Fp,
+}
+
 /// An error that is the user's to fix: exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -58,7 +102,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         e.is::<UsageError>()
             || matches!(
                 e.downcast_ref::<ffiprof::Error>(),
-                Some(ffiprof::Error::UnknownWorkload { .. })
+                Some(ffiprof::Error::UnknownWorkload { .. } | ffiprof::Error::InvalidOption(_))
             )
     });
     if usage {
@@ -102,7 +146,7 @@ fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> anyhow::Result
 }
 
 fn exec(name: &str, variant: &str, input: Option<&str>, n: u64) -> anyhow::Result<()> {
-    let w = workload::select(&[name.to_owned()])?.remove(0);
+    let w = workload::find(name)?;
     let known_variants = || w.variants.iter().map(|v| v.name).collect::<Vec<_>>().join(", ");
     let v = w.variant(variant).ok_or_else(|| {
         UsageError(format!(
@@ -110,16 +154,95 @@ fn exec(name: &str, variant: &str, input: Option<&str>, n: u64) -> anyhow::Resul
             known_variants()
         ))
     })?;
-    let input = match input {
-        None => &w.inputs[0],
-        Some(i) => w.input(i).ok_or_else(|| {
-            let known = w.inputs.iter().map(|i| i.name).collect::<Vec<_>>().join(", ");
-            UsageError(format!("workload `{name}` has no input `{i}`; its inputs: {known}"))
-        })?,
-    };
+    let input = pick_input(&w, input)?;
     let mut runner = (v.prepare)(input).with_context(|| format!("preparing {name}/{variant}"))?;
     println!("{}", runner.run(n));
     Ok(())
+}
+
+struct ProfileArgs {
+    workload: String,
+    variant: Option<String>,
+    input: Option<String>,
+    sampler: SamplerArg,
+    frequency: u64,
+    duration: f64,
+    perf_unwind: UnwindArg,
+    out: Option<PathBuf>,
+}
+
+fn profile(args: ProfileArgs) -> anyhow::Result<()> {
+    let w = workload::find(&args.workload)?;
+    let variants: Vec<&str> = match &args.variant {
+        None => w.variants.iter().map(|v| v.name).collect(),
+        Some(v) => {
+            let variant = w.variant(v).ok_or_else(|| {
+                let known = w.variants.iter().map(|v| v.name).collect::<Vec<_>>().join(", ");
+                UsageError(format!(
+                    "workload `{}` has no variant `{v}`; its variants: {known}",
+                    w.name
+                ))
+            })?;
+            let baseline = w.baseline().name;
+            if variant.name == baseline {
+                vec![baseline]
+            } else {
+                vec![baseline, variant.name]
+            }
+        }
+    };
+    let input = pick_input(&w, args.input.as_deref())?;
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
+        return Err(UsageError(format!(
+            "--duration {} is out of range: give more than 0 and at most 3600 seconds",
+            args.duration
+        ))
+        .into());
+    }
+    let mut options = ffiprof::profile::Options::default();
+    options.samplers = match args.sampler {
+        SamplerArg::Pprof => vec![SamplerKind::Pprof],
+        SamplerArg::Perf => vec![SamplerKind::Perf],
+        SamplerArg::Both => SamplerKind::ALL.to_vec(),
+    };
+    options.sample.frequency = args.frequency;
+    options.sample.perf_unwind = match args.perf_unwind {
+        UnwindArg::Dwarf => PerfUnwind::Dwarf,
+        UnwindArg::Fp => PerfUnwind::FramePointer,
+    };
+    options.duration = Duration::from_secs_f64(args.duration);
+    options.validate()?;
+    let out =
+        args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("profile-{}", w.name)));
+    let summary = ffiprof::profile::profile_workload(&w, &variants, input, &options, &out)?;
+    print!("{}", summary.table());
+    for p in &summary.profiles {
+        for note in &p.notes {
+            eprintln!("note: {} / {}: {note}", p.variant, p.sampler);
+        }
+    }
+    for f in &summary.failures {
+        eprintln!("warning: the {} sampler did not run: {}", f.sampler, f.error);
+    }
+    println!("wrote {}", out.join("summary.json").display());
+    if summary.profiles.is_empty() {
+        anyhow::bail!("no sampler could run");
+    }
+    Ok(())
+}
+
+fn pick_input<'w>(
+    w: &'w workload::Workload,
+    name: Option<&str>,
+) -> anyhow::Result<&'w workload::Input> {
+    match name {
+        None => Ok(&w.inputs[0]),
+        Some(i) => w.input(i).ok_or_else(|| {
+            let known = w.inputs.iter().map(|i| i.name).collect::<Vec<_>>().join(", ");
+            UsageError(format!("workload `{}` has no input `{i}`; its inputs: {known}", w.name))
+                .into()
+        }),
+    }
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<()> {
@@ -129,6 +252,25 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { workloads, quick, json } => bench(&workloads, quick, json),
+        Command::Profile {
+            workload,
+            variant,
+            input,
+            sampler,
+            frequency,
+            duration,
+            perf_unwind,
+            out,
+        } => profile(ProfileArgs {
+            workload,
+            variant,
+            input,
+            sampler,
+            frequency,
+            duration,
+            perf_unwind,
+            out,
+        }),
         Command::Exec { workload, variant, input, n } => {
             exec(&workload, &variant, input.as_deref(), n)
         }

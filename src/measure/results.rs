@@ -212,10 +212,10 @@ impl BenchResults {
             "overhead ns/call [95% CI]",
             "x baseline",
         ];
-        let mut rows: Vec<[String; 6]> = Vec::new();
+        let mut rows: Vec<Vec<String>> = Vec::new();
         for case in &self.workloads {
             for v in &case.variants {
-                rows.push([
+                rows.push(vec![
                     case.name.clone(),
                     case.input.clone(),
                     v.name.clone(),
@@ -225,30 +225,7 @@ impl BenchResults {
                 ]);
             }
         }
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let line = |out: &mut String, cells: &[&str]| {
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                let sep = if i + 1 == cells.len() { "\n" } else { "  " };
-                // Text left, figures right.
-                if i < 3 {
-                    let _ = write!(out, "{cell:<w$}{sep}");
-                } else {
-                    let _ = write!(out, "{cell:>w$}{sep}");
-                }
-            }
-        };
-        line(&mut out, &header);
-        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-        line(&mut out, &rule.iter().map(String::as_str).collect::<Vec<_>>());
-        for row in &rows {
-            line(&mut out, &row.iter().map(String::as_str).collect::<Vec<_>>());
-        }
+        let mut out = render_table(&header, &rows, 3);
         let _ = writeln!(
             out,
             "\n{} of criterion's samples, 95% bootstrap intervals; overhead = variant - baseline \
@@ -257,4 +234,35 @@ impl BenchResults {
         );
         out
     }
+}
+
+/// Aligned plain-text table: the first `text_columns` columns left-aligned, the rest
+/// (figures) right-aligned, a rule under the header.
+pub fn render_table(header: &[&str], rows: &[Vec<String>], text_columns: usize) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let cells: Vec<&str> = cells.collect();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            let sep = if i + 1 == cells.len() { "\n" } else { "  " };
+            let pad = w.saturating_sub(cell.chars().count());
+            if i < text_columns {
+                let _ = write!(out, "{cell}{}{sep}", " ".repeat(pad));
+            } else {
+                let _ = write!(out, "{}{cell}{sep}", " ".repeat(pad));
+            }
+        }
+    };
+    line(&mut header.iter().copied());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&mut rule.iter().map(String::as_str));
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
 }

@@ -11,6 +11,7 @@
 
 mod arena;
 mod buffer;
+pub mod calibrate;
 mod callback;
 mod cstring;
 mod dylib;
@@ -109,6 +110,24 @@ pub fn catalogue() -> Vec<Workload> {
         callback::workload(),
         arena::workload(),
     ]
+}
+
+/// A workload by name, from the catalogue or the calibration workload (which is not
+/// benchmarked).
+pub fn find(name: &str) -> Result<Workload> {
+    catalogue()
+        .into_iter()
+        .chain(std::iter::once(calibrate::workload()))
+        .find(|w| w.name == name)
+        .ok_or_else(|| Error::UnknownWorkload {
+            name: name.to_owned(),
+            known: catalogue()
+                .iter()
+                .map(|w| w.name)
+                .chain(std::iter::once("calibrate"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// The workloads called `names`, in catalogue order; all of them when `names` is empty.

@@ -1,0 +1,336 @@
+//! Profiling a workload: each chosen variant under each chosen sampler for one window,
+//! then symbols, languages, the boundary summary, and the files: flamegraph, folded
+//! stacks, pprof protobuf, a differential flamegraph per variant against the batched
+//! baseline, and `summary.json`.
+//!
+//! Output layout under the output directory:
+//! `flamegraphs/<workload>.<variant>.<sampler>.svg`,
+//! `flamegraphs/<workload>.<variant>.diff.<sampler>.svg`,
+//! `folded/<workload>.<variant>.<sampler>.folded`,
+//! `profiles/<workload>.<variant>.<sampler>.pb.gz`, `summary.json`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+use crate::sample::{self, RawProfile, SamplerKind};
+use crate::stacks::{self, BoundarySummary, Profile};
+use crate::symbol::ProcessSymbolizer;
+use crate::workload::{Input, Variant, Workload};
+use crate::{flame, flame::legend};
+
+/// Version of `summary.json`.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+
+/// What to profile and how.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Samplers to use, in order. Default: pprof then perf.
+    pub samplers: Vec<SamplerKind>,
+    /// Sampler settings. Default: [`sample::Options::default`].
+    pub sample: sample::Options,
+    /// Sampling window per variant and sampler. Default: 3 s.
+    pub duration: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            samplers: SamplerKind::ALL.to_vec(),
+            sample: sample::Options::default(),
+            duration: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Options {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        self.sample.validate()?;
+        if self.duration.is_zero() {
+            return Err(Error::InvalidOption("duration must be more than 0 seconds".into()));
+        }
+        if self.samplers.is_empty() {
+            return Err(Error::InvalidOption("no sampler chosen".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Paths of one profile's files, relative to the output directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileFiles {
+    /// Flamegraph.
+    pub flamegraph: PathBuf,
+    /// Folded stacks.
+    pub folded: PathBuf,
+    /// Gzipped pprof protobuf.
+    pub pprof: PathBuf,
+    /// Differential flamegraph against the baseline (not for the baseline itself).
+    pub differential: Option<PathBuf>,
+}
+
+/// One variant under one sampler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantProfile {
+    /// Variant name.
+    pub variant: String,
+    /// Sampler.
+    pub sampler: SamplerKind,
+    /// Event sampled.
+    pub event: String,
+    /// How stacks were unwound.
+    pub unwind: String,
+    /// Calls of the variant made during the window.
+    pub calls: u64,
+    /// Where the samples fall.
+    pub summary: BoundarySummary,
+    /// Seconds from the end of sampling to all files written.
+    pub post_processing_seconds: f64,
+    /// Things to know about this profile.
+    pub notes: Vec<String>,
+    /// Its files.
+    pub files: ProfileFiles,
+}
+
+/// A sampler that could not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplerFailure {
+    /// Which.
+    pub sampler: SamplerKind,
+    /// Why, and what to do.
+    pub error: String,
+}
+
+/// Everything `ffiprof profile` produced for one workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileSummary {
+    /// [`SUMMARY_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Workload.
+    pub workload: String,
+    /// Input.
+    pub input: String,
+    /// Baseline variant.
+    pub baseline: String,
+    /// Window per profile, seconds.
+    pub duration_seconds: f64,
+    /// Where.
+    pub environment: Environment,
+    /// One entry per variant and sampler that ran.
+    pub profiles: Vec<VariantProfile>,
+    /// Samplers that could not run.
+    pub failures: Vec<SamplerFailure>,
+}
+
+fn stem(workload: &str, variant: &str, sampler: SamplerKind) -> String {
+    format!("{workload}.{variant}.{sampler}")
+}
+
+fn write_in(out: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
+    let path = out.join(rel);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| Error::Write { path: dir.to_owned(), source })?;
+    }
+    write_atomic(&path, bytes)
+}
+
+/// Profiles one variant under one sampler and writes its files; returns the profile too,
+/// for differential flamegraphs.
+fn profile_one(
+    workload: &Workload,
+    variant: &Variant,
+    input: &Input,
+    kind: SamplerKind,
+    options: &Options,
+    out: &Path,
+    symbolizer: &mut ProcessSymbolizer,
+) -> Result<(VariantProfile, Profile)> {
+    let mut runner = (variant.prepare)(input)?;
+    // One untimed round first: libraries loaded, pages touched, before the window.
+    std::hint::black_box(runner.run(input.calls_per_iteration));
+    let mut sampler = sample::sampler(kind, &options.sample)?;
+    let start_unix =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+    let (raw, calls) = sample::record(
+        sampler.as_mut(),
+        runner.as_mut(),
+        input.calls_per_iteration,
+        options.duration,
+    )?;
+    let done_sampling = Instant::now();
+    let (profile, summary, files) = render(workload, variant, &raw, start_unix, out, symbolizer)?;
+    let post = done_sampling.elapsed().as_secs_f64();
+    let result = VariantProfile {
+        variant: variant.name.to_owned(),
+        sampler: kind,
+        event: raw.event.clone(),
+        unwind: raw.unwind.clone(),
+        calls,
+        summary,
+        post_processing_seconds: post,
+        notes: raw.notes.clone(),
+        files,
+    };
+    Ok((result, profile))
+}
+
+/// Symbolizes a raw profile and writes its flamegraph, folded stacks and protobuf.
+pub fn render(
+    workload: &Workload,
+    variant: &Variant,
+    raw: &RawProfile,
+    start_unix_nanos: i64,
+    out: &Path,
+    symbolizer: &mut ProcessSymbolizer,
+) -> Result<(Profile, BoundarySummary, ProfileFiles)> {
+    let profile = stacks::build(raw, symbolizer)?;
+    let summary = BoundarySummary::new(&profile, raw);
+    let name = stem(workload.name, variant.name, raw.sampler);
+    let files = ProfileFiles {
+        flamegraph: PathBuf::from("flamegraphs").join(format!("{name}.svg")),
+        folded: PathBuf::from("folded").join(format!("{name}.folded")),
+        pprof: PathBuf::from("profiles").join(format!("{name}.pb.gz")),
+        differential: None,
+    };
+    let title = format!(
+        "{} / {} — {} ({}, {} samples)",
+        workload.name, variant.name, raw.sampler, raw.event, summary.samples
+    );
+    write_in(out, &files.flamegraph, &flame::flamegraph(&profile, &title)?)?;
+    write_in(out, &files.folded, profile.folded().as_bytes())?;
+    let comment =
+        format!("ffiprof {} {} {} {}", workload.name, variant.name, raw.sampler, legend());
+    let pb =
+        flame::pprof_protobuf(&profile, raw.window.as_nanos() as i64, start_unix_nanos, &comment)?;
+    write_in(out, &files.pprof, &pb)?;
+    Ok((profile, summary, files))
+}
+
+/// Profiles `variants` of `workload` at `input` under every sampler of `options`, writes
+/// the files and `summary.json` under `out`. A sampler that cannot run is recorded as a
+/// failure and the others go on; an error in the workload itself stops everything.
+pub fn profile_workload(
+    workload: &Workload,
+    variant_names: &[&str],
+    input: &Input,
+    options: &Options,
+    out: &Path,
+) -> Result<ProfileSummary> {
+    options.validate()?;
+    std::fs::create_dir_all(out).map_err(|source| Error::Write { path: out.to_owned(), source })?;
+    let baseline = workload.baseline();
+    let mut symbolizer = ProcessSymbolizer::new();
+    let mut profiles = Vec::new();
+    let mut failures: Vec<SamplerFailure> = Vec::new();
+    let mut kept: HashMap<(String, SamplerKind), Profile> = HashMap::new();
+    for &kind in &options.samplers {
+        for name in variant_names {
+            let variant = workload.variant(name).ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "workload `{}` has no variant `{name}`",
+                    workload.name
+                ))
+            })?;
+            match profile_one(workload, variant, input, kind, options, out, &mut symbolizer) {
+                Ok((result, profile)) => {
+                    kept.insert((variant.name.to_owned(), kind), profile);
+                    profiles.push(result);
+                }
+                Err(e @ (Error::PerfOpen { .. } | Error::Pprof(_))) => {
+                    failures.push(SamplerFailure { sampler: kind, error: e.to_string() });
+                    break; // the same sampler will fail for the other variants too
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for p in &mut profiles {
+        if p.variant == baseline.name {
+            continue;
+        }
+        let (Some(before), Some(after)) = (
+            kept.get(&(baseline.name.to_owned(), p.sampler)),
+            kept.get(&(p.variant.clone(), p.sampler)),
+        ) else {
+            continue;
+        };
+        let rel = PathBuf::from("flamegraphs")
+            .join(format!("{}.{}.diff.{}.svg", workload.name, p.variant, p.sampler));
+        let title =
+            format!("{}: {} -> {} ({})", workload.name, baseline.name, p.variant, p.sampler);
+        write_in(out, &rel, &flame::differential(before, after, &title)?)?;
+        p.files.differential = Some(rel);
+    }
+    let summary = ProfileSummary {
+        schema_version: SUMMARY_SCHEMA_VERSION,
+        workload: workload.name.to_owned(),
+        input: input.name.to_owned(),
+        baseline: baseline.name.to_owned(),
+        duration_seconds: options.duration.as_secs_f64(),
+        environment: Environment::detect(),
+        profiles,
+        failures,
+    };
+    let json = serde_json::to_string_pretty(&summary)
+        .map_err(|source| Error::Serialize { what: "profile summary", source })?;
+    write_in(out, Path::new("summary.json"), json.as_bytes())?;
+    Ok(summary)
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+impl ProfileSummary {
+    /// The summary as a plain-text table.
+    pub fn table(&self) -> String {
+        use crate::stacks::Language;
+        let header = [
+            "variant",
+            "sampler",
+            "event",
+            "samples",
+            "Hz (asked)",
+            "lost",
+            "leaf rust",
+            "leaf c",
+            "leaf c-rt",
+            "C side",
+            "crossings",
+            "to root",
+            "unknown",
+        ];
+        let rows: Vec<Vec<String>> = self
+            .profiles
+            .iter()
+            .map(|p| {
+                let s = &p.summary;
+                let leaf = |l: Language| pct(s.leaf_share.get(&l).copied().unwrap_or(0.0));
+                vec![
+                    p.variant.clone(),
+                    p.sampler.to_string(),
+                    p.event.clone(),
+                    s.samples.to_string(),
+                    format!("{:.0} ({})", s.effective_hz, s.requested_hz),
+                    s.lost.to_string(),
+                    leaf(Language::Rust),
+                    leaf(Language::C),
+                    leaf(Language::CRuntime),
+                    pct(s.c_side_share),
+                    format!("{:.2}", s.crossings_per_stack),
+                    pct(s.reaches_root),
+                    pct(s.with_unknown_frames),
+                ]
+            })
+            .collect();
+        crate::measure::results::render_table(&header, &rows, 3)
+    }
+}

@@ -1,0 +1,156 @@
+//! DWARF CFI unwinding of a copied user stack, with `framehop`.
+//!
+//! The modules are the executable mappings of this process (/proc/self/maps). For each,
+//! the ELF file's `.eh_frame`, `.eh_frame_hdr` and `.text` are read once; framehop then
+//! unwinds each sample from its registers (ip, sp, bp) and the bytes of stack the kernel
+//! copied, so a function without a frame pointer (libm's pow) still yields its caller.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
+use object::{Object, ObjectSection, ObjectSegment, SegmentFlags};
+
+/// Most frames kept per stack.
+pub const MAX_FRAMES: usize = 256;
+
+/// An executable mapping of this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// Address range.
+    pub range: Range<u64>,
+    /// Offset in the file.
+    pub offset: u64,
+    /// File path, or a pseudo-name such as `[vdso]`.
+    pub path: String,
+}
+
+/// Executable, file-backed or pseudo mappings of /proc/<pid>/maps text.
+pub fn executable_mappings(maps: &str) -> Vec<Mapping> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (range, perms, offset) = (parts.next()?, parts.next()?, parts.next()?);
+            let (_dev, _inode) = (parts.next()?, parts.next()?);
+            let path = parts.collect::<Vec<_>>().join(" ");
+            if !perms.contains('x') || path.is_empty() {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            Some(Mapping {
+                range: u64::from_str_radix(start, 16).ok()?..u64::from_str_radix(end, 16).ok()?,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path,
+            })
+        })
+        .collect()
+}
+
+fn section(file: &object::File<'_>, name: &str) -> Option<(Range<u64>, Vec<u8>)> {
+    let s = file.section_by_name(name)?;
+    let data = s.data().ok()?.to_vec();
+    Some((s.address()..s.address() + s.size(), data))
+}
+
+/// The framehop module for one mapping, or None when the file cannot be read or parsed
+/// (the mapping then has no unwind information and unwinding stops there).
+fn module_for(mapping: &Mapping, bytes: &[u8]) -> Option<Module<Vec<u8>>> {
+    let file = object::File::parse(bytes).ok()?;
+    // The load bias: where the executable segment that backs this mapping landed.
+    let segment = file.segments().find(|seg| {
+        let (off, size) = seg.file_range();
+        let exec = matches!(seg.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.contains(object::elf::PF_X));
+        exec && off <= mapping.offset + (mapping.range.end - mapping.range.start) && mapping.offset < off + size
+    })?;
+    let (seg_off, _) = segment.file_range();
+    let vaddr_at_offset = segment.address().wrapping_add(mapping.offset).wrapping_sub(seg_off);
+    let bias = mapping.range.start.wrapping_sub(vaddr_at_offset);
+    let text = section(&file, ".text");
+    let eh_frame = section(&file, ".eh_frame");
+    let eh_frame_hdr = section(&file, ".eh_frame_hdr");
+    let got = file.section_by_name(".got").map(|s| s.address()..s.address() + s.size());
+    let info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        text_svma: text.as_ref().map(|t| t.0.clone()),
+        text: text.map(|t| t.1),
+        got_svma: got,
+        eh_frame_svma: eh_frame.as_ref().map(|t| t.0.clone()),
+        eh_frame: eh_frame.map(|t| t.1),
+        eh_frame_hdr_svma: eh_frame_hdr.as_ref().map(|t| t.0.clone()),
+        eh_frame_hdr: eh_frame_hdr.map(|t| t.1),
+        ..Default::default()
+    };
+    Some(Module::new(mapping.path.clone(), mapping.range.clone(), bias, info))
+}
+
+/// An unwinder over this process's modules, with its cache.
+pub struct StackUnwinder {
+    unwinder: UnwinderX86_64<Vec<u8>>,
+    cache: CacheX86_64,
+    /// Mappings whose file could not be read, for the report.
+    pub unreadable: Vec<String>,
+}
+
+impl StackUnwinder {
+    /// Loads the executable mappings of this process as they are now. Call it after the
+    /// workload's libraries are loaded (dlopen) and before sampling.
+    pub fn for_this_process() -> std::io::Result<StackUnwinder> {
+        let maps = std::fs::read_to_string("/proc/self/maps")?;
+        let mut unwinder = UnwinderX86_64::new();
+        let mut files: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+        let mut unreadable = Vec::new();
+        for mapping in executable_mappings(&maps) {
+            if !mapping.path.starts_with('/') {
+                continue; // [vdso] and friends: no file to read CFI from
+            }
+            let bytes = files
+                .entry(mapping.path.clone())
+                .or_insert_with(|| std::fs::read(&mapping.path).ok());
+            match bytes.as_deref().and_then(|b| module_for(&mapping, b)) {
+                Some(module) => unwinder.add_module(module),
+                None => unreadable.push(mapping.path.clone()),
+            }
+        }
+        Ok(StackUnwinder { unwinder, cache: CacheX86_64::new(), unreadable })
+    }
+
+    /// Unwinds one sample into `out` (leaf first): `ip`, then return addresses. `stack` is
+    /// the copy of the user stack starting at `sp`.
+    pub fn unwind(&mut self, ip: u64, sp: u64, bp: u64, stack: &[u8], out: &mut Vec<u64>) {
+        let mut read_stack = |addr: u64| -> Result<u64, ()> {
+            let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
+            let bytes = stack.get(off..off + 8).ok_or(())?;
+            Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
+        };
+        let regs = UnwindRegsX86_64::new(ip, sp, bp);
+        let mut frames = self.unwinder.iter_frames(ip, regs, &mut self.cache, &mut read_stack);
+        while out.len() < MAX_FRAMES {
+            match frames.next() {
+                Ok(Some(frame)) => out.push(frame.address()),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_executable_mappings_only() {
+        let maps = "\
+55d0c0000000-55d0c0001000 r--p 00000000 fd:01 42 /usr/bin/x
+55d0c0001000-55d0c0005000 r-xp 00001000 fd:01 42 /usr/bin/x
+7ffd1000-7ffd3000 r-xp 00000000 00:00 0 [vdso]
+7f00-8f00 rw-p 00000000 00:00 0
+";
+        let m = executable_mappings(maps);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].range, 0x55d0c0001000..0x55d0c0005000);
+        assert_eq!(m[0].offset, 0x1000);
+        assert_eq!(m[0].path, "/usr/bin/x");
+        assert_eq!(m[1].path, "[vdso]");
+    }
+}

@@ -1,0 +1,497 @@
+//! Profiles: weighted stacks of symbolized frames, each frame with a language, and the
+//! boundary summary computed from them.
+//!
+//! # How a frame's language is decided
+//!
+//! In this order, the first rule that matches wins:
+//! 1. an address in the kernel half of the address space: **kernel**;
+//! 2. no symbol at all: **unknown**;
+//! 3. a PLT stub (`name@plt`), the signal trampoline, rustc's C-ABI `main` shim, or
+//!    ffiprof's own FFI trampolines (`ffiprof::ffi::*_trampoline`): **glue**;
+//! 4. a module that is part of the C runtime (libc, libm, libmvec, ld.so, libgcc_s,
+//!    libpthread, libdl, librt, libstdc++, the vDSO), or a C runtime entry point linked
+//!    into the executable (`_start`, `__libc_start_main`, `start_thread`, `clone3`):
+//!    **C runtime**;
+//! 5. a source file ending in `.rs`, or a demangled Rust path (`a::b`): **Rust**;
+//! 6. anything else with a symbol (C sources of csrc, a shared library of the
+//!    project's): **C**.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::sample::RawProfile;
+use crate::symbol::{Frame, ProcessSymbolizer};
+
+/// The language of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Language {
+    /// Rust code.
+    Rust,
+    /// C code of the project (csrc) or of a library that is not the C runtime.
+    C,
+    /// libc, libm, libgcc, ld.so and the like.
+    CRuntime,
+    /// The kernel.
+    Kernel,
+    /// PLT stubs and trampolines.
+    Glue,
+    /// No symbol.
+    Unknown,
+}
+
+impl Language {
+    /// Every language, in legend order.
+    pub const ALL: [Language; 6] = [
+        Language::Rust,
+        Language::C,
+        Language::CRuntime,
+        Language::Kernel,
+        Language::Glue,
+        Language::Unknown,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::C => "c",
+            Language::CRuntime => "c-runtime",
+            Language::Kernel => "kernel",
+            Language::Glue => "glue",
+            Language::Unknown => "unknown",
+        }
+    }
+
+    /// True for the C side of the boundary.
+    pub fn is_c_side(self) -> bool {
+        matches!(self, Language::C | Language::CRuntime)
+    }
+}
+
+const C_RUNTIME_MODULES: &[&str] = &[
+    "libc.so",
+    "libm.so",
+    "libmvec.so",
+    "ld-linux",
+    "ld64.so",
+    "libgcc_s.so",
+    "libpthread.so",
+    "libdl.so",
+    "librt.so",
+    "libstdc++.so",
+    "linux-vdso",
+    "[vdso]",
+];
+const C_RUNTIME_ENTRY: &[&str] = &[
+    "_start",
+    "__libc_start_main",
+    "__libc_start_call_main",
+    "start_thread",
+    "clone3",
+    "clone",
+    "__clone",
+    "__clone3",
+];
+const THREAD_ROOTS: &[&str] = &["_start", "start_thread", "clone3", "clone", "__clone", "__clone3"];
+
+/// The start of the kernel half of the x86_64 address space.
+const KERNEL_START: u64 = 0xffff_8000_0000_0000;
+
+/// Decides a frame's language (see the module docs for the rules).
+pub fn classify(addr: u64, frame: &Frame) -> Language {
+    if addr >= KERNEL_START {
+        return Language::Kernel;
+    }
+    let Some(name) = frame.function.as_deref() else {
+        return Language::Unknown;
+    };
+    if name.ends_with("@plt")
+        || name == "__restore_rt"
+        || (name == "main" && frame.file.is_none())
+        || (name.starts_with("ffiprof::ffi::") && name.contains("_trampoline"))
+    {
+        return Language::Glue;
+    }
+    let module = frame.module.as_deref().unwrap_or("");
+    if C_RUNTIME_MODULES.iter().any(|m| module.starts_with(m)) || C_RUNTIME_ENTRY.contains(&name) {
+        return Language::CRuntime;
+    }
+    let rust_file = frame.file.as_deref().is_some_and(|f| f.ends_with(".rs"));
+    if rust_file || name.contains("::") {
+        return Language::Rust;
+    }
+    Language::C
+}
+
+/// A frame as profiles keep it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FrameInfo {
+    /// Function name, or `[unknown]` / `[module]` when unsymbolized.
+    pub function: String,
+    /// Module file name.
+    pub module: String,
+    /// Language.
+    pub language: Language,
+    /// Inlined into its caller.
+    pub inlined: bool,
+}
+
+/// A stack of frame indices, root first, with its weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    /// Indices into [`Profile::frames`], root first.
+    pub frames: Vec<usize>,
+    /// Samples it stands for.
+    pub weight: u64,
+}
+
+/// A frame given by (function, module, language), for hand-made profiles.
+pub type NamedFrame<'a> = (&'a str, &'a str, Language);
+/// A hand-made stack, root first, with its weight.
+pub type NamedStack<'a> = (Vec<NamedFrame<'a>>, u64);
+
+/// A symbolized profile.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// Distinct frames.
+    pub frames: Vec<FrameInfo>,
+    /// Stacks, root first.
+    pub stacks: Vec<Stack>,
+}
+
+impl Profile {
+    /// Builds a profile from frames given as (function, module, language) lists, root
+    /// first. For tests and for the deterministic fake sampler.
+    pub fn from_named_stacks(stacks: &[NamedStack<'_>]) -> Profile {
+        let mut profile = Profile::default();
+        let mut index: HashMap<FrameInfo, usize> = HashMap::new();
+        for (frames, weight) in stacks {
+            let ids = frames
+                .iter()
+                .map(|(f, m, l)| {
+                    let info = FrameInfo {
+                        function: (*f).to_owned(),
+                        module: (*m).to_owned(),
+                        language: *l,
+                        inlined: false,
+                    };
+                    intern(&mut profile.frames, &mut index, info)
+                })
+                .collect();
+            profile.stacks.push(Stack { frames: ids, weight: *weight });
+        }
+        profile
+    }
+
+    /// Total weight.
+    pub fn total(&self) -> u64 {
+        self.stacks.iter().map(|s| s.weight).sum()
+    }
+
+    /// Folded stacks (`root;...;leaf weight`), one line per distinct stack, sorted.
+    pub fn folded(&self) -> String {
+        let mut merged: HashMap<String, u64> = HashMap::new();
+        for stack in &self.stacks {
+            let line = stack
+                .frames
+                .iter()
+                .map(|&i| self.frames[i].function.replace(';', ":"))
+                .collect::<Vec<_>>()
+                .join(";");
+            *merged.entry(line).or_default() += stack.weight;
+        }
+        let mut lines: Vec<_> = merged.into_iter().collect();
+        lines.sort();
+        let mut out = String::new();
+        for (line, weight) in lines {
+            let _ = writeln!(out, "{line} {weight}");
+        }
+        out
+    }
+
+    /// The language of each distinct function name (the first seen wins).
+    pub fn languages(&self) -> HashMap<&str, Language> {
+        let mut out = HashMap::new();
+        for f in &self.frames {
+            out.entry(f.function.as_str()).or_insert(f.language);
+        }
+        out
+    }
+}
+
+fn intern(
+    frames: &mut Vec<FrameInfo>,
+    index: &mut HashMap<FrameInfo, usize>,
+    info: FrameInfo,
+) -> usize {
+    *index.entry(info.clone()).or_insert_with(|| {
+        frames.push(info);
+        frames.len() - 1
+    })
+}
+
+/// Lookup address of stack position `i` when position `exact` holds the exact
+/// instruction pointer: return addresses are looked up one byte back, inside the call.
+fn lookup(addrs: &[u64], i: usize, exact: usize) -> u64 {
+    if i == exact {
+        addrs[i]
+    } else {
+        addrs[i].saturating_sub(1)
+    }
+}
+
+/// Where the interrupted code starts in a pprof stack: after pprof's signal handler and
+/// the signal trampoline that called it.
+fn after_signal_frames(addrs: &[u64], sym: &ProcessSymbolizer) -> usize {
+    let handler = (0..addrs.len()).position(|i| {
+        sym.frames(lookup(addrs, i, usize::MAX))
+            .iter()
+            .any(|f| f.function.as_deref().is_some_and(|n| n.contains("perf_signal_handler")))
+    });
+    match handler {
+        // The frame after the handler is the trampoline it returns to; the interrupted
+        // frame follows it.
+        Some(h) => (h + 2).min(addrs.len()),
+        None => 0,
+    }
+}
+
+/// Symbolizes a raw profile and classifies its frames.
+pub fn build(raw: &RawProfile, sym: &mut ProcessSymbolizer) -> Result<Profile> {
+    // First pass: every address as a return address, to find pprof's handler frames.
+    let mut wanted: Vec<u64> = Vec::new();
+    for s in &raw.samples {
+        for i in 0..s.addrs.len() {
+            wanted.push(lookup(&s.addrs, i, if raw.has_signal_frames { usize::MAX } else { 0 }));
+        }
+    }
+    sym.resolve(&wanted)?;
+    let starts: Vec<usize> = raw
+        .samples
+        .iter()
+        .map(|s| if raw.has_signal_frames { after_signal_frames(&s.addrs, sym) } else { 0 })
+        .collect();
+    // Second pass: the exact leaf of each trimmed pprof stack.
+    let leaves: Vec<u64> = raw
+        .samples
+        .iter()
+        .zip(&starts)
+        .filter_map(|(s, &start)| s.addrs.get(start).copied())
+        .collect();
+    sym.resolve(&leaves)?;
+
+    let mut profile = Profile::default();
+    let mut index: HashMap<FrameInfo, usize> = HashMap::new();
+    for (s, &start) in raw.samples.iter().zip(&starts) {
+        let mut ids = Vec::new();
+        for i in start..s.addrs.len() {
+            let addr = lookup(&s.addrs, i, start);
+            let frames = sym.frames(addr);
+            for frame in frames {
+                let language = classify(addr, frame);
+                let function = match (&frame.function, &frame.module) {
+                    (Some(f), _) => f.clone(),
+                    (None, Some(m)) => format!("[{m}]"),
+                    (None, None) => "[unknown]".to_owned(),
+                };
+                let info = FrameInfo {
+                    function,
+                    module: frame.module.clone().unwrap_or_default(),
+                    language,
+                    inlined: frame.inlined,
+                };
+                ids.push(intern(&mut profile.frames, &mut index, info));
+            }
+        }
+        ids.reverse();
+        // An unwinder may step past the thread's root into garbage: drop what lies
+        // below the outermost thread root.
+        if let Some(root) =
+            ids.iter().position(|&i| THREAD_ROOTS.contains(&profile.frames[i].function.as_str()))
+        {
+            ids.drain(..root);
+        }
+        if !ids.is_empty() {
+            profile.stacks.push(Stack { frames: ids, weight: s.weight });
+        }
+    }
+    Ok(profile)
+}
+
+/// Where a profile's samples fall, and how trustworthy its stacks are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoundarySummary {
+    /// Samples (total weight).
+    pub samples: u64,
+    /// Samples per second asked for.
+    pub requested_hz: u64,
+    /// Samples per second obtained over the window.
+    pub effective_hz: f64,
+    /// Length of the sampling window, seconds.
+    pub window_seconds: f64,
+    /// Samples the kernel reported lost.
+    pub lost: u64,
+    /// Share of samples whose leaf frame is in each language.
+    pub leaf_share: HashMap<Language, f64>,
+    /// Share of samples whose innermost non-glue frame is on the C side (C or C runtime).
+    pub c_side_share: f64,
+    /// Mean number of Rust <-> C-side transitions per stack (glue and unknown frames
+    /// skipped).
+    pub crossings_per_stack: f64,
+    /// Share of stacks whose root frame is a thread root (`_start`, `start_thread`,
+    /// `clone3`): the unwinder got all the way down.
+    pub reaches_root: f64,
+    /// Share of stacks with at least one unknown frame.
+    pub with_unknown_frames: f64,
+}
+
+impl BoundarySummary {
+    /// Summarizes `profile`, recorded as `raw` says.
+    pub fn new(profile: &Profile, raw: &RawProfile) -> BoundarySummary {
+        let total = profile.total();
+        let share = |w: u64| if total == 0 { 0.0 } else { w as f64 / total as f64 };
+        let mut leaf: HashMap<Language, u64> = HashMap::new();
+        let (mut c_side, mut crossings, mut rooted, mut unknown) = (0u64, 0u64, 0u64, 0u64);
+        for stack in &profile.stacks {
+            let langs: Vec<Language> =
+                stack.frames.iter().map(|&i| profile.frames[i].language).collect();
+            if let Some(l) = langs.last() {
+                *leaf.entry(*l).or_default() += stack.weight;
+            }
+            let sides: Vec<bool> = langs
+                .iter()
+                .filter(|l| matches!(l, Language::Rust | Language::C | Language::CRuntime))
+                .map(|l| l.is_c_side())
+                .collect();
+            if sides.last() == Some(&true) {
+                c_side += stack.weight;
+            }
+            crossings += stack.weight * sides.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+            let root = stack.frames.first().map(|&i| profile.frames[i].function.as_str());
+            if root.is_some_and(|r| THREAD_ROOTS.contains(&r)) {
+                rooted += stack.weight;
+            }
+            if langs.contains(&Language::Unknown) {
+                unknown += stack.weight;
+            }
+        }
+        let window_seconds = raw.window.as_secs_f64();
+        BoundarySummary {
+            samples: total,
+            requested_hz: raw.requested_hz,
+            effective_hz: if window_seconds > 0.0 { total as f64 / window_seconds } else { 0.0 },
+            window_seconds,
+            lost: raw.lost,
+            leaf_share: leaf.into_iter().map(|(l, w)| (l, share(w))).collect(),
+            c_side_share: share(c_side),
+            crossings_per_stack: share(crossings),
+            reaches_root: share(rooted),
+            with_unknown_frames: share(unknown),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Language::*;
+
+    fn frame(function: &str, module: &str, file: Option<&str>) -> Frame {
+        Frame {
+            function: Some(function.to_owned()),
+            module: Some(module.to_owned()),
+            file: file.map(str::to_owned),
+            line: None,
+            inlined: false,
+        }
+    }
+
+    #[test]
+    fn classifies_by_the_documented_rules() {
+        assert_eq!(classify(0xffff_ffff_8100_0000, &frame("x", "", None)), Kernel);
+        let none = Frame { function: None, module: None, file: None, line: None, inlined: false };
+        assert_eq!(classify(1, &none), Unknown);
+        assert_eq!(classify(1, &frame("pow@plt", "ffiprof", None)), Glue);
+        assert_eq!(classify(1, &frame("main", "ffiprof", None)), Glue);
+        assert_eq!(classify(1, &frame("ffiprof::ffi::closure_trampoline", "ffiprof", None)), Glue);
+        assert_eq!(classify(1, &frame("pow", "libm.so.6", None)), CRuntime);
+        assert_eq!(classify(1, &frame("__libc_start_call_main", "ffiprof", None)), CRuntime);
+        assert_eq!(
+            classify(1, &frame("ffiprof::workload::pow::per_call", "ffiprof", Some("src/x.rs"))),
+            Rust
+        );
+        assert_eq!(classify(1, &frame("core::ptr::drop", "ffiprof", None)), Rust);
+        assert_eq!(classify(1, &frame("ffiprof_pow_loop", "ffiprof", Some("csrc/pow.c"))), C);
+        assert_eq!(classify(1, &frame("ffiprof_dyn_plusone", "libffiprof_dyn.so", None)), C);
+    }
+
+    fn summary(stacks: &[NamedStack<'_>]) -> BoundarySummary {
+        let profile = Profile::from_named_stacks(stacks);
+        let raw = RawProfile {
+            sampler: crate::sample::SamplerKind::Perf,
+            event: "test".into(),
+            unwind: "test".into(),
+            requested_hz: 1000,
+            window: std::time::Duration::from_secs(2),
+            lost: 3,
+            notes: vec![],
+            samples: vec![],
+            has_signal_frames: false,
+        };
+        BoundarySummary::new(&profile, &raw)
+    }
+
+    #[test]
+    fn summary_counts_sides_crossings_and_roots() {
+        let s = summary(&[
+            // Rust -> C -> libm: one crossing (C and C runtime are one side).
+            (
+                vec![
+                    ("_start", "x", CRuntime),
+                    ("main", "x", Glue),
+                    ("r", "x", Rust),
+                    ("c", "x", C),
+                    ("pow", "m", CRuntime),
+                ],
+                3,
+            ),
+            // Rust only, leaf in Rust, no root.
+            (vec![("r", "x", Rust)], 1),
+            // C calling back into Rust: two crossings, leaf Rust; an unknown frame.
+            (
+                vec![
+                    ("_start", "x", CRuntime),
+                    ("r", "x", Rust),
+                    ("c", "x", C),
+                    ("[unknown]", "", Unknown),
+                    ("cb", "x", Rust),
+                ],
+                4,
+            ),
+        ]);
+        assert_eq!(s.samples, 8);
+        assert_eq!(s.effective_hz, 4.0);
+        assert_eq!(s.lost, 3);
+        assert_eq!(s.leaf_share[&CRuntime], 3.0 / 8.0);
+        assert_eq!(s.leaf_share[&Rust], 5.0 / 8.0);
+        assert_eq!(s.c_side_share, 3.0 / 8.0);
+        // _start is C runtime: stack 1 has _start->r (1), r->c (1): 2; stack 3: 1+1+1 = 3.
+        assert_eq!(s.crossings_per_stack, (3.0 * 2.0 + 0.0 + 4.0 * 3.0) / 8.0);
+        assert_eq!(s.reaches_root, 7.0 / 8.0);
+        assert_eq!(s.with_unknown_frames, 4.0 / 8.0);
+    }
+
+    #[test]
+    fn folded_is_root_first_and_merged() {
+        let p = Profile::from_named_stacks(&[
+            (vec![("a", "", Rust), ("b;x", "", C)], 2),
+            (vec![("a", "", Rust), ("b;x", "", C)], 3),
+            (vec![("a", "", Rust)], 1),
+        ]);
+        assert_eq!(p.folded(), "a 1\na;b:x 5\n");
+    }
+}

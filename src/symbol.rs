@@ -1,0 +1,142 @@
+//! Addresses to functions, with `blazesym`: demangled name, module, file:line and the
+//! functions inlined at the address. Works without root (`map_files = false`: files are
+//! opened by path, not through /proc/<pid>/map_files, which needs CAP_SYS_ADMIN).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use blazesym::symbolize::source::{Process, Source};
+use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+use blazesym::Pid;
+
+use crate::error::{Error, Result};
+
+/// One function frame at an address (an address can stand for several frames when
+/// functions were inlined there).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Demangled function name without Rust's hash suffix; `None` when unknown.
+    pub function: Option<String>,
+    /// File name of the module (`libm.so.6`, `ffiprof`), or `None`.
+    pub module: Option<String>,
+    /// Source file, when debug info says.
+    pub file: Option<String>,
+    /// Source line, when debug info says.
+    pub line: Option<u32>,
+    /// True for a function inlined into its caller at this address.
+    pub inlined: bool,
+}
+
+/// Removes the `::h0123456789abcdef` hash that legacy Rust mangling appends.
+pub fn strip_rust_hash(name: &str) -> &str {
+    match name.rsplit_once("::h") {
+        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head
+        }
+        _ => name,
+    }
+}
+
+fn file_name(path: &std::ffi::OsStr) -> String {
+    Path::new(path).file_name().unwrap_or(path).to_string_lossy().into_owned()
+}
+
+/// Symbolizes addresses of this process. Results are cached per address.
+pub struct ProcessSymbolizer {
+    inner: Symbolizer,
+    cache: HashMap<u64, Vec<Frame>>,
+}
+
+impl Default for ProcessSymbolizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcessSymbolizer {
+    /// A symbolizer with code info and inlined functions on.
+    pub fn new() -> Self {
+        let inner = Symbolizer::builder().enable_code_info(true).enable_inlined_fns(true).build();
+        ProcessSymbolizer { inner, cache: HashMap::new() }
+    }
+
+    /// Symbolizes every address not yet cached. Lookup addresses: for a return address,
+    /// pass the address minus one (inside the call instruction).
+    pub fn resolve(&mut self, addrs: &[u64]) -> Result<()> {
+        let mut todo: Vec<u64> =
+            addrs.iter().copied().filter(|a| !self.cache.contains_key(a)).collect();
+        todo.sort_unstable();
+        todo.dedup();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let mut process = Process::new(Pid::Slf);
+        process.map_files = false;
+        let src = Source::Process(process);
+        let results = self
+            .inner
+            .symbolize(&src, Input::AbsAddr(&todo))
+            .map_err(|e| Error::Symbolize(e.to_string()))?;
+        for (addr, result) in todo.iter().zip(results) {
+            let frames = match result {
+                Symbolized::Sym(sym) => {
+                    let module = sym.module.as_deref().map(file_name);
+                    let mut frames = Vec::with_capacity(sym.inlined.len() + 1);
+                    // blazesym lists inlined functions outermost first; stacks here are
+                    // leaf first, so the innermost inlined function comes first.
+                    for inl in sym.inlined.iter().rev() {
+                        frames.push(Frame {
+                            function: Some(strip_rust_hash(&inl.name).to_owned()),
+                            module: module.clone(),
+                            file: inl
+                                .code_info
+                                .as_ref()
+                                .map(|c| c.to_path().to_string_lossy().into_owned()),
+                            line: inl.code_info.as_ref().and_then(|c| c.line),
+                            inlined: true,
+                        });
+                    }
+                    frames.push(Frame {
+                        function: Some(strip_rust_hash(&sym.name).to_owned()),
+                        module,
+                        file: sym
+                            .code_info
+                            .as_ref()
+                            .map(|c| c.to_path().to_string_lossy().into_owned()),
+                        line: sym.code_info.as_ref().and_then(|c| c.line),
+                        inlined: false,
+                    });
+                    frames
+                }
+                Symbolized::Unknown(_) => {
+                    vec![Frame {
+                        function: None,
+                        module: None,
+                        file: None,
+                        line: None,
+                        inlined: false,
+                    }]
+                }
+            };
+            self.cache.insert(*addr, frames);
+        }
+        Ok(())
+    }
+
+    /// The frames at a lookup address, innermost first; `resolve` must have seen it.
+    pub fn frames(&self, addr: u64) -> &[Frame] {
+        self.cache.get(&addr).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_only_a_real_hash() {
+        assert_eq!(strip_rust_hash("a::b::h0123456789abcdef"), "a::b");
+        assert_eq!(strip_rust_hash("a::hello"), "a::hello");
+        assert_eq!(strip_rust_hash("pow"), "pow");
+    }
+}
