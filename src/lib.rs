@@ -24,6 +24,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cost;
 pub mod environment;
 pub mod error;
 pub mod ffi;

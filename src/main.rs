@@ -64,6 +64,31 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Measure what sampling costs: slowdown of a workload under each sampler,
+    /// effective rate, and post-processing time.
+    SamplerCost {
+        /// Workload (default: pow).
+        #[arg(long, default_value = "pow")]
+        workload: String,
+        /// Variant (default: per-call).
+        #[arg(long, default_value = "per-call")]
+        variant: String,
+        /// Input (default: the workload's last, for pow the chain).
+        #[arg(long)]
+        input: Option<String>,
+        /// Samples per second to ask for.
+        #[arg(long, default_value_t = 1000)]
+        frequency: u64,
+        /// Seconds per window.
+        #[arg(long, default_value_t = 1.0)]
+        window: f64,
+        /// Pairs of unprofiled and profiled windows.
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+        /// Sampler.
+        #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
+        sampler: SamplerArg,
+    },
     /// Run one variant n times and print its checksum (for callgrind, perf and friends).
     Exec {
         /// Workload name.
@@ -192,25 +217,15 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         }
     };
     let input = pick_input(&w, args.input.as_deref())?;
-    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
-        return Err(UsageError(format!(
-            "--duration {} is out of range: give more than 0 and at most 3600 seconds",
-            args.duration
-        ))
-        .into());
-    }
+    let duration = seconds("--duration", args.duration)?;
     let mut options = ffiprof::profile::Options::default();
-    options.samplers = match args.sampler {
-        SamplerArg::Pprof => vec![SamplerKind::Pprof],
-        SamplerArg::Perf => vec![SamplerKind::Perf],
-        SamplerArg::Both => SamplerKind::ALL.to_vec(),
-    };
+    options.samplers = samplers(args.sampler);
     options.sample.frequency = args.frequency;
     options.sample.perf_unwind = match args.perf_unwind {
         UnwindArg::Dwarf => PerfUnwind::Dwarf,
         UnwindArg::Fp => PerfUnwind::FramePointer,
     };
-    options.duration = Duration::from_secs_f64(args.duration);
+    options.duration = duration;
     options.validate()?;
     let out =
         args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("profile-{}", w.name)));
@@ -245,6 +260,92 @@ fn pick_input<'w>(
     }
 }
 
+fn samplers(arg: SamplerArg) -> Vec<SamplerKind> {
+    match arg {
+        SamplerArg::Pprof => vec![SamplerKind::Pprof],
+        SamplerArg::Perf => vec![SamplerKind::Perf],
+        SamplerArg::Both => SamplerKind::ALL.to_vec(),
+    }
+}
+
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value > 0.0 && value <= 3600.0) {
+        return Err(UsageError(format!(
+            "{flag} {value} is out of range: give more than 0 and at most 3600 seconds"
+        ))
+        .into());
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+struct CostArgs {
+    workload: String,
+    variant: String,
+    input: Option<String>,
+    frequency: u64,
+    window: f64,
+    rounds: usize,
+    sampler: SamplerArg,
+}
+
+fn sampler_cost(args: CostArgs) -> anyhow::Result<()> {
+    let w = workload::find(&args.workload)?;
+    let input = match args.input.as_deref() {
+        None => w.inputs.last().expect("workloads have inputs"),
+        Some(name) => pick_input(&w, Some(name))?,
+    };
+    let window = seconds("--window", args.window)?;
+    let mut options = ffiprof::sample::Options::default();
+    options.frequency = args.frequency;
+    options.validate()?;
+    let scratch = tempfile::tempdir()?;
+    let mut rows = Vec::new();
+    for kind in samplers(args.sampler) {
+        match ffiprof::cost::measure(
+            &w,
+            &args.variant,
+            input,
+            kind,
+            &options,
+            window,
+            args.rounds,
+            scratch.path(),
+        ) {
+            Ok(c) => rows.push(vec![
+                c.sampler.to_string(),
+                c.event.clone(),
+                c.requested_hz.to_string(),
+                format!("{:.0}", c.effective_hz),
+                format!("{:+.2}%", c.slowdown * 100.0),
+                format!(
+                    "[{:+.2}%, {:+.2}%]",
+                    c.slowdown_range.0 * 100.0,
+                    c.slowdown_range.1 * 100.0
+                ),
+                c.samples.to_string(),
+                format!("{:.3}", c.post_processing_seconds),
+            ]),
+            Err(e) => eprintln!("warning: the {kind} sampler did not run: {e}"),
+        }
+    }
+    let header = [
+        "sampler",
+        "event",
+        "asked Hz",
+        "effective Hz",
+        "slowdown (median)",
+        "range",
+        "samples",
+        "post-processing s",
+    ];
+    print!("{}", ffiprof::measure::results::render_table(&header, &rows, 2));
+    println!(
+        "{} / {} / {}: {} rounds of {} s unprofiled vs profiled",
+        w.name, args.variant, input.name, args.rounds, args.window
+    );
+    Ok(())
+}
+
 fn try_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::List => {
@@ -271,6 +372,9 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             perf_unwind,
             out,
         }),
+        Command::SamplerCost { workload, variant, input, frequency, window, rounds, sampler } => {
+            sampler_cost(CostArgs { workload, variant, input, frequency, window, rounds, sampler })
+        }
         Command::Exec { workload, variant, input, n } => {
             exec(&workload, &variant, input.as_deref(), n)
         }

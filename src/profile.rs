@@ -191,27 +191,42 @@ pub fn render(
     out: &Path,
     symbolizer: &mut ProcessSymbolizer,
 ) -> Result<(Profile, BoundarySummary, ProfileFiles)> {
+    let name = stem(workload.name, variant.name, raw.sampler);
+    let title = format!("{} / {}", workload.name, variant.name);
+    write_profile_files(raw, &name, &title, start_unix_nanos, out, symbolizer)
+}
+
+/// Symbolizes `raw` and writes `flamegraphs/<name>.svg`, `folded/<name>.folded` and
+/// `profiles/<name>.pb.gz` under `out`.
+pub fn write_profile_files(
+    raw: &RawProfile,
+    name: &str,
+    title: &str,
+    start_unix_nanos: i64,
+    out: &Path,
+    symbolizer: &mut ProcessSymbolizer,
+) -> Result<(Profile, BoundarySummary, ProfileFiles)> {
     let profile = stacks::build(raw, symbolizer)?;
     let summary = BoundarySummary::new(&profile, raw);
-    let name = stem(workload.name, variant.name, raw.sampler);
     let files = ProfileFiles {
         flamegraph: PathBuf::from("flamegraphs").join(format!("{name}.svg")),
         folded: PathBuf::from("folded").join(format!("{name}.folded")),
         pprof: PathBuf::from("profiles").join(format!("{name}.pb.gz")),
         differential: None,
     };
-    let title = format!(
-        "{} / {} — {} ({}, {} samples)",
-        workload.name, variant.name, raw.sampler, raw.event, summary.samples
-    );
+    let title = format!("{title} — {} ({}, {} samples)", raw.sampler, raw.event, summary.samples);
     write_in(out, &files.flamegraph, &flame::flamegraph(&profile, &title)?)?;
     write_in(out, &files.folded, profile.folded().as_bytes())?;
-    let comment =
-        format!("ffiprof {} {} {} {}", workload.name, variant.name, raw.sampler, legend());
+    let comment = format!("ffiprof {title}; {}", legend());
     let pb =
         flame::pprof_protobuf(&profile, raw.window.as_nanos() as i64, start_unix_nanos, &comment)?;
     write_in(out, &files.pprof, &pb)?;
     Ok((profile, summary, files))
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn unix_nanos_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// Profiles `variants` of `workload` at `input` under every sampler of `options`, writes

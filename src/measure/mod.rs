@@ -5,6 +5,7 @@
 //! the calls per iteration and combining two criterion intervals.
 
 pub mod criterion_data;
+pub mod profiler;
 pub mod results;
 
 use std::hint::black_box;

@@ -1,0 +1,107 @@
+//! What sampling costs: the slowdown of a workload under each sampler, the rate a sampler
+//! really reaches, and the time from the end of sampling to all files written. Measured,
+//! never asserted: `ffiprof sampler-cost` prints them.
+//!
+//! Slowdown: windows of the same length alternate unprofiled and profiled, in the same
+//! process on the same runner; each window's calls per second are counted, and the
+//! slowdown is the median over rounds of (unprofiled rate / profiled rate - 1). The median
+//! of paired rounds keeps a drift of the machine's speed (a shared VM) from reading as
+//! overhead.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::profile::{unix_nanos_now, write_profile_files};
+use crate::sample::{self, SamplerKind};
+use crate::symbol::ProcessSymbolizer;
+use crate::workload::{Input, Workload};
+
+/// Costs of one sampler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplerCost {
+    /// Which sampler.
+    pub sampler: SamplerKind,
+    /// Event sampled.
+    pub event: String,
+    /// Frequency asked for.
+    pub requested_hz: u64,
+    /// Samples per second reached (median over rounds).
+    pub effective_hz: f64,
+    /// Slowdown of the workload, median over rounds (0.01 = 1%).
+    pub slowdown: f64,
+    /// Smallest and largest slowdown of a round.
+    pub slowdown_range: (f64, f64),
+    /// Samples of the last round.
+    pub samples: u64,
+    /// Seconds from the end of the last round's sampling to its files written.
+    pub post_processing_seconds: f64,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Measures `kind` on `variant` of `workload` at `input`: `rounds` pairs of windows of
+/// `window` each, files of the last round written under `scratch`.
+pub fn measure(
+    workload: &Workload,
+    variant: &str,
+    input: &Input,
+    kind: SamplerKind,
+    options: &sample::Options,
+    window: Duration,
+    rounds: usize,
+    scratch: &Path,
+) -> Result<SamplerCost> {
+    let v = workload.variant(variant).ok_or_else(|| {
+        crate::Error::InvalidOption(format!(
+            "workload `{}` has no variant `{variant}`",
+            workload.name
+        ))
+    })?;
+    let mut runner = (v.prepare)(input)?;
+    let n = input.calls_per_iteration;
+    runner.run(n);
+    let (mut slowdowns, mut rates) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..rounds.max(1) {
+        let start = Instant::now();
+        let mut calls = 0u64;
+        while start.elapsed() < window {
+            std::hint::black_box(runner.run(n));
+            calls += n;
+        }
+        let plain_rate = calls as f64 / start.elapsed().as_secs_f64();
+        let mut sampler = sample::sampler(kind, options)?;
+        let begun = unix_nanos_now();
+        let (raw, profiled_calls) = sample::record(sampler.as_mut(), runner.as_mut(), n, window)?;
+        let profiled_rate = profiled_calls as f64 / raw.window.as_secs_f64();
+        slowdowns.push(plain_rate / profiled_rate - 1.0);
+        rates.push(raw.total_weight() as f64 / raw.window.as_secs_f64());
+        last = Some((raw, begun));
+    }
+    let (raw, begun) = last.expect("at least one round");
+    let done = Instant::now();
+    let name = format!("{}.{}.{}", workload.name, variant, kind);
+    let mut symbolizer = ProcessSymbolizer::new();
+    write_profile_files(&raw, &name, &name, begun, scratch, &mut symbolizer)?;
+    let post = done.elapsed().as_secs_f64();
+    let range = (
+        slowdowns.iter().copied().fold(f64::INFINITY, f64::min),
+        slowdowns.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    Ok(SamplerCost {
+        sampler: kind,
+        event: raw.event.clone(),
+        requested_hz: options.frequency,
+        effective_hz: median(&mut rates),
+        slowdown: median(&mut slowdowns),
+        slowdown_range: range,
+        samples: raw.total_weight(),
+        post_processing_seconds: post,
+    })
+}
