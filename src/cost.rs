@@ -40,23 +40,32 @@ pub struct SamplerCost {
     pub post_processing_seconds: f64,
 }
 
+/// How long to measure: `rounds` pairs of unprofiled and profiled windows.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Length of each window.
+    pub window: Duration,
+    /// Pairs of windows.
+    pub rounds: usize,
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-/// Measures `kind` on `variant` of `workload` at `input`: `rounds` pairs of windows of
-/// `window` each, files of the last round written under `scratch`.
+/// Measures `kind` on `variant` of `workload` at `input` as `plan` says; the files of
+/// the last round are written under `scratch`.
 pub fn measure(
     workload: &Workload,
     variant: &str,
     input: &Input,
     kind: SamplerKind,
     options: &sample::Options,
-    window: Duration,
-    rounds: usize,
+    plan: Plan,
     scratch: &Path,
 ) -> Result<SamplerCost> {
+    let Plan { window, rounds } = plan;
     let v = workload.variant(variant).ok_or_else(|| {
         crate::Error::InvalidOption(format!(
             "workload `{}` has no variant `{variant}`",

@@ -294,23 +294,16 @@ fn sampler_cost(args: CostArgs) -> anyhow::Result<()> {
         None => w.inputs.last().expect("workloads have inputs"),
         Some(name) => pick_input(&w, Some(name))?,
     };
-    let window = seconds("--window", args.window)?;
+    let plan =
+        ffiprof::cost::Plan { window: seconds("--window", args.window)?, rounds: args.rounds };
     let mut options = ffiprof::sample::Options::default();
     options.frequency = args.frequency;
     options.validate()?;
     let scratch = tempfile::tempdir()?;
     let mut rows = Vec::new();
     for kind in samplers(args.sampler) {
-        match ffiprof::cost::measure(
-            &w,
-            &args.variant,
-            input,
-            kind,
-            &options,
-            window,
-            args.rounds,
-            scratch.path(),
-        ) {
+        match ffiprof::cost::measure(&w, &args.variant, input, kind, &options, plan, scratch.path())
+        {
             Ok(c) => rows.push(vec![
                 c.sampler.to_string(),
                 c.event.clone(),

@@ -13,20 +13,11 @@ use crate::sample::{self, Sampler, SamplerKind};
 use crate::symbol::ProcessSymbolizer;
 
 /// The criterion profiler of ffiprof.
+#[derive(Default)]
 pub struct BenchProfiler {
     options: sample::Options,
     running: Option<(Box<dyn Sampler>, i64)>,
     symbolizer: ProcessSymbolizer,
-}
-
-impl Default for BenchProfiler {
-    fn default() -> Self {
-        BenchProfiler {
-            options: sample::Options::default(),
-            running: None,
-            symbolizer: ProcessSymbolizer::new(),
-        }
-    }
 }
 
 fn started(kind: SamplerKind, options: &sample::Options) -> crate::Result<Box<dyn Sampler>> {
