@@ -238,6 +238,46 @@ pub fn pprof_protobuf(
         .map_err(render_err("pprof profile"))
 }
 
+/// What a pprof protobuf holds, for checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PprofStats {
+    /// Sum of the first sample value (samples).
+    pub samples: i64,
+    /// Function names.
+    pub functions: Vec<String>,
+}
+
+/// Decodes an (uncompressed) pprof protobuf written by [`pprof_protobuf`] and checks its
+/// references: every location id of a sample and every function id of a location exists.
+pub fn read_pprof(bytes: &[u8]) -> Result<PprofStats> {
+    let bad = |m: String| Error::Render {
+        what: "pprof profile".into(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, m),
+    };
+    let p = PbProfile::decode(bytes).map_err(|e| bad(e.to_string()))?;
+    let string =
+        |i: i64| p.string_table.get(i as usize).cloned().ok_or_else(|| bad(format!("string {i}")));
+    if p.string_table.first().map(String::as_str) != Some("") {
+        return Err(bad("string_table[0] must be empty".into()));
+    }
+    let functions: HashMap<u64, &PbFunction> = p.function.iter().map(|f| (f.id, f)).collect();
+    let locations: HashMap<u64, &PbLocation> = p.location.iter().map(|l| (l.id, l)).collect();
+    for s in &p.sample {
+        for id in &s.location_id {
+            let loc = locations.get(id).ok_or_else(|| bad(format!("location {id}")))?;
+            for line in &loc.line {
+                functions
+                    .get(&line.function_id)
+                    .ok_or_else(|| bad(format!("function {}", line.function_id)))?;
+            }
+        }
+    }
+    Ok(PprofStats {
+        samples: p.sample.iter().filter_map(|s| s.value.first()).sum(),
+        functions: p.function.iter().map(|f| string(f.name)).collect::<Result<_>>()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
-use crate::sample::{self, RawProfile, SamplerKind};
+use crate::sample::{self, RawProfile, Sampler, SamplerKind};
 use crate::stacks::{self, BoundarySummary, Profile};
 use crate::symbol::ProcessSymbolizer;
 use crate::workload::{Input, Variant, Workload};
@@ -144,6 +144,7 @@ fn write_in(out: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Profiles one variant under one sampler and writes its files; returns the profile too,
 /// for differential flamegraphs.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn profile_one(
     workload: &Workload,
     variant: &Variant,
@@ -152,11 +153,12 @@ fn profile_one(
     options: &Options,
     out: &Path,
     symbolizer: &mut ProcessSymbolizer,
+    make: &SamplerFactory<'_>,
 ) -> Result<(VariantProfile, Profile)> {
     let mut runner = (variant.prepare)(input)?;
     // One untimed round first: libraries loaded, pages touched, before the window.
     std::hint::black_box(runner.run(input.calls_per_iteration));
-    let mut sampler = sample::sampler(kind, &options.sample)?;
+    let mut sampler = make(kind, &options.sample)?;
     let start_unix =
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
     let (raw, calls) = sample::record(
@@ -229,6 +231,10 @@ pub fn unix_nanos_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// Makes a sampler of a kind: [`sample::sampler`], or a fake in tests.
+pub type SamplerFactory<'a> =
+    dyn Fn(SamplerKind, &sample::Options) -> Result<Box<dyn Sampler>> + 'a;
+
 /// Profiles `variants` of `workload` at `input` under every sampler of `options`, writes
 /// the files and `summary.json` under `out`. A sampler that cannot run is recorded as a
 /// failure and the others go on; an error in the workload itself stops everything.
@@ -238,6 +244,18 @@ pub fn profile_workload(
     input: &Input,
     options: &Options,
     out: &Path,
+) -> Result<ProfileSummary> {
+    profile_workload_with(workload, variant_names, input, options, out, &sample::sampler)
+}
+
+/// [`profile_workload`] with samplers made by `make`.
+pub fn profile_workload_with(
+    workload: &Workload,
+    variant_names: &[&str],
+    input: &Input,
+    options: &Options,
+    out: &Path,
+    make: &SamplerFactory<'_>,
 ) -> Result<ProfileSummary> {
     options.validate()?;
     std::fs::create_dir_all(out).map_err(|source| Error::Write { path: out.to_owned(), source })?;
@@ -254,7 +272,7 @@ pub fn profile_workload(
                     workload.name
                 ))
             })?;
-            match profile_one(workload, variant, input, kind, options, out, &mut symbolizer) {
+            match profile_one(workload, variant, input, kind, options, out, &mut symbolizer, make) {
                 Ok((result, profile)) => {
                     kept.insert((variant.name.to_owned(), kind), profile);
                     profiles.push(result);

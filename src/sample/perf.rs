@@ -59,25 +59,31 @@ struct Collected {
     unparsable: u64,
 }
 
+const EPERM: i32 = 1;
+const EACCES: i32 = 13;
+const EINVAL: i32 = 22;
+const EMFILE: i32 = 24;
+const ENOSYS: i32 = 38;
+
 /// What to tell a person whose perf_event_open failed.
-fn fix_for(err: &io::Error) -> String {
+pub fn fix_for(err: &io::Error) -> String {
     let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into());
     match err.raw_os_error() {
-        Some(libc_eacces) if libc_eacces == 13 || libc_eacces == 1 => format!(
+        Some(EACCES | EPERM) => format!(
             "kernel.perf_event_paranoid is {paranoid}: set it to 2 or lower \
              (sysctl kernel.perf_event_paranoid=2), or run with CAP_PERFMON; \
              inside a container, seccomp may also block perf_event_open"
         ),
-        Some(24) => "too many open files (EMFILE): raise the limit with ulimit -n".to_owned(),
-        Some(22) => {
+        Some(EMFILE) => "too many open files (EMFILE): raise the limit with ulimit -n".to_owned(),
+        Some(EINVAL) => {
             let max = std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_else(|_| "unknown".into());
             format!("the kernel rejected the settings (EINVAL); kernel.perf_event_max_sample_rate is {max}: ask for a lower --frequency")
         }
-        Some(38) => "this kernel has no perf_event_open (ENOSYS)".to_owned(),
+        Some(ENOSYS) => "this kernel has no perf_event_open (ENOSYS)".to_owned(),
         _ => format!("kernel.perf_event_paranoid is {paranoid}"),
     }
 }
@@ -301,5 +307,22 @@ impl Sampler for PerfSampler {
             samples: collected.samples,
             has_signal_frames: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_their_fix() {
+        let eacces = fix_for(&io::Error::from_raw_os_error(EACCES));
+        assert!(eacces.contains("kernel.perf_event_paranoid") && eacces.contains("CAP_PERFMON"));
+        let eperm = fix_for(&io::Error::from_raw_os_error(EPERM));
+        assert!(eperm.contains("seccomp"));
+        assert!(fix_for(&io::Error::from_raw_os_error(EMFILE)).contains("ulimit -n"));
+        assert!(
+            fix_for(&io::Error::from_raw_os_error(EINVAL)).contains("perf_event_max_sample_rate")
+        );
     }
 }
