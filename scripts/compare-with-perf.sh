@@ -74,7 +74,7 @@ t0=$(now)
   --duration "$duration" --out "$work/ffiprof" >/dev/null 2>&1
 t1=$(now)
 post=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(next(p['post_processing_seconds'] for p in d['profiles'] if p['variant']=='per-call'))" "$work/ffiprof/summary.json")
-folded="$work/ffiprof/folded/pow.per-call.perf.folded"
+folded="$work/ffiprof/folded/pow.chain.per-call.perf.folded"
 echo "whole command        $(elapsed "$t0" "$t1") s (profiles the batched baseline too, $duration s each)"
 echo "post-processing      $(printf '%.3f' "$post") s (symbols + flamegraph + folded + pprof)"
 echo "samples              $(awk '{ s += $NF } END { print s }' "$folded")"

@@ -70,15 +70,15 @@ pub fn flamegraph(profile: &Profile, title: &str) -> Result<Vec<u8>> {
 /// where a frame's share grew, blue where it shrank. Counts are normalized first, so two
 /// profiles of different lengths compare by share.
 pub fn differential(before: &Profile, after: &Profile, title: &str) -> Result<Vec<u8>> {
+    differential_folded(&before.folded(), &after.folded(), title)
+}
+
+/// [`differential`] from folded stacks.
+pub fn differential_folded(before: &str, after: &str, title: &str) -> Result<Vec<u8>> {
     let mut diff = Vec::new();
     let options = inferno::differential::Options { normalize: true, ..Default::default() };
-    inferno::differential::from_readers(
-        options,
-        before.folded().as_bytes(),
-        after.folded().as_bytes(),
-        &mut diff,
-    )
-    .map_err(render_err(title))?;
+    inferno::differential::from_readers(options, before.as_bytes(), after.as_bytes(), &mut diff)
+        .map_err(render_err(title))?;
     let text = String::from_utf8_lossy(&diff).into_owned();
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_owned();

@@ -32,6 +32,8 @@ pub mod flame;
 pub mod measure;
 pub mod output;
 pub mod profile;
+pub mod report;
+pub mod run;
 pub mod sample;
 pub mod stacks;
 pub mod symbol;

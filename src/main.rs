@@ -1,6 +1,6 @@
 //! The `ffiprof` command line: parses flags, calls the library, prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -34,6 +34,36 @@ enum Command {
         /// Also write the results as JSON to this file (see results/README.md).
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+    },
+    /// The main job: benchmark and profile every workload and write a report
+    /// (report.json, report.md, index.html, flamegraphs) into a run directory.
+    Run {
+        /// Workloads to run (default: all).
+        workloads: Vec<String>,
+        /// Short benchmarks and profiles (about a minute and a half).
+        #[arg(long)]
+        quick: bool,
+        /// Run directory (default: results/<date>-<host>, with results/latest pointing at it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare two runs (directories or report.json files): changes per variant, judged
+    /// against each run's measured drift.
+    Compare {
+        /// The older run.
+        old: PathBuf,
+        /// The newer run.
+        new: PathBuf,
+        /// Changes below this many percent are never significant.
+        #[arg(long, default_value_t = 5.0)]
+        threshold: f64,
+        /// Exit with status 1 when a significant slowdown exceeds the threshold.
+        #[arg(long)]
+        fail_on_regression: bool,
+        /// Where compare.md, compare.json and the differential flamegraphs go (default:
+        /// <NEW>/compare-vs-<OLD's name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Sample a workload's variants with pprof and perf_event_open; write flamegraphs,
     /// folded stacks, pprof profiles and summary.json.
@@ -239,7 +269,7 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
     for f in &summary.failures {
         eprintln!("warning: the {} sampler did not run: {}", f.sampler, f.error);
     }
-    println!("wrote {}", out.join("summary.json").display());
+    println!("wrote {}", ffiprof::profile::write_summary(&summary, &out)?.display());
     if summary.profiles.is_empty() {
         anyhow::bail!("no sampler could run");
     }
@@ -339,8 +369,127 @@ fn sampler_cost(args: CostArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn try_main(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+fn default_run_dir() -> PathBuf {
+    let env = ffiprof::environment::Environment::detect();
+    let day = env.date.get(..10).unwrap_or("undated").to_owned();
+    PathBuf::from("results").join(format!("{day}-{}", env.host))
+}
+
+fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> anyhow::Result<()> {
+    use ffiprof::run::{self as runner, Step};
+    let workloads = workload::select(names)?;
+    let default_dir = out.is_none();
+    let dest = out.unwrap_or_else(default_run_dir);
+    // Fails on an unwritable destination before any benchmark starts.
+    let staging = runner::Staging::new(&dest).map_err(|e| UsageError(e.to_string()))?;
+    let bar = indicatif::ProgressBar::new(runner::step_count(&workloads));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let options = runner::Options::new(quick);
+    let mut on_step = |step: Step| match step {
+        Step::Bench(w) => bar.set_message(format!("benchmarking {w}")),
+        Step::Profile(w) => bar.set_message(format!("profiling {w}")),
+        Step::Done => bar.inc(1),
+    };
+    let (report, dir) = runner::run(&workloads, &options, staging, &mut on_step)?;
+    bar.finish_and_clear();
+    if default_dir {
+        runner::point_latest(&dir)?;
+    }
+    print!("{}", ffiprof::report::markdown::render(&report));
+    println!("\nwrote {} (open index.html)", dir.display());
+    Ok(())
+}
+
+fn compare(
+    old: &Path,
+    new: &Path,
+    threshold: f64,
+    fail: bool,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use ffiprof::report::{compare as cmp, Report};
+    if !(threshold.is_finite() && threshold >= 0.0) {
+        return Err(
+            UsageError(format!("--threshold {threshold} must be a percentage, 0 or more")).into()
+        );
+    }
+    let load = |p: &Path| Report::load(p).map_err(|e| UsageError(e.to_string()));
+    let (old_report, new_report) = (load(old)?, load(new)?);
+    let comparison =
+        cmp::compare(&old_report, old.to_owned(), &new_report, new.to_owned(), threshold / 100.0)
+            .map_err(|e| UsageError(e.to_string()))?;
+    let run_dir = |p: &Path| {
+        if p.is_dir() {
+            p.to_owned()
+        } else {
+            p.parent().map(Path::to_owned).unwrap_or_default()
+        }
+    };
+    let old_name = run_dir(old)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "old".into());
+    let out = out.unwrap_or_else(|| run_dir(new).join(format!("compare-vs-{old_name}")));
+    std::fs::create_dir_all(&out)
+        .map_err(|e| UsageError(format!("cannot write {}: {e}", out.display())))?;
+    let md = cmp::markdown(&comparison);
+    ffiprof::output::write_atomic(&out.join("compare.md"), md.as_bytes())?;
+    ffiprof::output::write_atomic(
+        &out.join("compare.json"),
+        serde_json::to_string_pretty(&comparison)?.as_bytes(),
+    )?;
+    // Differential flamegraphs OLD -> NEW from the runs' folded stacks.
+    let mut diffs = 0;
+    for case in &new_report.workloads {
+        let Some(old_case) = old_report.workloads.iter().find(|c| c.key() == case.key()) else {
+            continue;
+        };
+        for v in &case.variants {
+            let Some(ov) = old_case.variants.iter().find(|o| o.timing.name == v.timing.name) else {
+                continue;
+            };
+            for p in &v.profiles {
+                let Some(op) = ov.profiles.iter().find(|o| o.sampler == p.sampler) else {
+                    continue;
+                };
+                let (Ok(before), Ok(after)) = (
+                    std::fs::read_to_string(run_dir(old).join(&op.folded)),
+                    std::fs::read_to_string(run_dir(new).join(&p.folded)),
+                ) else {
+                    continue;
+                };
+                let title = format!(
+                    "{} / {} / {} ({}): old -> new",
+                    case.name, case.input, v.timing.name, p.sampler
+                );
+                let svg = ffiprof::flame::differential_folded(&before, &after, &title)?;
+                let name =
+                    format!("{}.{}.{}.{}.svg", case.name, case.input, v.timing.name, p.sampler);
+                ffiprof::output::write_atomic(&out.join(name), &svg)?;
+                diffs += 1;
+            }
+        }
+    }
+    print!("{md}");
+    println!("\nwrote {} ({diffs} differential flamegraphs)", out.display());
+    if fail && comparison.regressions().next().is_some() {
+        eprintln!("error: significant slowdown beyond {threshold}% (see compare.md)");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Compare { old, new, threshold, fail_on_regression, out } = &cli.command {
+        return compare(old, new, *threshold, *fail_on_regression, out.clone());
+    }
+    let done = match cli.command {
+        Command::Compare { .. } => unreachable!("handled above"),
+        Command::Run { workloads, quick, out } => run(&workloads, quick, out),
         Command::List => {
             list();
             Ok(())
@@ -371,13 +520,14 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         Command::Exec { workload, variant, input, n } => {
             exec(&workload, &variant, input.as_deref(), n)
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match try_main(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(exit_code(&err))

@@ -7,7 +7,8 @@
 //! `flamegraphs/<workload>.<variant>.<sampler>.svg`,
 //! `flamegraphs/<workload>.<variant>.diff.<sampler>.svg`,
 //! `folded/<workload>.<variant>.<sampler>.folded`,
-//! `profiles/<workload>.<variant>.<sampler>.pb.gz`, `summary.json`.
+//! `profiles/<workload>.<variant>.<sampler>.pb.gz`, `summary.json` (with the input after
+//! the workload's name for workloads measured at several inputs).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -129,11 +130,17 @@ pub struct ProfileSummary {
     pub failures: Vec<SamplerFailure>,
 }
 
-fn stem(workload: &str, variant: &str, sampler: SamplerKind) -> String {
-    format!("{workload}.{variant}.{sampler}")
+/// File name stem of a profile: `<workload>.<variant>.<sampler>`, with the input after
+/// the workload when the workload has more than one.
+pub fn stem(workload: &Workload, input: &Input, variant: &str, sampler: SamplerKind) -> String {
+    if workload.inputs.len() > 1 {
+        format!("{}.{}.{variant}.{sampler}", workload.name, input.name)
+    } else {
+        format!("{}.{variant}.{sampler}", workload.name)
+    }
 }
 
-fn write_in(out: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_in(out: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
     let path = out.join(rel);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -168,7 +175,10 @@ fn profile_one(
         options.duration,
     )?;
     let done_sampling = Instant::now();
-    let (profile, summary, files) = render(workload, variant, &raw, start_unix, out, symbolizer)?;
+    let name = stem(workload, input, variant.name, kind);
+    let title = format!("{} / {} / {}", workload.name, input.name, variant.name);
+    let (profile, summary, files) =
+        write_profile_files(&raw, &name, &title, start_unix, out, symbolizer)?;
     let post = done_sampling.elapsed().as_secs_f64();
     let result = VariantProfile {
         variant: variant.name.to_owned(),
@@ -182,20 +192,6 @@ fn profile_one(
         files,
     };
     Ok((result, profile))
-}
-
-/// Symbolizes a raw profile and writes its flamegraph, folded stacks and protobuf.
-pub fn render(
-    workload: &Workload,
-    variant: &Variant,
-    raw: &RawProfile,
-    start_unix_nanos: i64,
-    out: &Path,
-    symbolizer: &mut ProcessSymbolizer,
-) -> Result<(Profile, BoundarySummary, ProfileFiles)> {
-    let name = stem(workload.name, variant.name, raw.sampler);
-    let title = format!("{} / {}", workload.name, variant.name);
-    write_profile_files(raw, &name, &title, start_unix_nanos, out, symbolizer)
 }
 
 /// Symbolizes `raw` and writes `flamegraphs/<name>.svg`, `folded/<name>.folded` and
@@ -235,8 +231,8 @@ pub fn unix_nanos_now() -> i64 {
 pub type SamplerFactory<'a> =
     dyn Fn(SamplerKind, &sample::Options) -> Result<Box<dyn Sampler>> + 'a;
 
-/// Profiles `variants` of `workload` at `input` under every sampler of `options`, writes
-/// the files and `summary.json` under `out`. A sampler that cannot run is recorded as a
+/// Profiles `variants` of `workload` at `input` under every sampler of `options` and
+/// writes their files under `out` ([`write_summary`] adds `summary.json`). A sampler that cannot run is recorded as a
 /// failure and the others go on; an error in the workload itself stops everything.
 pub fn profile_workload(
     workload: &Workload,
@@ -295,8 +291,8 @@ pub fn profile_workload_with(
         ) else {
             continue;
         };
-        let rel = PathBuf::from("flamegraphs")
-            .join(format!("{}.{}.diff.{}.svg", workload.name, p.variant, p.sampler));
+        let diff_stem = stem(workload, input, &format!("{}.diff", p.variant), p.sampler);
+        let rel = PathBuf::from("flamegraphs").join(format!("{diff_stem}.svg"));
         let title =
             format!("{}: {} -> {} ({})", workload.name, baseline.name, p.variant, p.sampler);
         write_in(out, &rel, &flame::differential(before, after, &title)?)?;
@@ -312,10 +308,15 @@ pub fn profile_workload_with(
         profiles,
         failures,
     };
-    let json = serde_json::to_string_pretty(&summary)
+    Ok(summary)
+}
+
+/// Writes `summary.json` under `out`.
+pub fn write_summary(summary: &ProfileSummary, out: &Path) -> Result<PathBuf> {
+    let json = serde_json::to_string_pretty(summary)
         .map_err(|source| Error::Serialize { what: "profile summary", source })?;
     write_in(out, Path::new("summary.json"), json.as_bytes())?;
-    Ok(summary)
+    Ok(out.join("summary.json"))
 }
 
 fn pct(v: f64) -> String {

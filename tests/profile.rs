@@ -25,25 +25,29 @@ fn profile_writes_flamegraphs_profiles_and_summary_for_both_samplers() {
         .stdout(predicate::str::contains("per-call").and(predicate::str::contains("perf")));
     for sampler in ["pprof", "perf"] {
         let svg = std::fs::read_to_string(
-            dir.path().join(format!("flamegraphs/pow.per-call.{sampler}.svg")),
+            dir.path().join(format!("flamegraphs/pow.chain.per-call.{sampler}.svg")),
         )
         .unwrap();
         for needle in ["ffiprof::workload::pow::per_call_loop", "__pow", "colours: rust = orange"] {
             assert!(svg.contains(needle), "{sampler} flamegraph lacks {needle}");
         }
         let batched = std::fs::read_to_string(
-            dir.path().join(format!("flamegraphs/pow.batched.{sampler}.svg")),
+            dir.path().join(format!("flamegraphs/pow.chain.batched.{sampler}.svg")),
         )
         .unwrap();
         assert!(batched.contains("ffiprof_pow_loop"), "the C loop shows in the batched flamegraph");
-        assert!(dir.path().join(format!("flamegraphs/pow.per-call.diff.{sampler}.svg")).exists());
+        assert!(dir
+            .path()
+            .join(format!("flamegraphs/pow.chain.per-call.diff.{sampler}.svg"))
+            .exists());
         let folded = std::fs::read_to_string(
-            dir.path().join(format!("folded/pow.per-call.{sampler}.folded")),
+            dir.path().join(format!("folded/pow.chain.per-call.{sampler}.folded")),
         )
         .unwrap();
         assert!(folded.lines().all(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().is_ok()));
-        let gz = std::fs::read(dir.path().join(format!("profiles/pow.per-call.{sampler}.pb.gz")))
-            .unwrap();
+        let gz =
+            std::fs::read(dir.path().join(format!("profiles/pow.chain.per-call.{sampler}.pb.gz")))
+                .unwrap();
         let mut pb = Vec::new();
         flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut pb).unwrap();
         let stats = ffiprof::flame::read_pprof(&pb).unwrap();

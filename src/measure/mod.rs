@@ -4,6 +4,7 @@
 //! from them ([`results`]). ffiprof computes no statistics of its own beyond dividing by
 //! the calls per iteration and combining two criterion intervals.
 
+pub mod counters;
 pub mod criterion_data;
 pub mod profiler;
 pub mod results;
@@ -101,18 +102,27 @@ pub fn criterion(options: &Options) -> Criterion {
         .without_plots()
 }
 
+/// Name of the second measurement of the baseline, taken after the variants.
+pub const REPEAT_SUFFIX: &str = "#repeat";
+
 /// Registers (and, as criterion does, runs) one benchmark per workload, input and variant:
 /// group = workload, id = `variant/input`, throughput = calls per iteration, so criterion
-/// reports time per call.
+/// reports time per call. After the variants, the baseline is measured once more
+/// (`batched#repeat`): how far the two baseline measurements differ is the drift of the
+/// machine over that stretch, the noise floor the results carry.
 pub fn register(c: &mut Criterion, workloads: &[Workload]) -> Result<()> {
     for workload in workloads {
         let mut group = c.benchmark_group(workload.name);
         for input in &workload.inputs {
             let n = input.calls_per_iteration;
             group.throughput(Throughput::Elements(n));
-            for variant in &workload.variants {
+            let baseline = workload.baseline();
+            let repeat = format!("{}{REPEAT_SUFFIX}", baseline.name);
+            let runs =
+                workload.variants.iter().map(|v| (v, v.name)).chain([(baseline, repeat.as_str())]);
+            for (variant, id) in runs {
                 let mut runner = (variant.prepare)(input)?;
-                group.bench_function(BenchmarkId::new(variant.name, input.name), |b| {
+                group.bench_function(BenchmarkId::new(id, input.name), |b| {
                     b.iter(|| runner.run(black_box(n)))
                 });
             }
@@ -122,16 +132,39 @@ pub fn register(c: &mut Criterion, workloads: &[Workload]) -> Result<()> {
     Ok(())
 }
 
+/// Where criterion's progress lines go while ffiprof benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// To stderr, leaving stdout to ffiprof's results.
+    Stderr,
+    /// Nowhere (a progress bar of ffiprof's shows progress).
+    Silent,
+}
+
 /// Benchmarks `workloads` in this process and returns per-call results. Criterion's files
 /// go to a fresh directory under `scratch`, so no earlier run's estimates can be read by
 /// mistake; criterion's progress lines go to stderr.
 pub fn run(workloads: &[Workload], options: &Options, scratch: &Path) -> Result<BenchResults> {
+    run_with(workloads, options, scratch, Progress::Stderr)
+}
+
+/// [`run`], with criterion's progress lines sent where `progress` says.
+pub fn run_with(
+    workloads: &[Workload],
+    options: &Options,
+    scratch: &Path,
+    progress: Progress,
+) -> Result<BenchResults> {
     let dir = tempfile::Builder::new()
         .prefix("criterion-")
         .tempdir_in(scratch)
         .map_err(|source| Error::Write { path: scratch.to_owned(), source })?;
     {
-        let _redirect = crate::ffi::StdoutToStderr::new();
+        use crate::ffi::FdRedirect;
+        let _redirects = match progress {
+            Progress::Stderr => vec![FdRedirect::stdout_to_stderr()],
+            Progress::Silent => vec![FdRedirect::silence_stdout(), FdRedirect::silence_stderr()],
+        };
         let mut c = criterion(options).output_directory(dir.path());
         register(&mut c, workloads)?;
         c.final_summary();

@@ -107,6 +107,11 @@ pub struct CaseResult {
     pub calls_per_iteration: u64,
     /// Every variant, baseline first.
     pub variants: Vec<VariantResult>,
+    /// The baseline measured again after the variants, ns per call.
+    pub baseline_repeat_ns_per_call: Interval,
+    /// |repeat / baseline - 1|: how far the machine drifted while this case was measured.
+    /// Differences smaller than this are not distinguishable from drift.
+    pub drift: f64,
 }
 
 /// The output of `ffiprof bench`.
@@ -161,12 +166,24 @@ pub fn collect(
                     ratio,
                 });
             }
+            let key = benchmark_key(
+                workload.name,
+                &format!("{}{}", workload.baseline().name, super::REPEAT_SUFFIX),
+                input.name,
+            );
+            let e = estimates
+                .get(&key)
+                .ok_or_else(|| Error::MissingEstimates { id: key.clone(), dir: dir.to_owned() })?;
+            let repeat = Interval::per_call(&e.median, n);
+            let first = variants[0].ns_per_call.estimate;
             cases.push(CaseResult {
                 name: workload.name.to_owned(),
                 input: input.name.to_owned(),
                 baseline: workload.baseline().name.to_owned(),
                 calls_per_iteration: n,
                 variants,
+                baseline_repeat_ns_per_call: repeat,
+                drift: (repeat.estimate / first - 1.0).abs(),
             });
         }
     }
@@ -211,6 +228,7 @@ impl BenchResults {
             "ns/call [95% CI]",
             "overhead ns/call [95% CI]",
             "x baseline",
+            "drift",
         ];
         let mut rows: Vec<Vec<String>> = Vec::new();
         for case in &self.workloads {
@@ -222,6 +240,11 @@ impl BenchResults {
                     with_interval(&v.ns_per_call),
                     v.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), with_interval),
                     v.ratio.as_ref().map_or("1".to_owned(), |r| format!("{:.2}", r.estimate)),
+                    if v.role == Role::Baseline {
+                        format!("{:.1}%", case.drift * 100.0)
+                    } else {
+                        String::new()
+                    },
                 ]);
             }
         }
@@ -229,7 +252,8 @@ impl BenchResults {
         let _ = writeln!(
             out,
             "\n{} of criterion's samples, 95% bootstrap intervals; overhead = variant - baseline \
-             (half-widths in quadrature); {} run on {}",
+             (half-widths in quadrature); drift = how far a second measurement of the baseline, \
+             taken after the variants, moved; {} run on {}",
             self.statistic, self.mode, self.environment.cpu
         );
         out
