@@ -123,6 +123,7 @@ fn a_refused_perf_sampler_leaves_the_pprof_half() {
     assert!(summary.profiles.iter().all(|p| p.sampler == SamplerKind::Pprof));
     assert_eq!(summary.profiles.len(), 2);
     assert!(dir.path().join("flamegraphs/plusone.per-call.pprof.svg").exists());
-    let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
+    let written = ffiprof::profile::write_summary(&summary, dir.path()).unwrap();
+    let json = std::fs::read_to_string(written).unwrap();
     assert!(json.contains("perf_event_paranoid"), "the failure is in summary.json");
 }
