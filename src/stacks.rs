@@ -16,7 +16,7 @@
 //! 6. anything else with a symbol (C sources of csrc, a shared library of the
 //!    project's): **C**.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -336,7 +336,7 @@ pub struct BoundarySummary {
     /// Samples the kernel reported lost.
     pub lost: u64,
     /// Share of samples whose leaf frame is in each language.
-    pub leaf_share: HashMap<Language, f64>,
+    pub leaf_share: BTreeMap<Language, f64>,
     /// Share of samples whose innermost non-glue frame is on the C side (C or C runtime).
     pub c_side_share: f64,
     /// Mean number of Rust <-> C-side transitions per stack (glue and unknown frames

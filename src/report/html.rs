@@ -49,6 +49,8 @@ fn time_chart(case: &ReportCase, svg: &mut String) -> Plot {
             _ => String::new(),
         })
         .x_desc("ns per call")
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 13))
         .draw()?;
     chart.draw_series(case.variants.iter().enumerate().map(|(i, v)| {
         let color = if v.timing.name == case.baseline { rgb("#5b8fd9") } else { rgb("#e8955a") };
@@ -112,6 +114,8 @@ fn language_chart(case: &ReportCase, svg: &mut String) -> Plot {
             _ => String::new(),
         })
         .x_desc("% of samples")
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 13))
         .draw()?;
     for language in Language::ALL {
         let color = rgb(language_color(language));

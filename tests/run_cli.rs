@@ -1,0 +1,157 @@
+//! `ffiprof run` and `ffiprof compare` through the real binary: a quick run of one
+//! workload, twice, compared; the HTML links only files that exist; re-running replaces a
+//! run whole; and every bad-input path exits 2 naming the file and the problem.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn ffiprof() -> Command {
+    Command::cargo_bin("ffiprof").unwrap()
+}
+
+fn quick_run(dir: &Path) {
+    ffiprof()
+        .args(["run", "pow", "--quick", "--out"])
+        .arg(dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("## Verdicts"));
+}
+
+fn links(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["href=\"", "src=\""] {
+        for (i, _) in html.match_indices(attr) {
+            let rest = &html[i + attr.len()..];
+            out.push(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn two_quick_runs_compare_without_calling_noise_a_regression() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("A"), root.path().join("B"));
+    quick_run(&a);
+    quick_run(&b);
+
+    // The run directory: reports, and every file the page links to.
+    for name in ["report.json", "report.md", "index.html"] {
+        assert!(a.join(name).is_file(), "{name} missing");
+    }
+    let html = std::fs::read_to_string(a.join("index.html")).unwrap();
+    let linked = links(&html);
+    assert!(linked.iter().any(|l| l.ends_with(".svg")), "flamegraphs are linked");
+    for link in linked.iter().filter(|l| !l.starts_with('#')) {
+        assert!(a.join(link).is_file(), "index.html links {link}, which does not exist");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["schema_version"], 1);
+    assert!(report["environment"]["hardware_counters"]["detail"].is_string());
+    let case = &report["workloads"][1];
+    assert_eq!(case["input"], "chain");
+    let per_call = &case["variants"][1];
+    assert_eq!(per_call["profiles"].as_array().unwrap().len(), 2, "both samplers profiled it");
+    // No staging directory is left beside the runs.
+    let names: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "only A and B: {names:?}");
+
+    ffiprof()
+        .args(["compare"])
+        .arg(&a)
+        .arg(&b)
+        .arg("--fail-on-regression")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("judged change"));
+    let out = b.join("compare-vs-A");
+    assert!(out.join("compare.md").is_file() && out.join("compare.json").is_file());
+    assert!(
+        std::fs::read_dir(&out).unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "svg")),
+        "differential flamegraphs old -> new"
+    );
+
+    // Re-running into A replaces it whole: a stray file from before is gone.
+    std::fs::write(a.join("stray.txt"), "from an earlier run").unwrap();
+    quick_run(&a);
+    assert!(!a.join("stray.txt").exists(), "two runs' files mixed");
+    assert!(a.join("report.json").is_file());
+}
+
+#[test]
+fn compare_rejects_bad_reports_naming_the_file() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("nosuch");
+    let corrupt = root.path().join("corrupt.json");
+    std::fs::write(&corrupt, "{\"schema_version\": 1, \"workloads\": [").unwrap();
+    let truncated = root.path().join("truncated.json");
+    std::fs::write(&truncated, "{\"schema_version\": 1}").unwrap();
+    let future = root.path().join("future.json");
+    std::fs::write(&future, "{\"schema_version\": 99}").unwrap();
+    let cases: [(&Path, &str); 4] = [
+        (&missing, "cannot read"),
+        (&corrupt, "not a valid ffiprof report"),
+        (&truncated, "not a valid ffiprof report"),
+        (&future, "schema_version 99 is not supported"),
+    ];
+    for (path, message) in cases {
+        ffiprof().arg("compare").arg(path).arg(path).assert().code(2).stderr(
+            predicate::str::contains(path.to_string_lossy().as_ref())
+                .and(predicate::str::contains(message)),
+        );
+    }
+}
+
+#[test]
+fn compare_of_reports_with_nothing_in_common_exits_2() {
+    let root = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report.json");
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    let (a, b) = (root.path().join("a.json"), root.path().join("b.json"));
+    std::fs::write(&a, &text).unwrap();
+    std::fs::write(&b, text.replace("\"name\": \"pow\"", "\"name\": \"plusone\"")).unwrap();
+    ffiprof()
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(root.path().join("cmp"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no workload and input in common"));
+}
+
+#[test]
+fn run_fails_before_benchmarking_when_the_output_cannot_be_written() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    ffiprof()
+        .args(["run", "pow", "--quick", "--out"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a directory"));
+    ffiprof()
+        .args(["run", "pow", "--quick", "--out", "/proc/ffiprof-run"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/proc/ffiprof-run"));
+    ffiprof()
+        .args(["run", "nosuch"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown workload"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory", "the file is untouched");
+}
