@@ -67,58 +67,10 @@ enum Command {
     },
     /// Sample a workload's variants with pprof and perf_event_open; write flamegraphs,
     /// folded stacks, pprof profiles and summary.json.
-    Profile {
-        /// Workload name (`ffiprof list`; also `calibrate`).
-        workload: String,
-        /// Variant to profile (default: all); the baseline is profiled too, for the
-        /// differential flamegraph.
-        #[arg(long)]
-        variant: Option<String>,
-        /// Input name (default: the workload's first).
-        #[arg(long)]
-        input: Option<String>,
-        /// Sampler.
-        #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
-        sampler: SamplerArg,
-        /// Samples per second to ask for (1 to 100000).
-        #[arg(long, default_value_t = 1000)]
-        frequency: u64,
-        /// Sampling window per variant and sampler, seconds.
-        #[arg(long, default_value_t = 3.0)]
-        duration: f64,
-        /// How the perf sampler unwinds: DWARF CFI over a stack copy (exact), or the
-        /// kernel's frame-pointer callchain (cheaper, skips callers of frameless code).
-        #[arg(long, value_enum, default_value_t = UnwindArg::Dwarf)]
-        perf_unwind: UnwindArg,
-        /// Output directory (default: results/profile-<workload>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Profile(ProfileArgs),
     /// Measure what sampling costs: slowdown of a workload under each sampler,
     /// effective rate, and post-processing time.
-    SamplerCost {
-        /// Workload (default: pow).
-        #[arg(long, default_value = "pow")]
-        workload: String,
-        /// Variant (default: per-call).
-        #[arg(long, default_value = "per-call")]
-        variant: String,
-        /// Input (default: the workload's last, for pow the chain).
-        #[arg(long)]
-        input: Option<String>,
-        /// Samples per second to ask for.
-        #[arg(long, default_value_t = 1000)]
-        frequency: u64,
-        /// Seconds per window.
-        #[arg(long, default_value_t = 1.0)]
-        window: f64,
-        /// Pairs of unprofiled and profiled windows.
-        #[arg(long, default_value_t = 7)]
-        rounds: usize,
-        /// Sampler.
-        #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
-        sampler: SamplerArg,
-    },
+    SamplerCost(CostArgs),
     /// Run one variant n times and print its checksum (for callgrind, perf and friends).
     Exec {
         /// Workload name.
@@ -215,14 +167,32 @@ fn exec(name: &str, variant: &str, input: Option<&str>, n: u64) -> anyhow::Resul
     Ok(())
 }
 
+#[derive(clap::Args)]
 struct ProfileArgs {
+    /// Workload name (`ffiprof list`; also `calibrate`).
     workload: String,
+    /// Variant to profile (default: all); the baseline is profiled too, for the
+    /// differential flamegraph.
+    #[arg(long)]
     variant: Option<String>,
+    /// Input name (default: the workload's first).
+    #[arg(long)]
     input: Option<String>,
+    /// Sampler.
+    #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
     sampler: SamplerArg,
+    /// Samples per second to ask for (1 to 100000).
+    #[arg(long, default_value_t = 1000)]
     frequency: u64,
+    /// Sampling window per variant and sampler, seconds.
+    #[arg(long, default_value_t = 3.0)]
     duration: f64,
+    /// How the perf sampler unwinds: DWARF CFI over a stack copy (exact), or the
+    /// kernel's frame-pointer callchain (cheaper, skips callers of frameless code).
+    #[arg(long, value_enum, default_value_t = UnwindArg::Dwarf)]
     perf_unwind: UnwindArg,
+    /// Output directory (default: results/profile-<workload>).
+    #[arg(long)]
     out: Option<PathBuf>,
 }
 
@@ -308,13 +278,28 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+#[derive(clap::Args)]
 struct CostArgs {
+    /// Workload (default: pow).
+    #[arg(long, default_value = "pow")]
     workload: String,
+    /// Variant (default: per-call).
+    #[arg(long, default_value = "per-call")]
     variant: String,
+    /// Input (default: the workload's last, for pow the chain).
+    #[arg(long)]
     input: Option<String>,
+    /// Samples per second to ask for.
+    #[arg(long, default_value_t = 1000)]
     frequency: u64,
+    /// Seconds per window.
+    #[arg(long, default_value_t = 1.0)]
     window: f64,
+    /// Pairs of unprofiled and profiled windows.
+    #[arg(long, default_value_t = 7)]
     rounds: usize,
+    /// Sampler.
+    #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
     sampler: SamplerArg,
 }
 
@@ -484,44 +469,23 @@ fn compare(
 }
 
 fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Compare { old, new, threshold, fail_on_regression, out } = &cli.command {
-        return compare(old, new, *threshold, *fail_on_regression, out.clone());
-    }
-    let done = match cli.command {
-        Command::Compare { .. } => unreachable!("handled above"),
-        Command::Run { workloads, quick, out } => run(&workloads, quick, out),
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match cli.command {
+        Command::Compare { old, new, threshold, fail_on_regression, out } => {
+            compare(&old, &new, threshold, fail_on_regression, out)
+        }
+        Command::Run { workloads, quick, out } => done(run(&workloads, quick, out)),
         Command::List => {
             list();
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { workloads, quick, json } => bench(&workloads, quick, json),
-        Command::Profile {
-            workload,
-            variant,
-            input,
-            sampler,
-            frequency,
-            duration,
-            perf_unwind,
-            out,
-        } => profile(ProfileArgs {
-            workload,
-            variant,
-            input,
-            sampler,
-            frequency,
-            duration,
-            perf_unwind,
-            out,
-        }),
-        Command::SamplerCost { workload, variant, input, frequency, window, rounds, sampler } => {
-            sampler_cost(CostArgs { workload, variant, input, frequency, window, rounds, sampler })
-        }
+        Command::Bench { workloads, quick, json } => done(bench(&workloads, quick, json)),
+        Command::Profile(args) => done(profile(args)),
+        Command::SamplerCost(args) => done(sampler_cost(args)),
         Command::Exec { workload, variant, input, n } => {
-            exec(&workload, &variant, input.as_deref(), n)
+            done(exec(&workload, &variant, input.as_deref(), n))
         }
-    };
-    done.map(|()| ExitCode::SUCCESS)
+    }
 }
 
 fn main() -> ExitCode {

@@ -2,9 +2,12 @@
 //! files for the Markdown (re-bless with FFIPROF_BLESS=1), and the significance logic on
 //! hand-made intervals.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::links;
 use ffiprof::environment::Environment;
 use ffiprof::measure::{CaseResult, Interval, VariantResult};
 use ffiprof::report::compare::compare;
@@ -179,18 +182,6 @@ fn html_references_only_what_the_report_lists() {
     for link in links(&html) {
         assert!(link.starts_with('#') || listed.contains(&link), "{link} is not a file of the run");
     }
-}
-
-/// href and src attribute values of a page.
-pub fn links(html: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for attr in ["href=\"", "src=\""] {
-        for (i, _) in html.match_indices(attr) {
-            let rest = &html[i + attr.len()..];
-            out.push(rest[..rest.find('"').unwrap()].to_owned());
-        }
-    }
-    out
 }
 
 fn changes(old: &Report, new: &Report, threshold: f64) -> ffiprof::report::compare::Comparison {

@@ -2,9 +2,12 @@
 //! workload, twice, compared; the HTML links only files that exist; re-running replaces a
 //! run whole; and every bad-input path exits 2 naming the file and the problem.
 
+mod common;
+
 use std::path::Path;
 
 use assert_cmd::Command;
+use common::links;
 use predicates::prelude::*;
 
 fn ffiprof() -> Command {
@@ -18,17 +21,6 @@ fn quick_run(dir: &Path) {
         .assert()
         .success()
         .stdout(predicate::str::contains("## Verdicts"));
-}
-
-fn links(html: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for attr in ["href=\"", "src=\""] {
-        for (i, _) in html.match_indices(attr) {
-            let rest = &html[i + attr.len()..];
-            out.push(rest[..rest.find('"').unwrap()].to_owned());
-        }
-    }
-    out
 }
 
 #[test]
