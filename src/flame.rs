@@ -16,6 +16,7 @@ use crate::stacks::{Language, Profile};
 pub fn language_color(language: Language) -> &'static str {
     match language {
         Language::Rust => "#e8955a",
+        Language::Go => "#4fc3d9",
         Language::C => "#5b8fd9",
         Language::CRuntime => "#5fb878",
         Language::Kernel => "#d9534f",
@@ -34,6 +35,7 @@ pub fn legend() -> String {
 fn color_word(language: Language) -> &'static str {
     match language {
         Language::Rust => "orange",
+        Language::Go => "cyan",
         Language::C => "blue",
         Language::CRuntime => "green",
         Language::Kernel => "red",
@@ -236,6 +238,35 @@ pub fn pprof_protobuf(
     gz.write_all(&message.encode_to_vec())
         .and_then(|_| gz.finish())
         .map_err(render_err("pprof profile"))
+}
+
+/// The stacks of an (uncompressed) pprof protobuf, such as Go's runtime/pprof writes:
+/// function names leaf first (a location's inlined functions before their caller) and
+/// the first sample value.
+pub fn pprof_stacks(bytes: &[u8]) -> Result<Vec<(Vec<String>, i64)>> {
+    let bad = |m: String| Error::Render {
+        what: "pprof profile".into(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, m),
+    };
+    let p = PbProfile::decode(bytes).map_err(|e| bad(e.to_string()))?;
+    let names: HashMap<u64, &str> = p
+        .function
+        .iter()
+        .map(|f| (f.id, p.string_table.get(f.name as usize).map_or("?", String::as_str)))
+        .collect();
+    let locations: HashMap<u64, &PbLocation> = p.location.iter().map(|l| (l.id, l)).collect();
+    let mut out = Vec::new();
+    for s in &p.sample {
+        let mut frames = Vec::new();
+        for id in &s.location_id {
+            let loc = locations.get(id).ok_or_else(|| bad(format!("location {id}")))?;
+            for line in &loc.line {
+                frames.push(names.get(&line.function_id).copied().unwrap_or("?").to_owned());
+            }
+        }
+        out.push((frames, s.value.first().copied().unwrap_or(0)));
+    }
+    Ok(out)
 }
 
 /// What a pprof protobuf holds, for checks.

@@ -24,6 +24,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cgo;
 pub mod cost;
 pub mod environment;
 pub mod error;

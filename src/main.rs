@@ -377,10 +377,14 @@ fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> anyhow::Result<()
     let mut on_step = |step: Step| match step {
         Step::Bench(w) => bar.set_message(format!("benchmarking {w}")),
         Step::Profile(w) => bar.set_message(format!("profiling {w}")),
+        Step::Cgo => bar.set_message("the cgo reference (Go calling the same C)"),
         Step::Done => bar.inc(1),
     };
     let (report, dir) = runner::run(&workloads, &options, staging, &mut on_step)?;
     bar.finish_and_clear();
+    if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status != "measured") {
+        eprintln!("note: {}", cgo.message);
+    }
     if default_dir {
         runner::point_latest(&dir)?;
     }

@@ -56,13 +56,15 @@ pub enum Step {
     Bench(String),
     /// Profiling a workload at an input.
     Profile(String),
+    /// Measuring the cgo reference.
+    Cgo,
     /// One step finished.
     Done,
 }
 
 /// Steps `run` will report as done, for a progress bar's length.
 pub fn step_count(workloads: &[Workload]) -> u64 {
-    workloads.iter().map(|w| 1 + w.inputs.len() as u64).sum()
+    workloads.iter().map(|w| 1 + w.inputs.len() as u64).sum::<u64>() + 1
 }
 
 /// A directory being filled, renamed into place on [`Staging::commit`] and removed if
@@ -190,6 +192,7 @@ pub fn run(
         environment: environment(options),
         workloads: Vec::new(),
         notes: Vec::new(),
+        cgo: None,
     };
     let counters_on = report.environment.hardware_counters.available;
     if !counters_on {
@@ -263,6 +266,16 @@ pub fn run(
             report.notes.push(format!("no profile from the {kind} sampler in this run"));
         }
     }
+    on_step(Step::Cgo);
+    let cgo = match crate::cgo::go_binary() {
+        Some(go) => crate::cgo::run(&go, &dir, options.quick, &report.workloads),
+        None => crate::cgo::CgoReference::skipped(),
+    };
+    if cgo.status != "measured" {
+        report.notes.push(cgo.message.clone());
+    }
+    report.cgo = Some(cgo);
+    on_step(Step::Done);
     write_report(&report, &dir)?;
     let dest = staging.commit()?;
     Ok((report, dest))

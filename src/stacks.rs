@@ -31,6 +31,8 @@ use crate::symbol::{Frame, ProcessSymbolizer};
 pub enum Language {
     /// Rust code.
     Rust,
+    /// Go code (the cgo reference's profiles).
+    Go,
     /// C code of the project (csrc) or of a library that is not the C runtime.
     C,
     /// libc, libm, libgcc, ld.so and the like.
@@ -45,8 +47,9 @@ pub enum Language {
 
 impl Language {
     /// Every language, in legend order.
-    pub const ALL: [Language; 6] = [
+    pub const ALL: [Language; 7] = [
         Language::Rust,
+        Language::Go,
         Language::C,
         Language::CRuntime,
         Language::Kernel,
@@ -58,6 +61,7 @@ impl Language {
     pub fn name(self) -> &'static str {
         match self {
             Language::Rust => "rust",
+            Language::Go => "go",
             Language::C => "c",
             Language::CRuntime => "c-runtime",
             Language::Kernel => "kernel",
@@ -125,6 +129,27 @@ pub fn classify(addr: u64, frame: &Frame) -> Language {
         return Language::Rust;
     }
     Language::C
+}
+
+/// Decides the language of a frame of Go's own profiler, which gives names only: cgo's
+/// call machinery (`runtime.cgocall`, `runtime.asmcgocall`, `_Cfunc_*` stubs, `_cgo_*`)
+/// is glue; other dotted names (`main.f`, `runtime.mallocgc`) are Go; undotted names are
+/// C: the project's (`ffiprof_*`) or the C runtime's.
+pub fn classify_go(name: &str) -> Language {
+    let glue = name.starts_with("runtime.cgocall")
+        || name.starts_with("runtime.asmcgocall")
+        || name.contains("._Cfunc_")
+        || name.starts_with("_cgo")
+        || name == "runtime._ExternalCode";
+    if glue {
+        Language::Glue
+    } else if name.contains('.') {
+        Language::Go
+    } else if name.starts_with("ffiprof_") {
+        Language::C
+    } else {
+        Language::CRuntime
+    }
 }
 
 /// A frame as profiles keep it.
@@ -352,6 +377,16 @@ pub struct BoundarySummary {
 impl BoundarySummary {
     /// Summarizes `profile`, recorded as `raw` says.
     pub fn new(profile: &Profile, raw: &RawProfile) -> BoundarySummary {
+        Self::from_parts(profile, raw.requested_hz, raw.window, raw.lost)
+    }
+
+    /// Summarizes `profile`, sampled at `requested_hz` over `window` with `lost` samples lost.
+    pub fn from_parts(
+        profile: &Profile,
+        requested_hz: u64,
+        window: std::time::Duration,
+        lost: u64,
+    ) -> BoundarySummary {
         let total = profile.total();
         let share = |w: u64| if total == 0 { 0.0 } else { w as f64 / total as f64 };
         let mut leaf: HashMap<Language, u64> = HashMap::new();
@@ -364,7 +399,9 @@ impl BoundarySummary {
             }
             let sides: Vec<bool> = langs
                 .iter()
-                .filter(|l| matches!(l, Language::Rust | Language::C | Language::CRuntime))
+                .filter(|l| {
+                    matches!(l, Language::Rust | Language::Go | Language::C | Language::CRuntime)
+                })
                 .map(|l| l.is_c_side())
                 .collect();
             if sides.last() == Some(&true) {
@@ -379,13 +416,13 @@ impl BoundarySummary {
                 unknown += stack.weight;
             }
         }
-        let window_seconds = raw.window.as_secs_f64();
+        let window_seconds = window.as_secs_f64();
         BoundarySummary {
             samples: total,
-            requested_hz: raw.requested_hz,
+            requested_hz,
             effective_hz: if window_seconds > 0.0 { total as f64 / window_seconds } else { 0.0 },
             window_seconds,
-            lost: raw.lost,
+            lost,
             leaf_share: leaf.into_iter().map(|(l, w)| (l, share(w))).collect(),
             c_side_share: share(c_side),
             crossings_per_stack: share(crossings),

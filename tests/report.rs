@@ -115,6 +115,7 @@ fn report(base: Interval, per_call: Interval, drift: f64) -> Report {
             variants,
         }],
         notes: vec!["a note".into()],
+        cgo: None,
     }
 }
 

@@ -154,6 +154,10 @@ fn language_chart(case: &ReportCase, svg: &mut String) -> Plot {
 /// Every file the page links to, relative to the run directory.
 pub fn linked_files(report: &Report) -> Vec<PathBuf> {
     let mut files = Vec::new();
+    for p in report.cgo.iter().flat_map(|c| &c.profiles) {
+        files.push(p.flamegraph.clone());
+        files.push(p.original.clone());
+    }
     for case in &report.workloads {
         for v in &case.variants {
             for p in &v.profiles {
@@ -272,6 +276,49 @@ pub fn render(report: &Report) -> String {
                 }
                 out.push_str("</small></p>");
             }
+        }
+        out.push_str("</section>");
+    }
+    if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status == "measured") {
+        let _ = write!(
+            out,
+            "<section id=cgo><h2>cgo reference: the same C called from Go</h2><p>{}</p>",
+            escape(&cgo.message)
+        );
+        out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [range]</th><th>overhead/call</th><th>ratio</th></tr>");
+        for case in &cgo.workloads {
+            for v in &case.variants {
+                let i = &v.ns_per_call;
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td></tr>",
+                    escape(&case.name),
+                    escape(&case.input),
+                    escape(&v.name),
+                    fmt_ns(i.estimate),
+                    fmt_ns(i.lower),
+                    fmt_ns(i.upper),
+                    v.overhead_ns_per_call.as_ref().map_or("baseline".into(), |o| fmt_ns(o.estimate)),
+                    v.ratio.as_ref().map_or("1".into(), |r| format!("{:.2}", r.estimate))
+                );
+            }
+        }
+        let _ = write!(
+            out,
+            "</table><p><small>{}</small></p><p class=verdict>{}</p>",
+            escape(&cgo.statistic),
+            escape(&cgo.verdict)
+        );
+        for p in &cgo.profiles {
+            let flame = escape(&p.flamegraph.to_string_lossy());
+            let _ = write!(
+                out,
+                "<h3>Go's own profiler (runtime/pprof): pow / chain / {} — C side {:.1}%</h3><a href=\"{flame}\"><img class=flame src=\"{flame}\" alt=\"Go profile of {}\"></a><p><small><a href=\"{}\">Go's profile</a></small></p>",
+                escape(&p.variant),
+                p.summary.c_side_share * 100.0,
+                escape(&p.variant),
+                escape(&p.original.to_string_lossy())
+            );
         }
         out.push_str("</section>");
     }

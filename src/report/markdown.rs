@@ -80,6 +80,29 @@ pub fn render(report: &Report) -> String {
             case.verdict
         );
     }
+    if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status == "measured") {
+        let _ = writeln!(out, "\n## cgo reference: the same C called from Go\n\n{}\n", cgo.message);
+        let _ = writeln!(
+            out,
+            "| workload | input | variant | ns/call [range] | overhead/call | ratio |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for case in &cgo.workloads {
+            for v in &case.variants {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    case.name,
+                    case.input,
+                    v.name,
+                    interval(&v.ns_per_call),
+                    v.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), interval),
+                    v.ratio.as_ref().map_or("1".to_owned(), |r| format!("{:.2}", r.estimate))
+                );
+            }
+        }
+        let _ = writeln!(out, "\n{}. {}.", cgo.statistic, cgo.verdict);
+    }
     if !report.notes.is_empty() {
         let _ = writeln!(out, "\n## Notes\n");
         for note in &report.notes {

@@ -157,6 +157,9 @@ pub struct Report {
     pub workloads: Vec<ReportCase>,
     /// Things the reader should know about the run as a whole.
     pub notes: Vec<String>,
+    /// The same C code called from Go through cgo, when a Go toolchain was found.
+    #[serde(default)]
+    pub cgo: Option<crate::cgo::CgoReference>,
 }
 
 /// Why a report could not be read.

@@ -1,0 +1,3 @@
+module ffiprof/cgo
+
+go 1.19
