@@ -42,7 +42,7 @@ impl Options {
     /// Sampling window per variant and sampler.
     pub fn profile_window(&self) -> Duration {
         if self.quick {
-            Duration::from_millis(400)
+            Duration::from_millis(300)
         } else {
             Duration::from_millis(1000)
         }

@@ -54,7 +54,7 @@ impl Options {
     /// Measurement time per benchmark.
     pub fn measurement(&self) -> Duration {
         if self.quick {
-            Duration::from_millis(900)
+            Duration::from_millis(800)
         } else {
             Duration::from_secs(3)
         }
