@@ -145,10 +145,21 @@ pub fn go_binary() -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join("go")).find(|p| p.is_file())
 }
 
+/// What the Go program reported.
+pub struct GoResults {
+    /// Cases with overheads and ratios.
+    pub cases: Vec<CgoCase>,
+    /// Go's runtime version.
+    pub go_version: String,
+    /// Benchmark runs per variant.
+    pub runs: u32,
+    /// Go's CPU profiles: (variant, file, seconds profiled).
+    pub profiles: Vec<(String, PathBuf, f64)>,
+}
+
 /// Parses the Go program's JSON into cases with overheads and ratios (variant against
-/// the case's baseline, as for the Rust rows). Returns the cases, Go's version and the
-/// number of runs per variant.
-pub fn parse(json: &str) -> Result<(Vec<CgoCase>, String, u32)> {
+/// the case's baseline, as for the Rust rows).
+pub fn parse(json: &str) -> Result<GoResults> {
     let out: GoOutput =
         serde_json::from_str(json).map_err(|e| Error::InvalidOption(format!("cgo output: {e}")))?;
     if out.schema_version != 1 {
@@ -182,7 +193,12 @@ pub fn parse(json: &str) -> Result<(Vec<CgoCase>, String, u32)> {
             CgoCase { name: w.name, input: w.input, baseline: w.baseline, variants }
         })
         .collect();
-    Ok((cases, out.go_version, out.runs))
+    Ok(GoResults {
+        cases,
+        go_version: out.go_version,
+        runs: out.runs,
+        profiles: out.profiles.into_iter().map(|p| (p.variant, p.path, p.seconds)).collect(),
+    })
 }
 
 /// Converts Go's gzipped CPU profile into a [`Profile`] with Go's language rules.
@@ -297,28 +313,22 @@ fn try_run(go: &Path, dir: &Path, quick: bool, rust: &[ReportCase]) -> Result<Cg
     }
     let text = std::fs::read_to_string(&json)
         .map_err(|source| Error::Read { path: json.clone(), source })?;
-    let (workloads, go_version, n) = parse(&text)?;
-    let out: GoOutput =
-        serde_json::from_str(&text).map_err(|e| Error::InvalidOption(e.to_string()))?;
+    let GoResults { cases: workloads, go_version, runs: n, profiles: files } = parse(&text)?;
     let mut converted = Vec::new();
-    for p in out.profiles {
-        let gz = std::fs::read(&p.path)
-            .map_err(|source| Error::Read { path: p.path.clone(), source })?;
+    for (variant, path, seconds) in files {
+        let gz =
+            std::fs::read(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
         let profile = go_profile(&gz)?;
-        let summary = BoundarySummary::from_parts(
-            &profile,
-            GO_PROFILE_HZ,
-            Duration::from_secs_f64(p.seconds),
-            0,
-        );
-        let stem = format!("cgo.pow.chain.{}.go-pprof", p.variant);
+        let window = Duration::from_secs_f64(seconds);
+        let summary = BoundarySummary::from_parts(&profile, GO_PROFILE_HZ, window, 0);
+        let stem = format!("cgo.pow.chain.{variant}.go-pprof");
         let flamegraph = PathBuf::from("flamegraphs").join(format!("{stem}.svg"));
         let folded = PathBuf::from("folded").join(format!("{stem}.folded"));
-        let title = format!("Go runtime/pprof: cgo pow / chain / {}", p.variant);
+        let title = format!("Go runtime/pprof: cgo pow / chain / {variant}");
         crate::profile::write_in(dir, &flamegraph, &flame::flamegraph(&profile, &title)?)?;
         crate::profile::write_in(dir, &folded, profile.folded().as_bytes())?;
-        let original = PathBuf::from("profiles").join(p.path.file_name().unwrap_or_default());
-        converted.push(CgoProfile { variant: p.variant, original, flamegraph, folded, summary });
+        let original = PathBuf::from("profiles").join(path.file_name().unwrap_or_default());
+        converted.push(CgoProfile { variant, original, flamegraph, folded, summary });
     }
     let blind = converted.iter().find(|p| p.variant == "per-call").map(|p| {
         let c = p.summary.c_side_share * 100.0;

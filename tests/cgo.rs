@@ -10,8 +10,10 @@ use predicates::prelude::*;
 #[test]
 fn go_output_parses_into_rows_with_overhead_and_ratio() {
     let text = include_str!("data/cgo-output.json");
-    let (cases, version, runs) = parse(text).unwrap();
-    assert_eq!((version.as_str(), runs), ("go1.19.8", 3));
+    let parsed = parse(text).unwrap();
+    assert_eq!((parsed.go_version.as_str(), parsed.runs), ("go1.19.8", 3));
+    assert!(parsed.profiles.is_empty());
+    let cases = parsed.cases;
     let per_call = &cases[0].variants[1];
     assert_eq!(per_call.name, "per-call");
     let overhead = per_call.overhead_ns_per_call.unwrap();
