@@ -274,43 +274,37 @@ pub fn run(go: &Path, dir: &Path, quick: bool, rust: &[ReportCase]) -> CgoRefere
     }
 }
 
+/// Runs `cmd` (the program at `program`) to completion; a failure carries its stderr.
+fn succeed(mut cmd: Command, program: &Path, what: &str) -> Result<()> {
+    let out = cmd.output().map_err(|source| Error::Read { path: program.to_owned(), source })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::InvalidOption(format!(
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
 fn try_run(go: &Path, dir: &Path, quick: bool, rust: &[ReportCase]) -> Result<CgoReference> {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cgo");
     let scratch = tempfile::tempdir()
         .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
     let exe = scratch.path().join("ffiprof-cgo");
-    let built = go_command(go, scratch.path())
-        .arg("build")
-        .arg("-o")
-        .arg(&exe)
-        .arg(".")
-        .current_dir(&source)
-        .output()
-        .map_err(|source| Error::Read { path: go.to_owned(), source })?;
-    if !built.status.success() {
-        return Err(Error::InvalidOption(format!(
-            "go build in {} failed: {}",
-            source.display(),
-            String::from_utf8_lossy(&built.stderr).trim()
-        )));
-    }
+    let mut build = go_command(go, scratch.path());
+    build.arg("build").arg("-o").arg(&exe).arg(".").current_dir(&source);
+    succeed(build, go, &format!("go build in {}", source.display()))?;
     let json = scratch.path().join("cgo.json");
     let profiles = dir.join("profiles");
     let (runs, benchtime, profiletime) =
         if quick { ("3", "100ms", "500ms") } else { ("5", "300ms", "1500ms") };
-    let ran = Command::new(&exe)
+    let mut bench = Command::new(&exe);
+    bench
         .args(["-runs", runs, "-benchtime", benchtime, "-profiletime", profiletime, "-json"])
         .arg(&json)
         .arg("-profile")
-        .arg(&profiles)
-        .output()
-        .map_err(|source| Error::Read { path: exe.clone(), source })?;
-    if !ran.status.success() {
-        return Err(Error::InvalidOption(format!(
-            "the cgo program failed: {}",
-            String::from_utf8_lossy(&ran.stderr).trim()
-        )));
-    }
+        .arg(&profiles);
+    succeed(bench, &exe, "the cgo program")?;
     let text = std::fs::read_to_string(&json)
         .map_err(|source| Error::Read { path: json.clone(), source })?;
     let GoResults { cases: workloads, go_version, runs: n, profiles: files } = parse(&text)?;

@@ -156,7 +156,8 @@ pub fn cstr_digest(s: &CStr, seed: u64) -> u64 {
 
 /// C strings built once, with the pointer array C's batched loop reads.
 pub struct CStrTable {
-    strings: Vec<CString>,
+    /// Owned only to keep the strings `ptrs` points into alive.
+    _strings: Vec<CString>,
     ptrs: Vec<*const c_char>,
 }
 
@@ -164,17 +165,7 @@ impl CStrTable {
     /// Takes ownership of the strings and collects their pointers.
     pub fn new(strings: Vec<CString>) -> Self {
         let ptrs = strings.iter().map(|s| s.as_ptr()).collect();
-        CStrTable { strings, ptrs }
-    }
-
-    /// How many strings the table holds.
-    pub fn len(&self) -> usize {
-        self.strings.len()
-    }
-
-    /// True when the table holds no string.
-    pub fn is_empty(&self) -> bool {
-        self.strings.is_empty()
+        CStrTable { _strings: strings, ptrs }
     }
 
     /// C loop digesting `strings[i % k]` for i in 0..n.

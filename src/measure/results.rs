@@ -45,11 +45,6 @@ impl Interval {
         )
     }
 
-    /// True when `lower <= estimate <= upper`.
-    pub fn is_ordered(&self) -> bool {
-        self.lower <= self.estimate && self.estimate <= self.upper
-    }
-
     /// `self - other` for two independent estimates. Each side of the interval combines
     /// the two half-widths that push the difference that way in quadrature
     /// (sqrt(a² + b²)), the normal approximation for a difference of independent
