@@ -83,6 +83,4 @@ uint64_t ffiprof_list_sum(const ffiprof_node *head) {
     return sum;
 }
 
-void ffiprof_arena_reset(ffiprof_arena *arena) { arena->used = 0; }
-
 void ffiprof_arena_free(ffiprof_arena *arena) { free(arena); }

@@ -42,7 +42,6 @@ uint64_t ffiprof_nodes_batched(uint64_t n, uint64_t seed);
 ffiprof_arena *ffiprof_arena_new(size_t capacity_nodes);
 ffiprof_node *ffiprof_arena_push(ffiprof_arena *arena, ffiprof_node *head, uint64_t value);
 uint64_t ffiprof_list_sum(const ffiprof_node *head);
-void ffiprof_arena_reset(ffiprof_arena *arena);
 void ffiprof_arena_free(ffiprof_arena *arena);
 
 /* calibrate: planted work for the samplers' accuracy tests. */

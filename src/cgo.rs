@@ -10,102 +10,33 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::flame;
 use crate::measure::Interval;
-use crate::report::{fmt_ns, ReportCase};
-use crate::stacks::{classify_go, BoundarySummary, Language, NamedStack, Profile};
+use crate::output::write_under;
+use crate::pprof_proto;
+use crate::profile::draw;
+use crate::report::{CgoCase, CgoProfile, CgoReference, CgoStatus, CgoVariant, ReportCase};
+use crate::stacks::{classify_go, BoundarySummary, NamedStack, Profile};
 use crate::workload::Role;
-
-/// What to do without Go.
-pub const INSTALL_HINT: &str =
-    "cgo reference skipped: no `go` on PATH; install Go (Debian: apt-get install golang-go) to add it";
 
 /// Go's default CPU profiling rate, Hz.
 const GO_PROFILE_HZ: u64 = 100;
 
-/// One variant measured from Go.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CgoVariant {
-    /// Variant name.
-    pub name: String,
-    /// Baseline or per-call.
-    pub role: Role,
-    /// Median ns per call over the runs, with the fastest and slowest run as its range.
-    pub ns_per_call: Interval,
-    /// ns_per_call minus the baseline's (ranges combined in quadrature).
-    pub overhead_ns_per_call: Option<Interval>,
-    /// ns_per_call over the baseline's.
-    pub ratio: Option<Interval>,
-}
-
-/// One workload at one input, from Go.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CgoCase {
-    /// Workload.
-    pub name: String,
-    /// Input.
-    pub input: String,
-    /// Baseline variant.
-    pub baseline: String,
-    /// Variants, baseline first.
-    pub variants: Vec<CgoVariant>,
-}
-
-/// Go's own profile of a variant, converted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CgoProfile {
-    /// Variant of pow/chain.
-    pub variant: String,
-    /// Go's profile as it wrote it, relative to the run directory.
-    pub original: PathBuf,
-    /// Flamegraph rendered by ffiprof, relative to the run directory.
-    pub flamegraph: PathBuf,
-    /// Folded stacks, relative to the run directory.
-    pub folded: PathBuf,
-    /// Where Go's samples fall, computed as for ffiprof's own samplers.
-    pub summary: BoundarySummary,
-}
-
-/// The cgo reference of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CgoReference {
-    /// "measured", "skipped" (no Go) or "failed".
-    pub status: String,
-    /// What happened, in words.
-    pub message: String,
-    /// `go version`'s runtime version.
-    pub go_version: Option<String>,
-    /// How ns_per_call was made.
-    pub statistic: String,
-    /// The measured cases.
-    pub workloads: Vec<CgoCase>,
-    /// Go's profiles.
-    pub profiles: Vec<CgoProfile>,
-    /// Per-call overhead of cgo against Rust's, in words.
-    pub verdict: String,
-}
-
-impl CgoReference {
-    /// The reference when no Go toolchain is on PATH.
-    pub fn skipped() -> CgoReference {
-        CgoReference {
-            status: "skipped".into(),
-            message: INSTALL_HINT.into(),
-            go_version: None,
-            statistic: String::new(),
-            workloads: Vec::new(),
-            profiles: Vec::new(),
-            verdict: String::new(),
-        }
-    }
-
-    fn failed(message: String) -> CgoReference {
-        CgoReference { status: "failed".into(), message, ..Self::skipped() }
-    }
-}
+/// The Go program and the C files it includes, embedded so that an installed ffiprof
+/// needs no source tree: written out in the same layout (`scripts/cgo` beside `csrc`) to
+/// build. Paths are relative to the crate's root.
+const SOURCES: &[(&str, &str)] = &[
+    ("scripts/cgo/go.mod", include_str!("../scripts/cgo/go.mod")),
+    ("scripts/cgo/main.go", include_str!("../scripts/cgo/main.go")),
+    ("scripts/cgo/csrc.go", include_str!("../scripts/cgo/csrc.go")),
+    ("scripts/cgo/export.go", include_str!("../scripts/cgo/export.go")),
+    ("csrc/ffiprof.h", include_str!("../csrc/ffiprof.h")),
+    ("csrc/pow.c", include_str!("../csrc/pow.c")),
+    ("csrc/plusone.c", include_str!("../csrc/plusone.c")),
+    ("csrc/callback.c", include_str!("../csrc/callback.c")),
+];
 
 #[derive(Deserialize)]
 struct GoOutput {
@@ -157,16 +88,16 @@ pub struct GoResults {
     pub profiles: Vec<(String, PathBuf, f64)>,
 }
 
+fn bad_output(detail: String) -> Error {
+    Error::Cgo { what: "reading the cgo program's output".into(), detail }
+}
+
 /// Parses the Go program's JSON into cases with overheads and ratios (variant against
 /// the case's baseline, as for the Rust rows).
 pub fn parse(json: &str) -> Result<GoResults> {
-    let out: GoOutput =
-        serde_json::from_str(json).map_err(|e| Error::InvalidOption(format!("cgo output: {e}")))?;
+    let out: GoOutput = serde_json::from_str(json).map_err(|e| bad_output(e.to_string()))?;
     if out.schema_version != 1 {
-        return Err(Error::InvalidOption(format!(
-            "cgo output: schema_version {} unknown",
-            out.schema_version
-        )));
+        return Err(bad_output(format!("schema_version {} unknown", out.schema_version)));
     }
     let cases = out
         .workloads
@@ -201,17 +132,16 @@ pub fn parse(json: &str) -> Result<GoResults> {
     })
 }
 
-/// Converts Go's gzipped CPU profile into a [`Profile`] with Go's language rules.
-pub fn go_profile(gz: &[u8]) -> Result<Profile> {
-    let mut raw = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut raw)
-        .map_err(|source| Error::Render { what: "Go profile".into(), source })?;
-    let stacks = flame::pprof_stacks(&raw)?;
-    let named: Vec<(Vec<String>, u64)> = stacks
+/// Converts Go's CPU profile (gzipped pprof protobuf) into a [`Profile`] with Go's
+/// language rules.
+pub fn go_profile(bytes: &[u8]) -> Result<Profile> {
+    let decoded = pprof_proto::decode(bytes)?;
+    let named: Vec<(Vec<String>, u64)> = decoded
+        .stacks
         .into_iter()
         .filter(|(_, n)| *n > 0)
         .map(|(mut frames, n)| {
-            frames.reverse();
+            frames.reverse(); // root first
             (frames, n as u64)
         })
         .collect();
@@ -220,40 +150,6 @@ pub fn go_profile(gz: &[u8]) -> Result<Profile> {
         .map(|(frames, n)| (frames.iter().map(|f| (f.as_str(), "", classify_go(f))).collect(), *n))
         .collect();
     Ok(Profile::from_named_stacks(&stacks))
-}
-
-/// One line on per-call overhead across the two languages.
-pub fn verdict(cgo: &[CgoCase], rust: &[ReportCase]) -> String {
-    let mut parts = Vec::new();
-    for case in cgo {
-        let Some(r) = rust.iter().find(|r| r.name == case.name && r.input == case.input) else {
-            continue;
-        };
-        for v in case.variants.iter().filter(|v| v.role == Role::PerCall) {
-            let Some(go) = &v.overhead_ns_per_call else { continue };
-            let rust_per_call = r.variants.iter().filter(|rv| rv.timing.role == Role::PerCall);
-            let Some((rv, ro)) =
-                rust_per_call.filter_map(|rv| Some((rv, rv.timing.overhead_ns_per_call?))).next()
-            else {
-                continue;
-            };
-            parts.push(format!(
-                "{}/{}: crossing once per item costs {} per call more than batched from Go ({}, range {} .. {}) \
-                 and {} from Rust ({}, 95% CI {} .. {})",
-                case.name,
-                case.input,
-                fmt_ns(go.estimate),
-                v.name,
-                fmt_ns(go.lower),
-                fmt_ns(go.upper),
-                fmt_ns(ro.estimate),
-                rv.timing.name,
-                fmt_ns(ro.lower),
-                fmt_ns(ro.upper),
-            ));
-        }
-    }
-    parts.join("; ")
 }
 
 fn go_command(go: &Path, scratch: &Path) -> Command {
@@ -266,36 +162,66 @@ fn go_command(go: &Path, scratch: &Path) -> Command {
 }
 
 /// Builds and runs the Go program, writing Go's profiles and their flamegraphs under
-/// `dir`. Never fails the run: problems become a "failed" reference with the reason.
+/// `dir`, and pairs Go's overheads with `rust`'s. Never fails the run: problems become a
+/// failed reference with the reason.
 pub fn run(go: &Path, dir: &Path, quick: bool, rust: &[ReportCase]) -> CgoReference {
-    match try_run(go, dir, quick, rust) {
-        Ok(r) => r,
-        Err(e) => CgoReference::failed(format!("cgo reference failed: {e}")),
+    match try_run(go, dir, quick) {
+        Ok(mut r) => {
+            r.verdict = crate::report::cross_language(&r.workloads, rust);
+            r
+        }
+        Err(e) => CgoReference::failed(e.to_string()),
     }
 }
 
-/// Runs `cmd` (the program at `program`) to completion; a failure carries its stderr.
-fn succeed(mut cmd: Command, program: &Path, what: &str) -> Result<()> {
-    let out = cmd.output().map_err(|source| Error::Read { path: program.to_owned(), source })?;
+/// Runs `cmd` to completion; a failure carries its stderr.
+fn succeed(mut cmd: Command, what: &str) -> Result<()> {
+    let out = cmd.output().map_err(|e| Error::Cgo { what: what.into(), detail: e.to_string() })?;
     if out.status.success() {
         return Ok(());
     }
-    Err(Error::InvalidOption(format!(
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    Err(Error::Cgo {
+        what: what.into(),
+        detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    })
 }
 
-fn try_run(go: &Path, dir: &Path, quick: bool, rust: &[ReportCase]) -> Result<CgoReference> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cgo");
+/// Writes the embedded sources under `root`; returns the Go program's directory.
+fn write_sources(root: &Path) -> Result<PathBuf> {
+    for (rel, text) in SOURCES {
+        write_under(root, Path::new(rel), text.as_bytes())?;
+    }
+    Ok(root.join("scripts/cgo"))
+}
+
+/// Converts one of Go's profiles and writes its flamegraph and folded stacks.
+fn convert(dir: &Path, variant: String, path: &Path, seconds: f64) -> Result<CgoProfile> {
+    let gz = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    let profile = go_profile(&gz)?;
+    let window = Duration::from_secs_f64(seconds);
+    let summary = BoundarySummary::from_parts(&profile, GO_PROFILE_HZ, window, 0);
+    let stem = format!("cgo.pow.chain.{variant}.go-pprof");
+    let title = format!("Go runtime/pprof: cgo pow / chain / {variant}");
+    let drawn = draw(&profile, &stem, &title, dir)?;
+    let original = PathBuf::from("profiles").join(path.file_name().unwrap_or_default());
+    Ok(CgoProfile {
+        variant,
+        original,
+        flamegraph: drawn.flamegraph_file,
+        folded: drawn.folded_file,
+        summary,
+    })
+}
+
+fn try_run(go: &Path, dir: &Path, quick: bool) -> Result<CgoReference> {
     let scratch = tempfile::tempdir()
         .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
+    let source = write_sources(&scratch.path().join("src"))?;
     let exe = scratch.path().join("ffiprof-cgo");
     let mut build = go_command(go, scratch.path());
     build.arg("build").arg("-o").arg(&exe).arg(".").current_dir(&source);
-    succeed(build, go, &format!("go build in {}", source.display()))?;
+    succeed(build, "go build of the cgo program")?;
     let json = scratch.path().join("cgo.json");
-    let profiles = dir.join("profiles");
     let (runs, benchtime, profiletime) =
         if quick { ("3", "100ms", "500ms") } else { ("5", "300ms", "1500ms") };
     let mut bench = Command::new(&exe);
@@ -303,39 +229,22 @@ fn try_run(go: &Path, dir: &Path, quick: bool, rust: &[ReportCase]) -> Result<Cg
         .args(["-runs", runs, "-benchtime", benchtime, "-profiletime", profiletime, "-json"])
         .arg(&json)
         .arg("-profile")
-        .arg(&profiles);
-    succeed(bench, &exe, "the cgo program")?;
+        .arg(dir.join("profiles"));
+    succeed(bench, "the cgo program")?;
     let text = std::fs::read_to_string(&json)
         .map_err(|source| Error::Read { path: json.clone(), source })?;
-    let GoResults { cases: workloads, go_version, runs: n, profiles: files } = parse(&text)?;
-    let mut converted = Vec::new();
-    for (variant, path, seconds) in files {
-        let gz =
-            std::fs::read(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
-        let profile = go_profile(&gz)?;
-        let window = Duration::from_secs_f64(seconds);
-        let summary = BoundarySummary::from_parts(&profile, GO_PROFILE_HZ, window, 0);
-        let stem = format!("cgo.pow.chain.{variant}.go-pprof");
-        let flamegraph = PathBuf::from("flamegraphs").join(format!("{stem}.svg"));
-        let folded = PathBuf::from("folded").join(format!("{stem}.folded"));
-        let title = format!("Go runtime/pprof: cgo pow / chain / {variant}");
-        crate::profile::write_in(dir, &flamegraph, &flame::flamegraph(&profile, &title)?)?;
-        crate::profile::write_in(dir, &folded, profile.folded().as_bytes())?;
-        let original = PathBuf::from("profiles").join(path.file_name().unwrap_or_default());
-        converted.push(CgoProfile { variant, original, flamegraph, folded, summary });
-    }
-    let blind = converted.iter().find(|p| p.variant == "per-call").map(|p| {
-        let c = p.summary.c_side_share * 100.0;
-        let glue = p.summary.leaf_share.get(&Language::Glue).copied().unwrap_or(0.0) * 100.0;
-        format!(" Go's profiler put {c:.0}% of per-call pow's samples in C frames and {glue:.0}% on cgo's call machinery.")
-    });
+    let GoResults { cases, go_version, runs, profiles } = parse(&text)?;
+    let profiles = profiles
+        .into_iter()
+        .map(|(variant, path, seconds)| convert(dir, variant, &path, seconds))
+        .collect::<Result<_>>()?;
     Ok(CgoReference {
-        status: "measured".into(),
-        message: format!("cgo reference measured with {go_version}.{}", blind.unwrap_or_default()),
-        verdict: verdict(&workloads, rust),
+        status: CgoStatus::Measured,
+        message: format!("cgo reference measured with {go_version}"),
         go_version: Some(go_version),
-        statistic: format!("median of {n} Go benchmark runs; range = fastest and slowest run"),
-        workloads,
-        profiles: converted,
+        runs,
+        workloads: cases,
+        profiles,
+        ..CgoReference::skipped()
     })
 }

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::fmt;
+use crate::measure::stats::median;
 use crate::profile::{unix_nanos_now, write_profile_files};
-use crate::sample::{self, SamplerKind};
+use crate::sample::{self, Event, SamplerKind};
 use crate::symbol::ProcessSymbolizer;
 use crate::workload::{Input, Workload};
 
@@ -25,7 +27,7 @@ pub struct SamplerCost {
     /// Which sampler.
     pub sampler: SamplerKind,
     /// Event sampled.
-    pub event: String,
+    pub event: Event,
     /// Frequency asked for.
     pub requested_hz: u64,
     /// Samples per second reached (median over rounds).
@@ -49,9 +51,101 @@ pub struct Plan {
     pub rounds: usize,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// `ffiprof sampler-cost`: each sampler's costs, and the samplers that could not run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostTable {
+    /// `workload / variant / input` measured.
+    pub case: String,
+    /// The plan measured with.
+    pub rounds: usize,
+    /// Window length, seconds.
+    pub window_seconds: f64,
+    /// One row per sampler that ran.
+    pub costs: Vec<SamplerCost>,
+    /// Samplers that could not run, with the reason.
+    pub failures: Vec<(SamplerKind, String)>,
+}
+
+impl CostTable {
+    /// The table as plain text, with a line saying what was measured.
+    pub fn table(&self) -> String {
+        let header = [
+            "sampler",
+            "event",
+            "asked Hz",
+            "effective Hz",
+            "slowdown (median)",
+            "range",
+            "samples",
+            "post-processing s",
+        ];
+        let rows: Vec<Vec<String>> = self
+            .costs
+            .iter()
+            .map(|c| {
+                vec![
+                    c.sampler.to_string(),
+                    c.event.to_string(),
+                    c.requested_hz.to_string(),
+                    format!("{:.0}", c.effective_hz),
+                    format!("{:+.2}%", c.slowdown * 100.0),
+                    format!(
+                        "[{:+.2}%, {:+.2}%]",
+                        c.slowdown_range.0 * 100.0,
+                        c.slowdown_range.1 * 100.0
+                    ),
+                    c.samples.to_string(),
+                    format!("{:.3}", c.post_processing_seconds),
+                ]
+            })
+            .collect();
+        format!(
+            "{}{}: {} rounds of {} s unprofiled vs profiled\n",
+            fmt::table(&header, &rows, 2),
+            self.case,
+            self.rounds,
+            self.window_seconds
+        )
+    }
+}
+
+/// Measures every sampler of `samplers` on `variant` of `workload` at `input` (default:
+/// the workload's last input, for pow the chain). A sampler that cannot run is listed in
+/// [`CostTable::failures`]; the others go on.
+pub fn measure_all(
+    workload: &str,
+    variant: &str,
+    input: Option<&str>,
+    samplers: &[SamplerKind],
+    options: &sample::Options,
+    plan: Plan,
+) -> Result<CostTable> {
+    let w = crate::workload::find(workload)?;
+    let input = match input {
+        None => w.inputs.last().expect("workloads have inputs"),
+        Some(name) => w.input(Some(name))?,
+    };
+    w.variant(variant)?;
+    options.validate()?;
+    let scratch = tempfile::tempdir()
+        .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
+    let mut table = CostTable {
+        case: format!("{} / {variant} / {}", w.name, input.name),
+        rounds: plan.rounds,
+        window_seconds: plan.window.as_secs_f64(),
+        costs: Vec::new(),
+        failures: Vec::new(),
+    };
+    for &kind in samplers {
+        match measure(&w, variant, input, kind, options, plan, scratch.path()) {
+            Ok(cost) => table.costs.push(cost),
+            Err(e @ (Error::PerfOpen { .. } | Error::Pprof(_))) => {
+                table.failures.push((kind, e.to_string()))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(table)
 }
 
 /// Measures `kind` on `variant` of `workload` at `input` as `plan` says; the files of
@@ -66,13 +160,7 @@ pub fn measure(
     scratch: &Path,
 ) -> Result<SamplerCost> {
     let Plan { window, rounds } = plan;
-    let v = workload.variant(variant).ok_or_else(|| {
-        crate::Error::InvalidOption(format!(
-            "workload `{}` has no variant `{variant}`",
-            workload.name
-        ))
-    })?;
-    let mut runner = (v.prepare)(input)?;
+    let mut runner = (workload.variant(variant)?.prepare)(input)?;
     let n = input.calls_per_iteration;
     runner.run(n);
     let (mut slowdowns, mut rates) = (Vec::new(), Vec::new());
@@ -98,6 +186,7 @@ pub fn measure(
     let name = format!("{}.{}.{}", workload.name, variant, kind);
     let mut symbolizer = ProcessSymbolizer::new();
     write_profile_files(&raw, &name, &name, begun, scratch, &mut symbolizer)?;
+    let median = |v: &[f64]| median(v).expect("at least one round");
     let post = done.elapsed().as_secs_f64();
     let range = (
         slowdowns.iter().copied().fold(f64::INFINITY, f64::min),
@@ -105,10 +194,10 @@ pub fn measure(
     );
     Ok(SamplerCost {
         sampler: kind,
-        event: raw.event.clone(),
+        event: raw.event,
         requested_hz: options.frequency,
-        effective_hz: median(&mut rates),
-        slowdown: median(&mut slowdowns),
+        effective_hz: median(&rates),
+        slowdown: median(&slowdowns),
         slowdown_range: range,
         samples: raw.total_weight(),
         post_processing_seconds: post,

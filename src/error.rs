@@ -1,5 +1,9 @@
 //! The library's errors. Each variant names the workload, file or setting it is about, so
 //! that the message alone tells a person what to fix.
+//!
+//! [`Error::is_usage`] splits them in two: input the user can fix (a name, a setting, a
+//! path to write to, a report to read), for which the command line exits with status 2,
+//! and everything else, which is ffiprof's or the machine's failure (status 1).
 
 use std::path::PathBuf;
 
@@ -15,18 +19,85 @@ pub enum Error {
         /// The catalogue's names, comma-separated.
         known: String,
     },
+    /// A variant name that the workload does not have.
+    #[error("workload `{workload}` has no variant `{name}`; its variants: {known}")]
+    UnknownVariant {
+        /// The workload.
+        workload: String,
+        /// The name asked for.
+        name: String,
+        /// The workload's variants, comma-separated.
+        known: String,
+    },
+    /// An input name that the workload does not have.
+    #[error("workload `{workload}` has no input `{name}`; its inputs: {known}")]
+    UnknownInput {
+        /// The workload.
+        workload: String,
+        /// The name asked for.
+        name: String,
+        /// The workload's inputs, comma-separated.
+        known: String,
+    },
+    /// A setting out of range (frequency, duration, threshold, sampler list).
+    #[error("{0}")]
+    InvalidOption(String),
+    /// An output path the user gave cannot be written; found before any work is done.
+    #[error("cannot write {path}: {source}")]
+    Destination {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A report to compare does not exist or cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    ReportMissing {
+        /// The path.
+        path: PathBuf,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// A report to compare is not JSON, or not a report.
+    #[error("{path}: not a valid ffiprof report: {reason}")]
+    ReportCorrupt {
+        /// The path.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A report of a schema this ffiprof does not read.
+    #[error(
+        "{path}: schema_version {found} is not supported (this ffiprof reads version {supported})"
+    )]
+    ReportSchema {
+        /// The path.
+        path: PathBuf,
+        /// The version found.
+        found: String,
+        /// The version this ffiprof reads.
+        supported: u32,
+    },
+    /// Two reports share no workload at an input.
+    #[error("{old} and {new} have no workload and input in common")]
+    NothingInCommon {
+        /// The older report.
+        old: PathBuf,
+        /// The newer report.
+        new: PathBuf,
+    },
     /// The shared library of the `dylib` workload could not be loaded.
     #[error(
         "cannot load the shared library {path} for the dylib workload: {source}; \
-         rebuild with `cargo build` or point FFIPROF_DYLIB at libffiprof_dyn.so"
+         point FFIPROF_DYLIB at a libffiprof_dyn.so built by this version"
     )]
     DylibLoad {
-        /// Where it was looked for.
+        /// Where it was loaded from.
         path: PathBuf,
         /// What dlopen or dlsym said.
         source: libloading::Error,
     },
-    /// A file or directory could not be created or written.
+    /// A file or directory could not be created or written while working.
     #[error("cannot write {path}: {source}")]
     Write {
         /// The file or directory.
@@ -58,9 +129,6 @@ pub enum Error {
         /// Criterion's output directory.
         dir: PathBuf,
     },
-    /// A setting out of range or unknown (frequency, duration, sampler, variant).
-    #[error("{0}")]
-    InvalidOption(String),
     /// The kernel refused perf_event_open.
     #[error("perf_event_open refused ({event}): {source}; {fix}")]
     PerfOpen {
@@ -77,7 +145,7 @@ pub enum Error {
     /// Symbolization failed.
     #[error("symbolization failed: {0}")]
     Symbolize(String),
-    /// A flamegraph or profile could not be rendered.
+    /// A flamegraph or profile could not be rendered or decoded.
     #[error("rendering {what} failed: {source}")]
     Render {
         /// What was being rendered.
@@ -93,7 +161,48 @@ pub enum Error {
         /// serde_json's reason.
         source: serde_json::Error,
     },
+    /// The Go toolchain or the cgo program failed, or wrote what ffiprof cannot read.
+    #[error("{what} failed: {detail}")]
+    Cgo {
+        /// The step: `go build`, the program, its output.
+        what: String,
+        /// What it said.
+        detail: String,
+    },
+    /// A bug or a broken invariant inside ffiprof (a helper thread panicked, a sampler
+    /// stopped before it started).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// True when the user can fix this by changing what they asked for (exit status 2);
+    /// false for failures of ffiprof or of the machine (exit status 1).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownWorkload { .. }
+                | Error::UnknownVariant { .. }
+                | Error::UnknownInput { .. }
+                | Error::InvalidOption(_)
+                | Error::Destination { .. }
+                | Error::ReportMissing { .. }
+                | Error::ReportCorrupt { .. }
+                | Error::ReportSchema { .. }
+                | Error::NothingInCommon { .. }
+        )
+    }
 }
 
 /// Result with ffiprof's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Seconds given on the command line as a duration: more than 0, at most an hour.
+pub fn seconds(flag: &str, value: f64) -> Result<std::time::Duration> {
+    if !(value.is_finite() && value > 0.0 && value <= 3600.0) {
+        return Err(Error::InvalidOption(format!(
+            "{flag} {value} is out of range: give more than 0 and at most 3600 seconds"
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
+}

@@ -500,6 +500,7 @@ impl DynPlusOne {
 extern "C" {
     fn gnu_get_libc_version() -> *const c_char;
     fn pthread_self() -> std::ffi::c_ulong;
+    fn getuid() -> u32;
     fn dup(fd: c_int) -> c_int;
     fn dup2(old: c_int, new: c_int) -> c_int;
     fn close(fd: c_int) -> c_int;
@@ -515,6 +516,12 @@ pub fn glibc_version() -> String {
 pub fn current_pthread() -> u64 {
     // SAFETY: pthread_self has no preconditions.
     unsafe { pthread_self() as u64 }
+}
+
+/// The real user id of this process.
+pub fn user_id() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { getuid() }
 }
 
 const STDOUT: c_int = 1;

@@ -7,37 +7,54 @@
 //! whether they should hand C the whole loop; whether copying buffers, building C
 //! strings, calling back from C into Rust or loading a library at run time hurts. The
 //! same questions were asked of Go's cgo, where each call costs tens of nanoseconds.
-//! ffiprof answers them for Rust with criterion's statistics, on the machine at hand.
+//! ffiprof answers them for Rust, on the machine at hand, with timings and with samplers
+//! that see through the boundary.
 //!
-//! # Sections
+//! # Sections, in the order data flows
 //!
 //! - [`workload`]: the catalogue. Each workload has a batched baseline (one call into C
-//!   that loops) and per-call variants that do the same work, checked by a checksum.
-//! - [`measure`]: criterion configuration shared by `cargo bench` and `ffiprof bench`,
-//!   and the per-call figures derived from criterion's estimates.
-//! - [`ffi`]: every `extern "C"` and every `unsafe` block of the crate.
-//! - [`environment`]: the machine a figure was measured on.
-//! - [`output`]: files written atomically.
+//!   that loops) and per-call variants that do the same work, checked by a checksum. All
+//!   `extern "C"` declarations and `unsafe` blocks live below it, in one private module.
+//! - [`measure`]: timing. Criterion, configured the same for `cargo bench` and
+//!   `ffiprof bench`, and the per-call figures derived from criterion's own estimates.
+//! - [`sample`]: samplers (the pprof crate; `perf_event_open` with DWARF unwinding) that
+//!   return raw addresses only.
+//! - [`stacks`]: addresses symbolized once, after sampling; each frame's language
+//!   (Rust, C, C runtime, ...), folded stacks and the boundary summary.
+//! - [`profile`]: sampling a workload end to end, rendering flamegraphs coloured by
+//!   language, differential flamegraphs and pprof protobuf profiles, and `summary.json`.
+//!   [`cost`] measures what a sampler costs.
+//! - [`report`]: the versioned record of a run (`report.json`), its Markdown and HTML
+//!   forms, and the comparison of two runs.
+//! - [`cgo`]: the same C called from Go, as a reference row in the report.
+//! - [`run`]: the main job, all of the above into one run directory.
 //!
-//! The `ffiprof` binary only parses flags and prints; the benches and tests call the same
-//! functions it calls.
+//! No module imports one from a later section. Every output file is written to a
+//! temporary name and renamed into place. The `ffiprof` binary maps flags into these
+//! sections' options, calls them, and prints what they return; the benches and tests call
+//! the same functions.
 
 #![deny(missing_docs)]
 
+mod environment;
+mod error;
+mod ffi;
+mod flame;
+mod fmt;
+mod output;
+mod pprof_proto;
+mod symbol;
+
 pub mod cgo;
 pub mod cost;
-pub mod environment;
-pub mod error;
-pub mod ffi;
-pub mod flame;
 pub mod measure;
-pub mod output;
 pub mod profile;
 pub mod report;
 pub mod run;
 pub mod sample;
 pub mod stacks;
-pub mod symbol;
 pub mod workload;
 
-pub use error::{Error, Result};
+pub use environment::Environment;
+pub use error::{seconds, Error, Result};
+pub use pprof_proto::{decode as decode_pprof, Decoded as DecodedPprof};

@@ -1,15 +1,13 @@
-//! The `ffiprof` command line: parses flags, calls the library, prints.
+//! The `ffiprof` command line: parses flags into the library's options, calls the
+//! library, prints what it returns.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ffiprof::measure::{self, Options};
-use ffiprof::output::AtomicFile;
+use ffiprof::report::compare;
 use ffiprof::sample::{PerfUnwind, SamplerKind};
-use ffiprof::workload::{self, Role};
+use ffiprof::{cost, measure, profile, run, workload};
 
 /// Measures what it costs to cross the Rust/C boundary.
 #[derive(Parser)]
@@ -93,78 +91,20 @@ enum SamplerArg {
     Both,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum UnwindArg {
-    Dwarf,
-    Fp,
-}
-
-/// An error that is the user's to fix: exit status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct UsageError(String);
-
-fn exit_code(err: &anyhow::Error) -> u8 {
-    let usage = err.chain().any(|e| {
-        e.is::<UsageError>()
-            || matches!(
-                e.downcast_ref::<ffiprof::Error>(),
-                Some(ffiprof::Error::UnknownWorkload { .. } | ffiprof::Error::InvalidOption(_))
-            )
-    });
-    if usage {
-        2
-    } else {
-        1
-    }
-}
-
-fn list() {
-    for w in workload::catalogue() {
-        println!("{:<10} {}", w.name, w.about);
-        let inputs: Vec<&str> = w.inputs.iter().map(|i| i.name).collect();
-        println!("{:<10}   inputs: {}", "", inputs.join(", "));
-        for v in &w.variants {
-            let role = match v.role {
-                Role::Baseline => "baseline",
-                Role::PerCall => "per-call",
-                Role::Reference => "reference",
-            };
-            println!("{:<10}   {:<16} {:<9}  {}", "", v.name, role, v.about);
+impl SamplerArg {
+    fn kinds(self) -> Vec<SamplerKind> {
+        match self {
+            SamplerArg::Pprof => vec![SamplerKind::Pprof],
+            SamplerArg::Perf => vec![SamplerKind::Perf],
+            SamplerArg::Both => SamplerKind::ALL.to_vec(),
         }
     }
 }
 
-fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> anyhow::Result<()> {
-    let workloads = workload::select(names)?;
-    // Open the output first: an unwritable path fails before minutes of benchmarking.
-    let json_file = match &json {
-        Some(path) => Some(AtomicFile::create(path).map_err(|e| UsageError(e.to_string()))?),
-        None => None,
-    };
-    let scratch = std::env::temp_dir();
-    let results = measure::run(&workloads, &Options::new(quick), &scratch)?;
-    print!("{}", results.table());
-    if let (Some(file), Some(path)) = (json_file, json) {
-        file.commit(results.to_json()?.as_bytes())?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
-fn exec(name: &str, variant: &str, input: Option<&str>, n: u64) -> anyhow::Result<()> {
-    let w = workload::find(name)?;
-    let known_variants = || w.variants.iter().map(|v| v.name).collect::<Vec<_>>().join(", ");
-    let v = w.variant(variant).ok_or_else(|| {
-        UsageError(format!(
-            "workload `{name}` has no variant `{variant}`; its variants: {}",
-            known_variants()
-        ))
-    })?;
-    let input = pick_input(&w, input)?;
-    let mut runner = (v.prepare)(input).with_context(|| format!("preparing {name}/{variant}"))?;
-    println!("{}", runner.run(n));
-    Ok(())
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UnwindArg {
+    Dwarf,
+    Fp,
 }
 
 #[derive(clap::Args)]
@@ -196,88 +136,6 @@ struct ProfileArgs {
     out: Option<PathBuf>,
 }
 
-fn profile(args: ProfileArgs) -> anyhow::Result<()> {
-    let w = workload::find(&args.workload)?;
-    let variants: Vec<&str> = match &args.variant {
-        None => w.variants.iter().map(|v| v.name).collect(),
-        Some(v) => {
-            let variant = w.variant(v).ok_or_else(|| {
-                let known = w.variants.iter().map(|v| v.name).collect::<Vec<_>>().join(", ");
-                UsageError(format!(
-                    "workload `{}` has no variant `{v}`; its variants: {known}",
-                    w.name
-                ))
-            })?;
-            let baseline = w.baseline().name;
-            if variant.name == baseline {
-                vec![baseline]
-            } else {
-                vec![baseline, variant.name]
-            }
-        }
-    };
-    let input = pick_input(&w, args.input.as_deref())?;
-    let duration = seconds("--duration", args.duration)?;
-    let mut options = ffiprof::profile::Options::default();
-    options.samplers = samplers(args.sampler);
-    options.sample.frequency = args.frequency;
-    options.sample.perf_unwind = match args.perf_unwind {
-        UnwindArg::Dwarf => PerfUnwind::Dwarf,
-        UnwindArg::Fp => PerfUnwind::FramePointer,
-    };
-    options.duration = duration;
-    options.validate()?;
-    let out =
-        args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("profile-{}", w.name)));
-    let summary = ffiprof::profile::profile_workload(&w, &variants, input, &options, &out)?;
-    print!("{}", summary.table());
-    for p in &summary.profiles {
-        for note in &p.notes {
-            eprintln!("note: {} / {}: {note}", p.variant, p.sampler);
-        }
-    }
-    for f in &summary.failures {
-        eprintln!("warning: the {} sampler did not run: {}", f.sampler, f.error);
-    }
-    println!("wrote {}", ffiprof::profile::write_summary(&summary, &out)?.display());
-    if summary.profiles.is_empty() {
-        anyhow::bail!("no sampler could run");
-    }
-    Ok(())
-}
-
-fn pick_input<'w>(
-    w: &'w workload::Workload,
-    name: Option<&str>,
-) -> anyhow::Result<&'w workload::Input> {
-    match name {
-        None => Ok(&w.inputs[0]),
-        Some(i) => w.input(i).ok_or_else(|| {
-            let known = w.inputs.iter().map(|i| i.name).collect::<Vec<_>>().join(", ");
-            UsageError(format!("workload `{}` has no input `{i}`; its inputs: {known}", w.name))
-                .into()
-        }),
-    }
-}
-
-fn samplers(arg: SamplerArg) -> Vec<SamplerKind> {
-    match arg {
-        SamplerArg::Pprof => vec![SamplerKind::Pprof],
-        SamplerArg::Perf => vec![SamplerKind::Perf],
-        SamplerArg::Both => SamplerKind::ALL.to_vec(),
-    }
-}
-
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    if !(value.is_finite() && value > 0.0 && value <= 3600.0) {
-        return Err(UsageError(format!(
-            "{flag} {value} is out of range: give more than 0 and at most 3600 seconds"
-        ))
-        .into());
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 #[derive(clap::Args)]
 struct CostArgs {
     /// Workload (default: pow).
@@ -303,202 +161,149 @@ struct CostArgs {
     sampler: SamplerArg,
 }
 
-fn sampler_cost(args: CostArgs) -> anyhow::Result<()> {
-    let w = workload::find(&args.workload)?;
-    let input = match args.input.as_deref() {
-        None => w.inputs.last().expect("workloads have inputs"),
-        Some(name) => pick_input(&w, Some(name))?,
-    };
-    let plan =
-        ffiprof::cost::Plan { window: seconds("--window", args.window)?, rounds: args.rounds };
-    let mut options = ffiprof::sample::Options::default();
-    options.frequency = args.frequency;
-    options.validate()?;
-    let scratch = tempfile::tempdir()?;
-    let mut rows = Vec::new();
-    for kind in samplers(args.sampler) {
-        match ffiprof::cost::measure(&w, &args.variant, input, kind, &options, plan, scratch.path())
-        {
-            Ok(c) => rows.push(vec![
-                c.sampler.to_string(),
-                c.event.clone(),
-                c.requested_hz.to_string(),
-                format!("{:.0}", c.effective_hz),
-                format!("{:+.2}%", c.slowdown * 100.0),
-                format!(
-                    "[{:+.2}%, {:+.2}%]",
-                    c.slowdown_range.0 * 100.0,
-                    c.slowdown_range.1 * 100.0
-                ),
-                c.samples.to_string(),
-                format!("{:.3}", c.post_processing_seconds),
-            ]),
-            Err(e) => eprintln!("warning: the {kind} sampler did not run: {e}"),
+fn list() {
+    for w in workload::catalogue() {
+        println!("{:<10} {}", w.name, w.about);
+        let inputs: Vec<&str> = w.inputs.iter().map(|i| i.name).collect();
+        println!("{:<10}   inputs: {}", "", inputs.join(", "));
+        for v in &w.variants {
+            println!("{:<10}   {:<16} {:<9}  {}", "", v.name, v.role, v.about);
         }
     }
-    let header = [
-        "sampler",
-        "event",
-        "asked Hz",
-        "effective Hz",
-        "slowdown (median)",
-        "range",
-        "samples",
-        "post-processing s",
-    ];
-    print!("{}", ffiprof::measure::results::render_table(&header, &rows, 2));
-    println!(
-        "{} / {} / {}: {} rounds of {} s unprofiled vs profiled",
-        w.name, args.variant, input.name, args.rounds, args.window
-    );
+}
+
+fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Result<()> {
+    let workloads = workload::select(names)?;
+    let results = measure::bench(&workloads, &measure::Options::new(quick), json.as_deref())?;
+    print!("{}", results.table());
+    if let Some(path) = json {
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 
-fn default_run_dir() -> PathBuf {
-    let env = ffiprof::environment::Environment::detect();
-    let day = env.date.get(..10).unwrap_or("undated").to_owned();
-    PathBuf::from("results").join(format!("{day}-{}", env.host))
+fn profile(args: ProfileArgs) -> ffiprof::Result<ExitCode> {
+    let w = workload::find(&args.workload)?;
+    let variants = profile::variants_to_profile(&w, args.variant.as_deref())?;
+    let input = w.input(args.input.as_deref())?;
+    let mut options = profile::Options::default();
+    options.samplers = args.sampler.kinds();
+    options.sample.frequency = args.frequency;
+    options.sample.perf_unwind = match args.perf_unwind {
+        UnwindArg::Dwarf => PerfUnwind::Dwarf,
+        UnwindArg::Fp => PerfUnwind::FramePointer,
+    };
+    options.duration = ffiprof::seconds("--duration", args.duration)?;
+    let out =
+        args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("profile-{}", w.name)));
+    let summary = profile::profile_workload(&w, &variants, input, &options, &out)?;
+    print!("{}", summary.table());
+    for p in &summary.profiles {
+        for note in &p.profile.notes {
+            eprintln!("note: {} / {}: {note}", p.variant, p.profile.sampler);
+        }
+    }
+    for f in &summary.failures {
+        eprintln!("warning: the {} sampler did not run: {}", f.sampler, f.error);
+    }
+    println!("wrote {}", profile::write_summary(&summary, &out)?.display());
+    if summary.profiles.is_empty() {
+        eprintln!("error: no sampler could run");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> anyhow::Result<()> {
-    use ffiprof::run::{self as runner, Step};
+fn sampler_cost(args: CostArgs) -> ffiprof::Result<()> {
+    let mut options = ffiprof::sample::Options::default();
+    options.frequency = args.frequency;
+    let plan =
+        cost::Plan { window: ffiprof::seconds("--window", args.window)?, rounds: args.rounds };
+    let samplers = args.sampler.kinds();
+    let table = cost::measure_all(
+        &args.workload,
+        &args.variant,
+        args.input.as_deref(),
+        &samplers,
+        &options,
+        plan,
+    )?;
+    for (kind, error) in &table.failures {
+        eprintln!("warning: the {kind} sampler did not run: {error}");
+    }
+    print!("{}", table.table());
+    Ok(())
+}
+
+fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> ffiprof::Result<()> {
     let workloads = workload::select(names)?;
-    let default_dir = out.is_none();
-    let dest = out.unwrap_or_else(default_run_dir);
-    // Fails on an unwritable destination before any benchmark starts.
-    let staging = runner::Staging::new(&dest).map_err(|e| UsageError(e.to_string()))?;
-    let bar = indicatif::ProgressBar::new(runner::step_count(&workloads));
+    let bar = indicatif::ProgressBar::new(run::step_count(&workloads));
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let options = runner::Options::new(quick);
-    let mut on_step = |step: Step| match step {
-        Step::Bench(w) => bar.set_message(format!("benchmarking {w}")),
-        Step::Profile(w) => bar.set_message(format!("profiling {w}")),
-        Step::Cgo => bar.set_message("the cgo reference (Go calling the same C)"),
-        Step::Done => bar.inc(1),
+    let mut options = run::Options::new(quick);
+    options.out = out;
+    let mut on_step = |step: run::Step| match step {
+        run::Step::Bench(w) => bar.set_message(format!("benchmarking {w}")),
+        run::Step::Profile(w) => bar.set_message(format!("profiling {w}")),
+        run::Step::Cgo => bar.set_message("the cgo reference (Go calling the same C)"),
+        run::Step::Done => bar.inc(1),
     };
-    let (report, dir) = runner::run(&workloads, &options, staging, &mut on_step)?;
+    let (report, dir) = run::run(&workloads, &options, &mut on_step)?;
     bar.finish_and_clear();
-    if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status != "measured") {
+    if let Some(cgo) =
+        report.cgo.as_ref().filter(|c| c.status != ffiprof::report::CgoStatus::Measured)
+    {
         eprintln!("note: {}", cgo.message);
-    }
-    if default_dir {
-        runner::point_latest(&dir)?;
     }
     print!("{}", ffiprof::report::markdown::render(&report));
     println!("\nwrote {} (open index.html)", dir.display());
     Ok(())
 }
 
-fn compare(
-    old: &Path,
-    new: &Path,
-    threshold: f64,
-    fail: bool,
-    out: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    use ffiprof::report::{compare as cmp, Report};
-    if !(threshold.is_finite() && threshold >= 0.0) {
-        return Err(
-            UsageError(format!("--threshold {threshold} must be a percentage, 0 or more")).into()
-        );
-    }
-    let load = |p: &Path| Report::load(p).map_err(|e| UsageError(e.to_string()));
-    let (old_report, new_report) = (load(old)?, load(new)?);
-    let comparison =
-        cmp::compare(&old_report, old.to_owned(), &new_report, new.to_owned(), threshold / 100.0)
-            .map_err(|e| UsageError(e.to_string()))?;
-    let run_dir = |p: &Path| {
-        if p.is_dir() {
-            p.to_owned()
-        } else {
-            p.parent().map(Path::to_owned).unwrap_or_default()
-        }
-    };
-    let old_name = run_dir(old)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "old".into());
-    let out = out.unwrap_or_else(|| run_dir(new).join(format!("compare-vs-{old_name}")));
-    std::fs::create_dir_all(&out)
-        .map_err(|e| UsageError(format!("cannot write {}: {e}", out.display())))?;
-    let md = cmp::markdown(&comparison);
-    ffiprof::output::write_atomic(&out.join("compare.md"), md.as_bytes())?;
-    ffiprof::output::write_atomic(
-        &out.join("compare.json"),
-        serde_json::to_string_pretty(&comparison)?.as_bytes(),
-    )?;
-    // Differential flamegraphs OLD -> NEW from the runs' folded stacks.
-    let mut diffs = 0;
-    for case in &new_report.workloads {
-        let Some(old_case) = old_report.workloads.iter().find(|c| c.key() == case.key()) else {
-            continue;
-        };
-        for v in &case.variants {
-            let Some(ov) = old_case.variants.iter().find(|o| o.timing.name == v.timing.name) else {
-                continue;
-            };
-            for p in &v.profiles {
-                let Some(op) = ov.profiles.iter().find(|o| o.sampler == p.sampler) else {
-                    continue;
-                };
-                let (Ok(before), Ok(after)) = (
-                    std::fs::read_to_string(run_dir(old).join(&op.folded)),
-                    std::fs::read_to_string(run_dir(new).join(&p.folded)),
-                ) else {
-                    continue;
-                };
-                let title = format!(
-                    "{} / {} / {} ({}): old -> new",
-                    case.name, case.input, v.timing.name, p.sampler
-                );
-                let svg = ffiprof::flame::differential_folded(&before, &after, &title)?;
-                let name =
-                    format!("{}.{}.{}.{}.svg", case.name, case.input, v.timing.name, p.sampler);
-                ffiprof::output::write_atomic(&out.join(name), &svg)?;
-                diffs += 1;
-            }
-        }
-    }
-    print!("{md}");
-    println!("\nwrote {} ({diffs} differential flamegraphs)", out.display());
-    if fail && comparison.regressions().next().is_some() {
-        eprintln!("error: significant slowdown beyond {threshold}% (see compare.md)");
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn try_main(cli: Cli) -> anyhow::Result<ExitCode> {
-    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
+    let done = |r: ffiprof::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Compare { old, new, threshold, fail_on_regression, out } => {
-            compare(&old, &new, threshold, fail_on_regression, out)
-        }
-        Command::Run { workloads, quick, out } => done(run(&workloads, quick, out)),
         Command::List => {
             list();
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { workloads, quick, json } => done(bench(&workloads, quick, json)),
-        Command::Profile(args) => done(profile(args)),
+        Command::Run { workloads, quick, out } => done(run(&workloads, quick, out)),
+        Command::Compare { old, new, threshold, fail_on_regression, out } => {
+            let mut options = compare::Options::default();
+            options.threshold_percent = threshold;
+            options.out = out;
+            let outcome = compare::compare_runs(&old, &new, &options)?;
+            print!("{}", outcome.markdown);
+            println!(
+                "\nwrote {} ({} differential flamegraphs)",
+                outcome.out.display(),
+                outcome.differentials
+            );
+            if fail_on_regression && outcome.comparison.regressions().next().is_some() {
+                eprintln!("error: significant slowdown beyond {threshold}% (see compare.md)");
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile(args) => profile(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
         Command::Exec { workload, variant, input, n } => {
-            done(exec(&workload, &variant, input.as_deref(), n))
+            println!("{}", workload::exec(&workload, &variant, input.as_deref(), n)?);
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match try_main(cli) {
+    match try_main(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(exit_code(&err))
+            eprintln!("error: {err}");
+            ExitCode::from(if err.is_usage() { 2 } else { 1 })
         }
     }
 }

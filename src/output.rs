@@ -1,5 +1,11 @@
-//! Files are written whole or not at all: into a temporary file beside the target, then
-//! renamed over it, so a crash or a full disk never leaves a half-written result.
+//! Files and directories are written whole or not at all.
+//!
+//! A file goes into a temporary file beside its target and is renamed over it
+//! ([`AtomicFile`], [`write_atomic`]), so a crash or a full disk never leaves a
+//! half-written result. A run directory is built in a hidden staging directory beside its
+//! destination and renamed into place when complete ([`Staging`]), so an interrupted run
+//! leaves nothing under the run's name and earlier runs intact, and re-running into an
+//! existing directory replaces it whole instead of mixing two runs' files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,28 +18,34 @@ pub struct AtomicFile {
     temp: tempfile::NamedTempFile,
 }
 
+fn parent_or_cwd(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 impl AtomicFile {
     /// Creates the temporary file now, so that an unwritable destination is reported
-    /// before any work is done.
+    /// ([`Error::Destination`]) before any work is done.
     pub fn create(path: &Path) -> Result<AtomicFile> {
-        let write_err = |source| Error::Write { path: path.to_owned(), source };
+        let err = |source| Error::Destination { path: path.to_owned(), source };
         if path.is_dir() {
-            return Err(write_err(std::io::Error::new(
+            return Err(err(std::io::Error::new(
                 std::io::ErrorKind::IsADirectory,
                 "is a directory; give a file name",
             )));
         }
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&format!(".{}.", file_name(path)))
             .suffix(".tmp")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(parent)
-            .map_err(write_err)?;
+            .tempfile_in(parent_or_cwd(path))
+            .map_err(err)?;
         Ok(AtomicFile { path: path.to_owned(), temp })
     }
 
@@ -50,5 +62,82 @@ impl AtomicFile {
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    AtomicFile::create(path)?.commit(bytes)
+    let file = AtomicFile::create(path).map_err(|e| match e {
+        Error::Destination { path, source } => Error::Write { path, source },
+        other => other,
+    })?;
+    file.commit(bytes)
+}
+
+/// Writes `bytes` atomically to `rel` under `dir`, creating the directories between.
+pub fn write_under(dir: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|source| Error::Write { path: parent.to_owned(), source })?;
+    }
+    write_atomic(&path, bytes)
+}
+
+/// A directory being filled, renamed into place on [`Staging::commit`] and removed if
+/// dropped before.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    dest: PathBuf,
+}
+
+impl Staging {
+    /// Creates the staging directory beside `dest` (creating `dest`'s parent if needed):
+    /// an unwritable destination fails here ([`Error::Destination`]), before any work.
+    pub fn new(dest: &Path) -> Result<Staging> {
+        let err = |source| Error::Destination { path: dest.to_owned(), source };
+        if dest.exists() && !dest.is_dir() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a directory",
+            )));
+        }
+        let parent = parent_or_cwd(dest);
+        std::fs::create_dir_all(parent).map_err(err)?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!(".{}.partial-", file_name(dest)))
+            .tempdir_in(parent)
+            .map_err(err)?;
+        Ok(Staging { dir, dest: dest.to_owned() })
+    }
+
+    /// Where files go until commit.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Moves the complete directory into place, replacing an earlier one of the same name.
+    pub fn commit(self) -> Result<PathBuf> {
+        let write_err = |source| Error::Write { path: self.dest.clone(), source };
+        let staged = self.dir.keep();
+        if self.dest.exists() {
+            let old = tempfile::Builder::new()
+                .prefix(".replaced-")
+                .tempdir_in(parent_or_cwd(&staged))
+                .map_err(write_err)?;
+            let old_path = old.path().join("run");
+            std::fs::rename(&self.dest, &old_path).map_err(write_err)?;
+            std::fs::rename(&staged, &self.dest).map_err(write_err)?;
+            drop(old); // removes the replaced directory
+        } else {
+            std::fs::rename(&staged, &self.dest).map_err(write_err)?;
+        }
+        Ok(self.dest)
+    }
+}
+
+/// Points `latest` beside `dir` at `dir` (a relative symlink, replaced atomically).
+pub fn point_latest(dir: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };
+    let latest = parent.join("latest");
+    let temp = parent.join(format!(".latest.{}", std::process::id()));
+    let err = |source| Error::Write { path: latest.clone(), source };
+    let _ = std::fs::remove_file(&temp);
+    std::os::unix::fs::symlink(name, &temp).map_err(err)?;
+    std::fs::rename(&temp, &latest).map_err(err)
 }

@@ -18,12 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
-use crate::sample::{self, RawProfile, Sampler, SamplerKind};
-use crate::stacks::{self, BoundarySummary, Profile};
+use crate::flame;
+use crate::fmt;
+use crate::output::write_under;
+use crate::pprof_proto;
+use crate::sample::{self, Event, RawProfile, Sampler, SamplerKind, Unwind};
+use crate::stacks::{self, BoundarySummary, Language, Profile};
 use crate::symbol::ProcessSymbolizer;
 use crate::workload::{Input, Variant, Workload};
-use crate::{flame, flame::legend};
 
 /// Version of `summary.json`.
 pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
@@ -77,27 +79,36 @@ pub struct ProfileFiles {
     pub differential: Option<PathBuf>,
 }
 
-/// One variant under one sampler.
+/// One variant's samples under one sampler: where they fall and where its files are.
+/// `summary.json` and `report.json` both carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VariantProfile {
-    /// Variant name.
-    pub variant: String,
+pub struct SamplerProfile {
     /// Sampler.
     pub sampler: SamplerKind,
     /// Event sampled.
-    pub event: String,
+    pub event: Event,
     /// How stacks were unwound.
-    pub unwind: String,
-    /// Calls of the variant made during the window.
-    pub calls: u64,
+    pub unwind: Unwind,
     /// Where the samples fall.
     pub summary: BoundarySummary,
-    /// Seconds from the end of sampling to all files written.
-    pub post_processing_seconds: f64,
     /// Things to know about this profile.
     pub notes: Vec<String>,
     /// Its files.
     pub files: ProfileFiles,
+}
+
+/// A [`SamplerProfile`] of a named variant, with what `ffiprof profile` measured of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantProfile {
+    /// Variant name.
+    pub variant: String,
+    /// Calls of the variant made during the window.
+    pub calls: u64,
+    /// Seconds from the end of sampling to all files written.
+    pub post_processing_seconds: f64,
+    /// The profile.
+    #[serde(flatten)]
+    pub profile: SamplerProfile,
 }
 
 /// A sampler that could not run.
@@ -140,34 +151,92 @@ pub fn stem(workload: &Workload, input: &Input, variant: &str, sampler: SamplerK
     }
 }
 
-pub(crate) fn write_in(out: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
-    let path = out.join(rel);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| Error::Write { path: dir.to_owned(), source })?;
-    }
-    write_atomic(&path, bytes)
+/// A flamegraph and folded stacks written for a profile.
+pub struct Drawn {
+    /// The folded stacks (`root;...;leaf weight` lines).
+    pub folded: String,
+    /// The flamegraph, relative to the output directory.
+    pub flamegraph_file: PathBuf,
+    /// The folded stacks, relative to the output directory.
+    pub folded_file: PathBuf,
 }
 
-/// Profiles one variant under one sampler and writes its files; returns the profile too,
-/// for differential flamegraphs.
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+/// Folds `profile` once and writes `flamegraphs/<name>.svg` and `folded/<name>.folded`
+/// under `out`.
+pub fn draw(profile: &Profile, name: &str, title: &str, out: &Path) -> Result<Drawn> {
+    let folded = profile.folded();
+    let flamegraph_file = PathBuf::from("flamegraphs").join(format!("{name}.svg"));
+    let folded_file = PathBuf::from("folded").join(format!("{name}.folded"));
+    write_under(out, &flamegraph_file, &flame::flamegraph(profile, &folded, title)?)?;
+    write_under(out, &folded_file, folded.as_bytes())?;
+    Ok(Drawn { folded, flamegraph_file, folded_file })
+}
+
+/// What [`write_profile_files`] made of a raw profile.
+pub struct Written {
+    /// The profile, its summary and its files.
+    pub profile: SamplerProfile,
+    /// Its folded stacks, for differential flamegraphs.
+    pub folded: String,
+}
+
+/// Symbolizes `raw` once, summarizes it, and writes `flamegraphs/<name>.svg`,
+/// `folded/<name>.folded` and `profiles/<name>.pb.gz` under `out`.
+pub fn write_profile_files(
+    raw: &RawProfile,
+    name: &str,
+    title: &str,
+    start_unix_nanos: i64,
+    out: &Path,
+    symbolizer: &mut ProcessSymbolizer,
+) -> Result<Written> {
+    let profile = stacks::build(raw, symbolizer)?;
+    let summary = BoundarySummary::new(&profile, raw);
+    let title = format!("{title} — {} ({}, {} samples)", raw.sampler, raw.event, summary.samples);
+    let drawn = draw(&profile, name, &title, out)?;
+    let pprof = PathBuf::from("profiles").join(format!("{name}.pb.gz"));
+    let comment = format!("ffiprof {title}; {}", flame::legend());
+    let window = raw.window.as_nanos() as i64;
+    write_under(out, &pprof, &pprof_proto::encode(&profile, window, start_unix_nanos, &comment)?)?;
+    Ok(Written {
+        profile: SamplerProfile {
+            sampler: raw.sampler,
+            event: raw.event,
+            unwind: raw.unwind,
+            summary,
+            notes: raw.notes.clone(),
+            files: ProfileFiles {
+                flamegraph: drawn.flamegraph_file,
+                folded: drawn.folded_file,
+                pprof,
+                differential: None,
+            },
+        },
+        folded: drawn.folded,
+    })
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn unix_nanos_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Profiles one variant under one sampler and writes its files; returns its folded stacks
+/// too, for differential flamegraphs.
 fn profile_one(
-    workload: &Workload,
-    variant: &Variant,
-    input: &Input,
+    target: (&Workload, &Variant, &Input),
     kind: SamplerKind,
     options: &Options,
     out: &Path,
     symbolizer: &mut ProcessSymbolizer,
     make: &SamplerFactory<'_>,
-) -> Result<(VariantProfile, Profile)> {
+) -> Result<(VariantProfile, String)> {
+    let (workload, variant, input) = target;
     let mut runner = (variant.prepare)(input)?;
     // One untimed round first: libraries loaded, pages touched, before the window.
     std::hint::black_box(runner.run(input.calls_per_iteration));
     let mut sampler = make(kind, &options.sample)?;
-    let start_unix =
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+    let start_unix = unix_nanos_now();
     let (raw, calls) = sample::record(
         sampler.as_mut(),
         runner.as_mut(),
@@ -177,54 +246,30 @@ fn profile_one(
     let done_sampling = Instant::now();
     let name = stem(workload, input, variant.name, kind);
     let title = format!("{} / {} / {}", workload.name, input.name, variant.name);
-    let (profile, summary, files) =
-        write_profile_files(&raw, &name, &title, start_unix, out, symbolizer)?;
-    let post = done_sampling.elapsed().as_secs_f64();
+    let written = write_profile_files(&raw, &name, &title, start_unix, out, symbolizer)?;
     let result = VariantProfile {
         variant: variant.name.to_owned(),
-        sampler: kind,
-        event: raw.event.clone(),
-        unwind: raw.unwind.clone(),
         calls,
-        summary,
-        post_processing_seconds: post,
-        notes: raw.notes.clone(),
-        files,
+        post_processing_seconds: done_sampling.elapsed().as_secs_f64(),
+        profile: written.profile,
     };
-    Ok((result, profile))
+    Ok((result, written.folded))
 }
 
-/// Symbolizes `raw` and writes `flamegraphs/<name>.svg`, `folded/<name>.folded` and
-/// `profiles/<name>.pb.gz` under `out`.
-pub fn write_profile_files(
-    raw: &RawProfile,
-    name: &str,
-    title: &str,
-    start_unix_nanos: i64,
-    out: &Path,
-    symbolizer: &mut ProcessSymbolizer,
-) -> Result<(Profile, BoundarySummary, ProfileFiles)> {
-    let profile = stacks::build(raw, symbolizer)?;
-    let summary = BoundarySummary::new(&profile, raw);
-    let files = ProfileFiles {
-        flamegraph: PathBuf::from("flamegraphs").join(format!("{name}.svg")),
-        folded: PathBuf::from("folded").join(format!("{name}.folded")),
-        pprof: PathBuf::from("profiles").join(format!("{name}.pb.gz")),
-        differential: None,
-    };
-    let title = format!("{title} — {} ({}, {} samples)", raw.sampler, raw.event, summary.samples);
-    write_in(out, &files.flamegraph, &flame::flamegraph(&profile, &title)?)?;
-    write_in(out, &files.folded, profile.folded().as_bytes())?;
-    let comment = format!("ffiprof {title}; {}", legend());
-    let pb =
-        flame::pprof_protobuf(&profile, raw.window.as_nanos() as i64, start_unix_nanos, &comment)?;
-    write_in(out, &files.pprof, &pb)?;
-    Ok((profile, summary, files))
-}
-
-/// Nanoseconds since the Unix epoch, now.
-pub fn unix_nanos_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+/// The variants `ffiprof profile` samples: all of them, or the one asked for and the
+/// baseline (for the differential flamegraph).
+pub fn variants_to_profile(
+    workload: &Workload,
+    variant: Option<&str>,
+) -> Result<Vec<&'static str>> {
+    let baseline = workload.baseline().name;
+    match variant {
+        None => Ok(workload.variants.iter().map(|v| v.name).collect()),
+        Some(name) => {
+            let v = workload.variant(name)?;
+            Ok(if v.name == baseline { vec![baseline] } else { vec![baseline, v.name] })
+        }
+    }
 }
 
 /// Makes a sampler of a kind: [`sample::sampler`], or a fake in tests.
@@ -256,21 +301,18 @@ pub fn profile_workload_with(
     options.validate()?;
     std::fs::create_dir_all(out).map_err(|source| Error::Write { path: out.to_owned(), source })?;
     let baseline = workload.baseline();
+    let variants =
+        variant_names.iter().map(|name| workload.variant(name)).collect::<Result<Vec<_>>>()?;
     let mut symbolizer = ProcessSymbolizer::new();
     let mut profiles = Vec::new();
     let mut failures: Vec<SamplerFailure> = Vec::new();
-    let mut kept: HashMap<(String, SamplerKind), Profile> = HashMap::new();
+    let mut folded: HashMap<(String, SamplerKind), String> = HashMap::new();
     for &kind in &options.samplers {
-        for name in variant_names {
-            let variant = workload.variant(name).ok_or_else(|| {
-                Error::InvalidOption(format!(
-                    "workload `{}` has no variant `{name}`",
-                    workload.name
-                ))
-            })?;
-            match profile_one(workload, variant, input, kind, options, out, &mut symbolizer, make) {
-                Ok((result, profile)) => {
-                    kept.insert((variant.name.to_owned(), kind), profile);
+        for variant in &variants {
+            let target = (workload, *variant, input);
+            match profile_one(target, kind, options, out, &mut symbolizer, make) {
+                Ok((result, stacks)) => {
+                    folded.insert((variant.name.to_owned(), kind), stacks);
                     profiles.push(result);
                 }
                 Err(e @ (Error::PerfOpen { .. } | Error::Pprof(_))) => {
@@ -285,18 +327,18 @@ pub fn profile_workload_with(
         if p.variant == baseline.name {
             continue;
         }
+        let sampler = p.profile.sampler;
         let (Some(before), Some(after)) = (
-            kept.get(&(baseline.name.to_owned(), p.sampler)),
-            kept.get(&(p.variant.clone(), p.sampler)),
+            folded.get(&(baseline.name.to_owned(), sampler)),
+            folded.get(&(p.variant.clone(), sampler)),
         ) else {
             continue;
         };
-        let diff_stem = stem(workload, input, &format!("{}.diff", p.variant), p.sampler);
+        let diff_stem = stem(workload, input, &format!("{}.diff", p.variant), sampler);
         let rel = PathBuf::from("flamegraphs").join(format!("{diff_stem}.svg"));
-        let title =
-            format!("{}: {} -> {} ({})", workload.name, baseline.name, p.variant, p.sampler);
-        write_in(out, &rel, &flame::differential(before, after, &title)?)?;
-        p.files.differential = Some(rel);
+        let title = format!("{}: {} -> {} ({sampler})", workload.name, baseline.name, p.variant);
+        write_under(out, &rel, &flame::differential(before, after, &title)?)?;
+        p.profile.files.differential = Some(rel);
     }
     let summary = ProfileSummary {
         schema_version: SUMMARY_SCHEMA_VERSION,
@@ -315,18 +357,14 @@ pub fn profile_workload_with(
 pub fn write_summary(summary: &ProfileSummary, out: &Path) -> Result<PathBuf> {
     let json = serde_json::to_string_pretty(summary)
         .map_err(|source| Error::Serialize { what: "profile summary", source })?;
-    write_in(out, Path::new("summary.json"), json.as_bytes())?;
+    write_under(out, Path::new("summary.json"), json.as_bytes())?;
     Ok(out.join("summary.json"))
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.1}%", v * 100.0)
 }
 
 impl ProfileSummary {
     /// The summary as a plain-text table.
     pub fn table(&self) -> String {
-        use crate::stacks::Language;
+        let pct = |v| fmt::pct(v, 1);
         let header = [
             "variant",
             "sampler",
@@ -345,13 +383,14 @@ impl ProfileSummary {
         let rows: Vec<Vec<String>> = self
             .profiles
             .iter()
-            .map(|p| {
+            .map(|v| {
+                let p = &v.profile;
                 let s = &p.summary;
                 let leaf = |l: Language| pct(s.leaf_share.get(&l).copied().unwrap_or(0.0));
                 vec![
-                    p.variant.clone(),
+                    v.variant.clone(),
                     p.sampler.to_string(),
-                    p.event.clone(),
+                    p.event.to_string(),
                     s.samples.to_string(),
                     format!("{:.0} ({})", s.effective_hz, s.requested_hz),
                     s.lost.to_string(),
@@ -365,6 +404,6 @@ impl ProfileSummary {
                 ]
             })
             .collect();
-        crate::measure::results::render_table(&header, &rows, 3)
+        fmt::table(&header, &rows, 3)
     }
 }

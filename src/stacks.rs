@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::sample::RawProfile;
-use crate::symbol::{Frame, ProcessSymbolizer};
+pub use crate::symbol::{Frame, ProcessSymbolizer};
 
 /// The language of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -470,8 +470,8 @@ mod tests {
         let profile = Profile::from_named_stacks(stacks);
         let raw = RawProfile {
             sampler: crate::sample::SamplerKind::Perf,
-            event: "test".into(),
-            unwind: "test".into(),
+            event: crate::sample::Event::CpuClock,
+            unwind: crate::sample::Unwind::KernelFramePointer,
             requested_hz: 1000,
             window: std::time::Duration::from_secs(2),
             lost: 3,

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ffiprof::sample::{self, SamplerKind};
+use ffiprof::stacks::ProcessSymbolizer;
 use ffiprof::stacks::{self, BoundarySummary, Language, Profile};
-use ffiprof::symbol::ProcessSymbolizer;
 use ffiprof::workload::{self, Input, Workload};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -44,7 +44,7 @@ fn sample_variant(
 fn boundary_exactness(kind: SamplerKind, hz: u64, seconds: f64) {
     let w = workload::find("pow").unwrap();
     let (profile, summary) =
-        sample_variant(&w, "per-call", w.input("chain").unwrap(), kind, hz, seconds);
+        sample_variant(&w, "per-call", w.input(Some("chain")).unwrap(), kind, hz, seconds);
     let (mut in_libm, mut with_loop) = (0u64, 0u64);
     for stack in &profile.stacks {
         let leaf = &profile.frames[*stack.frames.last().unwrap()];
@@ -106,7 +106,7 @@ fn timed(w: &Workload, input: &Input, rounds: u64) -> (f64, f64) {
 
 fn attribution(kind: SamplerKind, hz: u64, seconds: f64, input: &str) {
     let w = workload::find("calibrate").unwrap();
-    let input = w.input(input).unwrap();
+    let input = w.input(Some(input)).unwrap();
     let (tr, tc) = timed(&w, input, 200);
     let expected = tc / (tr + tc);
     let (_, summary) = sample_variant(&w, "both", input, kind, hz, seconds);

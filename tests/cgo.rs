@@ -3,7 +3,8 @@
 //! complete Rust report.
 
 use assert_cmd::Command;
-use ffiprof::cgo::{parse, CgoReference, INSTALL_HINT};
+use ffiprof::cgo::parse;
+use ffiprof::report::{CgoReference, CgoStatus, INSTALL_HINT};
 use ffiprof::stacks::{classify_go, Language};
 use predicates::prelude::*;
 
@@ -58,7 +59,7 @@ fn without_go_the_run_is_complete_and_says_how_to_install_it() {
     assert!(std::fs::read_to_string(out.join("report.md"))
         .unwrap()
         .contains("cgo reference skipped"));
-    assert_eq!(CgoReference::skipped().status, "skipped");
+    assert_eq!(CgoReference::skipped().status, CgoStatus::Skipped);
 }
 
 #[test]
@@ -85,7 +86,13 @@ fn with_go_the_run_has_cgo_rows_and_go_profiles() {
     let names: Vec<&str> =
         cgo["workloads"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"pow") && names.contains(&"plusone") && names.contains(&"callback"));
-    assert!(cgo["verdict"].as_str().unwrap().contains("from Rust"));
+    let verdict = cgo["verdict"].as_array().unwrap();
+    assert!(
+        verdict.iter().any(|v| v["rust_overhead_ns_per_call"]["estimate"].is_f64()),
+        "Go's overheads are paired with Rust's: {verdict:?}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("from Rust"), "and worded in report.md");
     for p in cgo["profiles"].as_array().unwrap() {
         let flame = out.join(p["flamegraph"].as_str().unwrap());
         let svg = std::fs::read_to_string(&flame).unwrap();

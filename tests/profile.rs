@@ -50,9 +50,9 @@ fn profile_writes_flamegraphs_profiles_and_summary_for_both_samplers() {
                 .unwrap();
         let mut pb = Vec::new();
         flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut pb).unwrap();
-        let stats = ffiprof::flame::read_pprof(&pb).unwrap();
+        let stats = ffiprof::decode_pprof(&pb).unwrap();
         assert!(
-            stats.samples > 0 && stats.functions.iter().any(|f| f == "__pow"),
+            stats.samples() > 0 && stats.functions.iter().any(|f| f == "__pow"),
             "{sampler}: {stats:?}"
         );
     }
@@ -120,7 +120,7 @@ fn a_refused_perf_sampler_leaves_the_pprof_half() {
     assert_eq!(summary.failures.len(), 1);
     assert_eq!(summary.failures[0].sampler, SamplerKind::Perf);
     assert!(summary.failures[0].error.contains("kernel.perf_event_paranoid"));
-    assert!(summary.profiles.iter().all(|p| p.sampler == SamplerKind::Pprof));
+    assert!(summary.profiles.iter().all(|p| p.profile.sampler == SamplerKind::Pprof));
     assert_eq!(summary.profiles.len(), 2);
     assert!(dir.path().join("flamegraphs/plusone.per-call.pprof.svg").exists());
     let written = ffiprof::profile::write_summary(&summary, dir.path()).unwrap();

@@ -8,16 +8,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::links;
-use ffiprof::environment::Environment;
-use ffiprof::measure::{CaseResult, Interval, VariantResult};
+use ffiprof::measure::counters::Availability;
+use ffiprof::measure::{CaseHeader, CaseResult, Interval, Mode, Statistic, VariantResult};
+use ffiprof::profile::{ProfileFiles, SamplerProfile};
 use ffiprof::report::compare::compare;
 use ffiprof::report::{
-    self, Availability, Report, ReportCase, ReportVariant, RunEnvironment, SamplerProfile,
-    SamplerSettings,
+    self, words, Report, ReportCase, ReportVariant, RunEnvironment, SamplerSettings, VerdictKind,
 };
-use ffiprof::sample::SamplerKind;
+use ffiprof::sample::{Event, PerfUnwind, SamplerKind, Unwind};
 use ffiprof::stacks::{BoundarySummary, Language};
 use ffiprof::workload::Role;
+use ffiprof::Environment;
 
 fn iv(e: f64, half: f64) -> Interval {
     Interval::new(e, e - half, e + half)
@@ -49,13 +50,15 @@ fn variant(name: &str, role: Role, ns: Interval, base: Option<Interval>) -> Repo
         counters: None,
         profiles: vec![SamplerProfile {
             sampler: SamplerKind::Perf,
-            event: "cpu-clock".into(),
-            unwind: "dwarf".into(),
+            event: Event::CpuClock,
+            unwind: Unwind::Dwarf { stack_bytes: 16384 },
             summary,
-            flamegraph: PathBuf::from(format!("flamegraphs/w.{name}.perf.svg")),
-            folded: PathBuf::from(format!("folded/w.{name}.perf.folded")),
-            pprof: PathBuf::from(format!("profiles/w.{name}.perf.pb.gz")),
-            differential: None,
+            files: ProfileFiles {
+                flamegraph: PathBuf::from(format!("flamegraphs/w.{name}.perf.svg")),
+                folded: PathBuf::from(format!("folded/w.{name}.perf.folded")),
+                pprof: PathBuf::from(format!("profiles/w.{name}.perf.pb.gz")),
+                differential: None,
+            },
             notes: vec![],
         }],
     }
@@ -67,20 +70,23 @@ fn report(base: Interval, per_call: Interval, drift: f64) -> Report {
         variant("batched", Role::Baseline, base, None),
         variant("per-call", Role::PerCall, per_call, Some(base)),
     ];
-    let case = CaseResult {
+    let header = CaseHeader {
         name: "pow".into(),
         input: "chain".into(),
         baseline: "batched".into(),
         calls_per_iteration: 1000,
-        variants: variants.iter().map(|v| v.timing.clone()).collect(),
         baseline_repeat_ns_per_call: base,
         drift,
+    };
+    let case = CaseResult {
+        header: header.clone(),
+        variants: variants.iter().map(|v| v.timing.clone()).collect(),
     };
     Report {
         schema_version: report::REPORT_SCHEMA_VERSION,
         tool: "ffiprof test".into(),
-        mode: "quick".into(),
-        statistic: "median".into(),
+        mode: Mode::Quick,
+        statistic: Statistic::Median,
         confidence_level: 0.95,
         environment: RunEnvironment {
             machine: Environment {
@@ -99,19 +105,14 @@ fn report(base: Interval, per_call: Interval, drift: f64) -> Report {
             samplers: SamplerSettings {
                 frequency_hz: 1000,
                 duration_seconds: 1.0,
-                perf_unwind: "dwarf".into(),
+                perf_unwind: PerfUnwind::Dwarf,
                 stack_bytes: 16384,
             },
         },
         workloads: vec![ReportCase {
-            name: "pow".into(),
-            input: "chain".into(),
+            header,
             about: "libm pow".into(),
-            baseline: "batched".into(),
-            calls_per_iteration: 1000,
-            baseline_repeat_ns_per_call: base,
-            drift,
-            verdict: report::verdict(&case),
+            verdict: report::verdicts(&case),
             variants,
         }],
         notes: vec!["a note".into()],
@@ -136,18 +137,21 @@ fn markdown_matches_golden() {
 
 #[test]
 fn verdicts_say_cost_or_no_difference() {
+    let in_words = |r: &Report| words::case_verdict(&r.workloads[0]);
     let costly = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
     assert!(
-        costly.workloads[0].verdict.contains("per-call costs 5.00 ns more per call"),
+        in_words(&costly).contains("per-call costs 5.00 ns more per call"),
         "{}",
-        costly.workloads[0].verdict
+        in_words(&costly)
     );
+    assert_eq!(costly.workloads[0].verdict[0].kind, VerdictKind::Costs, "the verdict is data");
     // Inside the drift: no measurable difference, even with tight intervals.
     let drifting = report(iv(10.0, 0.1), iv(10.5, 0.1), 0.08);
-    assert!(drifting.workloads[0].verdict.contains("no measurable difference"));
+    assert!(in_words(&drifting).contains("no measurable difference"));
     // Intervals overlapping zero overhead: no measurable difference.
     let noisy = report(iv(10.0, 2.0), iv(11.0, 2.0), 0.0);
-    assert!(noisy.workloads[0].verdict.contains("no measurable difference"));
+    assert!(in_words(&noisy).contains("no measurable difference"));
+    assert_eq!(noisy.workloads[0].verdict[0].kind, VerdictKind::NoMeasurableDifference);
 }
 
 #[test]
@@ -160,7 +164,7 @@ fn json_round_trips_and_is_versioned() {
     std::fs::write(&path, r.to_json()).unwrap();
     assert_eq!(Report::load(dir.path()).unwrap(), r);
     let value: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["schema_version"], 2);
     assert_eq!(value["environment"]["cpu"], "Test CPU", "the machine block is flat in environment");
     let v = &value["workloads"][0]["variants"][1];
     assert_eq!(v["name"], "per-call");
@@ -226,7 +230,7 @@ fn a_fast_path_moving_against_its_baseline_between_runs_is_not_a_regression() {
     // about 13% drift measured in each run.
     // The chain case, steady in both runs, is the second case the runs shared.
     let with_steady_case = |mut r: Report| {
-        r.workloads[0].input = "cube-from-0".into();
+        r.workloads[0].header.input = "cube-from-0".into();
         r.workloads.push(report(iv(29.8, 0.1), iv(29.3, 0.1), 0.05).workloads.remove(0));
         r
     };
@@ -253,7 +257,7 @@ fn overlapping_intervals_or_changes_inside_the_drift_are_not_significant() {
 fn reports_without_common_cases_cannot_be_compared() {
     let old = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
     let mut new = old.clone();
-    new.workloads[0].name = "plusone".into();
+    new.workloads[0].header.name = "plusone".into();
     let err = compare(&old, "a".into(), &new, "b".into(), 0.05).unwrap_err();
     assert!(err.to_string().contains("no workload and input in common"));
 }

@@ -42,7 +42,7 @@ fn two_quick_runs_compare_without_calling_noise_a_regression() {
     }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert!(report["environment"]["hardware_counters"]["detail"].is_string());
     let case = &report["workloads"][1];
     assert_eq!(case["input"], "chain");
@@ -86,9 +86,10 @@ fn compare_rejects_bad_reports_naming_the_file() {
     let root = tempfile::tempdir().unwrap();
     let missing = root.path().join("nosuch");
     let corrupt = root.path().join("corrupt.json");
-    std::fs::write(&corrupt, "{\"schema_version\": 1, \"workloads\": [").unwrap();
+    let version = ffiprof::report::REPORT_SCHEMA_VERSION;
+    std::fs::write(&corrupt, format!("{{\"schema_version\": {version}, \"workloads\": [")).unwrap();
     let truncated = root.path().join("truncated.json");
-    std::fs::write(&truncated, "{\"schema_version\": 1}").unwrap();
+    std::fs::write(&truncated, format!("{{\"schema_version\": {version}}}")).unwrap();
     let future = root.path().join("future.json");
     std::fs::write(&future, "{\"schema_version\": 99}").unwrap();
     let cases: [(&Path, &str); 4] = [

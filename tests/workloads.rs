@@ -58,9 +58,10 @@ fn checksums_depend_on_n() {
 fn pow_chain_does_real_work_and_cube_stays_at_zero() {
     let w = workload::select(&["pow".to_owned()]).unwrap().remove(0);
     let mut cube =
-        (w.variant("per-call").unwrap().prepare)(w.input("cube-from-0").unwrap()).unwrap();
+        (w.variant("per-call").unwrap().prepare)(w.input(Some("cube-from-0")).unwrap()).unwrap();
     assert_eq!(f64::from_bits(cube.run(1000)), 0.0);
-    let mut chain = (w.variant("per-call").unwrap().prepare)(w.input("chain").unwrap()).unwrap();
+    let mut chain =
+        (w.variant("per-call").unwrap().prepare)(w.input(Some("chain")).unwrap()).unwrap();
     let a = f64::from_bits(chain.run(1000));
     assert!(a > 1.0 && a < 1.5, "the chain must neither overflow nor settle: {a}");
 }

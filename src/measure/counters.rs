@@ -4,9 +4,29 @@
 
 use perf_event::events::Hardware;
 use perf_event::{Builder, Group};
+use serde::{Deserialize, Serialize};
 
-use crate::report::{Availability, Counters};
 use crate::workload::Runner;
+
+/// Whether something is available, and if not, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    /// Available.
+    pub available: bool,
+    /// What was found, or why not.
+    pub detail: String,
+}
+
+/// Hardware counter figures per call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Instructions per call.
+    pub instructions: f64,
+    /// Cycles per call.
+    pub cycles: f64,
+    /// Branch misses per call.
+    pub branch_misses: f64,
+}
 
 /// Whether this machine lets ffiprof count instructions, and what it said.
 pub fn availability() -> Availability {

@@ -8,6 +8,7 @@ pub mod counters;
 pub mod criterion_data;
 pub mod profiler;
 pub mod results;
+pub mod stats;
 
 use std::hint::black_box;
 use std::path::Path;
@@ -15,10 +16,46 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
+use crate::output::AtomicFile;
 use crate::workload::Workload;
 
-pub use results::{BenchResults, CaseResult, Interval, Nanos, VariantResult};
+pub use results::{BenchResults, CaseHeader, CaseResult, Interval, Nanos, VariantResult};
+
+/// How long a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `--quick`: short windows, wider intervals.
+    Quick,
+    /// The default.
+    Full,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Quick => "quick",
+            Mode::Full => "full",
+        })
+    }
+}
+
+/// Which statistic a time per call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Statistic {
+    /// The median.
+    Median,
+}
+
+impl std::fmt::Display for Statistic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("median")
+    }
+}
 
 /// How long and how carefully to measure.
 #[derive(Debug, Clone)]
@@ -78,12 +115,12 @@ impl Options {
         }
     }
 
-    /// "quick" or "full".
-    pub fn mode(&self) -> &'static str {
+    /// Quick or full.
+    pub fn mode(&self) -> Mode {
         if self.quick {
-            "quick"
+            Mode::Quick
         } else {
-            "full"
+            Mode::Full
         }
     }
 }
@@ -139,6 +176,22 @@ pub enum Progress {
     Stderr,
     /// Nowhere (a progress bar of ffiprof's shows progress).
     Silent,
+}
+
+/// `ffiprof bench`: benchmarks `workloads` and, when `json` is given, writes the results
+/// there. The file is opened before any benchmark runs, so an unwritable path fails at
+/// once ([`Error::Destination`]) and an earlier file survives an interrupted run.
+pub fn bench(
+    workloads: &[Workload],
+    options: &Options,
+    json: Option<&Path>,
+) -> Result<BenchResults> {
+    let json_file = json.map(AtomicFile::create).transpose()?;
+    let results = run(workloads, options, &std::env::temp_dir())?;
+    if let Some(file) = json_file {
+        file.commit(results.to_json()?.as_bytes())?;
+    }
+    Ok(results)
 }
 
 /// Benchmarks `workloads` in this process and returns per-call results. Criterion's files

@@ -50,14 +50,13 @@ impl Profiler for BenchProfiler {
                 benchmark_dir,
                 &mut self.symbolizer,
             )
-            .map(|(_, summary, files)| (summary, files))
         });
         match written {
-            Ok((summary, files)) => eprintln!(
+            Ok(w) => eprintln!(
                 "ffiprof: {benchmark_id}: {} samples, C side {:.1}%, flamegraph {}",
-                summary.samples,
-                summary.c_side_share * 100.0,
-                benchmark_dir.join(files.flamegraph).display()
+                w.profile.summary.samples,
+                w.profile.summary.c_side_share * 100.0,
+                benchmark_dir.join(&w.profile.files.flamegraph).display()
             ),
             Err(e) => eprintln!("ffiprof: {benchmark_id}: profiling failed: {e}"),
         }

@@ -7,9 +7,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::criterion_data::{benchmark_key, Estimate, Estimates};
-use super::{Options, CONFIDENCE_LEVEL};
+use super::{Mode, Options, Statistic, CONFIDENCE_LEVEL};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
+use crate::fmt;
 use crate::workload::{Role, Workload};
 
 /// Nanoseconds.
@@ -89,9 +90,10 @@ pub struct VariantResult {
     pub ratio: Option<Interval>,
 }
 
-/// One workload at one input.
+/// What identifies one workload at one input, and how steady the machine was while it
+/// was measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CaseResult {
+pub struct CaseHeader {
     /// Workload name.
     pub name: String,
     /// Input name.
@@ -100,8 +102,6 @@ pub struct CaseResult {
     pub baseline: String,
     /// Calls per measured iteration.
     pub calls_per_iteration: u64,
-    /// Every variant, baseline first.
-    pub variants: Vec<VariantResult>,
     /// The baseline measured again after the variants, ns per call.
     pub baseline_repeat_ns_per_call: Interval,
     /// |repeat / baseline - 1|: how far the machine drifted while this case was measured.
@@ -109,15 +109,32 @@ pub struct CaseResult {
     pub drift: f64,
 }
 
+impl CaseHeader {
+    /// `workload/input`, the case's key in comparisons.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.name, self.input)
+    }
+}
+
+/// One workload at one input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Which case, and the machine's drift over it.
+    #[serde(flatten)]
+    pub header: CaseHeader,
+    /// Every variant, baseline first.
+    pub variants: Vec<VariantResult>,
+}
+
 /// The output of `ffiprof bench`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchResults {
     /// [`BENCH_SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// "quick" or "full".
-    pub mode: String,
-    /// Which criterion statistic `ns_per_call` is: "median".
-    pub statistic: String,
+    /// Quick or full.
+    pub mode: Mode,
+    /// Which criterion statistic `ns_per_call` is.
+    pub statistic: Statistic,
     /// Confidence level of every interval.
     pub confidence_level: f64,
     /// Where it was measured.
@@ -171,39 +188,29 @@ pub fn collect(
                 .ok_or_else(|| Error::MissingEstimates { id: key.clone(), dir: dir.to_owned() })?;
             let repeat = Interval::per_call(&e.median, n);
             let first = variants[0].ns_per_call.estimate;
-            cases.push(CaseResult {
+            let header = CaseHeader {
                 name: workload.name.to_owned(),
                 input: input.name.to_owned(),
                 baseline: workload.baseline().name.to_owned(),
                 calls_per_iteration: n,
-                variants,
                 baseline_repeat_ns_per_call: repeat,
                 drift: (repeat.estimate / first - 1.0).abs(),
-            });
+            };
+            cases.push(CaseResult { header, variants });
         }
     }
     Ok(BenchResults {
         schema_version: BENCH_SCHEMA_VERSION,
-        mode: options.mode().to_owned(),
-        statistic: "median".to_owned(),
+        mode: options.mode(),
+        statistic: Statistic::Median,
         confidence_level: CONFIDENCE_LEVEL,
         environment: Environment::detect(),
         workloads: cases,
     })
 }
 
-/// A figure in ns with enough digits to compare fast calls.
-fn ns(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
 fn with_interval(i: &Interval) -> String {
+    let ns = fmt::ns_figure;
     format!("{} [{}, {}]", ns(i.estimate), ns(i.lower), ns(i.upper))
 }
 
@@ -227,23 +234,20 @@ impl BenchResults {
         ];
         let mut rows: Vec<Vec<String>> = Vec::new();
         for case in &self.workloads {
+            let head = &case.header;
             for v in &case.variants {
                 rows.push(vec![
-                    case.name.clone(),
-                    case.input.clone(),
+                    head.name.clone(),
+                    head.input.clone(),
                     v.name.clone(),
                     with_interval(&v.ns_per_call),
                     v.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), with_interval),
                     v.ratio.as_ref().map_or("1".to_owned(), |r| format!("{:.2}", r.estimate)),
-                    if v.role == Role::Baseline {
-                        format!("{:.1}%", case.drift * 100.0)
-                    } else {
-                        String::new()
-                    },
+                    if v.role == Role::Baseline { fmt::pct(head.drift, 1) } else { String::new() },
                 ]);
             }
         }
-        let mut out = render_table(&header, &rows, 3);
+        let mut out = fmt::table(&header, &rows, 3);
         let _ = writeln!(
             out,
             "\n{} of criterion's samples, 95% bootstrap intervals; overhead = variant - baseline \
@@ -253,35 +257,4 @@ impl BenchResults {
         );
         out
     }
-}
-
-/// Aligned plain-text table: the first `text_columns` columns left-aligned, the rest
-/// (figures) right-aligned, a rule under the header.
-pub fn render_table(header: &[&str], rows: &[Vec<String>], text_columns: usize) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let cells: Vec<&str> = cells.collect();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            let sep = if i + 1 == cells.len() { "\n" } else { "  " };
-            let pad = w.saturating_sub(cell.chars().count());
-            if i < text_columns {
-                let _ = write!(out, "{cell}{}{sep}", " ".repeat(pad));
-            } else {
-                let _ = write!(out, "{}{cell}{sep}", " ".repeat(pad));
-            }
-        }
-    };
-    line(&mut header.iter().copied());
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    line(&mut rule.iter().map(String::as_str));
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-    out
 }

@@ -18,12 +18,17 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{fmt_ns, Report, ReportCase, ReportVariant};
+use super::{Report, ReportCase, ReportVariant};
+use crate::error::{Error, Result};
+use crate::flame;
+use crate::fmt::{ns, pct, signed_pct};
+use crate::measure::stats::median;
 use crate::measure::Interval;
+use crate::output::write_atomic;
 use crate::workload::Role;
 
 /// Version of `compare.json`.
@@ -93,16 +98,6 @@ impl Comparison {
     }
 }
 
-/// Why two reports cannot be compared.
-#[derive(Debug, thiserror::Error)]
-#[error("{old} and {new} have no workload and input in common")]
-pub struct NothingInCommon {
-    /// The older report.
-    pub old: PathBuf,
-    /// The newer report.
-    pub new: PathBuf,
-}
-
 /// The method, as compare.md states it.
 pub const METHOD: &str = "Every change is judged against the machine's overall change \
 (the median change of all shared baselines), which cancels a drift of the whole machine. \
@@ -117,44 +112,40 @@ fn overlap(a: &Interval, b: &Interval) -> bool {
 }
 
 fn c_side(v: &ReportVariant) -> Option<f64> {
-    super::markdown::c_side(v).map(|(s, _)| s)
+    v.c_side().map(|(s, _)| s)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn key(case: &ReportCase) -> String {
+    case.header.key()
 }
 
-/// Compares `new` against `old`.
+/// Compares `new` against `old`; `threshold` is a fraction (0.05 = 5%).
 pub fn compare(
     old: &Report,
     old_path: PathBuf,
     new: &Report,
     new_path: PathBuf,
     threshold: f64,
-) -> Result<Comparison, NothingInCommon> {
+) -> Result<Comparison> {
     let old_cases: HashMap<String, &ReportCase> =
-        old.workloads.iter().map(|c| (c.key(), c)).collect();
+        old.workloads.iter().map(|c| (key(c), c)).collect();
     let new_cases: HashMap<String, &ReportCase> =
-        new.workloads.iter().map(|c| (c.key(), c)).collect();
+        new.workloads.iter().map(|c| (key(c), c)).collect();
     let shared: Vec<(&ReportCase, &ReportCase)> =
-        old.workloads.iter().filter_map(|o| new_cases.get(&o.key()).map(|n| (o, *n))).collect();
+        old.workloads.iter().filter_map(|o| new_cases.get(&key(o)).map(|n| (o, *n))).collect();
     if shared.is_empty() {
-        return Err(NothingInCommon { old: old_path, new: new_path });
+        return Err(Error::NothingInCommon { old: old_path, new: new_path });
     }
-    let machine_change = median(
-        shared
-            .iter()
-            .filter_map(|(o, n)| Some((o.baseline_variant()?, n.baseline_variant()?)))
-            .map(|(o, n)| n.timing.ns_per_call.estimate / o.timing.ns_per_call.estimate - 1.0)
-            .collect(),
-    );
+    let baseline_changes: Vec<f64> = shared
+        .iter()
+        .filter_map(|(o, n)| Some((o.baseline_variant()?, n.baseline_variant()?)))
+        .map(|(o, n)| n.timing.ns_per_call.estimate / o.timing.ns_per_call.estimate - 1.0)
+        .collect();
+    let machine_change = median(&baseline_changes).unwrap_or(0.0);
     let normalized = |old_ns: f64, new_ns: f64| (new_ns / old_ns) / (1.0 + machine_change) - 1.0;
     let mut changes = Vec::new();
     for (o, n) in &shared {
+        let (od, nd) = (o.header.drift, n.header.drift);
         // How far this case's baseline (the same C loop in both runs) moved against the
         // machine: noise of this case between runs, which the per-call variants inherit.
         let case_instability = match (o.baseline_variant(), n.baseline_variant()) {
@@ -174,20 +165,20 @@ pub fn compare(
                 (Some(or), Some(nr)) => {
                     // A variant: both its own change and its ratio to its run's baseline
                     // must clear the floor, in the same direction.
-                    let floor = threshold + o.drift + n.drift + case_instability;
+                    let floor = threshold + od + nd + case_instability;
                     let ratio_change = nr.estimate / or.estimate - 1.0;
                     let apart = !overlap(or, nr) && !overlap(&ot.ns_per_call, &nt.ns_per_call);
                     let clear = judged.abs() > floor && ratio_change.abs() > floor;
                     (floor, apart && clear && judged.signum() == ratio_change.signum())
                 }
                 _ => {
-                    let floor = threshold + o.drift + n.drift;
+                    let floor = threshold + od + nd;
                     (floor, !overlap(&ot.ns_per_call, &nt.ns_per_call) && judged.abs() > floor)
                 }
             };
             changes.push(VariantChange {
-                workload: o.name.clone(),
-                input: o.input.clone(),
+                workload: o.header.name.clone(),
+                input: o.header.input.clone(),
                 variant: ot.name.clone(),
                 role: ot.role,
                 old_ns_per_call: ot.ns_per_call,
@@ -204,7 +195,7 @@ pub fn compare(
         }
     }
     let only = |a: &Report, b: &HashMap<String, &ReportCase>| {
-        a.workloads.iter().map(ReportCase::key).filter(|k| !b.contains_key(k)).collect()
+        a.workloads.iter().map(key).filter(|k| !b.contains_key(k)).collect()
     };
     Ok(Comparison {
         schema_version: COMPARE_SCHEMA_VERSION,
@@ -225,16 +216,16 @@ pub fn markdown(c: &Comparison) -> String {
     let _ = writeln!(out, "# ffiprof compare\n\n{} -> {}\n", c.old.display(), c.new.display());
     let _ = writeln!(
         out,
-        "The machine's overall change (median of the baselines): {:+.1}%. Threshold: {:.1}%.\n\n{}\n",
-        c.machine_change * 100.0,
-        c.threshold * 100.0,
+        "The machine's overall change (median of the baselines): {}. Threshold: {}.\n\n{}\n",
+        signed_pct(c.machine_change),
+        pct(c.threshold, 1),
         c.method
     );
     let _ = writeln!(out, "| workload | input | variant | ns/call old -> new | overhead old -> new | judged change | noise floor | verdict | C side old -> new |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for ch in &c.changes {
         let overhead = match (ch.old_overhead_ns, ch.new_overhead_ns) {
-            (Some(a), Some(b)) => format!("{} -> {}", fmt_ns(a), fmt_ns(b)),
+            (Some(a), Some(b)) => format!("{} -> {}", ns(a), ns(b)),
             _ => "baseline".to_owned(),
         };
         let verdict = match (ch.significant, ch.regression) {
@@ -242,20 +233,19 @@ pub fn markdown(c: &Comparison) -> String {
             (true, false) => "faster",
             _ => "no significant change",
         };
-        let c_side = ch
-            .c_side
-            .map_or("-".to_owned(), |(a, b)| format!("{:.0}% -> {:.0}%", a * 100.0, b * 100.0));
+        let c_side =
+            ch.c_side.map_or("-".to_owned(), |(a, b)| format!("{} -> {}", pct(a, 0), pct(b, 0)));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} -> {} | {} | {:+.1}% | {:.1}% | {} | {} |",
+            "| {} | {} | {} | {} -> {} | {} | {} | {} | {} | {} |",
             ch.workload,
             ch.input,
             ch.variant,
-            fmt_ns(ch.old_ns_per_call.estimate),
-            fmt_ns(ch.new_ns_per_call.estimate),
+            ns(ch.old_ns_per_call.estimate),
+            ns(ch.new_ns_per_call.estimate),
             overhead,
-            ch.judged_change * 100.0,
-            ch.noise_floor * 100.0,
+            signed_pct(ch.judged_change),
+            pct(ch.noise_floor, 1),
             verdict,
             c_side
         );
@@ -280,4 +270,111 @@ pub fn markdown(c: &Comparison) -> String {
         }
     );
     out
+}
+
+/// How `ffiprof compare` runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Changes below this many percent are never significant. Default: 5.
+    pub threshold_percent: f64,
+    /// Where compare.md, compare.json and the differential flamegraphs go. Default:
+    /// `<NEW>/compare-vs-<OLD's name>`.
+    pub out: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { threshold_percent: 5.0, out: None }
+    }
+}
+
+/// What `ffiprof compare` produced.
+pub struct Outcome {
+    /// The comparison.
+    pub comparison: Comparison,
+    /// compare.md's text.
+    pub markdown: String,
+    /// The directory written.
+    pub out: PathBuf,
+    /// Differential flamegraphs written.
+    pub differentials: usize,
+}
+
+/// The run directory of a report path (the directory itself, or a report.json's parent).
+fn run_dir(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.to_owned()
+    } else {
+        p.parent().map(Path::to_owned).unwrap_or_default()
+    }
+}
+
+/// `ffiprof compare`: loads two runs (directories or report.json files), compares them,
+/// and writes compare.md, compare.json and an OLD -> NEW differential flamegraph per
+/// variant and sampler whose folded stacks both runs kept.
+pub fn compare_runs(old: &Path, new: &Path, options: &Options) -> Result<Outcome> {
+    let threshold = options.threshold_percent;
+    if !(threshold.is_finite() && threshold >= 0.0) {
+        return Err(Error::InvalidOption(format!(
+            "--threshold {threshold} must be a percentage, 0 or more"
+        )));
+    }
+    let (old_report, new_report) = (Report::load(old)?, Report::load(new)?);
+    let comparison =
+        compare(&old_report, old.to_owned(), &new_report, new.to_owned(), threshold / 100.0)?;
+    let (old_dir, new_dir) = (run_dir(old), run_dir(new));
+    let out = options.out.clone().unwrap_or_else(|| {
+        let name = old_dir.file_name().map_or("old".into(), |n| n.to_string_lossy());
+        new_dir.join(format!("compare-vs-{name}"))
+    });
+    std::fs::create_dir_all(&out)
+        .map_err(|source| Error::Destination { path: out.clone(), source })?;
+    let markdown = markdown(&comparison);
+    write_atomic(&out.join("compare.md"), markdown.as_bytes())?;
+    let json = serde_json::to_string_pretty(&comparison)
+        .map_err(|source| Error::Serialize { what: "comparison", source })?;
+    write_atomic(&out.join("compare.json"), json.as_bytes())?;
+    let differentials = differentials(&old_report, &old_dir, &new_report, &new_dir, &out)?;
+    Ok(Outcome { comparison, markdown, out, differentials })
+}
+
+/// Writes an OLD -> NEW differential flamegraph for every variant and sampler profiled in
+/// both runs; returns how many.
+fn differentials(
+    old: &Report,
+    old_dir: &Path,
+    new: &Report,
+    new_dir: &Path,
+    out: &Path,
+) -> Result<usize> {
+    let mut written = 0;
+    for case in &new.workloads {
+        let Some(old_case) = old.workloads.iter().find(|c| c.header.key() == case.header.key())
+        else {
+            continue;
+        };
+        for v in &case.variants {
+            let Some(ov) = old_case.variants.iter().find(|o| o.timing.name == v.timing.name) else {
+                continue;
+            };
+            for p in &v.profiles {
+                let Some(op) = ov.profiles.iter().find(|o| o.sampler == p.sampler) else {
+                    continue;
+                };
+                let (Ok(before), Ok(after)) = (
+                    std::fs::read_to_string(old_dir.join(&op.files.folded)),
+                    std::fs::read_to_string(new_dir.join(&p.files.folded)),
+                ) else {
+                    continue;
+                };
+                let (w, i, name) = (&case.header.name, &case.header.input, &v.timing.name);
+                let title = format!("{w} / {i} / {name} ({}): old -> new", p.sampler);
+                let svg = flame::differential(&before, &after, &title)?;
+                write_atomic(&out.join(format!("{w}.{i}.{name}.{}.svg", p.sampler)), &svg)?;
+                written += 1;
+            }
+        }
+    }
+    Ok(written)
 }

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-use super::{fmt_ns, markdown::c_side, Report, ReportCase};
+use super::{words, CgoReference, CgoStatus, Report, ReportCase};
 use crate::flame::language_color;
+use crate::fmt::{ns, pct};
 use crate::stacks::Language;
 
 /// Escapes text for HTML.
@@ -34,7 +35,7 @@ fn time_chart(case: &ReportCase, svg: &mut String) -> Plot {
     let mut chart = ChartBuilder::on(&root)
         .margin(10)
         .caption(
-            format!("{} / {}: ns per call (median, 95% CI)", case.name, case.input),
+            format!("{} / {}: ns per call (median, 95% CI)", case.header.name, case.header.input),
             ("sans-serif", 15),
         )
         .x_label_area_size(28)
@@ -53,7 +54,8 @@ fn time_chart(case: &ReportCase, svg: &mut String) -> Plot {
         .axis_desc_style(("sans-serif", 13))
         .draw()?;
     chart.draw_series(case.variants.iter().enumerate().map(|(i, v)| {
-        let color = if v.timing.name == case.baseline { rgb("#5b8fd9") } else { rgb("#e8955a") };
+        let color =
+            if v.timing.name == case.header.baseline { rgb("#5b8fd9") } else { rgb("#e8955a") };
         let mut bar = Rectangle::new(
             [
                 (0.0, SegmentValue::Exact(i)),
@@ -98,7 +100,10 @@ fn language_chart(case: &ReportCase, svg: &mut String) -> Plot {
     let mut chart = ChartBuilder::on(&root)
         .margin(10)
         .caption(
-            format!("{} / {}: leaf frame language, share of samples", case.name, case.input),
+            format!(
+                "{} / {}: leaf frame language, share of samples",
+                case.header.name, case.header.input
+            ),
             ("sans-serif", 15),
         )
         .x_label_area_size(28)
@@ -161,9 +166,9 @@ pub fn linked_files(report: &Report) -> Vec<PathBuf> {
     for case in &report.workloads {
         for v in &case.variants {
             for p in &v.profiles {
-                files.push(p.flamegraph.clone());
-                files.push(p.pprof.clone());
-                files.extend(p.differential.clone());
+                files.push(p.files.flamegraph.clone());
+                files.push(p.files.pprof.clone());
+                files.extend(p.files.differential.clone());
             }
         }
     }
@@ -178,149 +183,14 @@ section{margin-top:2em;border-top:1px solid #ddd}img.flame{width:100%;border:1px
 
 /// Renders the page.
 pub fn render(report: &Report) -> String {
-    let m = &report.environment.machine;
     let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>ffiprof report {}</title><style>{STYLE}</style></head><body>",
-        escape(&m.date)
-    );
-    let _ = write!(
-        out,
-        "<h1>ffiprof: what crossing the Rust/C boundary costs</h1><p>{} run, {}, on {} ({} cores), kernel {}, {}, {}, glibc {}. Hardware counters: {}.</p>",
-        escape(&report.mode),
-        escape(&m.date),
-        escape(&m.cpu),
-        m.cores,
-        escape(&m.kernel),
-        escape(&m.rustc),
-        escape(&m.c_compiler),
-        escape(&m.glibc),
-        escape(&report.environment.hardware_counters.detail)
-    );
-    out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [95% CI]</th><th>overhead/call</th><th>ratio</th><th>C side</th></tr>");
+    header(&mut out, report);
+    headline(&mut out, report);
     for case in &report.workloads {
-        for v in &case.variants {
-            let t = &v.timing;
-            let i = &t.ns_per_call;
-            let overhead =
-                t.overhead_ns_per_call.as_ref().map_or("baseline".into(), |o| fmt_ns(o.estimate));
-            let ratio = t.ratio.as_ref().map_or("1".into(), |r| format!("{:.2}", r.estimate));
-            let c = c_side(v).map_or("-".into(), |(s, _)| format!("{:.0}%", s * 100.0));
-            let _ = write!(
-                out,
-                "<tr><td><a href=\"#{}-{}\">{}</a></td><td>{}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
-                escape(&case.name),
-                escape(&case.input),
-                escape(&case.name),
-                escape(&case.input),
-                escape(&t.name),
-                fmt_ns(i.estimate),
-                fmt_ns(i.lower),
-                fmt_ns(i.upper),
-                overhead,
-                ratio,
-                c
-            );
-        }
+        case_section(&mut out, case);
     }
-    out.push_str("</table>");
-    for case in &report.workloads {
-        let _ = write!(
-            out,
-            "<section id=\"{}-{}\"><h2>{} / {}</h2><p>{}</p><p class=verdict>{}</p><p><small>drift of the baseline over this case: {:.1}%</small></p>",
-            escape(&case.name),
-            escape(&case.input),
-            escape(&case.name),
-            escape(&case.input),
-            escape(&case.about),
-            escape(&case.verdict),
-            case.drift * 100.0
-        );
-        let mut svg = String::new();
-        match time_chart(case, &mut svg) {
-            Ok(()) => out.push_str(&svg),
-            Err(e) => {
-                let _ = write!(out, "<p>chart failed: {}</p>", escape(&e.to_string()));
-            }
-        }
-        let mut svg = String::new();
-        match language_chart(case, &mut svg) {
-            Ok(()) => out.push_str(&svg),
-            Err(e) => {
-                let _ = write!(out, "<p>chart failed: {}</p>", escape(&e.to_string()));
-            }
-        }
-        for v in &case.variants {
-            for p in &v.profiles {
-                let flame = escape(&p.flamegraph.to_string_lossy());
-                let _ = write!(
-                    out,
-                    "<h3>{} — {} ({}, {} samples, C side {:.1}%)</h3><a href=\"{flame}\"><img class=flame src=\"{flame}\" alt=\"flamegraph of {} under {}\"></a><p><small><a href=\"{}\">pprof profile</a>",
-                    escape(&v.timing.name),
-                    p.sampler,
-                    escape(&p.event),
-                    p.summary.samples,
-                    p.summary.c_side_share * 100.0,
-                    escape(&v.timing.name),
-                    p.sampler,
-                    escape(&p.pprof.to_string_lossy())
-                );
-                if let Some(d) = &p.differential {
-                    let _ = write!(
-                        out,
-                        " · <a href=\"{}\">differential flamegraph against {}</a>",
-                        escape(&d.to_string_lossy()),
-                        escape(&case.baseline)
-                    );
-                }
-                out.push_str("</small></p>");
-            }
-        }
-        out.push_str("</section>");
-    }
-    if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status == "measured") {
-        let _ = write!(
-            out,
-            "<section id=cgo><h2>cgo reference: the same C called from Go</h2><p>{}</p>",
-            escape(&cgo.message)
-        );
-        out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [range]</th><th>overhead/call</th><th>ratio</th></tr>");
-        for case in &cgo.workloads {
-            for v in &case.variants {
-                let i = &v.ns_per_call;
-                let _ = write!(
-                    out,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td></tr>",
-                    escape(&case.name),
-                    escape(&case.input),
-                    escape(&v.name),
-                    fmt_ns(i.estimate),
-                    fmt_ns(i.lower),
-                    fmt_ns(i.upper),
-                    v.overhead_ns_per_call.as_ref().map_or("baseline".into(), |o| fmt_ns(o.estimate)),
-                    v.ratio.as_ref().map_or("1".into(), |r| format!("{:.2}", r.estimate))
-                );
-            }
-        }
-        let _ = write!(
-            out,
-            "</table><p><small>{}</small></p><p class=verdict>{}</p>",
-            escape(&cgo.statistic),
-            escape(&cgo.verdict)
-        );
-        for p in &cgo.profiles {
-            let flame = escape(&p.flamegraph.to_string_lossy());
-            let _ = write!(
-                out,
-                "<h3>Go's own profiler (runtime/pprof): pow / chain / {} — C side {:.1}%</h3><a href=\"{flame}\"><img class=flame src=\"{flame}\" alt=\"Go profile of {}\"></a><p><small><a href=\"{}\">Go's profile</a></small></p>",
-                escape(&p.variant),
-                p.summary.c_side_share * 100.0,
-                escape(&p.variant),
-                escape(&p.original.to_string_lossy())
-            );
-        }
-        out.push_str("</section>");
+    if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status == CgoStatus::Measured) {
+        cgo_section(&mut out, cgo);
     }
     if !report.notes.is_empty() {
         out.push_str("<section><h2>Notes</h2><ul>");
@@ -331,4 +201,146 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+fn header(out: &mut String, report: &Report) {
+    let m = &report.environment.machine;
+    let _ = write!(
+        out,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>ffiprof report {}</title><style>{STYLE}</style></head><body>",
+        escape(&m.date)
+    );
+    let _ = write!(
+        out,
+        "<h1>ffiprof: what crossing the Rust/C boundary costs</h1><p>{} run, {}, on {} ({} cores), kernel {}, {}, {}, glibc {}. Hardware counters: {}.</p>",
+        report.mode,
+        escape(&m.date),
+        escape(&m.cpu),
+        m.cores,
+        escape(&m.kernel),
+        escape(&m.rustc),
+        escape(&m.c_compiler),
+        escape(&m.glibc),
+        escape(&report.environment.hardware_counters.detail)
+    );
+}
+
+fn ratio(r: Option<&crate::measure::Interval>) -> String {
+    r.map_or("1".into(), |r| format!("{:.2}", r.estimate))
+}
+
+fn headline(out: &mut String, report: &Report) {
+    out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [95% CI]</th><th>overhead/call</th><th>ratio</th><th>C side</th></tr>");
+    for case in &report.workloads {
+        let (name, input) = (escape(&case.header.name), escape(&case.header.input));
+        for v in &case.variants {
+            let t = &v.timing;
+            let i = &t.ns_per_call;
+            let _ = write!(
+                out,
+                "<tr><td><a href=\"#{name}-{input}\">{name}</a></td><td>{input}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+                escape(&t.name),
+                ns(i.estimate),
+                ns(i.lower),
+                ns(i.upper),
+                t.overhead_ns_per_call.as_ref().map_or("baseline".into(), |o| ns(o.estimate)),
+                ratio(t.ratio.as_ref()),
+                v.c_side().map_or("-".into(), |(s, _)| pct(s, 0))
+            );
+        }
+    }
+    out.push_str("</table>");
+}
+
+fn chart(out: &mut String, draw: impl FnOnce(&mut String) -> Plot) {
+    let mut svg = String::new();
+    match draw(&mut svg) {
+        Ok(()) => out.push_str(&svg),
+        Err(e) => {
+            let _ = write!(out, "<p>chart failed: {}</p>", escape(&e.to_string()));
+        }
+    }
+}
+
+fn case_section(out: &mut String, case: &ReportCase) {
+    let h = &case.header;
+    let (name, input) = (escape(&h.name), escape(&h.input));
+    let _ = write!(
+        out,
+        "<section id=\"{name}-{input}\"><h2>{name} / {input}</h2><p>{}</p><p class=verdict>{}</p><p><small>drift of the baseline over this case: {}</small></p>",
+        escape(&case.about),
+        escape(&words::case_verdict(case)),
+        pct(h.drift, 1)
+    );
+    chart(out, |svg| time_chart(case, svg));
+    chart(out, |svg| language_chart(case, svg));
+    for v in &case.variants {
+        let variant = escape(&v.timing.name);
+        for p in &v.profiles {
+            let flame = escape(&p.files.flamegraph.to_string_lossy());
+            let _ = write!(
+                out,
+                "<h3>{variant} — {} ({}, {} samples, C side {})</h3><a href=\"{flame}\"><img class=flame src=\"{flame}\" alt=\"flamegraph of {variant} under {}\"></a><p><small><a href=\"{}\">pprof profile</a>",
+                p.sampler,
+                escape(p.event.name()),
+                p.summary.samples,
+                pct(p.summary.c_side_share, 1),
+                p.sampler,
+                escape(&p.files.pprof.to_string_lossy())
+            );
+            if let Some(d) = &p.files.differential {
+                let _ = write!(
+                    out,
+                    " · <a href=\"{}\">differential flamegraph against {}</a>",
+                    escape(&d.to_string_lossy()),
+                    escape(&h.baseline)
+                );
+            }
+            out.push_str("</small></p>");
+        }
+    }
+    out.push_str("</section>");
+}
+
+fn cgo_section(out: &mut String, cgo: &CgoReference) {
+    let _ = write!(
+        out,
+        "<section id=cgo><h2>cgo reference: the same C called from Go</h2><p>{}</p>",
+        escape(&words::cgo_summary(cgo))
+    );
+    out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [range]</th><th>overhead/call</th><th>ratio</th></tr>");
+    for case in &cgo.workloads {
+        for v in &case.variants {
+            let i = &v.ns_per_call;
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td></tr>",
+                escape(&case.name),
+                escape(&case.input),
+                escape(&v.name),
+                ns(i.estimate),
+                ns(i.lower),
+                ns(i.upper),
+                v.overhead_ns_per_call.as_ref().map_or("baseline".into(), |o| ns(o.estimate)),
+                ratio(v.ratio.as_ref())
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        "</table><p><small>{}</small></p><p class=verdict>{}</p>",
+        escape(&words::cgo_statistic(cgo)),
+        escape(&words::cross_language(&cgo.verdict))
+    );
+    for p in &cgo.profiles {
+        let flame = escape(&p.flamegraph.to_string_lossy());
+        let variant = escape(&p.variant);
+        let _ = write!(
+            out,
+            "<h3>Go's own profiler (runtime/pprof): pow / chain / {variant} — C side {}</h3><a href=\"{flame}\"><img class=flame src=\"{flame}\" alt=\"Go profile of {variant}\"></a><p><small><a href=\"{}\">Go's profile</a></small></p>",
+            pct(p.summary.c_side_share, 1),
+            escape(&p.original.to_string_lossy())
+        );
+    }
+    out.push_str("</section>");
 }

@@ -3,25 +3,50 @@
 
 use std::fmt::Write as _;
 
-use super::{fmt_ns, Report, ReportVariant};
-use crate::sample::SamplerKind;
+use super::{words, CgoReference, CgoStatus, Report};
+use crate::fmt::{ns, pct};
+use crate::measure::Interval;
 
-/// C-side share of a variant's profile: perf's where it ran, else pprof's.
-pub fn c_side(v: &ReportVariant) -> Option<(f64, SamplerKind)> {
-    [SamplerKind::Perf, SamplerKind::Pprof].into_iter().find_map(|k| {
-        v.profiles.iter().find(|p| p.sampler == k).map(|p| (p.summary.c_side_share, k))
-    })
+fn interval(i: &Interval) -> String {
+    format!("{} [{}, {}]", ns(i.estimate), ns(i.lower), ns(i.upper))
 }
 
-fn interval(i: &crate::measure::Interval) -> String {
-    format!("{} [{}, {}]", fmt_ns(i.estimate), fmt_ns(i.lower), fmt_ns(i.upper))
+fn ratio(r: Option<&Interval>) -> String {
+    r.map_or("1".to_owned(), |r| format!("{:.2}", r.estimate))
 }
 
 /// Renders the report as Markdown.
 pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    header(&mut out, report);
+    headline(&mut out, report);
+    let _ = writeln!(out, "## Verdicts\n");
+    for case in &report.workloads {
+        let h = &case.header;
+        let _ = writeln!(
+            out,
+            "- **{} / {}** (drift {}): {}",
+            h.name,
+            h.input,
+            pct(h.drift, 1),
+            words::case_verdict(case)
+        );
+    }
+    if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status == CgoStatus::Measured) {
+        cgo_section(&mut out, cgo);
+    }
+    if !report.notes.is_empty() {
+        let _ = writeln!(out, "\n## Notes\n");
+        for note in &report.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, report: &Report) {
     let env = &report.environment;
     let m = &env.machine;
-    let mut out = String::new();
     let _ = writeln!(out, "# ffiprof report\n");
     let _ = writeln!(
         out,
@@ -37,6 +62,9 @@ pub fn render(report: &Report) -> String {
         m.glibc,
         if env.hardware_counters.available { "yes" } else { "no" }
     );
+}
+
+fn headline(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "| workload | input | variant | ns/call [95% CI] | overhead/call | ratio | C side |"
@@ -45,69 +73,52 @@ pub fn render(report: &Report) -> String {
     for case in &report.workloads {
         for v in &case.variants {
             let t = &v.timing;
-            let overhead = t.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), interval);
-            let ratio = t.ratio.as_ref().map_or("1".to_owned(), |r| format!("{:.2}", r.estimate));
-            let c = c_side(v).map_or("-".to_owned(), |(s, _)| format!("{:.0}%", s * 100.0));
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                case.name,
-                case.input,
+                case.header.name,
+                case.header.input,
                 t.name,
                 interval(&t.ns_per_call),
-                overhead,
-                ratio,
-                c
+                t.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), interval),
+                ratio(t.ratio.as_ref()),
+                v.c_side().map_or("-".to_owned(), |(s, _)| pct(s, 0))
             );
         }
     }
     let _ = writeln!(
         out,
-        "\nns/call: criterion's {} with its {:.0}% bootstrap interval; overhead = variant - \
+        "\nns/call: criterion's {} with its {} bootstrap interval; overhead = variant - \
          baseline; C side: share of samples whose innermost non-glue frame is C or the C \
          runtime (perf sampler where it ran, else pprof).\n",
         report.statistic,
-        report.confidence_level * 100.0
+        pct(report.confidence_level, 0)
     );
-    let _ = writeln!(out, "## Verdicts\n");
-    for case in &report.workloads {
-        let _ = writeln!(
-            out,
-            "- **{} / {}** (drift {:.1}%): {}",
-            case.name,
-            case.input,
-            case.drift * 100.0,
-            case.verdict
-        );
-    }
-    if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status == "measured") {
-        let _ = writeln!(out, "\n## cgo reference: the same C called from Go\n\n{}\n", cgo.message);
-        let _ = writeln!(
-            out,
-            "| workload | input | variant | ns/call [range] | overhead/call | ratio |"
-        );
-        let _ = writeln!(out, "|---|---|---|---|---|---|");
-        for case in &cgo.workloads {
-            for v in &case.variants {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} |",
-                    case.name,
-                    case.input,
-                    v.name,
-                    interval(&v.ns_per_call),
-                    v.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), interval),
-                    v.ratio.as_ref().map_or("1".to_owned(), |r| format!("{:.2}", r.estimate))
-                );
-            }
-        }
-        let _ = writeln!(out, "\n{}. {}.", cgo.statistic, cgo.verdict);
-    }
-    if !report.notes.is_empty() {
-        let _ = writeln!(out, "\n## Notes\n");
-        for note in &report.notes {
-            let _ = writeln!(out, "- {note}");
+}
+
+fn cgo_section(out: &mut String, cgo: &CgoReference) {
+    let _ = writeln!(
+        out,
+        "\n## cgo reference: the same C called from Go\n\n{}\n",
+        words::cgo_summary(cgo)
+    );
+    let _ =
+        writeln!(out, "| workload | input | variant | ns/call [range] | overhead/call | ratio |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for case in &cgo.workloads {
+        for v in &case.variants {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                case.name,
+                case.input,
+                v.name,
+                interval(&v.ns_per_call),
+                v.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), interval),
+                ratio(v.ratio.as_ref())
+            );
         }
     }
-    out
+    let _ =
+        writeln!(out, "\n{}. {}.", words::cgo_statistic(cgo), words::cross_language(&cgo.verdict));
 }

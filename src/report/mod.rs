@@ -1,32 +1,30 @@
 //! The report of a run: the versioned JSON record (`report.json`) that everything else is
 //! rendered from, its Markdown and HTML forms, and the comparison of two reports.
 //! `results/README.md` documents the JSON.
+//!
+//! The report holds data only: figures, states and verdicts as typed values. Words are
+//! made from them in one place ([`words`]), which report.md and index.html share.
 
 pub mod compare;
 pub mod html;
 pub mod markdown;
+pub mod words;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
-use crate::measure::{CaseResult, Interval, VariantResult};
-use crate::sample::SamplerKind;
-use crate::stacks::BoundarySummary;
+use crate::error::{Error, Result};
+use crate::measure::counters::{Availability, Counters};
+use crate::measure::{CaseHeader, CaseResult, Interval, Mode, Statistic, VariantResult};
+use crate::profile::SamplerProfile;
+use crate::sample::{PerfUnwind, SamplerKind};
+use crate::stacks::{BoundarySummary, Language};
 use crate::workload::Role;
 
 /// Version of `report.json`.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
-
-/// Whether something is available, and if not, why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Availability {
-    /// Available.
-    pub available: bool,
-    /// What was found, or why not.
-    pub detail: String,
-}
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// How the samplers were set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,8 +33,8 @@ pub struct SamplerSettings {
     pub frequency_hz: u64,
     /// Window per profile, seconds.
     pub duration_seconds: f64,
-    /// perf's unwinding ("dwarf" or "frame-pointer").
-    pub perf_unwind: String,
+    /// perf's unwinding.
+    pub perf_unwind: PerfUnwind,
     /// Bytes of user stack copied per perf sample.
     pub stack_bytes: u32,
 }
@@ -55,40 +53,6 @@ pub struct RunEnvironment {
     pub samplers: SamplerSettings,
 }
 
-/// Hardware counter figures per call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Instructions per call.
-    pub instructions: f64,
-    /// Cycles per call.
-    pub cycles: f64,
-    /// Branch misses per call.
-    pub branch_misses: f64,
-}
-
-/// One variant under one sampler.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SamplerProfile {
-    /// Sampler.
-    pub sampler: SamplerKind,
-    /// Event sampled.
-    pub event: String,
-    /// Unwinding.
-    pub unwind: String,
-    /// Where the samples fall.
-    pub summary: BoundarySummary,
-    /// Flamegraph, relative to the run directory.
-    pub flamegraph: PathBuf,
-    /// Folded stacks, relative to the run directory.
-    pub folded: PathBuf,
-    /// pprof protobuf, relative to the run directory.
-    pub pprof: PathBuf,
-    /// Differential flamegraph against the baseline, relative to the run directory.
-    pub differential: Option<PathBuf>,
-    /// Notes of the sampler.
-    pub notes: Vec<String>,
-}
-
 /// One variant of one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportVariant {
@@ -103,38 +67,255 @@ pub struct ReportVariant {
     pub profiles: Vec<SamplerProfile>,
 }
 
+impl ReportVariant {
+    /// C-side share of the variant's samples: perf's where it ran, else pprof's.
+    pub fn c_side(&self) -> Option<(f64, SamplerKind)> {
+        [SamplerKind::Perf, SamplerKind::Pprof].into_iter().find_map(|k| {
+            self.profiles.iter().find(|p| p.sampler == k).map(|p| (p.summary.c_side_share, k))
+        })
+    }
+}
+
+/// What a per-call variant's timing says against its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerdictKind {
+    /// Measurably slower than the baseline: the crossing costs.
+    Costs,
+    /// Measurably faster than the baseline.
+    Faster,
+    /// Inside the interval or the drift: no measurable difference.
+    NoMeasurableDifference,
+}
+
+/// The verdict on one per-call variant of a case, with the figures it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The variant judged.
+    pub variant: String,
+    /// What its figures say.
+    pub kind: VerdictKind,
+    /// Its overhead per call against the baseline, ns.
+    pub overhead_ns_per_call: Interval,
+    /// Its time over the baseline's.
+    pub ratio: f64,
+    /// Overhead over the variant's time per call: the crossing's share of each item.
+    pub crossing_share: f64,
+    /// The case's drift the difference had to exceed.
+    pub drift: f64,
+}
+
+/// Judges every per-call variant of `case` against its baseline. A difference is
+/// measurable when its interval excludes zero and the ratio's distance from 1 exceeds
+/// the case's drift.
+pub fn verdicts(case: &CaseResult) -> Vec<Verdict> {
+    let drift = case.header.drift;
+    case.variants
+        .iter()
+        .filter(|v| v.role == Role::PerCall)
+        .filter_map(|v| {
+            let (o, r) = (v.overhead_ns_per_call?, v.ratio?);
+            let measurable = o.excludes_zero() && (r.estimate - 1.0).abs() > drift;
+            let kind = match (measurable, o.estimate > 0.0) {
+                (true, true) => VerdictKind::Costs,
+                (true, false) => VerdictKind::Faster,
+                (false, _) => VerdictKind::NoMeasurableDifference,
+            };
+            Some(Verdict {
+                variant: v.name.clone(),
+                kind,
+                overhead_ns_per_call: o,
+                ratio: r.estimate,
+                crossing_share: o.estimate / v.ns_per_call.estimate,
+                drift,
+            })
+        })
+        .collect()
+}
+
 /// One workload at one input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportCase {
-    /// Workload.
-    pub name: String,
-    /// Input.
-    pub input: String,
+    /// Which case, and the machine's drift over it.
+    #[serde(flatten)]
+    pub header: CaseHeader,
     /// What the workload shows.
     pub about: String,
-    /// Baseline variant.
-    pub baseline: String,
-    /// Calls per measured iteration.
-    pub calls_per_iteration: u64,
-    /// The baseline measured again after the variants.
-    pub baseline_repeat_ns_per_call: Interval,
-    /// Drift of the machine while this case was measured (|repeat / baseline - 1|).
-    pub drift: f64,
-    /// Plain-language verdict.
-    pub verdict: String,
+    /// One verdict per per-call variant.
+    pub verdict: Vec<Verdict>,
     /// Variants, baseline first.
     pub variants: Vec<ReportVariant>,
 }
 
 impl ReportCase {
-    /// `workload/input`, the case's key in comparisons.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.name, self.input)
-    }
-
     /// The baseline's variant.
     pub fn baseline_variant(&self) -> Option<&ReportVariant> {
-        self.variants.iter().find(|v| v.timing.name == self.baseline)
+        self.variants.iter().find(|v| v.timing.name == self.header.baseline)
+    }
+}
+
+/// What became of the cgo reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CgoStatus {
+    /// Go ran the same C; its rows are in the report.
+    Measured,
+    /// No Go toolchain on PATH.
+    Skipped,
+    /// Go was found but building or running the program failed; the message says why.
+    Failed,
+}
+
+/// One variant measured from Go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CgoVariant {
+    /// Variant name.
+    pub name: String,
+    /// Baseline or per-call.
+    pub role: Role,
+    /// Median ns per call over the runs, with the fastest and slowest run as its range.
+    pub ns_per_call: Interval,
+    /// ns_per_call minus the baseline's (ranges combined in quadrature).
+    pub overhead_ns_per_call: Option<Interval>,
+    /// ns_per_call over the baseline's.
+    pub ratio: Option<Interval>,
+}
+
+/// One workload at one input, from Go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CgoCase {
+    /// Workload.
+    pub name: String,
+    /// Input.
+    pub input: String,
+    /// Baseline variant.
+    pub baseline: String,
+    /// Variants, baseline first.
+    pub variants: Vec<CgoVariant>,
+}
+
+/// Go's own profile of a variant, converted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CgoProfile {
+    /// Variant of pow/chain.
+    pub variant: String,
+    /// Go's profile as it wrote it, relative to the run directory.
+    pub original: PathBuf,
+    /// Flamegraph rendered by ffiprof, relative to the run directory.
+    pub flamegraph: PathBuf,
+    /// Folded stacks, relative to the run directory.
+    pub folded: PathBuf,
+    /// Where Go's samples fall, computed as for ffiprof's own samplers.
+    pub summary: BoundarySummary,
+}
+
+impl CgoProfile {
+    /// Share of the samples on cgo's call machinery (glue leaves).
+    pub fn glue_share(&self) -> f64 {
+        self.summary.leaf_share.get(&Language::Glue).copied().unwrap_or(0.0)
+    }
+}
+
+/// Crossing once per item, from Go and from Rust, on one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossLanguage {
+    /// Workload.
+    pub workload: String,
+    /// Input.
+    pub input: String,
+    /// Go's per-call variant.
+    pub go_variant: String,
+    /// Its overhead per call against Go's batched call (range of Go's runs).
+    pub go_overhead_ns_per_call: Interval,
+    /// Rust's per-call variant.
+    pub rust_variant: String,
+    /// Its overhead per call against Rust's batched call (95% interval).
+    pub rust_overhead_ns_per_call: Interval,
+}
+
+/// Pairs each of Go's per-call variants with Rust's first per-call variant of the same
+/// case.
+pub fn cross_language(cgo: &[CgoCase], rust: &[ReportCase]) -> Vec<CrossLanguage> {
+    let mut out = Vec::new();
+    for case in cgo {
+        let Some(r) =
+            rust.iter().find(|r| r.header.name == case.name && r.header.input == case.input)
+        else {
+            continue;
+        };
+        let rust_per_call = r
+            .variants
+            .iter()
+            .filter(|v| v.timing.role == Role::PerCall)
+            .find_map(|v| Some((v.timing.name.clone(), v.timing.overhead_ns_per_call?)));
+        let Some((rust_variant, rust_overhead)) = rust_per_call else { continue };
+        for v in case.variants.iter().filter(|v| v.role == Role::PerCall) {
+            let Some(go) = v.overhead_ns_per_call else { continue };
+            out.push(CrossLanguage {
+                workload: case.name.clone(),
+                input: case.input.clone(),
+                go_variant: v.name.clone(),
+                go_overhead_ns_per_call: go,
+                rust_variant: rust_variant.clone(),
+                rust_overhead_ns_per_call: rust_overhead,
+            });
+        }
+    }
+    out
+}
+
+/// The cgo reference of a run: the same C code called from Go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CgoReference {
+    /// Measured, skipped (no Go) or failed.
+    pub status: CgoStatus,
+    /// What happened: the Go version measured with, or why it was skipped or failed.
+    pub message: String,
+    /// `go version`'s runtime version.
+    pub go_version: Option<String>,
+    /// Statistic of `ns_per_call` over Go's benchmark runs.
+    pub statistic: Statistic,
+    /// Go benchmark runs per variant.
+    pub runs: u32,
+    /// The measured cases.
+    pub workloads: Vec<CgoCase>,
+    /// Go's profiles.
+    pub profiles: Vec<CgoProfile>,
+    /// Per-call overhead from Go against Rust's, case by case.
+    pub verdict: Vec<CrossLanguage>,
+}
+
+/// What to do without Go.
+pub const INSTALL_HINT: &str =
+    "cgo reference skipped: no `go` on PATH; install Go (Debian: apt-get install golang-go) to add it";
+
+impl CgoReference {
+    /// The reference when no Go toolchain is on PATH.
+    pub fn skipped() -> CgoReference {
+        CgoReference {
+            status: CgoStatus::Skipped,
+            message: INSTALL_HINT.into(),
+            go_version: None,
+            statistic: Statistic::Median,
+            runs: 0,
+            workloads: Vec::new(),
+            profiles: Vec::new(),
+            verdict: Vec::new(),
+        }
+    }
+
+    /// The reference when Go failed, with the reason.
+    pub fn failed(reason: String) -> CgoReference {
+        CgoReference {
+            status: CgoStatus::Failed,
+            message: format!("cgo reference failed: {reason}"),
+            ..Self::skipped()
+        }
+    }
+
+    /// Go's profile of pow's per-call variant, if Go's profiler ran.
+    pub fn per_call_profile(&self) -> Option<&CgoProfile> {
+        self.profiles.iter().find(|p| p.variant == "per-call")
     }
 }
 
@@ -145,10 +326,10 @@ pub struct Report {
     pub schema_version: u32,
     /// `ffiprof <version>`.
     pub tool: String,
-    /// "quick" or "full".
-    pub mode: String,
-    /// Statistic of `ns_per_call` ("median").
-    pub statistic: String,
+    /// Quick or full.
+    pub mode: Mode,
+    /// Statistic of `ns_per_call`.
+    pub statistic: Statistic,
     /// Confidence level of every interval.
     pub confidence_level: f64,
     /// Machine and settings.
@@ -157,118 +338,36 @@ pub struct Report {
     pub workloads: Vec<ReportCase>,
     /// Things the reader should know about the run as a whole.
     pub notes: Vec<String>,
-    /// The same C code called from Go through cgo, when a Go toolchain was found.
+    /// The same C code called from Go through cgo.
     #[serde(default)]
-    pub cgo: Option<crate::cgo::CgoReference>,
-}
-
-/// Why a report could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// No such file or directory.
-    #[error("{path}: cannot read: {source}")]
-    Missing {
-        /// The path.
-        path: PathBuf,
-        /// The reason.
-        source: std::io::Error,
-    },
-    /// Not JSON, or not a report.
-    #[error("{path}: not a valid ffiprof report: {reason}")]
-    Corrupt {
-        /// The path.
-        path: PathBuf,
-        /// What was wrong.
-        reason: String,
-    },
-    /// A schema this ffiprof does not know.
-    #[error("{path}: schema_version {found} is not supported (this ffiprof reads version {REPORT_SCHEMA_VERSION})")]
-    UnknownSchema {
-        /// The path.
-        path: PathBuf,
-        /// The version found.
-        found: String,
-    },
+    pub cgo: Option<CgoReference>,
 }
 
 impl Report {
     /// Reads `report.json`, or `<dir>/report.json` when given a directory.
-    pub fn load(path: &Path) -> Result<Report, ReportError> {
+    pub fn load(path: &Path) -> Result<Report> {
         let file = if path.is_dir() { path.join("report.json") } else { path.to_owned() };
         let text = std::fs::read_to_string(&file)
-            .map_err(|source| ReportError::Missing { path: file.clone(), source })?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| ReportError::Corrupt { path: file.clone(), reason: e.to_string() })?;
+            .map_err(|source| Error::ReportMissing { path: file.clone(), source })?;
+        let corrupt = |reason: String| Error::ReportCorrupt { path: file.clone(), reason };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         match value.get("schema_version") {
             Some(v) if v.as_u64() == Some(u64::from(REPORT_SCHEMA_VERSION)) => {}
-            Some(v) => return Err(ReportError::UnknownSchema { path: file, found: v.to_string() }),
-            None => {
-                return Err(ReportError::Corrupt { path: file, reason: "no schema_version".into() })
+            Some(v) => {
+                return Err(Error::ReportSchema {
+                    path: file,
+                    found: v.to_string(),
+                    supported: REPORT_SCHEMA_VERSION,
+                })
             }
+            None => return Err(corrupt("no schema_version".into())),
         }
-        serde_json::from_value(value)
-            .map_err(|e| ReportError::Corrupt { path: file, reason: e.to_string() })
+        serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
     }
 
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialize")
     }
-}
-
-/// Formats nanoseconds for people.
-pub fn fmt_ns(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e6 {
-        format!("{:.2} ms", v / 1e6)
-    } else if a >= 1e3 {
-        format!("{:.2} µs", v / 1e3)
-    } else if a >= 10.0 {
-        format!("{v:.1} ns")
-    } else {
-        format!("{v:.2} ns")
-    }
-}
-
-/// The plain-language verdict of a case: for each per-call variant, what it costs against
-/// the batched baseline. A difference smaller than the case's drift, or whose interval
-/// contains zero, is "no measurable difference".
-pub fn verdict(case: &CaseResult) -> String {
-    let base = &case.variants[0];
-    let mut parts = Vec::new();
-    for v in case.variants.iter().filter(|v| v.role == Role::PerCall) {
-        let (Some(o), Some(r)) = (&v.overhead_ns_per_call, &v.ratio) else { continue };
-        let beyond_drift = (r.estimate - 1.0).abs() > case.drift;
-        if o.excludes_zero() && beyond_drift && o.estimate > 0.0 {
-            let share = o.estimate / v.ns_per_call.estimate * 100.0;
-            parts.push(format!(
-                "{} costs {} more per call than {} [{} .. {}], {:.2}x; the crossing is {:.0}% \
-                 of each per-call item, so batching pays off wherever calls are many",
-                v.name,
-                fmt_ns(o.estimate),
-                base.name,
-                fmt_ns(o.lower),
-                fmt_ns(o.upper),
-                r.estimate,
-                share
-            ));
-        } else if o.excludes_zero() && beyond_drift {
-            parts.push(format!(
-                "{} measured {} faster per call than {} ({:.2}x): no cost to batch away",
-                v.name,
-                fmt_ns(-o.estimate),
-                base.name,
-                r.estimate
-            ));
-        } else {
-            parts.push(format!(
-                "{}: no measurable difference from {} ({:+.1}% with a drift of {:.1}%)",
-                v.name,
-                base.name,
-                (r.estimate - 1.0) * 100.0,
-                case.drift * 100.0
-            ));
-        }
-    }
-    parts.join("; ")
 }

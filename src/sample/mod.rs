@@ -58,16 +58,96 @@ impl SamplerKind {
             SamplerKind::Perf => "perf",
         }
     }
-
-    /// Parses a name.
-    pub fn from_name(name: &str) -> Option<SamplerKind> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
 }
 
 impl fmt::Display for SamplerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// The event a sampler samples on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// Hardware CPU cycles (perf, where the machine has a PMU).
+    #[serde(rename = "cycles")]
+    Cycles,
+    /// The cpu-clock software event (perf, without hardware counters).
+    #[serde(rename = "cpu-clock")]
+    CpuClock,
+    /// SIGPROF from `setitimer(ITIMER_PROF)` (pprof).
+    #[serde(rename = "setitimer(ITIMER_PROF)")]
+    Setitimer,
+}
+
+impl Event {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Cycles => "cycles",
+            Event::CpuClock => "cpu-clock",
+            Event::Setitimer => "setitimer(ITIMER_PROF)",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a profile's stacks were unwound. Written in reports as a phrase
+/// (`"DWARF CFI (framehop) over 16384 bytes of copied user stack"`), read back from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Unwind {
+    /// perf: user registers and a copy of the user stack, unwound with DWARF CFI.
+    Dwarf {
+        /// Bytes of user stack copied per sample.
+        stack_bytes: u32,
+    },
+    /// perf: the kernel's frame-pointer callchain.
+    KernelFramePointer,
+    /// pprof: libgcc's DWARF unwinder, inside the signal handler.
+    SignalHandler,
+}
+
+const DWARF_PREFIX: &str = "DWARF CFI (framehop) over ";
+const DWARF_SUFFIX: &str = " bytes of copied user stack";
+const KERNEL_FP: &str = "kernel frame-pointer callchain";
+const SIGNAL_HANDLER: &str = "libgcc DWARF unwinder in the SIGPROF handler";
+
+impl fmt::Display for Unwind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unwind::Dwarf { stack_bytes } => write!(f, "{DWARF_PREFIX}{stack_bytes}{DWARF_SUFFIX}"),
+            Unwind::KernelFramePointer => f.write_str(KERNEL_FP),
+            Unwind::SignalHandler => f.write_str(SIGNAL_HANDLER),
+        }
+    }
+}
+
+impl From<Unwind> for String {
+    fn from(u: Unwind) -> String {
+        u.to_string()
+    }
+}
+
+impl TryFrom<String> for Unwind {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Unwind, String> {
+        match s.as_str() {
+            KERNEL_FP => Ok(Unwind::KernelFramePointer),
+            SIGNAL_HANDLER => Ok(Unwind::SignalHandler),
+            _ => s
+                .strip_prefix(DWARF_PREFIX)
+                .and_then(|rest| rest.strip_suffix(DWARF_SUFFIX))
+                .and_then(|n| n.parse().ok())
+                .map(|stack_bytes| Unwind::Dwarf { stack_bytes })
+                .ok_or_else(|| format!("unknown unwinding `{s}`")),
+        }
     }
 }
 
@@ -122,10 +202,10 @@ impl Options {
 pub struct RawProfile {
     /// Which sampler.
     pub sampler: SamplerKind,
-    /// The event sampled ("cpu-clock", "cycles", "setitimer(ITIMER_PROF)").
-    pub event: String,
+    /// The event sampled.
+    pub event: Event,
     /// How stacks were unwound.
-    pub unwind: String,
+    pub unwind: Unwind,
     /// Frequency asked for, Hz.
     pub requested_hz: u64,
     /// Length of the window.
@@ -184,4 +264,26 @@ pub fn record(
     }
     let profile = sampler.stop()?;
     Ok((profile, made))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwinding_reads_back_what_it_writes() {
+        for u in [
+            Unwind::Dwarf { stack_bytes: 16384 },
+            Unwind::KernelFramePointer,
+            Unwind::SignalHandler,
+        ] {
+            assert_eq!(Unwind::try_from(String::from(u)), Ok(u));
+        }
+        assert_eq!(
+            serde_json::to_string(&Unwind::Dwarf { stack_bytes: 8 }).unwrap(),
+            "\"DWARF CFI (framehop) over 8 bytes of copied user stack\""
+        );
+        assert!(Unwind::try_from("sideways".to_owned()).is_err());
+        assert_eq!(serde_json::to_string(&Event::CpuClock).unwrap(), "\"cpu-clock\"");
+    }
 }

@@ -18,7 +18,7 @@ use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, SampleFlag, Sampler as PerfEventSampler};
 
 use super::unwind::StackUnwinder;
-use super::{Options, PerfUnwind, RawProfile, RawSample, Sampler, SamplerKind};
+use super::{Event, Options, PerfUnwind, RawProfile, RawSample, Sampler, SamplerKind, Unwind};
 use crate::error::{Error, Result};
 
 /// x86_64 perf register numbers (arch/x86/include/uapi/asm/perf_regs.h).
@@ -48,7 +48,9 @@ struct Running {
     stop: Arc<AtomicBool>,
     reader: JoinHandle<Collected>,
     started: Instant,
-    event: &'static str,
+    event: Event,
+    /// Modules without unwind information: stacks stop where they enter one.
+    no_unwind_info: Vec<String>,
 }
 
 #[derive(Default)]
@@ -105,10 +107,10 @@ impl PerfSampler {
         self.hardware.as_ref().err().map(String::as_str)
     }
 
-    fn open(&self) -> Result<(PerfEventSampler, &'static str)> {
+    fn open(&self) -> Result<(PerfEventSampler, Event)> {
         let (mut builder, event) = match self.hardware {
-            Ok(()) => (Builder::new(Hardware::CPU_CYCLES), "cycles"),
-            Err(_) => (Builder::new(Software::CPU_CLOCK), "cpu-clock"),
+            Ok(()) => (Builder::new(Hardware::CPU_CYCLES), Event::Cycles),
+            Err(_) => (Builder::new(Software::CPU_CLOCK), Event::CpuClock),
         };
         let mut flags = SampleFlag::IP | SampleFlag::TID | SampleFlag::TIME | SampleFlag::PERIOD;
         match self.options.perf_unwind {
@@ -129,7 +131,7 @@ impl PerfSampler {
             .sample_frequency(self.options.frequency)
             .sample(flags);
         let counter = builder.build().map_err(|source| Error::PerfOpen {
-            event: event.to_owned(),
+            event: event.to_string(),
             fix: fix_for(&source),
             source,
         })?;
@@ -140,7 +142,7 @@ impl PerfSampler {
             let c = match counter.take() {
                 Some(c) => c,
                 None => builder.build().map_err(|source| Error::PerfOpen {
-                    event: event.to_owned(),
+                    event: event.to_string(),
                     fix: fix_for(&source),
                     source,
                 })?,
@@ -152,7 +154,7 @@ impl PerfSampler {
         }
         let source = last.unwrap_or_else(|| io::Error::other("no ring buffer size worked"));
         Err(Error::PerfOpen {
-            event: event.to_owned(),
+            event: event.to_string(),
             fix: "the ring buffer could not be mapped: raise kernel.perf_event_mlock_kb or \
                   ulimit -l"
                 .to_owned(),
@@ -221,6 +223,7 @@ impl Sampler for PerfSampler {
             ),
             PerfUnwind::FramePointer => None,
         };
+        let no_unwind_info = unwinder.as_ref().map(|u| u.unreadable.clone()).unwrap_or_default();
         let (sampler, event) = self.open()?;
         let sampler = Arc::new(Mutex::new(sampler));
         let stop = Arc::new(AtomicBool::new(false));
@@ -241,13 +244,14 @@ impl Sampler for PerfSampler {
                     }
                     out
                 })
-                .map_err(|source| Error::Write { path: "reader thread".into(), source })?
+                .map_err(|e| Error::Internal(format!("cannot start the perf reader thread: {e}")))?
         };
         // Enabled last, on this thread's own counter: the window starts here.
         sampler.lock().unwrap_or_else(|e| e.into_inner()).enable().map_err(|source| {
-            Error::PerfOpen { event: event.to_owned(), fix: fix_for(&source), source }
+            Error::PerfOpen { event: event.to_string(), fix: fix_for(&source), source }
         })?;
-        self.running = Some(Running { sampler, stop, reader, started: Instant::now(), event });
+        self.running =
+            Some(Running { sampler, stop, reader, started: Instant::now(), event, no_unwind_info });
         Ok(())
     }
 
@@ -255,16 +259,16 @@ impl Sampler for PerfSampler {
         let running = self
             .running
             .take()
-            .ok_or_else(|| Error::InvalidOption("perf sampler stopped without start".into()))?;
+            .ok_or_else(|| Error::Internal("perf sampler stopped before it started".into()))?;
         let disabled = running.sampler.lock().unwrap_or_else(|e| e.into_inner()).disable();
         let window = running.started.elapsed();
         running.stop.store(true, Ordering::Release);
         let collected = running
             .reader
             .join()
-            .map_err(|_| Error::InvalidOption("the perf reader thread panicked".into()))?;
+            .map_err(|_| Error::Internal("the perf reader thread panicked".into()))?;
         disabled.map_err(|source| Error::PerfOpen {
-            event: running.event.to_owned(),
+            event: running.event.to_string(),
             fix: fix_for(&source),
             source,
         })?;
@@ -279,26 +283,29 @@ impl Sampler for PerfSampler {
                 collected.throttled
             ));
         }
+        if !running.no_unwind_info.is_empty() {
+            notes.push(format!(
+                "no unwind information could be read for {}: stacks stop where they enter it",
+                running.no_unwind_info.join(", ")
+            ));
+        }
         if collected.unparsable > 0 {
             notes.push(format!("{} records could not be parsed", collected.unparsable));
         }
         let unwind = match self.options.perf_unwind {
-            PerfUnwind::Dwarf => format!(
-                "DWARF CFI (framehop) over {} bytes of copied user stack",
-                self.options.stack_bytes
-            ),
+            PerfUnwind::Dwarf => Unwind::Dwarf { stack_bytes: self.options.stack_bytes },
             PerfUnwind::FramePointer => {
                 notes.push(
                     "frame-pointer callchains skip the caller of functions without a frame \
                      pointer (libm's pow, for one)"
                         .to_owned(),
                 );
-                "kernel frame-pointer callchain".to_owned()
+                Unwind::KernelFramePointer
             }
         };
         Ok(RawProfile {
             sampler: SamplerKind::Perf,
-            event: running.event.to_owned(),
+            event: running.event,
             unwind,
             requested_hz: self.options.frequency,
             window,

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{Options, RawProfile, RawSample, Sampler, SamplerKind};
+use super::{Event, Options, RawProfile, RawSample, Sampler, SamplerKind, Unwind};
 use crate::error::{Error, Result};
 
 /// Samples with pprof-rs.
@@ -37,8 +37,10 @@ impl Sampler for PprofSampler {
     }
 
     fn stop(&mut self) -> Result<RawProfile> {
-        let (guard, started, thread) =
-            self.guard.take().ok_or_else(|| Error::Pprof("stop without start".into()))?;
+        let (guard, started, thread) = self
+            .guard
+            .take()
+            .ok_or_else(|| Error::Internal("pprof sampler stopped before it started".into()))?;
         let window = started.elapsed();
         let report = guard.report().build_unresolved().map_err(|e| Error::Pprof(e.to_string()))?;
         drop(guard);
@@ -63,8 +65,8 @@ impl Sampler for PprofSampler {
         }
         Ok(RawProfile {
             sampler: SamplerKind::Pprof,
-            event: "setitimer(ITIMER_PROF)".to_owned(),
-            unwind: "libgcc DWARF unwinder in the SIGPROF handler".to_owned(),
+            event: Event::Setitimer,
+            unwind: Unwind::SignalHandler,
             requested_hz: self.frequency,
             window,
             lost: 0,

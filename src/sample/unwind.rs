@@ -88,7 +88,8 @@ fn module_for(mapping: &Mapping, bytes: &[u8]) -> Option<Module<Vec<u8>>> {
 pub struct StackUnwinder {
     unwinder: UnwinderX86_64<Vec<u8>>,
     cache: CacheX86_64,
-    /// Mappings whose file could not be read, for the report.
+    /// Files of executable mappings that could not be read or parsed (the perf sampler
+    /// notes them: stacks stop where they enter one).
     pub unreadable: Vec<String>,
 }
 
@@ -109,7 +110,10 @@ impl StackUnwinder {
                 .or_insert_with(|| std::fs::read(&mapping.path).ok());
             match bytes.as_deref().and_then(|b| module_for(&mapping, b)) {
                 Some(module) => unwinder.add_module(module),
-                None => unreadable.push(mapping.path.clone()),
+                None if !unreadable.contains(&mapping.path) => {
+                    unreadable.push(mapping.path.clone())
+                }
+                None => {}
             }
         }
         Ok(StackUnwinder { unwinder, cache: CacheX86_64::new(), unreadable })

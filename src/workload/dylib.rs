@@ -1,4 +1,10 @@
 //! `dylib`: the plusone call through a shared library loaded at run time.
+//!
+//! The library (`csrc/dylib`, built by build.rs) is embedded in ffiprof's binary, so an
+//! installed `ffiprof` needs no build directory: on first use it is written to the user's
+//! cache directory under a name that carries its content hash, and loaded from there. A
+//! real file on disk (not an anonymous memory file) keeps it visible to the samplers'
+//! unwinder and symbolizer, which read modules by path.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -7,23 +13,44 @@ use std::sync::{Arc, OnceLock};
 use super::{runner, Input, Role, Variant, Workload};
 use crate::error::{Error, Result};
 use crate::ffi::{self, DynPlusOne};
+use crate::output::write_atomic;
 
 const START: i32 = 7;
 
-/// Where the shared library is: `FFIPROF_DYLIB` if set, else next to the running
-/// executable (for a copied binary), else where build.rs put it.
-pub fn library_path() -> PathBuf {
+/// The shared library as build.rs built it.
+static EMBEDDED: &[u8] = include_bytes!(env!("FFIPROF_BUILT_DYLIB"));
+
+/// FNV-1a, 64 bits (<http://www.isthe.com/chongo/tech/comp/fnv/>): a content tag for the
+/// cached file's name, not a security measure.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+fn cache_dir() -> PathBuf {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|home| home.join(".cache")))
+        .map(|dir| dir.join("ffiprof"))
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("ffiprof-{}", ffi::user_id())))
+}
+
+/// Where the shared library is loaded from: `FFIPROF_DYLIB` if set, else the embedded
+/// copy, written to the cache directory if it is not there with the same bytes.
+pub fn library_path() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("FFIPROF_DYLIB") {
-        return PathBuf::from(path);
+        return Ok(PathBuf::from(path));
     }
-    let built = PathBuf::from(env!("FFIPROF_BUILT_DYLIB"));
-    if built.exists() {
-        return built;
+    let dir = cache_dir();
+    let name = format!("libffiprof_dyn-{}-{:016x}.so", env!("CARGO_PKG_VERSION"), fnv1a(EMBEDDED));
+    let path = dir.join(name);
+    if std::fs::read(&path).is_ok_and(|bytes| bytes == EMBEDDED) {
+        return Ok(path);
     }
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("libffiprof_dyn.so")));
-    beside.filter(|p| p.exists()).unwrap_or(built)
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+    write_atomic(&path, EMBEDDED)?;
+    Ok(path)
 }
 
 /// The library, loaded once per process and kept loaded.
@@ -32,7 +59,7 @@ fn library() -> Result<Arc<DynPlusOne>> {
     if let Some(lib) = LIB.get() {
         return Ok(lib.clone());
     }
-    let path = library_path();
+    let path = library_path()?;
     let lib = DynPlusOne::open(&path).map_err(|source| Error::DylibLoad { path, source })?;
     Ok(LIB.get_or_init(|| Arc::new(lib)).clone())
 }

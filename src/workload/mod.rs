@@ -88,14 +88,38 @@ impl Workload {
         &self.variants[0]
     }
 
-    /// The variant called `name`.
-    pub fn variant(&self, name: &str) -> Option<&Variant> {
-        self.variants.iter().find(|v| v.name == name)
+    /// The variant called `name`; an unknown name is an error that lists the known ones.
+    pub fn variant(&self, name: &str) -> Result<&Variant> {
+        self.variants.iter().find(|v| v.name == name).ok_or_else(|| Error::UnknownVariant {
+            workload: self.name.to_owned(),
+            name: name.to_owned(),
+            known: joined(self.variants.iter().map(|v| v.name)),
+        })
     }
 
-    /// The input called `name`.
-    pub fn input(&self, name: &str) -> Option<&Input> {
-        self.inputs.iter().find(|i| i.name == name)
+    /// The input called `name`, or the first input when `name` is `None`; an unknown name
+    /// is an error that lists the known ones.
+    pub fn input(&self, name: Option<&str>) -> Result<&Input> {
+        let Some(name) = name else { return Ok(&self.inputs[0]) };
+        self.inputs.iter().find(|i| i.name == name).ok_or_else(|| Error::UnknownInput {
+            workload: self.name.to_owned(),
+            name: name.to_owned(),
+            known: joined(self.inputs.iter().map(|i| i.name)),
+        })
+    }
+}
+
+fn joined<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Baseline => "baseline",
+            Role::PerCall => "per-call",
+            Role::Reference => "reference",
+        })
     }
 }
 
@@ -121,12 +145,7 @@ pub fn find(name: &str) -> Result<Workload> {
         .find(|w| w.name == name)
         .ok_or_else(|| Error::UnknownWorkload {
             name: name.to_owned(),
-            known: catalogue()
-                .iter()
-                .map(|w| w.name)
-                .chain(std::iter::once("calibrate"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: joined(catalogue().iter().map(|w| w.name).chain(["calibrate"])),
         })
 }
 
@@ -137,10 +156,19 @@ pub fn select(names: &[String]) -> Result<Vec<Workload>> {
     if let Some(unknown) = names.iter().find(|n| !all.iter().any(|w| w.name == n.as_str())) {
         return Err(Error::UnknownWorkload {
             name: unknown.clone(),
-            known: all.iter().map(|w| w.name).collect::<Vec<_>>().join(", "),
+            known: joined(all.iter().map(|w| w.name)),
         });
     }
     Ok(all.into_iter().filter(|w| names.is_empty() || names.iter().any(|n| n == w.name)).collect())
+}
+
+/// `ffiprof exec`: runs `variant` of `workload` at `input` (default: the first) for `n`
+/// calls and returns its checksum, for callgrind, perf and friends.
+pub fn exec(workload: &str, variant: &str, input: Option<&str>, n: u64) -> Result<u64> {
+    let w = find(workload)?;
+    let input = w.input(input)?;
+    let mut runner = (w.variant(variant)?.prepare)(input)?;
+    Ok(runner.run(n))
 }
 
 /// A runner made from a closure over prepared state.

@@ -1,0 +1,95 @@
+//! Figures for people: nanoseconds, percentages and aligned plain-text tables. Every
+//! renderer (terminal tables, report.md, index.html, compare.md) formats through here, so
+//! a figure reads the same wherever it is printed.
+
+use std::fmt::Write as _;
+
+/// Nanoseconds with a unit, scaled to ms or µs where large: `25.6 ns`, `1.76 µs`.
+pub fn ns(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{:.2} ms", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.2} µs", v / 1e3)
+    } else if a >= 10.0 {
+        format!("{v:.1} ns")
+    } else {
+        format!("{v:.2} ns")
+    }
+}
+
+/// Nanoseconds as a bare figure for a column whose header names the unit, with enough
+/// digits to compare fast calls: `25.6`, `0.34`, `1760`.
+pub fn ns_figure(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A share (0.25) as a percentage with `decimals` digits: `25%`, `25.0%`.
+pub fn pct(share: f64, decimals: usize) -> String {
+    format!("{:.*}%", decimals, share * 100.0)
+}
+
+/// A relative change (0.012) as a signed percentage: `+1.2%`.
+pub fn signed_pct(change: f64) -> String {
+    format!("{:+.1}%", change * 100.0)
+}
+
+/// Aligned plain-text table: the first `text_columns` columns left-aligned, the rest
+/// (figures) right-aligned, a rule under the header.
+pub fn table(header: &[&str], rows: &[Vec<String>], text_columns: usize) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let cells: Vec<&str> = cells.collect();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            let sep = if i + 1 == cells.len() { "\n" } else { "  " };
+            let pad = " ".repeat(w.saturating_sub(cell.chars().count()));
+            if i < text_columns {
+                let _ = write!(out, "{cell}{pad}{sep}");
+            } else {
+                let _ = write!(out, "{pad}{cell}{sep}");
+            }
+        }
+    };
+    line(&mut header.iter().copied());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&mut rule.iter().map(String::as_str));
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nanoseconds_scale_and_keep_digits() {
+        assert_eq!(ns(0.345), "0.34 ns");
+        assert_eq!(ns(25.61), "25.6 ns");
+        assert_eq!(ns(1760.0), "1.76 µs");
+        assert_eq!(ns(-2_500_000.0), "-2.50 ms");
+        assert_eq!(ns_figure(1760.4), "1760");
+        assert_eq!(ns_figure(25.61), "25.6");
+        assert_eq!(pct(0.256, 0), "26%");
+        assert_eq!(signed_pct(-0.012), "-1.2%");
+    }
+
+    #[test]
+    fn tables_align_text_left_and_figures_right() {
+        let t = table(&["a", "n"], &[vec!["xy".into(), "1".into()]], 1);
+        assert_eq!(t, "a   n\n--  -\nxy  1\n");
+    }
+}
