@@ -206,3 +206,27 @@ pub fn seconds(flag: &str, value: f64) -> Result<std::time::Duration> {
     }
     Ok(std::time::Duration::from_secs_f64(value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_the_user_can_fix_is_a_usage_error() {
+        let io = || std::io::Error::other("x");
+        let usage = [
+            Error::InvalidOption("x".into()),
+            Error::Destination { path: "p".into(), source: io() },
+            Error::ReportCorrupt { path: "p".into(), reason: "x".into() },
+            Error::NothingInCommon { old: "a".into(), new: "b".into() },
+        ];
+        assert!(usage.iter().all(Error::is_usage));
+        let internal = [
+            Error::Internal("the perf reader thread panicked".into()),
+            Error::Cgo { what: "go build".into(), detail: "x".into() },
+            Error::Write { path: "p".into(), source: io() },
+            Error::Symbolize("x".into()),
+        ];
+        assert!(!internal.iter().any(Error::is_usage));
+    }
+}

@@ -92,17 +92,7 @@ mod tests {
 
     #[test]
     fn flamegraph_colours_frames_by_language() {
-        let profile = Profile::from_named_stacks(&[
-            (
-                vec![
-                    ("main", "x", Glue),
-                    ("ffiprof::loop", "x", Rust),
-                    ("pow", "libm.so.6", CRuntime),
-                ],
-                9,
-            ),
-            (vec![("main", "x", Glue), ("ffiprof::loop", "x", Rust)], 1),
-        ]);
+        let profile = crate::stacks::pow_profile_for_tests();
         let svg = flamegraph(&profile, &profile.folded(), "t").unwrap();
         let svg = String::from_utf8(svg).unwrap();
         assert!(svg.contains("ffiprof::loop") && svg.contains("pow"));

@@ -229,21 +229,10 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stacks::Language::*;
 
     #[test]
     fn encoding_round_trips() {
-        let profile = Profile::from_named_stacks(&[
-            (
-                vec![
-                    ("main", "x", Glue),
-                    ("ffiprof::loop", "x", Rust),
-                    ("pow", "libm.so.6", CRuntime),
-                ],
-                9,
-            ),
-            (vec![("main", "x", Glue), ("ffiprof::loop", "x", Rust)], 1),
-        ]);
+        let profile = crate::stacks::pow_profile_for_tests();
         let gz = encode(&profile, 10_000_000, 1, "test").unwrap();
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut raw).unwrap();

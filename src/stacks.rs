@@ -432,6 +432,20 @@ impl BoundarySummary {
     }
 }
 
+/// A small hand-made profile for unit tests: a Rust loop calling libm's pow (9 samples
+/// in pow, 1 in the loop).
+#[cfg(test)]
+pub(crate) fn pow_profile_for_tests() -> Profile {
+    use Language::*;
+    Profile::from_named_stacks(&[
+        (
+            vec![("main", "x", Glue), ("ffiprof::loop", "x", Rust), ("pow", "libm.so.6", CRuntime)],
+            9,
+        ),
+        (vec![("main", "x", Glue), ("ffiprof::loop", "x", Rust)], 1),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,9 @@
 //! The per-call loop of `plusone` really crosses into C on every iteration: under
 //! callgrind, the C function is called exactly n times from the Rust loop, and the
-//! instructions per iteration include the call. Needs valgrind (.ci/run installs it); set
-//! FFIPROF_SKIP_VALGRIND=1 to skip on a machine without it.
+//! instructions per iteration include the call. Needs valgrind (.ci/run installs it);
+//! without it the test says it skipped, except under CI, where it fails.
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -74,12 +76,8 @@ fn callgrind(dir: &Path, n: u64) -> Profile {
 
 #[test]
 fn plusone_per_call_calls_c_every_iteration() {
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("FFIPROF_SKIP_VALGRIND").is_some(),
-            "valgrind is not installed (apt-get install valgrind), or set FFIPROF_SKIP_VALGRIND=1"
-        );
-        eprintln!("skipped: valgrind not installed");
+    let test = "plusone_per_call_calls_c_every_iteration";
+    if !common::tool_available(test, "valgrind", "--version", "apt-get install valgrind") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

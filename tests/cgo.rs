@@ -2,6 +2,8 @@
 //! Go's frames are classified, and a run without Go on PATH says so and still writes a
 //! complete Rust report.
 
+mod common;
+
 use assert_cmd::Command;
 use ffiprof::cgo::parse;
 use ffiprof::report::{CgoReference, CgoStatus, INSTALL_HINT};
@@ -64,11 +66,8 @@ fn without_go_the_run_is_complete_and_says_how_to_install_it() {
 
 #[test]
 fn with_go_the_run_has_cgo_rows_and_go_profiles() {
-    if ffiprof::cgo::go_binary().is_none() {
-        assert!(
-            std::env::var_os("FFIPROF_SKIP_GO").is_some(),
-            "go is not on PATH (apt-get install golang-go), or set FFIPROF_SKIP_GO=1"
-        );
+    let test = "with_go_the_run_has_cgo_rows_and_go_profiles";
+    if !common::tool_available(test, "go", "version", "apt-get install golang-go") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -127,3 +127,18 @@ fn exec_prints_the_checksum_and_rejects_bad_names() {
         .code(2)
         .stderr(predicate::str::contains("16B, 256B"));
 }
+
+#[test]
+fn sampler_cost_and_compare_reject_bad_inputs_with_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["sampler-cost", "--workload", "nosuch"], "unknown workload"),
+        (&["sampler-cost", "--variant", "nosuch"], "batched, per-call"),
+        (&["sampler-cost", "--input", "nosuch"], "cube-from-0, chain"),
+        (&["sampler-cost", "--window", "0"], "--window 0 is out of range"),
+        (&["sampler-cost", "--frequency", "0"], "frequency 0 Hz is out of range"),
+        (&["compare", "a", "b", "--threshold=-1"], "--threshold -1 must be a percentage"),
+    ];
+    for (args, message) in cases {
+        ffiprof().args(*args).assert().code(2).stderr(predicate::str::contains(*message));
+    }
+}

@@ -86,13 +86,7 @@ pub(super) fn workload() -> Workload {
                 about: "per-call to the statically linked plusone",
                 prepare: |_| {
                     let start = black_box(START);
-                    runner(move |n| {
-                        let mut x = start;
-                        for _ in 0..n {
-                            x = ffi::plusone(x);
-                        }
-                        x as u32 as u64
-                    })
+                    runner(move |n| super::plusone::per_call_loop(start, n) as u32 as u64)
                 },
             },
             Variant {

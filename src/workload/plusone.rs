@@ -7,6 +7,16 @@ use crate::ffi;
 
 const START: i32 = 7;
 
+/// The per-call loop: the statically linked C `plusone` once per iteration (also the
+/// `dylib` workload's `per-call-static`). Never inlined, so profiles show it by name.
+#[inline(never)]
+pub(super) fn per_call_loop(mut x: i32, n: u64) -> i32 {
+    for _ in 0..n {
+        x = ffi::plusone(x);
+    }
+    x
+}
+
 pub(super) fn workload() -> Workload {
     Workload {
         name: "plusone",
@@ -28,13 +38,7 @@ pub(super) fn workload() -> Workload {
                 about: "a Rust loop calling the C plusone through FFI n times",
                 prepare: |_| {
                     let start = black_box(START);
-                    runner(move |n| {
-                        let mut x = start;
-                        for _ in 0..n {
-                            x = ffi::plusone(x);
-                        }
-                        x as u32 as u64
-                    })
+                    runner(move |n| per_call_loop(start, n) as u32 as u64)
                 },
             },
             Variant {
