@@ -160,7 +160,7 @@ pub fn measure(
     scratch: &Path,
 ) -> Result<SamplerCost> {
     let Plan { window, rounds } = plan;
-    let mut runner = (workload.variant(variant)?.prepare)(input)?;
+    let mut runner = workload.prepare(variant, input)?;
     let n = input.calls_per_iteration;
     runner.run(n);
     let (mut slowdowns, mut rates) = (Vec::new(), Vec::new());

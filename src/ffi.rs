@@ -501,9 +501,6 @@ extern "C" {
     fn gnu_get_libc_version() -> *const c_char;
     fn pthread_self() -> std::ffi::c_ulong;
     fn getuid() -> u32;
-    fn dup(fd: c_int) -> c_int;
-    fn dup2(old: c_int, new: c_int) -> c_int;
-    fn close(fd: c_int) -> c_int;
 }
 
 /// glibc's version string, for example "2.36".
@@ -522,77 +519,4 @@ pub fn current_pthread() -> u64 {
 pub fn user_id() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { getuid() }
-}
-
-const STDOUT: c_int = 1;
-const STDERR: c_int = 2;
-
-/// While alive, a standard file descriptor (stdout or stderr) points elsewhere: stdout to
-/// stderr, so that a library printing progress to stdout (criterion) leaves stdout to
-/// ffiprof's own results, or either to /dev/null. Restored on drop. Does nothing if the
-/// descriptors cannot be duplicated.
-pub struct FdRedirect {
-    fd: c_int,
-    saved: Option<c_int>,
-}
-
-impl FdRedirect {
-    /// Sends stdout to stderr.
-    pub fn stdout_to_stderr() -> FdRedirect {
-        Self::redirect(STDOUT, STDERR)
-    }
-
-    /// Sends stdout to /dev/null.
-    pub fn silence_stdout() -> FdRedirect {
-        Self::to_null(STDOUT)
-    }
-
-    /// Sends stderr to /dev/null.
-    pub fn silence_stderr() -> FdRedirect {
-        Self::to_null(STDERR)
-    }
-
-    fn to_null(fd: c_int) -> FdRedirect {
-        match std::fs::OpenOptions::new().write(true).open("/dev/null") {
-            Ok(null) => Self::redirect(fd, std::os::fd::AsRawFd::as_raw_fd(&null)),
-            Err(_) => FdRedirect { fd, saved: None },
-        }
-    }
-
-    fn redirect(fd: c_int, target: c_int) -> FdRedirect {
-        flush_std();
-        // SAFETY: dup and dup2 only manipulate this process's descriptor table; a failed
-        // call returns -1 and changes nothing. dup2 leaves `target` open for its owner.
-        let saved = unsafe {
-            let saved = dup(fd);
-            if saved < 0 {
-                None
-            } else if dup2(target, fd) < 0 {
-                close(saved);
-                None
-            } else {
-                Some(saved)
-            }
-        };
-        FdRedirect { fd, saved }
-    }
-}
-
-fn flush_std() {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-}
-
-impl Drop for FdRedirect {
-    fn drop(&mut self) {
-        flush_std();
-        if let Some(saved) = self.saved {
-            // SAFETY: saved is a descriptor this value duplicated and still owns.
-            unsafe {
-                dup2(saved, self.fd);
-                close(saved);
-            }
-        }
-    }
 }

@@ -45,19 +45,22 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Compare two runs (directories or report.json files): changes per variant, judged
-    /// against each run's measured drift.
+    /// Compare two runs (directories or report.json files): time changes judged on the
+    /// paired ratios against both runs' controls, instruction counts exactly.
     Compare {
         /// The older run.
         old: PathBuf,
         /// The newer run.
         new: PathBuf,
-        /// Changes below this many percent are never significant.
+        /// Changes of a time ratio below this many percent are never significant.
         #[arg(long, default_value_t = 5.0)]
         threshold: f64,
-        /// Exit with status 1 when a significant slowdown exceeds the threshold.
+        /// Exit with status 1 when the metric shows a significant slowdown.
         #[arg(long)]
         fail_on_regression: bool,
+        /// Which slowdowns --fail-on-regression fails on.
+        #[arg(long, value_enum, default_value_t = MetricArg::Both)]
+        metric: MetricArg,
         /// Where compare.md, compare.json and the differential flamegraphs go (default:
         /// <NEW>/compare-vs-<OLD's name>).
         #[arg(long)]
@@ -69,6 +72,12 @@ enum Command {
     /// Measure what sampling costs: slowdown of a workload under each sampler,
     /// effective rate, and post-processing time.
     SamplerCost(CostArgs),
+    /// Runs every variant's counted batches; what `run` executes under callgrind.
+    #[command(name = "__count-instructions", hide = true)]
+    CountInstructions {
+        /// Workloads (default: all).
+        workloads: Vec<String>,
+    },
     /// Run one variant n times and print its checksum (for callgrind, perf and friends).
     Exec {
         /// Workload name.
@@ -99,6 +108,13 @@ impl SamplerArg {
             SamplerArg::Both => SamplerKind::ALL.to_vec(),
         }
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MetricArg {
+    Time,
+    Instructions,
+    Both,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -174,7 +190,12 @@ fn list() {
 
 fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Result<()> {
     let workloads = workload::select(names)?;
-    let results = measure::bench(&workloads, &measure::Options::new(quick), json.as_deref())?;
+    let options = measure::Options::new(quick);
+    let mut progress = |case: &measure::CaseResult| {
+        let h = &case.header;
+        eprintln!("measured {}/{}: {}", h.name, h.input, measure::results::case_note(h));
+    };
+    let results = measure::bench(&workloads, &options, json.as_deref(), &mut progress)?;
     print!("{}", results.table());
     if let Some(path) = json {
         println!("wrote {}", path.display());
@@ -246,8 +267,9 @@ fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> ffiprof::Result<(
     let mut options = run::Options::new(quick);
     options.out = out;
     let mut on_step = |step: run::Step| match step {
-        run::Step::Bench(w) => bar.set_message(format!("benchmarking {w}")),
+        run::Step::Bench(w) => bar.set_message(format!("measuring {w} in paired rounds")),
         run::Step::Profile(w) => bar.set_message(format!("profiling {w}")),
+        run::Step::Instructions => bar.set_message("counting instructions under callgrind"),
         run::Step::Cgo => bar.set_message("the cgo reference (Go calling the same C)"),
         run::Step::Done => bar.inc(1),
     };
@@ -272,7 +294,7 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         }
         Command::Bench { workloads, quick, json } => done(bench(&workloads, quick, json)),
         Command::Run { workloads, quick, out } => done(run(&workloads, quick, out)),
-        Command::Compare { old, new, threshold, fail_on_regression, out } => {
+        Command::Compare { old, new, threshold, fail_on_regression, metric, out } => {
             let mut options = compare::Options::default();
             options.threshold_percent = threshold;
             options.out = out;
@@ -283,14 +305,23 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
                 outcome.out.display(),
                 outcome.differentials
             );
-            if fail_on_regression && outcome.comparison.regressions().next().is_some() {
-                eprintln!("error: significant slowdown beyond {threshold}% (see compare.md)");
+            let metric = match metric {
+                MetricArg::Time => compare::Metric::Time,
+                MetricArg::Instructions => compare::Metric::Instructions,
+                MetricArg::Both => compare::Metric::Both,
+            };
+            if fail_on_regression && outcome.comparison.regressions(metric).next().is_some() {
+                eprintln!("error: significant slowdown (see compare.md)");
                 return Ok(ExitCode::from(1));
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Profile(args) => profile(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
+        Command::CountInstructions { workloads } => {
+            measure::instructions::run_batches(&workload::select(&workloads)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Exec { workload, variant, input, n } => {
             println!("{}", workload::exec(&workload, &variant, input.as_deref(), n)?);
             Ok(ExitCode::SUCCESS)

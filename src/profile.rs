@@ -232,7 +232,7 @@ fn profile_one(
     make: &SamplerFactory<'_>,
 ) -> Result<(VariantProfile, String)> {
     let (workload, variant, input) = target;
-    let mut runner = (variant.prepare)(input)?;
+    let mut runner = (variant.prepare)(input, &(workload.share)(input))?;
     // One untimed round first: libraries loaded, pages touched, before the window.
     std::hint::black_box(runner.run(input.calls_per_iteration));
     let mut sampler = make(kind, &options.sample)?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::measure::{self, counters, CaseResult, Progress, Statistic};
+use crate::measure::{self, counters, instructions, CaseResult, Statistic};
 use crate::output::{point_latest, write_atomic, Staging};
 use crate::profile::{self, ProfileSummary};
 use crate::report::{
@@ -20,7 +20,7 @@ use crate::report::{
     SamplerSettings, REPORT_SCHEMA_VERSION,
 };
 use crate::sample::{self, SamplerKind};
-use crate::workload::{Input, Workload};
+use crate::workload::{Input, Role, Workload};
 
 /// How a run measures, and where it writes.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,9 @@ pub struct Options {
     /// The run directory. Default: `results/<date>-<host>`, with `results/latest`
     /// pointing at it.
     pub out: Option<PathBuf>,
+    /// The ffiprof binary to run under callgrind for instruction counts (it must have the
+    /// hidden `__count-instructions` command). Default: this process's executable.
+    pub counting_exe: Option<PathBuf>,
 }
 
 impl Options {
@@ -44,9 +47,19 @@ impl Options {
     /// Sampling window per variant and sampler.
     pub fn profile_window(&self) -> Duration {
         if self.quick {
-            Duration::from_millis(300)
+            Duration::from_millis(200)
         } else {
-            Duration::from_millis(1000)
+            Duration::from_millis(800)
+        }
+    }
+
+    /// Time for all paired measurements of the run, shared among the cases: a case that
+    /// reaches its precision early leaves its time to the cases after it.
+    pub fn bench_budget(&self) -> Duration {
+        if self.quick {
+            Duration::from_secs(14)
+        } else {
+            Duration::from_secs(60)
         }
     }
 }
@@ -54,10 +67,12 @@ impl Options {
 /// What a run is doing, for a progress display.
 #[derive(Debug, Clone)]
 pub enum Step {
-    /// Benchmarking a workload.
+    /// Measuring a case in paired rounds.
     Bench(String),
     /// Profiling a workload at an input.
     Profile(String),
+    /// Counting instructions under callgrind.
+    Instructions,
     /// Measuring the cgo reference.
     Cgo,
     /// One step finished.
@@ -66,7 +81,7 @@ pub enum Step {
 
 /// Steps `run` will report as done, for a progress bar's length.
 pub fn step_count(workloads: &[Workload]) -> u64 {
-    workloads.iter().map(|w| 1 + w.inputs.len() as u64).sum::<u64>() + 1
+    workloads.iter().map(|w| 2 * w.inputs.len() as u64).sum::<u64>() + 2
 }
 
 /// The default run directory: `results/<date>-<host>`.
@@ -80,6 +95,7 @@ fn environment(options: &Options) -> RunEnvironment {
     RunEnvironment {
         machine: Environment::detect(),
         hardware_counters: counters::availability(),
+        instruction_counts: instructions::availability(),
         frame_pointers: "csrc built with -fno-omit-frame-pointer; Rust built with rustc's \
                          default (no forced frame pointers); the distribution's libc and libm \
                          without frame pointers"
@@ -99,7 +115,11 @@ fn write_report(report: &Report, dir: &Path) -> Result<()> {
     write_atomic(&dir.join("index.html"), report::html::render(report).as_bytes())
 }
 
-/// One case of the report: the timing of `result`, the profiles of `summary`, and
+/// What the control row stands for.
+const CONTROL_ABOUT: &str = "a second, independent instance of the baseline, timed like a \
+variant on the same input: the case's noise floor (A/A control)";
+
+/// One case of the report: the paired timing of `result`, the profiles of `summary`, and
 /// hardware counters where the machine has them.
 fn report_case(
     workload: &Workload,
@@ -108,26 +128,48 @@ fn report_case(
     summary: &ProfileSummary,
     counters_on: bool,
 ) -> ReportCase {
-    let verdict = report::verdicts(&result);
     let CaseResult { header, variants } = result;
-    let variants = variants
+    let variants: Vec<ReportVariant> = variants
         .into_iter()
-        .zip(&workload.variants)
-        .map(|(timing, v)| ReportVariant {
-            counters: counters_on.then(|| (v.prepare)(input).ok()).flatten().and_then(|mut r| {
-                counters::per_call(r.as_mut(), input.calls_per_iteration, 20).ok()
-            }),
-            about: v.about.to_owned(),
-            profiles: summary
+        .map(|timing| {
+            let v = workload.variant(&timing.name).unwrap_or(workload.baseline());
+            let about =
+                if timing.role == Role::Control { CONTROL_ABOUT } else { v.about }.to_owned();
+            let counters =
+                counters_on.then(|| workload.prepare(v.name, input).ok()).flatten().and_then(
+                    |mut r| counters::per_call(r.as_mut(), input.calls_per_iteration, 20).ok(),
+                );
+            let profiles = summary
                 .profiles
                 .iter()
                 .filter(|p| p.variant == timing.name)
                 .map(|p| p.profile.clone())
-                .collect(),
-            timing,
+                .collect();
+            ReportVariant { timing, about, instructions: None, counters, profiles }
         })
         .collect();
+    let verdict = report::verdicts(&header, &variants);
     ReportCase { header, about: workload.about.to_owned(), verdict, variants }
+}
+
+/// Adds instructions per call to every variant of `report` and judges its cases again
+/// with them.
+fn add_instructions(report: &mut Report, exe: &Path, workloads: &[Workload]) -> Result<()> {
+    let counts = instructions::count(exe, workloads)?;
+    for (workload, input, variant, count) in counts {
+        let case = report
+            .workloads
+            .iter_mut()
+            .find(|c| c.header.name == workload && c.header.input == input);
+        if let Some(v) = case.and_then(|c| c.variants.iter_mut().find(|v| v.timing.name == variant))
+        {
+            v.instructions = Some(count);
+        }
+    }
+    for case in &mut report.workloads {
+        case.verdict = report::verdicts(&case.header, &case.variants);
+    }
+    Ok(())
 }
 
 fn add_note(report: &mut Report, note: String) {
@@ -146,7 +188,6 @@ pub fn run(
     let dest = options.out.clone().unwrap_or_else(default_dir);
     let staging = Staging::new(&dest)?;
     let dir = staging.path().to_owned();
-    let bench_options = measure::Options::new(options.quick);
     let profile_options = profile::Options {
         sample: options.sample.clone(),
         duration: options.profile_window(),
@@ -155,7 +196,7 @@ pub fn run(
     let mut report = Report {
         schema_version: REPORT_SCHEMA_VERSION,
         tool: format!("ffiprof {}", env!("CARGO_PKG_VERSION")),
-        mode: bench_options.mode(),
+        mode: measure::Options::new(options.quick).mode(),
         statistic: Statistic::Median,
         confidence_level: measure::CONFIDENCE_LEVEL,
         environment: environment(options),
@@ -169,14 +210,19 @@ pub fn run(
         let note = format!("No hardware counters: {}", counters.detail);
         report.notes.push(note);
     }
-    let scratch = tempfile::tempdir()
-        .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
+    let budget = options.bench_budget();
+    let mut cases_left: u32 = workloads.iter().map(|w| w.inputs.len() as u32).sum();
+    let mut spent = Duration::ZERO;
     for w in workloads {
-        on_step(Step::Bench(w.name.to_owned()));
-        let one = std::slice::from_ref(w);
-        let bench = measure::run_with(one, &bench_options, scratch.path(), Progress::Silent)?;
-        on_step(Step::Done);
-        for (case, input) in bench.workloads.into_iter().zip(&w.inputs) {
+        for input in &w.inputs {
+            on_step(Step::Bench(format!("{}/{}", w.name, input.name)));
+            let mut bench_options = measure::Options::new(options.quick);
+            let share = budget.saturating_sub(spent) / cases_left.max(1);
+            bench_options.budget_per_case = Some(share.max(Duration::from_millis(300)));
+            let case = measure::measure_case(w, input, &bench_options)?;
+            spent += Duration::from_secs_f64(case.header.paired.seconds);
+            cases_left = cases_left.saturating_sub(1);
+            on_step(Step::Done);
             on_step(Step::Profile(format!("{}/{}", w.name, input.name)));
             let names: Vec<&str> = w.variants.iter().map(|v| v.name).collect();
             let summary = profile::profile_workload(w, &names, input, &profile_options, &dir)?;
@@ -188,6 +234,22 @@ pub fn run(
         }
         write_report(&report, &dir)?;
     }
+    on_step(Step::Instructions);
+    if report.environment.instruction_counts.available {
+        let exe = match &options.counting_exe {
+            Some(exe) => Ok(exe.clone()),
+            None => std::env::current_exe(),
+        };
+        let counted = exe
+            .map_err(|e| Error::Internal(format!("cannot find ffiprof's executable: {e}")))
+            .and_then(|exe| add_instructions(&mut report, &exe, workloads));
+        if let Err(e) = counted {
+            report.notes.push(format!("instructions per call not counted: {e}"));
+        }
+    } else {
+        report.notes.push(report.environment.instruction_counts.detail.clone());
+    }
+    on_step(Step::Done);
     for kind in SamplerKind::ALL {
         let profiled = report
             .workloads

@@ -26,7 +26,7 @@ fn sample_variant(
 ) -> (Profile, BoundarySummary) {
     let mut options = sample::Options::default();
     options.frequency = hz;
-    let mut runner = (w.variant(variant).unwrap().prepare)(input).unwrap();
+    let mut runner = w.prepare(variant, input).unwrap();
     runner.run(input.calls_per_iteration);
     let mut sampler = sample::sampler(kind, &options).unwrap();
     let (raw, _) = sample::record(
@@ -84,8 +84,8 @@ fn libm_samples_keep_their_rust_caller_perf() {
 
 /// Seconds for `rounds` rounds of a calibration variant, median of 5 alternating trials.
 fn timed(w: &Workload, input: &Input, rounds: u64) -> (f64, f64) {
-    let mut rust = (w.variant("rust-only").unwrap().prepare)(input).unwrap();
-    let mut c = (w.variant("c-only").unwrap().prepare)(input).unwrap();
+    let mut rust = w.prepare("rust-only", input).unwrap();
+    let mut c = w.prepare("c-only", input).unwrap();
     let n = input.calls_per_iteration;
     let (mut tr, mut tc) = (Vec::new(), Vec::new());
     for _ in 0..5 {

@@ -55,8 +55,8 @@ fn without_go_the_run_is_complete_and_says_how_to_install_it() {
     assert_eq!(report["cgo"]["message"], INSTALL_HINT);
     assert_eq!(
         report["workloads"][0]["variants"].as_array().unwrap().len(),
-        3,
-        "the Rust report is complete"
+        4,
+        "the Rust report is complete: three variants and the control"
     );
     assert!(std::fs::read_to_string(out.join("report.md"))
         .unwrap()

@@ -34,7 +34,7 @@ fn quick_bench_writes_json_of_the_documented_shape() {
         .stdout(predicate::str::contains("per-call").and(predicate::str::contains("ns/call")));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     assert_eq!(json["mode"], "quick");
     assert!(json["environment"]["cpu"].is_string());
     let cases = json["workloads"].as_array().unwrap();
@@ -44,7 +44,12 @@ fn quick_bench_writes_json_of_the_documented_shape() {
     assert_eq!(case["baseline"], "batched");
     let variants = case["variants"].as_array().unwrap();
     let names: Vec<&str> = variants.iter().map(|v| v["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["batched", "per-call", "rust-inlined"]);
+    assert_eq!(names, ["batched", "batched (control)", "per-call", "rust-inlined"]);
+    assert_eq!(variants[1]["role"], "control");
+    assert!(case["rounds"].as_u64().unwrap() >= 30, "paired rounds: {case}");
+    assert!(
+        case["stop"].is_string() && case["noise_floor"].is_f64() && case["too_noisy"].is_boolean()
+    );
     for v in variants {
         let ns = &v["ns_per_call"];
         let (e, lo, hi) = (

@@ -141,7 +141,7 @@ fn the_installed_binary_runs_without_the_source_tree() {
         &std::fs::read_to_string(installed.cwd.join("run/report.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(report["workloads"][0]["variants"].as_array().unwrap().len(), 4);
+    assert_eq!(report["workloads"][0]["variants"].as_array().unwrap().len(), 5, "and the control");
     let go = common::tool_available(
         "the_installed_binary_runs_without_the_source_tree (cgo part)",
         "go",

@@ -9,14 +9,15 @@ use std::path::{Path, PathBuf};
 
 use common::links;
 use ffiprof::measure::counters::Availability;
-use ffiprof::measure::{CaseHeader, CaseResult, Interval, Mode, Statistic, VariantResult};
+use ffiprof::measure::instructions::InstructionCount;
+use ffiprof::measure::paired::{PairedSummary, PairedVariant, Stop};
+use ffiprof::measure::{CaseHeader, Interval, Mode, Statistic};
 use ffiprof::profile::{ProfileFiles, SamplerProfile};
-use ffiprof::report::compare::compare;
+use ffiprof::report::compare::{compare, Change, Metric};
 use ffiprof::report::{
     self, words, Report, ReportCase, ReportVariant, RunEnvironment, SamplerSettings, VerdictKind,
 };
 use ffiprof::sample::{Event, PerfUnwind, SamplerKind, Unwind};
-use ffiprof::stacks::{BoundarySummary, Language};
 use ffiprof::workload::Role;
 use ffiprof::Environment;
 
@@ -24,29 +25,43 @@ fn iv(e: f64, half: f64) -> Interval {
     Interval::new(e, e - half, e + half)
 }
 
-fn variant(name: &str, role: Role, ns: Interval, base: Option<Interval>) -> ReportVariant {
-    let summary = BoundarySummary {
+/// One variant: `ns` per call, its ratio to a baseline of `base` ns, instructions.
+fn variant(
+    name: &str,
+    role: Role,
+    ns: f64,
+    ratio: Option<Interval>,
+    instr: Option<f64>,
+) -> ReportVariant {
+    let summary = ffiprof::stacks::BoundarySummary {
         samples: 1000,
         requested_hz: 1000,
         effective_hz: 999.0,
         window_seconds: 1.0,
         lost: 0,
-        leaf_share: BTreeMap::from([(Language::CRuntime, 0.75), (Language::Rust, 0.25)]),
+        leaf_share: BTreeMap::from([
+            (ffiprof::stacks::Language::CRuntime, 0.75),
+            (ffiprof::stacks::Language::Rust, 0.25),
+        ]),
         c_side_share: 0.75,
         crossings_per_stack: 2.0,
         reaches_root: 1.0,
         with_unknown_frames: 0.0,
     };
+    let base_ns = ratio.map_or(ns, |r| ns / r.estimate);
     ReportVariant {
-        timing: VariantResult {
+        timing: PairedVariant {
             name: name.into(),
             role,
-            ns_per_call: ns,
-            mean_ns_per_call: ns,
-            overhead_ns_per_call: base.map(|b| ns.minus(&b)),
-            ratio: base.map(|b| ns.ratio(&b)),
+            batch: 1000,
+            ns_per_call: iv(ns, ns * 0.01),
+            overhead_ns_per_call: ratio.map(|r| {
+                Interval::new(ns - base_ns, base_ns * (r.lower - 1.0), base_ns * (r.upper - 1.0))
+            }),
+            ratio,
         },
         about: format!("{name} variant"),
+        instructions: instr.map(|per_call| InstructionCount { per_call, overhead_per_call: None }),
         counters: None,
         profiles: vec![SamplerProfile {
             sampler: SamplerKind::Perf,
@@ -64,23 +79,50 @@ fn variant(name: &str, role: Role, ns: Interval, base: Option<Interval>) -> Repo
     }
 }
 
-/// A report with one case: baseline `base` ns, per-call `per_call` ns, given drift.
-fn report(base: Interval, per_call: Interval, drift: f64) -> Report {
+/// What one hand-made case looks like.
+#[derive(Clone, Copy)]
+struct Figures {
+    /// Baseline ns per call.
+    base: f64,
+    /// The per-call variant's ratio to the baseline.
+    ratio: Interval,
+    /// The control's ratio.
+    control: Interval,
+    /// Instructions per call: baseline, per-call.
+    instructions: Option<(f64, f64)>,
+}
+
+fn figures(base: f64, ratio: Interval) -> Figures {
+    Figures { base, ratio, control: iv(1.0, 0.002), instructions: Some((6.0, 9.0)) }
+}
+
+/// A report with one case: a baseline, its control and a per-call variant.
+fn report(f: Figures) -> Report {
+    let (bi, vi) = (f.instructions.map(|i| i.0), f.instructions.map(|i| i.1));
     let variants = vec![
-        variant("batched", Role::Baseline, base, None),
-        variant("per-call", Role::PerCall, per_call, Some(base)),
+        variant("batched", Role::Baseline, f.base, None, bi),
+        variant(
+            "batched (control)",
+            Role::Control,
+            f.base * f.control.estimate,
+            Some(f.control),
+            bi,
+        ),
+        variant("per-call", Role::PerCall, f.base * f.ratio.estimate, Some(f.ratio), vi),
     ];
+    let too_noisy = f.control.lower > 1.0 || f.control.upper < 1.0;
     let header = CaseHeader {
         name: "pow".into(),
         input: "chain".into(),
         baseline: "batched".into(),
-        calls_per_iteration: 1000,
-        baseline_repeat_ns_per_call: base,
-        drift,
-    };
-    let case = CaseResult {
-        header: header.clone(),
-        variants: variants.iter().map(|v| v.timing.clone()).collect(),
+        paired: PairedSummary {
+            rounds: 200,
+            stop: Stop::Precise,
+            seconds: 1.5,
+            noise_floor: (f.control.upper - 1.0).max(1.0 - f.control.lower).max(0.0),
+            min_effect: 0.01,
+            too_noisy,
+        },
     };
     Report {
         schema_version: report::REPORT_SCHEMA_VERSION,
@@ -101,6 +143,7 @@ fn report(base: Interval, per_call: Interval, drift: f64) -> Report {
                 date: "2026-11-22T00:00:00Z".into(),
             },
             hardware_counters: Availability { available: false, detail: "none in this VM".into() },
+            instruction_counts: Availability { available: true, detail: "valgrind-3.19.0".into() },
             frame_pointers: "csrc only".into(),
             samplers: SamplerSettings {
                 frequency_hz: 1000,
@@ -110,9 +153,9 @@ fn report(base: Interval, per_call: Interval, drift: f64) -> Report {
             },
         },
         workloads: vec![ReportCase {
+            verdict: report::verdicts(&header, &variants),
             header,
             about: "libm pow".into(),
-            verdict: report::verdicts(&case),
             variants,
         }],
         notes: vec!["a note".into()],
@@ -132,31 +175,43 @@ fn golden(name: &str, actual: &str) {
 
 #[test]
 fn markdown_matches_golden() {
-    golden("report.md", &report::markdown::render(&report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01)));
+    golden("report.md", &report::markdown::render(&report(figures(10.0, iv(1.5, 0.02)))));
 }
 
 #[test]
-fn verdicts_say_cost_or_no_difference() {
+fn verdicts_are_data_worded_once() {
+    let kind = |r: &Report| r.workloads[0].verdict[0].kind;
     let in_words = |r: &Report| words::case_verdict(&r.workloads[0]);
-    let costly = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
+    let costly = report(figures(10.0, iv(1.5, 0.02)));
+    assert_eq!(kind(&costly), VerdictKind::Costs);
     assert!(
         in_words(&costly).contains("per-call costs 5.00 ns more per call"),
         "{}",
         in_words(&costly)
     );
-    assert_eq!(costly.workloads[0].verdict[0].kind, VerdictKind::Costs, "the verdict is data");
-    // Inside the drift: no measurable difference, even with tight intervals.
-    let drifting = report(iv(10.0, 0.1), iv(10.5, 0.1), 0.08);
-    assert!(in_words(&drifting).contains("no measurable difference"));
-    // Intervals overlapping zero overhead: no measurable difference.
-    let noisy = report(iv(10.0, 2.0), iv(11.0, 2.0), 0.0);
-    assert!(in_words(&noisy).contains("no measurable difference"));
-    assert_eq!(noisy.workloads[0].verdict[0].kind, VerdictKind::NoMeasurableDifference);
+    assert!(in_words(&costly).contains("+3.0 instructions per call"));
+    // Inside the 1% smallest effect, even with a tight interval.
+    let close = report(figures(10.0, iv(1.005, 0.001)));
+    assert_eq!(kind(&close), VerdictKind::NoMeasurableDifference);
+    assert!(in_words(&close).contains("no measurable difference"));
+    // Clear of 1 but not of a wide control: the control's spread is the floor.
+    let wide = Figures { control: iv(1.0, 0.04), ..figures(10.0, iv(1.03, 0.005)) };
+    assert_eq!(kind(&report(wide)), VerdictKind::NoMeasurableDifference);
+    // The same instructions per call, a measurable difference in time: same work.
+    let same =
+        Figures { instructions: Some((327_697.0, 327_696.0)), ..figures(10.0, iv(1.087, 0.003)) };
+    assert_eq!(kind(&report(same)), VerdictKind::SameWork);
+    assert!(words::case_verdict(&report(same).workloads[0]).contains("memory, placement or noise"));
+    // The control itself differs: nothing is judged.
+    let noisy = Figures { control: iv(1.05, 0.01), ..figures(10.0, iv(1.5, 0.02)) };
+    assert_eq!(kind(&report(noisy)), VerdictKind::TooNoisy);
+    assert!(words::case_verdict(&report(noisy).workloads[0]).contains("machine too noisy"));
+    assert!(report::markdown::render(&report(noisy)).contains("machine too noisy for this case"));
 }
 
 #[test]
 fn json_round_trips_and_is_versioned() {
-    let r = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
+    let r = report(figures(10.0, iv(1.5, 0.02)));
     // Also the fixture the CLI tests read.
     golden("report.json", &r.to_json());
     let dir = tempfile::tempdir().unwrap();
@@ -164,19 +219,22 @@ fn json_round_trips_and_is_versioned() {
     std::fs::write(&path, r.to_json()).unwrap();
     assert_eq!(Report::load(dir.path()).unwrap(), r);
     let value: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-    assert_eq!(value["schema_version"], 2);
+    assert_eq!(value["schema_version"], 3);
     assert_eq!(value["environment"]["cpu"], "Test CPU", "the machine block is flat in environment");
-    let v = &value["workloads"][0]["variants"][1];
+    let case = &value["workloads"][0];
+    assert_eq!(case["rounds"], 200);
+    assert_eq!(case["too_noisy"], false);
+    let v = &case["variants"][2];
     assert_eq!(v["name"], "per-call");
-    assert!(
-        v["ns_per_call"]["estimate"].is_f64()
-            && v["profiles"][0]["summary"]["c_side_share"].is_f64()
-    );
+    assert_eq!(case["variants"][1]["role"], "control");
+    assert!(v["ns_per_call"]["estimate"].is_f64() && v["ratio"]["upper"].is_f64());
+    assert!(v["instructions"]["per_call"].is_f64());
+    assert!(v["profiles"][0]["summary"]["c_side_share"].is_f64());
 }
 
 #[test]
 fn html_references_only_what_the_report_lists() {
-    let r = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
+    let r = report(figures(10.0, iv(1.5, 0.02)));
     let html = report::html::render(&r);
     assert!(html.contains("<svg"), "charts are inline SVG");
     let without_namespaces =
@@ -189,73 +247,73 @@ fn html_references_only_what_the_report_lists() {
     }
 }
 
-fn changes(old: &Report, new: &Report, threshold: f64) -> ffiprof::report::compare::Comparison {
-    compare(old, "old".into(), new, "new".into(), threshold).unwrap()
+fn changes(old: &Report, new: &Report) -> ffiprof::report::compare::Comparison {
+    compare(old, "old".into(), new, "new".into(), 0.05).unwrap()
+}
+
+fn per_call(c: &ffiprof::report::compare::Comparison) -> &ffiprof::report::compare::VariantChange {
+    c.changes.iter().find(|ch| ch.variant == "per-call").unwrap()
 }
 
 #[test]
-fn identical_reports_change_nothing() {
-    let r = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
-    let c = changes(&r, &r, 0.05);
-    assert!(c.changes.iter().all(|ch| !ch.significant && ch.judged_change == 0.0));
+fn identical_reports_change_nothing_in_either_metric() {
+    let r = report(figures(10.0, iv(1.5, 0.02)));
+    let c = changes(&r, &r);
+    assert_eq!(c.regressions(Metric::Both).count(), 0);
+    assert!(c.changes.iter().all(|ch| ch.time != Change::Slower && ch.time != Change::Faster));
+    assert!(c.changes.iter().all(|ch| ch.instructions == Change::Unchanged));
 }
 
 #[test]
-fn a_real_slowdown_of_the_per_call_variant_is_a_regression() {
-    let old = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
-    let new = report(iv(10.0, 0.1), iv(20.0, 0.2), 0.01);
-    let c = changes(&old, &new, 0.05);
-    let per_call = c.changes.iter().find(|ch| ch.variant == "per-call").unwrap();
-    assert!(per_call.significant && per_call.regression, "{per_call:?}");
-    assert!((per_call.judged_change - (2.0 / 1.5 - 1.0)).abs() < 1e-9);
-    assert_eq!(c.regressions().count(), 1);
+fn a_slower_ratio_is_a_time_regression() {
+    let old = report(figures(10.0, iv(1.5, 0.02)));
+    let new = report(figures(10.0, iv(2.0, 0.02)));
+    let c = changes(&old, &new);
+    assert_eq!(per_call(&c).time, Change::Slower);
+    assert!((per_call(&c).ratio_change.unwrap() - (2.0 / 1.5 - 1.0)).abs() < 1e-9);
+    assert_eq!(c.regressions(Metric::Time).count(), 1);
+    assert_eq!(c.regressions(Metric::Instructions).count(), 0, "same instructions");
     assert!(report::compare::markdown(&c).contains("**slower**"));
     golden("compare.md", &report::compare::markdown(&c));
 }
 
 #[test]
 fn a_whole_machine_slowdown_is_not_a_regression() {
-    // Everything 25% slower, ratios unchanged: drift of the machine, not of the code.
-    let old = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
-    let new = report(iv(12.5, 0.1), iv(18.75, 0.2), 0.01);
-    let c = changes(&old, &new, 0.05);
-    assert!((c.machine_change - 0.25).abs() < 1e-9);
-    assert_eq!(c.regressions().count(), 0, "{:?}", c.changes);
+    // Everything 25% slower, ratios unchanged: the machine changed, not the code.
+    let old = report(figures(10.0, iv(1.5, 0.02)));
+    let new = report(figures(12.5, iv(1.5, 0.02)));
+    assert_eq!(changes(&old, &new).regressions(Metric::Both).count(), 0);
 }
 
 #[test]
-fn a_fast_path_moving_against_its_baseline_between_runs_is_not_a_regression() {
-    // Seen in CI: two quick runs of the same build; pow cube-from-0's batched baseline
-    // went 9.96 -> 8.48 ns while per-call went 6.10 -> 7.81 ns (ratio 0.61 -> 0.92), with
-    // about 13% drift measured in each run.
-    // The chain case, steady in both runs, is the second case the runs shared.
-    let with_steady_case = |mut r: Report| {
-        r.workloads[0].header.input = "cube-from-0".into();
-        r.workloads.push(report(iv(29.8, 0.1), iv(29.3, 0.1), 0.05).workloads.remove(0));
-        r
-    };
-    let old = with_steady_case(report(iv(9.96, 0.1), iv(6.10, 0.05), 0.134));
-    let new = with_steady_case(report(iv(8.48, 0.1), iv(7.81, 0.05), 0.134));
-    let c = changes(&old, &new, 0.05);
-    assert_eq!(c.regressions().count(), 0, "{:?}", c.changes);
+fn more_instructions_are_a_regression_whatever_the_time() {
+    let old = report(figures(10.0, iv(1.5, 0.02)));
+    let new = report(Figures { instructions: Some((6.0, 12.0)), ..figures(9.0, iv(1.5, 0.02)) });
+    let c = changes(&old, &new);
+    assert_eq!(per_call(&c).instructions, Change::Slower);
+    assert_eq!(c.regressions(Metric::Instructions).count(), 1);
+    assert_eq!(c.regressions(Metric::Time).count(), 0);
+    assert_eq!(c.regressions(Metric::Both).count(), 1);
 }
 
 #[test]
-fn overlapping_intervals_or_changes_inside_the_drift_are_not_significant() {
-    let old = report(iv(10.0, 0.1), iv(15.0, 3.0), 0.01);
-    let new = report(iv(10.0, 0.1), iv(17.0, 3.0), 0.01);
-    assert_eq!(changes(&old, &new, 0.05).regressions().count(), 0, "intervals overlap");
-    let old = report(iv(10.0, 0.1), iv(15.0, 0.1), 0.10);
-    let new = report(iv(10.0, 0.1), iv(17.0, 0.1), 0.10);
-    let c = changes(&old, &new, 0.05);
-    let ch = c.changes.iter().find(|ch| ch.variant == "per-call").unwrap();
-    assert!((ch.noise_floor - 0.25).abs() < 1e-9, "threshold plus both drifts");
-    assert!(!ch.significant, "13% is inside a 25% noise floor");
+fn overlapping_ratios_changes_inside_the_floor_or_noisy_cases_are_not_significant() {
+    let old = report(figures(10.0, iv(1.5, 0.1)));
+    let new = report(figures(10.0, iv(1.6, 0.1)));
+    assert_eq!(per_call(&changes(&old, &new)).time, Change::Unchanged, "intervals overlap");
+    let wide = |r| Figures { control: iv(1.0, 0.10), ..figures(10.0, r) };
+    let c = changes(&report(wide(iv(1.5, 0.01))), &report(wide(iv(1.65, 0.01))));
+    let ch = per_call(&c);
+    assert!((ch.noise_floor - 0.15).abs() < 1e-9, "threshold plus the larger control spread");
+    assert_eq!(ch.time, Change::Unchanged, "10% is inside a 15% floor");
+    let noisy = Figures { control: iv(1.08, 0.01), ..figures(10.0, iv(3.0, 0.01)) };
+    let c = changes(&report(figures(10.0, iv(1.5, 0.01))), &report(noisy));
+    assert_eq!(per_call(&c).time, Change::NotJudged, "a case too noisy is not judged");
 }
 
 #[test]
 fn reports_without_common_cases_cannot_be_compared() {
-    let old = report(iv(10.0, 0.1), iv(15.0, 0.2), 0.01);
+    let old = report(figures(10.0, iv(1.5, 0.02)));
     let mut new = old.clone();
     new.workloads[0].header.name = "plusone".into();
     let err = compare(&old, "a".into(), &new, "b".into(), 0.05).unwrap_err();

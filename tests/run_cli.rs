@@ -42,12 +42,44 @@ fn two_quick_runs_compare_without_calling_noise_a_regression() {
     }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["schema_version"], 3);
     assert!(report["environment"]["hardware_counters"]["detail"].is_string());
     let case = &report["workloads"][1];
     assert_eq!(case["input"], "chain");
-    let per_call = &case["variants"][1];
+    let variants = case["variants"].as_array().unwrap();
+    let per_call = variants.iter().find(|v| v["name"] == "per-call").unwrap();
     assert_eq!(per_call["profiles"].as_array().unwrap().len(), 2, "both samplers profiled it");
+    assert_eq!(variants[1]["role"], "control", "the control follows the baseline");
+    assert!(case["rounds"].as_u64().unwrap() >= 30 && case["noise_floor"].is_f64());
+    // Instructions per call are exact: the same in both runs, for every variant.
+    let report_b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("report.json")).unwrap()).unwrap();
+    if report["environment"]["instruction_counts"]["available"] == true {
+        for (case_a, case_b) in report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(report_b["workloads"].as_array().unwrap())
+        {
+            for (va, vb) in case_a["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(case_b["variants"].as_array().unwrap())
+            {
+                let count = va["instructions"]["per_call"].as_f64();
+                assert!(count.is_some_and(|c| c > 0.0), "{}: {}", va["name"], va["instructions"]);
+                assert_eq!(
+                    count,
+                    vb["instructions"]["per_call"].as_f64(),
+                    "{} differs",
+                    va["name"]
+                );
+            }
+        }
+    } else {
+        assert!(!common::under_ci(), "CI installs valgrind");
+    }
     // No staging directory is left beside the runs.
     let names: Vec<String> = std::fs::read_dir(root.path())
         .unwrap()
@@ -59,10 +91,10 @@ fn two_quick_runs_compare_without_calling_noise_a_regression() {
         .args(["compare"])
         .arg(&a)
         .arg(&b)
-        .arg("--fail-on-regression")
+        .args(["--fail-on-regression", "--metric", "both"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("judged change"));
+        .stdout(predicate::str::contains("ratio change"));
     let out = b.join("compare-vs-A");
     assert!(out.join("compare.md").is_file() && out.join("compare.json").is_file());
     assert!(

@@ -43,7 +43,7 @@ fn allocations() -> u64 {
 fn no_allocation_while_sampling(kind: SamplerKind) {
     let w = ffiprof::workload::find("pow").unwrap();
     let input = w.input(Some("chain")).unwrap();
-    let mut runner = (w.variant("per-call").unwrap().prepare)(input).unwrap();
+    let mut runner = w.prepare("per-call", input).unwrap();
     runner.run(10);
     let mut sampler = sample::sampler(kind, &sample::Options::default()).unwrap();
     sampler.start().unwrap();

@@ -25,10 +25,10 @@ fn every_variant_matches_its_baseline() {
         for input in &w.inputs {
             let bytes = if w.name == "buffer" { input.value } else { 0 };
             for &n in ns_for(bytes) {
-                let mut baseline = (w.baseline().prepare)(input).unwrap();
+                let mut baseline = w.prepare(w.baseline().name, input).unwrap();
                 let want = baseline.run(n);
                 for v in &w.variants[1..] {
-                    let mut runner = (v.prepare)(input).unwrap();
+                    let mut runner = w.prepare(v.name, input).unwrap();
                     let got = runner.run(n);
                     assert_eq!(got, want, "{}/{}/{} at n = {n}", w.name, v.name, input.name);
                     // A runner can be run again and gives the same answer.
@@ -48,7 +48,7 @@ fn checksums_depend_on_n() {
         for v in &w.variants {
             // pow's first input stays at 0 by design; its last one moves.
             let input = w.inputs.last().unwrap();
-            let mut r = (v.prepare)(input).unwrap();
+            let mut r = w.prepare(v.name, input).unwrap();
             assert_ne!(r.run(3), r.run(4), "{}/{} ignores n", w.name, v.name);
         }
     }
@@ -57,11 +57,9 @@ fn checksums_depend_on_n() {
 #[test]
 fn pow_chain_does_real_work_and_cube_stays_at_zero() {
     let w = workload::select(&["pow".to_owned()]).unwrap().remove(0);
-    let mut cube =
-        (w.variant("per-call").unwrap().prepare)(w.input(Some("cube-from-0")).unwrap()).unwrap();
+    let mut cube = w.prepare("per-call", w.input(Some("cube-from-0")).unwrap()).unwrap();
     assert_eq!(f64::from_bits(cube.run(1000)), 0.0);
-    let mut chain =
-        (w.variant("per-call").unwrap().prepare)(w.input(Some("chain")).unwrap()).unwrap();
+    let mut chain = w.prepare("per-call", w.input(Some("chain")).unwrap()).unwrap();
     let a = f64::from_bits(chain.run(1000));
     assert!(a > 1.0 && a < 1.5, "the chain must neither overflow nor settle: {a}");
 }

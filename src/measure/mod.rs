@@ -1,11 +1,14 @@
-//! Timing with criterion. `cargo bench` and `ffiprof bench` register the same benchmarks
-//! with the same settings ([`Options`], [`criterion`], [`register`]); `ffiprof bench` then
-//! reads criterion's own estimates back ([`criterion_data`]) and derives per-call figures
-//! from them ([`results`]). ffiprof computes no statistics of its own beyond dividing by
-//! the calls per iteration and combining two criterion intervals.
+//! Timing. `ffiprof bench` and `ffiprof run` measure every case with the paired engine
+//! ([`paired`]): all variants of a case and an A/A control in interleaved rounds on one
+//! shared input, figures as medians over rounds with distribution-free intervals
+//! ([`stats`]). `cargo bench` keeps criterion ([`criterion`], [`register`]), the
+//! ecosystem's convention, with its plots, baselines and `--profile-time` flamegraphs
+//! ([`profiler`]), and ends with the paired table (`benches/paired.rs`). Where the
+//! machine has hardware counters, [`counters`] counts instructions and cycles per call.
 
 pub mod counters;
-pub mod criterion_data;
+pub mod instructions;
+pub mod paired;
 pub mod profiler;
 pub mod results;
 pub mod stats;
@@ -15,20 +18,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::AtomicFile;
-use crate::workload::Workload;
+use crate::workload::{Input, Workload};
 
-pub use results::{BenchResults, CaseHeader, CaseResult, Interval, Nanos, VariantResult};
+pub use results::{BenchResults, CaseHeader, CaseResult, Interval, Nanos};
 
 /// How long a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
-    /// `--quick`: short windows, wider intervals.
+    /// `--quick`: a short budget per case, wider intervals.
     Quick,
     /// The default.
     Full,
@@ -61,58 +63,24 @@ impl std::fmt::Display for Statistic {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// Short runs: the whole catalogue in about a minute, with wider intervals. Default:
-    /// false.
+    /// Short runs: the whole catalogue in about twenty seconds, with wider intervals.
+    /// Default: false.
     pub quick: bool,
+    /// Time per case; `None` for the mode's default (1.2 s quick, 5 s full).
+    pub budget_per_case: Option<Duration>,
 }
 
 #[allow(clippy::derivable_impls)] // written out so each default is stated once, here
 impl Default for Options {
     fn default() -> Self {
-        Options { quick: false }
+        Options { quick: false, budget_per_case: None }
     }
 }
 
 impl Options {
     /// Options for a quick or a full run.
     pub fn new(quick: bool) -> Self {
-        Options { quick }
-    }
-
-    /// Warm-up time per benchmark.
-    pub fn warm_up(&self) -> Duration {
-        if self.quick {
-            Duration::from_millis(300)
-        } else {
-            Duration::from_secs(1)
-        }
-    }
-
-    /// Measurement time per benchmark.
-    pub fn measurement(&self) -> Duration {
-        if self.quick {
-            Duration::from_millis(800)
-        } else {
-            Duration::from_secs(3)
-        }
-    }
-
-    /// Samples (timed batches of iterations) per benchmark.
-    pub fn sample_size(&self) -> usize {
-        if self.quick {
-            20
-        } else {
-            50
-        }
-    }
-
-    /// Bootstrap resamples for the confidence intervals.
-    pub fn resamples(&self) -> usize {
-        if self.quick {
-            10_000
-        } else {
-            50_000
-        }
+        Options { quick, ..Default::default() }
     }
 
     /// Quick or full.
@@ -123,43 +91,68 @@ impl Options {
             Mode::Full
         }
     }
+
+    /// The paired engine's settings: a case stops when its ratios are known to 0.3%
+    /// (quick) or 0.1% (full), or when its budget is spent.
+    pub fn paired(&self) -> paired::Options {
+        let (budget, precision) = if self.quick {
+            (Duration::from_millis(1200), 0.003)
+        } else {
+            (Duration::from_secs(5), 0.001)
+        };
+        paired::Options {
+            budget: self.budget_per_case.unwrap_or(budget),
+            precision,
+            ..paired::Options::default()
+        }
+    }
+
+    /// Warm-up time per criterion benchmark (`cargo bench`).
+    pub fn warm_up(&self) -> Duration {
+        if self.quick {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(1)
+        }
+    }
+
+    /// Measurement time per criterion benchmark.
+    pub fn measurement(&self) -> Duration {
+        if self.quick {
+            Duration::from_millis(800)
+        } else {
+            Duration::from_secs(3)
+        }
+    }
 }
 
 /// Confidence level of every interval ffiprof reports.
 pub const CONFIDENCE_LEVEL: f64 = 0.95;
 
-/// A criterion configured as `options` says: no plots, 95% intervals.
+/// A criterion configured as `options` says, for `cargo bench`: no plots, 95% intervals.
 pub fn criterion(options: &Options) -> Criterion {
     Criterion::default()
         .warm_up_time(options.warm_up())
         .measurement_time(options.measurement())
-        .sample_size(options.sample_size())
-        .nresamples(options.resamples())
+        .sample_size(50)
+        .nresamples(50_000)
         .confidence_level(CONFIDENCE_LEVEL)
         .without_plots()
 }
 
-/// Name of the second measurement of the baseline, taken after the variants.
-pub const REPEAT_SUFFIX: &str = "#repeat";
-
 /// Registers (and, as criterion does, runs) one benchmark per workload, input and variant:
 /// group = workload, id = `variant/input`, throughput = calls per iteration, so criterion
-/// reports time per call. After the variants, the baseline is measured once more
-/// (`batched#repeat`): how far the two baseline measurements differ is the drift of the
-/// machine over that stretch, the noise floor the results carry.
+/// reports time per call.
 pub fn register(c: &mut Criterion, workloads: &[Workload]) -> Result<()> {
     for workload in workloads {
         let mut group = c.benchmark_group(workload.name);
         for input in &workload.inputs {
             let n = input.calls_per_iteration;
             group.throughput(Throughput::Elements(n));
-            let baseline = workload.baseline();
-            let repeat = format!("{}{REPEAT_SUFFIX}", baseline.name);
-            let runs =
-                workload.variants.iter().map(|v| (v, v.name)).chain([(baseline, repeat.as_str())]);
-            for (variant, id) in runs {
-                let mut runner = (variant.prepare)(input)?;
-                group.bench_function(BenchmarkId::new(id, input.name), |b| {
+            let shared = (workload.share)(input);
+            for variant in &workload.variants {
+                let mut runner = (variant.prepare)(input, &shared)?;
+                group.bench_function(BenchmarkId::new(variant.name, input.name), |b| {
                     b.iter(|| runner.run(black_box(n)))
                 });
             }
@@ -169,59 +162,43 @@ pub fn register(c: &mut Criterion, workloads: &[Workload]) -> Result<()> {
     Ok(())
 }
 
-/// Where criterion's progress lines go while ffiprof benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// To stderr, leaving stdout to ffiprof's results.
-    Stderr,
-    /// Nowhere (a progress bar of ffiprof's shows progress).
-    Silent,
+/// Measures one case of a workload with the paired engine.
+pub fn measure_case(workload: &Workload, input: &Input, options: &Options) -> Result<CaseResult> {
+    let mut clock = paired::RealClock::default();
+    let case = paired::measure_workload(workload, input, &options.paired(), &mut clock)?;
+    Ok(CaseResult::new(workload, input, case))
 }
 
-/// `ffiprof bench`: benchmarks `workloads` and, when `json` is given, writes the results
-/// there. The file is opened before any benchmark runs, so an unwritable path fails at
-/// once ([`Error::Destination`]) and an earlier file survives an interrupted run.
+/// Measures every case of `workloads`, calling `on_case` as each finishes.
+pub fn measure_all(
+    workloads: &[Workload],
+    options: &Options,
+    on_case: &mut dyn FnMut(&CaseResult),
+) -> Result<BenchResults> {
+    let mut cases = Vec::new();
+    for w in workloads {
+        for input in &w.inputs {
+            let case = measure_case(w, input, options)?;
+            on_case(&case);
+            cases.push(case);
+        }
+    }
+    Ok(BenchResults::new(options, cases))
+}
+
+/// `ffiprof bench`: measures `workloads` and, when `json` is given, writes the results
+/// there. The file is opened before any measurement, so an unwritable path fails at once
+/// ([`crate::Error::Destination`]) and an earlier file survives an interrupted run.
 pub fn bench(
     workloads: &[Workload],
     options: &Options,
     json: Option<&Path>,
+    on_case: &mut dyn FnMut(&CaseResult),
 ) -> Result<BenchResults> {
     let json_file = json.map(AtomicFile::create).transpose()?;
-    let results = run(workloads, options, &std::env::temp_dir())?;
+    let results = measure_all(workloads, options, on_case)?;
     if let Some(file) = json_file {
         file.commit(results.to_json()?.as_bytes())?;
     }
     Ok(results)
-}
-
-/// Benchmarks `workloads` in this process and returns per-call results. Criterion's files
-/// go to a fresh directory under `scratch`, so no earlier run's estimates can be read by
-/// mistake; criterion's progress lines go to stderr.
-pub fn run(workloads: &[Workload], options: &Options, scratch: &Path) -> Result<BenchResults> {
-    run_with(workloads, options, scratch, Progress::Stderr)
-}
-
-/// [`run`], with criterion's progress lines sent where `progress` says.
-pub fn run_with(
-    workloads: &[Workload],
-    options: &Options,
-    scratch: &Path,
-    progress: Progress,
-) -> Result<BenchResults> {
-    let dir = tempfile::Builder::new()
-        .prefix("criterion-")
-        .tempdir_in(scratch)
-        .map_err(|source| Error::Write { path: scratch.to_owned(), source })?;
-    {
-        use crate::ffi::FdRedirect;
-        let _redirects = match progress {
-            Progress::Stderr => vec![FdRedirect::stdout_to_stderr()],
-            Progress::Silent => vec![FdRedirect::silence_stdout(), FdRedirect::silence_stderr()],
-        };
-        let mut c = criterion(options).output_directory(dir.path());
-        register(&mut c, workloads)?;
-        c.final_summary();
-    }
-    let estimates = criterion_data::read_all(dir.path())?;
-    results::collect(workloads, options, &estimates, dir.path())
 }

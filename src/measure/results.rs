@@ -1,23 +1,21 @@
-//! Per-call results derived from criterion's estimates, and their table and JSON forms.
+//! Per-call results of the paired engine, and their table and JSON forms.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::criterion_data::{benchmark_key, Estimate, Estimates};
+use super::paired::{PairedCase, PairedSummary, PairedVariant};
 use super::{Mode, Options, Statistic, CONFIDENCE_LEVEL};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fmt;
-use crate::workload::{Role, Workload};
+use crate::workload::{Input, Role, Workload};
 
 /// Nanoseconds.
 pub type Nanos = f64;
 
 /// Version of the `ffiprof bench --json` format; documented in results/README.md.
-pub const BENCH_SCHEMA_VERSION: u32 = 1;
+pub const BENCH_SCHEMA_VERSION: u32 = 2;
 
 /// A point estimate with its confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -36,20 +34,10 @@ impl Interval {
         Interval { estimate, lower, upper }
     }
 
-    /// Criterion's estimate of the time per iteration, divided by the calls per iteration.
-    pub fn per_call(e: &Estimate, calls: u64) -> Interval {
-        let k = calls as f64;
-        Interval::new(
-            e.point_estimate / k,
-            e.confidence_interval.lower_bound / k,
-            e.confidence_interval.upper_bound / k,
-        )
-    }
-
     /// `self - other` for two independent estimates. Each side of the interval combines
     /// the two half-widths that push the difference that way in quadrature
     /// (sqrt(a² + b²)), the normal approximation for a difference of independent
-    /// estimates; asymmetric bootstrap intervals keep their asymmetry.
+    /// estimates; asymmetric intervals keep their asymmetry.
     pub fn minus(&self, other: &Interval) -> Interval {
         let estimate = self.estimate - other.estimate;
         let down = (self.estimate - self.lower).hypot(other.upper - other.estimate);
@@ -67,31 +55,13 @@ impl Interval {
         )
     }
 
-    /// True when the interval excludes zero.
-    pub fn excludes_zero(&self) -> bool {
-        self.lower > 0.0 || self.upper < 0.0
+    /// True when the interval contains `v`.
+    pub fn contains(&self, v: f64) -> bool {
+        self.lower <= v && v <= self.upper
     }
 }
 
-/// One variant's figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VariantResult {
-    /// Variant name.
-    pub name: String,
-    /// Baseline, per-call or reference.
-    pub role: Role,
-    /// Median time per call, with criterion's bootstrap interval.
-    pub ns_per_call: Interval,
-    /// Mean time per call, with criterion's bootstrap interval.
-    pub mean_ns_per_call: Interval,
-    /// `ns_per_call` minus the baseline's; absent for the baseline itself.
-    pub overhead_ns_per_call: Option<Interval>,
-    /// `ns_per_call` over the baseline's; absent for the baseline itself.
-    pub ratio: Option<Interval>,
-}
-
-/// What identifies one workload at one input, and how steady the machine was while it
-/// was measured.
+/// Which case, and how its paired rounds went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseHeader {
     /// Workload name.
@@ -100,13 +70,9 @@ pub struct CaseHeader {
     pub input: String,
     /// Name of the batched baseline variant.
     pub baseline: String,
-    /// Calls per measured iteration.
-    pub calls_per_iteration: u64,
-    /// The baseline measured again after the variants, ns per call.
-    pub baseline_repeat_ns_per_call: Interval,
-    /// |repeat / baseline - 1|: how far the machine drifted while this case was measured.
-    /// Differences smaller than this are not distinguishable from drift.
-    pub drift: f64,
+    /// Rounds, stop reason, noise floor, and whether the machine was too noisy.
+    #[serde(flatten)]
+    pub paired: PairedSummary,
 }
 
 impl CaseHeader {
@@ -119,11 +85,24 @@ impl CaseHeader {
 /// One workload at one input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
-    /// Which case, and the machine's drift over it.
+    /// Which case, and how its rounds went.
     #[serde(flatten)]
     pub header: CaseHeader,
-    /// Every variant, baseline first.
-    pub variants: Vec<VariantResult>,
+    /// Every variant: baseline first, then its control, then the others.
+    pub variants: Vec<PairedVariant>,
+}
+
+impl CaseResult {
+    /// The result of `workload` at `input` from its paired measurement.
+    pub fn new(workload: &Workload, input: &Input, case: PairedCase) -> CaseResult {
+        let header = CaseHeader {
+            name: workload.name.to_owned(),
+            input: input.name.to_owned(),
+            baseline: workload.baseline().name.to_owned(),
+            paired: case.summary,
+        };
+        CaseResult { header, variants: case.variants }
+    }
 }
 
 /// The output of `ffiprof bench`.
@@ -133,7 +112,7 @@ pub struct BenchResults {
     pub schema_version: u32,
     /// Quick or full.
     pub mode: Mode,
-    /// Which criterion statistic `ns_per_call` is.
+    /// Which statistic over rounds `ns_per_call` and `ratio` are.
     pub statistic: Statistic,
     /// Confidence level of every interval.
     pub confidence_level: f64,
@@ -143,118 +122,95 @@ pub struct BenchResults {
     pub workloads: Vec<CaseResult>,
 }
 
-/// Builds the results from criterion's estimates. Every benchmark of `workloads` must be
-/// present.
-pub fn collect(
-    workloads: &[Workload],
-    options: &Options,
-    estimates: &HashMap<String, Estimates>,
-    dir: &Path,
-) -> Result<BenchResults> {
-    let mut cases = Vec::new();
-    for workload in workloads {
-        for input in &workload.inputs {
-            let n = input.calls_per_iteration;
-            let mut variants: Vec<VariantResult> = Vec::new();
-            for variant in &workload.variants {
-                let key = benchmark_key(workload.name, variant.name, input.name);
-                let e = estimates.get(&key).ok_or_else(|| Error::MissingEstimates {
-                    id: key.clone(),
-                    dir: dir.to_owned(),
-                })?;
-                let ns = Interval::per_call(&e.median, n);
-                let (overhead, ratio) = match variants.first() {
-                    Some(base) => {
-                        (Some(ns.minus(&base.ns_per_call)), Some(ns.ratio(&base.ns_per_call)))
-                    }
-                    None => (None, None),
-                };
-                variants.push(VariantResult {
-                    name: variant.name.to_owned(),
-                    role: variant.role,
-                    ns_per_call: ns,
-                    mean_ns_per_call: Interval::per_call(&e.mean, n),
-                    overhead_ns_per_call: overhead,
-                    ratio,
-                });
-            }
-            let key = benchmark_key(
-                workload.name,
-                &format!("{}{}", workload.baseline().name, super::REPEAT_SUFFIX),
-                input.name,
-            );
-            let e = estimates
-                .get(&key)
-                .ok_or_else(|| Error::MissingEstimates { id: key.clone(), dir: dir.to_owned() })?;
-            let repeat = Interval::per_call(&e.median, n);
-            let first = variants[0].ns_per_call.estimate;
-            let header = CaseHeader {
-                name: workload.name.to_owned(),
-                input: input.name.to_owned(),
-                baseline: workload.baseline().name.to_owned(),
-                calls_per_iteration: n,
-                baseline_repeat_ns_per_call: repeat,
-                drift: (repeat.estimate / first - 1.0).abs(),
-            };
-            cases.push(CaseResult { header, variants });
+impl BenchResults {
+    /// Results of a measurement with `options`.
+    pub fn new(options: &Options, workloads: Vec<CaseResult>) -> BenchResults {
+        BenchResults {
+            schema_version: BENCH_SCHEMA_VERSION,
+            mode: options.mode(),
+            statistic: Statistic::Median,
+            confidence_level: CONFIDENCE_LEVEL,
+            environment: Environment::detect(),
+            workloads,
         }
     }
-    Ok(BenchResults {
-        schema_version: BENCH_SCHEMA_VERSION,
-        mode: options.mode(),
-        statistic: Statistic::Median,
-        confidence_level: CONFIDENCE_LEVEL,
-        environment: Environment::detect(),
-        workloads: cases,
-    })
-}
 
-fn with_interval(i: &Interval) -> String {
-    let ns = fmt::ns_figure;
-    format!("{} [{}, {}]", ns(i.estimate), ns(i.lower), ns(i.upper))
-}
-
-impl BenchResults {
     /// The results as JSON.
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string_pretty(self)
             .map_err(|source| Error::Serialize { what: "bench results", source })
     }
 
-    /// A plain-text table: one row per variant.
+    /// A plain-text table: one row per variant, and a line on the method.
     pub fn table(&self) -> String {
-        let header = [
-            "workload",
-            "input",
-            "variant",
-            "ns/call [95% CI]",
-            "overhead ns/call [95% CI]",
-            "x baseline",
-            "drift",
-        ];
-        let mut rows: Vec<Vec<String>> = Vec::new();
-        for case in &self.workloads {
-            let head = &case.header;
-            for v in &case.variants {
-                rows.push(vec![
-                    head.name.clone(),
-                    head.input.clone(),
-                    v.name.clone(),
-                    with_interval(&v.ns_per_call),
-                    v.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), with_interval),
-                    v.ratio.as_ref().map_or("1".to_owned(), |r| format!("{:.2}", r.estimate)),
-                    if v.role == Role::Baseline { fmt::pct(head.drift, 1) } else { String::new() },
-                ]);
-            }
-        }
-        let mut out = fmt::table(&header, &rows, 3);
+        let mut out = table(&self.workloads);
         let _ = writeln!(
             out,
-            "\n{} of criterion's samples, 95% bootstrap intervals; overhead = variant - baseline \
-             (half-widths in quadrature); drift = how far a second measurement of the baseline, \
-             taken after the variants, moved; {} run on {}",
+            "\n{} over paired rounds (every variant and a control instance of the baseline \
+             timed once per round, in shuffled order, on one shared input), 95% \
+             distribution-free intervals; ratio and overhead per round against the same \
+             round's baseline; noise = how far the control's ratio reaches from 1; {} run \
+             on {}",
             self.statistic, self.mode, self.environment.cpu
         );
         out
     }
+}
+
+fn with_interval(i: &Interval, figure: fn(f64) -> String) -> String {
+    format!("{} [{}, {}]", figure(i.estimate), figure(i.lower), figure(i.upper))
+}
+
+fn ratio_figure(v: f64) -> String {
+    format!("{v:.3}")
+}
+
+/// What a case's baseline row says of the case as a whole.
+pub fn case_note(h: &CaseHeader) -> String {
+    let p = &h.paired;
+    let mut note =
+        format!("{} rounds ({}), noise ±{}", p.rounds, p.stop, fmt::pct(p.noise_floor, 2));
+    if p.too_noisy {
+        note.push_str(": machine too noisy for this case");
+    }
+    note
+}
+
+/// The paired table of `cases`: one row per variant.
+pub fn table(cases: &[CaseResult]) -> String {
+    let header = [
+        "workload",
+        "input",
+        "variant",
+        "ns/call [95% CI]",
+        "overhead ns/call [95% CI]",
+        "ratio [95% CI]",
+        "batch",
+        "case",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for case in cases {
+        let head = &case.header;
+        for v in &case.variants {
+            let measurable = v.ratio.is_some_and(|r| head.paired.measurable(&r));
+            rows.push(vec![
+                head.name.clone(),
+                head.input.clone(),
+                v.name.clone(),
+                with_interval(&v.ns_per_call, fmt::ns_figure),
+                v.overhead_ns_per_call
+                    .as_ref()
+                    .map_or("baseline".to_owned(), |o| with_interval(o, fmt::ns_figure)),
+                v.ratio.as_ref().map_or("1".to_owned(), |r| {
+                    let mark = if measurable && v.role != Role::Control { " *" } else { "" };
+                    format!("{}{mark}", with_interval(r, ratio_figure))
+                }),
+                v.batch.to_string(),
+                if v.role == Role::Baseline { case_note(head) } else { String::new() },
+            ]);
+        }
+    }
+    let mut out = fmt::table(&header, &rows, 3);
+    out.push_str("* measurable: the ratio's interval clears 1 and the case's noise floor\n");
+    out
 }

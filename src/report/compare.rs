@@ -1,20 +1,13 @@
-//! Comparing two reports, in a way that survives a shared machine's drift.
+//! Comparing two reports, in a way that survives a shared machine.
 //!
-//! Criterion's intervals describe the noise within one run; between runs the whole
-//! machine speeds up or slows down (20% on the fastest paths has been seen here), and a
-//! fast path can move by 30-50% on its own. So:
-//! - every change is taken relative to the median change of all baselines the two
-//!   reports share (the machine's overall change in speed);
-//! - a change is significant only when the two intervals do not overlap *and* it exceeds
-//!   the threshold plus the drift each run measured for that case (the baseline measured
-//!   twice, before and after its variants);
-//! - a per-call or reference variant must also move its ratio to its own run's baseline
-//!   past the floor, in the same direction, and its floor adds how far the case's
-//!   baseline moved against the machine between the runs (noise the variant shares).
-//!
-//! Two runs of the same build on this VM once showed a 6 ns per-call path 28% slower
-//! and its ratio to baseline 50% higher while its baseline moved 15% the other way;
-//! judging on the ratio alone called that a regression.
+//! Absolute times move 20-50% between runs on a shared VM, so no verdict rests on them:
+//! - **time**: a variant is judged on its ratio to its own run's baseline, measured in
+//!   paired rounds. Its change is significant when the two ratio intervals do not overlap
+//!   and the change exceeds the threshold plus the larger of the two runs' noise floors
+//!   (each case's A/A control). A case too noisy in either run is not judged. Baselines
+//!   and controls have no time verdict: their ratio is 1 by construction.
+//! - **instructions**: instructions per call under callgrind do not drift; a change
+//!   beyond [`INSTRUCTION_THRESHOLD`] is a change, for every variant, baselines included.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -26,13 +19,42 @@ use super::{Report, ReportCase, ReportVariant};
 use crate::error::{Error, Result};
 use crate::flame;
 use crate::fmt::{ns, pct, signed_pct};
-use crate::measure::stats::median;
 use crate::measure::Interval;
 use crate::output::write_atomic;
 use crate::workload::Role;
 
 /// Version of `compare.json`.
-pub const COMPARE_SCHEMA_VERSION: u32 = 1;
+pub const COMPARE_SCHEMA_VERSION: u32 = 2;
+
+/// Instruction counts within this share of each other are unchanged (the per-call
+/// division and allocator paths leave fractions of an instruction).
+pub const INSTRUCTION_THRESHOLD: f64 = 0.005;
+
+/// What changed in one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// Significantly slower, or more instructions.
+    Slower,
+    /// Significantly faster, or fewer instructions.
+    Faster,
+    /// No significant change.
+    Unchanged,
+    /// Not judged: no figure in one of the runs, a baseline's time, or a case too noisy.
+    NotJudged,
+}
+
+/// Which metric `--fail-on-regression` looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    /// Paired time ratios.
+    Time,
+    /// Instructions per call.
+    Instructions,
+    /// Either.
+    Both,
+}
 
 /// One variant present in both reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,27 +67,43 @@ pub struct VariantChange {
     pub variant: String,
     /// Role.
     pub role: Role,
-    /// ns per call before.
+    /// ns per call before (as measured: includes the machine's change).
     pub old_ns_per_call: Interval,
     /// ns per call after.
     pub new_ns_per_call: Interval,
-    /// new / old - 1 of ns per call, as measured (includes the machine's drift).
-    pub ns_change: f64,
-    /// Overhead per call before (not for baselines).
-    pub old_overhead_ns: Option<f64>,
-    /// Overhead per call after (not for baselines).
-    pub new_overhead_ns: Option<f64>,
-    /// The change the verdict is made on: ratio to own baseline (variants) or change
-    /// against the median baseline change (baselines).
-    pub judged_change: f64,
-    /// Threshold plus both runs' drift for this case.
+    /// Ratio to the baseline before (not for baselines).
+    pub old_ratio: Option<Interval>,
+    /// Ratio to the baseline after.
+    pub new_ratio: Option<Interval>,
+    /// new ratio / old ratio - 1.
+    pub ratio_change: Option<f64>,
+    /// Threshold plus the larger of the two runs' noise floors for this case.
     pub noise_floor: f64,
-    /// Intervals apart and beyond the noise floor.
-    pub significant: bool,
-    /// Significant and slower.
-    pub regression: bool,
+    /// The time verdict.
+    pub time: Change,
+    /// Instructions per call before.
+    pub old_instructions: Option<f64>,
+    /// Instructions per call after.
+    pub new_instructions: Option<f64>,
+    /// new / old - 1 of the instructions per call.
+    pub instruction_change: Option<f64>,
+    /// The instructions verdict.
+    pub instructions: Change,
     /// C-side share before and after (perf sampler where present).
     pub c_side: Option<(f64, f64)>,
+}
+
+impl VariantChange {
+    /// True when the metric says slower.
+    pub fn regressed(&self, metric: Metric) -> bool {
+        let time = self.time == Change::Slower;
+        let instructions = self.instructions == Change::Slower;
+        match metric {
+            Metric::Time => time,
+            Metric::Instructions => instructions,
+            Metric::Both => time || instructions,
+        }
+    }
 }
 
 /// The comparison of two reports.
@@ -77,10 +115,10 @@ pub struct Comparison {
     pub old: PathBuf,
     /// The newer report.
     pub new: PathBuf,
-    /// Relative change below which nothing is significant.
+    /// Relative change of a ratio below which nothing is significant.
     pub threshold: f64,
-    /// Median change of the shared baselines (new / old - 1): the machine's drift.
-    pub machine_change: f64,
+    /// Relative change of instructions per call below which nothing changed.
+    pub instruction_threshold: f64,
     /// How changes are judged.
     pub method: String,
     /// Variants in both.
@@ -92,20 +130,19 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Significant slowdowns.
-    pub fn regressions(&self) -> impl Iterator<Item = &VariantChange> {
-        self.changes.iter().filter(|c| c.regression)
+    /// Variants slower by `metric`.
+    pub fn regressions(&self, metric: Metric) -> impl Iterator<Item = &VariantChange> {
+        self.changes.iter().filter(move |c| c.regressed(metric))
     }
 }
 
 /// The method, as compare.md states it.
-pub const METHOD: &str = "Every change is judged against the machine's overall change \
-(the median change of all shared baselines), which cancels a drift of the whole machine. \
-A baseline's change is significant when the two intervals do not overlap and it exceeds \
-the threshold plus the drift each run measured for the case (its baseline measured before \
-and after its variants). A per-call or reference variant must in addition change its \
-ratio to its own run's baseline by as much, in the same direction, and its floor also \
-holds how far the case's baseline moved against the machine between the runs.";
+pub const METHOD: &str = "Time: each variant is judged on its ratio to its own run's \
+baseline, measured in paired rounds; a change is significant when the two ratio intervals \
+do not overlap and it exceeds the threshold plus the larger of the two runs' noise floors \
+(the case's A/A control). Absolute times are shown, not judged: between runs the whole \
+machine changes speed. A case too noisy in either run is not judged. Instructions per call \
+(callgrind) do not drift: a change beyond 0.5% is a change.";
 
 fn overlap(a: &Interval, b: &Interval) -> bool {
     a.lower <= b.upper && b.lower <= a.upper
@@ -117,6 +154,47 @@ fn c_side(v: &ReportVariant) -> Option<f64> {
 
 fn key(case: &ReportCase) -> String {
     case.header.key()
+}
+
+fn judge_time(
+    o: &ReportCase,
+    n: &ReportCase,
+    ov: &ReportVariant,
+    nv: &ReportVariant,
+    threshold: f64,
+) -> (Option<f64>, f64, Change) {
+    let floor = threshold + o.header.paired.noise_floor.max(n.header.paired.noise_floor);
+    let (Some(or), Some(nr)) = (ov.timing.ratio, nv.timing.ratio) else {
+        return (None, floor, Change::NotJudged);
+    };
+    let change = nr.estimate / or.estimate - 1.0;
+    let judged =
+        ov.timing.role != Role::Control && !o.header.paired.too_noisy && !n.header.paired.too_noisy;
+    let verdict = if !judged {
+        Change::NotJudged
+    } else if overlap(&or, &nr) || change.abs() <= floor {
+        Change::Unchanged
+    } else if change > 0.0 {
+        Change::Slower
+    } else {
+        Change::Faster
+    };
+    (Some(change), floor, verdict)
+}
+
+fn judge_instructions(ov: &ReportVariant, nv: &ReportVariant) -> (Option<f64>, Change) {
+    let (Some(oi), Some(ni)) = (ov.instructions, nv.instructions) else {
+        return (None, Change::NotJudged);
+    };
+    let change = ni.per_call / oi.per_call - 1.0;
+    let verdict = if change.abs() <= INSTRUCTION_THRESHOLD {
+        Change::Unchanged
+    } else if change > 0.0 {
+        Change::Slower
+    } else {
+        Change::Faster
+    };
+    (Some(change), verdict)
 }
 
 /// Compares `new` against `old`; `threshold` is a fraction (0.05 = 5%).
@@ -136,60 +214,30 @@ pub fn compare(
     if shared.is_empty() {
         return Err(Error::NothingInCommon { old: old_path, new: new_path });
     }
-    let baseline_changes: Vec<f64> = shared
-        .iter()
-        .filter_map(|(o, n)| Some((o.baseline_variant()?, n.baseline_variant()?)))
-        .map(|(o, n)| n.timing.ns_per_call.estimate / o.timing.ns_per_call.estimate - 1.0)
-        .collect();
-    let machine_change = median(&baseline_changes).unwrap_or(0.0);
-    let normalized = |old_ns: f64, new_ns: f64| (new_ns / old_ns) / (1.0 + machine_change) - 1.0;
     let mut changes = Vec::new();
     for (o, n) in &shared {
-        let (od, nd) = (o.header.drift, n.header.drift);
-        // How far this case's baseline (the same C loop in both runs) moved against the
-        // machine: noise of this case between runs, which the per-call variants inherit.
-        let case_instability = match (o.baseline_variant(), n.baseline_variant()) {
-            (Some(ob), Some(nb)) => {
-                normalized(ob.timing.ns_per_call.estimate, nb.timing.ns_per_call.estimate).abs()
-            }
-            _ => 0.0,
-        };
         for ov in &o.variants {
             let Some(nv) = n.variants.iter().find(|v| v.timing.name == ov.timing.name) else {
                 continue;
             };
-            let (ot, nt) = (&ov.timing, &nv.timing);
-            let ns_change = nt.ns_per_call.estimate / ot.ns_per_call.estimate - 1.0;
-            let judged = normalized(ot.ns_per_call.estimate, nt.ns_per_call.estimate);
-            let (floor, significant) = match (&ot.ratio, &nt.ratio) {
-                (Some(or), Some(nr)) => {
-                    // A variant: both its own change and its ratio to its run's baseline
-                    // must clear the floor, in the same direction.
-                    let floor = threshold + od + nd + case_instability;
-                    let ratio_change = nr.estimate / or.estimate - 1.0;
-                    let apart = !overlap(or, nr) && !overlap(&ot.ns_per_call, &nt.ns_per_call);
-                    let clear = judged.abs() > floor && ratio_change.abs() > floor;
-                    (floor, apart && clear && judged.signum() == ratio_change.signum())
-                }
-                _ => {
-                    let floor = threshold + od + nd;
-                    (floor, !overlap(&ot.ns_per_call, &nt.ns_per_call) && judged.abs() > floor)
-                }
-            };
+            let (ratio_change, noise_floor, time) = judge_time(o, n, ov, nv, threshold);
+            let (instruction_change, instructions) = judge_instructions(ov, nv);
             changes.push(VariantChange {
                 workload: o.header.name.clone(),
                 input: o.header.input.clone(),
-                variant: ot.name.clone(),
-                role: ot.role,
-                old_ns_per_call: ot.ns_per_call,
-                new_ns_per_call: nt.ns_per_call,
-                ns_change,
-                old_overhead_ns: ot.overhead_ns_per_call.map(|i| i.estimate),
-                new_overhead_ns: nt.overhead_ns_per_call.map(|i| i.estimate),
-                judged_change: judged,
-                noise_floor: floor,
-                significant,
-                regression: significant && judged > 0.0,
+                variant: ov.timing.name.clone(),
+                role: ov.timing.role,
+                old_ns_per_call: ov.timing.ns_per_call,
+                new_ns_per_call: nv.timing.ns_per_call,
+                old_ratio: ov.timing.ratio,
+                new_ratio: nv.timing.ratio,
+                ratio_change,
+                noise_floor,
+                time,
+                old_instructions: ov.instructions.map(|i| i.per_call),
+                new_instructions: nv.instructions.map(|i| i.per_call),
+                instruction_change,
+                instructions,
                 c_side: c_side(ov).zip(c_side(nv)),
             });
         }
@@ -204,10 +252,19 @@ pub fn compare(
         old: old_path,
         new: new_path,
         threshold,
-        machine_change,
+        instruction_threshold: INSTRUCTION_THRESHOLD,
         method: METHOD.to_owned(),
         changes,
     })
+}
+
+fn change_word(c: Change) -> &'static str {
+    match c {
+        Change::Slower => "**slower**",
+        Change::Faster => "faster",
+        Change::Unchanged => "no significant change",
+        Change::NotJudged => "-",
+    }
 }
 
 /// compare.md.
@@ -216,38 +273,36 @@ pub fn markdown(c: &Comparison) -> String {
     let _ = writeln!(out, "# ffiprof compare\n\n{} -> {}\n", c.old.display(), c.new.display());
     let _ = writeln!(
         out,
-        "The machine's overall change (median of the baselines): {}. Threshold: {}.\n\n{}\n",
-        signed_pct(c.machine_change),
+        "Threshold: {} on time ratios, {} on instructions.\n\n{}\n",
         pct(c.threshold, 1),
+        pct(c.instruction_threshold, 1),
         c.method
     );
-    let _ = writeln!(out, "| workload | input | variant | ns/call old -> new | overhead old -> new | judged change | noise floor | verdict | C side old -> new |");
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| workload | input | variant | ns/call old -> new | ratio old -> new | ratio change | noise floor | time | instr/call old -> new | instructions | C side old -> new |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
     for ch in &c.changes {
-        let overhead = match (ch.old_overhead_ns, ch.new_overhead_ns) {
-            (Some(a), Some(b)) => format!("{} -> {}", ns(a), ns(b)),
+        let ratios = match (ch.old_ratio, ch.new_ratio) {
+            (Some(a), Some(b)) => format!("{:.3} -> {:.3}", a.estimate, b.estimate),
             _ => "baseline".to_owned(),
         };
-        let verdict = match (ch.significant, ch.regression) {
-            (true, true) => "**slower**",
-            (true, false) => "faster",
-            _ => "no significant change",
+        let instructions = match (ch.old_instructions, ch.new_instructions) {
+            (Some(a), Some(b)) => format!("{a:.1} -> {b:.1}"),
+            _ => "-".to_owned(),
         };
         let c_side =
             ch.c_side.map_or("-".to_owned(), |(a, b)| format!("{} -> {}", pct(a, 0), pct(b, 0)));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} -> {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} -> {} | {ratios} | {} | {} | {} | {instructions} | {} | {c_side} |",
             ch.workload,
             ch.input,
             ch.variant,
             ns(ch.old_ns_per_call.estimate),
             ns(ch.new_ns_per_call.estimate),
-            overhead,
-            signed_pct(ch.judged_change),
+            ch.ratio_change.map_or("-".to_owned(), signed_pct),
             pct(ch.noise_floor, 1),
-            verdict,
-            c_side
+            change_word(ch.time),
+            change_word(ch.instructions),
         );
     }
     if !c.only_in_old.is_empty() || !c.only_in_new.is_empty() {
@@ -258,17 +313,21 @@ pub fn markdown(c: &Comparison) -> String {
             if c.only_in_new.is_empty() { "none".to_owned() } else { c.only_in_new.join(", ") }
         );
     }
-    let regressions: Vec<String> =
-        c.regressions().map(|r| format!("{}/{}/{}", r.workload, r.input, r.variant)).collect();
-    let _ = writeln!(
-        out,
-        "\n{}",
-        if regressions.is_empty() {
-            "No significant slowdown.".to_owned()
-        } else {
-            format!("Significant slowdowns: {}.", regressions.join(", "))
-        }
-    );
+    for (metric, name) in [(Metric::Time, "time"), (Metric::Instructions, "instructions")] {
+        let slower: Vec<String> = c
+            .regressions(metric)
+            .map(|r| format!("{}/{}/{}", r.workload, r.input, r.variant))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n{}",
+            if slower.is_empty() {
+                format!("No significant slowdown in {name}.")
+            } else {
+                format!("Significant slowdowns in {name}: {}.", slower.join(", "))
+            }
+        );
+    }
     out
 }
 

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
+use super::markdown::instructions;
 use super::{words, CgoReference, CgoStatus, Report, ReportCase};
 use crate::flame::language_color;
 use crate::fmt::{ns, pct};
+use crate::measure::results::case_note;
 use crate::stacks::Language;
 
 /// Escapes text for HTML.
@@ -230,7 +232,7 @@ fn ratio(r: Option<&crate::measure::Interval>) -> String {
 }
 
 fn headline(out: &mut String, report: &Report) {
-    out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [95% CI]</th><th>overhead/call</th><th>ratio</th><th>C side</th></tr>");
+    out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [95% CI]</th><th>overhead/call</th><th>ratio [95% CI]</th><th>instr/call</th><th>C side</th></tr>");
     for case in &report.workloads {
         let (name, input) = (escape(&case.header.name), escape(&case.header.input));
         for v in &case.variants {
@@ -238,13 +240,17 @@ fn headline(out: &mut String, report: &Report) {
             let i = &t.ns_per_call;
             let _ = write!(
                 out,
-                "<tr><td><a href=\"#{name}-{input}\">{name}</a></td><td>{input}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+                "<tr><td><a href=\"#{name}-{input}\">{name}</a></td><td>{input}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
                 escape(&t.name),
                 ns(i.estimate),
                 ns(i.lower),
                 ns(i.upper),
                 t.overhead_ns_per_call.as_ref().map_or("baseline".into(), |o| ns(o.estimate)),
-                ratio(t.ratio.as_ref()),
+                t.ratio.as_ref().map_or("1".into(), |r| format!(
+                    "{:.3} [{:.3}, {:.3}]",
+                    r.estimate, r.lower, r.upper
+                )),
+                instructions(v),
                 v.c_side().map_or("-".into(), |(s, _)| pct(s, 0))
             );
         }
@@ -267,10 +273,10 @@ fn case_section(out: &mut String, case: &ReportCase) {
     let (name, input) = (escape(&h.name), escape(&h.input));
     let _ = write!(
         out,
-        "<section id=\"{name}-{input}\"><h2>{name} / {input}</h2><p>{}</p><p class=verdict>{}</p><p><small>drift of the baseline over this case: {}</small></p>",
+        "<section id=\"{name}-{input}\"><h2>{name} / {input}</h2><p>{}</p><p class=verdict>{}</p><p><small>{}</small></p>",
         escape(&case.about),
         escape(&words::case_verdict(case)),
-        pct(h.drift, 1)
+        escape(&case_note(h))
     );
     chart(out, |svg| time_chart(case, svg));
     chart(out, |svg| language_chart(case, svg));

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{words, CgoReference, CgoStatus, Report};
+use super::{words, CgoReference, CgoStatus, Report, ReportVariant};
 use crate::fmt::{ns, pct};
+use crate::measure::results::case_note;
 use crate::measure::Interval;
 
 fn interval(i: &Interval) -> String {
@@ -13,6 +14,15 @@ fn interval(i: &Interval) -> String {
 
 fn ratio(r: Option<&Interval>) -> String {
     r.map_or("1".to_owned(), |r| format!("{:.2}", r.estimate))
+}
+
+fn ratio_interval(r: Option<&Interval>) -> String {
+    r.map_or("1".to_owned(), |r| format!("{:.3} [{:.3}, {:.3}]", r.estimate, r.lower, r.upper))
+}
+
+/// Instructions per call, or `-` where not counted.
+pub fn instructions(v: &ReportVariant) -> String {
+    v.instructions.map_or("-".to_owned(), |i| format!("{:.1}", i.per_call))
 }
 
 /// Renders the report as Markdown.
@@ -25,10 +35,10 @@ pub fn render(report: &Report) -> String {
         let h = &case.header;
         let _ = writeln!(
             out,
-            "- **{} / {}** (drift {}): {}",
+            "- **{} / {}** ({}): {}",
             h.name,
             h.input,
-            pct(h.drift, 1),
+            case_note(h),
             words::case_verdict(case)
         );
     }
@@ -67,32 +77,37 @@ fn header(out: &mut String, report: &Report) {
 fn headline(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
-        "| workload | input | variant | ns/call [95% CI] | overhead/call | ratio | C side |"
+        "| workload | input | variant | ns/call [95% CI] | overhead/call | ratio [95% CI] | instr/call | C side |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
     for case in &report.workloads {
         for v in &case.variants {
             let t = &v.timing;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 case.header.name,
                 case.header.input,
                 t.name,
                 interval(&t.ns_per_call),
                 t.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), interval),
-                ratio(t.ratio.as_ref()),
+                ratio_interval(t.ratio.as_ref()),
+                instructions(v),
                 v.c_side().map_or("-".to_owned(), |(s, _)| pct(s, 0))
             );
         }
     }
     let _ = writeln!(
         out,
-        "\nns/call: criterion's {} with its {} bootstrap interval; overhead = variant - \
-         baseline; C side: share of samples whose innermost non-glue frame is C or the C \
-         runtime (perf sampler where it ran, else pprof).\n",
+        "\nns/call: {} over paired rounds (every variant, and a control instance of the \
+         baseline, timed once per round in shuffled order on one shared input), with its {} \
+         distribution-free interval; overhead and ratio per round against the same round's \
+         baseline; the control's spread is the case's noise floor. instr/call: {}. C side: \
+         share of samples whose innermost non-glue frame is C or the C runtime (perf sampler \
+         where it ran, else pprof).\n",
         report.statistic,
-        pct(report.confidence_level, 0)
+        pct(report.confidence_level, 0),
+        report.environment.instruction_counts.detail
     );
 }
 

@@ -17,14 +17,16 @@ use serde::{Deserialize, Serialize};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::measure::counters::{Availability, Counters};
-use crate::measure::{CaseHeader, CaseResult, Interval, Mode, Statistic, VariantResult};
+use crate::measure::instructions::InstructionCount;
+use crate::measure::paired::PairedVariant;
+use crate::measure::{CaseHeader, Interval, Mode, Statistic};
 use crate::profile::SamplerProfile;
 use crate::sample::{PerfUnwind, SamplerKind};
 use crate::stacks::{BoundarySummary, Language};
 use crate::workload::Role;
 
 /// Version of `report.json`.
-pub const REPORT_SCHEMA_VERSION: u32 = 2;
+pub const REPORT_SCHEMA_VERSION: u32 = 3;
 
 /// How the samplers were set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,8 @@ pub struct RunEnvironment {
     pub machine: Environment,
     /// Hardware performance counters.
     pub hardware_counters: Availability,
+    /// Instruction counts under callgrind: the valgrind found, or why there are none.
+    pub instruction_counts: Availability,
     /// Frame pointers in the code ffiprof profiles.
     pub frame_pointers: String,
     /// Sampler settings.
@@ -56,11 +60,13 @@ pub struct RunEnvironment {
 /// One variant of one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportVariant {
-    /// Timing, from criterion.
+    /// Timing, from the paired rounds.
     #[serde(flatten)]
-    pub timing: VariantResult,
+    pub timing: PairedVariant,
     /// What it does.
     pub about: String,
+    /// Instructions per call under callgrind, where valgrind is installed.
+    pub instructions: Option<InstructionCount>,
     /// Hardware counters per call, where the machine has them.
     pub counters: Option<Counters>,
     /// Profiles, one per sampler that ran.
@@ -76,7 +82,7 @@ impl ReportVariant {
     }
 }
 
-/// What a per-call variant's timing says against its baseline.
+/// What a per-call variant's figures say against its baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VerdictKind {
@@ -84,9 +90,17 @@ pub enum VerdictKind {
     Costs,
     /// Measurably faster than the baseline.
     Faster,
-    /// Inside the interval or the drift: no measurable difference.
+    /// Within the noise floor: no measurable difference.
     NoMeasurableDifference,
+    /// Measurably different in time, yet the same instructions per call (within 0.5%):
+    /// memory, placement or noise, not a cost of the call.
+    SameWork,
+    /// The control (identical work) measured as different: nothing in the case is judged.
+    TooNoisy,
 }
+
+/// Two counts within this share of each other are the same work.
+pub const SAME_WORK: f64 = 0.005;
 
 /// The verdict on one per-call variant of a case, with the figures it rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,36 +112,54 @@ pub struct Verdict {
     /// Its overhead per call against the baseline, ns.
     pub overhead_ns_per_call: Interval,
     /// Its time over the baseline's.
-    pub ratio: f64,
+    pub ratio: Interval,
     /// Overhead over the variant's time per call: the crossing's share of each item.
     pub crossing_share: f64,
-    /// The case's drift the difference had to exceed.
-    pub drift: f64,
+    /// The relative difference the ratio had to clear: the control's noise floor, or the
+    /// smallest effect ffiprof calls measurable, whichever is larger.
+    pub floor: f64,
+    /// The control's ratio, for a case too noisy to judge.
+    pub control_ratio: Option<Interval>,
+    /// Instructions per call of the variant and of the baseline, where counted.
+    pub instructions: Option<(f64, f64)>,
 }
 
-/// Judges every per-call variant of `case` against its baseline. A difference is
-/// measurable when its interval excludes zero and the ratio's distance from 1 exceeds
-/// the case's drift.
-pub fn verdicts(case: &CaseResult) -> Vec<Verdict> {
-    let drift = case.header.drift;
-    case.variants
+/// Judges every per-call variant of a case against its baseline: measurable where the
+/// ratio's interval clears 1 and the floor; "same work" where a measurable difference
+/// comes with the same instructions per call; nothing judged where the control failed.
+pub fn verdicts(header: &CaseHeader, variants: &[ReportVariant]) -> Vec<Verdict> {
+    let p = &header.paired;
+    let base_instructions = variants.first().and_then(|b| b.instructions).map(|i| i.per_call);
+    let control_ratio =
+        variants.iter().find(|v| v.timing.role == Role::Control).and_then(|v| v.timing.ratio);
+    variants
         .iter()
-        .filter(|v| v.role == Role::PerCall)
+        .filter(|v| v.timing.role == Role::PerCall)
         .filter_map(|v| {
-            let (o, r) = (v.overhead_ns_per_call?, v.ratio?);
-            let measurable = o.excludes_zero() && (r.estimate - 1.0).abs() > drift;
-            let kind = match (measurable, o.estimate > 0.0) {
-                (true, true) => VerdictKind::Costs,
-                (true, false) => VerdictKind::Faster,
-                (false, _) => VerdictKind::NoMeasurableDifference,
+            let t = &v.timing;
+            let (o, r) = (t.overhead_ns_per_call?, t.ratio?);
+            let instructions = v.instructions.map(|i| i.per_call).zip(base_instructions);
+            let same_work = instructions.is_some_and(|(a, b)| (a / b - 1.0).abs() <= SAME_WORK);
+            let kind = if p.too_noisy {
+                VerdictKind::TooNoisy
+            } else if !p.measurable(&r) {
+                VerdictKind::NoMeasurableDifference
+            } else if same_work {
+                VerdictKind::SameWork
+            } else if r.estimate > 1.0 {
+                VerdictKind::Costs
+            } else {
+                VerdictKind::Faster
             };
             Some(Verdict {
-                variant: v.name.clone(),
+                variant: t.name.clone(),
                 kind,
                 overhead_ns_per_call: o,
-                ratio: r.estimate,
-                crossing_share: o.estimate / v.ns_per_call.estimate,
-                drift,
+                ratio: r,
+                crossing_share: o.estimate / t.ns_per_call.estimate,
+                floor: p.noise_floor.max(p.min_effect),
+                control_ratio: control_ratio.filter(|_| p.too_noisy),
+                instructions,
             })
         })
         .collect()
@@ -136,7 +168,7 @@ pub fn verdicts(case: &CaseResult) -> Vec<Verdict> {
 /// One workload at one input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportCase {
-    /// Which case, and the machine's drift over it.
+    /// Which case, and how its paired rounds went.
     #[serde(flatten)]
     pub header: CaseHeader,
     /// What the workload shows.

@@ -4,31 +4,56 @@
 use super::{CgoReference, CrossLanguage, ReportCase, Verdict, VerdictKind};
 use crate::fmt::{ns, pct, signed_pct};
 
+fn instructions(v: &Verdict) -> String {
+    v.instructions.map_or(String::new(), |(variant, base)| {
+        format!(" ({:+.1} instructions per call)", variant - base)
+    })
+}
+
 /// One verdict in words, against the baseline `baseline`.
 pub fn verdict(v: &Verdict, baseline: &str) -> String {
-    let o = &v.overhead_ns_per_call;
+    let (o, r) = (&v.overhead_ns_per_call, &v.ratio);
     match v.kind {
         VerdictKind::Costs => format!(
-            "{} costs {} more per call than {baseline} [{} .. {}], {:.2}x; the crossing is {} \
+            "{} costs {} more per call than {baseline} [{} .. {}], {:.2}x{}; the crossing is {} \
              of each per-call item, so batching pays off wherever calls are many",
             v.variant,
             ns(o.estimate),
             ns(o.lower),
             ns(o.upper),
-            v.ratio,
+            r.estimate,
+            instructions(v),
             pct(v.crossing_share, 0)
         ),
         VerdictKind::Faster => format!(
-            "{} measured {} faster per call than {baseline} ({:.2}x): no cost to batch away",
+            "{} measured {} faster per call than {baseline} ({:.2}x){}: no cost to batch away",
             v.variant,
             ns(-o.estimate),
-            v.ratio
+            r.estimate,
+            instructions(v)
         ),
         VerdictKind::NoMeasurableDifference => format!(
-            "{}: no measurable difference from {baseline} ({} with a drift of {})",
+            "{}: no measurable difference from {baseline} ({}, 95% interval {:.3} .. {:.3}x, \
+             inside the ±{} floor)",
             v.variant,
-            signed_pct(v.ratio - 1.0),
-            pct(v.drift, 1)
+            signed_pct(r.estimate - 1.0),
+            r.lower,
+            r.upper,
+            pct(v.floor, 1)
+        ),
+        VerdictKind::SameWork => format!(
+            "{} and {baseline} execute the same instructions per call{}, yet {} measured {}: \
+             the same work, so memory, placement or noise, not a cost of the call",
+            v.variant,
+            v.instructions.map_or(String::new(), |(a, _)| format!(" ({a:.0})")),
+            v.variant,
+            signed_pct(r.estimate - 1.0)
+        ),
+        VerdictKind::TooNoisy => format!(
+            "{}: not judged: machine too noisy for this case (the control, identical work, \
+             measured {})",
+            v.variant,
+            v.control_ratio.map_or("off".to_owned(), |c| format!("{:.3}x", c.estimate))
         ),
     }
 }

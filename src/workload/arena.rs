@@ -21,12 +21,13 @@ pub(super) fn workload() -> Workload {
         about:
             "small C allocations: malloc/free per node across the boundary vs one C arena per batch",
         inputs: vec![Input { name: "16B-nodes", value: 0, calls_per_iteration: 1_000 }],
+        share: super::nothing_shared,
         variants: vec![
             Variant {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call: C mallocs n nodes into a list and frees them one by one",
-                prepare: |_| {
+                prepare: |_, _| {
                     let seed = black_box(SEED);
                     runner(move |n| ffi::nodes_batched(n, seed))
                 },
@@ -35,7 +36,7 @@ pub(super) fn workload() -> Workload {
                 name: "per-call-malloc",
                 role: Role::PerCall,
                 about: "per node, one call to malloc a node and one call to free it",
-                prepare: |_| {
+                prepare: |_, _| {
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut list = CList::new();
@@ -54,7 +55,7 @@ pub(super) fn workload() -> Workload {
                 name: "per-call-arena",
                 role: Role::PerCall,
                 about: "per node, one call to place it in a C arena; one call frees them all",
-                prepare: |_| {
+                prepare: |_, _| {
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut arena = CArena::with_capacity(n as usize);

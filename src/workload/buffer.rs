@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::rc::Rc;
 
-use super::{runner, Input, Role, Variant, Workload};
+use super::{runner, shared_as, Input, Role, Shared, Variant, Workload};
 use crate::ffi::{self, CBuffer};
 
 const SEED: u64 = 0x5eed;
@@ -26,17 +26,19 @@ const fn input(name: &'static str, size: u64) -> Input {
     Input { name, value: size, calls_per_iteration: calls_for(size) }
 }
 
-/// Deterministic bytes of the given size (a xorshift stream).
-fn bytes(size: u64) -> Rc<[u8]> {
+/// Deterministic bytes of the input's size (a xorshift stream): the case's shared data.
+fn bytes(input: &Input) -> Shared {
+    let size = input.value;
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    (0..size)
+    let data = (0..size)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state as u8
         })
-        .collect()
+        .collect::<Vec<u8>>();
+    Rc::new(data)
 }
 
 pub(super) fn workload() -> Workload {
@@ -50,13 +52,14 @@ pub(super) fn workload() -> Workload {
             input("64KiB", 64 * KIB),
             input("1MiB", 1024 * KIB),
         ],
+        share: bytes,
         variants: vec![
             Variant {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call: C digests the buffer n times",
-                prepare: |input| {
-                    let buf = bytes(input.value);
+                prepare: |_, shared| {
+                    let buf = shared_as::<Vec<u8>>(shared);
                     let seed = black_box(SEED);
                     runner(move |n| ffi::buf_digest_repeat(&buf, n, seed))
                 },
@@ -65,8 +68,8 @@ pub(super) fn workload() -> Workload {
                 name: "borrow",
                 role: Role::PerCall,
                 about: "per-call with pointer and length of the Rust slice, no copy",
-                prepare: |input| {
-                    let buf = bytes(input.value);
+                prepare: |_, shared| {
+                    let buf = shared_as::<Vec<u8>>(shared);
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut h = seed;
@@ -81,8 +84,8 @@ pub(super) fn workload() -> Workload {
                 name: "copy",
                 role: Role::PerCall,
                 about: "per-call malloc in C, copy the slice in, digest, free (cgo's C.CBytes)",
-                prepare: |input| {
-                    let buf = bytes(input.value);
+                prepare: |_, shared| {
+                    let buf = shared_as::<Vec<u8>>(shared);
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut h = seed;

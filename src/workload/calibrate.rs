@@ -47,12 +47,13 @@ pub(super) fn workload() -> Workload {
         name: "calibrate",
         about: "planted Rust and C spins per call, to check samplers' attribution",
         inputs: vec![input("c50", 50), input("c20", 20), input("c80", 80)],
+        share: super::nothing_shared,
         variants: vec![
             Variant {
                 name: "c-only",
                 role: Role::Baseline,
                 about: "only the C share of the spin, one call per item",
-                prepare: |input| {
+                prepare: |input, _| {
                     let (_, c) = black_box(split(input));
                     runner(move |n| (0..n).fold(1, |x, _| ffi::spin(x, c)))
                 },
@@ -61,7 +62,7 @@ pub(super) fn workload() -> Workload {
                 name: "both",
                 role: Role::PerCall,
                 about: "the Rust spin then the C spin, per item",
-                prepare: |input| {
+                prepare: |input, _| {
                     let (r, c) = black_box(split(input));
                     runner(move |n| both_sides_loop(1, r, c, n))
                 },
@@ -70,7 +71,7 @@ pub(super) fn workload() -> Workload {
                 name: "rust-only",
                 role: Role::Reference,
                 about: "only the Rust share of the spin",
-                prepare: |input| {
+                prepare: |input, _| {
                     let (r, _) = black_box(split(input));
                     runner(move |n| (0..n).fold(1, |x, _| rust_spin(x, r)))
                 },

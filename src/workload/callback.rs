@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -47,20 +48,24 @@ pub enum CallbackError {
     },
 }
 
+/// The registry's map: std's SipHash with fixed keys instead of per-process random ones,
+/// so the work per callback (and its instruction count) is the same in every run.
+type Objects<T> = HashMap<u64, T, BuildHasherDefault<DefaultHasher>>;
+
 /// Objects reachable from C by [`Handle`]: a map behind a lock, as in the seeds.
 pub struct HandleRegistry<T> {
     next: AtomicU64,
-    objects: Mutex<HashMap<u64, T>>,
+    objects: Mutex<Objects<T>>,
 }
 
 impl<T> Default for HandleRegistry<T> {
     fn default() -> Self {
-        HandleRegistry { next: AtomicU64::new(1), objects: Mutex::new(HashMap::new()) }
+        HandleRegistry { next: AtomicU64::new(1), objects: Mutex::new(Objects::default()) }
     }
 }
 
 impl<T> HandleRegistry<T> {
-    fn objects(&self) -> MutexGuard<'_, HashMap<u64, T>> {
+    fn objects(&self) -> MutexGuard<'_, Objects<T>> {
         // A panic while holding the lock cannot leave the map half-updated (every update
         // is one insert or remove), so a poisoned lock is still safe to use.
         self.objects.lock().unwrap_or_else(|e| e.into_inner())
@@ -156,12 +161,13 @@ pub(super) fn workload() -> Workload {
         name: "callback",
         about: "a C loop calling back into Rust per element: raw pointer vs handle registry vs plain Rust loop",
         inputs: vec![Input { name: "u64", value: 0, calls_per_iteration: 10_000 }],
+        share: super::nothing_shared,
         variants: vec![
             Variant {
                 name: "batched",
                 role: Role::Baseline,
                 about: "the C loop calling a C callback: no crossing per element",
-                prepare: |_| {
+                prepare: |_, _| {
                     let (mult, x0) = black_box((MULT, X0));
                     runner(move |n| ffi::for_each_c(mult, n, x0))
                 },
@@ -170,7 +176,7 @@ pub(super) fn workload() -> Workload {
                 name: "raw-pointer",
                 role: Role::PerCall,
                 about: "the C loop calling a Rust extern \"C\" fn, state passed as a raw pointer",
-                prepare: |_| {
+                prepare: |_, _| {
                     let (state, x0) = black_box((StepState { mult: MULT }, X0));
                     runner(move |n| {
                         let mut f = |x| Ok::<u64, Infallible>(step(&state, x));
@@ -186,7 +192,7 @@ pub(super) fn workload() -> Workload {
                 name: "handle-registry",
                 role: Role::PerCall,
                 about: "the C loop calling Rust with a handle, looked up in a locked map per element",
-                prepare: |_| {
+                prepare: |_, _| {
                     let registered = Registered(register(black_box(MULT)));
                     let x0 = black_box(X0);
                     runner(move |n| {
@@ -202,7 +208,7 @@ pub(super) fn workload() -> Workload {
                 name: "rust-loop",
                 role: Role::Reference,
                 about: "the same loop and step in plain Rust: no crossing at all",
-                prepare: |_| {
+                prepare: |_, _| {
                     let (state, x0) = black_box((StepState { mult: MULT }, X0));
                     runner(move |n| {
                         let mut x = x0;

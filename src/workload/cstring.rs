@@ -3,7 +3,9 @@
 use std::ffi::{CStr, CString};
 use std::hint::black_box;
 
-use super::{runner, Input, Role, Variant, Workload};
+use std::rc::Rc;
+
+use super::{runner, shared_as, Input, Role, Shared, Variant, Workload};
 use crate::ffi::{self, CStrTable};
 
 const SEED: u64 = 0xc0ffee;
@@ -11,8 +13,8 @@ const STRINGS: usize = 64;
 
 /// The strings a program would hold: Rust `String`s of 9 to 30 bytes (keys, short
 /// paths), no NUL inside.
-fn strings() -> Vec<String> {
-    (0..STRINGS).map(|i| format!("user-{i:04}{}", "/ab".repeat(i % 8))).collect()
+fn strings(_: &Input) -> Shared {
+    Rc::new((0..STRINGS).map(|i| format!("user-{i:04}{}", "/ab".repeat(i % 8))).collect::<Vec<_>>())
 }
 
 pub(super) fn workload() -> Workload {
@@ -20,15 +22,16 @@ pub(super) fn workload() -> Workload {
         name: "cstring",
         about: "Rust strings to C: a new CString per call vs one reused buffer vs batched",
         inputs: vec![Input { name: "9-30B", value: 0, calls_per_iteration: 2_000 }],
+        share: strings,
         variants: vec![
             Variant {
                 name: "batched",
                 role: Role::Baseline,
                 about: "C strings built once, one call digests n of them",
-                prepare: |_| {
-                    let owned: Vec<CString> = strings()
-                        .into_iter()
-                        .map(|s| CString::new(s).expect("catalogue strings have no NUL"))
+                prepare: |_, shared| {
+                    let owned: Vec<CString> = shared_as::<Vec<String>>(shared)
+                        .iter()
+                        .map(|s| CString::new(s.as_str()).expect("catalogue strings have no NUL"))
                         .collect();
                     let table = CStrTable::new(owned);
                     let seed = black_box(SEED);
@@ -39,8 +42,8 @@ pub(super) fn workload() -> Workload {
                 name: "new-cstring",
                 role: Role::PerCall,
                 about: "per-call CString::new (allocate, copy, check, free)",
-                prepare: |_| {
-                    let strs = strings();
+                prepare: |_, shared| {
+                    let strs = shared_as::<Vec<String>>(shared);
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut h = seed;
@@ -57,8 +60,8 @@ pub(super) fn workload() -> Workload {
                 name: "reuse-buffer",
                 role: Role::PerCall,
                 about: "per-call copy into one reused Vec plus NUL, checked, no allocation",
-                prepare: |_| {
-                    let strs = strings();
+                prepare: |_, shared| {
+                    let strs = shared_as::<Vec<String>>(shared);
                     let mut buf: Vec<u8> = Vec::with_capacity(128);
                     let seed = black_box(SEED);
                     runner(move |n| {

@@ -69,12 +69,13 @@ pub(super) fn workload() -> Workload {
         name: "dylib",
         about: "plusone through a dlopen'ed shared library vs the statically linked call",
         inputs: vec![Input { name: "int", value: 0, calls_per_iteration: 10_000 }],
+        share: super::nothing_shared,
         variants: vec![
             Variant {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call into the shared library's own loop",
-                prepare: |_| {
+                prepare: |_, _| {
                     let lib = library()?;
                     let start = black_box(START);
                     runner(move |n| lib.plusone_loop(start, n) as u32 as u64)
@@ -84,7 +85,7 @@ pub(super) fn workload() -> Workload {
                 name: "per-call-static",
                 role: Role::PerCall,
                 about: "per-call to the statically linked plusone",
-                prepare: |_| {
+                prepare: |_, _| {
                     let start = black_box(START);
                     runner(move |n| super::plusone::per_call_loop(start, n) as u32 as u64)
                 },
@@ -93,7 +94,7 @@ pub(super) fn workload() -> Workload {
                 name: "per-call-dylib",
                 role: Role::PerCall,
                 about: "per-call through a function pointer resolved once with dlsym",
-                prepare: |_| {
+                prepare: |_, _| {
                     let lib = library()?;
                     let start = black_box(START);
                     runner(move |n| {
@@ -109,7 +110,7 @@ pub(super) fn workload() -> Workload {
                 name: "dlsym-per-call",
                 role: Role::PerCall,
                 about: "per-call, looking the symbol up with dlsym every time (the anti-pattern)",
-                prepare: |_| {
+                prepare: |_, _| {
                     let lib = library()?;
                     let start = black_box(START);
                     runner(move |n| {

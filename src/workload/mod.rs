@@ -22,6 +22,9 @@ pub use callback::{
     register, run_by_handle, run_closure, unregister, CallbackError, Handle, HandleRegistry,
 };
 
+use std::any::Any;
+use std::rc::Rc;
+
 use crate::error::{Error, Result};
 
 /// What a variant stands for in the comparison.
@@ -30,6 +33,9 @@ use crate::error::{Error, Result};
 pub enum Role {
     /// One call into C that loops over all n items.
     Baseline,
+    /// A second, independent instance of the baseline, measured like a variant: the
+    /// noise floor of a paired measurement (an A/A control).
+    Control,
     /// One crossing (or more) per item.
     PerCall,
     /// No crossing at all: what the same work costs when it stays in Rust.
@@ -42,8 +48,26 @@ pub trait Runner {
     fn run(&mut self, n: u64) -> u64;
 }
 
-/// Builds a runner for one input; may fail when a resource is missing (a shared library).
-pub type Prepare = fn(&Input) -> Result<Box<dyn Runner>>;
+/// Data a workload prepares once per input and every variant of the case reads (bytes for
+/// `buffer`, strings for `cstring`): one allocation, so that no variant is measured on
+/// memory placed differently from the others'.
+pub type Shared = Rc<dyn Any>;
+
+/// Builds a runner for one input over the case's shared data; may fail when a resource is
+/// missing (a shared library).
+pub type Prepare = fn(&Input, &Shared) -> Result<Box<dyn Runner>>;
+
+/// The shared data of workloads that need none.
+pub(crate) fn nothing_shared(_: &Input) -> Shared {
+    Rc::new(())
+}
+
+/// The shared data as the type its workload put in; a mismatch is a catalogue bug.
+pub(crate) fn shared_as<T: 'static>(shared: &Shared) -> Rc<T> {
+    shared.clone().downcast::<T>().unwrap_or_else(|_| {
+        panic!("a workload's shared data is not a {}", std::any::type_name::<T>())
+    })
+}
 
 /// One way of doing a workload's work.
 #[derive(Clone)]
@@ -78,11 +102,19 @@ pub struct Workload {
     pub about: &'static str,
     /// The inputs it is measured at; never empty.
     pub inputs: Vec<Input>,
+    /// Prepares the data every variant reads at an input.
+    pub share: fn(&Input) -> Shared,
     /// The variants, baseline first.
     pub variants: Vec<Variant>,
 }
 
 impl Workload {
+    /// A runner of `variant` at `input`, over freshly prepared shared data (for a single
+    /// variant; a paired measurement shares one preparation among all variants).
+    pub fn prepare(&self, variant: &str, input: &Input) -> Result<Box<dyn Runner>> {
+        (self.variant(variant)?.prepare)(input, &(self.share)(input))
+    }
+
     /// The batched baseline.
     pub fn baseline(&self) -> &Variant {
         &self.variants[0]
@@ -117,6 +149,7 @@ impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Role::Baseline => "baseline",
+            Role::Control => "control",
             Role::PerCall => "per-call",
             Role::Reference => "reference",
         })
@@ -167,8 +200,7 @@ pub fn select(names: &[String]) -> Result<Vec<Workload>> {
 pub fn exec(workload: &str, variant: &str, input: Option<&str>, n: u64) -> Result<u64> {
     let w = find(workload)?;
     let input = w.input(input)?;
-    let mut runner = (w.variant(variant)?.prepare)(input)?;
-    Ok(runner.run(n))
+    Ok(w.prepare(variant, input)?.run(n))
 }
 
 /// A runner made from a closure over prepared state.

@@ -22,12 +22,13 @@ pub(super) fn workload() -> Workload {
         name: "plusone",
         about: "a trivial non-inlinable C function: per-call from Rust vs a C loop vs an inlined Rust loop",
         inputs: vec![Input { name: "int", value: 0, calls_per_iteration: 10_000 }],
+        share: super::nothing_shared,
         variants: vec![
             Variant {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call into a C loop that calls plusone n times",
-                prepare: |_| {
+                prepare: |_, _| {
                     let start = black_box(START);
                     runner(move |n| ffi::plusone_loop(start, n) as u32 as u64)
                 },
@@ -36,7 +37,7 @@ pub(super) fn workload() -> Workload {
                 name: "per-call",
                 role: Role::PerCall,
                 about: "a Rust loop calling the C plusone through FFI n times",
-                prepare: |_| {
+                prepare: |_, _| {
                     let start = black_box(START);
                     runner(move |n| per_call_loop(start, n) as u32 as u64)
                 },
@@ -45,7 +46,7 @@ pub(super) fn workload() -> Workload {
                 name: "rust-inlined",
                 role: Role::Reference,
                 about: "the same +1 written in Rust and inlined; black_box keeps one add per item",
-                prepare: |_| {
+                prepare: |_, _| {
                     let start = black_box(START);
                     runner(move |n| {
                         let mut x = start;

@@ -36,12 +36,13 @@ pub(super) fn workload() -> Workload {
             Input { name: "cube-from-0", value: CUBE_FROM_ZERO, calls_per_iteration: 2_000 },
             Input { name: "chain", value: CHAIN, calls_per_iteration: 1_000 },
         ],
+        share: super::nothing_shared,
         variants: vec![
             Variant {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call into a C loop that calls pow n times",
-                prepare: |input| {
+                prepare: |input, _| {
                     let (a, e) = black_box(start(input));
                     runner(move |n| ffi::pow_loop(a, e, n).to_bits())
                 },
@@ -50,7 +51,7 @@ pub(super) fn workload() -> Workload {
                 name: "per-call",
                 role: Role::PerCall,
                 about: "a Rust loop calling libm pow through FFI n times",
-                prepare: |input| {
+                prepare: |input, _| {
                     let (a, e) = black_box(start(input));
                     runner(move |n| per_call_loop(a, e, n).to_bits())
                 },

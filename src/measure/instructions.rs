@@ -1,0 +1,206 @@
+//! Instructions per call, exactly, under callgrind (valgrind's instruction counter).
+//!
+//! Timings drift; instruction counts do not: callgrind counts every instruction executed,
+//! the same for the same binary and inputs whatever else the machine does. ffiprof runs
+//! itself once under callgrind (`ffiprof __count-instructions`), which runs every variant
+//! of every case (the control instance too) at two lengths, n and 2n calls, each inside
+//! [`ffiprof_counted_batch`]. Callgrind dumps its counters before and after every call of
+//! that function (`--dump-before`, `--dump-after`), so each "after" part holds exactly
+//! one batch; the difference of the two lengths divided by n is the instructions per
+//! call, with the batch's own entry and exit and anything done once cancelled.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use super::counters::Availability;
+use crate::error::{Error, Result};
+use crate::workload::{Input, Runner, Workload};
+
+/// The function whose every call callgrind dumps separately.
+pub const COUNTED: &str = "ffiprof_counted_batch";
+
+/// The name of the hidden command that runs the batches under callgrind.
+pub const COMMAND: &str = "__count-instructions";
+
+/// One batch, kept out of line so callgrind sees its calls.
+#[no_mangle]
+#[inline(never)]
+pub fn ffiprof_counted_batch(runner: &mut dyn Runner, n: u64) -> u64 {
+    std::hint::black_box(runner.run(std::hint::black_box(n)))
+}
+
+/// Instructions per call of one variant.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InstructionCount {
+    /// Instructions per call: (count at 2n - count at n) / n.
+    pub per_call: f64,
+    /// Per call minus the baseline's; absent for the baseline.
+    pub overhead_per_call: Option<f64>,
+}
+
+/// Whether valgrind can count here, and which.
+pub fn availability() -> Availability {
+    match Command::new("valgrind").arg("--version").output() {
+        Ok(out) if out.status.success() => Availability {
+            available: true,
+            detail: format!(
+                "{} (callgrind), two run lengths per variant",
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+        },
+        _ => Availability {
+            available: false,
+            detail: "valgrind is not on PATH, so instructions per call are not counted \
+                     (apt-get install valgrind)"
+                .into(),
+        },
+    }
+}
+
+/// Calls per counted batch: a tenth of an iteration, at least one.
+fn length(input: &Input) -> u64 {
+    (input.calls_per_iteration / 10).max(1)
+}
+
+/// Labels of the batches [`run_batches`] runs, in order: `(workload, input, variant)`
+/// with the control named as the paired engine names it, each twice (n, then 2n).
+fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for w in workloads {
+        for input in &w.inputs {
+            let base = w.baseline().name;
+            let names = std::iter::once(base.to_owned())
+                .chain(std::iter::once(super::paired::control_name(base)))
+                .chain(w.variants.iter().skip(1).map(|v| v.name.to_owned()));
+            for name in names {
+                out.push((w.name.to_owned(), input.name.to_owned(), name));
+            }
+        }
+    }
+    out
+}
+
+/// Runs every variant of `workloads` (and a control instance of each baseline) at n and
+/// 2n calls, each batch through [`ffiprof_counted_batch`], on one shared input per case,
+/// in the order of [`labels`]. What `ffiprof __count-instructions` does under callgrind.
+pub fn run_batches(workloads: &[Workload]) -> Result<()> {
+    for w in workloads {
+        for input in &w.inputs {
+            let shared = (w.share)(input);
+            let base = w.baseline();
+            let mut runners =
+                vec![(base.prepare)(input, &shared)?, (base.prepare)(input, &shared)?];
+            for v in w.variants.iter().skip(1) {
+                runners.push((v.prepare)(input, &shared)?);
+            }
+            let n = length(input);
+            for runner in &mut runners {
+                std::hint::black_box(runner.run(n)); // warm: first-call effects out
+                ffiprof_counted_batch(runner.as_mut(), n);
+                ffiprof_counted_batch(runner.as_mut(), 2 * n);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The instruction total of each part callgrind dumped after a counted batch, in order.
+fn after_parts(dir: &Path) -> Result<Vec<u64>> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map_err(|source| Error::Read { path: path.to_owned(), source })
+    };
+    let mut parts: Vec<(u64, u64)> = Vec::new();
+    for entry in
+        std::fs::read_dir(dir).map_err(|source| Error::Read { path: dir.to_owned(), source })?
+    {
+        let path = entry.map_err(|source| Error::Read { path: dir.to_owned(), source })?.path();
+        let text = read(&path)?;
+        let field = |key: &str| {
+            text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).map(str::to_owned)
+        };
+        let after = field("desc: Trigger:").is_some_and(|t| t.starts_with("--dump-after"));
+        if !after {
+            continue;
+        }
+        let part = field("part:").and_then(|p| p.parse().ok());
+        let total = field("totals:").or_else(|| field("summary:")).and_then(|t| t.parse().ok());
+        match (part, total) {
+            (Some(part), Some(total)) => parts.push((part, total)),
+            _ => {
+                return Err(Error::Internal(format!(
+                    "callgrind part {} has no part number or total",
+                    path.display()
+                )))
+            }
+        }
+    }
+    parts.sort_unstable();
+    Ok(parts.into_iter().map(|(_, total)| total).collect())
+}
+
+/// Counts instructions per call of every variant of `workloads` (the control instance
+/// too) by running this program under callgrind; returns `(workload, input, variant,
+/// count)` in catalogue order. `exe` is ffiprof's own binary.
+pub fn count(
+    exe: &Path,
+    workloads: &[Workload],
+) -> Result<Vec<(String, String, String, InstructionCount)>> {
+    let dir = tempfile::tempdir()
+        .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
+    let out_file = dir.path().join("callgrind.out");
+    let names: Vec<&str> = workloads.iter().map(|w| w.name).collect();
+    let output = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(format!("--dump-before={COUNTED}"))
+        .arg(format!("--dump-after={COUNTED}"))
+        .args(["--dump-instr=no", "--compress-strings=no"])
+        .arg(exe)
+        .arg(COMMAND)
+        .args(&names)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| Error::Internal(format!("cannot start valgrind: {e}")))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        return Err(Error::Internal(format!(
+            "callgrind failed ({}): {}",
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        )));
+    }
+    let totals = after_parts(dir.path())?;
+    let labels = labels(workloads);
+    if totals.len() != 2 * labels.len() {
+        return Err(Error::Internal(format!(
+            "callgrind dumped {} batches, {} expected",
+            totals.len(),
+            2 * labels.len()
+        )));
+    }
+    let mut counted = Vec::with_capacity(labels.len());
+    let mut batches = totals.chunks(2).zip(labels);
+    for w in workloads {
+        for input in &w.inputs {
+            let n = length(input) as f64;
+            let mut baseline = None;
+            for (pair, (workload, input, variant)) in batches.by_ref().take(w.variants.len() + 1) {
+                let per_call = (pair[1] as f64 - pair[0] as f64) / n;
+                let overhead_per_call = baseline.map(|b| per_call - b);
+                baseline.get_or_insert(per_call);
+                counted.push((
+                    workload,
+                    input,
+                    variant,
+                    InstructionCount { per_call, overhead_per_call },
+                ));
+            }
+        }
+    }
+    Ok(counted)
+}
