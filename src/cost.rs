@@ -2,24 +2,29 @@
 //! really reaches, and the time from the end of sampling to all files written. Measured,
 //! never asserted: `ffiprof sampler-cost` prints them.
 //!
-//! Slowdown: windows of the same length alternate unprofiled and profiled, in the same
-//! process on the same runner; each window's calls per second are counted, and the
-//! slowdown is the median over rounds of (unprofiled rate / profiled rate - 1). The median
-//! of paired rounds keeps a drift of the machine's speed (a shared VM) from reading as
-//! overhead.
+//! Slowdown: measured with the paired engine ([`crate::measure::paired`]). The workload
+//! unprofiled (the baseline), a second unprofiled instance (the A/A control) and the
+//! workload under the sampler are timed in shuffled rounds of one window each, on one
+//! shared input; the sampler starts before its window and stops after it, outside the
+//! timing. The slowdown is the median over rounds of (profiled time per call / the same
+//! round's unprofiled time per call - 1), with its distribution-free interval; the
+//! control's spread is the noise floor, below which no slowdown can be told apart.
 
+use std::cell::RefCell;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fmt;
-use crate::measure::stats::median;
+use crate::measure::paired::{self, Case, Subject};
+use crate::measure::Interval;
 use crate::profile::{unix_nanos_now, write_profile_files};
-use crate::sample::{self, Event, SamplerKind};
+use crate::sample::{self, Event, RawProfile, Sampler, SamplerKind};
 use crate::symbol::ProcessSymbolizer;
-use crate::workload::{Input, Workload};
+use crate::workload::{Input, Role, Runner, Workload};
 
 /// Costs of one sampler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,24 +35,28 @@ pub struct SamplerCost {
     pub event: Event,
     /// Frequency asked for.
     pub requested_hz: u64,
-    /// Samples per second reached (median over rounds).
+    /// Samples per second reached over all profiled windows.
     pub effective_hz: f64,
-    /// Slowdown of the workload, median over rounds (0.01 = 1%).
-    pub slowdown: f64,
-    /// Smallest and largest slowdown of a round.
-    pub slowdown_range: (f64, f64),
+    /// Slowdown of the workload (0.01 = 1%): median over rounds, 95% interval.
+    pub slowdown: Interval,
+    /// How far the unprofiled control's ratio reached from 1: slowdowns inside it cannot
+    /// be told from noise.
+    pub noise_floor: f64,
+    /// Rounds measured.
+    pub rounds: usize,
     /// Samples of the last round.
     pub samples: u64,
     /// Seconds from the end of the last round's sampling to its files written.
     pub post_processing_seconds: f64,
 }
 
-/// How long to measure: `rounds` pairs of unprofiled and profiled windows.
+/// How long to measure: `rounds` rounds of an unprofiled, a control and a profiled
+/// window.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
     /// Length of each window.
     pub window: Duration,
-    /// Pairs of windows.
+    /// Rounds.
     pub rounds: usize,
 }
 
@@ -74,8 +83,8 @@ impl CostTable {
             "event",
             "asked Hz",
             "effective Hz",
-            "slowdown (median)",
-            "range",
+            "slowdown [95% CI]",
+            "noise",
             "samples",
             "post-processing s",
         ];
@@ -88,19 +97,21 @@ impl CostTable {
                     c.event.to_string(),
                     c.requested_hz.to_string(),
                     format!("{:.0}", c.effective_hz),
-                    format!("{:+.2}%", c.slowdown * 100.0),
                     format!(
-                        "[{:+.2}%, {:+.2}%]",
-                        c.slowdown_range.0 * 100.0,
-                        c.slowdown_range.1 * 100.0
+                        "{:+.2}% [{:+.2}%, {:+.2}%]",
+                        c.slowdown.estimate * 100.0,
+                        c.slowdown.lower * 100.0,
+                        c.slowdown.upper * 100.0
                     ),
+                    format!("±{}", fmt::pct(c.noise_floor, 2)),
                     c.samples.to_string(),
                     format!("{:.3}", c.post_processing_seconds),
                 ]
             })
             .collect();
         format!(
-            "{}{}: {} rounds of {} s unprofiled vs profiled\n",
+            "{}{}: {} paired rounds of {} s windows: unprofiled, an unprofiled control, \
+             profiled, in shuffled order\n",
             fmt::table(&header, &rows, 2),
             self.case,
             self.rounds,
@@ -148,8 +159,60 @@ pub fn measure_all(
     Ok(table)
 }
 
+/// What the profiled subject keeps between its windows.
+#[derive(Default)]
+struct Sampled {
+    running: Option<(Box<dyn Sampler>, i64)>,
+    last: Option<(RawProfile, i64)>,
+    samples: u64,
+    window: Duration,
+    error: Option<Error>,
+}
+
+/// The workload under a sampler: started before each timed window, stopped after it.
+struct Profiled<'a> {
+    runner: Box<dyn Runner>,
+    kind: SamplerKind,
+    options: &'a sample::Options,
+    state: Rc<RefCell<Sampled>>,
+}
+
+impl Subject for Profiled<'_> {
+    fn run(&mut self, n: u64) -> u64 {
+        self.runner.run(n)
+    }
+
+    fn before_batch(&mut self) {
+        let mut state = self.state.borrow_mut();
+        if state.error.is_some() {
+            return;
+        }
+        let started = sample::sampler(self.kind, self.options).and_then(|mut s| {
+            s.start()?;
+            Ok(s)
+        });
+        match started {
+            Ok(s) => state.running = Some((s, unix_nanos_now())),
+            Err(e) => state.error = Some(e),
+        }
+    }
+
+    fn after_batch(&mut self) {
+        let mut state = self.state.borrow_mut();
+        let Some((mut sampler, begun)) = state.running.take() else { return };
+        match sampler.stop() {
+            Ok(raw) => {
+                state.samples += raw.total_weight();
+                state.window += raw.window;
+                state.last = Some((raw, begun));
+            }
+            Err(e) => state.error = Some(e),
+        }
+    }
+}
+
 /// Measures `kind` on `variant` of `workload` at `input` as `plan` says; the files of
-/// the last round are written under `scratch`.
+/// the last profiled window are written under `scratch`.
 pub fn measure(
     workload: &Workload,
     variant: &str,
@@ -159,46 +222,49 @@ pub fn measure(
     plan: Plan,
     scratch: &Path,
 ) -> Result<SamplerCost> {
-    let Plan { window, rounds } = plan;
-    let mut runner = workload.prepare(variant, input)?;
-    let n = input.calls_per_iteration;
-    runner.run(n);
-    let (mut slowdowns, mut rates) = (Vec::new(), Vec::new());
-    let mut last = None;
-    for _ in 0..rounds.max(1) {
-        let start = Instant::now();
-        let mut calls = 0u64;
-        while start.elapsed() < window {
-            std::hint::black_box(runner.run(n));
-            calls += n;
-        }
-        let plain_rate = calls as f64 / start.elapsed().as_secs_f64();
-        let mut sampler = sample::sampler(kind, options)?;
-        let begun = unix_nanos_now();
-        let (raw, profiled_calls) = sample::record(sampler.as_mut(), runner.as_mut(), n, window)?;
-        let profiled_rate = profiled_calls as f64 / raw.window.as_secs_f64();
-        slowdowns.push(plain_rate / profiled_rate - 1.0);
-        rates.push(raw.total_weight() as f64 / raw.window.as_secs_f64());
-        last = Some((raw, begun));
+    let v = workload.variant(variant)?;
+    let shared = (workload.share)(input);
+    let mut unprofiled = vec![(v.prepare)(input, &shared)?, (v.prepare)(input, &shared)?];
+    let state = Rc::new(RefCell::new(Sampled::default()));
+    let profiled =
+        Profiled { runner: (v.prepare)(input, &shared)?, kind, options, state: state.clone() };
+    let rounds = plan.rounds.max(6);
+    let engine = paired::Options {
+        batch_target: plan.window,
+        min_rounds: rounds,
+        max_rounds: rounds,
+        budget: Duration::MAX,
+        precision: 0.0,
+        ..paired::Options::default()
+    };
+    let case = Case::new("unprofiled", engine, || {
+        let mut runner = unprofiled.pop().expect("two unprofiled instances");
+        move |n| runner.run(n)
+    })
+    .variant(&format!("under {kind}"), Role::PerCall, profiled)
+    .run();
+    let mut state = state.take();
+    if let Some(e) = state.error.take() {
+        return Err(e);
     }
-    let (raw, begun) = last.expect("at least one round");
+    let (raw, begun) = state
+        .last
+        .take()
+        .ok_or_else(|| Error::Internal(format!("the {kind} sampler recorded no window")))?;
     let done = Instant::now();
     let name = format!("{}.{}.{}", workload.name, variant, kind);
     let mut symbolizer = ProcessSymbolizer::new();
     write_profile_files(&raw, &name, &name, begun, scratch, &mut symbolizer)?;
-    let median = |v: &[f64]| median(v).expect("at least one round");
     let post = done.elapsed().as_secs_f64();
-    let range = (
-        slowdowns.iter().copied().fold(f64::INFINITY, f64::min),
-        slowdowns.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
+    let ratio = case.variants.last().and_then(|v| v.ratio).expect("the profiled variant");
     Ok(SamplerCost {
         sampler: kind,
         event: raw.event,
         requested_hz: options.frequency,
-        effective_hz: median(&rates),
-        slowdown: median(&slowdowns),
-        slowdown_range: range,
+        effective_hz: state.samples as f64 / state.window.as_secs_f64().max(f64::MIN_POSITIVE),
+        slowdown: Interval::new(ratio.estimate - 1.0, ratio.lower - 1.0, ratio.upper - 1.0),
+        noise_floor: case.summary.noise_floor,
+        rounds: case.summary.rounds,
         samples: raw.total_weight(),
         post_processing_seconds: post,
     })

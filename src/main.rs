@@ -167,10 +167,10 @@ struct CostArgs {
     #[arg(long, default_value_t = 1000)]
     frequency: u64,
     /// Seconds per window.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.25)]
     window: f64,
-    /// Pairs of unprofiled and profiled windows.
-    #[arg(long, default_value_t = 7)]
+    /// Paired rounds (each: an unprofiled, a control and a profiled window; at least 6).
+    #[arg(long, default_value_t = 21)]
     rounds: usize,
     /// Sampler.
     #[arg(long, value_enum, default_value_t = SamplerArg::Both)]

@@ -99,3 +99,30 @@ fn plusone_per_call_calls_c_every_iteration() {
     assert!(per_iteration < 20.0, "{per_iteration} instructions per iteration: not a tight loop");
     eprintln!("plusone per-call: {per_iteration:.2} instructions per iteration under callgrind");
 }
+
+#[test]
+fn instructions_per_call_match_an_independent_count() {
+    let test = "instructions_per_call_match_an_independent_count";
+    if !common::tool_available(test, "valgrind", "--version", "apt-get install valgrind") {
+        return;
+    }
+    // Independently: whole-process totals of `exec` at two lengths, differenced.
+    let dir = tempfile::tempdir().unwrap();
+    let (n1, n2) = (100_000u64, 200_000u64);
+    let known = (callgrind(dir.path(), n2).instructions - callgrind(dir.path(), n1).instructions)
+        as f64
+        / (n2 - n1) as f64;
+    // ffiprof's counter: every variant in one process, dumps around each batch.
+    let plusone = ffiprof::workload::find("plusone").unwrap();
+    let exe = Path::new(env!("CARGO_BIN_EXE_ffiprof"));
+    let counts = ffiprof::measure::instructions::count(exe, &[plusone]).unwrap();
+    let names: Vec<&str> = counts.iter().map(|c| c.2.as_str()).collect();
+    assert_eq!(names, ["batched", "batched (control)", "per-call", "rust-inlined"]);
+    let per_call = &counts[2].3;
+    assert_eq!(per_call.per_call, known, "per-call: counted vs known");
+    assert_eq!(per_call.per_call.fract(), 0.0, "a whole number of instructions per call");
+    let (base, control) = (counts[0].3.per_call, counts[1].3.per_call);
+    assert_eq!(base, control, "the control runs the baseline's code");
+    assert_eq!(per_call.overhead_per_call, Some(per_call.per_call - base));
+    eprintln!("plusone: batched {base}, per-call {} instructions per call", per_call.per_call);
+}

@@ -97,7 +97,8 @@ pub fn run_batches(workloads: &[Workload]) -> Result<()> {
             }
             let n = length(input);
             for runner in &mut runners {
-                std::hint::black_box(runner.run(n)); // warm: first-call effects out
+                // Warm at the longer length: first-call effects and heap growth out.
+                std::hint::black_box(runner.run(2 * n));
                 ffiprof_counted_batch(runner.as_mut(), n);
                 ffiprof_counted_batch(runner.as_mut(), 2 * n);
             }

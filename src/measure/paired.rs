@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::stats::{median_interval, Shuffle};
 use super::{Interval, CONFIDENCE_LEVEL};
 use crate::error::{Error, Result};
-use crate::workload::{Input, Role, Workload};
+use crate::workload::{Input, Role, Runner, Workload};
 
 /// Something timed in rounds: does `n` calls' worth of work and returns a checksum.
 pub trait Subject {
@@ -78,6 +78,9 @@ impl Clock for RealClock {
 pub struct Options {
     /// Target duration of one subject's batch in a round. Default: 1 ms.
     pub batch_target: Duration,
+    /// Batches are whole multiples of this many calls (a workload's unit of work, so
+    /// that a batch never changes what one call does). Default: 1.
+    pub batch_multiple: u64,
     /// Rounds before any stopping rule applies. Default: 30.
     pub min_rounds: usize,
     /// Rounds at most. Default: 100 000.
@@ -100,6 +103,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             batch_target: Duration::from_millis(1),
+            batch_multiple: 1,
             min_rounds: 30,
             max_rounds: 100_000,
             budget: Duration::from_secs(2),
@@ -245,10 +249,11 @@ impl<'a> Case<'a> {
         let o = self.options.clone();
         let start = clock.now_ns();
         let target = o.batch_target.as_nanos() as f64;
+        let unit = o.batch_multiple.max(1);
         let batches: Vec<u64> = self
             .subjects
             .iter_mut()
-            .map(|(_, _, s)| calibrate(s.as_mut(), target, clock))
+            .map(|(_, _, s)| calibrate(s.as_mut(), target, unit, clock))
             .collect();
         let k = self.subjects.len();
         let mut per_call: Vec<Vec<f64>> = vec![Vec::new(); k];
@@ -284,11 +289,11 @@ impl<'a> Case<'a> {
     }
 }
 
-/// Calls per batch for `subject` to take about `target` ns (at least 1): batches of 1, 8,
-/// 64, ... calls until one is long enough to time (a 64th of the target), then scaled
-/// to the target. The batches run here also warm the subject up.
-fn calibrate(subject: &mut dyn Subject, target: f64, clock: &mut dyn Clock) -> u64 {
-    let mut n = 1u64;
+/// Calls per batch for `subject` to take about `target` ns, a whole multiple of `unit`:
+/// batches of 1, 8, 64, ... units until one is long enough to time (a 64th of the
+/// target), then scaled to the target. The batches run here also warm the subject up.
+fn calibrate(subject: &mut dyn Subject, target: f64, unit: u64, clock: &mut dyn Clock) -> u64 {
+    let mut n = unit;
     loop {
         subject.before_batch();
         let t0 = clock.now_ns();
@@ -299,7 +304,8 @@ fn calibrate(subject: &mut dyn Subject, target: f64, clock: &mut dyn Clock) -> u
             return n;
         }
         if elapsed > target / 64.0 {
-            return ((n as f64 * target / elapsed).ceil() as u64).max(1);
+            let units = (n as f64 * target / elapsed / unit as f64).ceil() as u64;
+            return units.max(1) * unit;
         }
         n *= 8;
     }
@@ -362,8 +368,24 @@ fn summarize(
     PairedCase { summary, variants }
 }
 
+/// A runner driven in its workload's unit: `n` calls as runs of `unit` calls each, so
+/// that what one run builds (a list, an arena) is as large whatever the batch.
+fn in_units(mut runner: Box<dyn Runner>, unit: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        let mut checksum = 0u64;
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(unit);
+            checksum = checksum.wrapping_add(runner.run(k));
+            left -= k;
+        }
+        checksum
+    }
+}
+
 /// Measures every variant of `workload` at `input` in paired rounds, all on one shared
-/// preparation of the input, with a control instance of the baseline.
+/// preparation of the input, with a control instance of the baseline. Batches are whole
+/// multiples of the input's calls per iteration, run one iteration at a time.
 pub fn measure_workload(
     workload: &Workload,
     input: &Input,
@@ -372,17 +394,17 @@ pub fn measure_workload(
 ) -> Result<PairedCase> {
     let shared = (workload.share)(input);
     let base = workload.baseline();
+    let unit = input.calls_per_iteration.max(1);
+    let options = Options { batch_multiple: unit, ..options.clone() };
     let mut made = Vec::new();
     for _ in 0..1 + usize::from(options.control) {
         made.push((base.prepare)(input, &shared)?);
     }
-    let mut case = Case::new(base.name, options.clone(), || {
-        let mut runner = made.pop().expect("one runner per instance");
-        move |n| runner.run(n)
+    let mut case = Case::new(base.name, options, || {
+        in_units(made.pop().expect("one runner per instance"), unit)
     });
     for v in workload.variants.iter().skip(1) {
-        let mut runner = (v.prepare)(input, &shared)?;
-        case = case.variant(v.name, v.role, move |n| runner.run(n));
+        case = case.variant(v.name, v.role, in_units((v.prepare)(input, &shared)?, unit));
     }
     let result = case.run_with_clock(clock);
     if result.summary.rounds == 0 {

@@ -34,7 +34,7 @@ pub fn verdict(v: &Verdict, baseline: &str) -> String {
         ),
         VerdictKind::NoMeasurableDifference => format!(
             "{}: no measurable difference from {baseline} ({}, 95% interval {:.3} .. {:.3}x, \
-             inside the ±{} floor)",
+             not clear of the ±{} floor)",
             v.variant,
             signed_pct(r.estimate - 1.0),
             r.lower,
