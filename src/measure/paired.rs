@@ -20,7 +20,10 @@
 //!
 //! The control's interval is the case's noise floor: a variant's difference counts only
 //! where its interval clears both 1 and the control's spread; where the control itself
-//! differs from 1, the machine was too noisy for the case.
+//! differs from 1, the machine was too noisy for the case. Two instances of identical
+//! code can differ steadily by a few tenths of a percent (where each one's state landed
+//! in memory), so each round draws which instance is the baseline and which the
+//! control: that difference becomes spread that every interval carries, not a bias.
 //!
 //! The engine works on plain closures ([`Case`]), so a crate wrapping a C library can
 //! measure its own per-call vs batched pair; the catalogue's workloads go through
@@ -95,6 +98,10 @@ pub struct Options {
     pub min_effect: f64,
     /// Run an A/A control (a second instance of the baseline). Default: true.
     pub control: bool,
+    /// Draw each round which of the two baseline instances is the baseline and which the
+    /// control, so that a steady difference between instances is spread, not bias.
+    /// Default: true.
+    pub draw_control: bool,
     /// Seed of the round order. Default: a fixed constant, so runs repeat their order.
     pub seed: u64,
 }
@@ -110,6 +117,7 @@ impl Default for Options {
             precision: 0.002,
             min_effect: 0.01,
             control: true,
+            draw_control: true,
             seed: 0x5eed_f00d,
         }
     }
@@ -259,6 +267,7 @@ impl<'a> Case<'a> {
         let mut per_call: Vec<Vec<f64>> = vec![Vec::new(); k];
         let mut order: Vec<usize> = (0..k).collect();
         let mut shuffle = Shuffle::new(o.seed);
+        let draw = o.draw_control && self.subjects.get(1).is_some_and(|s| s.1 == Role::Control);
         let budget = o.budget.as_nanos() as f64;
         let stop = loop {
             shuffle.shuffle(&mut order);
@@ -270,6 +279,11 @@ impl<'a> Case<'a> {
                 let t1 = clock.now_ns();
                 s.after_batch();
                 per_call[i].push((t1 - t0) / batches[i] as f64);
+            }
+            if draw && shuffle.coin() {
+                let round = per_call[0].len() - 1;
+                let (base, control) = per_call.split_at_mut(1);
+                std::mem::swap(&mut base[0][round], &mut control[0][round]);
             }
             let rounds = per_call[0].len();
             if rounds >= o.max_rounds {
@@ -521,17 +535,32 @@ mod tests {
         assert!(spent.summary.seconds >= 0.5);
     }
 
-    #[test]
-    fn a_control_that_differs_marks_the_case_too_noisy() {
+    /// A case whose two baseline instances differ steadily by 3% (identical code measured
+    /// differently, as a placement effect makes it), and a variant 50% slower.
+    fn instances_apart(draw_control: bool) -> PairedCase {
         let time = FakeTime::default();
         let mut clock = time.clone();
-        // The second instance of the "baseline" is 3% slower: identical code measured
-        // differently, as a placement effect would make it.
         let mut instances = vec![103.0, 100.0];
-        let case = Case::new("a", options(), || synthetic(&time, instances.pop().unwrap(), 0.0))
+        let o = Options { draw_control, ..options() };
+        Case::new("a", o, || synthetic(&time, instances.pop().unwrap(), 0.0))
             .variant("b", Role::PerCall, synthetic(&time, 150.0, 0.0))
-            .run_with_clock(&mut clock);
+            .run_with_clock(&mut clock)
+    }
+
+    #[test]
+    fn a_control_that_differs_marks_the_case_too_noisy() {
+        let case = instances_apart(false);
         assert!(case.summary.too_noisy);
         assert!(!case.measurable(&case.variants[2].ratio.unwrap()), "no verdict when too noisy");
+    }
+
+    #[test]
+    fn drawing_the_control_turns_an_instance_difference_into_spread() {
+        let case = instances_apart(true);
+        assert!(!case.summary.too_noisy, "{:?}", case.control());
+        let control = case.control().unwrap().ratio.unwrap();
+        assert!(control.contains(1.0), "{control:?}");
+        assert!(case.summary.noise_floor >= 0.025, "the 3% shows as the floor: {:?}", case.summary);
+        assert!(case.measurable(&case.variants[2].ratio.unwrap()), "50% still clears it");
     }
 }

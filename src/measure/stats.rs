@@ -86,6 +86,11 @@ impl Shuffle {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
+    /// A fair coin.
+    pub fn coin(&mut self) -> bool {
+        self.next() >> 63 == 1
+    }
+
     /// Shuffles `items` in place (Fisher-Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
