@@ -49,7 +49,10 @@ fn main() {
             filter.get_or_insert(arg);
         }
     }
-    let options = Options::default();
+    let mut options = Options::default();
+    // Three processes per case, as `ffiprof bench` does, pooled: see measure::paired::pool.
+    options.processes = 3;
+    options.exe = Some(env!("CARGO_BIN_EXE_ffiprof").into());
     let mut cases = Vec::new();
     for w in workload::catalogue() {
         for input in &w.inputs {

@@ -72,6 +72,24 @@ enum Command {
     /// Measure what sampling costs: slowdown of a workload under each sampler,
     /// effective rate, and post-processing time.
     SamplerCost(CostArgs),
+    /// Measures one case in this process and prints it as JSON; what bench and run start
+    /// in each child process.
+    #[command(name = "__paired-case", hide = true)]
+    PairedCase {
+        /// Workload.
+        workload: String,
+        /// Input.
+        input: String,
+        /// Time for the case, milliseconds.
+        #[arg(long)]
+        budget_ms: u64,
+        /// Seed of the round order.
+        #[arg(long)]
+        seed: u64,
+        /// The quick mode's precision.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Runs every variant's counted batches; what `run` executes under callgrind.
     #[command(name = "__count-instructions", hide = true)]
     CountInstructions {
@@ -92,6 +110,9 @@ enum Command {
         n: u64,
     },
 }
+
+/// Processes each case is measured in by `bench` and `run`.
+const PROCESSES: usize = 3;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SamplerArg {
@@ -190,7 +211,8 @@ fn list() {
 
 fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Result<()> {
     let workloads = workload::select(names)?;
-    let options = measure::Options::new(quick);
+    let mut options = measure::Options::new(quick);
+    options.processes = PROCESSES;
     let mut progress = |case: &measure::CaseResult| {
         let h = &case.header;
         eprintln!("measured {}/{}: {}", h.name, h.input, measure::results::case_note(h));
@@ -266,6 +288,7 @@ fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> ffiprof::Result<(
     );
     let mut options = run::Options::new(quick);
     options.out = out;
+    options.processes = PROCESSES;
     let mut on_step = |step: run::Step| match step {
         run::Step::Bench(w) => bar.set_message(format!("measuring {w} in paired rounds")),
         run::Step::Profile(w) => bar.set_message(format!("profiling {w}")),
@@ -318,6 +341,14 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         }
         Command::Profile(args) => profile(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
+        Command::PairedCase { workload, input, budget_ms, seed, quick } => {
+            let w = workload::find(&workload)?;
+            let mut options = measure::Options::new(quick);
+            options.budget_per_case = Some(std::time::Duration::from_millis(budget_ms));
+            options.seed = Some(seed);
+            println!("{}", measure::child_case(&w, w.input(Some(&input))?, &options)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CountInstructions { workloads } => {
             measure::instructions::run_batches(&workload::select(&workloads)?)?;
             Ok(ExitCode::SUCCESS)

@@ -33,9 +33,13 @@ pub struct Options {
     /// The run directory. Default: `results/<date>-<host>`, with `results/latest`
     /// pointing at it.
     pub out: Option<PathBuf>,
-    /// The ffiprof binary to run under callgrind for instruction counts (it must have the
-    /// hidden `__count-instructions` command). Default: this process's executable.
+    /// The ffiprof binary to run under callgrind for instruction counts and to measure
+    /// cases in child processes (it must have the hidden `__count-instructions` and
+    /// `__paired-case` commands). Default: this process's executable.
     pub counting_exe: Option<PathBuf>,
+    /// Processes each case is measured in ([`measure::Options::processes`]; 0 or 1: this
+    /// process). Default: 0.
+    pub processes: usize,
 }
 
 impl Options {
@@ -217,6 +221,8 @@ pub fn run(
         for input in &w.inputs {
             on_step(Step::Bench(format!("{}/{}", w.name, input.name)));
             let mut bench_options = measure::Options::new(options.quick);
+            bench_options.processes = options.processes;
+            bench_options.exe = options.counting_exe.clone();
             let share = budget.saturating_sub(spent) / cases_left.max(1);
             bench_options.budget_per_case = Some(share.max(Duration::from_millis(300)));
             let case = measure::measure_case(w, input, &bench_options)?;

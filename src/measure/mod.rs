@@ -14,13 +14,14 @@ pub mod results;
 pub mod stats;
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::AtomicFile;
 use crate::workload::{Input, Workload};
 
@@ -68,12 +69,21 @@ pub struct Options {
     pub quick: bool,
     /// Time per case; `None` for the mode's default (1.2 s quick, 5 s full).
     pub budget_per_case: Option<Duration>,
+    /// Measure each case in this many processes, the budget shared among them, and pool
+    /// them ([`paired::pool`]): the spread between address-space layouts then shows in
+    /// every interval. 1 measures in this process. Default: 1.
+    pub processes: usize,
+    /// The ffiprof binary to start for each process (it must have the hidden
+    /// `__paired-case` command). Default: this process's executable.
+    pub exe: Option<PathBuf>,
+    /// Seed of the round order. Default: the engine's.
+    pub seed: Option<u64>,
 }
 
 #[allow(clippy::derivable_impls)] // written out so each default is stated once, here
 impl Default for Options {
     fn default() -> Self {
-        Options { quick: false, budget_per_case: None }
+        Options { quick: false, budget_per_case: None, processes: 1, exe: None, seed: None }
     }
 }
 
@@ -100,10 +110,12 @@ impl Options {
         } else {
             (Duration::from_secs(5), 0.001)
         };
+        let defaults = paired::Options::default();
         paired::Options {
             budget: self.budget_per_case.unwrap_or(budget),
             precision,
-            ..paired::Options::default()
+            seed: self.seed.unwrap_or(defaults.seed),
+            ..defaults
         }
     }
 
@@ -162,11 +174,73 @@ pub fn register(c: &mut Criterion, workloads: &[Workload]) -> Result<()> {
     Ok(())
 }
 
-/// Measures one case of a workload with the paired engine.
+/// The name of the hidden command that measures one case in a child process.
+pub const CASE_COMMAND: &str = "__paired-case";
+
+/// Measures one case of a workload with the paired engine, in this process or in
+/// [`Options::processes`] child processes, pooled.
 pub fn measure_case(workload: &Workload, input: &Input, options: &Options) -> Result<CaseResult> {
+    let case = if options.processes > 1 {
+        in_processes(workload, input, options)?
+    } else {
+        paired::measure_workload(
+            workload,
+            input,
+            &options.paired(),
+            &mut paired::RealClock::default(),
+        )?
+    };
+    Ok(CaseResult::new(workload, input, case))
+}
+
+/// What a child process prints: one case measured in it, as JSON.
+pub fn child_case(workload: &Workload, input: &Input, options: &Options) -> Result<String> {
     let mut clock = paired::RealClock::default();
     let case = paired::measure_workload(workload, input, &options.paired(), &mut clock)?;
-    Ok(CaseResult::new(workload, input, case))
+    serde_json::to_string(&case).map_err(|source| Error::Serialize { what: "paired case", source })
+}
+
+fn in_processes(
+    workload: &Workload,
+    input: &Input,
+    options: &Options,
+) -> Result<paired::PairedCase> {
+    let exe = match &options.exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| Error::Internal(format!("cannot find ffiprof's executable: {e}")))?,
+    };
+    let share = options.paired().budget / options.processes as u32;
+    let seed = options.paired().seed;
+    let mut cases = Vec::with_capacity(options.processes);
+    for k in 0..options.processes as u64 {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(CASE_COMMAND)
+            .arg(workload.name)
+            .arg(input.name)
+            .arg("--budget-ms")
+            .arg(share.as_millis().max(1).to_string())
+            .arg("--seed")
+            .arg(seed.wrapping_add(k).to_string());
+        if options.quick {
+            cmd.arg("--quick");
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| Error::Internal(format!("cannot start {}: {e}", exe.display())))?;
+        let failed = |detail: String| {
+            Error::Internal(format!(
+                "measuring {}/{} in a child process failed: {detail}",
+                workload.name, input.name
+            ))
+        };
+        if !out.status.success() {
+            return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        }
+        let case = serde_json::from_slice(&out.stdout).map_err(|e| failed(e.to_string()))?;
+        cases.push(case);
+    }
+    paired::pool(&cases).ok_or_else(|| Error::Internal("no process measured".into()))
 }
 
 /// Measures every case of `workloads`, calling `on_case` as each finishes.

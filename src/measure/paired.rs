@@ -427,6 +427,60 @@ pub fn measure_workload(
     Ok(result)
 }
 
+/// Pools measurements of one case made in separate processes (the same subjects in the
+/// same order). Within one process two call sites or two instances of identical code can
+/// differ steadily by a few percent, and differently in the next process, where the
+/// address-space layout (code, stack, heap) is drawn anew; one process's intervals cannot
+/// show that. Pooled, each figure's estimate is the median of the processes' estimates and
+/// its interval the union of their intervals (lowest lower bound to highest upper
+/// bound): it covers the noise within each process and the spread between them. The
+/// control, noise floor and "too noisy" mark are recomputed from the pooled control.
+/// `None` for no measurements.
+pub fn pool(cases: &[PairedCase]) -> Option<PairedCase> {
+    let first = cases.first()?;
+    let union = |intervals: Vec<Interval>| {
+        let mut estimates: Vec<f64> = intervals.iter().map(|i| i.estimate).collect();
+        estimates.sort_by(f64::total_cmp);
+        Interval::new(
+            estimates[estimates.len() / 2],
+            intervals.iter().map(|i| i.lower).fold(f64::INFINITY, f64::min),
+            intervals.iter().map(|i| i.upper).fold(f64::NEG_INFINITY, f64::max),
+        )
+    };
+    let variants: Vec<PairedVariant> = (0..first.variants.len())
+        .map(|k| {
+            let all: Vec<&PairedVariant> = cases.iter().filter_map(|c| c.variants.get(k)).collect();
+            let optional = |f: fn(&PairedVariant) -> Option<Interval>| {
+                all.iter().map(|v| f(v)).collect::<Option<Vec<_>>>().map(union)
+            };
+            let mut batches: Vec<u64> = all.iter().map(|v| v.batch).collect();
+            batches.sort_unstable();
+            PairedVariant {
+                name: all[0].name.clone(),
+                role: all[0].role,
+                batch: batches[batches.len() / 2],
+                ns_per_call: union(all.iter().map(|v| v.ns_per_call).collect()),
+                overhead_ns_per_call: optional(|v| v.overhead_ns_per_call),
+                ratio: optional(|v| v.ratio),
+            }
+        })
+        .collect();
+    let control = variants.iter().find(|v| v.role == Role::Control).and_then(|v| v.ratio);
+    let stops: Vec<Stop> = cases.iter().map(|c| c.summary.stop).collect();
+    let summary = PairedSummary {
+        rounds: cases.iter().map(|c| c.summary.rounds).sum(),
+        stop: [Stop::Budget, Stop::MaxRounds]
+            .into_iter()
+            .find(|s| stops.contains(s))
+            .unwrap_or(Stop::Precise),
+        seconds: cases.iter().map(|c| c.summary.seconds).sum(),
+        noise_floor: control.map_or(0.0, |c| (c.upper - 1.0).max(1.0 - c.lower).max(0.0)),
+        min_effect: first.summary.min_effect,
+        too_noisy: control.is_some_and(|c| c.lower > 1.0 || c.upper < 1.0),
+    };
+    Some(PairedCase { summary, variants })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +599,50 @@ mod tests {
         Case::new("a", o, || synthetic(&time, instances.pop().unwrap(), 0.0))
             .variant("b", Role::PerCall, synthetic(&time, 150.0, 0.0))
             .run_with_clock(&mut clock)
+    }
+
+    #[test]
+    fn pooled_processes_keep_the_spread_between_them() {
+        let case = |ratio: f64, control: f64, rounds| {
+            let iv = |e: f64| Interval::new(e, e - 0.002, e + 0.002);
+            let v = |name: &str, role, r: Option<f64>| PairedVariant {
+                name: name.into(),
+                role,
+                batch: 10,
+                ns_per_call: iv(10.0 * r.unwrap_or(1.0)),
+                overhead_ns_per_call: r.map(|r| iv(10.0 * (r - 1.0))),
+                ratio: r.map(iv),
+            };
+            PairedCase {
+                summary: PairedSummary {
+                    rounds,
+                    stop: Stop::Precise,
+                    seconds: 1.0,
+                    noise_floor: 0.002,
+                    min_effect: 0.01,
+                    too_noisy: false,
+                },
+                variants: vec![
+                    v("a", Role::Baseline, None),
+                    v("a (control)", Role::Control, Some(control)),
+                    v("b", Role::PerCall, Some(ratio)),
+                ],
+            }
+        };
+        // One process reads b 10% slower, two read it as the same: placement, not code.
+        let pooled = pool(&[case(1.10, 1.0, 100), case(1.00, 1.0, 120), case(1.001, 1.0, 90)]);
+        let pooled = pooled.unwrap();
+        let b = pooled.variants[2].ratio.unwrap();
+        assert_eq!(b.estimate, 1.001, "the median process");
+        assert!(b.contains(1.0) && b.upper >= 1.10, "{b:?}");
+        assert!(!pooled.measurable(&b));
+        assert_eq!(pooled.summary.rounds, 310);
+        assert!(!pooled.summary.too_noisy);
+        // A real difference in every process stays measurable.
+        let real =
+            pool(&[case(1.5, 1.0, 100), case(1.45, 1.0, 100), case(1.52, 1.0, 100)]).unwrap();
+        assert!(real.measurable(&real.variants[2].ratio.unwrap()));
+        assert!(pool(&[]).is_none());
     }
 
     #[test]
