@@ -7,16 +7,18 @@
 //! whether they should hand C the whole loop; whether copying buffers, building C
 //! strings, calling back from C into Rust or loading a library at run time hurts. The
 //! same questions were asked of Go's cgo, where each call costs tens of nanoseconds.
-//! ffiprof answers them for Rust, on the machine at hand, with timings and with samplers
-//! that see through the boundary.
+//! ffiprof answers them for Rust, on the machine at hand, with timings that survive a
+//! noisy machine, exact instruction counts, and samplers that see through the boundary.
 //!
 //! # Sections, in the order data flows
 //!
 //! - [`workload`]: the catalogue. Each workload has a batched baseline (one call into C
 //!   that loops) and per-call variants that do the same work, checked by a checksum. All
 //!   `extern "C"` declarations and `unsafe` blocks live below it, in one private module.
-//! - [`measure`]: timing. Criterion, configured the same for `cargo bench` and
-//!   `ffiprof bench`, and the per-call figures derived from criterion's own estimates.
+//! - [`measure`]: timing and counting. The paired engine ([`measure::paired`]): every
+//!   variant of a case and an A/A control timed in shuffled, interleaved rounds on one
+//!   shared input, in several processes, figures as medians with distribution-free
+//!   intervals; instructions per call under callgrind; criterion for `cargo bench`.
 //! - [`sample`]: samplers (the pprof crate; `perf_event_open` with DWARF unwinding) that
 //!   return raw addresses only.
 //! - [`stacks`]: addresses symbolized once, after sampling; each frame's language

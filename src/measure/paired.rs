@@ -342,6 +342,16 @@ fn precise(per_call: &[Vec<f64>], precision: f64) -> bool {
     (1..per_call.len()).all(|i| narrow(&ratios(per_call, i)))
 }
 
+/// How far the control's ratio interval reaches from 1 (0 without a control).
+fn noise_floor(control: Option<Interval>) -> f64 {
+    control.map_or(0.0, |c| (c.upper - 1.0).max(1.0 - c.lower).max(0.0))
+}
+
+/// True when the control's ratio interval excludes 1.
+fn too_noisy(control: Option<Interval>) -> bool {
+    control.is_some_and(|c| !c.contains(1.0))
+}
+
 fn summarize(
     subjects: &[(String, Role, Box<dyn Subject + '_>)],
     batches: &[u64],
@@ -375,9 +385,9 @@ fn summarize(
         rounds: per_call[0].len(),
         stop,
         seconds,
-        noise_floor: control.map_or(0.0, |c| (c.upper - 1.0).max(1.0 - c.lower).max(0.0)),
+        noise_floor: noise_floor(control),
         min_effect: o.min_effect,
-        too_noisy: control.is_some_and(|c| c.lower > 1.0 || c.upper < 1.0),
+        too_noisy: too_noisy(control),
     };
     PairedCase { summary, variants }
 }
@@ -474,9 +484,9 @@ pub fn pool(cases: &[PairedCase]) -> Option<PairedCase> {
             .find(|s| stops.contains(s))
             .unwrap_or(Stop::Precise),
         seconds: cases.iter().map(|c| c.summary.seconds).sum(),
-        noise_floor: control.map_or(0.0, |c| (c.upper - 1.0).max(1.0 - c.lower).max(0.0)),
+        noise_floor: noise_floor(control),
         min_effect: first.summary.min_effect,
-        too_noisy: control.is_some_and(|c| c.lower > 1.0 || c.upper < 1.0),
+        too_noisy: too_noisy(control),
     };
     Some(PairedCase { summary, variants })
 }
