@@ -4,7 +4,7 @@
 //! `index.html`, flamegraphs, folded stacks and pprof profiles.
 //!
 //! The directory is built in a staging directory and renamed into place when complete
-//! ([`Staging`]); partial reports are written into the staging directory as each
+//! (atomic directories); partial reports are written into the staging directory as each
 //! workload finishes.
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Addresses to functions, with `blazesym`: demangled name, module, file:line and the
 //! functions inlined at the address. Works without root (`map_files = false`: files are
-//! opened by path, not through /proc/<pid>/map_files, which needs CAP_SYS_ADMIN).
+//! opened by path, not through `/proc/<pid>/map_files`, which needs CAP_SYS_ADMIN).
 
 use std::collections::HashMap;
 use std::path::Path;

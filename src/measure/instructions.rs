@@ -84,7 +84,7 @@ fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
 
 /// Runs every variant of `workloads` (and a control instance of each baseline) at n and
 /// 2n calls, each batch through [`ffiprof_counted_batch`], on one shared input per case,
-/// in the order of [`labels`]. What `ffiprof __count-instructions` does under callgrind.
+/// in the order the parent expects. What `ffiprof __count-instructions` does under callgrind.
 pub fn run_batches(workloads: &[Workload]) -> Result<()> {
     for w in workloads {
         for input in &w.inputs {

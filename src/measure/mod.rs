@@ -1,7 +1,7 @@
 //! Timing. `ffiprof bench` and `ffiprof run` measure every case with the paired engine
 //! ([`paired`]): all variants of a case and an A/A control in interleaved rounds on one
 //! shared input, figures as medians over rounds with distribution-free intervals
-//! ([`stats`]). `cargo bench` keeps criterion ([`criterion`], [`register`]), the
+//! ([`stats`]). `cargo bench` keeps criterion ([`criterion()`], [`register`]), the
 //! ecosystem's convention, with its plots, baselines and `--profile-time` flamegraphs
 //! ([`profiler`]), and ends with the paired table (`benches/paired.rs`). Where the
 //! machine has hardware counters, [`counters`] counts instructions and cycles per call.

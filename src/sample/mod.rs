@@ -2,13 +2,13 @@
 //!
 //! A sampler covers one window: [`Sampler::start`] right before the workload's first
 //! iteration, [`Sampler::stop`] right after its last. It returns addresses only; turning
-//! them into functions ([`crate::symbol`]) and languages ([`crate::stacks`]) happens once,
+//! them into functions and languages ([`crate::stacks`]) happens once,
 //! after sampling, outside any signal handler.
 //!
 //! Two samplers:
-//! - [`pprof`](self::pprof): the `pprof` crate, in-process, on `SIGPROF` from
+//! - [`pprof`]: the `pprof` crate, in-process, on `SIGPROF` from
 //!   `setitimer`. Its rate is capped by the kernel tick (250 Hz on a 250 Hz kernel).
-//! - [`perf`](self::perf): `perf_event_open` on hardware cycles where the machine has them,
+//! - [`perf`]: `perf_event_open` on hardware cycles where the machine has them,
 //!   else on the cpu-clock software event; each sample carries the user registers and a
 //!   copy of the user stack, unwound with DWARF CFI ([`unwind`]), so frameless C code
 //!   keeps its caller.

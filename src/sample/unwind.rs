@@ -26,7 +26,7 @@ pub struct Mapping {
     pub path: String,
 }
 
-/// Executable, file-backed or pseudo mappings of /proc/<pid>/maps text.
+/// Executable, file-backed or pseudo mappings of `/proc/<pid>/maps` text.
 pub fn executable_mappings(maps: &str) -> Vec<Mapping> {
     maps.lines()
         .filter_map(|line| {
