@@ -213,6 +213,7 @@ fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Resul
     let workloads = workload::select(names)?;
     let mut options = measure::Options::new(quick);
     options.processes = PROCESSES;
+    options.count_instructions = true;
     let mut progress = |case: &measure::CaseResult| {
         let h = &case.header;
         eprintln!("measured {}/{}: {}", h.name, h.input, measure::results::case_note(h));

@@ -149,7 +149,7 @@ fn report_case(
                 .filter(|p| p.variant == timing.name)
                 .map(|p| p.profile.clone())
                 .collect();
-            ReportVariant { timing, about, instructions: None, counters, profiles }
+            ReportVariant { timing, about, counters, profiles }
         })
         .collect();
     let verdict = report::verdicts(&header, &variants);
@@ -160,17 +160,9 @@ fn report_case(
 /// with them.
 fn add_instructions(report: &mut Report, exe: &Path, workloads: &[Workload]) -> Result<()> {
     let counts = instructions::count(exe, workloads)?;
-    for (workload, input, variant, count) in counts {
-        let case = report
-            .workloads
-            .iter_mut()
-            .find(|c| c.header.name == workload && c.header.input == input);
-        if let Some(v) = case.and_then(|c| c.variants.iter_mut().find(|v| v.timing.name == variant))
-        {
-            v.instructions = Some(count);
-        }
-    }
     for case in &mut report.workloads {
+        let variants = case.variants.iter_mut().map(|v| &mut v.timing);
+        instructions::attach(&counts, &case.header, variants);
         case.verdict = report::verdicts(&case.header, &case.variants);
     }
     Ok(())

@@ -1,5 +1,7 @@
 //! The real binary: `list`, a quick `bench` with `--json`, and every bad-input path.
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 
@@ -46,6 +48,12 @@ fn quick_bench_writes_json_of_the_documented_shape() {
     let names: Vec<&str> = variants.iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["batched", "batched (control)", "per-call", "rust-inlined"]);
     assert_eq!(variants[1]["role"], "control");
+    // Instructions per call where valgrind is installed, else a note saying why not.
+    let counted =
+        variants.iter().all(|v| v["instructions"]["per_call"].as_f64().is_some_and(|c| c > 0.0));
+    let noted =
+        json["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("valgrind"));
+    assert!(counted || (noted && !common::under_ci()), "{}", json["notes"]);
     assert!(case["rounds"].as_u64().unwrap() >= 30, "paired rounds: {case}");
     assert!(
         case["stop"].is_string() && case["noise_floor"].is_f64() && case["too_noisy"].is_boolean()

@@ -59,9 +59,10 @@ fn variant(
                 Interval::new(ns - base_ns, base_ns * (r.lower - 1.0), base_ns * (r.upper - 1.0))
             }),
             ratio,
+            instructions: instr
+                .map(|per_call| InstructionCount { per_call, overhead_per_call: None }),
         },
         about: format!("{name} variant"),
-        instructions: instr.map(|per_call| InstructionCount { per_call, overhead_per_call: None }),
         counters: None,
         profiles: vec![SamplerProfile {
             sampler: SamplerKind::Perf,

@@ -15,8 +15,18 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use super::counters::Availability;
+use super::paired::PairedVariant;
+use super::CaseHeader;
 use crate::error::{Error, Result};
 use crate::workload::{Input, Runner, Workload};
+
+/// Two instruction counts within this share of each other are the same work.
+pub const SAME_WORK: f64 = 0.005;
+
+/// True when `a` and `b` instructions per call are the same work ([`SAME_WORK`]).
+pub fn same_work(a: f64, b: f64) -> bool {
+    (a / b - 1.0).abs() <= SAME_WORK
+}
 
 /// The function whose every call callgrind dumps separately.
 pub const COUNTED: &str = "ffiprof_counted_batch";
@@ -142,13 +152,27 @@ fn after_parts(dir: &Path) -> Result<Vec<u64>> {
     Ok(parts.into_iter().map(|(_, total)| total).collect())
 }
 
+/// One count: `(workload, input, variant, count)`.
+pub type Counted = (String, String, String, InstructionCount);
+
+/// Puts each count of `counts` that belongs to the case `header` into its variant.
+pub fn attach<'a>(
+    counts: &[Counted],
+    header: &CaseHeader,
+    variants: impl Iterator<Item = &'a mut PairedVariant>,
+) {
+    for v in variants {
+        v.instructions = counts
+            .iter()
+            .find(|(w, i, name, _)| *w == header.name && *i == header.input && *name == v.name)
+            .map(|c| c.3);
+    }
+}
+
 /// Counts instructions per call of every variant of `workloads` (the control instance
 /// too) by running this program under callgrind; returns `(workload, input, variant,
 /// count)` in catalogue order. `exe` is ffiprof's own binary.
-pub fn count(
-    exe: &Path,
-    workloads: &[Workload],
-) -> Result<Vec<(String, String, String, InstructionCount)>> {
+pub fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
     let dir = tempfile::tempdir()
         .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
     let out_file = dir.path().join("callgrind.out");

@@ -78,12 +78,22 @@ pub struct Options {
     pub exe: Option<PathBuf>,
     /// Seed of the round order. Default: the engine's.
     pub seed: Option<u64>,
+    /// `bench`: also count instructions per call under callgrind, running [`Options::exe`]
+    /// (or this executable) with its hidden `__count-instructions` command. Default: false.
+    pub count_instructions: bool,
 }
 
 #[allow(clippy::derivable_impls)] // written out so each default is stated once, here
 impl Default for Options {
     fn default() -> Self {
-        Options { quick: false, budget_per_case: None, processes: 1, exe: None, seed: None }
+        Options {
+            quick: false,
+            budget_per_case: None,
+            processes: 1,
+            exe: None,
+            seed: None,
+            count_instructions: false,
+        }
     }
 }
 
@@ -170,6 +180,28 @@ pub fn register(c: &mut Criterion, workloads: &[Workload]) -> Result<()> {
             }
         }
         group.finish();
+    }
+    Ok(())
+}
+
+/// Counts instructions per call of every case of `results` under callgrind.
+fn add_instructions(
+    results: &mut BenchResults,
+    workloads: &[Workload],
+    options: &Options,
+) -> Result<()> {
+    let available = instructions::availability();
+    if !available.available {
+        return Err(Error::Internal(available.detail));
+    }
+    let exe = match &options.exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| Error::Internal(format!("cannot find ffiprof's executable: {e}")))?,
+    };
+    let counts = instructions::count(&exe, workloads)?;
+    for case in &mut results.workloads {
+        instructions::attach(&counts, &case.header, case.variants.iter_mut());
     }
     Ok(())
 }
@@ -270,7 +302,12 @@ pub fn bench(
     on_case: &mut dyn FnMut(&CaseResult),
 ) -> Result<BenchResults> {
     let json_file = json.map(AtomicFile::create).transpose()?;
-    let results = measure_all(workloads, options, on_case)?;
+    let mut results = measure_all(workloads, options, on_case)?;
+    if options.count_instructions {
+        if let Err(why) = add_instructions(&mut results, workloads, options) {
+            results.notes.push(format!("instructions per call not counted: {why}"));
+        }
+    }
     if let Some(file) = json_file {
         file.commit(results.to_json()?.as_bytes())?;
     }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::instructions::InstructionCount;
 use super::stats::{median_interval, Shuffle};
 use super::{Interval, CONFIDENCE_LEVEL};
 use crate::error::{Error, Result};
@@ -160,6 +161,10 @@ pub struct PairedVariant {
     pub overhead_ns_per_call: Option<Interval>,
     /// Time per call over the same round's baseline's; absent for the baseline.
     pub ratio: Option<Interval>,
+    /// Instructions per call under callgrind, where counted ([`super::instructions`]);
+    /// the engine leaves it empty.
+    #[serde(default)]
+    pub instructions: Option<InstructionCount>,
 }
 
 /// How a case's paired rounds went, and how far its figures can be trusted.
@@ -377,6 +382,7 @@ fn summarize(
                 ns_per_call: interval(&per_call[i]),
                 overhead_ns_per_call: relative.map(|r| r.0),
                 ratio: relative.map(|r| r.1),
+                instructions: None,
             }
         })
         .collect();
@@ -472,6 +478,7 @@ pub fn pool(cases: &[PairedCase]) -> Option<PairedCase> {
                 ns_per_call: union(all.iter().map(|v| v.ns_per_call).collect()),
                 overhead_ns_per_call: optional(|v| v.overhead_ns_per_call),
                 ratio: optional(|v| v.ratio),
+                instructions: None,
             }
         })
         .collect();
@@ -622,6 +629,7 @@ mod tests {
                 ns_per_call: iv(10.0 * r.unwrap_or(1.0)),
                 overhead_ns_per_call: r.map(|r| iv(10.0 * (r - 1.0))),
                 ratio: r.map(iv),
+                instructions: None,
             };
             PairedCase {
                 summary: PairedSummary {

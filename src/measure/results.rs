@@ -120,6 +120,9 @@ pub struct BenchResults {
     pub environment: Environment,
     /// One entry per workload and input.
     pub workloads: Vec<CaseResult>,
+    /// Things the reader should know (instructions not counted, and why).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl BenchResults {
@@ -132,6 +135,7 @@ impl BenchResults {
             confidence_level: CONFIDENCE_LEVEL,
             environment: Environment::detect(),
             workloads,
+            notes: Vec::new(),
         }
     }
 
@@ -144,6 +148,9 @@ impl BenchResults {
     /// A plain-text table: one row per variant, and a line on the method.
     pub fn table(&self) -> String {
         let mut out = table(&self.workloads);
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
         let _ = writeln!(
             out,
             "\n{} over paired rounds (every variant and a control instance of the baseline \
@@ -185,14 +192,20 @@ pub fn table(cases: &[CaseResult]) -> String {
         "ns/call [95% CI]",
         "overhead ns/call [95% CI]",
         "ratio [95% CI]",
+        "instr/call",
         "batch",
         "case",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
     for case in cases {
         let head = &case.header;
+        let base_instructions = case.variants.first().and_then(|b| b.instructions);
         for v in &case.variants {
             let measurable = v.ratio.is_some_and(|r| head.paired.measurable(&r));
+            let same = v
+                .instructions
+                .zip(base_instructions)
+                .is_some_and(|(a, b)| super::instructions::same_work(a.per_call, b.per_call));
             rows.push(vec![
                 head.name.clone(),
                 head.input.clone(),
@@ -202,15 +215,24 @@ pub fn table(cases: &[CaseResult]) -> String {
                     .as_ref()
                     .map_or("baseline".to_owned(), |o| with_interval(o, fmt::ns_figure)),
                 v.ratio.as_ref().map_or("1".to_owned(), |r| {
-                    let mark = if measurable && v.role != Role::Control { " *" } else { "" };
+                    let mark = match (measurable && v.role != Role::Control, same) {
+                        (true, true) => " =",
+                        (true, false) => " *",
+                        (false, _) => "",
+                    };
                     format!("{}{mark}", with_interval(r, ratio_figure))
                 }),
+                v.instructions.map_or("-".to_owned(), |i| format!("{:.1}", i.per_call)),
                 v.batch.to_string(),
                 if v.role == Role::Baseline { case_note(head) } else { String::new() },
             ]);
         }
     }
     let mut out = fmt::table(&header, &rows, 3);
-    out.push_str("* measurable: the ratio's interval clears 1 and the case's noise floor\n");
+    out.push_str(
+        "* measurable: the ratio's interval clears 1 and the case's noise floor\n\
+         = measurable in time, yet the same instructions per call (within 0.5%): the same \
+         work, so memory, placement or noise, not a cost of the call\n",
+    );
     out
 }

@@ -183,7 +183,7 @@ fn judge_time(
 }
 
 fn judge_instructions(ov: &ReportVariant, nv: &ReportVariant) -> (Option<f64>, Change) {
-    let (Some(oi), Some(ni)) = (ov.instructions, nv.instructions) else {
+    let (Some(oi), Some(ni)) = (ov.timing.instructions, nv.timing.instructions) else {
         return (None, Change::NotJudged);
     };
     let change = ni.per_call / oi.per_call - 1.0;
@@ -234,8 +234,8 @@ pub fn compare(
                 ratio_change,
                 noise_floor,
                 time,
-                old_instructions: ov.instructions.map(|i| i.per_call),
-                new_instructions: nv.instructions.map(|i| i.per_call),
+                old_instructions: ov.timing.instructions.map(|i| i.per_call),
+                new_instructions: nv.timing.instructions.map(|i| i.per_call),
                 instruction_change,
                 instructions,
                 c_side: c_side(ov).zip(c_side(nv)),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::measure::counters::{Availability, Counters};
-use crate::measure::instructions::InstructionCount;
+use crate::measure::instructions::same_work;
 use crate::measure::paired::PairedVariant;
 use crate::measure::{CaseHeader, Interval, Mode, Statistic};
 use crate::profile::SamplerProfile;
@@ -65,8 +65,6 @@ pub struct ReportVariant {
     pub timing: PairedVariant,
     /// What it does.
     pub about: String,
-    /// Instructions per call under callgrind, where valgrind is installed.
-    pub instructions: Option<InstructionCount>,
     /// Hardware counters per call, where the machine has them.
     pub counters: Option<Counters>,
     /// Profiles, one per sampler that ran.
@@ -99,9 +97,6 @@ pub enum VerdictKind {
     TooNoisy,
 }
 
-/// Two counts within this share of each other are the same work.
-pub const SAME_WORK: f64 = 0.005;
-
 /// The verdict on one per-call variant of a case, with the figures it rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -129,7 +124,8 @@ pub struct Verdict {
 /// comes with the same instructions per call; nothing judged where the control failed.
 pub fn verdicts(header: &CaseHeader, variants: &[ReportVariant]) -> Vec<Verdict> {
     let p = &header.paired;
-    let base_instructions = variants.first().and_then(|b| b.instructions).map(|i| i.per_call);
+    let base_instructions =
+        variants.first().and_then(|b| b.timing.instructions).map(|i| i.per_call);
     let control_ratio =
         variants.iter().find(|v| v.timing.role == Role::Control).and_then(|v| v.timing.ratio);
     variants
@@ -138,8 +134,8 @@ pub fn verdicts(header: &CaseHeader, variants: &[ReportVariant]) -> Vec<Verdict>
         .filter_map(|v| {
             let t = &v.timing;
             let (o, r) = (t.overhead_ns_per_call?, t.ratio?);
-            let instructions = v.instructions.map(|i| i.per_call).zip(base_instructions);
-            let same_work = instructions.is_some_and(|(a, b)| (a / b - 1.0).abs() <= SAME_WORK);
+            let instructions = t.instructions.map(|i| i.per_call).zip(base_instructions);
+            let same_work = instructions.is_some_and(|(a, b)| same_work(a, b));
             let kind = if p.too_noisy {
                 VerdictKind::TooNoisy
             } else if !p.measurable(&r) {
