@@ -12,9 +12,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use serde::{Deserialize, Serialize};
-
 use super::counters::Availability;
+pub use super::paired::InstructionCount;
 use super::paired::PairedVariant;
 use super::CaseHeader;
 use crate::error::{Error, Result};
@@ -39,15 +38,6 @@ pub const COMMAND: &str = "__count-instructions";
 #[inline(never)]
 pub fn ffiprof_counted_batch(runner: &mut dyn Runner, n: u64) -> u64 {
     std::hint::black_box(runner.run(std::hint::black_box(n)))
-}
-
-/// Instructions per call of one variant.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct InstructionCount {
-    /// Instructions per call: (count at 2n - count at n) / n.
-    pub per_call: f64,
-    /// Per call minus the baseline's; absent for the baseline.
-    pub overhead_per_call: Option<f64>,
 }
 
 /// Whether valgrind can count here, and which.

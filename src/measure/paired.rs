@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::instructions::InstructionCount;
 use super::stats::{median_interval, Shuffle};
 use super::{Interval, CONFIDENCE_LEVEL};
 use crate::error::{Error, Result};
@@ -144,6 +143,16 @@ impl std::fmt::Display for Stop {
             Stop::MaxRounds => "round limit",
         })
     }
+}
+
+/// Instructions per call of one variant, counted under callgrind
+/// ([`super::instructions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InstructionCount {
+    /// Instructions per call: (count at 2n - count at n) / n.
+    pub per_call: f64,
+    /// Per call minus the baseline's; absent for the baseline.
+    pub overhead_per_call: Option<f64>,
 }
 
 /// One subject's figures over the rounds.
