@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::environment::Environment;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::measure::{self, counters, instructions, CaseResult, Statistic};
 use crate::output::{point_latest, write_atomic, Staging};
 use crate::profile::{self, ProfileSummary};
@@ -234,12 +234,7 @@ pub fn run(
     }
     on_step(Step::Instructions);
     if report.environment.instruction_counts.available {
-        let exe = match &options.counting_exe {
-            Some(exe) => Ok(exe.clone()),
-            None => std::env::current_exe(),
-        };
-        let counted = exe
-            .map_err(|e| Error::Internal(format!("cannot find ffiprof's executable: {e}")))
+        let counted = measure::ffiprof_exe(options.counting_exe.as_deref())
             .and_then(|exe| add_instructions(&mut report, &exe, workloads));
         if let Err(e) = counted {
             report.notes.push(format!("instructions per call not counted: {e}"));

@@ -194,16 +194,22 @@ fn add_instructions(
     if !available.available {
         return Err(Error::Internal(available.detail));
     }
-    let exe = match &options.exe {
-        Some(exe) => exe.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| Error::Internal(format!("cannot find ffiprof's executable: {e}")))?,
-    };
+    let exe = ffiprof_exe(options.exe.as_deref())?;
     let counts = instructions::count(&exe, workloads)?;
     for case in &mut results.workloads {
         instructions::attach(&counts, &case.header, case.variants.iter_mut());
     }
     Ok(())
+}
+
+/// The ffiprof binary to start for hidden commands: `exe` if given, else this process's
+/// executable.
+pub fn ffiprof_exe(exe: Option<&Path>) -> Result<PathBuf> {
+    match exe {
+        Some(exe) => Ok(exe.to_owned()),
+        None => std::env::current_exe()
+            .map_err(|e| Error::Internal(format!("cannot find ffiprof's executable: {e}"))),
+    }
 }
 
 /// The name of the hidden command that measures one case in a child process.
@@ -237,11 +243,7 @@ fn in_processes(
     input: &Input,
     options: &Options,
 ) -> Result<paired::PairedCase> {
-    let exe = match &options.exe {
-        Some(exe) => exe.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| Error::Internal(format!("cannot find ffiprof's executable: {e}")))?,
-    };
+    let exe = ffiprof_exe(options.exe.as_deref())?;
     let share = options.paired().budget / options.processes as u32;
     let seed = options.paired().seed;
     let mut cases = Vec::with_capacity(options.processes);
