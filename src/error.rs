@@ -129,7 +129,8 @@ pub enum Error {
         /// Criterion's output directory.
         dir: PathBuf,
     },
-    /// The kernel refused perf_event_open.
+    /// The kernel refused perf_event_open: a setting of the machine, or a process the user
+    /// may not observe; the message says which and how to allow it.
     #[error("perf_event_open refused ({event}): {source}; {fix}")]
     PerfOpen {
         /// The event asked for.
@@ -138,6 +139,22 @@ pub enum Error {
         source: std::io::Error,
         /// What to do about it.
         fix: String,
+    },
+    /// The program to record cannot be found or started.
+    #[error("cannot start `{program}`: {reason}")]
+    NoSuchProgram {
+        /// The program as given.
+        program: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// The process to attach to does not exist.
+    #[error("no process {pid} to attach to: {reason}")]
+    NoSuchProcess {
+        /// The pid asked for.
+        pid: u32,
+        /// Why.
+        reason: String,
     },
     /// The pprof crate failed.
     #[error("pprof sampler: {0}")]
@@ -190,6 +207,9 @@ impl Error {
                 | Error::ReportCorrupt { .. }
                 | Error::ReportSchema { .. }
                 | Error::NothingInCommon { .. }
+                | Error::NoSuchProgram { .. }
+                | Error::NoSuchProcess { .. }
+                | Error::PerfOpen { .. }
         )
     }
 }

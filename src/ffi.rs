@@ -520,3 +520,198 @@ pub fn user_id() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { getuid() }
 }
+
+// ---- Processes, signals and perf_event ioctls, for `ffiprof record` ----
+
+/// A forked child that waits at a gate (a pipe) before it execs the program: the
+/// recorder opens its perf events on the child's pid first, so that the counters are
+/// enabled on exec and see the program's first instruction.
+pub struct GatedChild {
+    pid: i32,
+    gate: Option<std::os::fd::OwnedFd>,
+    errors: std::os::fd::OwnedFd,
+    released: bool,
+    reaped: bool,
+}
+
+fn pipe_cloexec() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
+    Ok(unsafe {
+        (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    })
+}
+
+/// Forks a child that, once [`GatedChild::release`]d, execs `program` (a path) with
+/// `argv`. Until then it waits; if the gate is closed unreleased it exits with 127.
+pub fn fork_gated(program: &CStr, argv: &[CString]) -> std::io::Result<GatedChild> {
+    use std::os::fd::AsRawFd;
+    let (gate_r, gate_w) = pipe_cloexec()?;
+    let (err_r, err_w) = pipe_cloexec()?;
+    let mut ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(ptr::null());
+    let (gate_fd, err_fd) = (gate_r.as_raw_fd(), err_w.as_raw_fd());
+    let (parent_gate, parent_err) = (gate_w.as_raw_fd(), err_r.as_raw_fd());
+    // SAFETY: between fork and exec the child calls only async-signal-safe functions
+    // (read, execv, write, _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above; the child never returns from this block.
+        unsafe {
+            // The parent's ends: with the gate's write end closed here, the read below
+            // sees end-of-file when the parent closes its own.
+            libc::close(parent_gate);
+            libc::close(parent_err);
+            let mut byte = 0u8;
+            loop {
+                let n = libc::read(gate_fd, (&mut byte as *mut u8).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                libc::_exit(127);
+            }
+            libc::execv(program.as_ptr(), ptrs.as_ptr());
+            let errno: c_int = *libc::__errno_location();
+            libc::write(err_fd, (&errno as *const c_int).cast(), std::mem::size_of::<c_int>());
+            libc::_exit(127);
+        }
+    }
+    drop((gate_r, err_w));
+    Ok(GatedChild { pid, gate: Some(gate_w), errors: err_r, released: false, reaped: false })
+}
+
+/// An exit status as a shell reports it: the code, or 128 plus the signal.
+fn exit_code(status: c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+impl GatedChild {
+    /// The child's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Lets the child exec. Returns the errno of a failed exec (the child has then exited).
+    pub fn release(&mut self) -> std::io::Result<Result<(), i32>> {
+        use std::io::{Read, Write};
+        let gate = self.gate.take().ok_or_else(|| std::io::Error::other("released twice"))?;
+        std::fs::File::from(gate).write_all(&[1])?;
+        self.released = true;
+        let mut buf = Vec::new();
+        std::fs::File::from(self.errors.try_clone()?).read_to_end(&mut buf)?;
+        match <[u8; 4]>::try_from(buf.as_slice()) {
+            Ok(bytes) => {
+                self.wait()?;
+                Ok(Err(c_int::from_ne_bytes(bytes)))
+            }
+            Err(_) => Ok(Ok(())),
+        }
+    }
+
+    fn waitpid(&mut self, flags: c_int) -> std::io::Result<Option<i32>> {
+        let mut status: c_int = 0;
+        loop {
+            // SAFETY: status is a valid place for waitpid to write to.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, flags) };
+            if r == self.pid {
+                self.reaped = true;
+                return Ok(Some(exit_code(status)));
+            }
+            if r == 0 {
+                return Ok(None);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(err);
+            }
+        }
+    }
+
+    /// The exit code if the program has ended (reaping it), else None.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<i32>> {
+        self.waitpid(libc::WNOHANG)
+    }
+
+    /// Waits for the program to end; its exit code (128 + signal when killed).
+    pub fn wait(&mut self) -> std::io::Result<i32> {
+        Ok(self.waitpid(0)?.unwrap_or(1))
+    }
+}
+
+impl Drop for GatedChild {
+    fn drop(&mut self) {
+        // Never released: closing the gate makes the child exit; reap it. A released
+        // program is left to run: ffiprof never kills what it records.
+        if !self.released && !self.reaped {
+            self.gate = None;
+            let _ = self.wait();
+        }
+    }
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Catches SIGINT (Ctrl-C) into a flag instead of dying, and returns the flag. The
+/// handler is reset in programs this process execs.
+pub fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
+    }
+    &INTERRUPTED
+}
+
+/// Sends `fd`'s samples into the ring buffer of `ring` (PERF_EVENT_IOC_SET_OUTPUT).
+pub fn perf_set_output(fd: std::os::fd::RawFd, ring: std::os::fd::RawFd) -> std::io::Result<()> {
+    const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405; // _IO('$', 5)
+                                                             // SAFETY: the ioctl takes two perf event descriptors and reads nothing else.
+    if unsafe { libc::ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT as _, ring) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A copy of this process's vDSO image, which the kernel maps into every process of this
+/// architecture alike; `range` is its mapping from /proc/self/maps.
+pub fn own_vdso(range: std::ops::Range<u64>) -> Option<Vec<u8>> {
+    // SAFETY: getauxval has no preconditions.
+    let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
+    if base == 0 || base != range.start || range.end <= range.start {
+        return None;
+    }
+    // SAFETY: the range is the vDSO's readable mapping, present for the process's life.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(base as *const u8, (range.end - range.start) as usize)
+    };
+    Some(bytes.to_vec())
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock `ffiprof record` has the kernel stamp
+/// its records with.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

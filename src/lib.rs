@@ -51,6 +51,7 @@ pub mod cgo;
 pub mod cost;
 pub mod measure;
 pub mod profile;
+pub mod record;
 pub mod report;
 pub mod run;
 pub mod sample;

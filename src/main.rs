@@ -69,6 +69,12 @@ enum Command {
     /// Sample a workload's variants with pprof and perf_event_open; write flamegraphs,
     /// folded stacks, pprof profiles and summary.json.
     Profile(ProfileArgs),
+    /// Record any program, every thread and child process, from its first instruction
+    /// (`record -- PROGRAM [ARGS...]`), or attach to a running process (`record --pid
+    /// PID`): flamegraphs coloured by language, folded stacks, pprof, a Firefox Profiler
+    /// profile and summary.json with the boundary summary per thread. Exits with the
+    /// program's status.
+    Record(RecordArgs),
     /// Measure what sampling costs: slowdown of a workload under each sampler,
     /// effective rate, and post-processing time.
     SamplerCost(CostArgs),
@@ -109,6 +115,64 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         n: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    /// Samples per second per thread.
+    #[arg(long, default_value_t = 1000)]
+    frequency: u64,
+    /// Stop recording after this many seconds (the program keeps running).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Output directory (default: results/record-<program>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Bytes of user stack copied per sample (a multiple of 8, at most 65528); deeper
+    /// stacks are cut short and counted as truncated.
+    #[arg(long, default_value_t = 32768)]
+    stack_bytes: u32,
+    /// Attach to this running process (all of its threads) instead of starting one.
+    #[arg(long, conflicts_with = "command")]
+    pid: Option<u32>,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, value_name = "PROGRAM")]
+    command: Vec<std::ffi::OsString>,
+}
+
+fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
+    use ffiprof::record::{self, Target};
+    let target = match args.pid {
+        Some(pid) => Target::Pid(pid),
+        None => Target::Command(args.command),
+    };
+    let name = match &target {
+        Target::Pid(pid) => format!("pid-{pid}"),
+        Target::Command(cmd) => cmd
+            .first()
+            .and_then(|p| std::path::Path::new(p).file_name())
+            .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned()),
+    };
+    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("record-{name}")));
+    let mut options = record::Options::new(target, out);
+    options.frequency = args.frequency;
+    options.stack_bytes = args.stack_bytes;
+    options.duration = args.duration.map(|d| ffiprof::seconds("--duration", d)).transpose()?;
+    let interrupted = record::interrupt_flag();
+    let mut recorded = record::record(&options, interrupted)?;
+    eprint!("{}", recorded.summary.text());
+    eprintln!(
+        "wrote {} (open {} at https://profiler.firefox.com)",
+        recorded.out.display(),
+        recorded.out.join(&recorded.summary.files.firefox).display()
+    );
+    if let Some(pid) = recorded.program.running_pid() {
+        eprintln!("waiting for the program (pid {pid}) to exit; ffiprof exits with its status");
+    }
+    match recorded.program.wait()? {
+        Some(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// Processes each case is measured in by `bench` and `run`.
@@ -341,6 +405,7 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Profile(args) => profile(args),
+        Command::Record(args) => record(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
         Command::PairedCase { workload, input, budget_ms, seed, quick } => {
             let w = workload::find(&workload)?;

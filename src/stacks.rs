@@ -238,6 +238,28 @@ impl Profile {
         out
     }
 
+    /// Several profiles as one, each stack under its part's `root` frame when one is
+    /// given (a thread's name, say).
+    pub fn merged<'p>(
+        parts: impl IntoIterator<Item = (&'p Profile, Option<FrameInfo>)>,
+    ) -> Profile {
+        let mut out = Profile::default();
+        let mut index: HashMap<FrameInfo, usize> = HashMap::new();
+        for (part, root) in parts {
+            let root = root.map(|r| intern(&mut out.frames, &mut index, r));
+            let ids: Vec<usize> = part
+                .frames
+                .iter()
+                .map(|f| intern(&mut out.frames, &mut index, f.clone()))
+                .collect();
+            for stack in &part.stacks {
+                let frames = root.into_iter().chain(stack.frames.iter().map(|&i| ids[i])).collect();
+                out.stacks.push(Stack { frames, weight: stack.weight });
+            }
+        }
+        out
+    }
+
     /// The language of each distinct function name (the first seen wins).
     pub fn languages(&self) -> HashMap<&str, Language> {
         let mut out = HashMap::new();
@@ -309,13 +331,35 @@ pub fn build(raw: &RawProfile, sym: &mut ProcessSymbolizer) -> Result<Profile> {
         .collect();
     sym.resolve(&leaves)?;
 
-    let mut profile = Profile::default();
-    let mut index: HashMap<FrameInfo, usize> = HashMap::new();
+    let mut builder = ProfileBuilder::default();
+    let mut at = Vec::new();
     for (s, &start) in raw.samples.iter().zip(&starts) {
+        at.clear();
+        at.extend((start..s.addrs.len()).map(|i| lookup(&s.addrs, i, start)));
+        builder.push(at.iter().map(|&addr| (addr, sym.frames(addr))), s.weight);
+    }
+    Ok(builder.finish())
+}
+
+/// Assembles a [`Profile`] from symbolized stacks, interning frames.
+#[derive(Default)]
+pub struct ProfileBuilder {
+    profile: Profile,
+    index: HashMap<FrameInfo, usize>,
+}
+
+impl ProfileBuilder {
+    /// Adds one stack, given leaf first as (lookup address, the frames symbolized there,
+    /// innermost first). Frames are classified; whatever an unwinder found below the
+    /// outermost thread root is dropped. Returns the stack's index in
+    /// [`Profile::stacks`], or `None` when no frame was left.
+    pub fn push<'f>(
+        &mut self,
+        leaf_first: impl Iterator<Item = (u64, &'f [Frame])>,
+        weight: u64,
+    ) -> Option<usize> {
         let mut ids = Vec::new();
-        for i in start..s.addrs.len() {
-            let addr = lookup(&s.addrs, i, start);
-            let frames = sym.frames(addr);
+        for (addr, frames) in leaf_first {
             for frame in frames {
                 let language = classify(addr, frame);
                 let function = match (&frame.function, &frame.module) {
@@ -329,22 +373,34 @@ pub fn build(raw: &RawProfile, sym: &mut ProcessSymbolizer) -> Result<Profile> {
                     language,
                     inlined: frame.inlined,
                 };
-                ids.push(intern(&mut profile.frames, &mut index, info));
+                ids.push(intern(&mut self.profile.frames, &mut self.index, info));
             }
         }
         ids.reverse();
         // An unwinder may step past the thread's root into garbage: drop what lies
         // below the outermost thread root.
-        if let Some(root) =
-            ids.iter().position(|&i| THREAD_ROOTS.contains(&profile.frames[i].function.as_str()))
+        if let Some(root) = ids
+            .iter()
+            .position(|&i| THREAD_ROOTS.contains(&self.profile.frames[i].function.as_str()))
         {
             ids.drain(..root);
         }
-        if !ids.is_empty() {
-            profile.stacks.push(Stack { frames: ids, weight: s.weight });
+        if ids.is_empty() {
+            return None;
         }
+        self.profile.stacks.push(Stack { frames: ids, weight });
+        Some(self.profile.stacks.len() - 1)
     }
-    Ok(profile)
+
+    /// The profile so far.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The profile.
+    pub fn finish(self) -> Profile {
+        self.profile
+    }
 }
 
 /// Where a profile's samples fall, and how trustworthy its stacks are.

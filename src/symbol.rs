@@ -41,6 +41,72 @@ fn file_name(path: &std::ffi::OsStr) -> String {
     Path::new(path).file_name().unwrap_or(path).to_string_lossy().into_owned()
 }
 
+/// The frames blazesym found at one address, innermost first, in `module`.
+fn frames_of(result: Symbolized<'_>, module: Option<String>) -> Vec<Frame> {
+    let code_file = |c: Option<&blazesym::symbolize::CodeInfo<'_>>| {
+        c.map(|c| c.to_path().to_string_lossy().into_owned())
+    };
+    match result {
+        Symbolized::Sym(sym) => {
+            let mut frames = Vec::with_capacity(sym.inlined.len() + 1);
+            // blazesym lists inlined functions outermost first; stacks here are leaf
+            // first, so the innermost inlined function comes first.
+            for inl in sym.inlined.iter().rev() {
+                frames.push(Frame {
+                    function: Some(strip_rust_hash(&inl.name).to_owned()),
+                    module: module.clone(),
+                    file: code_file(inl.code_info.as_ref()),
+                    line: inl.code_info.as_ref().and_then(|c| c.line),
+                    inlined: true,
+                });
+            }
+            frames.push(Frame {
+                function: Some(strip_rust_hash(&sym.name).to_owned()),
+                module,
+                file: code_file(sym.code_info.as_deref()),
+                line: sym.code_info.as_ref().and_then(|c| c.line),
+                inlined: false,
+            });
+            frames
+        }
+        Symbolized::Unknown(_) => {
+            vec![Frame { function: None, module, file: None, line: None, inlined: false }]
+        }
+    }
+}
+
+/// Symbolizes offsets into ELF files on disk (another process's modules, which stay
+/// readable after it exits). One instance caches each file's parsed symbols.
+pub struct FileSymbolizer {
+    inner: Symbolizer,
+}
+
+impl Default for FileSymbolizer {
+    fn default() -> Self {
+        FileSymbolizer {
+            inner: Symbolizer::builder().enable_code_info(true).enable_inlined_fns(true).build(),
+        }
+    }
+}
+
+impl FileSymbolizer {
+    /// The frames at each file offset of `path` (lookup offsets: a return address's minus
+    /// one), innermost first; `module` names the module in frames.
+    pub fn resolve(
+        &mut self,
+        path: &Path,
+        offsets: &[u64],
+        module: &str,
+    ) -> Result<Vec<Vec<Frame>>> {
+        let src = Source::Elf(blazesym::symbolize::source::Elf::new(path));
+        let results = self
+            .inner
+            .symbolize(&src, Input::FileOffset(offsets))
+            .map_err(|e| Error::Symbolize(format!("{}: {e}", path.display())))?;
+        Ok(results.into_iter().map(|r| frames_of(r, Some(module.to_owned()))).collect())
+    }
+}
+
 /// Symbolizes addresses of this process. Results are cached per address.
 pub struct ProcessSymbolizer {
     inner: Symbolizer,
@@ -78,46 +144,11 @@ impl ProcessSymbolizer {
             .symbolize(&src, Input::AbsAddr(&todo))
             .map_err(|e| Error::Symbolize(e.to_string()))?;
         for (addr, result) in todo.iter().zip(results) {
-            let frames = match result {
-                Symbolized::Sym(sym) => {
-                    let module = sym.module.as_deref().map(file_name);
-                    let mut frames = Vec::with_capacity(sym.inlined.len() + 1);
-                    // blazesym lists inlined functions outermost first; stacks here are
-                    // leaf first, so the innermost inlined function comes first.
-                    for inl in sym.inlined.iter().rev() {
-                        frames.push(Frame {
-                            function: Some(strip_rust_hash(&inl.name).to_owned()),
-                            module: module.clone(),
-                            file: inl
-                                .code_info
-                                .as_ref()
-                                .map(|c| c.to_path().to_string_lossy().into_owned()),
-                            line: inl.code_info.as_ref().and_then(|c| c.line),
-                            inlined: true,
-                        });
-                    }
-                    frames.push(Frame {
-                        function: Some(strip_rust_hash(&sym.name).to_owned()),
-                        module,
-                        file: sym
-                            .code_info
-                            .as_ref()
-                            .map(|c| c.to_path().to_string_lossy().into_owned()),
-                        line: sym.code_info.as_ref().and_then(|c| c.line),
-                        inlined: false,
-                    });
-                    frames
-                }
-                Symbolized::Unknown(_) => {
-                    vec![Frame {
-                        function: None,
-                        module: None,
-                        file: None,
-                        line: None,
-                        inlined: false,
-                    }]
-                }
+            let module = match &result {
+                Symbolized::Sym(sym) => sym.module.as_deref().map(file_name),
+                Symbolized::Unknown(_) => None,
             };
+            let frames = frames_of(result, module);
             self.cache.insert(*addr, frames);
         }
         Ok(())

@@ -90,16 +90,25 @@ pub fn fix_for(err: &io::Error) -> String {
     }
 }
 
+/// Whether this machine lets a process sample hardware cycles; if not, the note that
+/// says so and that the cpu-clock software event is sampled instead.
+pub fn probe_hardware() -> std::result::Result<(), String> {
+    match Builder::new(Hardware::CPU_CYCLES).build() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "hardware cycles unavailable ({e}); sampling the cpu-clock software event instead"
+        )),
+    }
+}
+
+/// x86_64 perf register mask of the registers unwinding needs (bp, sp, ip, in that
+/// order in a sample).
+pub const UNWIND_REGS: u64 = REGS_MASK;
+
 impl PerfSampler {
     /// Probes the machine once: hardware cycles or the cpu-clock fallback.
     pub fn new(options: &Options) -> Result<PerfSampler> {
-        let hardware = match Builder::new(Hardware::CPU_CYCLES).build() {
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!(
-                "hardware cycles unavailable ({e}); sampling the cpu-clock software event instead"
-            )),
-        };
-        Ok(PerfSampler { options: options.clone(), hardware, running: None })
+        Ok(PerfSampler { options: options.clone(), hardware: probe_hardware(), running: None })
     }
 
     /// The note saying why hardware counters are not used, if they are not.
@@ -182,7 +191,7 @@ fn drain(
                         // Registers come in mask bit order: bp, sp, ip.
                         if let ([bp, sp, ip], Some(stack)) = (regs.as_slice(), sample.stack_user())
                         {
-                            unwinder.unwind(*ip, *sp, *bp, stack, &mut addrs);
+                            unwinder.unwind(*ip, *sp, *bp, stack, stack.len(), &mut addrs);
                         } else if let Some(ip) = sample.ip() {
                             addrs.push(ip);
                         }

@@ -1,7 +1,8 @@
 //! DWARF CFI unwinding of a copied user stack, with `framehop`.
 //!
-//! The modules are the executable mappings of this process (/proc/self/maps). For each,
-//! the ELF file's `.eh_frame`, `.eh_frame_hdr` and `.text` are read once; framehop then
+//! The modules are the executable mappings of a process: this one's (/proc/self/maps),
+//! or another's as `ffiprof record` learns them. For each, the ELF file's `.eh_frame`,
+//! `.eh_frame_hdr`, `.debug_frame` (where present) and `.text` are read; framehop then
 //! unwinds each sample from its registers (ip, sp, bp) and the bytes of stack the kernel
 //! copied, so a function without a frame pointer (libm's pow) still yields its caller.
 
@@ -55,7 +56,7 @@ fn section(file: &object::File<'_>, name: &str) -> Option<(Range<u64>, Vec<u8>)>
 
 /// The framehop module for one mapping, or None when the file cannot be read or parsed
 /// (the mapping then has no unwind information and unwinding stops there).
-fn module_for(mapping: &Mapping, bytes: &[u8]) -> Option<Module<Vec<u8>>> {
+pub fn module_for(mapping: &Mapping, bytes: &[u8]) -> Option<Module<Vec<u8>>> {
     let file = object::File::parse(bytes).ok()?;
     // The load bias: where the executable segment that backs this mapping landed.
     let segment = file.segments().find(|seg| {
@@ -69,6 +70,7 @@ fn module_for(mapping: &Mapping, bytes: &[u8]) -> Option<Module<Vec<u8>>> {
     let text = section(&file, ".text");
     let eh_frame = section(&file, ".eh_frame");
     let eh_frame_hdr = section(&file, ".eh_frame_hdr");
+    let debug_frame = section(&file, ".debug_frame").map(|t| t.1);
     let got = file.section_by_name(".got").map(|s| s.address()..s.address() + s.size());
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
@@ -79,12 +81,21 @@ fn module_for(mapping: &Mapping, bytes: &[u8]) -> Option<Module<Vec<u8>>> {
         eh_frame: eh_frame.map(|t| t.1),
         eh_frame_hdr_svma: eh_frame_hdr.as_ref().map(|t| t.0.clone()),
         eh_frame_hdr: eh_frame_hdr.map(|t| t.1),
+        debug_frame,
         ..Default::default()
     };
     Some(Module::new(mapping.path.clone(), mapping.range.clone(), bias, info))
 }
 
-/// An unwinder over this process's modules, with its cache.
+/// How one unwind ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unwound {
+    /// The unwinder needed stack beyond the copy, and the copy was as long as asked for:
+    /// the stack was cut short by the stack-copy size.
+    pub truncated: bool,
+}
+
+/// An unwinder over a process's modules, with its cache.
 pub struct StackUnwinder {
     unwinder: UnwinderX86_64<Vec<u8>>,
     cache: CacheX86_64,
@@ -98,9 +109,8 @@ impl StackUnwinder {
     /// workload's libraries are loaded (dlopen) and before sampling.
     pub fn for_this_process() -> std::io::Result<StackUnwinder> {
         let maps = std::fs::read_to_string("/proc/self/maps")?;
-        let mut unwinder = UnwinderX86_64::new();
+        let mut unwinder = StackUnwinder::empty();
         let mut files: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-        let mut unreadable = Vec::new();
         for mapping in executable_mappings(&maps) {
             if !mapping.path.starts_with('/') {
                 continue; // [vdso] and friends: no file to read CFI from
@@ -108,23 +118,61 @@ impl StackUnwinder {
             let bytes = files
                 .entry(mapping.path.clone())
                 .or_insert_with(|| std::fs::read(&mapping.path).ok());
-            match bytes.as_deref().and_then(|b| module_for(&mapping, b)) {
-                Some(module) => unwinder.add_module(module),
-                None if !unreadable.contains(&mapping.path) => {
-                    unreadable.push(mapping.path.clone())
+            unwinder.add(&mapping, bytes.as_deref());
+        }
+        Ok(unwinder)
+    }
+
+    /// An unwinder that knows no module yet.
+    pub fn empty() -> StackUnwinder {
+        StackUnwinder {
+            unwinder: UnwinderX86_64::new(),
+            cache: CacheX86_64::new(),
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// Adds the module of one executable mapping, given its file's bytes (`None`: the file
+    /// could not be read, which is noted). Returns whether unwind information was found.
+    pub fn add(&mut self, mapping: &Mapping, bytes: Option<&[u8]>) -> bool {
+        match bytes.and_then(|b| module_for(mapping, b)) {
+            Some(module) => {
+                self.unwinder.add_module(module);
+                true
+            }
+            None => {
+                if !self.unreadable.contains(&mapping.path) {
+                    self.unreadable.push(mapping.path.clone());
                 }
-                None => {}
+                false
             }
         }
-        Ok(StackUnwinder { unwinder, cache: CacheX86_64::new(), unreadable })
+    }
+
+    /// Forgets the module whose mapping starts at `start`.
+    pub fn remove(&mut self, start: u64) {
+        self.unwinder.remove_module(start);
     }
 
     /// Unwinds one sample into `out` (leaf first): `ip`, then return addresses. `stack` is
-    /// the copy of the user stack starting at `sp`.
-    pub fn unwind(&mut self, ip: u64, sp: u64, bp: u64, stack: &[u8], out: &mut Vec<u64>) {
+    /// the copy of the user stack starting at `sp`; `asked` is the copy size asked of the
+    /// kernel (a shorter copy ended at the top of the stack).
+    pub fn unwind(
+        &mut self,
+        ip: u64,
+        sp: u64,
+        bp: u64,
+        stack: &[u8],
+        asked: usize,
+        out: &mut Vec<u64>,
+    ) -> Unwound {
+        let mut beyond = false;
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
             let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
-            let bytes = stack.get(off..off + 8).ok_or(())?;
+            let Some(bytes) = stack.get(off..off + 8) else {
+                beyond = true;
+                return Err(());
+            };
             Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
         };
         let regs = UnwindRegsX86_64::new(ip, sp, bp);
@@ -135,6 +183,7 @@ impl StackUnwinder {
                 Ok(None) | Err(_) => break,
             }
         }
+        Unwound { truncated: beyond && stack.len() >= asked }
     }
 }
 

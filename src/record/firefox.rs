@@ -1,0 +1,102 @@
+//! The recording as a Firefox Profiler processed profile (crate `fxprof-processed-profile`,
+//! the format samply writes): one category per language, so the Rust/C split shows as the
+//! category colours; one process per pid and one track per thread; frames already
+//! symbolized, as labels; each sample at its time, with its CPU time where the event
+//! measures it.
+
+use std::collections::HashMap;
+
+use fxprof_processed_profile::{
+    CategoryColor, CategoryHandle, CpuDelta, Frame, FrameFlags, FrameInfo, Profile as FxProfile,
+    ReferenceTimestamp, SamplingInterval, Timestamp,
+};
+
+use crate::sample::Event;
+use crate::stacks::{Language, Profile};
+
+use super::ThreadLog;
+
+/// One thread's part: its log, its symbolized profile, and the stack of each sample
+/// (index into the profile's stacks; None when nothing was left of it).
+pub struct ThreadPart<'a> {
+    /// Thread id.
+    pub tid: u32,
+    /// What was recorded.
+    pub log: &'a ThreadLog,
+    /// Symbolized.
+    pub profile: &'a Profile,
+    /// Per sample, its stack.
+    pub stacks: &'a [Option<usize>],
+}
+
+fn color(language: Language) -> CategoryColor {
+    match language {
+        Language::Rust => CategoryColor::Orange,
+        Language::Go => CategoryColor::LightBlue,
+        Language::C => CategoryColor::Blue,
+        Language::CRuntime => CategoryColor::Green,
+        Language::Kernel => CategoryColor::Red,
+        Language::Glue => CategoryColor::Gray,
+        Language::Unknown => CategoryColor::DarkGray,
+    }
+}
+
+/// Builds the Firefox Profiler profile. `start` is the window's start, CLOCK_MONOTONIC
+/// nanoseconds, which is `start_unix_nanos` since the Unix epoch.
+pub fn build(
+    product: &str,
+    threads: &[ThreadPart<'_>],
+    process_names: &HashMap<u32, String>,
+    start: u64,
+    start_unix_nanos: i64,
+    frequency: u64,
+    event: Event,
+) -> FxProfile {
+    let mut fx = FxProfile::new(
+        product,
+        ReferenceTimestamp::from_millis_since_unix_epoch(start_unix_nanos as f64 / 1e6),
+        SamplingInterval::from_hz(frequency as f32),
+    );
+    let categories: HashMap<Language, CategoryHandle> =
+        Language::ALL.iter().map(|&l| (l, fx.add_category(l.name(), color(l)))).collect();
+    let mut processes = HashMap::new();
+    let at = |t: u64| Timestamp::from_nanos_since_reference(t.saturating_sub(start));
+    for part in threads {
+        let pid = part.log.pid;
+        let process = *processes.entry(pid).or_insert_with(|| {
+            let name = process_names.get(&pid).cloned().unwrap_or_else(|| format!("pid {pid}"));
+            fx.add_process(&name, pid, at(start))
+        });
+        let first = part.log.samples.first().map_or(start, |s| s.time);
+        let thread = fx.add_thread(process, part.tid, at(first), part.tid == pid);
+        let name = part.log.name.clone().unwrap_or_else(|| format!("tid {}", part.tid));
+        fx.set_thread_name(thread, &name);
+        let mut handles = HashMap::new();
+        for (sample, stack) in part.log.samples.iter().zip(part.stacks) {
+            let handle = stack.and_then(|i| {
+                *handles.entry(i).or_insert_with(|| {
+                    let frames: Vec<FrameInfo> = part.profile.stacks[i]
+                        .frames
+                        .iter()
+                        .map(|&f| {
+                            let frame = &part.profile.frames[f];
+                            FrameInfo {
+                                frame: Frame::Label(fx.intern_string(&frame.function)),
+                                category_pair: categories[&frame.language].into(),
+                                flags: FrameFlags::empty(),
+                            }
+                        })
+                        .collect();
+                    fx.intern_stack_frames(thread, frames.into_iter())
+                })
+            });
+            let cpu = match event {
+                Event::CpuClock => CpuDelta::from_nanos(sample.period),
+                _ => CpuDelta::ZERO,
+            };
+            fx.add_sample(thread, at(sample.time), handle, cpu, 1);
+        }
+    }
+    fx.set_symbolicated(true);
+    fx
+}

@@ -1,0 +1,495 @@
+//! `ffiprof record`: the boundary-aware profile of any program, every thread.
+//!
+//! A program given as a command is forked, held at a gate while perf events are opened on
+//! it (one per CPU, inherited by every thread and child process, enabled on exec), then
+//! released: sampling starts at its first instruction. A running process (`--pid`) gets
+//! the same events on each of its threads. Each sample carries the user registers and a
+//! copy of the user stack; a loop in ffiprof drains the rings every few milliseconds,
+//! puts the records of all CPUs back in time order, follows each process's executable
+//! mappings ([`target`]) and unwinds every sample at once with the target's modules read
+//! from disk, keeping only module and file offset per frame. After recording, those are
+//! symbolized from the files (so symbols survive a program that has exited), classified
+//! by language, and written as `ffiprof profile` writes its profiles, per thread and
+//! overall, plus a Firefox Profiler profile ([`write`]).
+//!
+//! Recording ends when the program exits, `--duration` passes or Ctrl-C is pressed. The
+//! outputs are then written; ffiprof never kills the program, and passes its exit status
+//! through once it ends.
+
+pub mod firefox;
+pub mod session;
+pub mod target;
+pub mod write;
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::ffi::{self, GatedChild};
+use crate::output::Staging;
+use crate::sample::unwind::Unwound;
+use crate::sample::{Event, MAX_FREQUENCY};
+use session::{Happened, Session, Timed};
+use target::{Loc, Targets, UserStack};
+
+pub use write::{RecordSummary, ThreadSummary};
+
+/// What to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Start this command (program and arguments) and record it from its first
+    /// instruction.
+    Command(Vec<OsString>),
+    /// Attach to this running process, all of its threads.
+    Pid(u32),
+}
+
+/// Settings of one recording.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What to record.
+    pub target: Target,
+    /// Samples per second per thread.
+    pub frequency: u64,
+    /// Stop recording after this long (the program keeps running).
+    pub duration: Option<Duration>,
+    /// Bytes of user stack copied per sample: stacks deeper than this are cut short
+    /// (and counted as truncated).
+    pub stack_bytes: u32,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+/// Largest stack copy the kernel accepts (a multiple of 8 below 64 KiB).
+pub const MAX_STACK_BYTES: u32 = 65528;
+
+impl Options {
+    /// Defaults: 1000 Hz, 32 KiB of stack, until the program exits.
+    pub fn new(target: Target, out: PathBuf) -> Options {
+        Options { target, frequency: 1000, duration: None, stack_bytes: 32 << 10, out }
+    }
+
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_FREQUENCY).contains(&self.frequency) {
+            return Err(Error::InvalidOption(format!(
+                "--frequency {} is out of range: give 1 to {MAX_FREQUENCY} samples per second",
+                self.frequency
+            )));
+        }
+        if self.stack_bytes < 512 || self.stack_bytes > MAX_STACK_BYTES || self.stack_bytes % 8 != 0
+        {
+            return Err(Error::InvalidOption(format!(
+                "--stack-bytes {} is out of range: give a multiple of 8 from 512 to \
+                 {MAX_STACK_BYTES}",
+                self.stack_bytes
+            )));
+        }
+        if let Target::Command(cmd) = &self.target {
+            if cmd.is_empty() {
+                return Err(Error::InvalidOption(
+                    "no program given: ffiprof record -- PROGRAM [ARGS...], or --pid PID".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One sample as recorded: when, how much, and where (leaf first).
+#[derive(Debug, Clone)]
+pub struct SampleRecord {
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub time: u64,
+    /// The sample's period (CPU nanoseconds for cpu-clock, cycles for cycles).
+    pub period: u64,
+    /// Code locations, leaf first.
+    pub locs: Box<[Loc]>,
+    /// The stack was cut short by the stack-copy size.
+    pub truncated: bool,
+}
+
+/// One thread's samples.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadLog {
+    /// Its process.
+    pub pid: u32,
+    /// Its name (comm), when known.
+    pub name: Option<String>,
+    /// Its samples, in time order.
+    pub samples: Vec<SampleRecord>,
+    /// Samples the kernel reported lost for it.
+    pub lost: u64,
+}
+
+/// Everything a recording collected, before symbolization.
+pub struct Collected {
+    /// Threads by tid.
+    pub threads: BTreeMap<u32, ThreadLog>,
+    /// The processes' modules.
+    pub targets: Targets,
+    /// Event sampled.
+    pub event: Event,
+    /// CLOCK_MONOTONIC at the start and end of the window.
+    pub window: (u64, u64),
+    /// Samples lost in records that named no thread.
+    pub lost_unattributed: u64,
+    /// Things to know.
+    pub notes: Vec<String>,
+}
+
+/// The recorded program, still running or ended.
+pub struct Program {
+    child: Option<GatedChild>,
+    exit_code: Option<i32>,
+}
+
+impl Program {
+    /// The exit code, if the program ended while recording.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit_code
+    }
+
+    /// Its pid, when ffiprof started it and it is still running.
+    pub fn running_pid(&self) -> Option<i32> {
+        self.child.as_ref().filter(|_| self.exit_code.is_none()).map(GatedChild::pid)
+    }
+
+    /// Waits for a program ffiprof started to end; its exit code (128 + signal when a
+    /// signal ended it). None for a process ffiprof attached to.
+    pub fn wait(&mut self) -> Result<Option<i32>> {
+        if self.exit_code.is_some() {
+            return Ok(self.exit_code);
+        }
+        let Some(child) = self.child.as_mut() else { return Ok(None) };
+        loop {
+            match child.wait() {
+                Ok(code) => {
+                    self.exit_code = Some(code);
+                    return Ok(Some(code));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Internal(format!("waiting for the program: {e}"))),
+            }
+        }
+    }
+}
+
+/// What [`record`] produced.
+pub struct Recorded {
+    /// summary.json's content.
+    pub summary: RecordSummary,
+    /// The output directory.
+    pub out: PathBuf,
+    /// The program.
+    pub program: Program,
+}
+
+/// A flag that Ctrl-C sets (instead of ending ffiprof): pass it to [`record`].
+pub fn interrupt_flag() -> &'static AtomicBool {
+    ffi::interrupt_flag()
+}
+
+/// Finds the program as execvp would: a path containing `/` as is, else the first
+/// executable file of that name on PATH.
+pub fn resolve_program(program: &std::ffi::OsStr) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = program.to_string_lossy().into_owned();
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.as_bytes().contains(&b'/') {
+        let p = PathBuf::from(program);
+        return match std::fs::metadata(&p) {
+            Err(e) => {
+                Err(Error::NoSuchProgram { program: shown, reason: format!("{e}; check the path") })
+            }
+            Ok(_) if !executable(&p) => Err(Error::NoSuchProgram {
+                program: shown,
+                reason: "not an executable file; check the path and its permissions (chmod +x)"
+                    .into(),
+            }),
+            Ok(_) => Ok(p),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| executable(p)).ok_or_else(
+        || Error::NoSuchProgram {
+            program: shown,
+            reason: "not found on PATH; give its path (./prog) or install it".into(),
+        },
+    )
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesized name: Z (zombie) and X (dead) have ended.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+fn threads_of(pid: u32) -> Vec<u32> {
+    let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect::<Vec<u32>>()
+        })
+        .unwrap_or_default();
+    tids.sort_unstable();
+    tids
+}
+
+fn comm_of(pid: u32, tid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_owned())
+}
+
+/// Folds the kernel's records into thread logs and process maps, in time order.
+struct Collector {
+    threads: BTreeMap<u32, ThreadLog>,
+    targets: Targets,
+    locs: Vec<Loc>,
+    lost_unattributed: u64,
+    throttled: u64,
+    asked: usize,
+}
+
+impl Collector {
+    fn thread(&mut self, pid: u32, tid: u32) -> &mut ThreadLog {
+        self.threads.entry(tid).or_insert_with(|| ThreadLog {
+            pid,
+            name: comm_of(pid, tid),
+            samples: Vec::new(),
+            lost: 0,
+        })
+    }
+
+    fn apply(&mut self, t: Timed) {
+        match t.what {
+            Happened::Sample(s) => {
+                let regs =
+                    UserStack { ip: s.ip, sp: s.sp, bp: s.bp, stack: &s.stack, asked: self.asked };
+                let mut locs = std::mem::take(&mut self.locs);
+                let Unwound { truncated } = self.targets.unwind(s.pid, &regs, &mut locs);
+                let record = SampleRecord {
+                    time: t.time,
+                    period: s.period,
+                    locs: locs.as_slice().into(),
+                    truncated,
+                };
+                self.locs = locs;
+                self.thread(s.pid, s.tid).samples.push(record);
+            }
+            Happened::Map { pid, mapping } => self.targets.map(pid, mapping),
+            Happened::Comm { pid, tid, name, exec } => {
+                if exec {
+                    self.targets.exec(pid);
+                }
+                self.thread(pid, tid).name = Some(name);
+            }
+            Happened::Fork { pid, ppid, tid } => {
+                if pid != ppid {
+                    self.targets.fork(ppid, pid);
+                }
+                let _ = self.thread(pid, tid);
+            }
+            Happened::Lost { tid: Some(tid), count } if self.threads.contains_key(&tid) => {
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.lost += count;
+                }
+            }
+            Happened::Lost { count, .. } => self.lost_unattributed += count,
+            Happened::Throttle => self.throttled += 1,
+        }
+    }
+
+    /// Applies every pending record older than `horizon` (all of them when None) in time
+    /// order, keeping the rest: a record stamped before the drain began was in its ring
+    /// when the drain read it, so nothing older can still arrive.
+    fn apply_until(&mut self, pending: &mut Vec<Timed>, horizon: Option<u64>) {
+        pending.sort_by_key(|t| t.time);
+        let cut = match horizon {
+            Some(h) => pending.partition_point(|t| t.time < h),
+            None => pending.len(),
+        };
+        let ready: Vec<Timed> = pending.drain(..cut).collect();
+        for t in ready {
+            self.apply(t);
+        }
+    }
+}
+
+/// Why recording ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Exited,
+    Duration,
+    Interrupted,
+}
+
+/// Records the target as `options` say and writes the outputs into `options.out`.
+/// `interrupted` (see [`interrupt_flag`]) ends recording early; the outputs are written
+/// all the same.
+pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
+    options.validate()?;
+    // An unwritable destination fails here, before the program starts.
+    let staging = Staging::new(&options.out)?;
+    let asked = options.stack_bytes as usize;
+    let (mut session, mut child, pid) = match &options.target {
+        Target::Command(cmd) => {
+            let path = resolve_program(&cmd[0])?;
+            let cstr = |s: &std::ffi::OsStr| {
+                CString::new(s.as_bytes()).map_err(|_| {
+                    Error::InvalidOption(format!("{}: contains a NUL byte", s.to_string_lossy()))
+                })
+            };
+            let program = cstr(path.as_os_str())?;
+            let argv = cmd.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
+            let child = ffi::fork_gated(&program, &argv)
+                .map_err(|e| Error::Internal(format!("cannot fork: {e}")))?;
+            let pid = child.pid() as u32;
+            let session = Session::open(&[pid], true, options.frequency, options.stack_bytes)?;
+            (session, Some(child), pid)
+        }
+        Target::Pid(pid) => {
+            let pid = *pid;
+            if !alive(pid) {
+                return Err(Error::NoSuchProcess {
+                    pid,
+                    reason: "it does not exist (or has ended); check the pid with ps".into(),
+                });
+            }
+            let tids = threads_of(pid);
+            let mut session = Session::open(&tids, false, options.frequency, options.stack_bytes)?;
+            session.enable()?;
+            (session, None, pid)
+        }
+    };
+    let mut collector = Collector {
+        threads: BTreeMap::new(),
+        targets: Targets::new(),
+        locs: Vec::new(),
+        lost_unattributed: 0,
+        throttled: 0,
+        asked,
+    };
+    let mut notes = Vec::new();
+    if let Some(note) = &session.hardware_note {
+        notes.push(note.clone());
+    }
+    if let Some(c) = child.as_mut() {
+        match c.release() {
+            Ok(Ok(())) => {}
+            Ok(Err(errno)) => {
+                return Err(Error::NoSuchProgram {
+                    program: match &options.target {
+                        Target::Command(cmd) => cmd[0].to_string_lossy().into_owned(),
+                        Target::Pid(_) => String::new(),
+                    },
+                    reason: format!("{}", std::io::Error::from_raw_os_error(errno)),
+                })
+            }
+            Err(e) => return Err(Error::Internal(format!("cannot start the program: {e}"))),
+        }
+    } else {
+        for tid in threads_of(pid) {
+            let _ = collector.thread(pid, tid);
+        }
+    }
+    let start = ffi::monotonic_ns();
+    let started = Instant::now();
+    // The program may have exited already; the kernel's records cover what it mapped.
+    let _ = collector.targets.read_proc_maps(pid);
+
+    let mut pending: Vec<Timed> = Vec::new();
+    let mut exit_code = None;
+    let ended = loop {
+        let horizon = ffi::monotonic_ns();
+        session.drain(&mut pending);
+        collector.apply_until(&mut pending, Some(horizon));
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(code)) = c.try_wait() {
+                exit_code = Some(code);
+                break Ended::Exited;
+            }
+        } else if !alive(pid) {
+            break Ended::Exited;
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            break Ended::Interrupted;
+        }
+        if options.duration.is_some_and(|d| started.elapsed() >= d) {
+            break Ended::Duration;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    session.disable();
+    let end = ffi::monotonic_ns();
+    session.drain(&mut pending);
+    collector.apply_until(&mut pending, None);
+    let done_recording = Instant::now();
+
+    match ended {
+        Ended::Exited => {}
+        Ended::Duration => notes.push(format!(
+            "recording stopped after --duration {:.1} s; the program kept running",
+            started.elapsed().as_secs_f64()
+        )),
+        Ended::Interrupted => {
+            notes.push("recording stopped by Ctrl-C; the program was not killed".into())
+        }
+    }
+    if collector.throttled > 0 {
+        notes.push(format!(
+            "the kernel throttled sampling {} times: the frequency is above what \
+             kernel.perf_event_max_sample_rate allows",
+            collector.throttled
+        ));
+    }
+    if session.unparsable > 0 {
+        notes.push(format!("{} records could not be parsed", session.unparsable));
+    }
+    if session.vanished > 0 {
+        notes.push(format!("{} threads ended while ffiprof attached", session.vanished));
+    }
+    let no_info = collector.targets.without_unwind_info();
+    if !no_info.is_empty() {
+        notes.push(format!(
+            "no unwind information could be read for {}: stacks stop where they enter it",
+            no_info.join(", ")
+        ));
+    }
+    let event = session.event;
+    drop(session);
+    let collected = Collected {
+        threads: collector.threads,
+        targets: collector.targets,
+        event,
+        window: (start, end),
+        lost_unattributed: collector.lost_unattributed,
+        notes,
+    };
+    let described = write::Described {
+        command: match &options.target {
+            Target::Command(cmd) => {
+                Some(cmd.iter().map(|a| a.to_string_lossy().into_owned()).collect())
+            }
+            Target::Pid(_) => None,
+        },
+        pid,
+        exit_code,
+        frequency: options.frequency,
+        stack_bytes: options.stack_bytes,
+    };
+    let summary = write::write_all(&collected, &described, staging.path(), done_recording)?;
+    let out = staging.commit()?;
+    Ok(Recorded { summary, out, program: Program { child, exit_code } })
+}

@@ -1,0 +1,358 @@
+//! perf events on another program: one event per CPU and thread given, inherited by every
+//! thread and process they start, all of a CPU's events writing into one ring buffer.
+//! Samples carry the user registers and a copy of the user stack; the kernel's mmap,
+//! comm (exec, thread names), fork and exit records come in the same rings, stamped on
+//! CLOCK_MONOTONIC so that records of different CPUs can be put back in order.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use perf_event::data::Record as Parsed;
+use perf_event::events::{Hardware, Software};
+use perf_event::{Builder, Clock, Counter, SampleFlag, Sampler as Ring};
+
+use crate::error::{Error, Result};
+use crate::sample::perf::{fix_for, probe_hardware, UNWIND_REGS};
+use crate::sample::unwind::Mapping;
+use crate::sample::Event;
+
+/// Ring buffer per CPU tried in turn: the large one needs root or a raised
+/// perf_event_mlock_kb; the small one fits the default unprivileged limit.
+const RING_BYTES: [usize; 2] = [16 << 20, 512 << 10];
+
+/// PERF_RECORD_MISC_COMM_EXEC: this comm record is an exec.
+const MISC_COMM_EXEC: u16 = 1 << 13;
+
+/// One sample, copied out of the ring.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Period since the thread's previous sample (nanoseconds of CPU time for cpu-clock).
+    pub period: u64,
+    /// Instruction pointer.
+    pub ip: u64,
+    /// Stack pointer.
+    pub sp: u64,
+    /// Frame pointer.
+    pub bp: u64,
+    /// The stack copy from `sp`, as long as the kernel could copy.
+    pub stack: Vec<u8>,
+}
+
+/// What a ring said, owned.
+#[derive(Debug, Clone)]
+pub enum Happened {
+    /// A sample.
+    Sample(Sample),
+    /// An executable mapping appeared in a process.
+    Map {
+        /// Process.
+        pid: u32,
+        /// The mapping.
+        mapping: Mapping,
+    },
+    /// A thread was named, or a process executed a new program (`exec`).
+    Comm {
+        /// Process.
+        pid: u32,
+        /// Thread.
+        tid: u32,
+        /// The name.
+        name: String,
+        /// True for an exec.
+        exec: bool,
+    },
+    /// A thread or process was started (a process when `pid != ppid`).
+    Fork {
+        /// New process (or the same, for a thread).
+        pid: u32,
+        /// Parent process.
+        ppid: u32,
+        /// New thread.
+        tid: u32,
+    },
+    /// Samples the kernel could not write (the ring was full).
+    Lost {
+        /// Thread, when the record says.
+        tid: Option<u32>,
+        /// How many.
+        count: u64,
+    },
+    /// The kernel lowered the rate.
+    Throttle,
+}
+
+/// A record with its time (CLOCK_MONOTONIC, nanoseconds).
+#[derive(Debug, Clone)]
+pub struct Timed {
+    /// When.
+    pub time: u64,
+    /// What.
+    pub what: Happened,
+}
+
+/// The events of one recording.
+pub struct Session {
+    rings: Vec<Ring>,
+    others: Vec<Counter>,
+    /// The event sampled.
+    pub event: Event,
+    /// Why hardware cycles are not sampled, if they are not.
+    pub hardware_note: Option<String>,
+    /// Records that could not be parsed.
+    pub unparsable: u64,
+    /// Threads that ended before an event could be opened on them.
+    pub vanished: u64,
+}
+
+/// CPUs the kernel has online (`/sys/devices/system/cpu/online`, as `0-3,5`).
+pub fn online_cpus() -> Vec<usize> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+            cpus.extend(a..=b);
+        }
+    }
+    if cpus.is_empty() {
+        cpus.extend(0..std::thread::available_parallelism().map_or(1, |n| n.get()));
+    }
+    cpus
+}
+
+const ESRCH: i32 = 3;
+
+impl Session {
+    /// Opens the events on `tids` (threads, or the pid of a gated child) on every CPU,
+    /// inherited by what they start. With `on_exec` they start counting when the thread
+    /// executes a program; otherwise call [`Session::enable`].
+    pub fn open(tids: &[u32], on_exec: bool, frequency: u64, stack_bytes: u32) -> Result<Session> {
+        let hardware = probe_hardware();
+        let event = if hardware.is_ok() { Event::Cycles } else { Event::CpuClock };
+        let refused = |source: io::Error, pid: u32| {
+            let fix = match source.raw_os_error() {
+                Some(1 | 13) => format!(
+                    "process {pid} may not be observed by this user: record it as its owner, \
+                     or allow it: {}",
+                    fix_for(&source)
+                ),
+                _ => fix_for(&source),
+            };
+            Error::PerfOpen { event: event.to_string(), source, fix }
+        };
+        let mut rings: Vec<Ring> = Vec::new();
+        let mut others = Vec::new();
+        let mut vanished = 0;
+        for cpu in online_cpus() {
+            let mut ring: Option<Ring> = None;
+            for &tid in tids {
+                let mut builder = match event {
+                    Event::Cycles => Builder::new(Hardware::CPU_CYCLES),
+                    _ => Builder::new(Software::CPU_CLOCK),
+                };
+                builder
+                    .observe_pid(tid as i32)
+                    .one_cpu(cpu)
+                    .inherit(true)
+                    .enable_on_exec(on_exec)
+                    .exclude_kernel(true)
+                    .exclude_hv(true)
+                    .sample_frequency(frequency)
+                    .sample(
+                        SampleFlag::IP
+                            | SampleFlag::TID
+                            | SampleFlag::TIME
+                            | SampleFlag::PERIOD
+                            | SampleFlag::REGS_USER
+                            | SampleFlag::STACK_USER,
+                    )
+                    .sample_regs_user(UNWIND_REGS)
+                    .sample_stack_user(stack_bytes)
+                    .mmap(true)
+                    .mmap2(true)
+                    .comm(true)
+                    .comm_exec(true)
+                    .task(true)
+                    .sample_id_all(true)
+                    .clockid(Clock::MONOTONIC);
+                let counter = match builder.build() {
+                    Ok(c) => c,
+                    Err(e) if e.raw_os_error() == Some(ESRCH) && !on_exec => {
+                        vanished += 1; // the thread ended meanwhile
+                        continue;
+                    }
+                    Err(e) => return Err(refused(e, tid)),
+                };
+                match &ring {
+                    Some(r) => {
+                        crate::ffi::perf_set_output(counter.as_raw_fd(), r.as_raw_fd())
+                            .map_err(|e| refused(e, tid))?;
+                        others.push(counter);
+                    }
+                    None => ring = Some(map_ring(counter, &builder, event)?),
+                }
+            }
+            rings.extend(ring);
+        }
+        if rings.is_empty() {
+            return Err(Error::NoSuchProcess {
+                pid: tids.first().copied().unwrap_or(0),
+                reason: "every thread ended before recording could start".into(),
+            });
+        }
+        Ok(Session { rings, others, event, hardware_note: hardware.err(), unparsable: 0, vanished })
+    }
+
+    /// Starts counting (when not enabled on exec).
+    pub fn enable(&mut self) -> Result<()> {
+        let event = self.event;
+        let err = |source: io::Error| Error::PerfOpen {
+            event: event.to_string(),
+            fix: fix_for(&source),
+            source,
+        };
+        for r in &mut self.rings {
+            r.enable().map_err(err)?;
+        }
+        for c in &mut self.others {
+            c.enable().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Stops counting; what is in the rings can still be drained.
+    pub fn disable(&mut self) {
+        for r in &mut self.rings {
+            let _ = r.disable();
+        }
+        for c in &mut self.others {
+            let _ = c.disable();
+        }
+    }
+
+    /// Moves every record in the rings into `out`.
+    pub fn drain(&mut self, out: &mut Vec<Timed>) {
+        for ring in &mut self.rings {
+            while let Some(record) = ring.next_record() {
+                match owned(&record) {
+                    Some(Ok(t)) => out.push(t),
+                    Some(Err(())) => self.unparsable += 1,
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+fn map_ring(counter: Counter, builder: &Builder<'_>, event: Event) -> Result<Ring> {
+    let mut counter = Some(counter);
+    let mut last = None;
+    for bytes in RING_BYTES {
+        let c = match counter.take() {
+            Some(c) => c,
+            None => builder.build().map_err(|source| Error::PerfOpen {
+                event: event.to_string(),
+                fix: fix_for(&source),
+                source,
+            })?,
+        };
+        match c.sampled(bytes) {
+            Ok(ring) => return Ok(ring),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::PerfOpen {
+        event: event.to_string(),
+        source: last.unwrap_or_else(|| io::Error::other("no ring buffer size worked")),
+        fix: "the ring buffer could not be mapped: raise kernel.perf_event_mlock_kb or ulimit -l"
+            .into(),
+    })
+}
+
+/// The sample_id trailer (`sample_id_all` with TID and TIME): pid, tid, time.
+fn trailer(bytes: &[u8]) -> Option<(u32, u32, u64)> {
+    let n = bytes.len();
+    let tail = bytes.get(n.checked_sub(16)?..)?;
+    let pid = u32::from_ne_bytes(tail[0..4].try_into().ok()?);
+    let tid = u32::from_ne_bytes(tail[4..8].try_into().ok()?);
+    let time = u64::from_ne_bytes(tail[8..16].try_into().ok()?);
+    Some((pid, tid, time))
+}
+
+/// The record as an owned [`Timed`]; None for records ffiprof does not use.
+fn owned(record: &perf_event::Record<'_>) -> Option<Result<Timed, ()>> {
+    let parsed = match record.parse_record() {
+        Ok(p) => p,
+        Err(_) => return Some(Err(())),
+    };
+    let bytes = record.to_contiguous();
+    let side_time = || trailer(&bytes).map_or(0, |t| t.2);
+    let what = match parsed {
+        Parsed::Sample(s) => {
+            let regs = s.regs_user().map(|r| r.regs.to_vec()).unwrap_or_default();
+            let ip = s.ip().unwrap_or(0);
+            let (bp, sp, ip) = match regs.as_slice() {
+                [bp, sp, ip] => (*bp, *sp, *ip),
+                _ => (0, 0, ip),
+            };
+            return Some(Ok(Timed {
+                time: s.time().unwrap_or(0),
+                what: Happened::Sample(Sample {
+                    pid: s.pid().unwrap_or(0),
+                    tid: s.tid().unwrap_or(0),
+                    period: s.period().unwrap_or(0),
+                    ip,
+                    sp,
+                    bp,
+                    stack: s.stack_user().map(<[u8]>::to_vec).unwrap_or_default(),
+                }),
+            }));
+        }
+        Parsed::Mmap2(m) => {
+            if m.prot & libc::PROT_EXEC as u32 == 0 {
+                return None;
+            }
+            Happened::Map {
+                pid: m.pid,
+                mapping: Mapping {
+                    range: m.addr..m.addr.saturating_add(m.len),
+                    offset: m.pgoff,
+                    path: String::from_utf8_lossy(&m.filename).into_owned(),
+                },
+            }
+        }
+        Parsed::Comm(c) => Happened::Comm {
+            pid: c.pid,
+            tid: c.tid,
+            name: String::from_utf8_lossy(&c.comm).into_owned(),
+            exec: record.misc() & MISC_COMM_EXEC != 0,
+        },
+        Parsed::Fork(f) => Happened::Fork { pid: f.pid, ppid: f.ppid, tid: f.tid },
+        Parsed::Lost(l) => Happened::Lost { tid: trailer(&bytes).map(|t| t.1), count: l.lost },
+        Parsed::LostSamples(l) => {
+            Happened::Lost { tid: trailer(&bytes).map(|t| t.1), count: l.lost }
+        }
+        Parsed::Throttle(_) => Happened::Throttle,
+        _ => return None,
+    };
+    Some(Ok(Timed { time: side_time(), what }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_sample_id_trailer() {
+        let mut bytes = vec![0xaa; 5];
+        bytes.extend(7u32.to_ne_bytes());
+        bytes.extend(9u32.to_ne_bytes());
+        bytes.extend(123_456u64.to_ne_bytes());
+        assert_eq!(trailer(&bytes), Some((7, 9, 123_456)));
+        assert_eq!(trailer(&[0; 8]), None);
+    }
+}
