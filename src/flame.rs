@@ -62,8 +62,17 @@ fn draw(
 }
 
 /// A flamegraph of `profile`, whose folded stacks are `folded`, each frame filled with
-/// its language's colour.
+/// its language's colour. Without samples, an image that says so.
 pub fn flamegraph(profile: &Profile, folded: &str, title: &str) -> Result<Vec<u8>> {
+    if folded.trim().is_empty() {
+        let escaped = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        return Ok(format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" height=\"60\">\
+             <text x=\"10\" y=\"24\" font-family=\"monospace\">{escaped}</text>\
+             <text x=\"10\" y=\"48\" font-family=\"monospace\">no samples</text></svg>\n"
+        )
+        .into_bytes());
+    }
     let mut palette = PaletteMap::default();
     for (function, language) in profile.languages() {
         let color = parse_hex_color(language_color(language)).expect("valid colour constants");

@@ -383,6 +383,13 @@ pub fn write_all(
     let truncated: u64 = summaries.iter().map(|s| s.health.truncated_samples).sum();
     let lost = c.threads.values().map(|t| t.lost).sum::<u64>() + c.lost_unattributed;
     let overall = health(&all, truncated, d.frequency, window, lost);
+    if overall.boundary.samples == 0 {
+        notes.push(
+            "no samples: the program ended (or recording stopped) before the first sample was \
+             due, or it did not run on a CPU; record longer or raise --frequency"
+                .into(),
+        );
+    }
     let (hottest_c_functions, crossings) = hot_c(&all, 10);
 
     // All threads in one flamegraph and one pprof profile, each under its thread.

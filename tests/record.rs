@@ -1,0 +1,377 @@
+//! `ffiprof record` end to end: a program built here (Rust calling C compiled without
+//! frame pointers, on several threads, one started after recording began), the SQLite
+//! example, `--pid` on a running child, and every bad input.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ffiprof::record::RecordSummary;
+use ffiprof::stacks::Language;
+
+const C_SOURCE: &str = r#"
+#include <stdint.h>
+
+__attribute__((noinline)) uint64_t ffiprof_test_spin(uint64_t x, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        x ^= x >> 29;
+    }
+    return x;
+}
+
+/* Keeps a stack frame of its own without a frame pointer: a frame-pointer walk from the
+   spin loop would skip this function's caller. */
+__attribute__((noinline)) uint64_t ffiprof_test_work(uint64_t x, uint64_t n) {
+    volatile uint64_t pad[8];
+    pad[x & 7] = x;
+    return ffiprof_test_spin(x, n) + pad[x & 7];
+}
+"#;
+
+const RUST_SOURCE: &str = r#"
+use std::time::{Duration, Instant};
+
+extern "C" {
+    fn ffiprof_test_work(x: u64, n: u64) -> u64;
+}
+
+#[inline(never)]
+fn busy_rust_caller(ms: u64) -> u64 {
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut x = 1;
+    while Instant::now() < end {
+        x = unsafe { ffiprof_test_work(x, 20_000) };
+    }
+    x
+}
+
+fn spawn(name: &str, ms: u64) -> std::thread::JoinHandle<u64> {
+    std::thread::Builder::new().name(name.into()).spawn(move || busy_rust_caller(ms)).unwrap()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let ms: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(600);
+    let code: i32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let a = spawn("early-a", ms);
+    let b = spawn("early-b", ms);
+    std::thread::sleep(Duration::from_millis(ms / 3));
+    let late = spawn("late", ms / 2);
+    let x = a.join().unwrap() ^ b.join().unwrap() ^ late.join().unwrap();
+    println!("{x}");
+    std::process::exit(code);
+}
+"#;
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The test program, built once: C with -fomit-frame-pointer, Rust calling it.
+fn test_program() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::write(dir.join("spin.c"), C_SOURCE).unwrap();
+        std::fs::write(dir.join("main.rs"), RUST_SOURCE).unwrap();
+        run(Command::new("gcc").current_dir(&dir).args([
+            "-O2",
+            "-g",
+            "-fomit-frame-pointer",
+            "-c",
+            "spin.c",
+            "-o",
+            "spin.o",
+        ]));
+        run(Command::new("ar").current_dir(&dir).args(["rcs", "libspin.a", "spin.o"]));
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        run(Command::new(rustc).current_dir(&dir).args([
+            "--edition",
+            "2021",
+            "-O",
+            "-g",
+            "main.rs",
+            "-L",
+            ".",
+            "-l",
+            "static=spin",
+            "-o",
+            "prog",
+        ]));
+        dir.join("prog")
+    })
+}
+
+fn ffiprof() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ffiprof"))
+}
+
+fn summary(dir: &Path) -> RecordSummary {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn firefox(dir: &Path, s: &RecordSummary) -> serde_json::Value {
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(dir.join(&s.files.firefox)).unwrap())
+        .read_to_string(&mut json)
+        .unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+fn thread<'a>(s: &'a RecordSummary, name: &str) -> &'a ffiprof::record::ThreadSummary {
+    s.threads.iter().find(|t| t.name == name).unwrap_or_else(|| {
+        panic!("no thread {name}: {:?}", s.threads.iter().map(|t| &t.name).collect::<Vec<_>>())
+    })
+}
+
+#[test]
+fn records_every_thread_through_frameless_c_and_passes_the_exit_status() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rec");
+    let status = ffiprof()
+        .args(["record", "--frequency", "1000", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(test_program())
+        .args(["600", "3"])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "the program's exit status is ffiprof's");
+    let s = summary(&dir);
+    assert_eq!(s.exit_code, Some(3));
+    for name in ["early-a", "early-b", "late"] {
+        let t = thread(&s, name);
+        assert!(t.health.boundary.samples >= 50, "{name}: {} samples", t.health.boundary.samples);
+        assert!(t.health.c_samples > 0, "{name} has samples in C");
+        assert!(
+            t.health.c_with_rust_caller >= 0.99,
+            "{name}: {} of C samples have a Rust caller",
+            t.health.c_with_rust_caller
+        );
+        assert!(
+            t.health.boundary.reaches_root >= 0.99,
+            "{name}: {}",
+            t.health.boundary.reaches_root
+        );
+        assert_eq!(t.health.truncated_samples, 0);
+        assert!(t.files.is_some(), "{name} is busy and has its own flamegraph");
+    }
+    // The hottest C function is the spin loop, called from the Rust caller.
+    let hot = &s.hottest_c_functions[0];
+    assert_eq!(hot.function, "ffiprof_test_spin");
+    assert_eq!(hot.language, Language::C);
+    assert!(hot.rust_callers[0].function.ends_with("busy_rust_caller"), "{:?}", hot.rust_callers);
+    let folded = std::fs::read_to_string(dir.join(&s.files.folded)).unwrap();
+    assert!(folded.lines().any(|l| l.starts_with("late (tid ")
+        && l.contains("busy_rust_caller;ffiprof_test_work;ffiprof_test_spin")));
+    for f in [&s.files.flamegraph, &s.files.pprof] {
+        assert!(dir.join(f).metadata().unwrap().len() > 0);
+    }
+    // The Firefox profile: one track per thread, one category per language.
+    let fx = firefox(&dir, &s);
+    let threads = fx["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), s.threads.len());
+    let categories: Vec<&str> = fx["meta"]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(categories.len(), Language::ALL.len() + 1, "{categories:?}"); // + the crate's "Other"
+    for l in Language::ALL {
+        assert!(categories.contains(&l.name()), "{categories:?}");
+    }
+    let names: Vec<&str> = threads.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for name in ["early-a", "early-b", "late"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+}
+
+/// An example of this crate. `cargo test` builds the examples beside the tests; a run of
+/// this test file alone (`--test record`) does not, so it is built here then.
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        run(Command::new(cargo).args(["build", "--example", name]));
+    }
+    assert!(path.exists(), "{} missing after building it", path.display());
+    path
+}
+
+#[test]
+fn records_the_sqlite_example_under_its_rust_callers() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rec");
+    let status = ffiprof()
+        .args(["record", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(example("sqlite_threads"))
+        .args(["--threads", "3", "--rounds", "40"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let s = summary(&dir);
+    for t in ["sqlite-0", "sqlite-1", "sqlite-2"] {
+        assert!(thread(&s, t).health.boundary.samples > 0);
+    }
+    assert!(s.overall.c_samples > 100, "{} samples in SQLite", s.overall.c_samples);
+    assert!(s.overall.c_with_rust_caller >= 0.95, "{}", s.overall.c_with_rust_caller);
+    let folded = std::fs::read_to_string(dir.join(&s.files.folded)).unwrap();
+    assert!(folded.lines().any(|l| l.contains("rusqlite::") && l.contains(";sqlite3_step;")));
+    assert!(s
+        .crossings
+        .iter()
+        .any(|c| c.rust.starts_with("rusqlite::") && c.c_entry.starts_with("sqlite3_")));
+}
+
+#[test]
+fn attaches_to_a_running_process_and_follows_its_new_threads() {
+    let mut child =
+        Command::new(test_program()).args(["2400", "5"]).stdout(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rec");
+    let status = ffiprof()
+        .args(["record", "--duration", "1", "--pid", &child.id().to_string(), "--out"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let s = summary(&dir);
+    assert_eq!(s.pid, child.id());
+    // early-a and early-b ran all along; late started (at 0.8 s) while recording.
+    for name in ["early-a", "early-b", "late"] {
+        let t = thread(&s, name);
+        assert!(t.health.boundary.samples > 0);
+        assert!(t.health.c_with_rust_caller >= 0.99, "{name}: {}", t.health.c_with_rust_caller);
+    }
+    assert!(s.notes.iter().any(|n| n.contains("--duration")));
+    // The process was left alone: it ends on its own with its own status.
+    assert_eq!(child.wait().unwrap().code(), Some(5));
+}
+
+fn fails_with_2(args: &[&str], needle: &str) {
+    let out = ffiprof().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr}");
+}
+
+#[test]
+fn bad_inputs_exit_2_and_leave_earlier_results_alone() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rec");
+    let d = dir.to_str().unwrap();
+    // An earlier recording in the destination.
+    let status = ffiprof().args(["record", "--out", d, "--", "/bin/true"]).status().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let before = std::fs::read(dir.join("summary.json")).unwrap();
+
+    fails_with_2(&["record", "--out", d, "--", "/nonexistent/program"], "check the path");
+    fails_with_2(&["record", "--out", d, "--", "ffiprof-no-such-program"], "not found on PATH");
+    fails_with_2(&["record", "--out", d, "--pid", "4999999"], "no process 4999999");
+    fails_with_2(&["record", "--out", d], "no program given");
+    fails_with_2(
+        &["record", "--out", d, "--stack-bytes", "100", "--", "/bin/true"],
+        "--stack-bytes",
+    );
+    fails_with_2(&["record", "--out", d, "--frequency", "0", "--", "/bin/true"], "--frequency");
+    fails_with_2(&["record", "--out", d, "--duration=-1", "--", "/bin/true"], "--duration");
+    let file = out.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    fails_with_2(&["record", "--out", d, "--", file.to_str().unwrap()], "not an executable");
+    let script = out.path().join("not-a-program");
+    std::fs::write(&script, "no interpreter line\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fails_with_2(&["record", "--out", d, "--", script.to_str().unwrap()], "Exec format error");
+    fails_with_2(&["record", "--out", file.to_str().unwrap(), "--", "/bin/true"], "cannot write");
+    fails_with_2(
+        &["record", "--out", "/proc/ffiprof-cannot-write-here", "--", "/bin/true"],
+        "cannot write",
+    );
+
+    assert_eq!(std::fs::read(dir.join("summary.json")).unwrap(), before, "earlier results intact");
+    let stray: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(stray.is_empty(), "nothing half-written: {stray:?}");
+}
+
+/// A process of another user may not be observed: perf_event_open refuses, and the
+/// message says why and what to do. Needs root (to run ffiprof as another user) and
+/// `setpriv`; skipped elsewhere.
+#[test]
+fn a_process_that_may_not_be_observed_exits_2() {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root
+        || !common::tool_available(
+            "not_traceable",
+            "setpriv",
+            "--version",
+            "apt-get install util-linux",
+        )
+    {
+        eprintln!("SKIPPED a_process_that_may_not_be_observed_exits_2: needs root and setpriv");
+        return;
+    }
+    let mut target = Command::new("sleep").arg("5").spawn().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rec");
+    std::fs::set_permissions(out.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .unwrap();
+    let result = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_ffiprof"))
+        .args(["record", "--duration", "0.2", "--pid", &target.id().to_string(), "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let _ = target.kill();
+    let _ = target.wait();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("may not be observed"), "{stderr}");
+    assert!(!dir.exists());
+}
+
+#[test]
+fn ctrl_c_writes_the_outputs_and_leaves_the_program_running() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rec");
+    let mut recorder = ffiprof()
+        .args(["record", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(test_program())
+        .args(["1500", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    // What the terminal's Ctrl-C sends to ffiprof (here to ffiprof alone).
+    run(Command::new("kill").args(["-INT", &recorder.id().to_string()]));
+    let status = recorder.wait().unwrap();
+    let mut stderr = String::new();
+    recorder.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    // ffiprof waited for the program, which ran to its end, and passed its status on.
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    let s = summary(&dir);
+    assert_eq!(s.exit_code, None, "recording stopped before the program ended");
+    assert!(s.notes.iter().any(|n| n.contains("Ctrl-C")), "{:?}", s.notes);
+    assert!(s.window_seconds < 1.4, "{}", s.window_seconds);
+    assert!(thread(&s, "early-a").health.boundary.samples > 0);
+}
