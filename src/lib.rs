@@ -26,6 +26,10 @@
 //! - [`profile`]: sampling a workload end to end, rendering flamegraphs coloured by
 //!   language, differential flamegraphs and pprof protobuf profiles, and `summary.json`.
 //!   [`cost`] measures what a sampler costs.
+//! - [`record`]: the same for any program (`ffiprof record -- PROGRAM` or `--pid`): every
+//!   thread and child process sampled with perf events, unwound with the program's own
+//!   modules, symbolized from their files, written per thread and overall, and as a
+//!   Firefox Profiler profile.
 //! - [`report`]: the versioned record of a run (`report.json`), its Markdown and HTML
 //!   forms, and the comparison of two runs.
 //! - [`cgo`]: the same C called from Go, as a reference row in the report.

@@ -566,6 +566,10 @@ impl RecordSummary {
                 .collect();
             s.push_str(&fmt::table(&["Rust caller", "calls C function", "C below"], &rows, 2));
         }
+        s.push_str(&format!(
+            "\nsymbols, profiles and files: {:.3} s after recording ended\n",
+            self.post_processing_seconds
+        ));
         for note in &self.notes {
             s.push_str(&format!("note: {note}\n"));
         }
