@@ -93,6 +93,24 @@ def folded_stacks(text):
             yield [f.split("+0x")[0] for f in stack.split(";")], int(count)
 
 
+def perf_script_stacks(text):
+    """Samples of `perf script` output: a header line, then one frame per line, leaf
+    first (`addr symbol+off (dso)`); blank lines between samples."""
+    for block in text.split("\n\n"):
+        lines = [l for l in block.splitlines() if l.strip()]
+        if len(lines) < 2:
+            continue
+        frames = []
+        for l in lines[1:]:
+            parts = l.split(None, 1)
+            if len(parts) < 2:
+                continue
+            sym = parts[1].rsplit(" (", 1)[0]
+            frames.append(re.sub(r"\+0x[0-9a-f]+$", "", sym))
+        frames.reverse()
+        yield frames, 1
+
+
 def du(path):
     p = Path(path)
     if p.is_file():
@@ -183,6 +201,7 @@ def main():
         with open(script, "w") as f:
             sh(["perf", "script", "-i", str(data)], stdout=f, stderr=subprocess.DEVNULL)
         t_script = time.monotonic() - t0
+        stacks = list(perf_script_stacks(script.read_text(errors="replace")))
         folded = work / "perf.folded"
         post = t_script
         if have["inferno"]:
@@ -192,9 +211,6 @@ def main():
             with open(folded) as i, open(work / "perf.svg", "w") as o:
                 sh(["inferno-flamegraph"], stdin=i, stdout=o)
             post += time.monotonic() - t0
-            stacks = list(folded_stacks(folded.read_text()))
-        else:
-            stacks = []
         c, s = share(stacks, c_names)
         size = data.stat().st_size + (du(work / "perf.svg") if have["inferno"] else 0)
         rows.append(("perf record + perf script + inferno", c, s, post, wall - own + post, size,

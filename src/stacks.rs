@@ -360,7 +360,19 @@ impl ProfileBuilder {
     ) -> Option<usize> {
         let mut ids = Vec::new();
         for (addr, frames) in leaf_first {
-            for frame in frames {
+            ids.extend(self.frame_ids(addr, frames).into_iter().rev());
+        }
+        self.push_ids(ids, weight)
+    }
+
+    /// The frames symbolized at one lookup address (innermost first), classified and
+    /// interned: their indices, outermost first. A caller that sees the same address many
+    /// times can keep them and use [`ProfileBuilder::push_ids`].
+    pub fn frame_ids(&mut self, addr: u64, frames: &[Frame]) -> Vec<usize> {
+        frames
+            .iter()
+            .rev()
+            .map(|frame| {
                 let language = classify(addr, frame);
                 let function = match (&frame.function, &frame.module) {
                     (Some(f), _) => f.clone(),
@@ -373,9 +385,14 @@ impl ProfileBuilder {
                     language,
                     inlined: frame.inlined,
                 };
-                ids.push(intern(&mut self.profile.frames, &mut self.index, info));
-            }
-        }
+                intern(&mut self.profile.frames, &mut self.index, info)
+            })
+            .collect()
+    }
+
+    /// Adds a stack of interned frames given leaf first (as [`ProfileBuilder::push`]
+    /// does, with its root trimming).
+    pub fn push_ids(&mut self, mut ids: Vec<usize>, weight: u64) -> Option<usize> {
         ids.reverse();
         // An unwinder may step past the thread's root into garbage: drop what lies
         // below the outermost thread root.

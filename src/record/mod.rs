@@ -18,10 +18,11 @@
 
 pub mod firefox;
 pub mod session;
+pub mod symbols;
 pub mod target;
 pub mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -140,6 +141,8 @@ pub struct Collected {
     pub lost_unattributed: u64,
     /// Things to know.
     pub notes: Vec<String>,
+    /// Frames of the locations symbolized while recording (see [`symbols`]).
+    pub symbols: HashMap<Loc, Vec<crate::stacks::Frame>>,
 }
 
 /// The recorded program, still running or ended.
@@ -260,6 +263,9 @@ struct Collector {
     lost_unattributed: u64,
     throttled: u64,
     asked: usize,
+    /// Locations seen so far, and those not yet sent to be symbolized.
+    seen: HashSet<Loc>,
+    fresh: Vec<Loc>,
 }
 
 impl Collector {
@@ -279,6 +285,11 @@ impl Collector {
                     UserStack { ip: s.ip, sp: s.sp, bp: s.bp, stack: &s.stack, asked: self.asked };
                 let mut locs = std::mem::take(&mut self.locs);
                 let Unwound { truncated } = self.targets.unwind(s.pid, &regs, &mut locs);
+                for l in &locs {
+                    if self.seen.insert(*l) {
+                        self.fresh.push(*l);
+                    }
+                }
                 let record = SampleRecord {
                     time: t.time,
                     period: s.period,
@@ -380,7 +391,10 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         lost_unattributed: 0,
         throttled: 0,
         asked,
+        seen: HashSet::new(),
+        fresh: Vec::new(),
     };
+    let background = symbols::Background::start().ok();
     let mut notes = Vec::new();
     if let Some(note) = &session.hardware_note {
         notes.push(note.clone());
@@ -415,6 +429,9 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         let horizon = ffi::monotonic_ns();
         session.drain(&mut pending);
         collector.apply_until(&mut pending, Some(horizon));
+        if let Some(b) = &background {
+            b.send(&mut collector.fresh, &collector.targets.modules);
+        }
         if let Some(c) = child.as_mut() {
             if let Ok(Some(code)) = c.try_wait() {
                 exit_code = Some(code);
@@ -436,6 +453,13 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     session.drain(&mut pending);
     collector.apply_until(&mut pending, None);
     let done_recording = Instant::now();
+    let resolved = match background {
+        Some(b) => {
+            b.send(&mut collector.fresh, &collector.targets.modules);
+            b.finish()
+        }
+        None => symbols::Resolved::default(),
+    };
 
     match ended {
         Ended::Exited => {}
@@ -475,7 +499,8 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         event,
         window: (start, end),
         lost_unattributed: collector.lost_unattributed,
-        notes,
+        notes: notes.into_iter().chain(resolved.notes).collect(),
+        symbols: resolved.frames,
     };
     let described = write::Described {
         command: match &options.target {
@@ -489,7 +514,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         frequency: options.frequency,
         stack_bytes: options.stack_bytes,
     };
-    let summary = write::write_all(&collected, &described, staging.path(), done_recording)?;
+    let summary = write::write_all(collected, &described, staging.path(), done_recording)?;
     let out = staging.commit()?;
     Ok(Recorded { summary, out, program: Program { child, exit_code } })
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::output::write_under;
-use crate::profile::{draw, unix_nanos_now};
+use crate::profile::{draw, unix_nanos_now, Drawn};
 use crate::sample::{Event, Unwind};
 use crate::stacks::{BoundarySummary, Frame, FrameInfo, Language, Profile, ProfileBuilder};
 use crate::symbol::FileSymbolizer;
@@ -183,37 +183,89 @@ fn unknown() -> Frame {
     Frame { function: None, module: None, file: None, line: None, inlined: false }
 }
 
-/// Symbolizes every location of the recording, module by module, from the files.
+/// Runs `f` on every job, on all cores, each worker with its own `state`; results in
+/// the jobs' order.
+fn on_all_cores<J: Sync, S, T: Send>(
+    jobs: &[J],
+    state: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, &J) -> T + Sync,
+) -> Vec<T> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.min(jobs.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut st = state();
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        out.push((i, f(&mut st, job)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Symbolizes every location of the recording that was not symbolized while recording,
+/// from the modules' files. The offsets of each module are cut into contiguous runs,
+/// symbolized on all cores at once.
 fn symbolize(c: &Collected, notes: &mut Vec<String>) -> HashMap<Loc, Vec<Frame>> {
     let mut wanted: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for log in c.threads.values() {
         for s in &log.samples {
-            for l in s.locs.iter() {
+            for l in s.locs.iter().filter(|l| !c.symbols.contains_key(l)) {
                 wanted.entry(l.module).or_default().push(l.offset);
             }
         }
     }
-    let mut out = HashMap::new();
-    let mut symbolizer = FileSymbolizer::default();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let mut jobs: Vec<(u32, Vec<u64>)> = Vec::new();
     for (module, mut offsets) in wanted {
         offsets.sort_unstable();
         offsets.dedup();
-        let file = c.targets.modules.files.get(module as usize);
-        let frames: Vec<Vec<Frame>> = match file.and_then(|f| Some((f, f.file.as_ref()?))) {
-            Some((f, path)) => match symbolizer.resolve(path, &offsets, &f.name()) {
-                Ok(frames) => frames,
+        let per = offsets.len().div_ceil(workers).max(256);
+        jobs.extend(offsets.chunks(per).map(|chunk| (module, chunk.to_vec())));
+    }
+    // Largest first, so that no core is left with a big run at the end.
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.1.len()));
+    let results = on_all_cores(&jobs, FileSymbolizer::default, |symbolizer, (module, offsets)| {
+        let file = c.targets.modules.files.get(*module as usize);
+        let (frames, note) = match file.and_then(|f| Some((f, f.file.as_ref()?))) {
+            Some((f, path)) => match symbolizer.resolve(path, offsets, &f.name()) {
+                Ok(frames) => (frames, None),
                 Err(e) => {
-                    notes.push(format!("{e}: its frames are unnamed"));
                     let named = Frame { module: Some(f.name()), ..unknown() };
-                    vec![vec![named]; offsets.len()]
+                    (vec![vec![named]; offsets.len()], Some(format!("{e}: its frames are unnamed")))
                 }
             },
-            None => vec![vec![unknown()]; offsets.len()],
+            None => (vec![vec![unknown()]; offsets.len()], None),
         };
-        for (offset, frames) in offsets.into_iter().zip(frames) {
-            out.insert(Loc { module, offset }, frames);
-        }
+        let at: Vec<(Loc, Vec<Frame>)> = offsets
+            .iter()
+            .zip(frames)
+            .map(|(&offset, f)| (Loc { module: *module, offset }, f))
+            .collect();
+        (at, note)
+    });
+    let mut out = HashMap::new();
+    let mut failed = Vec::new();
+    for (frames, note) in results {
+        out.extend(frames);
+        failed.extend(note);
     }
+    failed.sort();
+    failed.dedup();
+    notes.append(&mut failed);
     out
 }
 
@@ -226,12 +278,20 @@ struct ThreadProfile {
 fn thread_profile(log: &ThreadLog, frames: &HashMap<Loc, Vec<Frame>>) -> ThreadProfile {
     let mut builder = ProfileBuilder::default();
     let none: Vec<Frame> = vec![unknown()];
+    // Each location is classified and interned once; samples repeat locations.
+    let mut ids_at: HashMap<Loc, Vec<usize>> = HashMap::new();
     let stacks = log
         .samples
         .iter()
         .map(|s| {
-            let at = s.locs.iter().map(|l| (l.offset, frames.get(l).unwrap_or(&none).as_slice()));
-            builder.push(at, 1)
+            let mut ids = Vec::new();
+            for l in s.locs.iter() {
+                let at = ids_at
+                    .entry(*l)
+                    .or_insert_with(|| builder.frame_ids(l.offset, frames.get(l).unwrap_or(&none)));
+                ids.extend(at.iter().rev());
+            }
+            builder.push_ids(ids, 1)
         })
         .collect();
     ThreadProfile { profile: builder.finish(), stacks }
@@ -337,13 +397,16 @@ fn file_stem(tid: u32, name: &str) -> String {
 /// Symbolizes, summarizes and writes every file of a recording under `out`; returns the
 /// summary (also written as `summary.json`). `done_recording` is when sampling ended.
 pub fn write_all(
-    c: &Collected,
+    mut collected: Collected,
     d: &Described,
     out: &Path,
     done_recording: Instant,
 ) -> Result<RecordSummary> {
-    let mut notes = c.notes.clone();
-    let frames = symbolize(c, &mut notes);
+    let mut notes = collected.notes.clone();
+    let missing = symbolize(&collected, &mut notes);
+    let mut frames = std::mem::take(&mut collected.symbols);
+    frames.extend(missing);
+    let c = &collected;
     let window = Duration::from_nanos(c.window.1.saturating_sub(c.window.0));
     let start_unix =
         unix_nanos_now() - (crate::ffi::monotonic_ns().saturating_sub(c.window.0)) as i64;
@@ -353,34 +416,17 @@ pub fn write_all(
         |tid: u32, log: &ThreadLog| log.name.clone().unwrap_or_else(|| format!("tid {tid}"));
 
     let total: usize = threads.iter().map(|t| t.1.samples.len()).sum();
-    let mut summaries = Vec::new();
-    for (tid, log, tp) in &threads {
-        if log.samples.is_empty() && log.lost == 0 {
-            continue; // a thread that never ran while recording
-        }
-        let truncated = log.samples.iter().filter(|s| s.truncated).count() as u64;
-        let name = name_of(*tid, log);
-        let busy = log.samples.len() >= BUSY_MIN_SAMPLES
-            && log.samples.len() as f64 >= BUSY_SHARE * total as f64;
-        let files = if busy {
-            let stem = file_stem(*tid, &name);
-            let title = format!("{name} (tid {tid}) — {} samples", log.samples.len());
-            let drawn = draw(&tp.profile, &stem, &title, out)?;
-            Some(ThreadFiles { flamegraph: drawn.flamegraph_file, folded: drawn.folded_file })
-        } else {
-            None
-        };
-        summaries.push(ThreadSummary {
-            tid: *tid,
-            pid: log.pid,
-            name,
-            health: health(&tp.profile, truncated, d.frequency, window, log.lost),
-            files,
-        });
-    }
+    // Threads that never ran while recording are left out.
+    let ran: Vec<&(u32, &ThreadLog, ThreadProfile)> =
+        threads.iter().filter(|(_, log, _)| !log.samples.is_empty() || log.lost > 0).collect();
+    let busy = |log: &ThreadLog| {
+        log.samples.len() >= BUSY_MIN_SAMPLES
+            && log.samples.len() as f64 >= BUSY_SHARE * total as f64
+    };
 
-    let all = Profile::merged(threads.iter().map(|t| (&t.2.profile, None)));
-    let truncated: u64 = summaries.iter().map(|s| s.health.truncated_samples).sum();
+    let all = Profile::merged(ran.iter().map(|t| (&t.2.profile, None)));
+    let truncated: u64 =
+        ran.iter().map(|t| t.1.samples.iter().filter(|s| s.truncated).count() as u64).sum();
     let lost = c.threads.values().map(|t| t.lost).sum::<u64>() + c.lost_unattributed;
     let overall = health(&all, truncated, d.frequency, window, lost);
     if overall.boundary.samples == 0 {
@@ -393,7 +439,7 @@ pub fn write_all(
     let (hottest_c_functions, crossings) = hot_c(&all, 10);
 
     // All threads in one flamegraph and one pprof profile, each under its thread.
-    let labelled = Profile::merged(threads.iter().map(|(tid, log, tp)| {
+    let labelled = Profile::merged(ran.iter().map(|(tid, log, tp)| {
         let root = FrameInfo {
             function: format!("{} (tid {tid})", name_of(*tid, log)),
             module: String::new(),
@@ -408,30 +454,14 @@ pub fn write_all(
         .and_then(|c| c.first())
         .map(|p| Path::new(p).file_name().map_or(p.clone(), |n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| format!("pid {}", d.pid));
-    let title = format!(
-        "{program}: all threads — {} ({} samples, {})",
-        c.event,
-        overall.boundary.samples,
-        flame::legend()
-    );
-    let drawn = draw(&labelled, "all-threads", &title, out)?;
-    let pprof = PathBuf::from("profiles").join("all-threads.pb.gz");
-    let comment = format!("ffiprof record {program}; {}", flame::legend());
-    write_under(
-        out,
-        &pprof,
-        &pprof_proto::encode(&labelled, window.as_nanos() as i64, start_unix, &comment)?,
-    )?;
-
     let mut process_names = HashMap::new();
     for (tid, log, _) in &threads {
         if *tid == log.pid {
             process_names.insert(log.pid, name_of(*tid, log));
         }
     }
-    let parts: Vec<ThreadPart<'_>> = threads
+    let parts: Vec<ThreadPart<'_>> = ran
         .iter()
-        .filter(|(_, log, _)| !log.samples.is_empty() || log.lost > 0)
         .map(|(tid, log, tp)| ThreadPart {
             tid: *tid,
             log,
@@ -439,23 +469,103 @@ pub fn write_all(
             stacks: &tp.stacks,
         })
         .collect();
-    let fx = firefox::build(
-        &format!("ffiprof record {program}"),
-        &parts,
-        &process_names,
-        c.window.0,
-        start_unix,
-        d.frequency,
-        c.event,
-    );
-    let json = serde_json::to_vec(&fx)
-        .map_err(|source| Error::Serialize { what: "the Firefox profile", source })?;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&json)
-        .and_then(|_| gz.try_finish())
-        .map_err(|source| Error::Render { what: "the Firefox profile".into(), source })?;
+    let pprof = PathBuf::from("profiles").join("all-threads.pb.gz");
     let firefox_file = PathBuf::from("firefox-profile.json.gz");
-    write_under(out, &firefox_file, &gz.finish().unwrap_or_default())?;
+
+    // The files, on all cores: each busy thread's flamegraph, all threads', the Firefox
+    // profile.
+    enum Job {
+        Thread(usize),
+        All,
+        Firefox,
+    }
+    let mut jobs = vec![Job::Firefox, Job::All];
+    jobs.extend((0..ran.len()).filter(|&i| busy(ran[i].1)).map(Job::Thread));
+    let drawn = on_all_cores(
+        &jobs,
+        || (),
+        |_, job| -> Result<Option<Drawn>> {
+            match job {
+                Job::Thread(i) => {
+                    let (tid, log, tp) = ran[*i];
+                    let name = name_of(*tid, log);
+                    let title = format!("{name} (tid {tid}) — {} samples", log.samples.len());
+                    draw(&tp.profile, &file_stem(*tid, &name), &title, out).map(Some)
+                }
+                Job::All => {
+                    let title = format!(
+                        "{program}: all threads — {} ({} samples, {})",
+                        c.event,
+                        overall.boundary.samples,
+                        flame::legend()
+                    );
+                    let drawn = draw(&labelled, "all-threads", &title, out)?;
+                    let comment = format!("ffiprof record {program}; {}", flame::legend());
+                    let window_ns = window.as_nanos() as i64;
+                    let bytes = pprof_proto::encode(&labelled, window_ns, start_unix, &comment)?;
+                    write_under(out, &pprof, &bytes)?;
+                    Ok(Some(drawn))
+                }
+                Job::Firefox => {
+                    let fx = firefox::build(
+                        &format!("ffiprof record {program}"),
+                        &parts,
+                        &process_names,
+                        c.window.0,
+                        start_unix,
+                        d.frequency,
+                        c.event,
+                    );
+                    let json = serde_json::to_vec(&fx).map_err(|source| Error::Serialize {
+                        what: "the Firefox profile",
+                        source,
+                    })?;
+                    let mut gz =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    gz.write_all(&json).map_err(|source| Error::Render {
+                        what: "the Firefox profile".into(),
+                        source,
+                    })?;
+                    let bytes = gz.finish().map_err(|source| Error::Render {
+                        what: "the Firefox profile".into(),
+                        source,
+                    })?;
+                    write_under(out, &firefox_file, &bytes)?;
+                    Ok(None)
+                }
+            }
+        },
+    );
+    let mut all_drawn = None;
+    let mut thread_files: HashMap<usize, ThreadFiles> = HashMap::new();
+    for (job, result) in jobs.iter().zip(drawn) {
+        match (job, result?) {
+            (Job::Thread(i), Some(d)) => {
+                thread_files.insert(
+                    *i,
+                    ThreadFiles { flamegraph: d.flamegraph_file, folded: d.folded_file },
+                );
+            }
+            (Job::All, Some(d)) => all_drawn = Some(d),
+            _ => {}
+        }
+    }
+    let drawn = all_drawn
+        .ok_or_else(|| Error::Internal("the all-threads flamegraph was not drawn".into()))?;
+    let summaries: Vec<ThreadSummary> = ran
+        .iter()
+        .enumerate()
+        .map(|(i, (tid, log, tp))| {
+            let truncated = log.samples.iter().filter(|s| s.truncated).count() as u64;
+            ThreadSummary {
+                tid: *tid,
+                pid: log.pid,
+                name: name_of(*tid, log),
+                health: health(&tp.profile, truncated, d.frequency, window, log.lost),
+                files: thread_files.remove(&i),
+            }
+        })
+        .collect();
 
     let summary = RecordSummary {
         schema_version: RECORD_SCHEMA_VERSION,

@@ -1,0 +1,110 @@
+//! Symbols while recording: each new code location is sent, as the recording finds it,
+//! to a thread in SCHED_IDLE (it runs only on CPU time the program leaves unused), which
+//! symbolizes it from the module's file. When recording ends the thread is raised to the
+//! normal policy and finishes what is left, so little symbolization remains after the
+//! program ends, and none of it took CPU time from the program.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Sender};
+use std::thread::JoinHandle;
+
+use crate::stacks::Frame;
+use crate::symbol::FileSymbolizer;
+
+use super::target::{Loc, Modules};
+
+/// Offsets of one module to symbolize.
+struct Job {
+    module: u32,
+    file: Option<PathBuf>,
+    name: String,
+    offsets: Vec<u64>,
+}
+
+/// What the symbolizing thread produced: frames per location, and notes on modules it
+/// could not read.
+#[derive(Default)]
+pub struct Resolved {
+    /// Frames at each location, innermost first.
+    pub frames: HashMap<Loc, Vec<Frame>>,
+    /// Modules whose symbols could not be read.
+    pub notes: Vec<String>,
+}
+
+/// The symbolizing thread.
+pub struct Background {
+    jobs: Option<Sender<Job>>,
+    tid: std::sync::mpsc::Receiver<i32>,
+    handle: JoinHandle<Resolved>,
+}
+
+fn unknown_in(module: Option<String>) -> Frame {
+    Frame { function: None, module, file: None, line: None, inlined: false }
+}
+
+impl Background {
+    /// Starts the thread.
+    pub fn start() -> std::io::Result<Background> {
+        let (jobs, rx) = channel::<Job>();
+        let (tid_tx, tid) = channel();
+        let handle =
+            std::thread::Builder::new().name("ffiprof-symbols".into()).spawn(move || {
+                let me = crate::ffi::thread_id();
+                let _ = crate::ffi::set_idle_priority(me, true);
+                let _ = tid_tx.send(me);
+                let mut symbolizer = FileSymbolizer::default();
+                let mut out = Resolved::default();
+                for job in rx {
+                    let frames = match &job.file {
+                        Some(path) => match symbolizer.resolve(path, &job.offsets, &job.name) {
+                            Ok(frames) => frames,
+                            Err(e) => {
+                                out.notes.push(format!("{e}: its frames are unnamed"));
+                                vec![vec![unknown_in(Some(job.name.clone()))]; job.offsets.len()]
+                            }
+                        },
+                        None => vec![vec![unknown_in(None)]; job.offsets.len()],
+                    };
+                    for (offset, f) in job.offsets.iter().zip(frames) {
+                        out.frames.insert(Loc { module: job.module, offset: *offset }, f);
+                    }
+                }
+                out
+            })?;
+        Ok(Background { jobs: Some(jobs), tid, handle })
+    }
+
+    /// Queues `locs` (new ones only; the caller keeps track) for symbolization.
+    pub fn send(&self, locs: &mut Vec<Loc>, modules: &Modules) {
+        if locs.is_empty() {
+            return;
+        }
+        locs.sort_unstable();
+        let Some(jobs) = &self.jobs else { return };
+        for chunk in locs.chunk_by(|a, b| a.module == b.module) {
+            let module = chunk[0].module;
+            let file = modules.files.get(module as usize);
+            let _ = jobs.send(Job {
+                module,
+                file: file.and_then(|f| f.file.clone()),
+                name: file.map(|f| f.name()).unwrap_or_default(),
+                offsets: chunk.iter().map(|l| l.offset).collect(),
+            });
+        }
+        locs.clear();
+    }
+
+    /// Raises the thread to the normal policy, lets it finish the queue, and returns
+    /// what it resolved.
+    pub fn finish(mut self) -> Resolved {
+        if let Ok(tid) = self.tid.recv() {
+            let _ = crate::ffi::set_idle_priority(tid, false);
+        }
+        self.jobs = None; // the thread ends when the queue is empty
+        let mut resolved = self.handle.join().unwrap_or_default();
+        resolved.notes.sort();
+        resolved.notes.dedup();
+        resolved
+    }
+}
