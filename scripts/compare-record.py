@@ -149,7 +149,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=9, help="paired rounds for the slowdown")
     ap.add_argument("--work-rounds", type=int, default=60, help="the example's --rounds")
     ap.add_argument("--threads", type=int, default=2, help="the example's --threads")
+    ap.add_argument("--tools", default="ffiprof,perf,samply",
+                    help="comma-separated subset of ffiprof,perf,samply")
     args = ap.parse_args()
+    tools = set(args.tools.split(","))
 
     os.chdir(ROOT)
     sh(["cargo", "build", "--release", "--quiet", "--example", "sqlite_threads"])
@@ -160,8 +163,8 @@ def main():
     c_names, ranges = c_symbols(prog)
 
     have = {
-        "perf": shutil.which("perf") is not None,
-        "samply": shutil.which("samply") is not None,
+        "perf": "perf" in tools and shutil.which("perf") is not None,
+        "samply": "samply" in tools and shutil.which("samply") is not None,
         "inferno": shutil.which("inferno-collapse-perf") is not None
         and shutil.which("inferno-flamegraph") is not None,
     }
@@ -175,7 +178,7 @@ def main():
     for tool, install in [("perf", "apt-get install linux-perf"),
                           ("samply", "cargo install samply"),
                           ("inferno", "cargo install inferno")]:
-        if not have[tool]:
+        if not have[tool] and (tool in tools or tool == "inferno" and "perf" in tools):
             print(f"skipping {tool}: not installed ({install})")
     work = Path(tempfile.mkdtemp(prefix="ffiprof-compare-"))
     rows = []

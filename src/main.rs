@@ -130,7 +130,7 @@ struct RecordArgs {
     out: Option<PathBuf>,
     /// Bytes of user stack copied per sample (a multiple of 8, at most 65528); deeper
     /// stacks are cut short and counted as truncated.
-    #[arg(long, default_value_t = 32768)]
+    #[arg(long, default_value_t = 16384)]
     stack_bytes: u32,
     /// Attach to this running process (all of its threads) instead of starting one.
     #[arg(long, conflicts_with = "command")]

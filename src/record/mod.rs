@@ -65,13 +65,18 @@ pub struct Options {
     pub out: PathBuf,
 }
 
+/// How often the rings are drained: often enough that a ring (16 MiB per CPU) never
+/// fills, rarely enough that ffiprof's own wake-ups cost the program nothing measurable.
+pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
 /// Largest stack copy the kernel accepts (a multiple of 8 below 64 KiB).
 pub const MAX_STACK_BYTES: u32 = 65528;
 
 impl Options {
-    /// Defaults: 1000 Hz, 32 KiB of stack, until the program exits.
+    /// Defaults: 1000 Hz, 16 KiB of stack (twice perf's default), until the program
+    /// exits.
     pub fn new(target: Target, out: PathBuf) -> Options {
-        Options { target, frequency: 1000, duration: None, stack_bytes: 32 << 10, out }
+        Options { target, frequency: 1000, duration: None, stack_bytes: 16 << 10, out }
     }
 
     /// Checks the settings.
@@ -266,6 +271,8 @@ struct Collector {
     /// Locations seen so far, and those not yet sent to be symbolized.
     seen: HashSet<Loc>,
     fresh: Vec<Loc>,
+    /// Stack copies done with, to hand back to the session.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Collector {
@@ -298,6 +305,7 @@ impl Collector {
                 };
                 self.locs = locs;
                 self.thread(s.pid, s.tid).samples.push(record);
+                self.spare.push(s.stack);
             }
             Happened::Map { pid, mapping } => self.targets.map(pid, mapping),
             Happened::Comm { pid, tid, name, exec } => {
@@ -354,6 +362,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     // An unwritable destination fails here, before the program starts.
     let staging = Staging::new(&options.out)?;
     let asked = options.stack_bytes as usize;
+    let mut pending: Vec<Timed> = Vec::new();
     let (mut session, mut child, pid) = match &options.target {
         Target::Command(cmd) => {
             let path = resolve_program(&cmd[0])?;
@@ -378,9 +387,34 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
                     reason: "it does not exist (or has ended); check the pid with ps".into(),
                 });
             }
-            let tids = threads_of(pid);
+            let mut tids = threads_of(pid);
             let mut session = Session::open(&tids, false, options.frequency, options.stack_bytes)?;
             session.enable()?;
+            // A thread started while the events were being opened, by a thread whose
+            // events did not exist yet, inherited none: it is a new thread without a fork
+            // record in the rings (the kernel writes one when it clones with inherited
+            // events). Add those until none is left.
+            for _ in 0..10 {
+                session.drain(&mut pending);
+                let forked: HashSet<u32> = pending
+                    .iter()
+                    .filter_map(|t| match t.what {
+                        Happened::Fork { tid, .. } => Some(tid),
+                        _ => None,
+                    })
+                    .collect();
+                let now = threads_of(pid);
+                let new: Vec<u32> = now
+                    .iter()
+                    .copied()
+                    .filter(|t| !tids.contains(t) && !forked.contains(t))
+                    .collect();
+                if new.is_empty() {
+                    break;
+                }
+                session.follow(&new)?;
+                tids.extend(new);
+            }
             (session, None, pid)
         }
     };
@@ -393,6 +427,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         asked,
         seen: HashSet::new(),
         fresh: Vec::new(),
+        spare: Vec::new(),
     };
     let background = symbols::Background::start().ok();
     let mut notes = Vec::new();
@@ -420,15 +455,16 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     }
     let start = ffi::monotonic_ns();
     let started = Instant::now();
+    let cpu_at_start = ffi::own_cpu_seconds();
     // The program may have exited already; the kernel's records cover what it mapped.
     let _ = collector.targets.read_proc_maps(pid);
 
-    let mut pending: Vec<Timed> = Vec::new();
     let mut exit_code = None;
     let ended = loop {
         let horizon = ffi::monotonic_ns();
         session.drain(&mut pending);
         collector.apply_until(&mut pending, Some(horizon));
+        session.recycle(&mut collector.spare);
         if let Some(b) = &background {
             b.send(&mut collector.fresh, &collector.targets.modules);
         }
@@ -446,13 +482,14 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         if options.duration.is_some_and(|d| started.elapsed() >= d) {
             break Ended::Duration;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(DRAIN_EVERY);
     };
     session.disable();
     let end = ffi::monotonic_ns();
     session.drain(&mut pending);
     collector.apply_until(&mut pending, None);
     let done_recording = Instant::now();
+    let recorder_cpu = ffi::own_cpu_seconds() - cpu_at_start;
     let resolved = match background {
         Some(b) => {
             b.send(&mut collector.fresh, &collector.targets.modules);
@@ -513,6 +550,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         exit_code,
         frequency: options.frequency,
         stack_bytes: options.stack_bytes,
+        recorder_cpu_seconds: recorder_cpu,
     };
     let summary = write::write_all(collected, &described, staging.path(), done_recording)?;
     let out = staging.commit()?;

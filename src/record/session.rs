@@ -97,7 +97,10 @@ pub struct Timed {
 /// The events of one recording.
 pub struct Session {
     rings: Vec<Ring>,
+    /// The CPU of each ring.
+    ring_cpus: Vec<usize>,
     others: Vec<Counter>,
+    settings: Settings,
     /// The event sampled.
     pub event: Event,
     /// Why hardware cycles are not sampled, if they are not.
@@ -106,6 +109,8 @@ pub struct Session {
     pub unparsable: u64,
     /// Threads that ended before an event could be opened on them.
     pub vanished: u64,
+    /// Stack-copy buffers to reuse (see [`Session::recycle`]).
+    spare: Vec<Vec<u8>>,
 }
 
 /// CPUs the kernel has online (`/sys/devices/system/cpu/online`, as `0-3,5`).
@@ -126,6 +131,63 @@ pub fn online_cpus() -> Vec<usize> {
 
 const ESRCH: i32 = 3;
 
+/// What every event of a session is.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    event: Event,
+    frequency: u64,
+    stack_bytes: u32,
+    on_exec: bool,
+}
+
+impl Settings {
+    fn builder(&self, tid: u32, cpu: usize) -> Builder<'static> {
+        let mut builder = match self.event {
+            Event::Cycles => Builder::new(Hardware::CPU_CYCLES),
+            _ => Builder::new(Software::CPU_CLOCK),
+        };
+        builder
+            .observe_pid(tid as i32)
+            .one_cpu(cpu)
+            .inherit(true)
+            .enable_on_exec(self.on_exec)
+            .exclude_kernel(true)
+            .exclude_hv(true)
+            .sample_frequency(self.frequency)
+            .sample(
+                SampleFlag::IP
+                    | SampleFlag::TID
+                    | SampleFlag::TIME
+                    | SampleFlag::PERIOD
+                    | SampleFlag::REGS_USER
+                    | SampleFlag::STACK_USER,
+            )
+            .sample_regs_user(UNWIND_REGS)
+            .sample_stack_user(self.stack_bytes)
+            .mmap(true)
+            .mmap2(true)
+            .comm(true)
+            .comm_exec(true)
+            .task(true)
+            .sample_id_all(true)
+            .clockid(Clock::MONOTONIC);
+        builder
+    }
+
+    /// The error for a refused perf_event_open on `tid`, with its fix.
+    fn refused(&self, source: io::Error, tid: u32) -> Error {
+        let fix = match source.raw_os_error() {
+            Some(1 | 13) => format!(
+                "process {tid} may not be observed by this user: record it as its owner, \
+                 or allow it: {}",
+                fix_for(&source)
+            ),
+            _ => fix_for(&source),
+        };
+        Error::PerfOpen { event: self.event.to_string(), source, fix }
+    }
+}
+
 impl Session {
     /// Opens the events on `tids` (threads, or the pid of a gated child) on every CPU,
     /// inherited by what they start. With `on_exec` they start counting when the thread
@@ -133,78 +195,75 @@ impl Session {
     pub fn open(tids: &[u32], on_exec: bool, frequency: u64, stack_bytes: u32) -> Result<Session> {
         let hardware = probe_hardware();
         let event = if hardware.is_ok() { Event::Cycles } else { Event::CpuClock };
-        let refused = |source: io::Error, pid: u32| {
-            let fix = match source.raw_os_error() {
-                Some(1 | 13) => format!(
-                    "process {pid} may not be observed by this user: record it as its owner, \
-                     or allow it: {}",
-                    fix_for(&source)
-                ),
-                _ => fix_for(&source),
-            };
-            Error::PerfOpen { event: event.to_string(), source, fix }
+        let settings = Settings { event, frequency, stack_bytes, on_exec };
+        let mut session = Session {
+            rings: Vec::new(),
+            ring_cpus: Vec::new(),
+            others: Vec::new(),
+            settings,
+            event,
+            hardware_note: hardware.err(),
+            unparsable: 0,
+            vanished: 0,
+            spare: Vec::new(),
         };
-        let mut rings: Vec<Ring> = Vec::new();
-        let mut others = Vec::new();
-        let mut vanished = 0;
         for cpu in online_cpus() {
             let mut ring: Option<Ring> = None;
             for &tid in tids {
-                let mut builder = match event {
-                    Event::Cycles => Builder::new(Hardware::CPU_CYCLES),
-                    _ => Builder::new(Software::CPU_CLOCK),
-                };
-                builder
-                    .observe_pid(tid as i32)
-                    .one_cpu(cpu)
-                    .inherit(true)
-                    .enable_on_exec(on_exec)
-                    .exclude_kernel(true)
-                    .exclude_hv(true)
-                    .sample_frequency(frequency)
-                    .sample(
-                        SampleFlag::IP
-                            | SampleFlag::TID
-                            | SampleFlag::TIME
-                            | SampleFlag::PERIOD
-                            | SampleFlag::REGS_USER
-                            | SampleFlag::STACK_USER,
-                    )
-                    .sample_regs_user(UNWIND_REGS)
-                    .sample_stack_user(stack_bytes)
-                    .mmap(true)
-                    .mmap2(true)
-                    .comm(true)
-                    .comm_exec(true)
-                    .task(true)
-                    .sample_id_all(true)
-                    .clockid(Clock::MONOTONIC);
+                let builder = settings.builder(tid, cpu);
                 let counter = match builder.build() {
                     Ok(c) => c,
                     Err(e) if e.raw_os_error() == Some(ESRCH) && !on_exec => {
-                        vanished += 1; // the thread ended meanwhile
+                        session.vanished += 1; // the thread ended meanwhile
                         continue;
                     }
-                    Err(e) => return Err(refused(e, tid)),
+                    Err(e) => return Err(settings.refused(e, tid)),
                 };
                 match &ring {
                     Some(r) => {
                         crate::ffi::perf_set_output(counter.as_raw_fd(), r.as_raw_fd())
-                            .map_err(|e| refused(e, tid))?;
-                        others.push(counter);
+                            .map_err(|e| settings.refused(e, tid))?;
+                        session.others.push(counter);
                     }
                     None => ring = Some(map_ring(counter, &builder, event)?),
                 }
             }
-            rings.extend(ring);
+            if let Some(ring) = ring {
+                session.rings.push(ring);
+                session.ring_cpus.push(cpu);
+            }
         }
-        if rings.is_empty() {
+        if session.rings.is_empty() {
             return Err(Error::NoSuchProcess {
                 pid: tids.first().copied().unwrap_or(0),
                 reason: "every thread ended before recording could start".into(),
             });
         }
-        Ok(Session { rings, others, event, hardware_note: hardware.err(), unparsable: 0, vanished })
+        Ok(session)
+    }
+
+    /// Adds enabled events on threads that appeared while the session was being opened
+    /// (started by a thread whose events were not open yet, so not inherited). Returns
+    /// how many threads were added.
+    pub fn follow(&mut self, tids: &[u32]) -> Result<usize> {
+        let mut added = 0;
+        for &tid in tids {
+            let mut any = false;
+            for (ring, &cpu) in self.rings.iter().zip(&self.ring_cpus) {
+                let mut counter = match self.settings.builder(tid, cpu).build() {
+                    Ok(c) => c,
+                    Err(e) if e.raw_os_error() == Some(ESRCH) => break,
+                    Err(e) => return Err(self.settings.refused(e, tid)),
+                };
+                crate::ffi::perf_set_output(counter.as_raw_fd(), ring.as_raw_fd())
+                    .map_err(|e| self.settings.refused(e, tid))?;
+                counter.enable().map_err(|e| self.settings.refused(e, tid))?;
+                self.others.push(counter);
+                any = true;
+            }
+            added += usize::from(any);
+        }
+        Ok(added)
     }
 
     /// Starts counting (when not enabled on exec).
@@ -234,11 +293,17 @@ impl Session {
         }
     }
 
+    /// Takes back the stack copies of samples that have been unwound, for the next
+    /// samples: no allocation per sample.
+    pub fn recycle(&mut self, buffers: &mut Vec<Vec<u8>>) {
+        self.spare.append(buffers);
+    }
+
     /// Moves every record in the rings into `out`.
     pub fn drain(&mut self, out: &mut Vec<Timed>) {
         for ring in &mut self.rings {
             while let Some(record) = ring.next_record() {
-                match owned(&record) {
+                match owned(&record, &mut self.spare) {
                     Some(Ok(t)) => out.push(t),
                     Some(Err(())) => self.unparsable += 1,
                     None => {}
@@ -284,7 +349,7 @@ fn trailer(bytes: &[u8]) -> Option<(u32, u32, u64)> {
 }
 
 /// The record as an owned [`Timed`]; None for records ffiprof does not use.
-fn owned(record: &perf_event::Record<'_>) -> Option<Result<Timed, ()>> {
+fn owned(record: &perf_event::Record<'_>, spare: &mut Vec<Vec<u8>>) -> Option<Result<Timed, ()>> {
     let parsed = match record.parse_record() {
         Ok(p) => p,
         Err(_) => return Some(Err(())),
@@ -308,7 +373,12 @@ fn owned(record: &perf_event::Record<'_>) -> Option<Result<Timed, ()>> {
                     ip,
                     sp,
                     bp,
-                    stack: s.stack_user().map(<[u8]>::to_vec).unwrap_or_default(),
+                    stack: {
+                        let mut buf = spare.pop().unwrap_or_default();
+                        buf.clear();
+                        buf.extend_from_slice(s.stack_user().unwrap_or_default());
+                        buf
+                    },
                 }),
             }));
         }

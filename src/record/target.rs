@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::sample::unwind::{executable_mappings, Mapping, StackUnwinder, Unwound};
+use crate::sample::unwind::{executable_mappings, Mapping, StackUnwinder, UnwindSections, Unwound};
 
 /// A code location: a module (index into [`Modules::files`]) and the file offset of the
 /// lookup address (a return address's minus one), or an address in no known module.
@@ -43,13 +43,13 @@ impl ModuleFile {
     }
 }
 
-/// Every module seen, with its bytes read once.
+/// Every module seen, with what unwinding needs of it read once.
 #[derive(Default)]
 pub struct Modules {
     /// The modules, by index.
     pub files: Vec<ModuleFile>,
     by_path: HashMap<String, u32>,
-    bytes: HashMap<u32, Option<Arc<Vec<u8>>>>,
+    sections: HashMap<u32, Option<Arc<UnwindSections>>>,
 }
 
 impl Modules {
@@ -70,13 +70,13 @@ impl Modules {
         Some(i)
     }
 
-    fn bytes(&mut self, module: u32) -> Option<Arc<Vec<u8>>> {
+    fn sections(&mut self, module: u32) -> Option<Arc<UnwindSections>> {
         let files = &self.files;
-        self.bytes
+        self.sections
             .entry(module)
             .or_insert_with(|| {
                 let file = files[module as usize].file.as_ref()?;
-                std::fs::read(file).ok().map(Arc::new)
+                UnwindSections::read(file).map(Arc::new)
             })
             .clone()
     }
@@ -149,7 +149,7 @@ impl Targets {
     pub fn map(&mut self, pid: u32, mapping: Mapping) {
         let vdso = self.vdso.as_ref().map(|f| f.path().to_owned());
         let Some(module) = self.modules.intern(&mapping.path, vdso.as_deref()) else { return };
-        let bytes = self.modules.bytes(module);
+        let sections = self.modules.sections(module);
         let process = self.processes.entry(pid).or_default();
         if let Some(existing) = process.maps.get(&mapping.range.start) {
             if existing.end == mapping.range.end
@@ -171,7 +171,7 @@ impl Targets {
             process.maps.remove(&start);
             unwinder.remove(start);
         }
-        unwinder.add(&mapping, bytes.as_deref().map(Vec::as_slice));
+        unwinder.add(&mapping, sections.as_deref());
         process.maps.insert(
             mapping.range.start,
             Map { end: mapping.range.end, offset: mapping.offset, module },

@@ -44,6 +44,8 @@ pub struct Described {
     pub frequency: u64,
     /// Stack bytes copied per sample.
     pub stack_bytes: u32,
+    /// CPU time ffiprof used while recording.
+    pub recorder_cpu_seconds: f64,
 }
 
 /// Where samples fall and how trustworthy their stacks are: a thread's or all threads'.
@@ -163,6 +165,9 @@ pub struct RecordSummary {
     pub window_seconds: f64,
     /// Seconds from the end of recording to all files written.
     pub post_processing_seconds: f64,
+    /// CPU time ffiprof itself used while recording (draining, ordering and unwinding;
+    /// the kernel's sampling and stack copies are charged to the program), seconds.
+    pub recorder_cpu_seconds: f64,
     /// Where.
     pub environment: Environment,
     /// All threads together.
@@ -577,6 +582,7 @@ pub fn write_all(
         requested_hz: d.frequency,
         window_seconds: window.as_secs_f64(),
         post_processing_seconds: done_recording.elapsed().as_secs_f64(),
+        recorder_cpu_seconds: d.recorder_cpu_seconds,
         environment: Environment::detect(),
         overall,
         threads: summaries,
@@ -677,7 +683,10 @@ impl RecordSummary {
             s.push_str(&fmt::table(&["Rust caller", "calls C function", "C below"], &rows, 2));
         }
         s.push_str(&format!(
-            "\nsymbols, profiles and files: {:.3} s after recording ended\n",
+            "\nffiprof used {:.3} s of CPU while recording ({} of the window); symbols, \
+             profiles and files took {:.3} s after it ended\n",
+            self.recorder_cpu_seconds,
+            fmt::pct(self.recorder_cpu_seconds / self.window_seconds.max(1e-9), 1),
             self.post_processing_seconds
         ));
         for note in &self.notes {

@@ -11,6 +11,9 @@ use std::ops::Range;
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
+use std::sync::Arc;
+
+use object::read::{ReadCache, ReadRef};
 use object::{Object, ObjectSection, ObjectSegment, SegmentFlags};
 
 /// Most frames kept per stack.
@@ -48,40 +51,85 @@ pub fn executable_mappings(maps: &str) -> Vec<Mapping> {
         .collect()
 }
 
-fn section(file: &object::File<'_>, name: &str) -> Option<(Range<u64>, Vec<u8>)> {
+/// Section bytes, shared by every mapping and process that maps the same file.
+pub type Bytes = Arc<[u8]>;
+
+fn section<'d, R: ReadRef<'d>>(
+    file: &object::File<'d, R>,
+    name: &str,
+) -> Option<(Range<u64>, Bytes)> {
     let s = file.section_by_name(name)?;
-    let data = s.data().ok()?.to_vec();
+    let data: Bytes = s.data().ok()?.into();
     Some((s.address()..s.address() + s.size(), data))
 }
 
-/// The framehop module for one mapping, or None when the file cannot be read or parsed
-/// (the mapping then has no unwind information and unwinding stops there).
-pub fn module_for(mapping: &Mapping, bytes: &[u8]) -> Option<Module<Vec<u8>>> {
-    let file = object::File::parse(bytes).ok()?;
+/// What unwinding needs of one ELF file, read once: its executable segments and the
+/// sections framehop reads (`.text`, `.eh_frame`, `.eh_frame_hdr`, `.debug_frame`,
+/// `.got`). Only those parts of the file are read, not the whole of it (debug
+/// information can be most of a binary).
+#[derive(Debug, Clone)]
+pub struct UnwindSections {
+    /// Executable segments: (file offset, file size, virtual address).
+    segments: Vec<(u64, u64, u64)>,
+    text: Option<(Range<u64>, Bytes)>,
+    eh_frame: Option<(Range<u64>, Bytes)>,
+    eh_frame_hdr: Option<(Range<u64>, Bytes)>,
+    debug_frame: Option<Bytes>,
+    got: Option<Range<u64>>,
+}
+
+impl UnwindSections {
+    /// Reads them from the file at `path`; None when it cannot be read or parsed.
+    pub fn read(path: &std::path::Path) -> Option<UnwindSections> {
+        let cache = ReadCache::new(std::fs::File::open(path).ok()?);
+        Self::parse(&cache)
+    }
+
+    fn parse<'d, R: ReadRef<'d>>(data: R) -> Option<UnwindSections> {
+        let file = object::File::parse(data).ok()?;
+        let segments = file
+            .segments()
+            .filter(|seg| {
+                matches!(seg.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.contains(object::elf::PF_X))
+            })
+            .map(|seg| {
+                let (off, size) = seg.file_range();
+                (off, size, seg.address())
+            })
+            .collect();
+        Some(UnwindSections {
+            segments,
+            text: section(&file, ".text"),
+            eh_frame: section(&file, ".eh_frame"),
+            eh_frame_hdr: section(&file, ".eh_frame_hdr"),
+            debug_frame: section(&file, ".debug_frame").map(|t| t.1),
+            got: file.section_by_name(".got").map(|s| s.address()..s.address() + s.size()),
+        })
+    }
+}
+
+/// The framehop module for one mapping of a file whose sections are `sections`, or None
+/// when no executable segment of the file backs the mapping.
+pub fn module_for(mapping: &Mapping, sections: &UnwindSections) -> Option<Module<Bytes>> {
     // The load bias: where the executable segment that backs this mapping landed.
-    let segment = file.segments().find(|seg| {
-        let (off, size) = seg.file_range();
-        let exec = matches!(seg.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.contains(object::elf::PF_X));
-        exec && off <= mapping.offset + (mapping.range.end - mapping.range.start) && mapping.offset < off + size
-    })?;
-    let (seg_off, _) = segment.file_range();
-    let vaddr_at_offset = segment.address().wrapping_add(mapping.offset).wrapping_sub(seg_off);
+    let len = mapping.range.end - mapping.range.start;
+    let &(seg_off, _, seg_addr) = sections
+        .segments
+        .iter()
+        .find(|(off, size, _)| *off <= mapping.offset + len && mapping.offset < off + size)?;
+    let vaddr_at_offset = seg_addr.wrapping_add(mapping.offset).wrapping_sub(seg_off);
     let bias = mapping.range.start.wrapping_sub(vaddr_at_offset);
-    let text = section(&file, ".text");
-    let eh_frame = section(&file, ".eh_frame");
-    let eh_frame_hdr = section(&file, ".eh_frame_hdr");
-    let debug_frame = section(&file, ".debug_frame").map(|t| t.1);
-    let got = file.section_by_name(".got").map(|s| s.address()..s.address() + s.size());
+    let s = sections;
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
-        text_svma: text.as_ref().map(|t| t.0.clone()),
-        text: text.map(|t| t.1),
-        got_svma: got,
-        eh_frame_svma: eh_frame.as_ref().map(|t| t.0.clone()),
-        eh_frame: eh_frame.map(|t| t.1),
-        eh_frame_hdr_svma: eh_frame_hdr.as_ref().map(|t| t.0.clone()),
-        eh_frame_hdr: eh_frame_hdr.map(|t| t.1),
-        debug_frame,
+        text_svma: s.text.as_ref().map(|t| t.0.clone()),
+        text: s.text.as_ref().map(|t| t.1.clone()),
+        got_svma: s.got.clone(),
+        eh_frame_svma: s.eh_frame.as_ref().map(|t| t.0.clone()),
+        eh_frame: s.eh_frame.as_ref().map(|t| t.1.clone()),
+        eh_frame_hdr_svma: s.eh_frame_hdr.as_ref().map(|t| t.0.clone()),
+        eh_frame_hdr: s.eh_frame_hdr.as_ref().map(|t| t.1.clone()),
+        debug_frame: s.debug_frame.clone(),
         ..Default::default()
     };
     Some(Module::new(mapping.path.clone(), mapping.range.clone(), bias, info))
@@ -97,7 +145,7 @@ pub struct Unwound {
 
 /// An unwinder over a process's modules, with its cache.
 pub struct StackUnwinder {
-    unwinder: UnwinderX86_64<Vec<u8>>,
+    unwinder: UnwinderX86_64<Bytes>,
     cache: CacheX86_64,
     /// Files of executable mappings that could not be read or parsed (the perf sampler
     /// notes them: stacks stop where they enter one).
@@ -110,15 +158,15 @@ impl StackUnwinder {
     pub fn for_this_process() -> std::io::Result<StackUnwinder> {
         let maps = std::fs::read_to_string("/proc/self/maps")?;
         let mut unwinder = StackUnwinder::empty();
-        let mut files: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+        let mut files: HashMap<String, Option<UnwindSections>> = HashMap::new();
         for mapping in executable_mappings(&maps) {
             if !mapping.path.starts_with('/') {
                 continue; // [vdso] and friends: no file to read CFI from
             }
-            let bytes = files
+            let sections = files
                 .entry(mapping.path.clone())
-                .or_insert_with(|| std::fs::read(&mapping.path).ok());
-            unwinder.add(&mapping, bytes.as_deref());
+                .or_insert_with(|| UnwindSections::read(std::path::Path::new(&mapping.path)));
+            unwinder.add(&mapping, sections.as_ref());
         }
         Ok(unwinder)
     }
@@ -132,10 +180,11 @@ impl StackUnwinder {
         }
     }
 
-    /// Adds the module of one executable mapping, given its file's bytes (`None`: the file
-    /// could not be read, which is noted). Returns whether unwind information was found.
-    pub fn add(&mut self, mapping: &Mapping, bytes: Option<&[u8]>) -> bool {
-        match bytes.and_then(|b| module_for(mapping, b)) {
+    /// Adds the module of one executable mapping, given its file's sections (`None`: the
+    /// file could not be read, which is noted). Returns whether unwind information was
+    /// found.
+    pub fn add(&mut self, mapping: &Mapping, sections: Option<&UnwindSections>) -> bool {
+        match sections.and_then(|s| module_for(mapping, s)) {
             Some(module) => {
                 self.unwinder.add_module(module);
                 true
