@@ -4,18 +4,26 @@
 //! indexed lookup per row. It prints its throughput, so that its slowdown under a
 //! profiler can be measured.
 //!
+//! With `--seconds S` it runs for that long instead, keeping each table at its last
+//! 20 000 rows (a steady rate), and prints `progress <unix ns> <rows>` every
+//! `--progress-ms` milliseconds: what `scripts/compare-record.py` reads to compare its
+//! rate with and without a profiler attached, window by window.
+//!
 //! ```text
 //! cargo run --release --example sqlite_threads -- [--threads N] [--rounds R]
 //! cargo run --release -- record -- target/release/examples/sqlite_threads
 //! ```
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
 
 const ROWS_PER_ROUND: i64 = 2_000;
 
-fn round(db: &mut Connection, round: i64) -> rusqlite::Result<i64> {
+/// One round; `keep` is the number of newest rows the table holds (all when None).
+fn round(db: &mut Connection, round: i64, keep: Option<i64>) -> rusqlite::Result<i64> {
     let tx = db.transaction()?;
     {
         let mut insert =
@@ -42,22 +50,45 @@ fn round(db: &mut Connection, round: i64) -> rusqlite::Result<i64> {
     )?;
     let mut lookup = db.prepare_cached("SELECT price FROM item WHERE id = ?1")?;
     let mut found = 0i64;
+    let high = (round + 1) * ROWS_PER_ROUND;
+    let low = keep.map_or(0, |k| (high - k).max(0));
     for i in 0..ROWS_PER_ROUND {
-        found += lookup.query_row(params![(i * 31) % ((round + 1) * ROWS_PER_ROUND)], |r| {
-            r.get::<_, i64>(0)
-        })?;
+        found +=
+            lookup.query_row(params![low + (i * 31) % (high - low)], |r| r.get::<_, i64>(0))?;
     }
     Ok(total ^ like ^ found)
 }
 
-fn worker(rounds: i64) -> rusqlite::Result<i64> {
+/// Rows kept per table in the timed mode.
+const KEEP_ROWS: i64 = 20_000;
+
+struct Until {
+    stop: Arc<AtomicBool>,
+    rows: Arc<AtomicU64>,
+}
+
+fn worker(rounds: i64, until: Option<Until>) -> rusqlite::Result<i64> {
     let mut db = Connection::open_in_memory()?;
     db.execute_batch(
         "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price INTEGER NOT NULL);",
     )?;
     let mut check = 0;
-    for r in 0..rounds {
-        check ^= round(&mut db, r)?;
+    let mut r = 0;
+    loop {
+        match &until {
+            None if r >= rounds => break,
+            Some(u) if u.stop.load(Ordering::Relaxed) => break,
+            _ => {}
+        }
+        check ^= round(&mut db, r, until.as_ref().map(|_| KEEP_ROWS))?;
+        if let Some(u) = &until {
+            db.execute(
+                "DELETE FROM item WHERE id < ?1",
+                params![(r + 1) * ROWS_PER_ROUND - KEEP_ROWS],
+            )?;
+            u.rows.fetch_add(ROWS_PER_ROUND as u64, Ordering::Relaxed);
+        }
+        r += 1;
     }
     Ok(check)
 }
@@ -74,23 +105,41 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads = arg(&args, "--threads", 3).max(1);
     let rounds = arg(&args, "--rounds", 80).max(1);
+    let seconds = arg(&args, "--seconds", 0);
+    let progress_ms = arg(&args, "--progress-ms", 50).max(1) as u64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let rows = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
+            let until = (seconds > 0).then(|| Until { stop: stop.clone(), rows: rows.clone() });
             std::thread::Builder::new()
                 .name(format!("sqlite-{t}"))
-                .spawn(move || worker(rounds))
+                .spawn(move || worker(rounds, until))
                 .expect("spawn a worker thread")
         })
         .collect();
+    if seconds > 0 {
+        let end = start + Duration::from_secs(seconds as u64);
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(progress_ms));
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            println!("progress {} {}", now.as_nanos(), rows.load(Ordering::Relaxed));
+        }
+        stop.store(true, Ordering::Relaxed);
+    }
     let mut check = 0;
     for h in handles {
         check ^= h.join().expect("worker panicked").expect("SQLite failed");
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let rows = (threads * rounds * ROWS_PER_ROUND) as f64;
+    let done = if seconds > 0 {
+        rows.load(Ordering::Relaxed) as f64
+    } else {
+        (threads * rounds * ROWS_PER_ROUND) as f64
+    };
+    let elapsed = start.elapsed().as_secs_f64();
     println!(
-        "{threads} threads x {rounds} rounds: {seconds:.3} s, {:.0} rows/s (check {check})",
-        rows / seconds
+        "{threads} threads x {rounds} rounds: {elapsed:.3} s, {:.0} rows/s (check {check})",
+        done / elapsed
     );
 }

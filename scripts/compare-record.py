@@ -8,10 +8,11 @@ For each profiler, one recording at 1 kHz gives:
   - post-processing time: from the program's end to the profiler's files (for perf, plus
     `perf script` and inferno's collapse and flamegraph);
   - output size.
-Then the program's slowdown under each profiler at 1 kHz: rounds in which the program
-runs plainly, plainly again (the A/A control) and under each profiler, in shuffled
-order; each round's throughput ratio against the same round's plain run; the median over
-rounds with the distribution-free interval of a median.
+Then the program's slowdown under each profiler at 1 kHz, in one long run of the
+program at a steady rate (it prints its progress): rounds of windows with no profiler,
+none again (the A/A control) and each profiler attached by pid, in shuffled order; each
+window's rate against the same round's plain window; the median over rounds with the
+distribution-free interval of a median.
 
 The same rule decides "C library" and "Rust" for every profiler: a C-library frame is
 a function of the program's own file whose symbol is not mangled (nm; SQLite's), a Rust
@@ -231,19 +232,21 @@ def main():
                      ["samply", "record", "--save-only", "-r", str(FREQ), "-o",
                       str(work / "samply-round.json.gz"), "--"]))
 
-    # Slowdown at 1 kHz, paired rounds in shuffled order with an A/A control.
-    subjects = [("plain", []), ("plain again (A/A control)", [])] + [(r[0], r[6]) for r in rows]
-    ratios = {name: [] for name, _ in subjects[1:]}
-    rng = random.Random(20261123)
-    for _ in range(args.rounds):
-        order = subjects[:]
-        rng.shuffle(order)
-        got = {}
-        for name, prefix in order:
-            got[name] = run_program(prefix + cmd)[1]
-        for name in ratios:
-            ratios[name].append(got[name] / got["plain"])
-
+    # Slowdown at 1 kHz: one long run of the program at a steady rate; in each round, a
+    # window with no profiler, a second one (the A/A control) and one per profiler
+    # attached with its --pid option, in shuffled order; each window's rate against the
+    # same round's plain window.
+    attach = {"ffiprof record": lambda pid, i: [str(ffiprof), "record", "--frequency", str(FREQ),
+                                               "--pid", str(pid), "--out", str(work / f"att-{i}")]}
+    if have["perf"]:
+        attach["perf record + perf script + inferno"] = lambda pid, i: [
+            "perf", "record", "-q", "-F", str(FREQ), "-e", "cpu-clock", "--call-graph", "dwarf",
+            "-p", str(pid), "-o", str(work / f"att-{i}.data")]
+    if have["samply"]:
+        attach["samply record"] = lambda pid, i: [
+            "samply", "record", "--save-only", "-r", str(FREQ), "-p", str(pid), "-o",
+            str(work / f"att-{i}.json.gz")]
+    ratios = rate_rounds(prog, args, attach)
     print(f"\nSQLite example, {args.threads} threads x {args.work_rounds} rounds, {FREQ} Hz; "
           f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d')}")
     print(f"\n{'profiler':<38} {'C samples':>9} {'with Rust caller':>16} {'post-proc (own)':>15} "
@@ -252,12 +255,71 @@ def main():
         own_text = "" if math.isnan(own_post) else f"{own_post:.3f} s"
         print(f"{name:<38} {c:>9} {s * 100:>15.1f}% {own_text:>15} {after:>8.3f} s "
               f"{size / 1e6:>8.2f} MB")
-    print(f"\nthroughput under each profiler / plain, {args.rounds} paired rounds "
-          f"(median [95% interval of the median]):")
+    print(f"\nrate with each profiler attached / plain, {args.rounds} paired rounds of "
+          f"{MEASURED} s windows in one run (median [95% interval of the median]):")
     for name, rs in ratios.items():
         med, (lo, hi) = median_interval(rs)
         print(f"  {name:<38} {(med - 1) * 100:+6.2f}%  [{(lo - 1) * 100:+.2f}%, {(hi - 1) * 100:+.2f}%]")
     shutil.rmtree(work, ignore_errors=True)
+
+
+WINDOW = 2.5  # seconds a profiler is attached
+SETTLE = 0.5  # seconds after attaching before the measured window
+MEASURED = 1.8  # seconds measured
+
+
+def rate_rounds(prog, args, attach):
+    """Paired windows in one run of the program; returns each subject's per-round rate
+    ratios against the round's plain window."""
+    import signal
+    import threading
+    subjects = ["plain", "plain again (A/A control)"] + list(attach)
+    total = args.rounds * len(subjects) * (WINDOW + 1.5) + 10
+    p = subprocess.Popen([str(prog), "--threads", str(args.threads), "--seconds",
+                          str(int(total)), "--progress-ms", "20"],
+                         stdout=subprocess.PIPE, text=True)
+    progress = []
+
+    def read():
+        for line in p.stdout:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "progress":
+                progress.append((int(parts[1]) / 1e9, int(parts[2])))
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(1.0)
+
+    def rate(t0, t1):
+        before = [x for x in progress if x[0] <= t0]
+        after = [x for x in progress if x[0] >= t1]
+        a, b = before[-1], after[0]
+        return (b[1] - a[1]) / (b[0] - a[0])
+
+    rng = random.Random(20261123)
+    ratios = {name: [] for name in subjects[1:]}
+    n = 0
+    for _ in range(args.rounds):
+        order = subjects[:]
+        rng.shuffle(order)
+        got = {}
+        for name in order:
+            t = time.time()
+            proc = None
+            if name in attach:
+                n += 1
+                proc = subprocess.Popen(attach[name](p.pid, n), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+            time.sleep(WINDOW)
+            if proc:
+                proc.send_signal(signal.SIGINT)
+                proc.wait()
+            time.sleep(0.3)  # the profiler's files are written outside every window
+            got[name] = rate(t + SETTLE, t + SETTLE + MEASURED)
+        for name in ratios:
+            ratios[name].append(got[name] / got["plain"])
+    p.terminate()
+    p.wait()
+    return ratios
 
 
 def samply_share(prof, prog, ranges, c_names):
