@@ -77,7 +77,10 @@ fn run(cmd: &mut Command) {
 fn test_program() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        // Cargo's scratch directory for integration tests: rebuilt on every run, never
+        // left in the system's temporary directory.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("record-test-program");
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("spin.c"), C_SOURCE).unwrap();
         std::fs::write(dir.join("main.rs"), RUST_SOURCE).unwrap();
         run(Command::new("gcc").current_dir(&dir).args([

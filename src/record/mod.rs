@@ -10,7 +10,7 @@
 //! from disk, keeping only module and file offset per frame. After recording, those are
 //! symbolized from the files (so symbols survive a program that has exited), classified
 //! by language, and written as `ffiprof profile` writes its profiles, per thread and
-//! overall, plus a Firefox Profiler profile ([`write`]).
+//! overall, plus a Firefox Profiler profile ([`mod@write`]).
 //!
 //! Recording ends when the program exits, `--duration` passes or Ctrl-C is pressed. The
 //! outputs are then written; ffiprof never kills the program, and passes its exit status
@@ -273,6 +273,8 @@ struct Collector {
     fresh: Vec<Loc>,
     /// Stack copies done with, to hand back to the session.
     spare: Vec<Vec<u8>>,
+    /// Processes whose `/proc/<pid>/maps` has been read since their last exec.
+    maps_read: HashSet<u32>,
 }
 
 impl Collector {
@@ -288,6 +290,11 @@ impl Collector {
     fn apply(&mut self, t: Timed) {
         match t.what {
             Happened::Sample(s) => {
+                // A process's first sample (after its exec): its maps now hold what no
+                // record announces, such as the vDSO.
+                if self.maps_read.insert(s.pid) {
+                    let _ = self.targets.read_proc_maps(s.pid);
+                }
                 let regs =
                     UserStack { ip: s.ip, sp: s.sp, bp: s.bp, stack: &s.stack, asked: self.asked };
                 let mut locs = std::mem::take(&mut self.locs);
@@ -310,6 +317,7 @@ impl Collector {
             Happened::Map { pid, mapping } => self.targets.map(pid, mapping),
             Happened::Comm { pid, tid, name, exec } => {
                 if exec {
+                    self.maps_read.remove(&pid);
                     self.targets.exec(pid);
                 }
                 self.thread(pid, tid).name = Some(name);
@@ -428,6 +436,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         seen: HashSet::new(),
         fresh: Vec::new(),
         spare: Vec::new(),
+        maps_read: HashSet::new(),
     };
     let background = symbols::Background::start().ok();
     let mut notes = Vec::new();
@@ -456,8 +465,10 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     let start = ffi::monotonic_ns();
     let started = Instant::now();
     let cpu_at_start = ffi::own_cpu_seconds();
-    // The program may have exited already; the kernel's records cover what it mapped.
-    let _ = collector.targets.read_proc_maps(pid);
+    if matches!(options.target, Target::Pid(_)) {
+        let _ = collector.targets.read_proc_maps(pid);
+        collector.maps_read.insert(pid);
+    }
 
     let mut exit_code = None;
     let ended = loop {
@@ -491,10 +502,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     let done_recording = Instant::now();
     let recorder_cpu = ffi::own_cpu_seconds() - cpu_at_start;
     let resolved = match background {
-        Some(b) => {
-            b.send(&mut collector.fresh, &collector.targets.modules);
-            b.finish()
-        }
+        Some(b) => b.finish(),
         None => symbols::Resolved::default(),
     };
 

@@ -1,12 +1,15 @@
 //! Symbols while recording: each new code location is sent, as the recording finds it,
 //! to a thread in SCHED_IDLE (it runs only on CPU time the program leaves unused), which
-//! symbolizes it from the module's file. When recording ends the thread is raised to the
-//! normal policy and finishes what is left, so little symbolization remains after the
-//! program ends, and none of it took CPU time from the program.
+//! symbolizes it from the module's file. When recording ends the thread stops after its
+//! current job; what it did not reach is symbolized on all cores with the rest of the
+//! post-processing. On a machine with spare CPU little is left by then; on a busy one the
+//! thread took no CPU time from the program.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::stacks::Frame;
@@ -35,7 +38,7 @@ pub struct Resolved {
 /// The symbolizing thread.
 pub struct Background {
     jobs: Option<Sender<Job>>,
-    tid: std::sync::mpsc::Receiver<i32>,
+    stop: Arc<AtomicBool>,
     handle: JoinHandle<Resolved>,
 }
 
@@ -47,15 +50,17 @@ impl Background {
     /// Starts the thread.
     pub fn start() -> std::io::Result<Background> {
         let (jobs, rx) = channel::<Job>();
-        let (tid_tx, tid) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
         let handle =
             std::thread::Builder::new().name("ffiprof-symbols".into()).spawn(move || {
-                let me = crate::ffi::thread_id();
-                let _ = crate::ffi::set_idle_priority(me, true);
-                let _ = tid_tx.send(me);
+                let _ = crate::ffi::set_idle_priority(crate::ffi::thread_id(), true);
                 let mut symbolizer = FileSymbolizer::default();
                 let mut out = Resolved::default();
                 for job in rx {
+                    if stopping.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let frames = match &job.file {
                         Some(path) => match symbolizer.resolve(path, &job.offsets, &job.name) {
                             Ok(frames) => frames,
@@ -72,7 +77,7 @@ impl Background {
                 }
                 out
             })?;
-        Ok(Background { jobs: Some(jobs), tid, handle })
+        Ok(Background { jobs: Some(jobs), stop, handle })
     }
 
     /// Queues `locs` (new ones only; the caller keeps track) for symbolization.
@@ -95,13 +100,10 @@ impl Background {
         locs.clear();
     }
 
-    /// Raises the thread to the normal policy, lets it finish the queue, and returns
-    /// what it resolved.
+    /// Stops the thread after its current job and returns what it resolved.
     pub fn finish(mut self) -> Resolved {
-        if let Ok(tid) = self.tid.recv() {
-            let _ = crate::ffi::set_idle_priority(tid, false);
-        }
-        self.jobs = None; // the thread ends when the queue is empty
+        self.stop.store(true, Ordering::Relaxed);
+        self.jobs = None;
         let mut resolved = self.handle.join().unwrap_or_default();
         resolved.notes.sort();
         resolved.notes.dedup();
