@@ -722,13 +722,12 @@ pub fn thread_id() -> i32 {
     unsafe { libc::gettid() }
 }
 
-/// Puts thread `tid` of this process in SCHED_IDLE (runs only on a CPU nothing else
-/// wants) or back in the normal policy.
-pub fn set_idle_priority(tid: i32, idle: bool) -> std::io::Result<()> {
+/// Puts thread `tid` of this process in SCHED_IDLE: it runs only on a CPU nothing else
+/// wants.
+pub fn set_idle_priority(tid: i32) -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
-    let policy = if idle { libc::SCHED_IDLE } else { libc::SCHED_OTHER };
     // SAFETY: param is a valid sched_param; tid names a thread or the call fails.
-    if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
+    if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -12,7 +12,7 @@ use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, Clock, Counter, SampleFlag, Sampler as Ring};
 
 use crate::error::{Error, Result};
-use crate::sample::perf::{fix_for, probe_hardware, UNWIND_REGS};
+use crate::sample::perf::{fix_for, map_ring, probe_hardware, UNWIND_REGS};
 use crate::sample::unwind::Mapping;
 use crate::sample::Event;
 
@@ -225,7 +225,7 @@ impl Session {
                             .map_err(|e| settings.refused(e, tid))?;
                         session.others.push(counter);
                     }
-                    None => ring = Some(map_ring(counter, &builder, event)?),
+                    None => ring = Some(map_ring(counter, &builder, event, &RING_BYTES)?),
                 }
             }
             if let Some(ring) = ring {
@@ -311,31 +311,6 @@ impl Session {
             }
         }
     }
-}
-
-fn map_ring(counter: Counter, builder: &Builder<'_>, event: Event) -> Result<Ring> {
-    let mut counter = Some(counter);
-    let mut last = None;
-    for bytes in RING_BYTES {
-        let c = match counter.take() {
-            Some(c) => c,
-            None => builder.build().map_err(|source| Error::PerfOpen {
-                event: event.to_string(),
-                fix: fix_for(&source),
-                source,
-            })?,
-        };
-        match c.sampled(bytes) {
-            Ok(ring) => return Ok(ring),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(Error::PerfOpen {
-        event: event.to_string(),
-        source: last.unwrap_or_else(|| io::Error::other("no ring buffer size worked")),
-        fix: "the ring buffer could not be mapped: raise kernel.perf_event_mlock_kb or ulimit -l"
-            .into(),
-    })
 }
 
 /// The sample_id trailer (`sample_id_all` with TID and TIME): pid, tid, time.

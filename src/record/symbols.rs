@@ -42,8 +42,29 @@ pub struct Background {
     handle: JoinHandle<Resolved>,
 }
 
-fn unknown_in(module: Option<String>) -> Frame {
+/// A frame without a name, in `module` if known.
+pub fn unknown_in(module: Option<String>) -> Frame {
     Frame { function: None, module, file: None, line: None, inlined: false }
+}
+
+/// The frames at `offsets` of a module read from `file` (None: a module without a file),
+/// and a note when the file's symbols could not be read (its frames are then unnamed).
+pub fn resolve_module(
+    symbolizer: &mut FileSymbolizer,
+    file: Option<&std::path::Path>,
+    name: &str,
+    offsets: &[u64],
+) -> (Vec<Vec<Frame>>, Option<String>) {
+    match file {
+        Some(path) => match symbolizer.resolve(path, offsets, name) {
+            Ok(frames) => (frames, None),
+            Err(e) => (
+                vec![vec![unknown_in(Some(name.to_owned()))]; offsets.len()],
+                Some(format!("{e}: its frames are unnamed")),
+            ),
+        },
+        None => (vec![vec![unknown_in(None)]; offsets.len()], None),
+    }
 }
 
 impl Background {
@@ -54,23 +75,20 @@ impl Background {
         let stopping = stop.clone();
         let handle =
             std::thread::Builder::new().name("ffiprof-symbols".into()).spawn(move || {
-                let _ = crate::ffi::set_idle_priority(crate::ffi::thread_id(), true);
+                let _ = crate::ffi::set_idle_priority(crate::ffi::thread_id());
                 let mut symbolizer = FileSymbolizer::default();
                 let mut out = Resolved::default();
                 for job in rx {
                     if stopping.load(Ordering::Relaxed) {
                         break;
                     }
-                    let frames = match &job.file {
-                        Some(path) => match symbolizer.resolve(path, &job.offsets, &job.name) {
-                            Ok(frames) => frames,
-                            Err(e) => {
-                                out.notes.push(format!("{e}: its frames are unnamed"));
-                                vec![vec![unknown_in(Some(job.name.clone()))]; job.offsets.len()]
-                            }
-                        },
-                        None => vec![vec![unknown_in(None)]; job.offsets.len()],
-                    };
+                    let (frames, note) = resolve_module(
+                        &mut symbolizer,
+                        job.file.as_deref(),
+                        &job.name,
+                        &job.offsets,
+                    );
+                    out.notes.extend(note);
                     for (offset, f) in job.offsets.iter().zip(frames) {
                         out.frames.insert(Loc { module: job.module, offset: *offset }, f);
                     }

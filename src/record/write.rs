@@ -20,6 +20,7 @@ use crate::symbol::FileSymbolizer;
 use crate::{flame, fmt, pprof_proto};
 
 use super::firefox::{self, ThreadPart};
+use super::symbols::{resolve_module, unknown_in};
 use super::target::Loc;
 use super::{Collected, ThreadLog};
 
@@ -185,7 +186,7 @@ pub struct RecordSummary {
 }
 
 fn unknown() -> Frame {
-    Frame { function: None, module: None, file: None, line: None, inlined: false }
+    unknown_in(None)
 }
 
 /// Runs `f` on every job, on all cores, each worker with its own `state`; results in
@@ -245,16 +246,12 @@ fn symbolize(c: &Collected, notes: &mut Vec<String>) -> HashMap<Loc, Vec<Frame>>
     jobs.sort_by_key(|j| std::cmp::Reverse(j.1.len()));
     let results = on_all_cores(&jobs, FileSymbolizer::default, |symbolizer, (module, offsets)| {
         let file = c.targets.modules.files.get(*module as usize);
-        let (frames, note) = match file.and_then(|f| Some((f, f.file.as_ref()?))) {
-            Some((f, path)) => match symbolizer.resolve(path, offsets, &f.name()) {
-                Ok(frames) => (frames, None),
-                Err(e) => {
-                    let named = Frame { module: Some(f.name()), ..unknown() };
-                    (vec![vec![named]; offsets.len()], Some(format!("{e}: its frames are unnamed")))
-                }
-            },
-            None => (vec![vec![unknown()]; offsets.len()], None),
-        };
+        let (frames, note) = resolve_module(
+            symbolizer,
+            file.and_then(|f| f.file.as_deref()),
+            &file.map(|f| f.name()).unwrap_or_default(),
+            offsets,
+        );
         let at: Vec<(Loc, Vec<Frame>)> = offsets
             .iter()
             .zip(frames)

@@ -144,32 +144,42 @@ impl PerfSampler {
             fix: fix_for(&source),
             source,
         })?;
-        let mut last = None;
-        let mut counter = Some(counter);
-        for bytes in RING_BYTES {
-            // sampled() consumes the counter; rebuild it for the second try.
-            let c = match counter.take() {
-                Some(c) => c,
-                None => builder.build().map_err(|source| Error::PerfOpen {
-                    event: event.to_string(),
-                    fix: fix_for(&source),
-                    source,
-                })?,
-            };
-            match c.sampled(bytes) {
-                Ok(s) => return Ok((s, event)),
-                Err(e) => last = Some(e),
-            }
-        }
-        let source = last.unwrap_or_else(|| io::Error::other("no ring buffer size worked"));
-        Err(Error::PerfOpen {
-            event: event.to_string(),
-            fix: "the ring buffer could not be mapped: raise kernel.perf_event_mlock_kb or \
-                  ulimit -l"
-                .to_owned(),
-            source,
-        })
+        Ok((map_ring(counter, &builder, event, &RING_BYTES)?, event))
     }
+}
+
+/// Maps `counter`'s ring buffer at the first of `sizes` the machine allows (the large
+/// ones need root or a raised perf_event_mlock_kb); `sampled` consumes the counter, so it
+/// is rebuilt from `builder` for each further try.
+pub fn map_ring(
+    counter: perf_event::Counter,
+    builder: &Builder<'_>,
+    event: Event,
+    sizes: &[usize],
+) -> Result<PerfEventSampler> {
+    let open_err = |source: io::Error| Error::PerfOpen {
+        event: event.to_string(),
+        fix: fix_for(&source),
+        source,
+    };
+    let mut counter = Some(counter);
+    let mut last = None;
+    for &bytes in sizes {
+        let c = match counter.take() {
+            Some(c) => c,
+            None => builder.build().map_err(open_err)?,
+        };
+        match c.sampled(bytes) {
+            Ok(ring) => return Ok(ring),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::PerfOpen {
+        event: event.to_string(),
+        source: last.unwrap_or_else(|| io::Error::other("no ring buffer size worked")),
+        fix: "the ring buffer could not be mapped: raise kernel.perf_event_mlock_kb or ulimit -l"
+            .to_owned(),
+    })
 }
 
 /// Drains every record in the ring buffer.
