@@ -156,6 +156,22 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A tool a command needs is not installed.
+    #[error("`{tool}` is not installed; {install}")]
+    MissingTool {
+        /// The tool.
+        tool: String,
+        /// How to install it.
+        install: String,
+    },
+    /// A census's crossings.json cannot be read, or is not one.
+    #[error("{path}: not a crossings census: {reason}")]
+    CensusCorrupt {
+        /// The path.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// The pprof crate failed.
     #[error("pprof sampler: {0}")]
     Pprof(String),
@@ -210,6 +226,8 @@ impl Error {
                 | Error::NoSuchProgram { .. }
                 | Error::NoSuchProcess { .. }
                 | Error::PerfOpen { .. }
+                | Error::MissingTool { .. }
+                | Error::CensusCorrupt { .. }
         )
     }
 }

@@ -733,13 +733,23 @@ pub fn set_idle_priority(tid: i32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// CPU time (user plus system) this process has used so far, in seconds; its children
-/// are not counted.
-pub fn own_cpu_seconds() -> f64 {
+fn cpu_seconds(who: libc::c_int) -> f64 {
     // SAFETY: usage is a valid rusage for getrusage to fill.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    unsafe { libc::getrusage(who, &mut usage) };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// CPU time (user plus system) this process has used so far, in seconds; its children
+/// are not counted.
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds(libc::RUSAGE_SELF)
+}
+
+/// CPU time (user plus system) of this process's children that have ended and been
+/// waited for, in seconds, their own children included.
+pub fn children_cpu_seconds() -> f64 {
+    cpu_seconds(libc::RUSAGE_CHILDREN)
 }

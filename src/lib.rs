@@ -32,6 +32,10 @@
 //!   Firefox Profiler profile.
 //! - [`report`]: the versioned record of a run (`report.json`), its Markdown and HTML
 //!   forms, and the comparison of two runs.
+//! - [`crossings`]: an exact census of any program's crossings (`ffiprof crossings --
+//!   PROGRAM`): calls and instructions per caller -> callee edge counted by callgrind,
+//!   each function's language by the rules of [`stacks`], what the crossings cost from
+//!   the paired engine, and the exact comparison of two censuses.
 //! - [`cgo`]: the same C called from Go, as a reference row in the report.
 //! - [`run`]: the main job, all of the above into one run directory.
 //!
@@ -53,6 +57,7 @@ mod symbol;
 
 pub mod cgo;
 pub mod cost;
+pub mod crossings;
 pub mod measure;
 pub mod profile;
 pub mod record;

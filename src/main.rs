@@ -46,7 +46,8 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Compare two runs (directories or report.json files): time changes judged on the
-    /// paired ratios against both runs' controls, instruction counts exactly.
+    /// paired ratios against both runs' controls, instruction counts exactly. Given two
+    /// crossings censuses, compares their calls and instructions per crossing exactly.
     Compare {
         /// The older run.
         old: PathBuf,
@@ -75,6 +76,11 @@ enum Command {
     /// profile and summary.json with the boundary summary per thread. Exits with the
     /// program's status.
     Record(RecordArgs),
+    /// Count every Rust/C crossing of a program exactly, under callgrind: calls and
+    /// instructions per call at each caller -> callee edge, the caller's own work, what
+    /// the crossings cost on this machine, and which are chatty. Writes crossings.json
+    /// and crossings.md; exits with the program's status.
+    Crossings(CrossingsArgs),
     /// Measure what sampling costs: slowdown of a workload under each sampler,
     /// effective rate, and post-processing time.
     SamplerCost(CostArgs),
@@ -138,6 +144,59 @@ struct RecordArgs {
     /// The program and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM")]
     command: Vec<std::ffi::OsString>,
+}
+
+#[derive(clap::Args)]
+struct CrossingsArgs {
+    /// Output directory (default: results/crossings-<program>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Follow child processes too (each is counted; their crossings are summed).
+    #[arg(long)]
+    trace_children: bool,
+    /// A crossing is chatty with at least this many calls...
+    #[arg(long, default_value_t = 10_000)]
+    chatty_calls: u64,
+    /// ...of at most this many instructions each inside the callee.
+    #[arg(long, default_value_t = 100.0)]
+    chatty_instructions: f64,
+    /// Read the cost per call from this run's report.json (or run directory) instead of
+    /// measuring it.
+    #[arg(long, value_name = "REPORT")]
+    costs: Option<PathBuf>,
+    /// Native runs of the program for its own time, before the census (0: none; the
+    /// program then runs only once, under callgrind).
+    #[arg(long, default_value_t = 1)]
+    native_runs: usize,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, value_name = "PROGRAM")]
+    command: Vec<std::ffi::OsString>,
+}
+
+fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
+    use ffiprof::crossings::{self, CostSource};
+    let name = args
+        .command
+        .first()
+        .and_then(|p| std::path::Path::new(p).file_name())
+        .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
+    let out =
+        args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("crossings-{name}")));
+    let mut options = crossings::Options::new(args.command, out);
+    options.trace_children = args.trace_children;
+    options.thresholds.min_calls = args.chatty_calls;
+    options.thresholds.max_instructions = args.chatty_instructions;
+    options.native_runs = args.native_runs;
+    if let Some(report) = args.costs {
+        options.costs = CostSource::Report(report);
+    }
+    let outcome = crossings::count(&options)?;
+    eprint!("{}", outcome.census.text());
+    eprintln!(
+        "wrote {} (crossings.json, crossings.md; callgrind's files in callgrind/)",
+        outcome.out.display()
+    );
+    Ok(ExitCode::from(outcome.census.exit_status.clamp(0, 255) as u8))
 }
 
 fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
@@ -382,6 +441,28 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         }
         Command::Bench { workloads, quick, json } => done(bench(&workloads, quick, json)),
         Command::Run { workloads, quick, out } => done(run(&workloads, quick, out)),
+        Command::Compare { old, new, fail_on_regression, out, .. }
+            if ffiprof::crossings::is_census(&old) || ffiprof::crossings::is_census(&new) =>
+        {
+            for p in [&old, &new] {
+                if !ffiprof::crossings::is_census(p) {
+                    return Err(ffiprof::Error::InvalidOption(format!(
+                        "{} is not a crossings census (no crossings.json): compare two \
+                         censuses, or two runs",
+                        p.display()
+                    )));
+                }
+            }
+            let (comparison, dir) =
+                ffiprof::crossings::compare::compare_paths(&old, &new, out.as_deref())?;
+            print!("{}", comparison.markdown());
+            println!("\nwrote {}", dir.display());
+            if fail_on_regression && comparison.regressions().next().is_some() {
+                eprintln!("error: more crossings or more work per crossing (see compare.md)");
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compare { old, new, threshold, fail_on_regression, metric, out } => {
             let mut options = compare::Options::default();
             options.threshold_percent = threshold;
@@ -406,6 +487,7 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         }
         Command::Profile(args) => profile(args),
         Command::Record(args) => record(args),
+        Command::Crossings(args) => crossings(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
         Command::PairedCase { workload, input, budget_ms, seed, quick } => {
             let w = workload::find(&workload)?;

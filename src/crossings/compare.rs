@@ -1,0 +1,262 @@
+//! Comparing two censuses. Calls and instructions are counted, not timed: the same build
+//! on the same input gives the same counts, so a change beyond a small threshold
+//! ([`THRESHOLD`]) is a real change, whatever the machine was doing. A crossing is the
+//! same crossing in both when its caller, callee and direction match (the modules may
+//! change version).
+//!
+//! A regression (what `--fail-on-regression` fails on): a crossing that is new, or that
+//! makes more calls, or does more instructions per call inside the callee or in the
+//! caller around it. Fewer calls and less work are improvements; a crossing gone is one.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Census, Crossing, Direction};
+use crate::error::Result;
+use crate::fmt::signed_pct;
+use crate::output::write_under;
+
+/// Version of a census comparison's compare.json.
+pub const CENSUS_COMPARE_SCHEMA_VERSION: u32 = 1;
+
+/// Relative change of a count below which it is unchanged: counts repeat exactly for the
+/// same build and input, and a program that hashes with a random seed or meets another
+/// thread at a lock moves a few of them by a few in a thousand.
+pub const THRESHOLD: f64 = 0.005;
+
+/// Changes below this many instructions per call are unchanged whatever their share (a
+/// crossing of 2 instructions per call moving to 2.005 is the same work).
+pub const MIN_INSTRUCTIONS: f64 = 0.5;
+
+/// What changed in one metric of one crossing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// More (a regression).
+    More,
+    /// Fewer or less.
+    Less,
+    /// Within the threshold.
+    Unchanged,
+}
+
+/// One crossing of either census.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossingChange {
+    /// `caller -> callee`.
+    pub crossing: String,
+    /// Its direction.
+    pub direction: Direction,
+    /// Calls before (absent: the crossing is new).
+    pub old_calls: Option<u64>,
+    /// Calls after (absent: the crossing is gone).
+    pub new_calls: Option<u64>,
+    /// Calls.
+    pub calls: Change,
+    /// Instructions per call inside the callee, before and after.
+    pub instructions_per_call: (Option<f64>, Option<f64>),
+    /// Their change.
+    pub instructions: Change,
+    /// The caller's own instructions per call, before and after.
+    pub caller_instructions_per_call: (Option<f64>, Option<f64>),
+    /// Their change.
+    pub caller_instructions: Change,
+    /// True when this is a regression.
+    pub regression: bool,
+}
+
+/// Two censuses compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CensusComparison {
+    /// [`CENSUS_COMPARE_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The older census.
+    pub old: PathBuf,
+    /// The newer census.
+    pub new: PathBuf,
+    /// [`THRESHOLD`].
+    pub threshold: f64,
+    /// Program instructions before and after.
+    pub program_instructions: (u64, u64),
+    /// Every crossing that changed, regressions first; unchanged ones are counted only.
+    pub changes: Vec<CrossingChange>,
+    /// Crossings in both with nothing changed.
+    pub unchanged: usize,
+}
+
+impl CensusComparison {
+    /// The regressions.
+    pub fn regressions(&self) -> impl Iterator<Item = &CrossingChange> {
+        self.changes.iter().filter(|c| c.regression)
+    }
+
+    /// compare.md.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ =
+            writeln!(out, "# Crossings: {} against {}\n", self.new.display(), self.old.display());
+        let (o, n) = self.program_instructions;
+        let _ = writeln!(
+            out,
+            "Program instructions {o} -> {n} ({}). {} crossings unchanged, {} changed, {} regressions. Counts are exact; a change beyond {} is real.\n",
+            signed_pct(n as f64 / o.max(1) as f64 - 1.0),
+            self.unchanged,
+            self.changes.len(),
+            self.regressions().count(),
+            crate::fmt::pct(self.threshold, 1)
+        );
+        if self.changes.is_empty() {
+            out.push_str("No crossing changed.\n");
+            return out;
+        }
+        out.push_str("| crossing | direction | calls | instr/call | caller instr/call | verdict |\n|---|---|---|---|---|---|\n");
+        let count = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
+        let per = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
+        for c in &self.changes {
+            let verdict = match (c.old_calls, c.new_calls) {
+                (None, _) => "new crossing",
+                (_, None) => "gone",
+                _ if c.regression => "regression",
+                _ => "improvement",
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} -> {} | {} -> {} | {} -> {} | {} |",
+                c.crossing.replace('|', "\\|"),
+                c.direction.name(),
+                count(c.old_calls),
+                count(c.new_calls),
+                per(c.instructions_per_call.0),
+                per(c.instructions_per_call.1),
+                per(c.caller_instructions_per_call.0),
+                per(c.caller_instructions_per_call.1),
+                verdict
+            );
+        }
+        out
+    }
+}
+
+fn judge(old: f64, new: f64, min_abs: f64) -> Change {
+    let delta = new - old;
+    if delta.abs() < min_abs || delta.abs() <= THRESHOLD * old.abs().max(f64::MIN_POSITIVE) {
+        Change::Unchanged
+    } else if delta > 0.0 {
+        Change::More
+    } else {
+        Change::Less
+    }
+}
+
+type Key = (String, String, Direction);
+
+fn key(c: &Crossing) -> Key {
+    (c.caller.clone(), c.callee.clone(), c.direction)
+}
+
+/// Compares two censuses.
+pub fn compare(old: &Census, new: &Census, old_path: &Path, new_path: &Path) -> CensusComparison {
+    let olds: BTreeMap<Key, &Crossing> = old.crossings.iter().map(|c| (key(c), c)).collect();
+    let news: BTreeMap<Key, &Crossing> = new.crossings.iter().map(|c| (key(c), c)).collect();
+    let mut keys: Vec<&Key> = olds.keys().chain(news.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut changes = Vec::new();
+    let mut unchanged = 0;
+    for k in keys {
+        let (o, n) = (olds.get(k), news.get(k));
+        let calls = match (o, n) {
+            (Some(o), Some(n)) => judge(o.calls as f64, n.calls as f64, 1.0),
+            (None, Some(_)) => Change::More,
+            (Some(_), None) => Change::Less,
+            (None, None) => Change::Unchanged,
+        };
+        let both = |f: fn(&Crossing) -> f64| match (o, n) {
+            (Some(o), Some(n)) => judge(f(o), f(n), MIN_INSTRUCTIONS),
+            _ => Change::Unchanged,
+        };
+        let instructions = both(|c| c.instructions_per_call);
+        let caller_instructions = both(|c| c.caller_instructions_per_call);
+        if [calls, instructions, caller_instructions].iter().all(|c| *c == Change::Unchanged) {
+            unchanged += 1;
+            continue;
+        }
+        let regression = [calls, instructions, caller_instructions].contains(&Change::More);
+        changes.push(CrossingChange {
+            crossing: format!("{} -> {}", k.0, k.1),
+            direction: k.2,
+            old_calls: o.map(|c| c.calls),
+            new_calls: n.map(|c| c.calls),
+            calls,
+            instructions_per_call: (
+                o.map(|c| c.instructions_per_call),
+                n.map(|c| c.instructions_per_call),
+            ),
+            instructions,
+            caller_instructions_per_call: (
+                o.map(|c| c.caller_instructions_per_call),
+                n.map(|c| c.caller_instructions_per_call),
+            ),
+            caller_instructions,
+            regression,
+        });
+    }
+    changes.sort_by(|a, b| b.regression.cmp(&a.regression));
+    CensusComparison {
+        schema_version: CENSUS_COMPARE_SCHEMA_VERSION,
+        old: old_path.to_owned(),
+        new: new_path.to_owned(),
+        threshold: THRESHOLD,
+        program_instructions: (old.totals.program_instructions, new.totals.program_instructions),
+        changes,
+        unchanged,
+    }
+}
+
+/// Loads two censuses, compares them and writes compare.md and compare.json into `out`
+/// (default: `<NEW>/compare-vs-<OLD's name>` when NEW is a directory, else beside it).
+pub fn compare_paths(
+    old: &Path,
+    new: &Path,
+    out: Option<&Path>,
+) -> Result<(CensusComparison, PathBuf)> {
+    let (o, n) = (Census::load(old)?, Census::load(new)?);
+    let comparison = compare(&o, &n, old, new);
+    let name = old
+        .canonicalize()
+        .ok()
+        .and_then(|p| {
+            let p = if p.is_dir() { p } else { p.parent()?.to_owned() };
+            p.file_name().map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "old".into());
+    let out = match out {
+        Some(o) => o.to_owned(),
+        None if new.is_dir() => new.join(format!("compare-vs-{name}")),
+        None => new.parent().unwrap_or(Path::new(".")).join(format!("compare-vs-{name}")),
+    };
+    let json = serde_json::to_string_pretty(&comparison)
+        .map_err(|source| crate::error::Error::Serialize { what: "compare.json", source })?;
+    write_under(&out, Path::new("compare.json"), json.as_bytes())?;
+    write_under(&out, Path::new("compare.md"), comparison.markdown().as_bytes())?;
+    Ok((comparison, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_judged_exactly_with_a_small_threshold() {
+        assert_eq!(judge(20000.0, 20000.0, 1.0), Change::Unchanged);
+        assert_eq!(judge(20000.0, 20050.0, 1.0), Change::Unchanged);
+        assert_eq!(judge(20000.0, 40000.0, 1.0), Change::More);
+        assert_eq!(judge(20000.0, 10000.0, 1.0), Change::Less);
+        assert_eq!(judge(3.0, 4.0, 1.0), Change::More);
+        assert_eq!(judge(2.0, 2.2, MIN_INSTRUCTIONS), Change::Unchanged);
+        assert_eq!(judge(17.0, 57.0, MIN_INSTRUCTIONS), Change::More);
+    }
+}
