@@ -2,7 +2,9 @@
 //! in by `rusqlite`'s `bundled` feature) on several threads, each with its own database.
 //! Each round inserts rows in a transaction, then runs an aggregate, a LIKE scan and an
 //! indexed lookup per row. It prints its throughput, so that its slowdown under a
-//! profiler can be measured.
+//! profiler can be measured, and how many times it stepped a statement: each statement
+//! it runs through rusqlite (`execute`, `query_row`, `BEGIN`, `COMMIT`, the `CREATE`)
+//! is one call of SQLite's `sqlite3_step`, what `ffiprof crossings` counts.
 //!
 //! With `--seconds S` it runs for that long instead, keeping each table at its last
 //! 20 000 rows (a steady rate), and prints `progress <unix ns> <rows>` every
@@ -22,9 +24,17 @@ use rusqlite::{params, Connection};
 
 const ROWS_PER_ROUND: i64 = 2_000;
 
+/// Statements stepped, over every thread: one `sqlite3_step` each.
+static STEPS: AtomicU64 = AtomicU64::new(0);
+
+fn stepped(n: u64) {
+    STEPS.fetch_add(n, Ordering::Relaxed);
+}
+
 /// One round; `keep` is the number of newest rows the table holds (all when None).
 fn round(db: &mut Connection, round: i64, keep: Option<i64>) -> rusqlite::Result<i64> {
     let tx = db.transaction()?;
+    stepped(1); // BEGIN
     {
         let mut insert =
             tx.prepare_cached("INSERT INTO item (id, name, price) VALUES (?1, ?2, ?3)")?;
@@ -35,9 +45,11 @@ fn round(db: &mut Connection, round: i64, keep: Option<i64>) -> rusqlite::Result
                 format!("item-{}-{}", id % 97, id),
                 (id * 7919) % 10_007
             ])?;
+            stepped(1);
         }
     }
     tx.commit()?;
+    stepped(3); // COMMIT, then the two aggregates below
     let total: i64 = db.query_row(
         "SELECT COALESCE(SUM(price), 0) FROM item WHERE price % 3 = ?1",
         params![round % 3],
@@ -55,6 +67,7 @@ fn round(db: &mut Connection, round: i64, keep: Option<i64>) -> rusqlite::Result
     for i in 0..ROWS_PER_ROUND {
         found +=
             lookup.query_row(params![low + (i * 31) % (high - low)], |r| r.get::<_, i64>(0))?;
+        stepped(1);
     }
     Ok(total ^ like ^ found)
 }
@@ -72,6 +85,7 @@ fn worker(rounds: i64, until: Option<Until>) -> rusqlite::Result<i64> {
     db.execute_batch(
         "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price INTEGER NOT NULL);",
     )?;
+    stepped(1);
     let mut check = 0;
     let mut r = 0;
     loop {
@@ -86,6 +100,7 @@ fn worker(rounds: i64, until: Option<Until>) -> rusqlite::Result<i64> {
                 "DELETE FROM item WHERE id < ?1",
                 params![(r + 1) * ROWS_PER_ROUND - KEEP_ROWS],
             )?;
+            stepped(1);
             u.rows.fetch_add(ROWS_PER_ROUND as u64, Ordering::Relaxed);
         }
         r += 1;
@@ -142,4 +157,5 @@ fn main() {
         "{threads} threads x {rounds} rounds: {elapsed:.3} s, {:.0} rows/s (check {check})",
         done / elapsed
     );
+    println!("sqlite3_step calls: {}", STEPS.load(Ordering::Relaxed));
 }

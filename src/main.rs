@@ -168,6 +168,9 @@ struct CrossingsArgs {
     /// program then runs only once, under callgrind).
     #[arg(long, default_value_t = 1)]
     native_runs: usize,
+    /// Read these callgrind output files (one per process) instead of running a program.
+    #[arg(long, value_name = "CALLGRIND_OUT", num_args = 1..)]
+    from: Vec<PathBuf>,
     /// The program and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM")]
     command: Vec<std::ffi::OsString>,
@@ -178,7 +181,9 @@ fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
     let name = args
         .command
         .first()
-        .and_then(|p| std::path::Path::new(p).file_name())
+        .map(std::path::Path::new)
+        .or_else(|| args.from.first().map(PathBuf::as_path))
+        .and_then(|p| p.file_name())
         .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
     let out =
         args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("crossings-{name}")));
@@ -187,6 +192,7 @@ fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
     options.thresholds.min_calls = args.chatty_calls;
     options.thresholds.max_instructions = args.chatty_instructions;
     options.native_runs = args.native_runs;
+    options.from = args.from;
     if let Some(report) = args.costs {
         options.costs = CostSource::Report(report);
     }

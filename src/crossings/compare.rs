@@ -204,7 +204,7 @@ pub fn compare(old: &Census, new: &Census, old_path: &Path, new_path: &Path) -> 
             regression,
         });
     }
-    changes.sort_by(|a, b| b.regression.cmp(&a.regression));
+    changes.sort_by_key(|c| std::cmp::Reverse(c.regression));
     CensusComparison {
         schema_version: CENSUS_COMPARE_SCHEMA_VERSION,
         old: old_path.to_owned(),

@@ -70,6 +70,8 @@ pub struct Options {
     pub costs: CostSource,
     /// Native runs of the program for its own time (0: not timed). Default: 1.
     pub native_runs: usize,
+    /// Callgrind files to read instead of running a program. Default: none.
+    pub from: Vec<PathBuf>,
 }
 
 impl Options {
@@ -82,14 +84,16 @@ impl Options {
             thresholds: Thresholds::default(),
             costs: CostSource::Measure(Duration::from_millis(400)),
             native_runs: 1,
+            from: Vec::new(),
         }
     }
 
     /// Checks the settings before anything runs.
     pub fn validate(&self) -> Result<()> {
-        if self.command.is_empty() {
+        if self.command.is_empty() == self.from.is_empty() {
             return Err(Error::InvalidOption(
-                "give the program to count after `--`: ffiprof crossings -- PROGRAM [ARGS...]"
+                "give the program to count after `--` (ffiprof crossings -- PROGRAM [ARGS...]), \
+                 or callgrind files with --from, not both"
                     .into(),
             ));
         }
@@ -415,7 +419,7 @@ impl Census {
             );
         }
         let mut by_calls: Vec<&Crossing> = self.crossings.iter().collect();
-        by_calls.sort_by(|a, b| b.calls.cmp(&a.calls));
+        by_calls.sort_by_key(|c| std::cmp::Reverse(c.calls));
         section(
             &mut out,
             "largest by calls:".into(),
@@ -685,25 +689,49 @@ fn log_tail(dir: &Path) -> String {
     lines[start..].join(" / ")
 }
 
-/// Counts the crossings of `options.command`: see the module docs. Bad input (no
-/// valgrind, no such program, an unwritable `--out`, an unreadable `--costs` report) is
-/// found before the program runs; Ctrl-C ends the program, not the census. A program that fails still gets its census, with its
-/// status in [`Census::exit_status`].
-pub fn count(options: &Options) -> Result<Outcome> {
-    options.validate()?;
-    let valgrind = valgrind_version()?;
-    let program = crate::record::resolve_program(&options.command[0])?;
-    let args = &options.command[1..];
-    let report_model = match &options.costs {
-        CostSource::Report(path) => Some(cost::from_report(path)?),
-        CostSource::Measure(_) => None,
-    };
-    let staging = Staging::new(&options.out)?;
-    let raw = staging.path().join("callgrind");
-    std::fs::create_dir_all(&raw).map_err(|source| Error::Write { path: raw.clone(), source })?;
-    let environment = Environment::detect();
-    let native = native_time(&program, args, options.native_runs)?;
+/// Reads callgrind's files (`callgrind.out*` in `dir`, or the files given).
+fn read_graphs(files: &[PathBuf]) -> Result<Vec<callgrind::CallGraph>> {
+    let mut graphs = Vec::with_capacity(files.len());
+    for f in files {
+        let bytes =
+            std::fs::read(f).map_err(|source| Error::ReportMissing { path: f.clone(), source })?;
+        graphs.push(callgrind::parse(&bytes));
+    }
+    Ok(graphs)
+}
 
+/// The callgrind files valgrind wrote into `dir`, in name order.
+fn written(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| Error::Read { path: dir.to_owned(), source })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("callgrind.out")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// What the callgrind run gave.
+struct Ran {
+    valgrind: String,
+    command: Vec<String>,
+    exit_status: i32,
+    seconds: f64,
+    native: Option<NativeTime>,
+    files: Vec<PathBuf>,
+}
+
+/// Runs the program under callgrind into `raw`, the cost measurement (if asked) beside it
+/// on the other core, after the native runs.
+fn run_program(
+    options: &Options,
+    program: &Path,
+    raw: &Path,
+    valgrind: String,
+) -> Result<(Ran, Option<Result<CostModel>>)> {
+    let args = &options.command[1..];
+    let native = native_time(program, args, options.native_runs)?;
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", raw.join("callgrind.out.%p").display()))
@@ -712,7 +740,7 @@ pub fn count(options: &Options) -> Result<Outcome> {
         // Symbols bound at load: the first call through a PLT then goes to its function,
         // not through the dynamic linker's resolver, so every call counts on its edge.
         .env("LD_BIND_NOW", "1")
-        .arg(&program)
+        .arg(program)
         .args(args);
     let (status, seconds, measured) = std::thread::scope(|s| {
         let costs = match &options.costs {
@@ -722,6 +750,9 @@ pub fn count(options: &Options) -> Result<Outcome> {
             }
             CostSource::Report(_) => None,
         };
+        // Ctrl-C reaches the program and valgrind, which writes what ran; ffiprof stays
+        // to read it and pass on the program's status.
+        let _ = crate::ffi::interrupt_flag();
         let start = Instant::now();
         let status = cmd.status();
         let seconds = start.elapsed().as_secs_f64();
@@ -732,25 +763,69 @@ pub fn count(options: &Options) -> Result<Outcome> {
         (status, seconds, measured)
     });
     let status = status.map_err(|e| Error::Internal(format!("cannot start valgrind: {e}")))?;
-    let post = Instant::now();
-    let mut graphs = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&raw)
-        .map_err(|source| Error::Read { path: raw.clone(), source })?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("callgrind.out")))
-        .collect();
-    files.sort();
-    for f in &files {
-        let bytes = std::fs::read(f).map_err(|source| Error::Read { path: f.clone(), source })?;
-        graphs.push(callgrind::parse(&bytes));
-    }
-    if graphs.is_empty() {
+    let files = written(raw)?;
+    if files.is_empty() {
         return Err(Error::Internal(format!(
             "callgrind wrote no call graph ({status}): {}",
-            log_tail(&raw)
+            log_tail(raw)
         )));
     }
+    let ran = Ran {
+        valgrind,
+        command: options.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        exit_status: shell_status(status),
+        seconds,
+        native,
+        files,
+    };
+    Ok((ran, measured))
+}
+
+/// Counts the crossings of `options.command` (or reads [`Options::from`]): see the
+/// module docs. Bad input (no valgrind, no such program, an unwritable `--out`, an
+/// unreadable `--costs` report or callgrind file) is found before the program runs;
+/// Ctrl-C ends the program, not the census. A program that fails still gets its census,
+/// with its status in [`Census::exit_status`].
+pub fn count(options: &Options) -> Result<Outcome> {
+    options.validate()?;
+    let (valgrind, program) = if options.from.is_empty() {
+        let valgrind = valgrind_version()?;
+        (valgrind, Some(crate::record::resolve_program(&options.command[0])?))
+    } else {
+        for f in &options.from {
+            std::fs::metadata(f)
+                .map_err(|source| Error::ReportMissing { path: f.clone(), source })?;
+        }
+        (String::from("(callgrind files given)"), None)
+    };
+    let report_model = match &options.costs {
+        CostSource::Report(path) => Some(cost::from_report(path)?),
+        CostSource::Measure(_) => None,
+    };
+    let staging = Staging::new(&options.out)?;
+    let raw = staging.path().join("callgrind");
+    std::fs::create_dir_all(&raw).map_err(|source| Error::Write { path: raw.clone(), source })?;
+    let environment = Environment::detect();
+    let (ran, measured) = match &program {
+        Some(program) => run_program(options, program, &raw, valgrind)?,
+        None => {
+            let measured = match &options.costs {
+                CostSource::Measure(budget) => Some(cost::measure(*budget)),
+                CostSource::Report(_) => None,
+            };
+            let ran = Ran {
+                valgrind,
+                command: Vec::new(),
+                exit_status: 0,
+                seconds: 0.0,
+                native: None,
+                files: options.from.clone(),
+            };
+            (ran, measured)
+        }
+    };
+    let post = Instant::now();
+    let graphs = read_graphs(&ran.files)?;
     let mut notes = Vec::new();
     let cost_model = match (report_model, measured) {
         (Some(m), _) => Some(m),
@@ -772,24 +847,29 @@ pub fn count(options: &Options) -> Result<Outcome> {
     let (totals, crossings, processes, more) =
         build(&graphs, options.thresholds, cost_model.as_ref());
     notes.extend(more);
-    let exit_status = shell_status(status);
-    if exit_status != 0 {
+    if ran.exit_status != 0 {
         notes.push(format!(
-            "the program exited with status {exit_status}; the census counts what it ran"
+            "the program exited with status {}; the census counts what it ran",
+            ran.exit_status
         ));
     }
+    let command = if ran.command.is_empty() {
+        graphs.first().map(|g| vec![g.command.clone()]).unwrap_or_default()
+    } else {
+        ran.command
+    };
     let mut census = Census {
         schema_version: CENSUS_SCHEMA_VERSION,
         tool: format!("ffiprof {}", env!("CARGO_PKG_VERSION")),
         environment,
-        command: options.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-        exit_status,
-        valgrind,
+        command,
+        exit_status: ran.exit_status,
+        valgrind: ran.valgrind,
         trace_children: options.trace_children,
-        callgrind_seconds: seconds,
+        callgrind_seconds: ran.seconds,
         post_processing_seconds: 0.0,
         processes,
-        native,
+        native: ran.native,
         thresholds: options.thresholds,
         cost_model,
         totals,
