@@ -2,7 +2,9 @@
 //! - boundary exactness: samples whose leaf is in libm have the Rust per-call loop among
 //!   their ancestors, for both samplers (perf in DWARF mode);
 //! - attribution: with planted work on each side of the boundary, the sampled C share is
-//!   within 5 percentage points of the split measured by timing each side alone.
+//!   within 5 percentage points of the split measured by timing each side alone (thread
+//!   CPU time), in the same windows as the sampling (interleaved), so a busy machine
+//!   moves both alike.
 //!
 //! pprof samples the whole process, so these tests take turns (one lock).
 
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use ffiprof::sample::{self, SamplerKind};
 use ffiprof::stacks::ProcessSymbolizer;
 use ffiprof::stacks::{self, BoundarySummary, Language, Profile};
-use ffiprof::workload::{self, Input, Workload};
+use ffiprof::workload::{self, Input, Runner, Workload};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -82,42 +84,94 @@ fn libm_samples_keep_their_rust_caller_perf() {
     boundary_exactness(SamplerKind::Perf, 1000, 1.5);
 }
 
-/// Seconds for `rounds` rounds of a calibration variant, median of 5 alternating trials.
-fn timed(w: &Workload, input: &Input, rounds: u64) -> (f64, f64) {
-    let mut rust = w.prepare("rust-only", input).unwrap();
-    let mut c = w.prepare("c-only", input).unwrap();
-    let n = input.calls_per_iteration;
-    let (mut tr, mut tc) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        for (runner, times) in [(&mut rust, &mut tr), (&mut c, &mut tc)] {
-            let t = Instant::now();
-            for _ in 0..rounds {
-                std::hint::black_box(runner.run(n));
-            }
-            times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(&mut tr), median(&mut tc))
+/// The sampled runner: each call does `n` items of `both`, then times `n / 4` items of
+/// `rust-only` and of `c-only`. The reference split is thus timed in the same windows as
+/// the samples are taken, whatever the rest of the machine does meanwhile; samples taken
+/// in the timed parts are told apart by their stacks (no `both_sides_loop` frame).
+struct Interleaved {
+    both: Box<dyn Runner>,
+    rust: Box<dyn Runner>,
+    c: Box<dyn Runner>,
+    rust_seconds: f64,
+    c_seconds: f64,
 }
 
-fn attribution(kind: SamplerKind, hz: u64, seconds: f64, input: &str) {
+/// This thread's CPU time, seconds: what cpu-clock samples count, so that time the
+/// thread spends preempted by other work on the machine weighs on neither figure.
+fn thread_cpu_seconds() -> f64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: t is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+impl Runner for Interleaved {
+    fn run(&mut self, n: u64) -> u64 {
+        let x = self.both.run(n);
+        let part = (n / 4).max(1);
+        let t = thread_cpu_seconds();
+        let r = std::hint::black_box(self.rust.run(part));
+        let mid = thread_cpu_seconds();
+        let c = std::hint::black_box(self.c.run(part));
+        self.rust_seconds += mid - t;
+        self.c_seconds += thread_cpu_seconds() - mid;
+        x ^ r ^ c
+    }
+}
+
+const BOTH_LOOP: &str = "ffiprof::workload::calibrate::both_sides_loop";
+
+fn attribution(kind: SamplerKind, hz: u64, cpu_seconds: f64, input: &str) {
     let w = workload::find("calibrate").unwrap();
     let input = w.input(Some(input)).unwrap();
-    let (tr, tc) = timed(&w, input, 200);
+    let mut runner = Interleaved {
+        both: w.prepare("both", input).unwrap(),
+        rust: w.prepare("rust-only", input).unwrap(),
+        c: w.prepare("c-only", input).unwrap(),
+        rust_seconds: 0.0,
+        c_seconds: 0.0,
+    };
+    let n = input.calls_per_iteration;
+    runner.run(n);
+    let (rust_warm, c_warm) = (runner.rust_seconds, runner.c_seconds);
+    let mut options = sample::Options::default();
+    options.frequency = hz;
+    let mut sampler = sample::sampler(kind, &options).unwrap();
+    // The window is CPU time of this thread, not wall time: on a busy machine it takes
+    // longer, with as many samples.
+    sampler.start().unwrap();
+    let (cpu_start, wall_start) = (thread_cpu_seconds(), Instant::now());
+    while thread_cpu_seconds() - cpu_start < cpu_seconds
+        && wall_start.elapsed() < Duration::from_secs_f64(cpu_seconds * 4.0)
+    {
+        runner.run(n);
+    }
+    let raw = sampler.stop().unwrap();
+    let (tr, tc) = (runner.rust_seconds - rust_warm, runner.c_seconds - c_warm);
     let expected = tc / (tr + tc);
-    let (_, summary) = sample_variant(&w, "both", input, kind, hz, seconds);
-    assert!(summary.samples >= 1000, "{kind}: only {} samples", summary.samples);
-    let sampled = summary.c_side_share;
+    let profile = stacks::build(&raw, &mut ProcessSymbolizer::new()).unwrap();
+    let (mut in_both, mut c_side) = (0u64, 0u64);
+    for stack in &profile.stacks {
+        if !stack.frames.iter().any(|&i| profile.frames[i].function == BOTH_LOOP) {
+            continue;
+        }
+        in_both += stack.weight;
+        let leaf = &profile.frames[*stack.frames.last().unwrap()];
+        if leaf.language.is_c_side() {
+            c_side += stack.weight;
+        }
+    }
+    assert!(
+        in_both >= 800,
+        "{kind}: only {in_both} samples in {BOTH_LOOP} of {}",
+        raw.samples.len()
+    );
+    let sampled = c_side as f64 / in_both as f64;
     eprintln!(
-        "{kind} {}: C share sampled {:.1}% vs timed {:.1}% ({} samples)",
+        "{kind} {}: C share sampled {:.1}% vs timed in the same windows {:.1}% ({in_both} samples)",
         input.name,
         sampled * 100.0,
         expected * 100.0,
-        summary.samples
     );
     assert!(
         (sampled - expected).abs() <= 0.05,
@@ -125,14 +179,18 @@ fn attribution(kind: SamplerKind, hz: u64, seconds: f64, input: &str) {
         sampled * 100.0,
         expected * 100.0
     );
+    let summary = BoundarySummary::new(&profile, &raw);
     let leaf_c = summary.leaf_share.get(&Language::C).copied().unwrap_or(0.0);
-    assert!((leaf_c - sampled).abs() < 0.02, "the C side of calibrate is the project's C spin");
+    assert!(
+        (leaf_c - summary.c_side_share).abs() < 0.02,
+        "the C side of calibrate is the project's C spin"
+    );
 }
 
 #[test]
 fn planted_split_is_attributed_pprof() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    attribution(SamplerKind::Pprof, 250, 5.0, "c50");
+    attribution(SamplerKind::Pprof, 250, 7.0, "c50");
 }
 
 #[test]
