@@ -104,7 +104,12 @@ impl CostModel {
     }
 }
 
-/// Measures every kind with the paired engine in this process, each case in `budget`.
+/// Processes each kind's case is measured in (child processes of this executable, which
+/// must be ffiprof: its hidden `__paired-case` command).
+const PROCESSES: usize = 3;
+
+/// Measures every kind with the paired engine, each case in `budget` shared among
+/// [`PROCESSES`] child processes of this executable.
 pub fn measure(budget: Duration) -> Result<CostModel> {
     let mut kinds = Vec::new();
     for kind in CallKind::ALL {
@@ -117,6 +122,10 @@ pub fn measure(budget: Duration) -> Result<CostModel> {
         let input = workload.input(Some(input))?.clone();
         let mut options = measure::Options::new(true);
         options.budget_per_case = Some(budget);
+        // Pooled over processes, as `bench` and `run` do: within one process two call
+        // sites can differ steadily by a fraction of a nanosecond, differently in the
+        // next, and only the spread over layouts shows it.
+        options.processes = PROCESSES;
         let case = measure::measure_case(&workload, &input, &options)?;
         let overhead = |name: &str| {
             case.variants.iter().find(|v| v.name == name).and_then(|v| v.overhead_ns_per_call)
