@@ -231,7 +231,8 @@ fn two_censuses_of_one_build_compare_equal_and_twice_the_calls_is_flagged() {
     };
     let same = compare(&a, &b);
     assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stdout));
-    assert!(String::from_utf8_lossy(&same.stdout).contains("No crossing changed"));
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert!(text.contains("No crossing changed"), "{text}");
     let more = compare(&a, &twice);
     assert_eq!(more.status.code(), Some(1));
     let text = String::from_utf8_lossy(&more.stdout);

@@ -6,7 +6,7 @@
 //!
 //! A regression (what `--fail-on-regression` fails on): a crossing that is new, or that
 //! makes more calls, or does more instructions per call inside the callee or in the
-//! caller around it. Fewer calls and less work are improvements; a crossing gone is one.
+//! caller around it, by enough to move [`MATERIAL`] of the program's instructions. Fewer calls and less work are improvements; a crossing gone is one.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -30,6 +30,19 @@ pub const THRESHOLD: f64 = 0.005;
 /// Changes below this many instructions per call are unchanged whatever their share (a
 /// crossing of 2 instructions per call moving to 2.005 is the same work).
 pub const MIN_INSTRUCTIONS: f64 = 0.5;
+
+/// A change that moves fewer instructions than this share of the program's is not judged:
+/// between two runs of one build, thread scheduling and the allocator's state move a few
+/// small crossings (seen: `malloc` from `Thread::new`, 2 calls, 155 then 182 instructions
+/// each, in a program of 1.5 million). A wrapper that grows by 40 instructions on 60 000
+/// calls moves 2.4 million. Whatever the program's size, a change must also move at least
+/// [`MIN_MOVED`] instructions.
+pub const MATERIAL: f64 = 1e-4;
+
+/// Instructions a change must move at least: a thread that joins after, not before, its
+/// peer finished costs `pthread_join` about 100 instructions more, `malloc` under
+/// another thread's arena some 10 more per call.
+pub const MIN_MOVED: f64 = 5000.0;
 
 /// What changed in one metric of one crossing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,14 +181,27 @@ pub fn compare(old: &Census, new: &Census, old_path: &Path, new_path: &Path) -> 
     let mut unchanged = 0;
     for k in keys {
         let (o, n) = (olds.get(k), news.get(k));
+        // What a crossing's change moves, in instructions: below [`MATERIAL`] of the
+        // program it is not judged.
+        let program = old.totals.program_instructions.max(new.totals.program_instructions);
+        let floor = (MATERIAL * program as f64).max(MIN_MOVED);
+        let work = |c: &Crossing| c.instructions_per_call + c.caller_instructions_per_call;
+        let material =
+            |moved: f64, change: Change| if moved >= floor { change } else { Change::Unchanged };
         let calls = match (o, n) {
-            (Some(o), Some(n)) => judge(o.calls as f64, n.calls as f64, 1.0),
-            (None, Some(_)) => Change::More,
-            (Some(_), None) => Change::Less,
+            (Some(o), Some(n)) => material(
+                (n.calls as f64 - o.calls as f64).abs() * work(o).max(work(n)).max(1.0),
+                judge(o.calls as f64, n.calls as f64, 1.0),
+            ),
+            (None, Some(n)) => material(n.calls as f64 * work(n).max(1.0), Change::More),
+            (Some(o), None) => material(o.calls as f64 * work(o).max(1.0), Change::Less),
             (None, None) => Change::Unchanged,
         };
         let both = |f: fn(&Crossing) -> f64| match (o, n) {
-            (Some(o), Some(n)) => judge(f(o), f(n), MIN_INSTRUCTIONS),
+            (Some(o), Some(n)) => material(
+                (f(n) - f(o)).abs() * o.calls.max(n.calls) as f64,
+                judge(f(o), f(n), MIN_INSTRUCTIONS),
+            ),
             _ => Change::Unchanged,
         };
         let instructions = both(|c| c.instructions_per_call);
@@ -248,6 +274,93 @@ pub fn compare_paths(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crossings::{CallKind, Totals, Verdict, CENSUS_SCHEMA_VERSION};
+    use crate::stacks::Language;
+
+    fn crossing(callee: &str, calls: u64, per_call: f64) -> Crossing {
+        Crossing {
+            caller: "prog::work".into(),
+            caller_module: "prog".into(),
+            caller_language: Language::Rust,
+            callee: callee.into(),
+            callee_module: "prog".into(),
+            callee_language: Language::C,
+            direction: Direction::RustToC,
+            calls,
+            instructions_per_call: per_call,
+            instructions: (calls as f64 * per_call) as u64,
+            caller_instructions_per_call: 5.0,
+            share: 0.0,
+            kind: CallKind::Direct,
+            estimated_cost_ns: None,
+            call_cost_ns: None,
+            verdict: Verdict::Fine,
+            through: Vec::new(),
+            apportioned: false,
+            processes: 1,
+        }
+    }
+
+    fn census(program: u64, crossings: Vec<Crossing>) -> Census {
+        Census {
+            schema_version: CENSUS_SCHEMA_VERSION,
+            tool: "ffiprof".into(),
+            environment: crate::environment::Environment::detect(),
+            command: vec!["prog".into()],
+            exit_status: 0,
+            valgrind: "valgrind".into(),
+            trace_children: false,
+            callgrind_seconds: 0.0,
+            post_processing_seconds: 0.0,
+            processes: Vec::new(),
+            native: None,
+            thresholds: Default::default(),
+            cost_model: None,
+            totals: Totals {
+                crossings: crossings.len(),
+                chatty: 0,
+                calls: 0,
+                calls_by_direction: Default::default(),
+                program_instructions: program,
+                estimated_cost_ns: None,
+                call_cost_ns: None,
+            },
+            crossings,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn material_changes_are_judged_and_scheduling_noise_is_not() {
+        let p = Path::new("x");
+        let old =
+            census(1_500_000, vec![crossing("cheap", 40_000, 2.0), crossing("malloc", 2, 155.0)]);
+        // The same, but for malloc's 2 calls doing 27 more instructions: 54 of 1.5 million.
+        let noise =
+            census(1_500_100, vec![crossing("cheap", 40_000, 2.0), crossing("malloc", 2, 182.0)]);
+        let c = compare(&old, &noise, p, p);
+        assert_eq!((c.changes.len(), c.unchanged), (0, 2));
+        // Twice the calls, a wrapper grown by 40 instructions, a new crossing: regressions.
+        let twice =
+            census(1_800_000, vec![crossing("cheap", 80_000, 2.0), crossing("malloc", 2, 155.0)]);
+        assert_eq!(compare(&old, &twice, p, p).regressions().count(), 1);
+        let grown =
+            census(3_000_000, vec![crossing("cheap", 40_000, 42.0), crossing("malloc", 2, 155.0)]);
+        let g = compare(&old, &grown, p, p);
+        assert_eq!(g.changes[0].instructions, Change::More);
+        let new = census(
+            1_700_000,
+            vec![
+                crossing("cheap", 40_000, 2.0),
+                crossing("malloc", 2, 155.0),
+                crossing("step", 1000, 200.0),
+            ],
+        );
+        let n = compare(&old, &new, p, p);
+        assert!(n.regressions().any(|c| c.old_calls.is_none()));
+        // Fewer calls is an improvement.
+        assert_eq!(compare(&twice, &old, p, p).regressions().count(), 0);
+    }
 
     #[test]
     fn counts_judged_exactly_with_a_small_threshold() {

@@ -461,8 +461,11 @@ impl Census {
         let _ = writeln!(out, "| {} |", Census::HEADER.join(" | "));
         let _ = writeln!(out, "|{}", "---|".repeat(Census::HEADER.len()));
         for c in &self.crossings {
-            let cells: Vec<String> =
+            let mut cells: Vec<String> =
                 Census::row(c, usize::MAX).into_iter().map(|s| s.replace('|', "\\|")).collect();
+            // Code spans: Rust's `<T as Trait>` would read as HTML otherwise.
+            let code = |name: &str| name.replace('`', "'").replace('|', "\\|");
+            cells[0] = format!("`{}` -> `{}`", code(&c.caller), code(&c.callee));
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
         if let Some(model) = &self.cost_model {
