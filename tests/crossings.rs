@@ -79,39 +79,14 @@ fn main() {
 "#;
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::run_ok(cmd)
 }
 
 /// The test program, built once.
 fn test_program() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crossings-test-program");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("lib.c"), C_SOURCE).unwrap();
-        std::fs::write(dir.join("main.rs"), RUST_SOURCE).unwrap();
-        run(Command::new("gcc")
-            .current_dir(&dir)
-            .args(["-O2", "-g", "-c", "lib.c", "-o", "lib.o"]));
-        run(Command::new("ar").current_dir(&dir).args(["rcs", "libcross.a", "lib.o"]));
-        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-        run(Command::new(rustc).current_dir(&dir).args([
-            "--edition",
-            "2021",
-            "-O",
-            "-g",
-            "main.rs",
-            "-L",
-            ".",
-            "-l",
-            "static=cross",
-            "-o",
-            "prog",
-        ]));
-        dir.join("prog")
-    })
+    BUILT
+        .get_or_init(|| common::build_program("crossings-test-program", C_SOURCE, &[], RUST_SOURCE))
 }
 
 fn ffiprof() -> Command {
@@ -270,16 +245,6 @@ fn which(program: &str) -> PathBuf {
     ffiprof::record::resolve_program(std::ffi::OsStr::new(program)).unwrap()
 }
 
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        run(Command::new(cargo).args(["build", "--example", name]));
-    }
-    path
-}
-
 #[test]
 fn counts_the_sqlite_examples_steps() {
     if !valgrind_here("counts_the_sqlite_examples_steps") {
@@ -288,13 +253,13 @@ fn counts_the_sqlite_examples_steps() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sqlite");
     let args = ["--threads", "2", "--rounds", "2"];
-    let printed = run(Command::new(example("sqlite_threads")).args(args));
+    let printed = run(Command::new(common::example("sqlite_threads")).args(args));
     let steps: u64 = printed
         .lines()
         .find_map(|l| l.strip_prefix("sqlite3_step calls: "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no step count in {printed}"));
-    assert_eq!(census(&dir, &["--native-runs", "0"], &example("sqlite_threads"), &args), 0);
+    assert_eq!(census(&dir, &["--native-runs", "0"], &common::example("sqlite_threads"), &args), 0);
     let c = Census::load(&dir).unwrap();
     assert_eq!(calls_into(&c, "sqlite3_step"), steps);
     let step = c.crossings.iter().find(|x| x.callee == "sqlite3_step").unwrap();

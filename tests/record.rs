@@ -69,45 +69,19 @@ fn main() {
 "#;
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    common::run_ok(cmd);
 }
 
 /// The test program, built once: C with -fomit-frame-pointer, Rust calling it.
 fn test_program() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        // Cargo's scratch directory for integration tests: rebuilt on every run, never
-        // left in the system's temporary directory.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("record-test-program");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("spin.c"), C_SOURCE).unwrap();
-        std::fs::write(dir.join("main.rs"), RUST_SOURCE).unwrap();
-        run(Command::new("gcc").current_dir(&dir).args([
-            "-O2",
-            "-g",
-            "-fomit-frame-pointer",
-            "-c",
-            "spin.c",
-            "-o",
-            "spin.o",
-        ]));
-        run(Command::new("ar").current_dir(&dir).args(["rcs", "libspin.a", "spin.o"]));
-        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-        run(Command::new(rustc).current_dir(&dir).args([
-            "--edition",
-            "2021",
-            "-O",
-            "-g",
-            "main.rs",
-            "-L",
-            ".",
-            "-l",
-            "static=spin",
-            "-o",
-            "prog",
-        ]));
-        dir.join("prog")
+        common::build_program(
+            "record-test-program",
+            C_SOURCE,
+            &["-fomit-frame-pointer"],
+            RUST_SOURCE,
+        )
     })
 }
 
@@ -196,20 +170,6 @@ fn records_every_thread_through_frameless_c_and_passes_the_exit_status() {
     }
 }
 
-/// An example of this crate. `cargo test` builds the examples beside the tests; a run of
-/// this test file alone (`--test record`) does not, so it is built here then.
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        run(Command::new(cargo).args(["build", "--example", name]));
-    }
-    assert!(path.exists(), "{} missing after building it", path.display());
-    path
-}
-
 #[test]
 fn records_the_sqlite_example_under_its_rust_callers() {
     let out = tempfile::tempdir().unwrap();
@@ -218,7 +178,7 @@ fn records_the_sqlite_example_under_its_rust_callers() {
         .args(["record", "--out"])
         .arg(&dir)
         .arg("--")
-        .arg(example("sqlite_threads"))
+        .arg(common::example("sqlite_threads"))
         .args(["--threads", "3", "--rounds", "40"])
         .stdout(Stdio::null())
         .status()

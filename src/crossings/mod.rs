@@ -654,7 +654,7 @@ fn native_time(program: &Path, args: &[OsString], runs: usize) -> Result<Option<
     for _ in 0..runs {
         let before = crate::ffi::children_cpu_seconds();
         let start = Instant::now();
-        let status = Command::new(program)
+        Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -666,7 +666,6 @@ fn native_time(program: &Path, args: &[OsString], runs: usize) -> Result<Option<
             })?;
         wall.push(start.elapsed().as_secs_f64());
         cpu.push(crate::ffi::children_cpu_seconds() - before);
-        let _ = status;
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -691,7 +690,7 @@ fn log_tail(dir: &Path) -> String {
     lines[start..].join(" / ")
 }
 
-/// Reads callgrind's files (`callgrind.out*` in `dir`, or the files given).
+/// Reads callgrind's files, one call graph each.
 fn read_graphs(files: &[PathBuf]) -> Result<Vec<callgrind::CallGraph>> {
     let mut graphs = Vec::with_capacity(files.len());
     for f in files {

@@ -37,3 +37,63 @@ pub fn tool_available(test: &str, program: &str, version_arg: &str, install: &st
     );
     false
 }
+
+/// Runs `cmd`, fails the test unless it succeeds, and returns its standard output.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Builds a test program in Cargo's scratch directory for integration tests (rebuilt on
+/// every run, never left in the system's temporary directory): `c_source` compiled by gcc
+/// with `-O2 -g` and `c_flags` into a static library, linked into `rust_source` built
+/// with `rustc -O -g`. Returns the program's path.
+pub fn build_program(
+    name: &str,
+    c_source: &str,
+    c_flags: &[&str],
+    rust_source: &str,
+) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("lib.c"), c_source).unwrap();
+    std::fs::write(dir.join("main.rs"), rust_source).unwrap();
+    run_ok(
+        Command::new("gcc")
+            .current_dir(&dir)
+            .args(["-O2", "-g"])
+            .args(c_flags)
+            .args(["-c", "lib.c", "-o", "lib.o"]),
+    );
+    run_ok(Command::new("ar").current_dir(&dir).args(["rcs", "libtest.a", "lib.o"]));
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    run_ok(Command::new(rustc).current_dir(&dir).args([
+        "--edition",
+        "2021",
+        "-O",
+        "-g",
+        "main.rs",
+        "-L",
+        ".",
+        "-l",
+        "static=test",
+        "-o",
+        "prog",
+    ]));
+    dir.join("prog")
+}
+
+/// An example of this crate. `cargo test` builds the examples beside the tests; a run of
+/// one test file alone (`--test record`) does not, so it is built here then.
+pub fn example(name: &str) -> std::path::PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        run_ok(Command::new(cargo).args(["build", "--example", name]));
+    }
+    assert!(path.exists(), "{} missing after building it", path.display());
+    path
+}
