@@ -113,22 +113,6 @@ pub enum Error {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// A file of criterion's could not be parsed.
-    #[error("cannot parse criterion's {path}: {source}")]
-    CriterionData {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong with it.
-        source: serde_json::Error,
-    },
-    /// Criterion finished without estimates for a benchmark that was asked for.
-    #[error("criterion left no estimates for {id} in {dir}")]
-    MissingEstimates {
-        /// The benchmark id (`workload/variant/input`).
-        id: String,
-        /// Criterion's output directory.
-        dir: PathBuf,
-    },
     /// The kernel refused perf_event_open: a setting of the machine, or a process the user
     /// may not observe; the message says which and how to allow it.
     #[error("perf_event_open refused ({event}): {source}; {fix}")]

@@ -21,8 +21,8 @@ struct Cli {
 enum Command {
     /// List the workloads, their variants and inputs.
     List,
-    /// Benchmark workloads with criterion and print ns per call against the batched
-    /// baseline.
+    /// Benchmark workloads with the paired engine and print ns per call against the
+    /// batched baseline.
     Bench {
         /// Workloads to run (default: all).
         workloads: Vec<String>,
@@ -84,24 +84,6 @@ enum Command {
     /// Measure what sampling costs: slowdown of a workload under each sampler,
     /// effective rate, and post-processing time.
     SamplerCost(CostArgs),
-    /// Measures one case in this process and prints it as JSON; what bench and run start
-    /// in each child process.
-    #[command(name = "__paired-case", hide = true)]
-    PairedCase {
-        /// Workload.
-        workload: String,
-        /// Input.
-        input: String,
-        /// Time for the case, milliseconds.
-        #[arg(long)]
-        budget_ms: u64,
-        /// Seed of the round order.
-        #[arg(long)]
-        seed: u64,
-        /// The quick mode's precision.
-        #[arg(long)]
-        quick: bool,
-    },
     /// Runs every variant's counted batches; what `run` executes under callgrind.
     #[command(name = "__count-instructions", hide = true)]
     CountInstructions {
@@ -495,14 +477,6 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         Command::Record(args) => record(args),
         Command::Crossings(args) => crossings(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
-        Command::PairedCase { workload, input, budget_ms, seed, quick } => {
-            let w = workload::find(&workload)?;
-            let mut options = measure::Options::new(quick);
-            options.budget_per_case = Some(std::time::Duration::from_millis(budget_ms));
-            options.seed = Some(seed);
-            println!("{}", measure::child_case(&w, w.input(Some(&input))?, &options)?);
-            Ok(ExitCode::SUCCESS)
-        }
         Command::CountInstructions { workloads } => {
             measure::instructions::run_batches(&workload::select(&workloads)?)?;
             Ok(ExitCode::SUCCESS)
@@ -515,6 +489,21 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // The hidden command that bench and run start in each child process: one case
+    // measured in this process, printed as JSON.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(measured) = measure::serve_child(&args) {
+        return match measured {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match try_main(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {

@@ -1,24 +1,21 @@
 //! Timing. `ffiprof bench` and `ffiprof run` measure every case with the paired engine
 //! ([`paired`]): all variants of a case and an A/A control in interleaved rounds on one
 //! shared input, figures as medians over rounds with distribution-free intervals
-//! ([`stats`]). `cargo bench` keeps criterion ([`criterion()`], [`register`]), the
-//! ecosystem's convention, with its plots, baselines and `--profile-time` flamegraphs
-//! ([`profiler`]), and ends with the paired table (`benches/paired.rs`). Where the
-//! machine has hardware counters, [`counters`] counts instructions and cycles per call.
+//! ([`stats`]). `cargo bench` (the `benches` package) keeps criterion, the ecosystem's
+//! convention, with its baselines and `--profile-time` flamegraphs, and ends with the
+//! paired table. Where the machine has hardware counters, [`counters`] counts
+//! instructions and cycles per call.
 
 pub mod counters;
 pub mod instructions;
 pub mod paired;
-pub mod profiler;
 pub mod results;
 pub mod stats;
 
-use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -128,61 +125,10 @@ impl Options {
             ..defaults
         }
     }
-
-    /// Warm-up time per criterion benchmark (`cargo bench`).
-    pub fn warm_up(&self) -> Duration {
-        if self.quick {
-            Duration::from_millis(300)
-        } else {
-            Duration::from_secs(1)
-        }
-    }
-
-    /// Measurement time per criterion benchmark.
-    pub fn measurement(&self) -> Duration {
-        if self.quick {
-            Duration::from_millis(800)
-        } else {
-            Duration::from_secs(3)
-        }
-    }
 }
 
 /// Confidence level of every interval ffiprof reports.
 pub const CONFIDENCE_LEVEL: f64 = 0.95;
-
-/// A criterion configured as `options` says, for `cargo bench`: no plots, 95% intervals.
-pub fn criterion(options: &Options) -> Criterion {
-    Criterion::default()
-        .warm_up_time(options.warm_up())
-        .measurement_time(options.measurement())
-        .sample_size(50)
-        .nresamples(50_000)
-        .confidence_level(CONFIDENCE_LEVEL)
-        .without_plots()
-}
-
-/// Registers (and, as criterion does, runs) one benchmark per workload, input and variant:
-/// group = workload, id = `variant/input`, throughput = calls per iteration, so criterion
-/// reports time per call.
-pub fn register(c: &mut Criterion, workloads: &[Workload]) -> Result<()> {
-    for workload in workloads {
-        let mut group = c.benchmark_group(workload.name);
-        for input in &workload.inputs {
-            let n = input.calls_per_iteration;
-            group.throughput(Throughput::Elements(n));
-            let shared = (workload.share)(input);
-            for variant in &workload.variants {
-                let mut runner = (variant.prepare)(input, &shared)?;
-                group.bench_function(BenchmarkId::new(variant.name, input.name), |b| {
-                    b.iter(|| runner.run(black_box(n)))
-                });
-            }
-        }
-        group.finish();
-    }
-    Ok(())
-}
 
 /// Counts instructions per call of every case of `results` under callgrind.
 fn add_instructions(
@@ -231,11 +177,84 @@ pub fn measure_case(workload: &Workload, input: &Input, options: &Options) -> Re
     Ok(CaseResult::new(workload, input, case))
 }
 
-/// What a child process prints: one case measured in it, as JSON.
-pub fn child_case(workload: &Workload, input: &Input, options: &Options) -> Result<String> {
-    let mut clock = paired::RealClock::default();
-    let case = paired::measure_workload(workload, input, &options.paired(), &mut clock)?;
-    serde_json::to_string(&case).map_err(|source| Error::Serialize { what: "paired case", source })
+/// The case one child process measures: the arguments of [`CASE_COMMAND`].
+#[derive(Debug, PartialEq)]
+struct ChildCase {
+    workload: String,
+    input: String,
+    budget_ms: u64,
+    seed: u64,
+    quick: bool,
+}
+
+impl ChildCase {
+    /// `CASE_COMMAND WORKLOAD INPUT --budget-ms MS --seed SEED [--quick]`.
+    fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            CASE_COMMAND.to_owned(),
+            self.workload.clone(),
+            self.input.clone(),
+            "--budget-ms".to_owned(),
+            self.budget_ms.to_string(),
+            "--seed".to_owned(),
+            self.seed.to_string(),
+        ];
+        if self.quick {
+            args.push("--quick".to_owned());
+        }
+        args
+    }
+
+    /// The case `args` (after [`CASE_COMMAND`]) name, or why they do not.
+    fn parse(args: &[String]) -> Result<ChildCase> {
+        let bad = || Error::InvalidOption(format!("{CASE_COMMAND}: bad arguments {args:?}"));
+        let number = |flag: &str| -> Result<u64> {
+            let at = args.iter().position(|a| a == flag).ok_or_else(bad)?;
+            args.get(at + 1).and_then(|v| v.parse().ok()).ok_or_else(bad)
+        };
+        let (workload, input) = match args {
+            [w, i, ..] if !w.starts_with('-') && !i.starts_with('-') => (w.clone(), i.clone()),
+            _ => return Err(bad()),
+        };
+        let known = ["--budget-ms", "--seed", "--quick"];
+        let flags = args[2..].iter().filter(|a| a.starts_with('-'));
+        if flags.clone().any(|f| !known.contains(&f.as_str())) {
+            return Err(bad());
+        }
+        Ok(ChildCase {
+            workload,
+            input,
+            budget_ms: number("--budget-ms")?,
+            seed: number("--seed")?,
+            quick: args.iter().any(|a| a == "--quick"),
+        })
+    }
+
+    /// Measures the case in this process: its result as JSON.
+    fn measure(&self) -> Result<String> {
+        let workload = crate::workload::find(&self.workload)?;
+        let input = workload.input(Some(&self.input))?;
+        let mut options = Options::new(self.quick);
+        options.budget_per_case = Some(Duration::from_millis(self.budget_ms));
+        options.seed = Some(self.seed);
+        let mut clock = paired::RealClock::default();
+        let case = paired::measure_workload(&workload, input, &options.paired(), &mut clock)?;
+        serde_json::to_string(&case)
+            .map_err(|source| Error::Serialize { what: "paired case", source })
+    }
+}
+
+/// The child side of [`measure_case`]: when `args` (a program's arguments, its name left
+/// out) are [`CASE_COMMAND`]'s, measures the case they name and returns it as JSON, for
+/// standard output; otherwise `None`. A program that measures in child processes of
+/// itself (`ffiprof`, the paired bench) calls this first.
+pub fn serve_child(args: &[String]) -> Option<Result<String>> {
+    match args {
+        [command, rest @ ..] if command == CASE_COMMAND => {
+            Some(ChildCase::parse(rest).and_then(|case| case.measure()))
+        }
+        _ => None,
+    }
 }
 
 fn in_processes(
@@ -248,18 +267,15 @@ fn in_processes(
     let seed = options.paired().seed;
     let mut cases = Vec::with_capacity(options.processes);
     for k in 0..options.processes as u64 {
-        let mut cmd = Command::new(&exe);
-        cmd.arg(CASE_COMMAND)
-            .arg(workload.name)
-            .arg(input.name)
-            .arg("--budget-ms")
-            .arg(share.as_millis().max(1).to_string())
-            .arg("--seed")
-            .arg(seed.wrapping_add(k).to_string());
-        if options.quick {
-            cmd.arg("--quick");
-        }
-        let out = cmd
+        let child = ChildCase {
+            workload: workload.name.to_owned(),
+            input: input.name.to_owned(),
+            budget_ms: share.as_millis().max(1) as u64,
+            seed: seed.wrapping_add(k),
+            quick: options.quick,
+        };
+        let out = Command::new(&exe)
+            .args(child.to_args())
             .output()
             .map_err(|e| Error::Internal(format!("cannot start {}: {e}", exe.display())))?;
         let failed = |detail: String| {
@@ -314,4 +330,46 @@ pub fn bench(
         file.commit(results.to_json()?.as_bytes())?;
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_child_case_reads_back_what_it_writes() {
+        for quick in [false, true] {
+            let case = ChildCase {
+                workload: "pow".into(),
+                input: "chain".into(),
+                budget_ms: 250,
+                seed: 7,
+                quick,
+            };
+            let args = case.to_args();
+            assert_eq!(args[0], CASE_COMMAND);
+            assert_eq!(ChildCase::parse(&args[1..]).unwrap(), case);
+        }
+    }
+
+    #[test]
+    fn bad_child_arguments_are_refused_and_other_commands_ignored() {
+        for bad in [
+            &["pow"][..],
+            &["pow", "chain", "--seed", "1"],
+            &["pow", "chain", "--budget-ms", "x", "--seed", "1"],
+            &["pow", "chain", "--budget-ms", "5", "--seed", "1", "--frobnicate"],
+            &["--budget-ms", "5", "pow", "chain"],
+        ] {
+            assert!(ChildCase::parse(&strings(bad)).is_err(), "{bad:?}");
+        }
+        assert!(serve_child(&strings(&["run", "pow"])).is_none());
+        assert!(serve_child(&[]).is_none());
+        let unknown = strings(&[CASE_COMMAND, "nosuch", "x", "--budget-ms", "1", "--seed", "1"]);
+        assert!(serve_child(&unknown).unwrap().is_err());
+    }
 }

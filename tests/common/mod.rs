@@ -1,8 +1,87 @@
-//! Helpers shared by the integration tests (each test crate uses some of them).
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: the binary under test and what it printed,
+//! the check of a usage error, optional tools, test programs built from source, and the
+//! examples.
 
 use std::io::Write;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
+
+/// The `ffiprof` binary this build made.
+pub fn ffiprof() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ffiprof"))
+}
+
+/// A command that has finished: its status and what it printed, for assertions that
+/// name the command and show its output when they fail.
+pub struct Ran {
+    what: String,
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl Ran {
+    fn context(&self) -> String {
+        format!(
+            "{}: {}\nstdout:\n{}\nstderr:\n{}",
+            self.what, self.status, self.stdout, self.stderr
+        )
+    }
+
+    /// Asserts that it exited with status 0.
+    pub fn success(self) -> Ran {
+        assert!(self.status.success(), "{}", self.context());
+        self
+    }
+
+    /// Asserts that it exited with `code`.
+    pub fn code(self, code: i32) -> Ran {
+        assert_eq!(self.status.code(), Some(code), "{}", self.context());
+        self
+    }
+
+    /// Asserts a usage error: exit status 2, and standard error names `message`.
+    pub fn usage_error(self, message: &str) -> Ran {
+        self.code(2).stderr_has(message)
+    }
+
+    /// Asserts that its standard output contains `needle`.
+    pub fn stdout_has(self, needle: &str) -> Ran {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}: {}", self.context());
+        self
+    }
+
+    /// Asserts that its standard error contains `needle`.
+    pub fn stderr_has(self, needle: &str) -> Ran {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {}", self.context());
+        self
+    }
+
+    /// Asserts that its standard error does not contain `needle`.
+    pub fn stderr_lacks(self, needle: &str) -> Ran {
+        assert!(!self.stderr.contains(needle), "stderr has {needle:?}: {}", self.context());
+        self
+    }
+}
+
+/// Runs `cmd` to its end (standard input closed) and returns what it did.
+pub fn run(cmd: &mut Command) -> Ran {
+    let out =
+        cmd.stdin(std::process::Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    Ran {
+        what: format!("{cmd:?}"),
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `ffiprof ARGS` is a usage error: exit status 2, and standard error names `message`.
+pub fn usage_error(args: &[&str], message: &str) {
+    run(ffiprof().args(args)).usage_error(message);
+}
 
 /// The values of the href and src attributes of an HTML page.
 pub fn links(html: &str) -> Vec<String> {
@@ -40,9 +119,7 @@ pub fn tool_available(test: &str, program: &str, version_arg: &str, install: &st
 
 /// Runs `cmd`, fails the test unless it succeeds, and returns its standard output.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run(cmd).success().stdout
 }
 
 /// Builds a test program in Cargo's scratch directory for integration tests (rebuilt on
@@ -84,15 +161,22 @@ pub fn build_program(
     dir.join("prog")
 }
 
-/// An example of this crate. `cargo test` builds the examples beside the tests; a run of
-/// one test file alone (`--test record`) does not, so it is built here then.
+/// An example of this crate, built in the tests' own profile. `cargo test` builds the
+/// examples beside the tests; a run of some tests alone (`--test integration`) does not,
+/// so it is built here then.
 pub fn example(name: &str) -> std::path::PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    // target/<profile dir>/deps/<this test> -> target/<profile dir>/examples/<name>
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
     if !path.exists() {
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev",
+            Some(other) => other,
+            None => "release",
+        };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        run_ok(Command::new(cargo).args(["build", "--example", name]));
+        run_ok(Command::new(cargo).args(["build", "--profile", profile, "--example", name]));
     }
     assert!(path.exists(), "{} missing after building it", path.display());
     path

@@ -3,8 +3,7 @@
 //! qsort calling a Rust comparator that counts its own calls), the SQLite example's
 //! `sqlite3_step` calls, compare of two censuses, and every bad input.
 
-mod common;
-
+use crate::common::{self, ffiprof, run, run_ok};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -78,19 +77,11 @@ fn main() {
 }
 "#;
 
-fn run(cmd: &mut Command) -> String {
-    common::run_ok(cmd)
-}
-
 /// The test program, built once.
 fn test_program() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| common::build_program("crossings-test-program", C_SOURCE, &[], RUST_SOURCE))
-}
-
-fn ffiprof() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ffiprof"))
 }
 
 fn valgrind_here(test: &str) -> bool {
@@ -119,7 +110,7 @@ fn calls_into(c: &Census, callee: &str) -> u64 {
 }
 
 fn comparisons(program_args: &[&str]) -> (u64, u64) {
-    let out = run(Command::new(test_program()).args(program_args));
+    let out = run_ok(Command::new(test_program()).args(program_args));
     let field = |name: &str| -> u64 {
         let words: Vec<&str> = out.split_whitespace().collect();
         let i = words.iter().position(|w| *w == name).unwrap();
@@ -253,7 +244,7 @@ fn counts_the_sqlite_examples_steps() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sqlite");
     let args = ["--threads", "2", "--rounds", "2"];
-    let printed = run(Command::new(common::example("sqlite_threads")).args(args));
+    let printed = run_ok(Command::new(common::example("sqlite_threads")).args(args));
     let steps: u64 = printed
         .lines()
         .find_map(|l| l.strip_prefix("sqlite3_step calls: "))
@@ -267,72 +258,50 @@ fn counts_the_sqlite_examples_steps() {
     assert_eq!(step.direction, Direction::RustToC);
 }
 
-fn assert_usage_error(out: &std::process::Output, says: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(says), "{stderr}");
-}
-
 #[test]
 fn bad_input_exits_2_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("never");
-    let cmd = |args: &[&str]| {
-        ffiprof().args(["crossings", "--out"]).arg(&dir).args(args).output().unwrap()
-    };
+    let cmd = |args: &[&str]| run(ffiprof().args(["crossings", "--out"]).arg(&dir).args(args));
     // valgrind missing: a PATH without it.
     let empty = tmp.path().join("bin");
     std::fs::create_dir_all(&empty).unwrap();
-    let no_valgrind = ffiprof()
+    run(ffiprof()
         .env("PATH", &empty)
         .args(["crossings", "--out"])
         .arg(&dir)
         .arg("--")
-        .arg(which("true"))
-        .output()
-        .unwrap();
-    assert_usage_error(&no_valgrind, "apt-get install valgrind");
+        .arg(which("true")))
+    .usage_error("apt-get install valgrind");
     assert!(!dir.exists());
     if !valgrind_here("bad_input_exits_2_and_writes_nothing") {
         return;
     }
-    assert_usage_error(&cmd(&["--", "./no-such-program-here"]), "cannot start");
-    assert_usage_error(&cmd(&["--", "no-such-program-on-path"]), "not found on PATH");
-    assert_usage_error(&cmd(&[]), "give the program");
-    assert_usage_error(&cmd(&["--chatty-calls", "0", "--", "true"]), "--chatty-calls");
-    assert_usage_error(&cmd(&["--costs", "tests/data/report.json", "--", "true"]), "plusone/int");
-    assert_usage_error(&cmd(&["--costs", "/no/such/report.json", "--", "true"]), "cannot read");
+    cmd(&["--", "./no-such-program-here"]).usage_error("cannot start");
+    cmd(&["--", "no-such-program-on-path"]).usage_error("not found on PATH");
+    cmd(&[]).usage_error("give the program");
+    cmd(&["--chatty-calls", "0", "--", "true"]).usage_error("--chatty-calls");
+    cmd(&["--costs", "tests/data/report.json", "--", "true"]).usage_error("plusone/int");
+    cmd(&["--costs", "/no/such/report.json", "--", "true"]).usage_error("cannot read");
     assert!(!dir.exists());
     // An unwritable destination: a path under a file.
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let out = ffiprof()
-        .args(["crossings", "--out"])
-        .arg(file.join("sub"))
-        .arg("--")
-        .arg(which("true"))
-        .output()
-        .unwrap();
-    assert_usage_error(&out, "cannot write");
+    run(ffiprof().args(["crossings", "--out"]).arg(file.join("sub")).arg("--").arg(which("true")))
+        .usage_error("cannot write");
     // A census given with a run: said plainly.
-    let compare = ffiprof().args(["compare"]).arg(&file).arg(tmp.path()).output().unwrap();
-    assert_ne!(compare.status.code(), Some(0));
+    run(ffiprof().args(["compare"]).arg(&file).arg(tmp.path()))
+        .usage_error("is not a crossings census");
     // An earlier census survives a failed one.
     let kept = tmp.path().join("kept");
     assert_eq!(census(&kept, &["--native-runs", "0"], &which("true"), &[]), 0);
     let before = std::fs::read(kept.join("crossings.json")).unwrap();
-    let out = ffiprof()
-        .args(["crossings", "--out"])
-        .arg(&kept)
-        .args(["--", "./no-such-program-here"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    run(ffiprof().args(["crossings", "--out"]).arg(&kept).args(["--", "./no-such-program-here"]))
+        .usage_error("cannot start");
     assert_eq!(std::fs::read(kept.join("crossings.json")).unwrap(), before);
     // A corrupt census to compare is the user's to fix.
     let bad = tmp.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("crossings.json"), "{not json").unwrap();
-    let out = ffiprof().arg("compare").arg(&bad).arg(&kept).output().unwrap();
-    assert_usage_error(&out, "not a crossings census");
+    run(ffiprof().arg("compare").arg(&bad).arg(&kept)).usage_error("not a crossings census");
 }

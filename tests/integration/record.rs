@@ -2,8 +2,7 @@
 //! frame pointers, on several threads, one started after recording began), the SQLite
 //! example, `--pid` on a running child, and every bad input.
 
-mod common;
-
+use crate::common::{self, ffiprof, run_ok, usage_error};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -68,10 +67,6 @@ fn main() {
 }
 "#;
 
-fn run(cmd: &mut Command) {
-    common::run_ok(cmd);
-}
-
 /// The test program, built once: C with -fomit-frame-pointer, Rust calling it.
 fn test_program() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -83,10 +78,6 @@ fn test_program() -> &'static Path {
             RUST_SOURCE,
         )
     })
-}
-
-fn ffiprof() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ffiprof"))
 }
 
 fn summary(dir: &Path) -> RecordSummary {
@@ -224,13 +215,6 @@ fn attaches_to_a_running_process_and_follows_its_new_threads() {
     assert_eq!(child.wait().unwrap().code(), Some(5));
 }
 
-fn fails_with_2(args: &[&str], needle: &str) {
-    let out = ffiprof().args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(stderr.contains(needle), "{args:?}: {stderr}");
-}
-
 #[test]
 fn bad_inputs_exit_2_and_leave_earlier_results_alone() {
     let out = tempfile::tempdir().unwrap();
@@ -241,25 +225,25 @@ fn bad_inputs_exit_2_and_leave_earlier_results_alone() {
     assert_eq!(status.code(), Some(0));
     let before = std::fs::read(dir.join("summary.json")).unwrap();
 
-    fails_with_2(&["record", "--out", d, "--", "/nonexistent/program"], "check the path");
-    fails_with_2(&["record", "--out", d, "--", "ffiprof-no-such-program"], "not found on PATH");
-    fails_with_2(&["record", "--out", d, "--pid", "4999999"], "no process 4999999");
-    fails_with_2(&["record", "--out", d], "no program given");
-    fails_with_2(
+    usage_error(&["record", "--out", d, "--", "/nonexistent/program"], "check the path");
+    usage_error(&["record", "--out", d, "--", "ffiprof-no-such-program"], "not found on PATH");
+    usage_error(&["record", "--out", d, "--pid", "4999999"], "no process 4999999");
+    usage_error(&["record", "--out", d], "no program given");
+    usage_error(
         &["record", "--out", d, "--stack-bytes", "100", "--", "/bin/true"],
         "--stack-bytes",
     );
-    fails_with_2(&["record", "--out", d, "--frequency", "0", "--", "/bin/true"], "--frequency");
-    fails_with_2(&["record", "--out", d, "--duration=-1", "--", "/bin/true"], "--duration");
+    usage_error(&["record", "--out", d, "--frequency", "0", "--", "/bin/true"], "--frequency");
+    usage_error(&["record", "--out", d, "--duration=-1", "--", "/bin/true"], "--duration");
     let file = out.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    fails_with_2(&["record", "--out", d, "--", file.to_str().unwrap()], "not an executable");
+    usage_error(&["record", "--out", d, "--", file.to_str().unwrap()], "not an executable");
     let script = out.path().join("not-a-program");
     std::fs::write(&script, "no interpreter line\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    fails_with_2(&["record", "--out", d, "--", script.to_str().unwrap()], "Exec format error");
-    fails_with_2(&["record", "--out", file.to_str().unwrap(), "--", "/bin/true"], "cannot write");
-    fails_with_2(
+    usage_error(&["record", "--out", d, "--", script.to_str().unwrap()], "Exec format error");
+    usage_error(&["record", "--out", file.to_str().unwrap(), "--", "/bin/true"], "cannot write");
+    usage_error(
         &["record", "--out", "/proc/ffiprof-cannot-write-here", "--", "/bin/true"],
         "cannot write",
     );
@@ -326,7 +310,7 @@ fn ctrl_c_writes_the_outputs_and_leaves_the_program_running() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(600));
     // What the terminal's Ctrl-C sends to ffiprof (here to ffiprof alone).
-    run(Command::new("kill").args(["-INT", &recorder.id().to_string()]));
+    run_ok(Command::new("kill").args(["-INT", &recorder.id().to_string()]));
     let status = recorder.wait().unwrap();
     let mut stderr = String::new();
     recorder.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();

@@ -2,17 +2,14 @@
 //! Go's frames are classified, and a run without Go on PATH says so and still writes a
 //! complete Rust report.
 
-mod common;
-
-use assert_cmd::Command;
+use crate::common::{self, ffiprof, run};
 use ffiprof::cgo::parse;
 use ffiprof::report::{CgoReference, CgoStatus, INSTALL_HINT};
 use ffiprof::stacks::{classify_go, Language};
-use predicates::prelude::*;
 
 #[test]
 fn go_output_parses_into_rows_with_overhead_and_ratio() {
-    let text = include_str!("data/cgo-output.json");
+    let text = include_str!("../data/cgo-output.json");
     let parsed = parse(text).unwrap();
     assert_eq!((parsed.go_version.as_str(), parsed.runs), ("go1.19.8", 3));
     assert!(parsed.profiles.is_empty());
@@ -41,14 +38,12 @@ fn go_frames_are_classified() {
 fn without_go_the_run_is_complete_and_says_how_to_install_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    Command::cargo_bin("ffiprof")
-        .unwrap()
+    run(ffiprof()
         .env("PATH", dir.path()) // an empty directory: no go
         .args(["run", "plusone", "--quick", "--out"])
-        .arg(&out)
-        .assert()
-        .success()
-        .stderr(predicate::str::contains("apt-get install golang-go"));
+        .arg(&out))
+    .success()
+    .stderr_has("apt-get install golang-go");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["cgo"]["status"], "skipped");
@@ -72,12 +67,7 @@ fn with_go_the_run_has_cgo_rows_and_go_profiles() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    Command::cargo_bin("ffiprof")
-        .unwrap()
-        .args(["run", "plusone", "--quick", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    run(ffiprof().args(["run", "plusone", "--quick", "--out"]).arg(&out)).success();
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let cgo = &report["cgo"];

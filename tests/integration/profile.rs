@@ -1,28 +1,18 @@
-//! `ffiprof profile` through the real binary, its bad-input paths, and the library's
-//! behaviour when perf_event_open is refused (a sampler factory that refuses, since the
-//! kernel setting cannot be changed from a test).
+//! `ffiprof profile` through the real binary, and its bad-input paths.
 
+use crate::common::{ffiprof, run, usage_error};
 use std::io::Read;
-
-use assert_cmd::Command;
-use ffiprof::profile::{profile_workload_with, Options};
-use ffiprof::sample::{self, SamplerKind};
-use predicates::prelude::*;
-
-fn ffiprof() -> Command {
-    Command::cargo_bin("ffiprof").unwrap()
-}
 
 #[test]
 fn profile_writes_flamegraphs_profiles_and_summary_for_both_samplers() {
     let dir = tempfile::tempdir().unwrap();
-    ffiprof()
+    run(ffiprof()
         .args(["profile", "pow", "--variant", "per-call", "--input", "chain", "--sampler", "both"])
         .args(["--duration", "1", "--out"])
-        .arg(dir.path())
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("per-call").and(predicate::str::contains("perf")));
+        .arg(dir.path()))
+    .success()
+    .stdout_has("per-call")
+    .stdout_has("perf");
     for sampler in ["pprof", "perf"] {
         let svg = std::fs::read_to_string(
             dir.path().join(format!("flamegraphs/pow.chain.per-call.{sampler}.svg")),
@@ -83,47 +73,6 @@ fn bad_profile_inputs_exit_2_with_a_message() {
         (&["profile", "pow", "--duration=-1"], "out of range"),
     ];
     for (args, message) in cases {
-        ffiprof().args(*args).assert().code(2).stderr(predicate::str::contains(*message));
+        usage_error(args, message);
     }
-}
-
-/// A perf sampler the kernel refused: what the real one returns on EACCES.
-fn refusing(
-    kind: SamplerKind,
-    options: &sample::Options,
-) -> ffiprof::Result<Box<dyn sample::Sampler>> {
-    match kind {
-        SamplerKind::Perf => Err(ffiprof::Error::PerfOpen {
-            event: "cpu-clock".into(),
-            source: std::io::Error::from_raw_os_error(13),
-            fix: sample::perf::fix_for(&std::io::Error::from_raw_os_error(13)),
-        }),
-        SamplerKind::Pprof => sample::sampler(kind, options),
-    }
-}
-
-#[test]
-fn a_refused_perf_sampler_leaves_the_pprof_half() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = ffiprof::workload::find("plusone").unwrap();
-    let mut options = Options::default();
-    options.duration = std::time::Duration::from_millis(300);
-    let summary = profile_workload_with(
-        &w,
-        &["batched", "per-call"],
-        &w.inputs[0],
-        &options,
-        dir.path(),
-        &refusing,
-    )
-    .unwrap();
-    assert_eq!(summary.failures.len(), 1);
-    assert_eq!(summary.failures[0].sampler, SamplerKind::Perf);
-    assert!(summary.failures[0].error.contains("kernel.perf_event_paranoid"));
-    assert!(summary.profiles.iter().all(|p| p.profile.sampler == SamplerKind::Pprof));
-    assert_eq!(summary.profiles.len(), 2);
-    assert!(dir.path().join("flamegraphs/plusone.per-call.pprof.svg").exists());
-    let written = ffiprof::profile::write_summary(&summary, dir.path()).unwrap();
-    let json = std::fs::read_to_string(written).unwrap();
-    assert!(json.contains("perf_event_paranoid"), "the failure is in summary.json");
 }

@@ -3,8 +3,7 @@
 //! instructions per iteration include the call. Needs valgrind (.ci/run installs it);
 //! without it the test says it skipped, except under CI, where it fails.
 
-mod common;
-
+use crate::common;
 use std::path::Path;
 use std::process::Command;
 

@@ -2,12 +2,10 @@
 //! files for the Markdown (re-bless with FFIPROF_BLESS=1), and the significance logic on
 //! hand-made intervals.
 
-mod common;
-
+use crate::common::links;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::links;
 use ffiprof::measure::counters::Availability;
 use ffiprof::measure::instructions::InstructionCount;
 use ffiprof::measure::paired::{PairedSummary, PairedVariant, Stop};

@@ -60,6 +60,7 @@ fn no_allocation_while_sampling(kind: SamplerKind) {
 
 #[test]
 fn sampling_does_not_allocate_on_the_sampled_thread() {
+    let _turn = crate::sampling_alone();
     // One test, both samplers in turn: pprof's timer samples the whole process.
     no_allocation_while_sampling(SamplerKind::Pprof);
     no_allocation_while_sampling(SamplerKind::Perf);

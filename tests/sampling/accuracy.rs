@@ -8,15 +8,12 @@
 //!
 //! pprof samples the whole process, so these tests take turns (one lock).
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ffiprof::sample::{self, SamplerKind};
 use ffiprof::stacks::ProcessSymbolizer;
 use ffiprof::stacks::{self, BoundarySummary, Language, Profile};
 use ffiprof::workload::{self, Input, Runner, Workload};
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn sample_variant(
     w: &Workload,
@@ -74,13 +71,13 @@ fn boundary_exactness(kind: SamplerKind, hz: u64, seconds: f64) {
 
 #[test]
 fn libm_samples_keep_their_rust_caller_pprof() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::sampling_alone();
     boundary_exactness(SamplerKind::Pprof, 250, 3.0);
 }
 
 #[test]
 fn libm_samples_keep_their_rust_caller_perf() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::sampling_alone();
     boundary_exactness(SamplerKind::Perf, 1000, 1.5);
 }
 
@@ -189,13 +186,13 @@ fn attribution(kind: SamplerKind, hz: u64, cpu_seconds: f64, input: &str) {
 
 #[test]
 fn planted_split_is_attributed_pprof() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::sampling_alone();
     attribution(SamplerKind::Pprof, 250, 7.0, "c50");
 }
 
 #[test]
 fn planted_split_is_attributed_perf() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::sampling_alone();
     attribution(SamplerKind::Perf, 2000, 1.0, "c50");
     attribution(SamplerKind::Perf, 2000, 1.0, "c20");
 }

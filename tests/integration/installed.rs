@@ -4,8 +4,7 @@
 //! mounts (a private mount namespace, `unshare --mount`), so any path compiled into the
 //! binary that points there would fail.
 
-mod common;
-
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,18 +1,9 @@
 //! The real binary: `list`, a quick `bench` with `--json`, and every bad-input path.
 
-mod common;
-
-use assert_cmd::Command;
-use predicates::prelude::*;
-
-fn ffiprof() -> Command {
-    Command::cargo_bin("ffiprof").unwrap()
-}
-
+use crate::common::{self, ffiprof, run, usage_error};
 #[test]
 fn list_names_every_workload_and_variant() {
-    let out = ffiprof().arg("list").assert().success().get_output().stdout.clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = run(ffiprof().arg("list")).success().stdout;
     for w in ffiprof::workload::catalogue() {
         assert!(text.contains(w.name), "list lacks {}", w.name);
         for v in &w.variants {
@@ -28,12 +19,10 @@ fn list_names_every_workload_and_variant() {
 fn quick_bench_writes_json_of_the_documented_shape() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.json");
-    ffiprof()
-        .args(["bench", "plusone", "--quick", "--json"])
-        .arg(&path)
-        .assert()
+    run(ffiprof().args(["bench", "plusone", "--quick", "--json"]).arg(&path))
         .success()
-        .stdout(predicate::str::contains("per-call").and(predicate::str::contains("ns/call")));
+        .stdout_has("per-call")
+        .stdout_has("ns/call");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(json["schema_version"], 2);
@@ -82,33 +71,27 @@ fn quick_bench_writes_json_of_the_documented_shape() {
 
 #[test]
 fn unknown_workload_exits_2_and_lists_known_names() {
-    ffiprof()
-        .args(["bench", "nosuch", "--quick"])
-        .assert()
+    run(ffiprof().args(["bench", "nosuch", "--quick"]))
         .code(2)
-        .stderr(predicate::str::contains("nosuch").and(predicate::str::contains("pow, plusone")));
+        .stderr_has("nosuch")
+        .stderr_has("pow, plusone");
 }
 
 #[test]
 fn unwritable_json_path_fails_before_benchmarking() {
-    ffiprof()
-        .args(["bench", "plusone", "--quick", "--json", "/nonexistent-dir/out.json"])
-        .assert()
+    run(ffiprof().args(["bench", "plusone", "--quick", "--json", "/nonexistent-dir/out.json"]))
         .code(2)
-        .stderr(predicate::str::contains("/nonexistent-dir/out.json"))
-        .stderr(predicate::str::contains("Benchmarking").not());
+        .stderr_has("/nonexistent-dir/out.json")
+        .stderr_lacks("Benchmarking");
 }
 
 #[test]
 fn json_path_that_is_a_directory_fails_before_benchmarking() {
     let dir = tempfile::tempdir().unwrap();
-    ffiprof()
-        .args(["bench", "plusone", "--quick", "--json"])
-        .arg(dir.path())
-        .assert()
+    run(ffiprof().args(["bench", "plusone", "--quick", "--json"]).arg(dir.path()))
         .code(2)
-        .stderr(predicate::str::contains("is a directory"))
-        .stderr(predicate::str::contains("Benchmarking").not());
+        .stderr_has("is a directory")
+        .stderr_lacks("Benchmarking");
 }
 
 #[test]
@@ -116,29 +99,26 @@ fn a_failed_bench_keeps_an_earlier_json() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.json");
     std::fs::write(&path, "earlier results").unwrap();
-    ffiprof().args(["bench", "nosuch", "--json"]).arg(&path).assert().code(2);
+    run(ffiprof().args(["bench", "nosuch", "--json"]).arg(&path)).code(2);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "earlier results");
 }
 
 #[test]
 fn unknown_flag_or_subcommand_exits_2() {
-    ffiprof().args(["bench", "--frobnicate"]).assert().code(2);
-    ffiprof().arg("nosuch").assert().code(2);
+    run(ffiprof().args(["bench", "--frobnicate"])).code(2);
+    run(ffiprof().arg("nosuch")).code(2);
 }
 
 #[test]
 fn exec_prints_the_checksum_and_rejects_bad_names() {
-    ffiprof().args(["exec", "plusone", "per-call", "--n", "10"]).assert().success().stdout("17\n");
-    ffiprof()
-        .args(["exec", "plusone", "nosuch"])
-        .assert()
+    let out = run(ffiprof().args(["exec", "plusone", "per-call", "--n", "10"])).success();
+    assert_eq!(out.stdout, "17\n");
+    run(ffiprof().args(["exec", "plusone", "nosuch"]))
         .code(2)
-        .stderr(predicate::str::contains("batched, per-call, rust-inlined"));
-    ffiprof()
-        .args(["exec", "buffer", "borrow", "--input", "3B"])
-        .assert()
+        .stderr_has("batched, per-call, rust-inlined");
+    run(ffiprof().args(["exec", "buffer", "borrow", "--input", "3B"]))
         .code(2)
-        .stderr(predicate::str::contains("16B, 256B"));
+        .stderr_has("16B, 256B");
 }
 
 #[test]
@@ -152,6 +132,6 @@ fn sampler_cost_and_compare_reject_bad_inputs_with_exit_2() {
         (&["compare", "a", "b", "--threshold=-1"], "--threshold -1 must be a percentage"),
     ];
     for (args, message) in cases {
-        ffiprof().args(*args).assert().code(2).stderr(predicate::str::contains(*message));
+        usage_error(args, message);
     }
 }

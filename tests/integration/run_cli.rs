@@ -2,25 +2,13 @@
 //! workload, twice, compared; the HTML links only files that exist; re-running replaces a
 //! run whole; and every bad-input path exits 2 naming the file and the problem.
 
-mod common;
-
+use crate::common::{self, ffiprof, links, run};
 use std::path::Path;
 
-use assert_cmd::Command;
-use common::links;
-use predicates::prelude::*;
-
-fn ffiprof() -> Command {
-    Command::cargo_bin("ffiprof").unwrap()
-}
-
 fn quick_run(dir: &Path) {
-    ffiprof()
-        .args(["run", "pow", "--quick", "--out"])
-        .arg(dir)
-        .assert()
+    run(ffiprof().args(["run", "pow", "--quick", "--out"]).arg(dir))
         .success()
-        .stdout(predicate::str::contains("## Verdicts"));
+        .stdout_has("## Verdicts");
 }
 
 #[test]
@@ -87,14 +75,13 @@ fn two_quick_runs_compare_without_calling_noise_a_regression() {
         .collect();
     assert_eq!(names.len(), 2, "only A and B: {names:?}");
 
-    ffiprof()
-        .args(["compare"])
-        .arg(&a)
-        .arg(&b)
-        .args(["--fail-on-regression", "--metric", "both"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("ratio change"));
+    run(ffiprof().args(["compare"]).arg(&a).arg(&b).args([
+        "--fail-on-regression",
+        "--metric",
+        "both",
+    ]))
+    .success()
+    .stdout_has("ratio change");
     let out = b.join("compare-vs-A");
     assert!(out.join("compare.md").is_file() && out.join("compare.json").is_file());
     assert!(
@@ -131,10 +118,10 @@ fn compare_rejects_bad_reports_naming_the_file() {
         (&future, "schema_version 99 is not supported"),
     ];
     for (path, message) in cases {
-        ffiprof().arg("compare").arg(path).arg(path).assert().code(2).stderr(
-            predicate::str::contains(path.to_string_lossy().as_ref())
-                .and(predicate::str::contains(message)),
-        );
+        run(ffiprof().arg("compare").arg(path).arg(path))
+            .code(2)
+            .stderr_has(&path.to_string_lossy())
+            .stderr_has(message);
     }
 }
 
@@ -146,15 +133,9 @@ fn compare_of_reports_with_nothing_in_common_exits_2() {
     let (a, b) = (root.path().join("a.json"), root.path().join("b.json"));
     std::fs::write(&a, &text).unwrap();
     std::fs::write(&b, text.replace("\"name\": \"pow\"", "\"name\": \"plusone\"")).unwrap();
-    ffiprof()
-        .arg("compare")
-        .arg(&a)
-        .arg(&b)
-        .arg("--out")
-        .arg(root.path().join("cmp"))
-        .assert()
+    run(ffiprof().arg("compare").arg(&a).arg(&b).arg("--out").arg(root.path().join("cmp")))
         .code(2)
-        .stderr(predicate::str::contains("no workload and input in common"));
+        .stderr_has("no workload and input in common");
 }
 
 #[test]
@@ -162,21 +143,12 @@ fn run_fails_before_benchmarking_when_the_output_cannot_be_written() {
     let root = tempfile::tempdir().unwrap();
     let file = root.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
-    ffiprof()
-        .args(["run", "pow", "--quick", "--out"])
-        .arg(&file)
-        .assert()
+    run(ffiprof().args(["run", "pow", "--quick", "--out"]).arg(&file))
         .code(2)
-        .stderr(predicate::str::contains("not a directory"));
-    ffiprof()
-        .args(["run", "pow", "--quick", "--out", "/proc/ffiprof-run"])
-        .assert()
+        .stderr_has("not a directory");
+    run(ffiprof().args(["run", "pow", "--quick", "--out", "/proc/ffiprof-run"]))
         .code(2)
-        .stderr(predicate::str::contains("/proc/ffiprof-run"));
-    ffiprof()
-        .args(["run", "nosuch"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("unknown workload"));
+        .stderr_has("/proc/ffiprof-run");
+    run(ffiprof().args(["run", "nosuch"])).code(2).stderr_has("unknown workload");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory", "the file is untouched");
 }

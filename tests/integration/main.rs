@@ -1,0 +1,17 @@
+//! ffiprof's integration tests, one test crate: the real binary, the library's sections
+//! end to end, and the helpers they share (`common`). Tests that sample their own
+//! process are the `sampling` crate's: they need the process to themselves.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod callgrind;
+mod cgo;
+mod cli;
+mod crossings;
+mod installed;
+mod profile;
+mod record;
+mod report;
+mod run_cli;
+mod workloads;
