@@ -9,7 +9,7 @@
 //! contains `pow`; with `--profile-time` or `--list`, criterion's own modes, nothing is
 //! measured here.
 
-use ffiprof::measure::{self, results, Options};
+use ffiprof::measure::{self, Options};
 use ffiprof::workload;
 
 /// Criterion's flags that take a value (criterion 0.8's command line).
@@ -87,5 +87,5 @@ fn main() {
     println!(
         "baseline, interleaved on one shared input; medians, 95% distribution-free intervals):\n"
     );
-    print!("{}", results::table(&cases));
+    print!("{}", measure::table(&cases));
 }

@@ -150,7 +150,7 @@ pub fn measure_all(
     for &kind in samplers {
         match measure(&w, variant, input, kind, options, plan, scratch.path()) {
             Ok(cost) => table.costs.push(cost),
-            Err(e @ (Error::PerfOpen { .. } | Error::Pprof(_))) => {
+            Err(e @ (Error::PerfOpen { .. } | Error::PerfSetup { .. } | Error::Pprof(_))) => {
                 table.failures.push((kind, e.to_string()))
             }
             Err(e) => return Err(e),

@@ -124,6 +124,20 @@ pub enum Error {
         /// What to do about it.
         fix: String,
     },
+    /// perf_event_open succeeded but setting the event up afterwards failed (mapping its
+    /// ring buffer, enabling or disabling it): not a setting the user was told to change,
+    /// so an internal failure.
+    #[error("perf event {event}: {step} failed: {source}{hint}")]
+    PerfSetup {
+        /// The event.
+        event: String,
+        /// What was being done.
+        step: &'static str,
+        /// The kernel's reason.
+        source: std::io::Error,
+        /// Anything that might help, with its leading separator, or empty.
+        hint: String,
+    },
     /// The program to record cannot be found or started.
     #[error("cannot start `{program}`: {reason}")]
     NoSuchProgram {
@@ -241,6 +255,8 @@ mod tests {
             Error::Destination { path: "p".into(), source: io() },
             Error::ReportCorrupt { path: "p".into(), reason: "x".into() },
             Error::NothingInCommon { old: "a".into(), new: "b".into() },
+            Error::PerfOpen { event: "cpu-clock".into(), source: io(), fix: "x".into() },
+            Error::MissingTool { tool: "valgrind".into(), install: "x".into() },
         ];
         assert!(usage.iter().all(Error::is_usage));
         let internal = [
@@ -248,6 +264,12 @@ mod tests {
             Error::Cgo { what: "go build".into(), detail: "x".into() },
             Error::Write { path: "p".into(), source: io() },
             Error::Symbolize("x".into()),
+            Error::PerfSetup {
+                event: "cpu-clock".into(),
+                step: "mapping the ring buffer",
+                source: io(),
+                hint: String::new(),
+            },
         ];
         assert!(!internal.iter().any(Error::is_usage));
     }

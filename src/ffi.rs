@@ -13,13 +13,13 @@ use std::ptr::{self, NonNull};
 
 /// Opaque list node owned by C.
 #[repr(C)]
-pub struct RawNode {
+pub(crate) struct RawNode {
     _private: [u8; 0],
 }
 
 /// Opaque arena owned by C.
 #[repr(C)]
-pub struct RawArena {
+pub(crate) struct RawArena {
     _private: [u8; 0],
 }
 
@@ -66,53 +66,53 @@ extern "C" {
 
 /// libm `pow(x, y)`.
 #[inline]
-pub fn libm_pow(x: f64, y: f64) -> f64 {
+pub(crate) fn libm_pow(x: f64, y: f64) -> f64 {
     // SAFETY: pow takes two doubles by value and touches no memory of ours.
     unsafe { pow(x, y) }
 }
 
 /// C spin: `iters` steps of a multiply-add chain from `x`.
 #[inline]
-pub fn spin(x: u64, iters: u64) -> u64 {
+pub(crate) fn spin(x: u64, iters: u64) -> u64 {
     // SAFETY: plain values in and out.
     unsafe { ffiprof_spin(x, iters) }
 }
 
 /// C loop: `a = pow(a, e)` n times.
-pub fn pow_loop(a: f64, e: f64, n: u64) -> f64 {
+pub(crate) fn pow_loop(a: f64, e: f64, n: u64) -> f64 {
     // SAFETY: plain values in and out.
     unsafe { ffiprof_pow_loop(a, e, n) }
 }
 
 /// C `plusone(x)`: `x + 1`, wrapping.
 #[inline]
-pub fn plusone(x: i32) -> i32 {
+pub(crate) fn plusone(x: i32) -> i32 {
     // SAFETY: plain values in and out.
     unsafe { ffiprof_plusone(x) }
 }
 
 /// C loop calling `plusone` n times.
-pub fn plusone_loop(x: i32, n: u64) -> i32 {
+pub(crate) fn plusone_loop(x: i32, n: u64) -> i32 {
     // SAFETY: plain values in and out.
     unsafe { ffiprof_plusone_loop(x, n) }
 }
 
 /// C digest of a byte buffer, borrowed for the duration of the call.
 #[inline]
-pub fn buf_digest(bytes: &[u8], seed: u64) -> u64 {
+pub(crate) fn buf_digest(bytes: &[u8], seed: u64) -> u64 {
     // SAFETY: the pointer and length come from a live slice that C only reads, and C keeps
     // no reference after returning.
     unsafe { ffiprof_buf_digest(bytes.as_ptr(), bytes.len(), seed) }
 }
 
 /// C loop digesting the same buffer n times.
-pub fn buf_digest_repeat(bytes: &[u8], n: u64, seed: u64) -> u64 {
+pub(crate) fn buf_digest_repeat(bytes: &[u8], n: u64, seed: u64) -> u64 {
     // SAFETY: as in `buf_digest`.
     unsafe { ffiprof_buf_digest_repeat(bytes.as_ptr(), bytes.len(), n, seed) }
 }
 
 /// A byte buffer in C's heap (`malloc`), freed with `free` on drop.
-pub struct CBuffer {
+pub(crate) struct CBuffer {
     ptr: NonNull<u8>,
     len: usize,
 }
@@ -120,7 +120,7 @@ pub struct CBuffer {
 impl CBuffer {
     /// Copies `bytes` into a fresh `malloc` block, as cgo's `C.CBytes` does. Aborts like
     /// any Rust allocation when memory runs out.
-    pub fn copy_from(bytes: &[u8]) -> CBuffer {
+    pub(crate) fn copy_from(bytes: &[u8]) -> CBuffer {
         let size = bytes.len().max(1);
         // SAFETY: malloc may be called with any size; the result is checked for null.
         let raw = unsafe { malloc(size) }.cast::<u8>();
@@ -134,7 +134,7 @@ impl CBuffer {
     }
 
     /// C digest of this buffer.
-    pub fn digest(&self, seed: u64) -> u64 {
+    pub(crate) fn digest(&self, seed: u64) -> u64 {
         // SAFETY: ptr/len describe the initialised block this value owns.
         unsafe { ffiprof_buf_digest(self.ptr.as_ptr(), self.len, seed) }
     }
@@ -149,13 +149,13 @@ impl Drop for CBuffer {
 
 /// C digest of a NUL-terminated string.
 #[inline]
-pub fn cstr_digest(s: &CStr, seed: u64) -> u64 {
+pub(crate) fn cstr_digest(s: &CStr, seed: u64) -> u64 {
     // SAFETY: a CStr is a live, NUL-terminated string that C only reads.
     unsafe { ffiprof_cstr_digest(s.as_ptr(), seed) }
 }
 
 /// C strings built once, with the pointer array C's batched loop reads.
-pub struct CStrTable {
+pub(crate) struct CStrTable {
     /// Owned only to keep the strings `ptrs` points into alive.
     _strings: Vec<CString>,
     ptrs: Vec<*const c_char>,
@@ -163,13 +163,13 @@ pub struct CStrTable {
 
 impl CStrTable {
     /// Takes ownership of the strings and collects their pointers.
-    pub fn new(strings: Vec<CString>) -> Self {
+    pub(crate) fn new(strings: Vec<CString>) -> Self {
         let ptrs = strings.iter().map(|s| s.as_ptr()).collect();
         CStrTable { _strings: strings, ptrs }
     }
 
     /// C loop digesting `strings[i % k]` for i in 0..n.
-    pub fn digest_many(&self, n: u64, seed: u64) -> u64 {
+    pub(crate) fn digest_many(&self, n: u64, seed: u64) -> u64 {
         // SAFETY: every pointer points into a CString that self owns and does not move
         // (a CString's bytes are on the heap), and k = ptrs.len().
         unsafe { ffiprof_cstr_digest_many(self.ptrs.as_ptr(), self.ptrs.len(), n, seed) }
@@ -178,7 +178,7 @@ impl CStrTable {
 
 /// Why a C loop over Rust callbacks stopped early.
 #[derive(Debug)]
-pub enum CallbackStop<E> {
+pub(crate) enum CallbackStop<E> {
     /// The callback returned an error.
     Error(E),
     /// The callback panicked; the panic was caught before it could reach C.
@@ -190,7 +190,7 @@ const STEP_ERROR: c_int = 1;
 const STEP_PANIC: c_int = 2;
 
 /// C loop calling the C callback `x * mult + 1` per element: no language crossing inside.
-pub fn for_each_c(mult: u64, n: u64, x0: u64) -> u64 {
+pub(crate) fn for_each_c(mult: u64, n: u64, x0: u64) -> u64 {
     let mut mult = mult;
     let (mut result, mut done) = (0u64, 0u64);
     // SAFETY: ffiprof_c_step reads a u64 through user, which points to `mult`, alive for
@@ -252,7 +252,11 @@ where
 /// C loop calling back into the Rust closure `f` per element, the closure's address
 /// passed through C as the user-data pointer. Returns the final value, or why it stopped
 /// (with how many elements were done).
-pub fn for_each_closure<F, E>(f: &mut F, n: u64, x0: u64) -> Result<u64, (CallbackStop<E>, u64)>
+pub(crate) fn for_each_closure<F, E>(
+    f: &mut F,
+    n: u64,
+    x0: u64,
+) -> Result<u64, (CallbackStop<E>, u64)>
 where
     F: FnMut(u64) -> Result<u64, E>,
 {
@@ -275,7 +279,7 @@ where
 
 /// A callback that C reaches by handle: user data is an integer, not a Rust address, so
 /// C may hold it after the object is gone and the lookup says so.
-pub trait HandleStep {
+pub(crate) trait HandleStep {
     /// Why a lookup or step failed.
     type Error;
     /// Does one element's work for the object behind `handle`.
@@ -305,7 +309,7 @@ where
 }
 
 /// C loop calling back into `H::step(handle, x)` per element.
-pub fn for_each_handle<H: HandleStep + 'static>(
+pub(crate) fn for_each_handle<H: HandleStep + 'static>(
     handle: u64,
     n: u64,
     x0: u64,
@@ -347,19 +351,19 @@ fn finish<E>(
 }
 
 /// A singly linked list of `malloc`ed C nodes, freed node by node on drop.
-pub struct CList {
+pub(crate) struct CList {
     head: *mut RawNode,
 }
 
 impl CList {
     /// An empty list.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         CList { head: ptr::null_mut() }
     }
 
     /// Pushes one node (one C call, one malloc).
     #[inline]
-    pub fn push(&mut self, value: u64) {
+    pub(crate) fn push(&mut self, value: u64) {
         // SAFETY: head is null or a list built by ffiprof_node_push that only this value
         // owns.
         let node = unsafe { ffiprof_node_push(self.head, value) };
@@ -371,7 +375,7 @@ impl CList {
 
     /// Pops and frees one node (one C call, one free).
     #[inline]
-    pub fn pop(&mut self) -> Option<u64> {
+    pub(crate) fn pop(&mut self) -> Option<u64> {
         if self.head.is_null() {
             return None;
         }
@@ -395,20 +399,20 @@ impl Drop for CList {
 }
 
 /// C loop that mallocs n nodes and frees them one by one, returning the sum of values.
-pub fn nodes_batched(n: u64, seed: u64) -> u64 {
+pub(crate) fn nodes_batched(n: u64, seed: u64) -> u64 {
     // SAFETY: plain values in and out; C frees everything it allocates.
     unsafe { ffiprof_nodes_batched(n, seed) }
 }
 
 /// A C arena of list nodes, freed in one call on drop.
-pub struct CArena {
+pub(crate) struct CArena {
     arena: NonNull<RawArena>,
     head: *mut RawNode,
 }
 
 impl CArena {
     /// An arena with room for `capacity` nodes.
-    pub fn with_capacity(capacity: usize) -> CArena {
+    pub(crate) fn with_capacity(capacity: usize) -> CArena {
         // SAFETY: any capacity is accepted; the result is checked for null.
         let raw = unsafe { ffiprof_arena_new(capacity) };
         let Some(arena) = NonNull::new(raw) else {
@@ -419,7 +423,7 @@ impl CArena {
 
     /// Pushes one node into the arena's list (one C call, no malloc). False when full.
     #[inline]
-    pub fn push(&mut self, value: u64) -> bool {
+    pub(crate) fn push(&mut self, value: u64) -> bool {
         // SAFETY: arena is live and head is null or a node of this arena.
         let node = unsafe { ffiprof_arena_push(self.arena.as_ptr(), self.head, value) };
         if node.is_null() {
@@ -430,7 +434,7 @@ impl CArena {
     }
 
     /// Sum of the values in the list (one C call).
-    pub fn sum(&self) -> u64 {
+    pub(crate) fn sum(&self) -> u64 {
         // SAFETY: head is null or a node of this live arena.
         unsafe { ffiprof_list_sum(self.head) }
     }
@@ -444,7 +448,7 @@ impl Drop for CArena {
 }
 
 /// Functions of the shared library `libffiprof_dyn.so`, resolved with dlopen/dlsym.
-pub struct DynPlusOne {
+pub(crate) struct DynPlusOne {
     lib: libloading::Library,
     plusone: unsafe extern "C" fn(c_int) -> c_int,
     plusone_loop: unsafe extern "C" fn(c_int, u64) -> c_int,
@@ -456,7 +460,7 @@ const DYN_PLUSONE_LOOP: &[u8] = b"ffiprof_dyn_plusone_loop\0";
 
 impl DynPlusOne {
     /// Loads the library at `path` and resolves its two functions.
-    pub fn open(path: &Path) -> Result<DynPlusOne, libloading::Error> {
+    pub(crate) fn open(path: &Path) -> Result<DynPlusOne, libloading::Error> {
         // SAFETY: the library is ffiprof's own, built by build.rs; its initialisers do
         // nothing.
         let lib = unsafe { libloading::Library::new(path) }?;
@@ -473,20 +477,20 @@ impl DynPlusOne {
 
     /// `plusone` through the pointer resolved once at load time.
     #[inline]
-    pub fn plusone(&self, x: i32) -> i32 {
+    pub(crate) fn plusone(&self, x: i32) -> i32 {
         // SAFETY: the pointer stays valid while self.lib is loaded, which self guarantees.
         unsafe { (self.plusone)(x) }
     }
 
     /// The library's own loop.
-    pub fn plusone_loop(&self, x: i32, n: u64) -> i32 {
+    pub(crate) fn plusone_loop(&self, x: i32, n: u64) -> i32 {
         // SAFETY: as in `plusone`.
         unsafe { (self.plusone_loop)(x, n) }
     }
 
     /// `plusone` looked up with dlsym on every call, then called.
     #[inline]
-    pub fn plusone_lookup(&self, x: i32) -> Result<i32, libloading::Error> {
+    pub(crate) fn plusone_lookup(&self, x: i32) -> Result<i32, libloading::Error> {
         // SAFETY: the symbol has this signature (csrc/dylib) and the library is loaded for
         // the duration of the call.
         unsafe {
@@ -504,19 +508,19 @@ extern "C" {
 }
 
 /// glibc's version string, for example "2.36".
-pub fn glibc_version() -> String {
+pub(crate) fn glibc_version() -> String {
     // SAFETY: gnu_get_libc_version returns a pointer to a static NUL-terminated string.
     unsafe { CStr::from_ptr(gnu_get_libc_version()) }.to_string_lossy().into_owned()
 }
 
 /// `pthread_self()` of the calling thread, as the pprof crate records thread ids.
-pub fn current_pthread() -> u64 {
+pub(crate) fn current_pthread() -> u64 {
     // SAFETY: pthread_self has no preconditions.
     unsafe { pthread_self() as u64 }
 }
 
 /// The real user id of this process.
-pub fn user_id() -> u32 {
+pub(crate) fn user_id() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { getuid() }
 }
@@ -526,7 +530,7 @@ pub fn user_id() -> u32 {
 /// A forked child that waits at a gate (a pipe) before it execs the program: the
 /// recorder opens its perf events on the child's pid first, so that the counters are
 /// enabled on exec and see the program's first instruction.
-pub struct GatedChild {
+pub(crate) struct GatedChild {
     pid: i32,
     gate: Option<std::os::fd::OwnedFd>,
     errors: std::os::fd::OwnedFd,
@@ -549,7 +553,7 @@ fn pipe_cloexec() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd
 
 /// Forks a child that, once [`GatedChild::release`]d, execs `program` (a path) with
 /// `argv`. Until then it waits; if the gate is closed unreleased it exits with 127.
-pub fn fork_gated(program: &CStr, argv: &[CString]) -> std::io::Result<GatedChild> {
+pub(crate) fn fork_gated(program: &CStr, argv: &[CString]) -> std::io::Result<GatedChild> {
     use std::os::fd::AsRawFd;
     let (gate_r, gate_w) = pipe_cloexec()?;
     let (err_r, err_w) = pipe_cloexec()?;
@@ -604,12 +608,12 @@ fn exit_code(status: c_int) -> i32 {
 
 impl GatedChild {
     /// The child's pid.
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.pid
     }
 
     /// Lets the child exec. Returns the errno of a failed exec (the child has then exited).
-    pub fn release(&mut self) -> std::io::Result<Result<(), i32>> {
+    pub(crate) fn release(&mut self) -> std::io::Result<Result<(), i32>> {
         use std::io::{Read, Write};
         let gate = self.gate.take().ok_or_else(|| std::io::Error::other("released twice"))?;
         std::fs::File::from(gate).write_all(&[1])?;
@@ -645,12 +649,12 @@ impl GatedChild {
     }
 
     /// The exit code if the program has ended (reaping it), else None.
-    pub fn try_wait(&mut self) -> std::io::Result<Option<i32>> {
+    pub(crate) fn try_wait(&mut self) -> std::io::Result<Option<i32>> {
         self.waitpid(libc::WNOHANG)
     }
 
     /// Waits for the program to end; its exit code (128 + signal when killed).
-    pub fn wait(&mut self) -> std::io::Result<i32> {
+    pub(crate) fn wait(&mut self) -> std::io::Result<i32> {
         Ok(self.waitpid(0)?.unwrap_or(1))
     }
 }
@@ -674,7 +678,7 @@ extern "C" fn on_interrupt(_: c_int) {
 
 /// Catches SIGINT (Ctrl-C) into a flag instead of dying, and returns the flag. The
 /// handler is reset in programs this process execs.
-pub fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {
+pub(crate) fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
@@ -683,7 +687,10 @@ pub fn interrupt_flag() -> &'static std::sync::atomic::AtomicBool {
 }
 
 /// Sends `fd`'s samples into the ring buffer of `ring` (PERF_EVENT_IOC_SET_OUTPUT).
-pub fn perf_set_output(fd: std::os::fd::RawFd, ring: std::os::fd::RawFd) -> std::io::Result<()> {
+pub(crate) fn perf_set_output(
+    fd: std::os::fd::RawFd,
+    ring: std::os::fd::RawFd,
+) -> std::io::Result<()> {
     const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405; // _IO('$', 5)
                                                              // SAFETY: the ioctl takes two perf event descriptors and reads nothing else.
     if unsafe { libc::ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT as _, ring) } != 0 {
@@ -694,7 +701,7 @@ pub fn perf_set_output(fd: std::os::fd::RawFd, ring: std::os::fd::RawFd) -> std:
 
 /// A copy of this process's vDSO image, which the kernel maps into every process of this
 /// architecture alike; `range` is its mapping from /proc/self/maps.
-pub fn own_vdso(range: std::ops::Range<u64>) -> Option<Vec<u8>> {
+pub(crate) fn own_vdso(range: std::ops::Range<u64>) -> Option<Vec<u8>> {
     // SAFETY: getauxval has no preconditions.
     let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
     if base == 0 || base != range.start || range.end <= range.start {
@@ -709,7 +716,7 @@ pub fn own_vdso(range: std::ops::Range<u64>) -> Option<Vec<u8>> {
 
 /// CLOCK_MONOTONIC now, in nanoseconds: the clock `ffiprof record` has the kernel stamp
 /// its records with.
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid timespec for clock_gettime to fill.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -717,14 +724,14 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// The calling thread's kernel id.
-pub fn thread_id() -> i32 {
+pub(crate) fn thread_id() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
 }
 
 /// Puts thread `tid` of this process in SCHED_IDLE: it runs only on a CPU nothing else
 /// wants.
-pub fn set_idle_priority(tid: i32) -> std::io::Result<()> {
+pub(crate) fn set_idle_priority(tid: i32) -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: param is a valid sched_param; tid names a thread or the call fails.
     if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
@@ -744,12 +751,12 @@ fn cpu_seconds(who: libc::c_int) -> f64 {
 
 /// CPU time (user plus system) this process has used so far, in seconds; its children
 /// are not counted.
-pub fn own_cpu_seconds() -> f64 {
+pub(crate) fn own_cpu_seconds() -> f64 {
     cpu_seconds(libc::RUSAGE_SELF)
 }
 
 /// CPU time (user plus system) of this process's children that have ended and been
 /// waited for, in seconds, their own children included.
-pub fn children_cpu_seconds() -> f64 {
+pub(crate) fn children_cpu_seconds() -> f64 {
     cpu_seconds(libc::RUSAGE_CHILDREN)
 }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::stacks::{Language, Profile};
 
 /// Fill colour of each language in flamegraphs.
-pub fn language_color(language: Language) -> &'static str {
+pub(crate) fn language_color(language: Language) -> &'static str {
     match language {
         Language::Rust => "#e8955a",
         Language::Go => "#4fc3d9",
@@ -33,7 +33,7 @@ fn color_word(language: Language) -> &'static str {
 }
 
 /// The legend, as the flamegraph's subtitle.
-pub fn legend() -> String {
+pub(crate) fn legend() -> String {
     let parts: Vec<String> =
         Language::ALL.iter().map(|l| format!("{} = {}", l.name(), color_word(*l))).collect();
     format!("colours: {}", parts.join(", "))
@@ -63,7 +63,7 @@ fn draw(
 
 /// A flamegraph of `profile`, whose folded stacks are `folded`, each frame filled with
 /// its language's colour. Without samples, an image that says so.
-pub fn flamegraph(profile: &Profile, folded: &str, title: &str) -> Result<Vec<u8>> {
+pub(crate) fn flamegraph(profile: &Profile, folded: &str, title: &str) -> Result<Vec<u8>> {
     if folded.trim().is_empty() {
         let escaped = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
         return Ok(format!(
@@ -84,7 +84,7 @@ pub fn flamegraph(profile: &Profile, folded: &str, title: &str) -> Result<Vec<u8
 /// A differential flamegraph from folded stacks `before` to `after`: frame widths from
 /// `after`, red where a frame's share grew, blue where it shrank. Counts are normalized
 /// first, so two profiles of different lengths compare by share.
-pub fn differential(before: &str, after: &str, title: &str) -> Result<Vec<u8>> {
+pub(crate) fn differential(before: &str, after: &str, title: &str) -> Result<Vec<u8>> {
     let mut diff = Vec::new();
     let options = inferno::differential::Options { normalize: true, ..Default::default() };
     inferno::differential::from_readers(options, before.as_bytes(), after.as_bytes(), &mut diff)

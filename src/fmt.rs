@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 /// Nanoseconds with a unit, scaled to ms or µs where large: `25.6 ns`, `1.76 µs`.
-pub fn ns(v: f64) -> String {
+pub(crate) fn ns(v: f64) -> String {
     let a = v.abs();
     if a >= 1e6 {
         format!("{:.2} ms", v / 1e6)
@@ -20,7 +20,7 @@ pub fn ns(v: f64) -> String {
 
 /// Nanoseconds as a bare figure for a column whose header names the unit, with enough
 /// digits to compare fast calls: `25.6`, `0.34`, `1760`.
-pub fn ns_figure(v: f64) -> String {
+pub(crate) fn ns_figure(v: f64) -> String {
     if v.abs() >= 100.0 {
         format!("{v:.0}")
     } else if v.abs() >= 10.0 {
@@ -31,18 +31,18 @@ pub fn ns_figure(v: f64) -> String {
 }
 
 /// A share (0.25) as a percentage with `decimals` digits: `25%`, `25.0%`.
-pub fn pct(share: f64, decimals: usize) -> String {
+pub(crate) fn pct(share: f64, decimals: usize) -> String {
     format!("{:.*}%", decimals, share * 100.0)
 }
 
 /// A relative change (0.012) as a signed percentage: `+1.2%`.
-pub fn signed_pct(change: f64) -> String {
+pub(crate) fn signed_pct(change: f64) -> String {
     format!("{:+.1}%", change * 100.0)
 }
 
 /// Aligned plain-text table: the first `text_columns` columns left-aligned, the rest
 /// (figures) right-aligned, a rule under the header.
-pub fn table(header: &[&str], rows: &[Vec<String>], text_columns: usize) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>], text_columns: usize) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -13,38 +13,62 @@
 //! # Sections, in the order data flows
 //!
 //! - [`workload`]: the catalogue. Each workload has a batched baseline (one call into C
-//!   that loops) and per-call variants that do the same work, checked by a checksum. All
-//!   `extern "C"` declarations and `unsafe` blocks live below it, in one private module.
-//! - [`measure`]: timing and counting. The paired engine ([`measure::paired`]): every
-//!   variant of a case and an A/A control timed in shuffled, interleaved rounds on one
-//!   shared input, in several processes, figures as medians with distribution-free
-//!   intervals; instructions per call under callgrind; criterion for `cargo bench`.
-//! - [`sample`]: samplers (the pprof crate; `perf_event_open` with DWARF unwinding) that
-//!   return raw addresses only.
-//! - [`stacks`]: addresses symbolized once, after sampling; each frame's language
-//!   (Rust, C, C runtime, ...), folded stacks and the boundary summary.
+//!   that loops) and per-call variants that do the same work, checked by a checksum.
+//! - [`measure`]: timing and counting. The paired engine ([`measure::paired`], its
+//!   [`Case`] for a comparison of your own): every variant of a case and an A/A control
+//!   timed in shuffled, interleaved rounds on one shared input, in several processes,
+//!   figures as medians with distribution-free intervals; instructions per call under
+//!   callgrind. (`cargo bench` is the `benches` package: criterion over the same
+//!   catalogue, then the paired table.)
+//! - [`sample`]: the samplers ([`sampler`]: the pprof crate; `perf_event_open` with DWARF
+//!   unwinding) that return raw addresses only ([`RawProfile`]).
+//! - [`stacks`]: addresses symbolized and each frame's language decided (Rust, C, C
+//!   runtime, ...), folded stacks and the boundary summary. A profile is symbolized once,
+//!   after sampling.
 //! - [`profile`]: sampling a workload end to end, rendering flamegraphs coloured by
 //!   language, differential flamegraphs and pprof protobuf profiles, and `summary.json`.
 //!   [`cost`] measures what a sampler costs.
-//! - [`record`]: the same for any program (`ffiprof record -- PROGRAM` or `--pid`): every
-//!   thread and child process sampled with perf events, unwound with the program's own
-//!   modules, symbolized from their files, written per thread and overall, and as a
-//!   Firefox Profiler profile.
-//! - [`report`]: the versioned record of a run (`report.json`), its Markdown and HTML
-//!   forms, and the comparison of two runs.
+//! - [`record`] ([`record()`]): the same for any program (`ffiprof record -- PROGRAM` or
+//!   `--pid`): every thread and child process sampled with perf events, unwound with the
+//!   program's own modules, symbolized while recording (each location once, on a thread
+//!   of its own, while the program's modules are still there to read), written per
+//!   thread and overall, and as a Firefox Profiler profile.
+//! - [`report`]: the versioned record of a run ([`Report`], `report.json`), its Markdown
+//!   and HTML forms, and the comparison of two runs.
 //! - [`crossings`]: an exact census of any program's crossings (`ffiprof crossings --
 //!   PROGRAM`): calls and instructions per caller -> callee edge counted by callgrind,
 //!   each function's language by the rules of [`stacks`], what the crossings cost from
-//!   the paired engine, and the exact comparison of two censuses.
+//!   the paired engine (or a run's report), and the exact comparison of two censuses.
 //! - [`cgo`]: the same C called from Go, as a reference row in the report.
 //! - [`run`]: the main job, all of the above into one run directory.
 //!
-//! No module imports one from a later section. Every output file is written to a
+//! Below the sections, private to the crate: the environment a run names, the errors,
+//! flamegraph drawing, number formatting, atomic output files, the pprof encoding and
+//! the symbolizer. One of them, `ffi`, holds every `extern "C"` declaration and every
+//! `unsafe` block of the crate; the catalogue, the samplers, the environment, `record`
+//! and `crossings` call C through it.
+//!
+//! No section imports one from a later section. Every output file is written to a
 //! temporary name and renamed into place. The `ffiprof` binary maps flags into these
-//! sections' options, calls them, and prints what they return; the benches and tests call
-//! the same functions.
+//! sections' options, calls them, and prints what they return; the benches, examples and
+//! tests call the same functions. What the sections export is the crate's interface:
+//! the files behind a section (the perf sampler, callgrind's reader, the Firefox
+//! profile, ...) are the crate's own.
+//!
+//! # Exit statuses
+//!
+//! The binary exits 0 when the work is done; 2 when the user can fix what stopped it
+//! ([`Error::is_usage`]: a bad flag, a file that cannot be read or written, a tool to
+//! install, perf_event_open refused by a setting of the machine); 1 for an internal
+//! failure, ffiprof's to fix; 3 when `compare --fail-on-regression` finds a regression.
+//! `record` and `crossings` exit with the program's own status once their files are
+//! written, and say so on their last line (`ffiprof: the program exited with status N`);
+//! ffiprof's own failures there end before that line, with `error:` and status 1 or 2.
+//! The program's status is also in `crossings.json` (and in `summary.json` when the
+//! program ended while recording).
 
 #![deny(missing_docs)]
+#![deny(unreachable_pub)]
 
 mod environment;
 mod error;
@@ -69,4 +93,12 @@ pub mod workload;
 
 pub use environment::Environment;
 pub use error::{seconds, Error, Result};
+pub use measure::paired::Case;
 pub use pprof_proto::{decode as decode_pprof, Decoded as DecodedPprof};
+pub use record::{record, RecordSummary, Target};
+pub use report::Report;
+pub use sample::{sampler, RawProfile, Sampler, SamplerKind};
+
+/// The exit status of a regression found by `compare --fail-on-regression` (0 is done, 1
+/// an internal failure, 2 the user's to fix).
+pub const EXIT_REGRESSION: u8 = 3;

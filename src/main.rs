@@ -56,7 +56,7 @@ enum Command {
         /// Changes of a time ratio below this many percent are never significant.
         #[arg(long, default_value_t = 5.0)]
         threshold: f64,
-        /// Exit with status 1 when the metric shows a significant slowdown.
+        /// Exit with status 3 when the metric shows a significant slowdown.
         #[arg(long)]
         fail_on_regression: bool,
         /// Which slowdowns --fail-on-regression fails on.
@@ -184,7 +184,11 @@ fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
         "wrote {} (crossings.json, crossings.md; callgrind's files in callgrind/)",
         outcome.out.display()
     );
-    Ok(ExitCode::from(outcome.census.exit_status.clamp(0, 255) as u8))
+    let status = outcome.census.exit_status;
+    if status != 0 {
+        eprintln!("ffiprof: the program exited with status {status}; so does ffiprof");
+    }
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }
 
 fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
@@ -216,8 +220,13 @@ fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
     if let Some(pid) = recorded.program.running_pid() {
         eprintln!("waiting for the program (pid {pid}) to exit; ffiprof exits with its status");
     }
+    // ffiprof's own failures ended earlier, with `error:` and status 1 or 2; from here on
+    // the status is the program's, said so on the last line.
     match recorded.program.wait()? {
-        Some(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Some(code) => {
+            eprintln!("ffiprof: the program exited with status {code}; so does ffiprof");
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
         None => Ok(ExitCode::SUCCESS),
     }
 }
@@ -327,7 +336,7 @@ fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Resul
     options.count_instructions = true;
     let mut progress = |case: &measure::CaseResult| {
         let h = &case.header;
-        eprintln!("measured {}/{}: {}", h.name, h.input, measure::results::case_note(h));
+        eprintln!("measured {}/{}: {}", h.name, h.input, measure::case_note(h));
     };
     let results = measure::bench(&workloads, &options, json.as_deref(), &mut progress)?;
     print!("{}", results.table());
@@ -363,8 +372,10 @@ fn profile(args: ProfileArgs) -> ffiprof::Result<ExitCode> {
     }
     println!("wrote {}", profile::write_summary(&summary, &out)?.display());
     if summary.profiles.is_empty() {
+        // The user's to fix (2) when every sampler was refused by a setting they can change.
+        let fixable = summary.failures.iter().all(|f| f.user_fixable);
         eprintln!("error: no sampler could run");
-        return Ok(ExitCode::from(1));
+        return Ok(ExitCode::from(if fixable { 2 } else { 1 }));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -415,7 +426,7 @@ fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> ffiprof::Result<(
     {
         eprintln!("note: {}", cgo.message);
     }
-    print!("{}", ffiprof::report::markdown::render(&report));
+    print!("{}", ffiprof::report::render_markdown(&report));
     println!("\nwrote {} (open index.html)", dir.display());
     Ok(())
 }
@@ -441,13 +452,12 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
                     )));
                 }
             }
-            let (comparison, dir) =
-                ffiprof::crossings::compare::compare_paths(&old, &new, out.as_deref())?;
+            let (comparison, dir) = ffiprof::crossings::compare_paths(&old, &new, out.as_deref())?;
             print!("{}", comparison.markdown());
             println!("\nwrote {}", dir.display());
             if fail_on_regression && comparison.regressions().next().is_some() {
-                eprintln!("error: more crossings or more work per crossing (see compare.md)");
-                return Ok(ExitCode::from(1));
+                eprintln!("regression: more crossings or more work per crossing (see compare.md)");
+                return Ok(ExitCode::from(ffiprof::EXIT_REGRESSION));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -468,8 +478,8 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
                 MetricArg::Both => compare::Metric::Both,
             };
             if fail_on_regression && outcome.comparison.regressions(metric).next().is_some() {
-                eprintln!("error: significant slowdown (see compare.md)");
-                return Ok(ExitCode::from(1));
+                eprintln!("regression: significant slowdown (see compare.md)");
+                return Ok(ExitCode::from(ffiprof::EXIT_REGRESSION));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -478,7 +488,7 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         Command::Crossings(args) => crossings(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
         Command::CountInstructions { workloads } => {
-            measure::instructions::run_batches(&workload::select(&workloads)?)?;
+            measure::run_batches(&workload::select(&workloads)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Exec { workload, variant, input, n } => {

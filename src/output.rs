@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// A file that appears at its path only when committed.
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     path: PathBuf,
     temp: tempfile::NamedTempFile,
 }
@@ -32,7 +32,7 @@ fn file_name(path: &Path) -> String {
 impl AtomicFile {
     /// Creates the temporary file now, so that an unwritable destination is reported
     /// ([`Error::Destination`]) before any work is done.
-    pub fn create(path: &Path) -> Result<AtomicFile> {
+    pub(crate) fn create(path: &Path) -> Result<AtomicFile> {
         let err = |source| Error::Destination { path: path.to_owned(), source };
         if path.is_dir() {
             return Err(err(std::io::Error::new(
@@ -50,7 +50,7 @@ impl AtomicFile {
     }
 
     /// Writes `bytes` and renames the file into place.
-    pub fn commit(mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn commit(mut self, bytes: &[u8]) -> Result<()> {
         let write_err = |source| Error::Write { path: self.path.clone(), source };
         self.temp.write_all(bytes).map_err(write_err)?;
         self.temp.as_file().sync_all().map_err(write_err)?;
@@ -61,7 +61,7 @@ impl AtomicFile {
 }
 
 /// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let file = AtomicFile::create(path).map_err(|e| match e {
         Error::Destination { path, source } => Error::Write { path, source },
         other => other,
@@ -70,7 +70,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes `bytes` atomically to `rel` under `dir`, creating the directories between.
-pub fn write_under(dir: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_under(dir: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -81,7 +81,7 @@ pub fn write_under(dir: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A directory being filled, renamed into place on [`Staging::commit`] and removed if
 /// dropped before.
-pub struct Staging {
+pub(crate) struct Staging {
     dir: tempfile::TempDir,
     dest: PathBuf,
 }
@@ -89,7 +89,7 @@ pub struct Staging {
 impl Staging {
     /// Creates the staging directory beside `dest` (creating `dest`'s parent if needed):
     /// an unwritable destination fails here ([`Error::Destination`]), before any work.
-    pub fn new(dest: &Path) -> Result<Staging> {
+    pub(crate) fn new(dest: &Path) -> Result<Staging> {
         let err = |source| Error::Destination { path: dest.to_owned(), source };
         if dest.exists() && !dest.is_dir() {
             return Err(err(std::io::Error::new(
@@ -107,12 +107,12 @@ impl Staging {
     }
 
     /// Where files go until commit.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Moves the complete directory into place, replacing an earlier one of the same name.
-    pub fn commit(self) -> Result<PathBuf> {
+    pub(crate) fn commit(self) -> Result<PathBuf> {
         let write_err = |source| Error::Write { path: self.dest.clone(), source };
         let staged = self.dir.keep();
         if self.dest.exists() {
@@ -132,7 +132,7 @@ impl Staging {
 }
 
 /// Points `latest` beside `dir` at `dir` (a relative symlink, replaced atomically).
-pub fn point_latest(dir: &Path) -> Result<()> {
+pub(crate) fn point_latest(dir: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };
     let latest = parent.join("latest");
     let temp = parent.join(format!(".latest.{}", std::process::id()));

@@ -111,7 +111,7 @@ fn invalid(what: String) -> Error {
 /// The profile as a gzipped pprof protobuf: one location per frame (function level), the
 /// language and module in each function's file name slot (`rust: ffiprof`), sample values
 /// in samples and in CPU nanoseconds (`period` = window / samples).
-pub fn encode(
+pub(crate) fn encode(
     profile: &Profile,
     window_nanos: i64,
     start_unix_nanos: i64,

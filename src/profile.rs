@@ -118,6 +118,9 @@ pub struct SamplerFailure {
     pub sampler: SamplerKind,
     /// Why, and what to do.
     pub error: String,
+    /// Whether the user can fix it (perf_event_open refused by a setting of the machine).
+    #[serde(default)]
+    pub user_fixable: bool,
 }
 
 /// Everything `ffiprof profile` produced for one workload.
@@ -143,7 +146,12 @@ pub struct ProfileSummary {
 
 /// File name stem of a profile: `<workload>.<variant>.<sampler>`, with the input after
 /// the workload when the workload has more than one.
-pub fn stem(workload: &Workload, input: &Input, variant: &str, sampler: SamplerKind) -> String {
+pub(crate) fn stem(
+    workload: &Workload,
+    input: &Input,
+    variant: &str,
+    sampler: SamplerKind,
+) -> String {
     if workload.inputs.len() > 1 {
         format!("{}.{}.{variant}.{sampler}", workload.name, input.name)
     } else {
@@ -152,7 +160,7 @@ pub fn stem(workload: &Workload, input: &Input, variant: &str, sampler: SamplerK
 }
 
 /// A flamegraph and folded stacks written for a profile.
-pub struct Drawn {
+pub(crate) struct Drawn {
     /// The folded stacks (`root;...;leaf weight` lines).
     pub folded: String,
     /// The flamegraph, relative to the output directory.
@@ -163,7 +171,7 @@ pub struct Drawn {
 
 /// Folds `profile` once and writes `flamegraphs/<name>.svg` and `folded/<name>.folded`
 /// under `out`.
-pub fn draw(profile: &Profile, name: &str, title: &str, out: &Path) -> Result<Drawn> {
+pub(crate) fn draw(profile: &Profile, name: &str, title: &str, out: &Path) -> Result<Drawn> {
     let folded = profile.folded();
     let flamegraph_file = PathBuf::from("flamegraphs").join(format!("{name}.svg"));
     let folded_file = PathBuf::from("folded").join(format!("{name}.folded"));
@@ -315,8 +323,13 @@ pub fn profile_workload_with(
                     folded.insert((variant.name.to_owned(), kind), stacks);
                     profiles.push(result);
                 }
-                Err(e @ (Error::PerfOpen { .. } | Error::Pprof(_))) => {
-                    failures.push(SamplerFailure { sampler: kind, error: e.to_string() });
+                Err(e @ (Error::PerfOpen { .. } | Error::PerfSetup { .. } | Error::Pprof(_))) => {
+                    let user_fixable = e.is_usage();
+                    failures.push(SamplerFailure {
+                        sampler: kind,
+                        error: e.to_string(),
+                        user_fixable,
+                    });
                     break; // the same sampler will fail for the other variants too
                 }
                 Err(e) => return Err(e),

@@ -175,9 +175,9 @@ pub struct Stack {
 }
 
 /// A frame given by (function, module, language), for hand-made profiles.
-pub type NamedFrame<'a> = (&'a str, &'a str, Language);
+pub(crate) type NamedFrame<'a> = (&'a str, &'a str, Language);
 /// A hand-made stack, root first, with its weight.
-pub type NamedStack<'a> = (Vec<NamedFrame<'a>>, u64);
+pub(crate) type NamedStack<'a> = (Vec<NamedFrame<'a>>, u64);
 
 /// A symbolized profile.
 #[derive(Debug, Clone, Default)]
@@ -343,7 +343,7 @@ pub fn build(raw: &RawProfile, sym: &mut ProcessSymbolizer) -> Result<Profile> {
 
 /// Assembles a [`Profile`] from symbolized stacks, interning frames.
 #[derive(Default)]
-pub struct ProfileBuilder {
+pub(crate) struct ProfileBuilder {
     profile: Profile,
     index: HashMap<FrameInfo, usize>,
 }
@@ -353,7 +353,7 @@ impl ProfileBuilder {
     /// innermost first). Frames are classified; whatever an unwinder found below the
     /// outermost thread root is dropped. Returns the stack's index in
     /// [`Profile::stacks`], or `None` when no frame was left.
-    pub fn push<'f>(
+    pub(crate) fn push<'f>(
         &mut self,
         leaf_first: impl Iterator<Item = (u64, &'f [Frame])>,
         weight: u64,
@@ -368,7 +368,7 @@ impl ProfileBuilder {
     /// The frames symbolized at one lookup address (innermost first), classified and
     /// interned: their indices, outermost first. A caller that sees the same address many
     /// times can keep them and use [`ProfileBuilder::push_ids`].
-    pub fn frame_ids(&mut self, addr: u64, frames: &[Frame]) -> Vec<usize> {
+    pub(crate) fn frame_ids(&mut self, addr: u64, frames: &[Frame]) -> Vec<usize> {
         frames
             .iter()
             .rev()
@@ -392,7 +392,7 @@ impl ProfileBuilder {
 
     /// Adds a stack of interned frames given leaf first (as [`ProfileBuilder::push`]
     /// does, with its root trimming).
-    pub fn push_ids(&mut self, mut ids: Vec<usize>, weight: u64) -> Option<usize> {
+    pub(crate) fn push_ids(&mut self, mut ids: Vec<usize>, weight: u64) -> Option<usize> {
         ids.reverse();
         // An unwinder may step past the thread's root into garbage: drop what lies
         // below the outermost thread root.
@@ -409,13 +409,8 @@ impl ProfileBuilder {
         Some(self.profile.stacks.len() - 1)
     }
 
-    /// The profile so far.
-    pub fn profile(&self) -> &Profile {
-        &self.profile
-    }
-
     /// The profile.
-    pub fn finish(self) -> Profile {
+    pub(crate) fn finish(self) -> Profile {
         self.profile
     }
 }

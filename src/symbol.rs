@@ -28,7 +28,7 @@ pub struct Frame {
 }
 
 /// Removes the `::h0123456789abcdef` hash that legacy Rust mangling appends.
-pub fn strip_rust_hash(name: &str) -> &str {
+pub(crate) fn strip_rust_hash(name: &str) -> &str {
     match name.rsplit_once("::h") {
         Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
             head
@@ -77,7 +77,7 @@ fn frames_of(result: Symbolized<'_>, module: Option<String>) -> Vec<Frame> {
 
 /// Symbolizes offsets into ELF files on disk (another process's modules, which stay
 /// readable after it exits). One instance caches each file's parsed symbols.
-pub struct FileSymbolizer {
+pub(crate) struct FileSymbolizer {
     inner: Symbolizer,
 }
 
@@ -92,7 +92,7 @@ impl Default for FileSymbolizer {
 impl FileSymbolizer {
     /// The frames at each file offset of `path` (lookup offsets: a return address's minus
     /// one), innermost first; `module` names the module in frames.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &mut self,
         path: &Path,
         offsets: &[u64],

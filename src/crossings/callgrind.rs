@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 /// A function of the call graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Function {
+pub(crate) struct Function {
     /// Its name as callgrind wrote it (demangled), or `0x...` for code without a symbol.
     pub name: String,
     /// The object file it lives in (a path), empty when callgrind did not say.
@@ -35,7 +35,7 @@ pub struct Function {
 
 /// Calls from one function to another, summed over call sites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Edge {
+pub(crate) struct Edge {
     /// Index of the caller in [`CallGraph::functions`].
     pub caller: usize,
     /// Index of the callee.
@@ -48,7 +48,7 @@ pub struct Edge {
 
 /// The call graph of one callgrind output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CallGraph {
+pub(crate) struct CallGraph {
     /// The command line (`cmd:`).
     pub command: String,
     /// The process id (`pid:`), where given.
@@ -181,7 +181,7 @@ impl Builder {
 
 /// Reads one callgrind output file. Never fails: what cannot be read is skipped and
 /// counted.
-pub fn parse(bytes: &[u8]) -> CallGraph {
+pub(crate) fn parse(bytes: &[u8]) -> CallGraph {
     let text = String::from_utf8_lossy(bytes);
     let mut b = Builder::default();
     let mut names = Names::default();

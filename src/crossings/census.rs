@@ -103,7 +103,7 @@ impl Thresholds {
 
 /// One side of a crossing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Side {
+pub(crate) struct Side {
     /// The function (demangled).
     pub function: String,
     /// The file name of its object (`libz.so.1`, the program's name).
@@ -114,7 +114,7 @@ pub struct Side {
 
 /// A crossing as counted, before costs: what [`crossings`] returns.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Counted {
+pub(crate) struct Counted {
     /// The calling function.
     pub caller: Side,
     /// The called function.
@@ -134,7 +134,7 @@ pub struct Counted {
 }
 
 /// Language of a call graph's function.
-pub fn language(function: &super::callgrind::Function) -> Language {
+pub(crate) fn language(function: &super::callgrind::Function) -> Language {
     if function.name.starts_with("0x") {
         return Language::Unknown;
     }
@@ -229,7 +229,7 @@ impl Graph {
 
 /// The crossings of one process's call graph, glue looked through, in no particular
 /// order; and the calls that reached code without a symbol from Rust or C.
-pub fn crossings(g: &CallGraph) -> (Vec<Counted>, u64) {
+pub(crate) fn crossings(g: &CallGraph) -> (Vec<Counted>, u64) {
     let lang: Vec<Language> = g.functions.iter().map(language).collect();
     let mut out = vec![Vec::new(); g.functions.len()];
     let mut calls_in = vec![0u64; g.functions.len()];
@@ -307,7 +307,7 @@ pub fn crossings(g: &CallGraph) -> (Vec<Counted>, u64) {
 }
 
 /// The crossings of several processes' call graphs, summed per caller and callee.
-pub fn merge(parts: Vec<Vec<Counted>>) -> Vec<Counted> {
+pub(crate) fn merge(parts: Vec<Vec<Counted>>) -> Vec<Counted> {
     let mut merged: HashMap<(Side, Side), Counted> = HashMap::new();
     for part in parts {
         for c in part {
@@ -339,7 +339,7 @@ pub fn merge(parts: Vec<Vec<Counted>>) -> Vec<Counted> {
 
 /// Each function's own instructions, summed over the call graphs, by (object file name,
 /// function): what the caller spends around its crossings.
-pub fn self_instructions(graphs: &[CallGraph]) -> HashMap<(String, String), u64> {
+pub(crate) fn self_instructions(graphs: &[CallGraph]) -> HashMap<(String, String), u64> {
     let mut out: HashMap<(String, String), u64> = HashMap::new();
     for g in graphs {
         for f in &g.functions {

@@ -20,16 +20,16 @@ use crate::fmt::signed_pct;
 use crate::output::write_under;
 
 /// Version of a census comparison's compare.json.
-pub const CENSUS_COMPARE_SCHEMA_VERSION: u32 = 1;
+pub(crate) const CENSUS_COMPARE_SCHEMA_VERSION: u32 = 1;
 
 /// Relative change of a count below which it is unchanged: counts repeat exactly for the
 /// same build and input, and a program that hashes with a random seed or meets another
 /// thread at a lock moves a few of them by a few in a thousand.
-pub const THRESHOLD: f64 = 0.005;
+pub(crate) const THRESHOLD: f64 = 0.005;
 
 /// Changes below this many instructions per call are unchanged whatever their share (a
 /// crossing of 2 instructions per call moving to 2.005 is the same work).
-pub const MIN_INSTRUCTIONS: f64 = 0.5;
+pub(crate) const MIN_INSTRUCTIONS: f64 = 0.5;
 
 /// A change that moves fewer instructions than this share of the program's is not judged:
 /// between two runs of one build, thread scheduling and the allocator's state move a few
@@ -37,12 +37,12 @@ pub const MIN_INSTRUCTIONS: f64 = 0.5;
 /// each, in a program of 1.5 million). A wrapper that grows by 40 instructions on 60 000
 /// calls moves 2.4 million. Whatever the program's size, a change must also move at least
 /// [`MIN_MOVED`] instructions.
-pub const MATERIAL: f64 = 1e-4;
+pub(crate) const MATERIAL: f64 = 1e-4;
 
 /// Instructions a change must move at least: a thread that joins after, not before, its
 /// peer finished costs `pthread_join` about 100 instructions more, `malloc` under
 /// another thread's arena some 10 more per call.
-pub const MIN_MOVED: f64 = 5000.0;
+pub(crate) const MIN_MOVED: f64 = 5000.0;
 
 /// What changed in one metric of one crossing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +171,12 @@ fn key(c: &Crossing) -> Key {
 }
 
 /// Compares two censuses.
-pub fn compare(old: &Census, new: &Census, old_path: &Path, new_path: &Path) -> CensusComparison {
+pub(crate) fn compare(
+    old: &Census,
+    new: &Census,
+    old_path: &Path,
+    new_path: &Path,
+) -> CensusComparison {
     let olds: BTreeMap<Key, &Crossing> = old.crossings.iter().map(|c| (key(c), c)).collect();
     let news: BTreeMap<Key, &Crossing> = new.crossings.iter().map(|c| (key(c), c)).collect();
     let mut keys: Vec<&Key> = olds.keys().chain(news.keys()).collect();

@@ -110,7 +110,7 @@ const PROCESSES: usize = 3;
 
 /// Measures every kind with the paired engine, each case in `budget` shared among
 /// [`PROCESSES`] child processes of this executable.
-pub fn measure(budget: Duration) -> Result<CostModel> {
+pub(crate) fn measure(budget: Duration) -> Result<CostModel> {
     let mut kinds = Vec::new();
     for kind in CallKind::ALL {
         let (w, input, variant) = kind.case();
@@ -147,7 +147,7 @@ pub fn measure(budget: Duration) -> Result<CostModel> {
 
 /// Reads the kinds' costs from a run's report (`ffiprof run`'s report.json or its
 /// directory): whatever cases it has.
-pub fn from_report(path: &std::path::Path) -> Result<CostModel> {
+pub(crate) fn from_report(path: &std::path::Path) -> Result<CostModel> {
     let report = Report::load(path)?;
     let mut kinds = Vec::new();
     for kind in CallKind::ALL {
@@ -185,14 +185,14 @@ pub fn from_report(path: &std::path::Path) -> Result<CostModel> {
 }
 
 /// `calls` crossings at `per_call` ns each, in ns.
-pub fn total(calls: u64, per_call: &Interval) -> Interval {
+pub(crate) fn total(calls: u64, per_call: &Interval) -> Interval {
     let n = calls as f64;
     Interval::new(per_call.estimate * n, per_call.lower * n, per_call.upper * n)
 }
 
 /// The sum of several costs: estimates add, and so do the bounds (the figures of one
 /// kind come from one measurement, so their errors move together).
-pub fn sum<'a>(costs: impl IntoIterator<Item = &'a Interval>) -> Interval {
+pub(crate) fn sum<'a>(costs: impl IntoIterator<Item = &'a Interval>) -> Interval {
     costs.into_iter().fold(Interval::new(0.0, 0.0, 0.0), |a, c| {
         Interval::new(a.estimate + c.estimate, a.lower + c.lower, a.upper + c.upper)
     })

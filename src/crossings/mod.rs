@@ -16,10 +16,10 @@
 //! measurement) -> [`callgrind::parse`] per process -> [`census::crossings`] ->
 //! [`Census`] -> `crossings.json`, `crossings.md`, the terminal text.
 
-pub mod callgrind;
-pub mod census;
-pub mod compare;
-pub mod cost;
+pub(crate) mod callgrind;
+pub(crate) mod census;
+pub(crate) mod compare;
+pub(crate) mod cost;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use census::{Direction, Thresholds, Verdict};
+pub use compare::{compare_paths, CensusComparison};
 pub use cost::{CallKind, CostModel};
 
 use crate::environment::Environment;
@@ -509,7 +510,7 @@ fn shorten(name: &str, width: usize) -> String {
 }
 
 /// Builds the census from the call graphs of every process.
-pub fn build(
+pub(crate) fn build(
     graphs: &[callgrind::CallGraph],
     thresholds: Thresholds,
     cost_model: Option<&CostModel>,
@@ -667,11 +668,8 @@ fn native_time(program: &Path, args: &[OsString], runs: usize) -> Result<Option<
         wall.push(start.elapsed().as_secs_f64());
         cpu.push(crate::ffi::children_cpu_seconds() - before);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    Ok(Some(NativeTime { runs, wall_seconds: median(&mut wall), cpu_seconds: median(&mut cpu) }))
+    let median = |v: &[f64]| crate::measure::stats::median(v).unwrap_or(0.0);
+    Ok(Some(NativeTime { runs, wall_seconds: median(&wall), cpu_seconds: median(&cpu) }))
 }
 
 /// The last lines of valgrind's logs, for an error message.

@@ -29,7 +29,7 @@ pub struct Counters {
 }
 
 /// Whether this machine lets ffiprof count instructions, and what it said.
-pub fn availability() -> Availability {
+pub(crate) fn availability() -> Availability {
     match Builder::new(Hardware::INSTRUCTIONS).build() {
         Ok(_) => {
             Availability { available: true, detail: "instructions, cycles, branch misses".into() }
@@ -45,7 +45,7 @@ pub fn availability() -> Availability {
 }
 
 /// Counts `rounds` runs of `n` calls and divides by the calls made.
-pub fn per_call(runner: &mut dyn Runner, n: u64, rounds: u64) -> std::io::Result<Counters> {
+pub(crate) fn per_call(runner: &mut dyn Runner, n: u64, rounds: u64) -> std::io::Result<Counters> {
     let mut group = Group::new()?;
     let instructions = Builder::new(Hardware::INSTRUCTIONS).build_with_group(&mut group)?;
     let cycles = Builder::new(Hardware::CPU_CYCLES).build_with_group(&mut group)?;

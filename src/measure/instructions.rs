@@ -20,28 +20,28 @@ use crate::error::{Error, Result};
 use crate::workload::{Input, Runner, Workload};
 
 /// Two instruction counts within this share of each other are the same work.
-pub const SAME_WORK: f64 = 0.005;
+pub(crate) const SAME_WORK: f64 = 0.005;
 
 /// True when `a` and `b` instructions per call are the same work ([`SAME_WORK`]).
-pub fn same_work(a: f64, b: f64) -> bool {
+pub(crate) fn same_work(a: f64, b: f64) -> bool {
     (a / b - 1.0).abs() <= SAME_WORK
 }
 
 /// The function whose every call callgrind dumps separately.
-pub const COUNTED: &str = "ffiprof_counted_batch";
+pub(crate) const COUNTED: &str = "ffiprof_counted_batch";
 
 /// The name of the hidden command that runs the batches under callgrind.
-pub const COMMAND: &str = "__count-instructions";
+pub(crate) const COMMAND: &str = "__count-instructions";
 
 /// One batch, kept out of line so callgrind sees its calls.
 #[no_mangle]
 #[inline(never)]
-pub fn ffiprof_counted_batch(runner: &mut dyn Runner, n: u64) -> u64 {
+pub(crate) fn ffiprof_counted_batch(runner: &mut dyn Runner, n: u64) -> u64 {
     std::hint::black_box(runner.run(std::hint::black_box(n)))
 }
 
 /// Whether valgrind can count here, and which.
-pub fn availability() -> Availability {
+pub(crate) fn availability() -> Availability {
     match Command::new("valgrind").arg("--version").output() {
         Ok(out) if out.status.success() => Availability {
             available: true,
@@ -143,10 +143,10 @@ fn after_parts(dir: &Path) -> Result<Vec<u64>> {
 }
 
 /// One count: `(workload, input, variant, count)`.
-pub type Counted = (String, String, String, InstructionCount);
+pub(crate) type Counted = (String, String, String, InstructionCount);
 
 /// Puts each count of `counts` that belongs to the case `header` into its variant.
-pub fn attach<'a>(
+pub(crate) fn attach<'a>(
     counts: &[Counted],
     header: &CaseHeader,
     variants: impl Iterator<Item = &'a mut PairedVariant>,

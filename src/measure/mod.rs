@@ -6,11 +6,11 @@
 //! paired table. Where the machine has hardware counters, [`counters`] counts
 //! instructions and cycles per call.
 
-pub mod counters;
-pub mod instructions;
+pub(crate) mod counters;
+pub(crate) mod instructions;
 pub mod paired;
-pub mod results;
-pub mod stats;
+pub(crate) mod results;
+pub(crate) mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::output::AtomicFile;
 use crate::workload::{Input, Workload};
 
-pub use results::{BenchResults, CaseHeader, CaseResult, Interval, Nanos};
+pub use counters::Availability;
+pub use instructions::{count as count_instructions, run_batches, InstructionCount};
+pub use results::{case_note, table, BenchResults, CaseHeader, CaseResult, Interval, Nanos};
 
 /// How long a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

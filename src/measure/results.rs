@@ -15,7 +15,7 @@ use crate::workload::{Input, Role, Workload};
 pub type Nanos = f64;
 
 /// Version of the `ffiprof bench --json` format; documented in results/README.md.
-pub const BENCH_SCHEMA_VERSION: u32 = 2;
+pub(crate) const BENCH_SCHEMA_VERSION: u32 = 2;
 
 /// A point estimate with its confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use super::Interval;
 
 /// The median of `values`: the middle value, the upper of the two middle values for an
 /// even count; `None` for no values. NaNs sort last (`f64::total_cmp`).
-pub fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied()
@@ -36,7 +36,7 @@ fn binomial_half_log_pmf(n: usize) -> impl Iterator<Item = f64> {
 /// The 1-based rank k of the lower bound of the median's interval at `level` for `n`
 /// values (the upper bound is rank n + 1 - k); `None` when n is too small for any
 /// interval at that level (the whole range covers less).
-pub fn median_rank(n: usize, level: f64) -> Option<usize> {
+pub(crate) fn median_rank(n: usize, level: f64) -> Option<usize> {
     let tail = (1.0 - level) / 2.0;
     // P(B < k) for k = 1, 2, ...: the largest k with P(B < k) <= tail.
     let mut below = 0.0;
@@ -56,7 +56,7 @@ pub fn median_rank(n: usize, level: f64) -> Option<usize> {
 /// The median of `values` with its distribution-free interval at `level` (see the module
 /// docs). With too few values for that level, the interval is the whole range, which then
 /// covers less than asked; callers run enough rounds that this does not happen.
-pub fn median_interval(values: &[f64], level: f64) -> Option<Interval> {
+pub(crate) fn median_interval(values: &[f64], level: f64) -> Option<Interval> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
@@ -71,11 +71,11 @@ pub fn median_interval(values: &[f64], level: f64) -> Option<Interval> {
 /// A small deterministic generator (xorshift64*, Vigna 2016) for the order of variants
 /// in a round: seeded, so a run can be repeated, and needing no dependency.
 #[derive(Debug, Clone)]
-pub struct Shuffle(u64);
+pub(crate) struct Shuffle(u64);
 
 impl Shuffle {
     /// A generator from a seed (0 is replaced by a fixed odd constant).
-    pub fn new(seed: u64) -> Shuffle {
+    pub(crate) fn new(seed: u64) -> Shuffle {
         Shuffle(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
     }
 
@@ -87,12 +87,12 @@ impl Shuffle {
     }
 
     /// A fair coin.
-    pub fn coin(&mut self) -> bool {
+    pub(crate) fn coin(&mut self) -> bool {
         self.next() >> 63 == 1
     }
 
     /// Shuffles `items` in place (Fisher-Yates).
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = (self.next() % (i as u64 + 1)) as usize;
             items.swap(i, j);

@@ -18,7 +18,7 @@ use super::ThreadLog;
 
 /// One thread's part: its log, its symbolized profile, and the stack of each sample
 /// (index into the profile's stacks; None when nothing was left of it).
-pub struct ThreadPart<'a> {
+pub(crate) struct ThreadPart<'a> {
     /// Thread id.
     pub tid: u32,
     /// What was recorded.
@@ -43,7 +43,7 @@ fn color(language: Language) -> CategoryColor {
 
 /// Builds the Firefox Profiler profile. `start` is the window's start, CLOCK_MONOTONIC
 /// nanoseconds, which is `start_unix_nanos` since the Unix epoch.
-pub fn build(
+pub(crate) fn build(
     product: &str,
     threads: &[ThreadPart<'_>],
     process_names: &HashMap<u32, String>,

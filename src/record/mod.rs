@@ -16,11 +16,11 @@
 //! outputs are then written; ffiprof never kills the program, and passes its exit status
 //! through once it ends.
 
-pub mod firefox;
-pub mod session;
-pub mod symbols;
-pub mod target;
-pub mod write;
+pub(crate) mod firefox;
+pub(crate) mod session;
+pub(crate) mod symbols;
+pub(crate) mod target;
+pub(crate) mod write;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{CString, OsString};
@@ -67,7 +67,7 @@ pub struct Options {
 
 /// How often the rings are drained: often enough that a ring (16 MiB per CPU) never
 /// fills, rarely enough that ffiprof's own wake-ups cost the program nothing measurable.
-pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
+pub(crate) const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
 /// Largest stack copy the kernel accepts (a multiple of 8 below 64 KiB).
 pub const MAX_STACK_BYTES: u32 = 65528;
@@ -108,7 +108,7 @@ impl Options {
 
 /// One sample as recorded: when, how much, and where (leaf first).
 #[derive(Debug, Clone)]
-pub struct SampleRecord {
+pub(crate) struct SampleRecord {
     /// CLOCK_MONOTONIC nanoseconds.
     pub time: u64,
     /// The sample's period (CPU nanoseconds for cpu-clock, cycles for cycles).
@@ -121,7 +121,7 @@ pub struct SampleRecord {
 
 /// One thread's samples.
 #[derive(Debug, Clone, Default)]
-pub struct ThreadLog {
+pub(crate) struct ThreadLog {
     /// Its process.
     pub pid: u32,
     /// Its name (comm), when known.
@@ -133,7 +133,7 @@ pub struct ThreadLog {
 }
 
 /// Everything a recording collected, before symbolization.
-pub struct Collected {
+pub(crate) struct Collected {
     /// Threads by tid.
     pub threads: BTreeMap<u32, ThreadLog>,
     /// The processes' modules.

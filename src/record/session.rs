@@ -25,7 +25,7 @@ const MISC_COMM_EXEC: u16 = 1 << 13;
 
 /// One sample, copied out of the ring.
 #[derive(Debug, Clone)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Process.
     pub pid: u32,
     /// Thread.
@@ -44,7 +44,7 @@ pub struct Sample {
 
 /// What a ring said, owned.
 #[derive(Debug, Clone)]
-pub enum Happened {
+pub(crate) enum Happened {
     /// A sample.
     Sample(Sample),
     /// An executable mapping appeared in a process.
@@ -87,7 +87,7 @@ pub enum Happened {
 
 /// A record with its time (CLOCK_MONOTONIC, nanoseconds).
 #[derive(Debug, Clone)]
-pub struct Timed {
+pub(crate) struct Timed {
     /// When.
     pub time: u64,
     /// What.
@@ -95,7 +95,7 @@ pub struct Timed {
 }
 
 /// The events of one recording.
-pub struct Session {
+pub(crate) struct Session {
     rings: Vec<Ring>,
     /// The CPU of each ring.
     ring_cpus: Vec<usize>,
@@ -114,7 +114,7 @@ pub struct Session {
 }
 
 /// CPUs the kernel has online (`/sys/devices/system/cpu/online`, as `0-3,5`).
-pub fn online_cpus() -> Vec<usize> {
+pub(crate) fn online_cpus() -> Vec<usize> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
     let mut cpus = Vec::new();
     for part in text.trim().split(',').filter(|p| !p.is_empty()) {
@@ -192,7 +192,12 @@ impl Session {
     /// Opens the events on `tids` (threads, or the pid of a gated child) on every CPU,
     /// inherited by what they start. With `on_exec` they start counting when the thread
     /// executes a program; otherwise call [`Session::enable`].
-    pub fn open(tids: &[u32], on_exec: bool, frequency: u64, stack_bytes: u32) -> Result<Session> {
+    pub(crate) fn open(
+        tids: &[u32],
+        on_exec: bool,
+        frequency: u64,
+        stack_bytes: u32,
+    ) -> Result<Session> {
         let hardware = probe_hardware();
         let event = if hardware.is_ok() { Event::Cycles } else { Event::CpuClock };
         let settings = Settings { event, frequency, stack_bytes, on_exec };
@@ -245,7 +250,7 @@ impl Session {
     /// Adds enabled events on threads that appeared while the session was being opened
     /// (started by a thread whose events were not open yet, so not inherited). Returns
     /// how many threads were added.
-    pub fn follow(&mut self, tids: &[u32]) -> Result<usize> {
+    pub(crate) fn follow(&mut self, tids: &[u32]) -> Result<usize> {
         let mut added = 0;
         for &tid in tids {
             let mut any = false;
@@ -267,12 +272,13 @@ impl Session {
     }
 
     /// Starts counting (when not enabled on exec).
-    pub fn enable(&mut self) -> Result<()> {
+    pub(crate) fn enable(&mut self) -> Result<()> {
         let event = self.event;
-        let err = |source: io::Error| Error::PerfOpen {
+        let err = |source: io::Error| Error::PerfSetup {
             event: event.to_string(),
-            fix: fix_for(&source),
+            step: "enabling",
             source,
+            hint: String::new(),
         };
         for r in &mut self.rings {
             r.enable().map_err(err)?;
@@ -284,7 +290,7 @@ impl Session {
     }
 
     /// Stops counting; what is in the rings can still be drained.
-    pub fn disable(&mut self) {
+    pub(crate) fn disable(&mut self) {
         for r in &mut self.rings {
             let _ = r.disable();
         }
@@ -295,12 +301,12 @@ impl Session {
 
     /// Takes back the stack copies of samples that have been unwound, for the next
     /// samples: no allocation per sample.
-    pub fn recycle(&mut self, buffers: &mut Vec<Vec<u8>>) {
+    pub(crate) fn recycle(&mut self, buffers: &mut Vec<Vec<u8>>) {
         self.spare.append(buffers);
     }
 
     /// Moves every record in the rings into `out`.
-    pub fn drain(&mut self, out: &mut Vec<Timed>) {
+    pub(crate) fn drain(&mut self, out: &mut Vec<Timed>) {
         for ring in &mut self.rings {
             while let Some(record) = ring.next_record() {
                 match owned(&record, &mut self.spare) {

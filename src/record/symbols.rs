@@ -28,7 +28,7 @@ struct Job {
 /// What the symbolizing thread produced: frames per location, and notes on modules it
 /// could not read.
 #[derive(Default)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Frames at each location, innermost first.
     pub frames: HashMap<Loc, Vec<Frame>>,
     /// Modules whose symbols could not be read.
@@ -36,20 +36,20 @@ pub struct Resolved {
 }
 
 /// The symbolizing thread.
-pub struct Background {
+pub(crate) struct Background {
     jobs: Option<Sender<Job>>,
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Resolved>,
 }
 
 /// A frame without a name, in `module` if known.
-pub fn unknown_in(module: Option<String>) -> Frame {
+pub(crate) fn unknown_in(module: Option<String>) -> Frame {
     Frame { function: None, module, file: None, line: None, inlined: false }
 }
 
 /// The frames at `offsets` of a module read from `file` (None: a module without a file),
 /// and a note when the file's symbols could not be read (its frames are then unnamed).
-pub fn resolve_module(
+pub(crate) fn resolve_module(
     symbolizer: &mut FileSymbolizer,
     file: Option<&std::path::Path>,
     name: &str,
@@ -69,7 +69,7 @@ pub fn resolve_module(
 
 impl Background {
     /// Starts the thread.
-    pub fn start() -> std::io::Result<Background> {
+    pub(crate) fn start() -> std::io::Result<Background> {
         let (jobs, rx) = channel::<Job>();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
@@ -99,7 +99,7 @@ impl Background {
     }
 
     /// Queues `locs` (new ones only; the caller keeps track) for symbolization.
-    pub fn send(&self, locs: &mut Vec<Loc>, modules: &Modules) {
+    pub(crate) fn send(&self, locs: &mut Vec<Loc>, modules: &Modules) {
         if locs.is_empty() {
             return;
         }
@@ -119,7 +119,7 @@ impl Background {
     }
 
     /// Stops the thread after its current job and returns what it resolved.
-    pub fn finish(mut self) -> Resolved {
+    pub(crate) fn finish(mut self) -> Resolved {
         self.stop.store(true, Ordering::Relaxed);
         self.jobs = None;
         let mut resolved = self.handle.join().unwrap_or_default();

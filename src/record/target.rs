@@ -13,7 +13,7 @@ use crate::sample::unwind::{executable_mappings, Mapping, StackUnwinder, UnwindS
 /// A code location: a module (index into [`Modules::files`]) and the file offset of the
 /// lookup address (a return address's minus one), or an address in no known module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Loc {
+pub(crate) struct Loc {
     /// Index of the module, or [`Loc::NO_MODULE`].
     pub module: u32,
     /// File offset in the module, or the address itself without one.
@@ -22,12 +22,12 @@ pub struct Loc {
 
 impl Loc {
     /// The module index of an address outside every known mapping.
-    pub const NO_MODULE: u32 = u32::MAX;
+    pub(crate) const NO_MODULE: u32 = u32::MAX;
 }
 
 /// A module the program mapped.
 #[derive(Debug, Clone)]
-pub struct ModuleFile {
+pub(crate) struct ModuleFile {
     /// Its path as the program saw it (`/usr/lib/.../libc.so.6`, `[vdso]`).
     pub path: String,
     /// Where to read it: the path itself, or ffiprof's copy of the vDSO.
@@ -36,7 +36,7 @@ pub struct ModuleFile {
 
 impl ModuleFile {
     /// The file name, as frames name their module.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         Path::new(&self.path)
             .file_name()
             .map_or_else(|| self.path.clone(), |n| n.to_string_lossy().into_owned())
@@ -45,7 +45,7 @@ impl ModuleFile {
 
 /// Every module seen, with what unwinding needs of it read once.
 #[derive(Default)]
-pub struct Modules {
+pub(crate) struct Modules {
     /// The modules, by index.
     pub files: Vec<ModuleFile>,
     by_path: HashMap<String, u32>,
@@ -106,7 +106,7 @@ impl Process {
 }
 
 /// Registers and stack of one sample, as the kernel copied them.
-pub struct UserStack<'a> {
+pub(crate) struct UserStack<'a> {
     /// Instruction pointer.
     pub ip: u64,
     /// Stack pointer.
@@ -120,7 +120,7 @@ pub struct UserStack<'a> {
 }
 
 /// The processes of the recorded program.
-pub struct Targets {
+pub(crate) struct Targets {
     /// Every module seen.
     pub modules: Modules,
     processes: HashMap<u32, Process>,
@@ -131,13 +131,13 @@ pub struct Targets {
 impl Targets {
     /// No process yet. The vDSO is copied from this process (the kernel maps the same
     /// image into every process) so that it can be unwound and symbolized from a file.
-    pub fn new() -> Targets {
+    pub(crate) fn new() -> Targets {
         let vdso = own_vdso_file();
         Targets { modules: Modules::default(), processes: HashMap::new(), vdso, frames: Vec::new() }
     }
 
     /// Adds the executable mappings listed in `/proc/<pid>/maps` now.
-    pub fn read_proc_maps(&mut self, pid: u32) -> std::io::Result<()> {
+    pub(crate) fn read_proc_maps(&mut self, pid: u32) -> std::io::Result<()> {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
         for m in executable_mappings(&maps) {
             self.map(pid, m);
@@ -146,7 +146,7 @@ impl Targets {
     }
 
     /// An executable mapping appeared in `pid`.
-    pub fn map(&mut self, pid: u32, mapping: Mapping) {
+    pub(crate) fn map(&mut self, pid: u32, mapping: Mapping) {
         let vdso = self.vdso.as_ref().map(|f| f.path().to_owned());
         let Some(module) = self.modules.intern(&mapping.path, vdso.as_deref()) else { return };
         let sections = self.modules.sections(module);
@@ -179,12 +179,12 @@ impl Targets {
     }
 
     /// `pid` executed a new program: its old mappings are gone.
-    pub fn exec(&mut self, pid: u32) {
+    pub(crate) fn exec(&mut self, pid: u32) {
         self.processes.insert(pid, Process::default());
     }
 
     /// `child` was forked from `parent` and starts with its mappings.
-    pub fn fork(&mut self, parent: u32, child: u32) {
+    pub(crate) fn fork(&mut self, parent: u32, child: u32) {
         let Some(p) = self.processes.get(&parent) else { return };
         let maps: Vec<Mapping> = p
             .maps
@@ -203,7 +203,7 @@ impl Targets {
 
     /// Unwinds one sample of `pid` into `out`, leaf first, as locations of lookup
     /// addresses (the leaf exact, each return address minus one).
-    pub fn unwind(&mut self, pid: u32, regs: &UserStack<'_>, out: &mut Vec<Loc>) -> Unwound {
+    pub(crate) fn unwind(&mut self, pid: u32, regs: &UserStack<'_>, out: &mut Vec<Loc>) -> Unwound {
         out.clear();
         let process = self.processes.entry(pid).or_default();
         self.frames.clear();
@@ -223,7 +223,7 @@ impl Targets {
     }
 
     /// Modules whose files had no unwind information ffiprof could read.
-    pub fn without_unwind_info(&self) -> Vec<String> {
+    pub(crate) fn without_unwind_info(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .processes
             .values()

@@ -25,16 +25,16 @@ use super::target::Loc;
 use super::{Collected, ThreadLog};
 
 /// Version of `summary.json` written by `ffiprof record`.
-pub const RECORD_SCHEMA_VERSION: u32 = 1;
+pub(crate) const RECORD_SCHEMA_VERSION: u32 = 1;
 
 /// A thread is drawn on its own when it has at least this share of all samples (and
 /// [`BUSY_MIN_SAMPLES`]).
-pub const BUSY_SHARE: f64 = 0.01;
+pub(crate) const BUSY_SHARE: f64 = 0.01;
 /// ... and at least this many samples.
-pub const BUSY_MIN_SAMPLES: usize = 10;
+pub(crate) const BUSY_MIN_SAMPLES: usize = 10;
 
 /// What was recorded, for the summary.
-pub struct Described {
+pub(crate) struct Described {
     /// The command, when ffiprof started the program.
     pub command: Option<Vec<String>>,
     /// The program's (first) process.
@@ -398,7 +398,7 @@ fn file_stem(tid: u32, name: &str) -> String {
 
 /// Symbolizes, summarizes and writes every file of a recording under `out`; returns the
 /// summary (also written as `summary.json`). `done_recording` is when sampling ended.
-pub fn write_all(
+pub(crate) fn write_all(
     mut collected: Collected,
     d: &Described,
     out: &Path,

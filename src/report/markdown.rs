@@ -21,7 +21,7 @@ fn ratio_interval(r: Option<&Interval>) -> String {
 }
 
 /// Instructions per call, or `-` where not counted.
-pub fn instructions(v: &ReportVariant) -> String {
+pub(crate) fn instructions(v: &ReportVariant) -> String {
     v.timing.instructions.map_or("-".to_owned(), |i| format!("{:.1}", i.per_call))
 }
 

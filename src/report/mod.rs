@@ -6,9 +6,13 @@
 //! made from them in one place ([`words`]), which report.md and index.html share.
 
 pub mod compare;
-pub mod html;
-pub mod markdown;
-pub mod words;
+pub(crate) mod html;
+pub(crate) mod markdown;
+pub(crate) mod words;
+
+pub use html::{linked_files, render as render_html};
+pub use markdown::render as render_markdown;
+pub use words::case_verdict;
 
 use std::path::{Path, PathBuf};
 

@@ -11,7 +11,7 @@ fn instructions(v: &Verdict) -> String {
 }
 
 /// One verdict in words, against the baseline `baseline`.
-pub fn verdict(v: &Verdict, baseline: &str) -> String {
+pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
     let (o, r) = (&v.overhead_ns_per_call, &v.ratio);
     match v.kind {
         VerdictKind::Costs => format!(
@@ -66,7 +66,7 @@ pub fn case_verdict(case: &ReportCase) -> String {
 }
 
 /// Per-call overhead from Go against Rust's, in one line.
-pub fn cross_language(pairs: &[CrossLanguage]) -> String {
+pub(crate) fn cross_language(pairs: &[CrossLanguage]) -> String {
     let parts: Vec<String> = pairs
         .iter()
         .map(|p| {
@@ -91,12 +91,12 @@ pub fn cross_language(pairs: &[CrossLanguage]) -> String {
 }
 
 /// How Go's figures were made.
-pub fn cgo_statistic(cgo: &CgoReference) -> String {
+pub(crate) fn cgo_statistic(cgo: &CgoReference) -> String {
     format!("{} of {} Go benchmark runs; range = fastest and slowest run", cgo.statistic, cgo.runs)
 }
 
 /// The cgo reference's status line, with what Go's own profiler saw of per-call pow.
-pub fn cgo_summary(cgo: &CgoReference) -> String {
+pub(crate) fn cgo_summary(cgo: &CgoReference) -> String {
     match cgo.per_call_profile() {
         Some(p) => format!(
             "{}. Go's profiler put {} of per-call pow's samples in C frames and {} on cgo's \

@@ -13,9 +13,11 @@
 //!   copy of the user stack, unwound with DWARF CFI ([`unwind`]), so frameless C code
 //!   keeps its caller.
 
-pub mod perf;
-pub mod pprof;
-pub mod unwind;
+pub(crate) mod perf;
+pub(crate) mod pprof;
+pub(crate) mod unwind;
+
+pub use perf::fix_for;
 
 use std::fmt;
 use std::time::{Duration, Instant};

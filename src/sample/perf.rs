@@ -36,7 +36,7 @@ const PERF_CONTEXT_MAX: u64 = -4095i64 as u64;
 const RING_BYTES: [usize; 2] = [8 << 20, 512 << 10];
 
 /// Samples with perf_event_open.
-pub struct PerfSampler {
+pub(crate) struct PerfSampler {
     options: Options,
     /// Whether the machine lets us sample hardware cycles, and if not, why.
     hardware: std::result::Result<(), String>,
@@ -92,7 +92,7 @@ pub fn fix_for(err: &io::Error) -> String {
 
 /// Whether this machine lets a process sample hardware cycles; if not, the note that
 /// says so and that the cpu-clock software event is sampled instead.
-pub fn probe_hardware() -> std::result::Result<(), String> {
+pub(crate) fn probe_hardware() -> std::result::Result<(), String> {
     match Builder::new(Hardware::CPU_CYCLES).build() {
         Ok(_) => Ok(()),
         Err(e) => Err(format!(
@@ -103,16 +103,16 @@ pub fn probe_hardware() -> std::result::Result<(), String> {
 
 /// x86_64 perf register mask of the registers unwinding needs (bp, sp, ip, in that
 /// order in a sample).
-pub const UNWIND_REGS: u64 = REGS_MASK;
+pub(crate) const UNWIND_REGS: u64 = REGS_MASK;
 
 impl PerfSampler {
     /// Probes the machine once: hardware cycles or the cpu-clock fallback.
-    pub fn new(options: &Options) -> Result<PerfSampler> {
+    pub(crate) fn new(options: &Options) -> Result<PerfSampler> {
         Ok(PerfSampler { options: options.clone(), hardware: probe_hardware(), running: None })
     }
 
     /// The note saying why hardware counters are not used, if they are not.
-    pub fn hardware_note(&self) -> Option<&str> {
+    pub(crate) fn hardware_note(&self) -> Option<&str> {
         self.hardware.as_ref().err().map(String::as_str)
     }
 
@@ -151,7 +151,7 @@ impl PerfSampler {
 /// Maps `counter`'s ring buffer at the first of `sizes` the machine allows (the large
 /// ones need root or a raised perf_event_mlock_kb); `sampled` consumes the counter, so it
 /// is rebuilt from `builder` for each further try.
-pub fn map_ring(
+pub(crate) fn map_ring(
     counter: perf_event::Counter,
     builder: &Builder<'_>,
     event: Event,
@@ -174,11 +174,11 @@ pub fn map_ring(
             Err(e) => last = Some(e),
         }
     }
-    Err(Error::PerfOpen {
+    Err(Error::PerfSetup {
         event: event.to_string(),
+        step: "mapping the ring buffer",
         source: last.unwrap_or_else(|| io::Error::other("no ring buffer size worked")),
-        fix: "the ring buffer could not be mapped: raise kernel.perf_event_mlock_kb or ulimit -l"
-            .to_owned(),
+        hint: "; a larger kernel.perf_event_mlock_kb or ulimit -l may allow it".to_owned(),
     })
 }
 
@@ -267,7 +267,12 @@ impl Sampler for PerfSampler {
         };
         // Enabled last, on this thread's own counter: the window starts here.
         sampler.lock().unwrap_or_else(|e| e.into_inner()).enable().map_err(|source| {
-            Error::PerfOpen { event: event.to_string(), fix: fix_for(&source), source }
+            Error::PerfSetup {
+                event: event.to_string(),
+                step: "enabling",
+                source,
+                hint: String::new(),
+            }
         })?;
         self.running =
             Some(Running { sampler, stop, reader, started: Instant::now(), event, no_unwind_info });
@@ -286,10 +291,11 @@ impl Sampler for PerfSampler {
             .reader
             .join()
             .map_err(|_| Error::Internal("the perf reader thread panicked".into()))?;
-        disabled.map_err(|source| Error::PerfOpen {
+        disabled.map_err(|source| Error::PerfSetup {
             event: running.event.to_string(),
-            fix: fix_for(&source),
+            step: "disabling",
             source,
+            hint: String::new(),
         })?;
         let mut notes = Vec::new();
         if let Some(note) = self.hardware_note() {

@@ -9,14 +9,14 @@ use super::{Event, Options, RawProfile, RawSample, Sampler, SamplerKind, Unwind}
 use crate::error::{Error, Result};
 
 /// Samples with pprof-rs.
-pub struct PprofSampler {
+pub(crate) struct PprofSampler {
     frequency: u64,
     guard: Option<(::pprof::ProfilerGuard<'static>, Instant, u64)>,
 }
 
 impl PprofSampler {
     /// A sampler at `options.frequency` (the kernel tick caps the rate it reaches).
-    pub fn new(options: &Options) -> Self {
+    pub(crate) fn new(options: &Options) -> Self {
         PprofSampler { frequency: options.frequency, guard: None }
     }
 }

@@ -17,11 +17,11 @@ use object::read::{ReadCache, ReadRef};
 use object::{Object, ObjectSection, ObjectSegment, SegmentFlags};
 
 /// Most frames kept per stack.
-pub const MAX_FRAMES: usize = 256;
+pub(crate) const MAX_FRAMES: usize = 256;
 
 /// An executable mapping of this process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     /// Address range.
     pub range: Range<u64>,
     /// Offset in the file.
@@ -31,7 +31,7 @@ pub struct Mapping {
 }
 
 /// Executable, file-backed or pseudo mappings of `/proc/<pid>/maps` text.
-pub fn executable_mappings(maps: &str) -> Vec<Mapping> {
+pub(crate) fn executable_mappings(maps: &str) -> Vec<Mapping> {
     maps.lines()
         .filter_map(|line| {
             let mut parts = line.split_whitespace();
@@ -52,7 +52,7 @@ pub fn executable_mappings(maps: &str) -> Vec<Mapping> {
 }
 
 /// Section bytes, shared by every mapping and process that maps the same file.
-pub type Bytes = Arc<[u8]>;
+pub(crate) type Bytes = Arc<[u8]>;
 
 fn section<'d, R: ReadRef<'d>>(
     file: &object::File<'d, R>,
@@ -68,7 +68,7 @@ fn section<'d, R: ReadRef<'d>>(
 /// `.got`). Only those parts of the file are read, not the whole of it (debug
 /// information can be most of a binary).
 #[derive(Debug, Clone)]
-pub struct UnwindSections {
+pub(crate) struct UnwindSections {
     /// Executable segments: (file offset, file size, virtual address).
     segments: Vec<(u64, u64, u64)>,
     text: Option<(Range<u64>, Bytes)>,
@@ -80,7 +80,7 @@ pub struct UnwindSections {
 
 impl UnwindSections {
     /// Reads them from the file at `path`; None when it cannot be read or parsed.
-    pub fn read(path: &std::path::Path) -> Option<UnwindSections> {
+    pub(crate) fn read(path: &std::path::Path) -> Option<UnwindSections> {
         let cache = ReadCache::new(std::fs::File::open(path).ok()?);
         Self::parse(&cache)
     }
@@ -110,7 +110,7 @@ impl UnwindSections {
 
 /// The framehop module for one mapping of a file whose sections are `sections`, or None
 /// when no executable segment of the file backs the mapping.
-pub fn module_for(mapping: &Mapping, sections: &UnwindSections) -> Option<Module<Bytes>> {
+pub(crate) fn module_for(mapping: &Mapping, sections: &UnwindSections) -> Option<Module<Bytes>> {
     // The load bias: where the executable segment that backs this mapping landed.
     let len = mapping.range.end - mapping.range.start;
     let &(seg_off, _, seg_addr) = sections
@@ -137,14 +137,14 @@ pub fn module_for(mapping: &Mapping, sections: &UnwindSections) -> Option<Module
 
 /// How one unwind ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Unwound {
+pub(crate) struct Unwound {
     /// The unwinder needed stack beyond the copy, and the copy was as long as asked for:
     /// the stack was cut short by the stack-copy size.
     pub truncated: bool,
 }
 
 /// An unwinder over a process's modules, with its cache.
-pub struct StackUnwinder {
+pub(crate) struct StackUnwinder {
     unwinder: UnwinderX86_64<Bytes>,
     cache: CacheX86_64,
     /// Files of executable mappings that could not be read or parsed (the perf sampler
@@ -155,7 +155,7 @@ pub struct StackUnwinder {
 impl StackUnwinder {
     /// Loads the executable mappings of this process as they are now. Call it after the
     /// workload's libraries are loaded (dlopen) and before sampling.
-    pub fn for_this_process() -> std::io::Result<StackUnwinder> {
+    pub(crate) fn for_this_process() -> std::io::Result<StackUnwinder> {
         let maps = std::fs::read_to_string("/proc/self/maps")?;
         let mut unwinder = StackUnwinder::empty();
         let mut files: HashMap<String, Option<UnwindSections>> = HashMap::new();
@@ -172,7 +172,7 @@ impl StackUnwinder {
     }
 
     /// An unwinder that knows no module yet.
-    pub fn empty() -> StackUnwinder {
+    pub(crate) fn empty() -> StackUnwinder {
         StackUnwinder {
             unwinder: UnwinderX86_64::new(),
             cache: CacheX86_64::new(),
@@ -183,7 +183,7 @@ impl StackUnwinder {
     /// Adds the module of one executable mapping, given its file's sections (`None`: the
     /// file could not be read, which is noted). Returns whether unwind information was
     /// found.
-    pub fn add(&mut self, mapping: &Mapping, sections: Option<&UnwindSections>) -> bool {
+    pub(crate) fn add(&mut self, mapping: &Mapping, sections: Option<&UnwindSections>) -> bool {
         match sections.and_then(|s| module_for(mapping, s)) {
             Some(module) => {
                 self.unwinder.add_module(module);
@@ -199,14 +199,14 @@ impl StackUnwinder {
     }
 
     /// Forgets the module whose mapping starts at `start`.
-    pub fn remove(&mut self, start: u64) {
+    pub(crate) fn remove(&mut self, start: u64) {
         self.unwinder.remove_module(start);
     }
 
     /// Unwinds one sample into `out` (leaf first): `ip`, then return addresses. `stack` is
     /// the copy of the user stack starting at `sp`; `asked` is the copy size asked of the
     /// kernel (a shorter copy ended at the top of the stack).
-    pub fn unwind(
+    pub(crate) fn unwind(
         &mut self,
         ip: u64,
         sp: u64,

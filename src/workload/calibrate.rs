@@ -9,11 +9,11 @@ use super::{runner, Input, Role, Variant, Workload};
 use crate::ffi;
 
 /// Steps of spin per call, both sides together.
-pub const STEPS_PER_CALL: u64 = 2_000;
+pub(crate) const STEPS_PER_CALL: u64 = 2_000;
 
 /// The Rust spin: the chain of csrc/calibrate.c.
 #[inline(never)]
-pub fn rust_spin(mut x: u64, iters: u64) -> u64 {
+pub(crate) fn rust_spin(mut x: u64, iters: u64) -> u64 {
     for _ in 0..iters {
         x = black_box(
             x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407),
@@ -23,7 +23,7 @@ pub fn rust_spin(mut x: u64, iters: u64) -> u64 {
 }
 
 /// (Rust steps, C steps) per call for an input.
-pub fn split(input: &Input) -> (u64, u64) {
+pub(crate) fn split(input: &Input) -> (u64, u64) {
     let c = STEPS_PER_CALL * input.value / 100;
     (STEPS_PER_CALL - c, c)
 }

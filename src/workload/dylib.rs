@@ -38,7 +38,7 @@ fn cache_dir() -> PathBuf {
 
 /// Where the shared library is loaded from: `FFIPROF_DYLIB` if set, else the embedded
 /// copy, written to the cache directory if it is not there with the same bytes.
-pub fn library_path() -> Result<PathBuf> {
+pub(super) fn library_path() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("FFIPROF_DYLIB") {
         return Ok(PathBuf::from(path));
     }

@@ -11,13 +11,14 @@
 
 mod arena;
 mod buffer;
-pub mod calibrate;
+pub(crate) mod calibrate;
 mod callback;
 mod cstring;
 mod dylib;
 mod plusone;
 mod pow;
 
+pub use calibrate::both_sides_loop;
 pub use callback::{
     register, run_by_handle, run_closure, unregister, CallbackError, Handle, HandleRegistry,
 };

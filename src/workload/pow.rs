@@ -21,7 +21,7 @@ fn start(input: &Input) -> (f64, f64) {
 /// The per-call loop: one FFI call to libm per iteration. Never inlined, so profiles show
 /// it by this name between the runner and `pow`.
 #[inline(never)]
-pub fn per_call_loop(mut a: f64, e: f64, n: u64) -> f64 {
+pub(super) fn per_call_loop(mut a: f64, e: f64, n: u64) -> f64 {
     for _ in 0..n {
         a = ffi::libm_pow(a, e);
     }

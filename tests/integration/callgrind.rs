@@ -114,7 +114,7 @@ fn instructions_per_call_match_an_independent_count() {
     // ffiprof's counter: every variant in one process, dumps around each batch.
     let plusone = ffiprof::workload::find("plusone").unwrap();
     let exe = Path::new(env!("CARGO_BIN_EXE_ffiprof"));
-    let counts = ffiprof::measure::instructions::count(exe, &[plusone]).unwrap();
+    let counts = ffiprof::measure::count_instructions(exe, &[plusone]).unwrap();
     let names: Vec<&str> = counts.iter().map(|c| c.2.as_str()).collect();
     assert_eq!(names, ["batched", "batched (control)", "per-call", "rust-inlined"]);
     let per_call = &counts[2].3;

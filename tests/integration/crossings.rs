@@ -200,7 +200,7 @@ fn two_censuses_of_one_build_compare_equal_and_twice_the_calls_is_flagged() {
     let text = String::from_utf8_lossy(&same.stdout);
     assert!(text.contains("No crossing changed"), "{text}");
     let more = compare(&a, &twice);
-    assert_eq!(more.status.code(), Some(1));
+    assert_eq!(more.status.code(), Some(i32::from(ffiprof::EXIT_REGRESSION)));
     let text = String::from_utf8_lossy(&more.stdout);
     assert!(
         text.contains("main::cheap_loop -> ffiprof_test_cheap") && text.contains("40000 -> 80000"),

@@ -33,17 +33,32 @@ __attribute__((noinline)) uint64_t ffiprof_test_work(uint64_t x, uint64_t n) {
 "#;
 
 const RUST_SOURCE: &str = r#"
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
 
 extern "C" {
     fn ffiprof_test_work(x: u64, n: u64) -> u64;
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+/// This thread's CPU time, ms (CLOCK_THREAD_CPUTIME_ID): each thread does the same work
+/// however busy the machine is.
+fn thread_cpu_ms() -> u64 {
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    unsafe { clock_gettime(3, &mut ts) };
+    ts.sec as u64 * 1000 + ts.nsec as u64 / 1_000_000
 }
 
 #[inline(never)]
 fn busy_rust_caller(ms: u64) -> u64 {
-    let end = Instant::now() + Duration::from_millis(ms);
+    let end = thread_cpu_ms() + ms;
     let mut x = 1;
-    while Instant::now() < end {
+    while thread_cpu_ms() < end {
         x = unsafe { ffiprof_test_work(x, 20_000) };
     }
     x

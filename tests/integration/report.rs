@@ -6,14 +6,13 @@ use crate::common::links;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ffiprof::measure::counters::Availability;
-use ffiprof::measure::instructions::InstructionCount;
 use ffiprof::measure::paired::{PairedSummary, PairedVariant, Stop};
+use ffiprof::measure::{Availability, InstructionCount};
 use ffiprof::measure::{CaseHeader, Interval, Mode, Statistic};
 use ffiprof::profile::{ProfileFiles, SamplerProfile};
 use ffiprof::report::compare::{compare, Change, Metric};
 use ffiprof::report::{
-    self, words, Report, ReportCase, ReportVariant, RunEnvironment, SamplerSettings, VerdictKind,
+    self, Report, ReportCase, ReportVariant, RunEnvironment, SamplerSettings, VerdictKind,
 };
 use ffiprof::sample::{Event, PerfUnwind, SamplerKind, Unwind};
 use ffiprof::workload::Role;
@@ -174,13 +173,13 @@ fn golden(name: &str, actual: &str) {
 
 #[test]
 fn markdown_matches_golden() {
-    golden("report.md", &report::markdown::render(&report(figures(10.0, iv(1.5, 0.02)))));
+    golden("report.md", &report::render_markdown(&report(figures(10.0, iv(1.5, 0.02)))));
 }
 
 #[test]
 fn verdicts_are_data_worded_once() {
     let kind = |r: &Report| r.workloads[0].verdict[0].kind;
-    let in_words = |r: &Report| words::case_verdict(&r.workloads[0]);
+    let in_words = |r: &Report| report::case_verdict(&r.workloads[0]);
     let costly = report(figures(10.0, iv(1.5, 0.02)));
     assert_eq!(kind(&costly), VerdictKind::Costs);
     assert!(
@@ -200,12 +199,12 @@ fn verdicts_are_data_worded_once() {
     let same =
         Figures { instructions: Some((327_697.0, 327_696.0)), ..figures(10.0, iv(1.087, 0.003)) };
     assert_eq!(kind(&report(same)), VerdictKind::SameWork);
-    assert!(words::case_verdict(&report(same).workloads[0]).contains("memory, placement or noise"));
+    assert!(report::case_verdict(&report(same).workloads[0]).contains("memory, placement or noise"));
     // The control itself differs: nothing is judged.
     let noisy = Figures { control: iv(1.05, 0.01), ..figures(10.0, iv(1.5, 0.02)) };
     assert_eq!(kind(&report(noisy)), VerdictKind::TooNoisy);
-    assert!(words::case_verdict(&report(noisy).workloads[0]).contains("machine too noisy"));
-    assert!(report::markdown::render(&report(noisy)).contains("machine too noisy for this case"));
+    assert!(report::case_verdict(&report(noisy).workloads[0]).contains("machine too noisy"));
+    assert!(report::render_markdown(&report(noisy)).contains("machine too noisy for this case"));
 }
 
 #[test]
@@ -234,13 +233,13 @@ fn json_round_trips_and_is_versioned() {
 #[test]
 fn html_references_only_what_the_report_lists() {
     let r = report(figures(10.0, iv(1.5, 0.02)));
-    let html = report::html::render(&r);
+    let html = report::render_html(&r);
     assert!(html.contains("<svg"), "charts are inline SVG");
     let without_namespaces =
         html.replace("http://www.w3.org/2000/svg", "").replace("http://www.w3.org/1999/xlink", "");
     assert!(!without_namespaces.contains("http"), "the page loads nothing from the network");
     let listed: Vec<String> =
-        report::html::linked_files(&r).iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        report::linked_files(&r).iter().map(|p| p.to_string_lossy().into_owned()).collect();
     for link in links(&html) {
         assert!(link.starts_with('#') || listed.contains(&link), "{link} is not a file of the run");
     }

@@ -95,23 +95,16 @@ struct Interleaved {
 
 /// This thread's CPU time, seconds: what cpu-clock samples count, so that time the
 /// thread spends preempted by other work on the machine weighs on neither figure.
-fn thread_cpu_seconds() -> f64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: t is a valid timespec for clock_gettime to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
-}
-
 impl Runner for Interleaved {
     fn run(&mut self, n: u64) -> u64 {
         let x = self.both.run(n);
         let part = (n / 4).max(1);
-        let t = thread_cpu_seconds();
+        let t = crate::thread_cpu_seconds();
         let r = std::hint::black_box(self.rust.run(part));
-        let mid = thread_cpu_seconds();
+        let mid = crate::thread_cpu_seconds();
         let c = std::hint::black_box(self.c.run(part));
         self.rust_seconds += mid - t;
-        self.c_seconds += thread_cpu_seconds() - mid;
+        self.c_seconds += crate::thread_cpu_seconds() - mid;
         x ^ r ^ c
     }
 }
@@ -137,8 +130,8 @@ fn attribution(kind: SamplerKind, hz: u64, cpu_seconds: f64, input: &str) {
     // The window is CPU time of this thread, not wall time: on a busy machine it takes
     // longer, with as many samples.
     sampler.start().unwrap();
-    let (cpu_start, wall_start) = (thread_cpu_seconds(), Instant::now());
-    while thread_cpu_seconds() - cpu_start < cpu_seconds
+    let (cpu_start, wall_start) = (crate::thread_cpu_seconds(), Instant::now());
+    while crate::thread_cpu_seconds() - cpu_start < cpu_seconds
         && wall_start.elapsed() < Duration::from_secs_f64(cpu_seconds * 4.0)
     {
         runner.run(n);

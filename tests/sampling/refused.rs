@@ -13,7 +13,7 @@ fn refusing(
         SamplerKind::Perf => Err(ffiprof::Error::PerfOpen {
             event: "cpu-clock".into(),
             source: std::io::Error::from_raw_os_error(13),
-            fix: sample::perf::fix_for(&std::io::Error::from_raw_os_error(13)),
+            fix: sample::fix_for(&std::io::Error::from_raw_os_error(13)),
         }),
         SamplerKind::Pprof => sample::sampler(kind, options),
     }
