@@ -158,14 +158,12 @@ fn report_case(
 
 /// Adds instructions per call to every variant of `report` and judges its cases again
 /// with them.
-fn add_instructions(report: &mut Report, exe: &Path, workloads: &[Workload]) -> Result<()> {
-    let counts = instructions::count(exe, workloads)?;
+fn add_instructions(report: &mut Report, counts: &[instructions::Counted]) {
     for case in &mut report.workloads {
         let variants = case.variants.iter_mut().map(|v| &mut v.timing);
-        instructions::attach(&counts, &case.header, variants);
+        instructions::attach(counts, &case.header, variants);
         case.verdict = report::verdicts(&case.header, &case.variants);
     }
-    Ok(())
 }
 
 fn add_note(report: &mut Report, note: String) {
@@ -206,9 +204,13 @@ pub fn run(
         let note = format!("No hardware counters: {}", counters.detail);
         report.notes.push(note);
     }
+    // Timing first, each case alone on the machine; then the profiles and the
+    // instruction counts side by side, one on each core: neither is a timing (samples are
+    // proportions of CPU time, callgrind counts), so they may share the machine.
     let budget = options.bench_budget();
     let mut cases_left: u32 = workloads.iter().map(|w| w.inputs.len() as u32).sum();
     let mut spent = Duration::ZERO;
+    let mut timed = Vec::new();
     for w in workloads {
         for input in &w.inputs {
             on_step(Step::Bench(format!("{}/{}", w.name, input.name)));
@@ -221,26 +223,38 @@ pub fn run(
             spent += Duration::from_secs_f64(case.header.paired.seconds);
             cases_left = cases_left.saturating_sub(1);
             on_step(Step::Done);
-            on_step(Step::Profile(format!("{}/{}", w.name, input.name)));
-            let names: Vec<&str> = w.variants.iter().map(|v| v.name).collect();
-            let summary = profile::profile_workload(w, &names, input, &profile_options, &dir)?;
-            on_step(Step::Done);
-            for f in &summary.failures {
-                add_note(&mut report, format!("{} sampler did not run: {}", f.sampler, f.error));
-            }
-            report.workloads.push(report_case(w, input, case, &summary, counters_on));
+            timed.push((w, input, case));
         }
+    }
+    let counting = report.environment.instruction_counts.available.then(|| {
+        let workloads = workloads.to_vec();
+        measure::ffiprof_exe(options.counting_exe.as_deref())
+            .map(|exe| std::thread::spawn(move || instructions::count(&exe, &workloads)))
+    });
+    for (w, input, case) in timed {
+        on_step(Step::Profile(format!("{}/{}", w.name, input.name)));
+        let names: Vec<&str> = w.variants.iter().map(|v| v.name).collect();
+        let summary = profile::profile_workload(w, &names, input, &profile_options, &dir)?;
+        on_step(Step::Done);
+        for f in &summary.failures {
+            add_note(&mut report, format!("{} sampler did not run: {}", f.sampler, f.error));
+        }
+        report.workloads.push(report_case(w, input, case, &summary, counters_on));
         write_report(&report, &dir)?;
     }
     on_step(Step::Instructions);
-    if report.environment.instruction_counts.available {
-        let counted = measure::ffiprof_exe(options.counting_exe.as_deref())
-            .and_then(|exe| add_instructions(&mut report, &exe, workloads));
-        if let Err(e) = counted {
-            report.notes.push(format!("instructions per call not counted: {e}"));
-        }
-    } else {
-        report.notes.push(report.environment.instruction_counts.detail.clone());
+    let counted = match counting {
+        None => Err(report.environment.instruction_counts.detail.clone()),
+        Some(Err(e)) => Err(format!("instructions per call not counted: {e}")),
+        Some(Ok(thread)) => match thread.join() {
+            Ok(Ok(counts)) => Ok(counts),
+            Ok(Err(e)) => Err(format!("instructions per call not counted: {e}")),
+            Err(_) => Err("instructions per call not counted: the counting thread panicked".into()),
+        },
+    };
+    match counted {
+        Ok(counts) => add_instructions(&mut report, &counts),
+        Err(note) => report.notes.push(note),
     }
     on_step(Step::Done);
     for kind in SamplerKind::ALL {

@@ -289,13 +289,12 @@ fn bad_input_exits_2_and_writes_nothing() {
     std::fs::write(&file, "x").unwrap();
     run(ffiprof().args(["crossings", "--out"]).arg(file.join("sub")).arg("--").arg(which("true")))
         .usage_error("cannot write");
-    // A census given with a run: said plainly.
-    run(ffiprof().args(["compare"]).arg(&file).arg(tmp.path()))
-        .usage_error("is not a crossings census");
     // An earlier census survives a failed one.
     let kept = tmp.path().join("kept");
     assert_eq!(census(&kept, &["--native-runs", "0"], &which("true"), &[]), 0);
     let before = std::fs::read(kept.join("crossings.json")).unwrap();
+    // A census given with something else (here a file): said plainly.
+    run(ffiprof().arg("compare").arg(&kept).arg(&file)).usage_error("is not a crossings census");
     run(ffiprof().args(["crossings", "--out"]).arg(&kept).args(["--", "./no-such-program-here"]))
         .usage_error("cannot start");
     assert_eq!(std::fs::read(kept.join("crossings.json")).unwrap(), before);
