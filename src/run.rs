@@ -53,7 +53,7 @@ impl Options {
         if self.quick {
             Duration::from_millis(200)
         } else {
-            Duration::from_millis(800)
+            Duration::from_millis(600)
         }
     }
 
