@@ -44,6 +44,9 @@ enum Command {
         /// Run directory (default: results/<date>-<host>, with results/latest pointing at it).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Leave out the cgo reference even where Go is installed.
+        #[arg(long)]
+        no_cgo: bool,
     },
     /// Compare two runs (directories or report.json files): time changes judged on the
     /// paired ratios against both runs' controls, instruction counts exactly. Given two
@@ -401,7 +404,7 @@ fn sampler_cost(args: CostArgs) -> ffiprof::Result<()> {
     Ok(())
 }
 
-fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> ffiprof::Result<()> {
+fn run(names: &[String], quick: bool, out: Option<PathBuf>, no_cgo: bool) -> ffiprof::Result<()> {
     let workloads = workload::select(names)?;
     let bar = indicatif::ProgressBar::new(run::step_count(&workloads));
     bar.set_style(
@@ -411,6 +414,7 @@ fn run(names: &[String], quick: bool, out: Option<PathBuf>) -> ffiprof::Result<(
     );
     let mut options = run::Options::new(quick);
     options.out = out;
+    options.no_cgo = no_cgo;
     options.processes = PROCESSES;
     let mut on_step = |step: run::Step| match step {
         run::Step::Bench(w) => bar.set_message(format!("measuring {w} in paired rounds")),
@@ -439,7 +443,7 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { workloads, quick, json } => done(bench(&workloads, quick, json)),
-        Command::Run { workloads, quick, out } => done(run(&workloads, quick, out)),
+        Command::Run { workloads, quick, out, no_cgo } => done(run(&workloads, quick, out, no_cgo)),
         Command::Compare { old, new, fail_on_regression, out, .. }
             if ffiprof::crossings::is_census(&old) || ffiprof::crossings::is_census(&new) =>
         {

@@ -40,6 +40,8 @@ pub struct Options {
     /// Processes each case is measured in ([`measure::Options::processes`]; 0 or 1: this
     /// process). Default: 0.
     pub processes: usize,
+    /// Leave out the cgo reference even where Go is installed. Default: false.
+    pub no_cgo: bool,
 }
 
 impl Options {
@@ -268,8 +270,12 @@ pub fn run(
         }
     }
     on_step(Step::Cgo);
-    let cgo = match crate::cgo::go_binary() {
+    let cgo = match crate::cgo::go_binary().filter(|_| !options.no_cgo) {
         Some(go) => crate::cgo::run(&go, &dir, options.quick, &report.workloads),
+        None if options.no_cgo => CgoReference {
+            message: "cgo reference skipped: --no-cgo".into(),
+            ..CgoReference::skipped()
+        },
         None => CgoReference::skipped(),
     };
     if cgo.status != CgoStatus::Measured {

@@ -5,8 +5,9 @@
 use crate::common::{self, ffiprof, links, run};
 use std::path::Path;
 
+/// A quick run of pow; the cgo reference is the cgo tests' (`cgo.rs`).
 fn quick_run(dir: &Path) {
-    run(ffiprof().args(["run", "pow", "--quick", "--out"]).arg(dir))
+    run(ffiprof().args(["run", "pow", "--quick", "--no-cgo", "--out"]).arg(dir))
         .success()
         .stdout_has("## Verdicts");
 }
@@ -31,6 +32,8 @@ fn two_quick_runs_compare_without_calling_noise_a_regression() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["schema_version"], 3);
+    assert_eq!(report["cgo"]["status"], "skipped");
+    assert_eq!(report["cgo"]["message"], "cgo reference skipped: --no-cgo");
     assert!(report["environment"]["hardware_counters"]["detail"].is_string());
     let case = &report["workloads"][1];
     assert_eq!(case["input"], "chain");
