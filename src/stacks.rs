@@ -409,6 +409,13 @@ impl ProfileBuilder {
         Some(self.profile.stacks.len() - 1)
     }
 
+    /// Adds `weight` to stack `index` (as [`ProfileBuilder::push_ids`] returned it).
+    pub(crate) fn add_weight(&mut self, index: usize, weight: u64) {
+        if let Some(stack) = self.profile.stacks.get_mut(index) {
+            stack.weight += weight;
+        }
+    }
+
     /// The profile.
     pub(crate) fn finish(self) -> Profile {
         self.profile

@@ -14,10 +14,11 @@ use fxprof_processed_profile::{
 use crate::sample::Event;
 use crate::stacks::{Language, Profile};
 
+use super::table::StackId;
 use super::ThreadLog;
 
-/// One thread's part: its log, its symbolized profile, and the stack of each sample
-/// (index into the profile's stacks; None when nothing was left of it).
+/// One thread's part: its log, its symbolized profile, and where each of its samples'
+/// stacks is in the profile (None when nothing was left of it).
 pub(crate) struct ThreadPart<'a> {
     /// Thread id.
     pub tid: u32,
@@ -25,8 +26,8 @@ pub(crate) struct ThreadPart<'a> {
     pub log: &'a ThreadLog,
     /// Symbolized.
     pub profile: &'a Profile,
-    /// Per sample, its stack.
-    pub stacks: &'a [Option<usize>],
+    /// The profile's stack of each of the recording's stacks.
+    pub stacks: &'a HashMap<StackId, Option<usize>>,
 }
 
 fn color(language: Language) -> CategoryColor {
@@ -72,7 +73,8 @@ pub(crate) fn build(
         let name = part.log.name.clone().unwrap_or_else(|| format!("tid {}", part.tid));
         fx.set_thread_name(thread, &name);
         let mut handles = HashMap::new();
-        for (sample, stack) in part.log.samples.iter().zip(part.stacks) {
+        for sample in &part.log.samples {
+            let stack = part.stacks.get(&sample.stack).copied().flatten();
             let handle = stack.and_then(|i| {
                 *handles.entry(i).or_insert_with(|| {
                     let frames: Vec<FrameInfo> = part.profile.stacks[i]

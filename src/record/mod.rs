@@ -19,6 +19,7 @@
 pub(crate) mod firefox;
 pub(crate) mod session;
 pub(crate) mod symbols;
+pub(crate) mod table;
 pub(crate) mod target;
 pub(crate) mod write;
 
@@ -35,6 +36,7 @@ use crate::output::Staging;
 use crate::sample::unwind::Unwound;
 use crate::sample::{Event, MAX_FREQUENCY};
 use session::{Happened, Session, Timed};
+use table::{StackId, StackTable};
 use target::{Loc, Targets, UserStack};
 
 pub use write::{RecordSummary, ThreadSummary};
@@ -106,15 +108,16 @@ impl Options {
     }
 }
 
-/// One sample as recorded: when, how much, and where (leaf first).
+/// One sample as recorded: when, how much, and where (its stack in the recording's
+/// [`StackTable`]): a few words, whatever the depth of its stack.
 #[derive(Debug, Clone)]
 pub(crate) struct SampleRecord {
     /// CLOCK_MONOTONIC nanoseconds.
     pub time: u64,
     /// The sample's period (CPU nanoseconds for cpu-clock, cycles for cycles).
     pub period: u64,
-    /// Code locations, leaf first.
-    pub locs: Box<[Loc]>,
+    /// Its stack.
+    pub stack: StackId,
     /// The stack was cut short by the stack-copy size.
     pub truncated: bool,
 }
@@ -146,6 +149,8 @@ pub(crate) struct Collected {
     pub lost_unattributed: u64,
     /// Things to know.
     pub notes: Vec<String>,
+    /// Every sample's stack.
+    pub stacks: StackTable,
     /// Frames of the locations symbolized while recording (see [`symbols`]).
     pub symbols: HashMap<Loc, Vec<crate::stacks::Frame>>,
 }
@@ -265,6 +270,7 @@ struct Collector {
     threads: BTreeMap<u32, ThreadLog>,
     targets: Targets,
     locs: Vec<Loc>,
+    stacks: StackTable,
     lost_unattributed: u64,
     throttled: u64,
     asked: usize,
@@ -307,7 +313,7 @@ impl Collector {
                 let record = SampleRecord {
                     time: t.time,
                     period: s.period,
-                    locs: locs.as_slice().into(),
+                    stack: self.stacks.intern(&locs),
                     truncated,
                 };
                 self.locs = locs;
@@ -430,6 +436,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         threads: BTreeMap::new(),
         targets: Targets::new(),
         locs: Vec::new(),
+        stacks: StackTable::default(),
         lost_unattributed: 0,
         throttled: 0,
         asked,
@@ -545,6 +552,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         window: (start, end),
         lost_unattributed: collector.lost_unattributed,
         notes: notes.into_iter().chain(resolved.notes).collect(),
+        stacks: collector.stacks,
         symbols: resolved.frames,
     };
     let described = write::Described {

@@ -21,6 +21,7 @@ use crate::{flame, fmt, pprof_proto};
 
 use super::firefox::{self, ThreadPart};
 use super::symbols::{resolve_module, unknown_in};
+use super::table::{StackId, StackTable};
 use super::target::Loc;
 use super::{Collected, ThreadLog};
 
@@ -227,12 +228,8 @@ fn on_all_cores<J: Sync, S, T: Send>(
 /// symbolized on all cores at once.
 fn symbolize(c: &Collected, notes: &mut Vec<String>) -> HashMap<Loc, Vec<Frame>> {
     let mut wanted: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    for log in c.threads.values() {
-        for s in &log.samples {
-            for l in s.locs.iter().filter(|l| !c.symbols.contains_key(l)) {
-                wanted.entry(l.module).or_default().push(l.offset);
-            }
-        }
+    for l in c.stacks.all_locs().filter(|l| !c.symbols.contains_key(l)) {
+        wanted.entry(l.module).or_default().push(l.offset);
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let mut jobs: Vec<(u32, Vec<u64>)> = Vec::new();
@@ -271,31 +268,39 @@ fn symbolize(c: &Collected, notes: &mut Vec<String>) -> HashMap<Loc, Vec<Frame>>
     out
 }
 
-/// A thread's profile, and each sample's stack in it.
+/// A thread's profile (one stack per distinct stack of its samples, weighted by how many
+/// samples have it), and where each of the recording's stacks is in it.
 struct ThreadProfile {
     profile: Profile,
-    stacks: Vec<Option<usize>>,
+    stacks: HashMap<StackId, Option<usize>>,
 }
 
-fn thread_profile(log: &ThreadLog, frames: &HashMap<Loc, Vec<Frame>>) -> ThreadProfile {
+fn thread_profile(
+    log: &ThreadLog,
+    table: &StackTable,
+    frames: &HashMap<Loc, Vec<Frame>>,
+) -> ThreadProfile {
     let mut builder = ProfileBuilder::default();
     let none: Vec<Frame> = vec![unknown()];
-    // Each location is classified and interned once; samples repeat locations.
+    // Each location is classified and interned once, and each distinct stack built once;
+    // samples repeat both.
     let mut ids_at: HashMap<Loc, Vec<usize>> = HashMap::new();
-    let stacks = log
-        .samples
-        .iter()
-        .map(|s| {
+    let mut stacks: HashMap<StackId, Option<usize>> = HashMap::new();
+    for s in &log.samples {
+        let at = *stacks.entry(s.stack).or_insert_with(|| {
             let mut ids = Vec::new();
-            for l in s.locs.iter() {
-                let at = ids_at
-                    .entry(*l)
-                    .or_insert_with(|| builder.frame_ids(l.offset, frames.get(l).unwrap_or(&none)));
+            for l in table.locs(s.stack) {
+                let at = ids_at.entry(l).or_insert_with(|| {
+                    builder.frame_ids(l.offset, frames.get(&l).unwrap_or(&none))
+                });
                 ids.extend(at.iter().rev());
             }
-            builder.push_ids(ids, 1)
-        })
-        .collect();
+            builder.push_ids(ids, 0)
+        });
+        if let Some(i) = at {
+            builder.add_weight(i, 1);
+        }
+    }
     ThreadProfile { profile: builder.finish(), stacks }
 }
 
@@ -412,8 +417,11 @@ pub(crate) fn write_all(
     let window = Duration::from_nanos(c.window.1.saturating_sub(c.window.0));
     let start_unix =
         unix_nanos_now() - (crate::ffi::monotonic_ns().saturating_sub(c.window.0)) as i64;
-    let threads: Vec<(u32, &ThreadLog, ThreadProfile)> =
-        c.threads.iter().map(|(&tid, log)| (tid, log, thread_profile(log, &frames))).collect();
+    let threads: Vec<(u32, &ThreadLog, ThreadProfile)> = c
+        .threads
+        .iter()
+        .map(|(&tid, log)| (tid, log, thread_profile(log, &c.stacks, &frames)))
+        .collect();
     let name_of =
         |tid: u32, log: &ThreadLog| log.name.clone().unwrap_or_else(|| format!("tid {tid}"));
 
