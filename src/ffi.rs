@@ -760,3 +760,14 @@ pub(crate) fn own_cpu_seconds() -> f64 {
 pub(crate) fn children_cpu_seconds() -> f64 {
     cpu_seconds(libc::RUSAGE_CHILDREN)
 }
+
+/// `file` mapped read-only into memory: only the pages read are loaded, and they are the
+/// page cache's, shared with the program that runs the file. The unwinder maps the
+/// executables and libraries of the programs it unwinds rather than copying their
+/// sections (a compiler's `.text` is a hundred megabytes).
+pub(crate) fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: a private read-only mapping, never written through. Were another process
+    // to truncate the file while it is mapped, reading the lost pages would fault; the
+    // files mapped are those of running programs, which are not rewritten in place.
+    unsafe { memmap2::Mmap::map(file) }
+}

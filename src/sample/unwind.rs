@@ -13,7 +13,6 @@ use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 use std::sync::Arc;
 
-use object::read::{ReadCache, ReadRef};
 use object::{Object, ObjectSection, ObjectSegment, SegmentFlags};
 
 /// Most frames kept per stack.
@@ -52,21 +51,49 @@ pub(crate) fn executable_mappings(maps: &str) -> Vec<Mapping> {
 }
 
 /// Section bytes, shared by every mapping and process that maps the same file.
-pub(crate) type Bytes = Arc<[u8]>;
+/// A section's bytes in its file's mapping ([`crate::ffi::map_file`]), which every module
+/// of that file shares: memory holds the pages the unwinder reads, not the sections.
+/// (Empty only as framehop's default.)
+#[derive(Clone, Default)]
+pub(crate) struct Bytes(Option<(Arc<memmap2::Mmap>, Range<usize>)>);
 
-fn section<'d, R: ReadRef<'d>>(
-    file: &object::File<'d, R>,
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Some((map, range)) => &map[range.clone()],
+            None => &[],
+        }
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} mapped bytes", self.len())
+    }
+}
+
+fn section<'d>(
+    file: &object::File<'d, &'d [u8]>,
+    map: &Arc<memmap2::Mmap>,
     name: &str,
 ) -> Option<(Range<u64>, Bytes)> {
     let s = file.section_by_name(name)?;
-    let data: Bytes = s.data().ok()?.into();
-    Some((s.address()..s.address() + s.size(), data))
+    let (offset, size) = s.file_range()?;
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(size).ok()?)?;
+    if end > map.len() {
+        return None;
+    }
+    let bytes = Bytes(Some((Arc::clone(map), start..end)));
+    Some((s.address()..s.address() + s.size(), bytes))
 }
 
 /// What unwinding needs of one ELF file, read once: its executable segments and the
 /// sections framehop reads (`.text`, `.eh_frame`, `.eh_frame_hdr`, `.debug_frame`,
-/// `.got`). Only those parts of the file are read, not the whole of it (debug
-/// information can be most of a binary).
+/// `.got`), in the file's mapping: only the pages the unwinder reads are loaded (debug
+/// information can be most of a binary, and a compiler's `.text` a hundred megabytes).
 #[derive(Debug, Clone)]
 pub(crate) struct UnwindSections {
     /// Executable segments: (file offset, file size, virtual address).
@@ -81,12 +108,8 @@ pub(crate) struct UnwindSections {
 impl UnwindSections {
     /// Reads them from the file at `path`; None when it cannot be read or parsed.
     pub(crate) fn read(path: &std::path::Path) -> Option<UnwindSections> {
-        let cache = ReadCache::new(std::fs::File::open(path).ok()?);
-        Self::parse(&cache)
-    }
-
-    fn parse<'d, R: ReadRef<'d>>(data: R) -> Option<UnwindSections> {
-        let file = object::File::parse(data).ok()?;
+        let map = Arc::new(crate::ffi::map_file(&std::fs::File::open(path).ok()?).ok()?);
+        let file = object::File::parse(&map[..]).ok()?;
         let segments = file
             .segments()
             .filter(|seg| {
@@ -99,10 +122,10 @@ impl UnwindSections {
             .collect();
         Some(UnwindSections {
             segments,
-            text: section(&file, ".text"),
-            eh_frame: section(&file, ".eh_frame"),
-            eh_frame_hdr: section(&file, ".eh_frame_hdr"),
-            debug_frame: section(&file, ".debug_frame").map(|t| t.1),
+            text: section(&file, &map, ".text"),
+            eh_frame: section(&file, &map, ".eh_frame"),
+            eh_frame_hdr: section(&file, &map, ".eh_frame_hdr"),
+            debug_frame: section(&file, &map, ".debug_frame").map(|t| t.1),
             got: file.section_by_name(".got").map(|s| s.address()..s.address() + s.size()),
         })
     }
