@@ -7,6 +7,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
+use libc::ESRCH;
 use perf_event::data::Record as Parsed;
 use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, Clock, Counter, SampleFlag, Sampler as Ring};
@@ -129,8 +130,6 @@ pub(crate) fn online_cpus() -> Vec<usize> {
     cpus
 }
 
-const ESRCH: i32 = 3;
-
 /// What every event of a session is.
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -177,7 +176,7 @@ impl Settings {
     /// The error for a refused perf_event_open on `tid`, with its fix.
     fn refused(&self, source: io::Error, tid: u32) -> Error {
         let fix = match source.raw_os_error() {
-            Some(1 | 13) => format!(
+            Some(libc::EPERM | libc::EACCES) => format!(
                 "process {tid} may not be observed by this user: record it as its owner, \
                  or allow it: {}",
                 fix_for(&source)

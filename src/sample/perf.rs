@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use libc::{EACCES, EINVAL, EMFILE, ENOSYS, EPERM};
 use perf_event::data::Record as Parsed;
 use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, SampleFlag, Sampler as PerfEventSampler};
@@ -60,12 +61,6 @@ struct Collected {
     throttled: u64,
     unparsable: u64,
 }
-
-const EPERM: i32 = 1;
-const EACCES: i32 = 13;
-const EINVAL: i32 = 22;
-const EMFILE: i32 = 24;
-const ENOSYS: i32 = 38;
 
 /// What to tell a person whose perf_event_open failed.
 pub fn fix_for(err: &io::Error) -> String {
