@@ -7,9 +7,9 @@ flat, are samples lost, are the files written?
 Builds nothing: run `cargo build --release --workspace --examples` first. The example runs
 on its own (`--seconds`, a steady rate); after 5 s ffiprof attaches to it for the given
 minutes. The recorder's resident memory is read from /proc every second. Printed: its
-RSS at 1 minute, the largest after that and at the end (flat means within 10% of the
-1-minute figure), the samples taken and lost, the post-processing time, and the
-example's rate (rows/s) in the 5 s before attaching against its rate while attached.
+RSS while recording at 1 minute, the largest after that and at the end (flat means
+within 10% of the 1-minute figure), the largest while it writes the files, the samples
+taken and lost, the post-processing time, and the example's rate (rows/s) in the 5 s before attaching against its rate while attached.
 Exits 1 if memory grew more than 10% after the first minute, samples were lost, or no
 summary was written.
 """
@@ -91,14 +91,18 @@ def main():
         sys.exit(f"record failed (status {rec.returncode}); no summary in {out}")
     with open(summary_path) as f:
         s = json.load(f)
-    at_minute = next((kb for t, kb in samples if t >= 60), samples[-1][1])
-    later = max(kb for t, kb in samples if t >= 60) if any(t >= 60 for t, _ in samples) else at_minute
-    final = samples[-1][1]
+    # While recording (up to the duration), then while writing the files.
+    recording = [(t, kb) for t, kb in samples if t <= seconds] or samples[:1]
+    at_minute = next((kb for t, kb in recording if t >= 60), recording[-1][1])
+    later = max((kb for t, kb in recording if t >= 60), default=at_minute)
+    final = recording[-1][1]
+    writing = max((kb for t, kb in samples if t > seconds), default=final)
     growth = later / at_minute - 1
     lost = s["overall"]["lost"]
     print(f"recorded {seconds:.0f} s of {a.threads} threads at {a.frequency} Hz into {out}/rec")
-    print(f"recorder RSS: {at_minute / 1024:.1f} MB at 1 min, at most {later / 1024:.1f} MB "
-          f"after, {final / 1024:.1f} MB at the end ({growth * 100:+.1f}%)")
+    print(f"recorder RSS while recording: {at_minute / 1024:.1f} MB at 1 min, at most "
+          f"{later / 1024:.1f} MB after, {final / 1024:.1f} MB at the end ({growth * 100:+.1f}%); "
+          f"{writing / 1024:.1f} MB at most while writing the files")
     print(f"samples {s['overall']['samples']}, lost {lost}; "
           f"post-processing {s['post_processing_seconds']:.3f} s")
     before, during = rate(attached - 5, attached), rate(attached + 1, ended)

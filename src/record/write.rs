@@ -703,8 +703,117 @@ impl RecordSummary {
 
 #[cfg(test)]
 mod tests {
+    use super::super::target::Targets;
+    use super::super::SampleRecord;
     use super::*;
     use Language::*;
+
+    /// A recording built by hand, as the collector would leave it: two threads of one
+    /// process, stacks in the table, every location already symbolized (so no file is
+    /// read), one sample truncated and two lost.
+    fn hand_built() -> Collected {
+        let at = |module: u32, offset: u64| Loc { module, offset };
+        let frame = |function: &str, module: &str, file: &str| Frame {
+            function: Some(function.into()),
+            module: Some(module.into()),
+            file: Some(file.into()),
+            line: Some(1),
+            inlined: false,
+        };
+        let (app, libc) = (0, 1);
+        let root = at(libc, 0x10);
+        let main = at(app, 0x100);
+        let query = at(app, 0x200);
+        let step = at(app, 0x300);
+        let vdbe = at(app, 0x400);
+        let memcpy = at(libc, 0x20);
+        let symbols: HashMap<Loc, Vec<Frame>> = [
+            (root, frame("start_thread", "libc.so.6", "pthread_create.c")),
+            (main, frame("app::main", "app", "src/main.rs")),
+            (query, frame("app::query", "app", "src/db.rs")),
+            (step, frame("sqlite3_step", "app", "sqlite3.c")),
+            (vdbe, frame("sqlite3VdbeExec", "app", "sqlite3.c")),
+            (memcpy, frame("memcpy", "libc.so.6", "memcpy.S")),
+        ]
+        .into_iter()
+        .map(|(l, f)| (l, vec![f]))
+        .collect();
+        let mut stacks = StackTable::default();
+        let in_c = stacks.intern(&[vdbe, step, query, main, root]);
+        let copying = stacks.intern(&[memcpy, step, query, main, root]);
+        let in_rust = stacks.intern(&[query, main, root]);
+        let cut = stacks.intern(&[vdbe, step, query]);
+        let sample = |time: u64, stack: StackId, truncated: bool| SampleRecord {
+            time,
+            period: 1_000_000,
+            stack,
+            truncated,
+        };
+        let main_thread = ThreadLog {
+            pid: 100,
+            name: Some("app".into()),
+            samples: (0..60)
+                .map(|i| sample(i * 1_000_000, if i % 3 == 0 { in_rust } else { in_c }, false))
+                .collect(),
+            lost: 2,
+        };
+        let worker = ThreadLog {
+            pid: 100,
+            name: Some("worker".into()),
+            samples: (0..40)
+                .map(|i| sample(i * 1_000_000, copying, false))
+                .chain([sample(41_000_000, cut, true)])
+                .collect(),
+            lost: 0,
+        };
+        Collected {
+            threads: [(100, main_thread), (101, worker)].into_iter().collect(),
+            targets: Targets::default(),
+            event: Event::CpuClock,
+            window: (0, 100_000_000),
+            lost_unattributed: 0,
+            notes: vec!["a note".into()],
+            symbols,
+            stacks,
+        }
+    }
+
+    fn golden(name: &str, actual: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+        if std::env::var_os("FFIPROF_BLESS").is_some() {
+            std::fs::write(&path, actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
+        assert_eq!(actual, expected, "{name} differs (FFIPROF_BLESS=1 to accept)");
+    }
+
+    #[test]
+    fn summary_and_terminal_text_of_a_hand_built_recording_match_golden() {
+        let described = Described {
+            command: Some(vec!["app".into(), "--serve".into()]),
+            pid: 100,
+            exit_code: Some(0),
+            frequency: 1000,
+            stack_bytes: 16384,
+            recorder_cpu_seconds: 0.5,
+        };
+        let out = tempfile::tempdir().unwrap();
+        let mut summary = write_all(hand_built(), &described, out.path(), Instant::now()).unwrap();
+        // What depends on the machine and the moment: not the table's to decide.
+        summary.post_processing_seconds = 0.0;
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap())
+                .unwrap();
+        let mut json = serde_json::to_value(&summary).unwrap();
+        json.as_object_mut().unwrap().remove("environment");
+        assert_eq!(written["threads"], json["threads"], "summary.json is what was returned");
+        golden("record-summary.json", &(serde_json::to_string_pretty(&json).unwrap() + "\n"));
+        golden("record-summary.txt", &summary.text());
+        for file in [&summary.files.flamegraph, &summary.files.pprof, &summary.files.firefox] {
+            assert!(out.path().join(file).is_file(), "{} written", file.display());
+        }
+    }
 
     #[test]
     fn hot_c_names_leaves_and_their_rust_callers() {
