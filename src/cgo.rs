@@ -223,7 +223,7 @@ fn try_run(go: &Path, dir: &Path, quick: bool) -> Result<CgoReference> {
     succeed(build, "go build of the cgo program")?;
     let json = scratch.path().join("cgo.json");
     let (runs, benchtime, profiletime) =
-        if quick { ("3", "100ms", "500ms") } else { ("5", "300ms", "1500ms") };
+        if quick { ("3", "100ms", "500ms") } else { ("3", "300ms", "1000ms") };
     let mut bench = Command::new(&exe);
     bench
         .args(["-runs", runs, "-benchtime", benchtime, "-profiletime", profiletime, "-json"])

@@ -55,7 +55,7 @@ impl Options {
         if self.quick {
             Duration::from_millis(200)
         } else {
-            Duration::from_millis(600)
+            Duration::from_millis(500)
         }
     }
 
