@@ -247,12 +247,11 @@ pub fn run(
     on_step(Step::Instructions);
     let counted = match counting {
         None => Err(report.environment.instruction_counts.detail.clone()),
-        Some(Err(e)) => Err(format!("instructions per call not counted: {e}")),
-        Some(Ok(thread)) => match thread.join() {
-            Ok(Ok(counts)) => Ok(counts),
-            Ok(Err(e)) => Err(format!("instructions per call not counted: {e}")),
-            Err(_) => Err("instructions per call not counted: the counting thread panicked".into()),
-        },
+        Some(spawned) => spawned
+            .map_err(|e| e.to_string())
+            .and_then(|t| t.join().map_err(|_| "the counting thread panicked".to_owned()))
+            .and_then(|counted| counted.map_err(|e| e.to_string()))
+            .map_err(|e| format!("instructions per call not counted: {e}")),
     };
     match counted {
         Ok(counts) => add_instructions(&mut report, &counts),
@@ -270,13 +269,16 @@ pub fn run(
         }
     }
     on_step(Step::Cgo);
-    let cgo = match crate::cgo::go_binary().filter(|_| !options.no_cgo) {
-        Some(go) => crate::cgo::run(&go, &dir, options.quick, &report.workloads),
-        None if options.no_cgo => CgoReference {
+    let cgo = if options.no_cgo {
+        CgoReference {
             message: "cgo reference skipped: --no-cgo".into(),
             ..CgoReference::skipped()
-        },
-        None => CgoReference::skipped(),
+        }
+    } else {
+        match crate::cgo::go_binary() {
+            Some(go) => crate::cgo::run(&go, &dir, options.quick, &report.workloads),
+            None => CgoReference::skipped(),
+        }
     };
     if cgo.status != CgoStatus::Measured {
         report.notes.push(cgo.message.clone());

@@ -117,6 +117,11 @@ pub fn tool_available(test: &str, program: &str, version_arg: &str, install: &st
     false
 }
 
+/// Whether valgrind runs here ([`tool_available`] for it).
+pub fn valgrind_here(test: &str) -> bool {
+    tool_available(test, "valgrind", "--version", "apt-get install valgrind")
+}
+
 /// Runs `cmd`, fails the test unless it succeeds, and returns its standard output.
 pub fn run_ok(cmd: &mut Command) -> String {
     run(cmd).success().stdout

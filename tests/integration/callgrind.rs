@@ -76,7 +76,7 @@ fn callgrind(dir: &Path, n: u64) -> Profile {
 #[test]
 fn plusone_per_call_calls_c_every_iteration() {
     let test = "plusone_per_call_calls_c_every_iteration";
-    if !common::tool_available(test, "valgrind", "--version", "apt-get install valgrind") {
+    if !common::valgrind_here(test) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -102,7 +102,7 @@ fn plusone_per_call_calls_c_every_iteration() {
 #[test]
 fn instructions_per_call_match_an_independent_count() {
     let test = "instructions_per_call_match_an_independent_count";
-    if !common::tool_available(test, "valgrind", "--version", "apt-get install valgrind") {
+    if !common::valgrind_here(test) {
         return;
     }
     // Independently: whole-process totals of `exec` at two lengths, differenced.

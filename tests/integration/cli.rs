@@ -72,16 +72,14 @@ fn quick_bench_writes_json_of_the_documented_shape() {
 #[test]
 fn unknown_workload_exits_2_and_lists_known_names() {
     run(ffiprof().args(["bench", "nosuch", "--quick"]))
-        .code(2)
-        .stderr_has("nosuch")
+        .usage_error("nosuch")
         .stderr_has("pow, plusone");
 }
 
 #[test]
 fn unwritable_json_path_fails_before_benchmarking() {
     run(ffiprof().args(["bench", "plusone", "--quick", "--json", "/nonexistent-dir/out.json"]))
-        .code(2)
-        .stderr_has("/nonexistent-dir/out.json")
+        .usage_error("/nonexistent-dir/out.json")
         .stderr_lacks("Benchmarking");
 }
 
@@ -89,8 +87,7 @@ fn unwritable_json_path_fails_before_benchmarking() {
 fn json_path_that_is_a_directory_fails_before_benchmarking() {
     let dir = tempfile::tempdir().unwrap();
     run(ffiprof().args(["bench", "plusone", "--quick", "--json"]).arg(dir.path()))
-        .code(2)
-        .stderr_has("is a directory")
+        .usage_error("is a directory")
         .stderr_lacks("Benchmarking");
 }
 
@@ -114,11 +111,8 @@ fn exec_prints_the_checksum_and_rejects_bad_names() {
     let out = run(ffiprof().args(["exec", "plusone", "per-call", "--n", "10"])).success();
     assert_eq!(out.stdout, "17\n");
     run(ffiprof().args(["exec", "plusone", "nosuch"]))
-        .code(2)
-        .stderr_has("batched, per-call, rust-inlined");
-    run(ffiprof().args(["exec", "buffer", "borrow", "--input", "3B"]))
-        .code(2)
-        .stderr_has("16B, 256B");
+        .usage_error("batched, per-call, rust-inlined");
+    run(ffiprof().args(["exec", "buffer", "borrow", "--input", "3B"])).usage_error("16B, 256B");
 }
 
 #[test]

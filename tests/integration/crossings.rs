@@ -84,10 +84,6 @@ fn test_program() -> &'static Path {
         .get_or_init(|| common::build_program("crossings-test-program", C_SOURCE, &[], RUST_SOURCE))
 }
 
-fn valgrind_here(test: &str) -> bool {
-    common::tool_available(test, "valgrind", "--version", "apt-get install valgrind")
-}
-
 /// Runs a census into `dir`; returns its exit status.
 fn census(dir: &Path, args: &[&str], program: &Path, program_args: &[&str]) -> i32 {
     let out = ffiprof()
@@ -121,7 +117,7 @@ fn comparisons(program_args: &[&str]) -> (u64, u64) {
 
 #[test]
 fn counts_every_crossing_of_a_program_built_to_known_counts() {
-    if !valgrind_here("counts_every_crossing_of_a_program_built_to_known_counts") {
+    if !common::valgrind_here("counts_every_crossing_of_a_program_built_to_known_counts") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -175,7 +171,9 @@ fn counts_every_crossing_of_a_program_built_to_known_counts() {
 
 #[test]
 fn two_censuses_of_one_build_compare_equal_and_twice_the_calls_is_flagged() {
-    if !valgrind_here("two_censuses_of_one_build_compare_equal_and_twice_the_calls_is_flagged") {
+    if !common::valgrind_here(
+        "two_censuses_of_one_build_compare_equal_and_twice_the_calls_is_flagged",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -217,7 +215,8 @@ fn two_censuses_of_one_build_compare_equal_and_twice_the_calls_is_flagged() {
 
 #[test]
 fn a_failing_or_killed_program_passes_its_status_and_keeps_its_census() {
-    if !valgrind_here("a_failing_or_killed_program_passes_its_status_and_keeps_its_census") {
+    if !common::valgrind_here("a_failing_or_killed_program_passes_its_status_and_keeps_its_census")
+    {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -238,7 +237,7 @@ fn which(program: &str) -> PathBuf {
 
 #[test]
 fn counts_the_sqlite_examples_steps() {
-    if !valgrind_here("counts_the_sqlite_examples_steps") {
+    if !common::valgrind_here("counts_the_sqlite_examples_steps") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -274,7 +273,7 @@ fn bad_input_exits_2_and_writes_nothing() {
         .arg(which("true")))
     .usage_error("apt-get install valgrind");
     assert!(!dir.exists());
-    if !valgrind_here("bad_input_exits_2_and_writes_nothing") {
+    if !common::valgrind_here("bad_input_exits_2_and_writes_nothing") {
         return;
     }
     cmd(&["--", "./no-such-program-here"]).usage_error("cannot start");

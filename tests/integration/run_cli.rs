@@ -122,8 +122,7 @@ fn compare_rejects_bad_reports_naming_the_file() {
     ];
     for (path, message) in cases {
         run(ffiprof().arg("compare").arg(path).arg(path))
-            .code(2)
-            .stderr_has(&path.to_string_lossy())
+            .usage_error(&path.to_string_lossy())
             .stderr_has(message);
     }
 }
@@ -137,8 +136,7 @@ fn compare_of_reports_with_nothing_in_common_exits_2() {
     std::fs::write(&a, &text).unwrap();
     std::fs::write(&b, text.replace("\"name\": \"pow\"", "\"name\": \"plusone\"")).unwrap();
     run(ffiprof().arg("compare").arg(&a).arg(&b).arg("--out").arg(root.path().join("cmp")))
-        .code(2)
-        .stderr_has("no workload and input in common");
+        .usage_error("no workload and input in common");
 }
 
 #[test]
@@ -147,11 +145,9 @@ fn run_fails_before_benchmarking_when_the_output_cannot_be_written() {
     let file = root.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
     run(ffiprof().args(["run", "pow", "--quick", "--out"]).arg(&file))
-        .code(2)
-        .stderr_has("not a directory");
+        .usage_error("not a directory");
     run(ffiprof().args(["run", "pow", "--quick", "--out", "/proc/ffiprof-run"]))
-        .code(2)
-        .stderr_has("/proc/ffiprof-run");
-    run(ffiprof().args(["run", "nosuch"])).code(2).stderr_has("unknown workload");
+        .usage_error("/proc/ffiprof-run");
+    run(ffiprof().args(["run", "nosuch"])).usage_error("unknown workload");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory", "the file is untouched");
 }
