@@ -14,10 +14,11 @@ use fxprof_processed_profile::{
 use crate::sample::Event;
 use crate::stacks::{Language, Profile};
 
+use super::samples::SampleRecord;
 use super::table::StackId;
 use super::ThreadLog;
 
-/// One thread's part: its log, its symbolized profile, and where each of its samples'
+/// One thread's part: its log, its symbolized profile, and where each of the recording's
 /// stacks is in the profile (None when nothing was left of it).
 pub(crate) struct ThreadPart<'a> {
     /// Thread id.
@@ -42,11 +43,15 @@ fn color(language: Language) -> CategoryColor {
     }
 }
 
-/// Builds the Firefox Profiler profile. `start` is the window's start, CLOCK_MONOTONIC
-/// nanoseconds, which is `start_unix_nanos` since the Unix epoch.
+/// Builds the Firefox Profiler profile from the threads and every sample of the recording
+/// in time order (samples of threads not among `threads` are left out). `start` is the
+/// window's start, CLOCK_MONOTONIC nanoseconds, which is `start_unix_nanos` since the Unix
+/// epoch.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn build(
     product: &str,
     threads: &[ThreadPart<'_>],
+    samples: impl Iterator<Item = (u32, SampleRecord)>,
     process_names: &HashMap<u32, String>,
     start: u64,
     start_unix_nanos: i64,
@@ -62,42 +67,46 @@ pub(crate) fn build(
         Language::ALL.iter().map(|&l| (l, fx.add_category(l.name(), color(l)))).collect();
     let mut processes = HashMap::new();
     let at = |t: u64| Timestamp::from_nanos_since_reference(t.saturating_sub(start));
-    for part in threads {
+    // Each thread's track, and its Firefox stack of each of its profile's stacks.
+    let mut tracks = HashMap::new();
+    for (i, part) in threads.iter().enumerate() {
         let pid = part.log.pid;
         let process = *processes.entry(pid).or_insert_with(|| {
             let name = process_names.get(&pid).cloned().unwrap_or_else(|| format!("pid {pid}"));
             fx.add_process(&name, pid, at(start))
         });
-        let first = part.log.samples.first().map_or(start, |s| s.time);
+        let first = part.log.first.unwrap_or(start);
         let thread = fx.add_thread(process, part.tid, at(first), part.tid == pid);
         let name = part.log.name.clone().unwrap_or_else(|| format!("tid {}", part.tid));
         fx.set_thread_name(thread, &name);
-        let mut handles = HashMap::new();
-        for sample in &part.log.samples {
-            let stack = part.stacks.get(&sample.stack).copied().flatten();
-            let handle = stack.and_then(|i| {
-                *handles.entry(i).or_insert_with(|| {
-                    let frames: Vec<FrameInfo> = part.profile.stacks[i]
-                        .frames
-                        .iter()
-                        .map(|&f| {
-                            let frame = &part.profile.frames[f];
-                            FrameInfo {
-                                frame: Frame::Label(fx.intern_string(&frame.function)),
-                                category_pair: categories[&frame.language].into(),
-                                flags: FrameFlags::empty(),
-                            }
-                        })
-                        .collect();
-                    fx.intern_stack_frames(thread, frames.into_iter())
-                })
-            });
-            let cpu = match event {
-                Event::CpuClock => CpuDelta::from_nanos(sample.period),
-                _ => CpuDelta::ZERO,
-            };
-            fx.add_sample(thread, at(sample.time), handle, cpu, 1);
-        }
+        tracks.insert(part.tid, (i, thread, HashMap::new()));
+    }
+    for (tid, sample) in samples {
+        let Some((i, thread, handles)) = tracks.get_mut(&tid) else { continue };
+        let (part, thread) = (&threads[*i], *thread);
+        let stack = part.stacks.get(&sample.stack).copied().flatten();
+        let handle = stack.and_then(|s| {
+            *handles.entry(s).or_insert_with(|| {
+                let frames: Vec<FrameInfo> = part.profile.stacks[s]
+                    .frames
+                    .iter()
+                    .map(|&f| {
+                        let frame = &part.profile.frames[f];
+                        FrameInfo {
+                            frame: Frame::Label(fx.intern_string(&frame.function)),
+                            category_pair: categories[&frame.language].into(),
+                            flags: FrameFlags::empty(),
+                        }
+                    })
+                    .collect();
+                fx.intern_stack_frames(thread, frames.into_iter())
+            })
+        });
+        let cpu = match event {
+            Event::CpuClock => CpuDelta::from_nanos(sample.period),
+            _ => CpuDelta::ZERO,
+        };
+        fx.add_sample(thread, at(sample.time), handle, cpu, 1);
     }
     fx.set_symbolicated(true);
     fx

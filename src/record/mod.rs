@@ -17,6 +17,7 @@
 //! through once it ends.
 
 pub(crate) mod firefox;
+pub(crate) mod samples;
 pub(crate) mod session;
 pub(crate) mod symbols;
 pub(crate) mod table;
@@ -35,6 +36,7 @@ use crate::ffi::{self, GatedChild};
 use crate::output::Staging;
 use crate::sample::unwind::Unwound;
 use crate::sample::{Event, MAX_FREQUENCY};
+use samples::{SampleFile, SampleLog, SampleRecord};
 use session::{Happened, Session, Timed};
 use table::{StackId, StackTable};
 use target::{Loc, Targets, UserStack};
@@ -108,31 +110,50 @@ impl Options {
     }
 }
 
-/// One sample as recorded: when, how much, and where (its stack in the recording's
-/// [`StackTable`]): a few words, whatever the depth of its stack.
-#[derive(Debug, Clone)]
-pub(crate) struct SampleRecord {
-    /// CLOCK_MONOTONIC nanoseconds.
-    pub time: u64,
-    /// The sample's period (CPU nanoseconds for cpu-clock, cycles for cycles).
+/// What one thread's samples weigh on one stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Weight {
+    /// Samples.
+    pub samples: u64,
+    /// The sum of their periods (CPU nanoseconds for cpu-clock, cycles for cycles).
     pub period: u64,
-    /// Its stack.
-    pub stack: StackId,
-    /// The stack was cut short by the stack-copy size.
-    pub truncated: bool,
 }
 
-/// One thread's samples.
+/// One thread's samples: their weight on each distinct stack (the samples themselves, in
+/// time order, are in the recording's [`SampleFile`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ThreadLog {
     /// Its process.
     pub pid: u32,
     /// Its name (comm), when known.
     pub name: Option<String>,
-    /// Its samples, in time order.
-    pub samples: Vec<SampleRecord>,
+    /// Weight per stack, in the table's order.
+    pub stacks: BTreeMap<StackId, Weight>,
+    /// Samples.
+    pub samples: u64,
+    /// Samples whose stack was cut short by the stack-copy size.
+    pub truncated: u64,
+    /// When its first sample was taken (CLOCK_MONOTONIC nanoseconds).
+    pub first: Option<u64>,
     /// Samples the kernel reported lost for it.
     pub lost: u64,
+}
+
+impl ThreadLog {
+    /// A thread of process `pid`, with no sample yet.
+    pub(crate) fn new(pid: u32, name: Option<String>) -> ThreadLog {
+        ThreadLog { pid, name, ..ThreadLog::default() }
+    }
+
+    /// Counts one sample.
+    pub(crate) fn add(&mut self, s: &SampleRecord) {
+        let w = self.stacks.entry(s.stack).or_default();
+        w.samples += 1;
+        w.period += s.period;
+        self.samples += 1;
+        self.truncated += u64::from(s.truncated);
+        self.first.get_or_insert(s.time);
+    }
 }
 
 /// Everything a recording collected, before symbolization.
@@ -151,6 +172,8 @@ pub(crate) struct Collected {
     pub notes: Vec<String>,
     /// Every sample's stack.
     pub stacks: StackTable,
+    /// Every sample, in time order.
+    pub samples: SampleFile,
     /// Frames of the locations symbolized while recording (see [`symbols`]).
     pub symbols: HashMap<Loc, Vec<crate::stacks::Frame>>,
 }
@@ -271,6 +294,7 @@ struct Collector {
     targets: Targets,
     locs: Vec<Loc>,
     stacks: StackTable,
+    log: SampleLog,
     lost_unattributed: u64,
     throttled: u64,
     asked: usize,
@@ -285,12 +309,7 @@ struct Collector {
 
 impl Collector {
     fn thread(&mut self, pid: u32, tid: u32) -> &mut ThreadLog {
-        self.threads.entry(tid).or_insert_with(|| ThreadLog {
-            pid,
-            name: comm_of(pid, tid),
-            samples: Vec::new(),
-            lost: 0,
-        })
+        self.threads.entry(tid).or_insert_with(|| ThreadLog::new(pid, comm_of(pid, tid)))
     }
 
     fn apply(&mut self, t: Timed) {
@@ -317,7 +336,8 @@ impl Collector {
                     truncated,
                 };
                 self.locs = locs;
-                self.thread(s.pid, s.tid).samples.push(record);
+                self.thread(s.pid, s.tid).add(&record);
+                self.log.push(s.tid, &record);
                 self.spare.push(s.stack);
             }
             Happened::Map { pid, mapping } => self.targets.map(pid, mapping),
@@ -437,6 +457,8 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         targets: Targets::new(),
         locs: Vec::new(),
         stacks: StackTable::default(),
+        log: SampleLog::create_in(staging.path())
+            .map_err(|source| Error::Destination { path: options.out.clone(), source })?,
         lost_unattributed: 0,
         throttled: 0,
         asked,
@@ -553,6 +575,10 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         lost_unattributed: collector.lost_unattributed,
         notes: notes.into_iter().chain(resolved.notes).collect(),
         stacks: collector.stacks,
+        samples: collector
+            .log
+            .finish()
+            .map_err(|source| Error::Write { path: options.out.clone(), source })?,
         symbols: resolved.frames,
     };
     let described = write::Described {

@@ -32,7 +32,7 @@ pub(crate) const RECORD_SCHEMA_VERSION: u32 = 1;
 /// [`BUSY_MIN_SAMPLES`]).
 pub(crate) const BUSY_SHARE: f64 = 0.01;
 /// ... and at least this many samples.
-pub(crate) const BUSY_MIN_SAMPLES: usize = 10;
+pub(crate) const BUSY_MIN_SAMPLES: u64 = 10;
 
 /// What was recorded, for the summary.
 pub(crate) struct Described {
@@ -282,24 +282,22 @@ fn thread_profile(
 ) -> ThreadProfile {
     let mut builder = ProfileBuilder::default();
     let none: Vec<Frame> = vec![unknown()];
-    // Each location is classified and interned once, and each distinct stack built once;
-    // samples repeat both.
+    // Each location is classified and interned once, and each distinct stack built once.
     let mut ids_at: HashMap<Loc, Vec<usize>> = HashMap::new();
     let mut stacks: HashMap<StackId, Option<usize>> = HashMap::new();
-    for s in &log.samples {
-        let at = *stacks.entry(s.stack).or_insert_with(|| {
-            let mut ids = Vec::new();
-            for l in table.locs(s.stack) {
-                let at = ids_at.entry(l).or_insert_with(|| {
-                    builder.frame_ids(l.offset, frames.get(&l).unwrap_or(&none))
-                });
-                ids.extend(at.iter().rev());
-            }
-            builder.push_ids(ids, 0)
-        });
-        if let Some(i) = at {
-            builder.add_weight(i, 1);
+    for (&stack, weight) in &log.stacks {
+        let mut ids = Vec::new();
+        for l in table.locs(stack) {
+            let at = ids_at
+                .entry(l)
+                .or_insert_with(|| builder.frame_ids(l.offset, frames.get(&l).unwrap_or(&none)));
+            ids.extend(at.iter().rev());
         }
+        let at = builder.push_ids(ids, 0);
+        if let Some(i) = at {
+            builder.add_weight(i, weight.samples);
+        }
+        stacks.insert(stack, at);
     }
     ThreadProfile { profile: builder.finish(), stacks }
 }
@@ -425,18 +423,16 @@ pub(crate) fn write_all(
     let name_of =
         |tid: u32, log: &ThreadLog| log.name.clone().unwrap_or_else(|| format!("tid {tid}"));
 
-    let total: usize = threads.iter().map(|t| t.1.samples.len()).sum();
+    let total: u64 = threads.iter().map(|t| t.1.samples).sum();
     // Threads that never ran while recording are left out.
     let ran: Vec<&(u32, &ThreadLog, ThreadProfile)> =
-        threads.iter().filter(|(_, log, _)| !log.samples.is_empty() || log.lost > 0).collect();
+        threads.iter().filter(|(_, log, _)| log.samples > 0 || log.lost > 0).collect();
     let busy = |log: &ThreadLog| {
-        log.samples.len() >= BUSY_MIN_SAMPLES
-            && log.samples.len() as f64 >= BUSY_SHARE * total as f64
+        log.samples >= BUSY_MIN_SAMPLES && log.samples as f64 >= BUSY_SHARE * total as f64
     };
 
     let all = Profile::merged(ran.iter().map(|t| (&t.2.profile, None)));
-    let truncated: u64 =
-        ran.iter().map(|t| t.1.samples.iter().filter(|s| s.truncated).count() as u64).sum();
+    let truncated: u64 = ran.iter().map(|t| t.1.truncated).sum();
     let lost = c.threads.values().map(|t| t.lost).sum::<u64>() + c.lost_unattributed;
     let overall = health(&all, truncated, d.frequency, window, lost);
     if overall.boundary.samples == 0 {
@@ -499,7 +495,7 @@ pub(crate) fn write_all(
                 Job::Thread(i) => {
                     let (tid, log, tp) = ran[*i];
                     let name = name_of(*tid, log);
-                    let title = format!("{name} (tid {tid}) — {} samples", log.samples.len());
+                    let title = format!("{name} (tid {tid}) — {} samples", log.samples);
                     draw(&tp.profile, &file_stem(*tid, &name), &title, out).map(Some)
                 }
                 Job::All => {
@@ -517,15 +513,27 @@ pub(crate) fn write_all(
                     Ok(Some(drawn))
                 }
                 Job::Firefox => {
+                    let mut samples = c.samples.reader();
                     let fx = firefox::build(
                         &format!("ffiprof record {program}"),
                         &parts,
+                        samples.by_ref(),
                         &process_names,
                         c.window.0,
                         start_unix,
                         d.frequency,
                         c.event,
                     );
+                    let read = samples.read();
+                    samples.finish().map_err(|source| {
+                        Error::Internal(format!("reading the recorded samples back: {source}"))
+                    })?;
+                    if read != c.samples.len() {
+                        return Err(Error::Internal(format!(
+                            "{read} of {} recorded samples read back",
+                            c.samples.len()
+                        )));
+                    }
                     let json = serde_json::to_vec(&fx).map_err(|source| Error::Serialize {
                         what: "the Firefox profile",
                         source,
@@ -566,7 +574,7 @@ pub(crate) fn write_all(
         .iter()
         .enumerate()
         .map(|(i, (tid, log, tp))| {
-            let truncated = log.samples.iter().filter(|s| s.truncated).count() as u64;
+            let truncated = log.truncated;
             ThreadSummary {
                 tid: *tid,
                 pid: log.pid,
@@ -703,8 +711,8 @@ impl RecordSummary {
 
 #[cfg(test)]
 mod tests {
+    use super::super::samples::{SampleLog, SampleRecord};
     use super::super::target::Targets;
-    use super::super::SampleRecord;
     use super::*;
     use Language::*;
 
@@ -749,23 +757,24 @@ mod tests {
             stack,
             truncated,
         };
-        let main_thread = ThreadLog {
-            pid: 100,
-            name: Some("app".into()),
-            samples: (0..60)
-                .map(|i| sample(i * 1_000_000, if i % 3 == 0 { in_rust } else { in_c }, false))
-                .collect(),
-            lost: 2,
-        };
-        let worker = ThreadLog {
-            pid: 100,
-            name: Some("worker".into()),
-            samples: (0..40)
-                .map(|i| sample(i * 1_000_000, copying, false))
-                .chain([sample(41_000_000, cut, true)])
-                .collect(),
-            lost: 0,
-        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = SampleLog::create_in(dir.path()).unwrap();
+        let mut main_thread = ThreadLog::new(100, Some("app".into()));
+        main_thread.lost = 2;
+        let mut worker = ThreadLog::new(100, Some("worker".into()));
+        for i in 0..60 {
+            let s = sample(i * 1_000_000, if i % 3 == 0 { in_rust } else { in_c }, false);
+            main_thread.add(&s);
+            log.push(100, &s);
+            if i < 40 {
+                let s = sample(i * 1_000_000 + 500, copying, false);
+                worker.add(&s);
+                log.push(101, &s);
+            }
+        }
+        let s = sample(61_000_000, cut, true);
+        worker.add(&s);
+        log.push(101, &s);
         Collected {
             threads: [(100, main_thread), (101, worker)].into_iter().collect(),
             targets: Targets::default(),
@@ -775,6 +784,7 @@ mod tests {
             notes: vec!["a note".into()],
             symbols,
             stacks,
+            samples: log.finish().unwrap(),
         }
     }
 
@@ -813,6 +823,18 @@ mod tests {
         for file in [&summary.files.flamegraph, &summary.files.pprof, &summary.files.firefox] {
             assert!(out.path().join(file).is_file(), "{} written", file.display());
         }
+        // Every sample, read back from the samples file, on its thread's track.
+        let fx: serde_json::Value = serde_json::from_reader(flate2::read::GzDecoder::new(
+            std::fs::File::open(out.path().join(&summary.files.firefox)).unwrap(),
+        ))
+        .unwrap();
+        let tracks: Vec<(String, u64)> = fx["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap().into(), t["samples"]["length"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(tracks, [("app".into(), 60), ("worker".into(), 41)]);
     }
 
     #[test]

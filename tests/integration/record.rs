@@ -170,6 +170,8 @@ fn records_every_thread_through_frameless_c_and_passes_the_exit_status() {
     for l in Language::ALL {
         assert!(categories.contains(&l.name()), "{categories:?}");
     }
+    let in_tracks: u64 = threads.iter().map(|t| t["samples"]["length"].as_u64().unwrap()).sum();
+    assert_eq!(in_tracks, s.overall.boundary.samples, "every sample is on its thread's track");
     let names: Vec<&str> = threads.iter().map(|t| t["name"].as_str().unwrap()).collect();
     for name in ["early-a", "early-b", "late"] {
         assert!(names.contains(&name), "{names:?}");
