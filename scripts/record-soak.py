@@ -3,8 +3,10 @@
 flat, are samples lost, are the files written?
 
     scripts/record-soak.py [--minutes 10] [--threads 2] [--frequency 1000]
+                           [--ffiprof PATH] [--example PATH]
 
-Builds nothing: run `cargo build --release --workspace --examples` first. The example runs
+Builds nothing: run `cargo build --release --workspace --examples` first (or give the
+two binaries, copies of a build, so that a soak runs while the tree is rebuilt). The example runs
 on its own (`--seconds`, a steady rate); after 5 s ffiprof attaches to it for the given
 minutes. The recorder's resident memory is read from /proc every second. Printed: its
 RSS while recording at 1 minute, the largest after that and at the end (flat means
@@ -44,13 +46,15 @@ def main():
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frequency", type=int, default=1000)
+    ap.add_argument("--ffiprof", default=FFIPROF)
+    ap.add_argument("--example", default=EXAMPLE)
     a = ap.parse_args()
-    for path in (FFIPROF, EXAMPLE):
+    for path in (a.ffiprof, a.example):
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: cargo build --release --workspace --examples")
     seconds = a.minutes * 60
     example = subprocess.Popen(
-        [EXAMPLE, "--threads", str(a.threads), "--seconds", str(int(seconds + 30)),
+        [a.example, "--threads", str(a.threads), "--seconds", str(int(seconds + 30)),
          "--progress-ms", "1000"],
         stdout=subprocess.PIPE, text=True)
     progress = []  # (unix seconds, rows)
@@ -66,7 +70,7 @@ def main():
     out = tempfile.mkdtemp(prefix="ffiprof-soak-")
     attached = time.time()
     rec = subprocess.Popen(
-        [FFIPROF, "record", "--pid", str(example.pid), "--duration", str(seconds),
+        [a.ffiprof, "record", "--pid", str(example.pid), "--duration", str(seconds),
          "--frequency", str(a.frequency), "--out", os.path.join(out, "rec")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     samples = []  # (seconds since attaching, RSS kB)

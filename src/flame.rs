@@ -76,7 +76,7 @@ pub(crate) fn flamegraph(profile: &Profile, folded: &str, title: &str) -> Result
     let mut palette = PaletteMap::default();
     for (function, language) in profile.languages() {
         let color = parse_hex_color(language_color(language)).expect("valid colour constants");
-        palette.insert(function, color);
+        palette.insert(&function, color);
     }
     draw(folded, title, legend(), Some(&mut palette))
 }
@@ -113,6 +113,27 @@ mod tests {
         assert!(svg.contains(&rgb(language_color(Rust))), "no Rust-coloured frame");
         assert!(svg.contains(&rgb(language_color(CRuntime))), "no C-runtime-coloured frame");
         assert!(svg.contains("colours: rust = orange"));
+    }
+
+    #[test]
+    fn a_name_found_in_two_languages_is_drawn_in_each_colour() {
+        let profile = Profile::from_named_stacks(&[
+            (vec![("main", "app", Rust), ("work", "app", Rust)], 3),
+            (vec![("start", "libc.so.6", CRuntime), ("main", "tool", C)], 2),
+        ]);
+        let folded = profile.folded();
+        assert_eq!(folded, "main [rust];work 3\nstart;main [c] 2\n");
+        let svg = String::from_utf8(flamegraph(&profile, &folded, "t").unwrap()).unwrap();
+        let rgb = |hex: &str| {
+            let c = parse_hex_color(hex).unwrap();
+            format!("rgb({},{},{})", c.r, c.g, c.b)
+        };
+        for (name, language) in [("main [rust]", Rust), ("main [c]", C)] {
+            let at = svg.find(&format!("<title>{name} (")).expect(name);
+            // Each frame's rectangle follows its title, filled with its language's colour.
+            let rect = &svg[at..(at + 300).min(svg.len())];
+            assert!(rect.contains(&rgb(language_color(language))), "{name}: {rect}");
+        }
     }
 
     #[test]

@@ -217,16 +217,39 @@ impl Profile {
         self.stacks.iter().map(|s| s.weight).sum()
     }
 
-    /// Folded stacks (`root;...;leaf weight`), one line per distinct stack, sorted.
+    /// Each frame's name in folded stacks and flamegraphs: its function (`;` written as
+    /// `:`), followed by ` [language]` where the same function name is found in frames of
+    /// more than one language (a C `main` and a Rust `main`, say), so that a name stands
+    /// for one language and is drawn in its colour.
+    pub fn labels(&self) -> Vec<String> {
+        let mut languages: HashMap<&str, Vec<Language>> = HashMap::new();
+        for f in &self.frames {
+            let seen = languages.entry(f.function.as_str()).or_default();
+            if !seen.contains(&f.language) {
+                seen.push(f.language);
+            }
+        }
+        self.frames
+            .iter()
+            .map(|f| {
+                let name = f.function.replace(';', ":");
+                if languages[f.function.as_str()].len() > 1 {
+                    format!("{name} [{}]", f.language.name())
+                } else {
+                    name
+                }
+            })
+            .collect()
+    }
+
+    /// Folded stacks (`root;...;leaf weight`), one line per distinct stack, sorted; frames
+    /// named by [`Profile::labels`].
     pub fn folded(&self) -> String {
+        let labels = self.labels();
         let mut merged: HashMap<String, u64> = HashMap::new();
         for stack in &self.stacks {
-            let line = stack
-                .frames
-                .iter()
-                .map(|&i| self.frames[i].function.replace(';', ":"))
-                .collect::<Vec<_>>()
-                .join(";");
+            let line =
+                stack.frames.iter().map(|&i| labels[i].as_str()).collect::<Vec<_>>().join(";");
             *merged.entry(line).or_default() += stack.weight;
         }
         let mut lines: Vec<_> = merged.into_iter().collect();
@@ -260,13 +283,10 @@ impl Profile {
         out
     }
 
-    /// The language of each distinct function name (the first seen wins).
-    pub fn languages(&self) -> HashMap<&str, Language> {
-        let mut out = HashMap::new();
-        for f in &self.frames {
-            out.entry(f.function.as_str()).or_insert(f.language);
-        }
-        out
+    /// The language of each frame name in [`Profile::folded`]: one each, as
+    /// [`Profile::labels`] makes them.
+    pub fn languages(&self) -> HashMap<String, Language> {
+        self.labels().into_iter().zip(self.frames.iter().map(|f| f.language)).collect()
     }
 }
 
