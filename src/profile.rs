@@ -173,11 +173,19 @@ pub(crate) struct Drawn {
 /// under `out`.
 pub(crate) fn draw(profile: &Profile, name: &str, title: &str, out: &Path) -> Result<Drawn> {
     let folded = profile.folded();
-    let flamegraph_file = PathBuf::from("flamegraphs").join(format!("{name}.svg"));
-    let folded_file = PathBuf::from("folded").join(format!("{name}.folded"));
+    let (flamegraph_file, folded_file) = drawn_files(name);
     write_under(out, &flamegraph_file, &flame::flamegraph(profile, &folded, title)?)?;
     write_under(out, &folded_file, folded.as_bytes())?;
     Ok(Drawn { folded, flamegraph_file, folded_file })
+}
+
+/// Where [`draw`] puts the flamegraph and the folded stacks named `name`, relative to
+/// the output directory.
+pub(crate) fn drawn_files(name: &str) -> (PathBuf, PathBuf) {
+    (
+        PathBuf::from("flamegraphs").join(format!("{name}.svg")),
+        PathBuf::from("folded").join(format!("{name}.folded")),
+    )
 }
 
 /// What [`write_profile_files`] made of a raw profile.

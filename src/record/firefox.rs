@@ -14,9 +14,9 @@ use fxprof_processed_profile::{
 use crate::sample::Event;
 use crate::stacks::{Language, Profile};
 
+use super::intern::ThreadLog;
 use super::samples::SampleRecord;
 use super::table::StackId;
-use super::ThreadLog;
 
 /// One thread's part: its log, its symbolized profile, and where each of the recording's
 /// stacks is in the profile (None when nothing was left of it).

@@ -2,7 +2,7 @@
 //! memory: 24 bytes each (time, period, thread, stack id), written as they are interned
 //! and read back once, for the Firefox profile, which shows every sample at its time.
 //! Everything else is computed from each thread's weight per distinct stack, which stays
-//! in memory (see [`super::ThreadLog`]); so ffiprof's memory while recording grows with
+//! in memory (see [`super::intern::ThreadLog`]); so ffiprof's memory while recording grows with
 //! the distinct stacks a program has, not with how long it runs.
 //!
 //! The file is anonymous (unlinked at creation, in the output's staging directory): it

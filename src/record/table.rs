@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::target::Loc;
+use super::unwind::Loc;
 
 /// A stack in the table: the node of its leaf. [`StackTable::EMPTY`] is the stack with
 /// no frame.

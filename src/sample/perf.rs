@@ -62,6 +62,49 @@ struct Collected {
     unparsable: u64,
 }
 
+/// What a perf session could not use or see, told the same way by `profile`'s perf
+/// sampler and by `record`.
+#[derive(Debug, Default)]
+pub(crate) struct Troubles {
+    /// Why hardware cycles are not sampled, if they are not.
+    pub hardware: Option<String>,
+    /// Times the kernel throttled sampling.
+    pub throttled: u64,
+    /// Records that could not be parsed.
+    pub unparsable: u64,
+    /// Modules without unwind information that ffiprof could read.
+    pub no_unwind_info: Vec<String>,
+    /// Threads that ended before an event could be opened on them.
+    pub vanished: u64,
+}
+
+impl Troubles {
+    /// One note per trouble there was.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.hardware.iter().cloned().collect();
+        if self.throttled > 0 {
+            notes.push(format!(
+                "the kernel throttled sampling {} times: the frequency is above what \
+                 kernel.perf_event_max_sample_rate allows",
+                self.throttled
+            ));
+        }
+        if !self.no_unwind_info.is_empty() {
+            notes.push(format!(
+                "no unwind information could be read for {}: stacks stop where they enter it",
+                self.no_unwind_info.join(", ")
+            ));
+        }
+        if self.unparsable > 0 {
+            notes.push(format!("{} records could not be parsed", self.unparsable));
+        }
+        if self.vanished > 0 {
+            notes.push(format!("{} threads ended while ffiprof attached", self.vanished));
+        }
+        notes
+    }
+}
+
 /// What to tell a person whose perf_event_open failed.
 pub fn fix_for(err: &io::Error) -> String {
     let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
@@ -292,26 +335,14 @@ impl Sampler for PerfSampler {
             source,
             hint: String::new(),
         })?;
-        let mut notes = Vec::new();
-        if let Some(note) = self.hardware_note() {
-            notes.push(note.to_owned());
+        let mut notes = Troubles {
+            hardware: self.hardware_note().map(str::to_owned),
+            throttled: collected.throttled,
+            unparsable: collected.unparsable,
+            no_unwind_info: running.no_unwind_info.clone(),
+            vanished: 0,
         }
-        if collected.throttled > 0 {
-            notes.push(format!(
-                "the kernel throttled sampling {} times: the frequency is above what \
-                 kernel.perf_event_max_sample_rate allows",
-                collected.throttled
-            ));
-        }
-        if !running.no_unwind_info.is_empty() {
-            notes.push(format!(
-                "no unwind information could be read for {}: stacks stop where they enter it",
-                running.no_unwind_info.join(", ")
-            ));
-        }
-        if collected.unparsable > 0 {
-            notes.push(format!("{} records could not be parsed", collected.unparsable));
-        }
+        .notes();
         let unwind = match self.options.perf_unwind {
             PerfUnwind::Dwarf => Unwind::Dwarf { stack_bytes: self.options.stack_bytes },
             PerfUnwind::FramePointer => {

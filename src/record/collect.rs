@@ -1,8 +1,9 @@
-//! perf events on another program: one event per CPU and thread given, inherited by every
-//! thread and process they start, all of a CPU's events writing into one ring buffer.
-//! Samples carry the user registers and a copy of the user stack; the kernel's mmap,
-//! comm (exec, thread names), fork and exit records come in the same rings, stamped on
-//! CLOCK_MONOTONIC so that records of different CPUs can be put back in order.
+//! The collect stage: perf events on another program, one per CPU and thread given,
+//! inherited by every thread and process they start, all of a CPU's events writing into
+//! one ring buffer. Samples carry the user registers and a copy of the user stack; the
+//! kernel's mmap, comm (exec, thread names), fork and exit records come in the same
+//! rings, stamped on CLOCK_MONOTONIC, and leave this stage in time order across CPUs
+//! ([`Session::in_order`]), for the intern stage ([`super::intern`]).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -112,6 +113,8 @@ pub(crate) struct Session {
     pub vanished: u64,
     /// Stack-copy buffers to reuse (see [`Session::recycle`]).
     spare: Vec<Vec<u8>>,
+    /// Records drained and not yet handed on: stamped after the last drain began.
+    pending: Vec<Timed>,
 }
 
 /// CPUs the kernel has online (`/sys/devices/system/cpu/online`, as `0-3,5`).
@@ -210,6 +213,7 @@ impl Session {
             unparsable: 0,
             vanished: 0,
             spare: Vec::new(),
+            pending: Vec::new(),
         };
         for cpu in online_cpus() {
             let mut ring: Option<Ring> = None;
@@ -242,6 +246,43 @@ impl Session {
                 pid: tids.first().copied().unwrap_or(0),
                 reason: "every thread ended before recording could start".into(),
             });
+        }
+        Ok(session)
+    }
+
+    /// Opens enabled events on every thread of a running process, `threads` telling which
+    /// it has now.
+    pub(crate) fn attach(
+        threads: impl Fn() -> Vec<u32>,
+        frequency: u64,
+        stack_bytes: u32,
+    ) -> Result<Session> {
+        let mut tids = threads();
+        let mut session = Session::open(&tids, false, frequency, stack_bytes)?;
+        session.enable()?;
+        // A thread started while the events were being opened, by a thread whose events
+        // did not exist yet, inherited none: it is a new thread without a fork record in
+        // the rings (the kernel writes one when it clones with inherited events). Add those
+        // until none is left.
+        for _ in 0..10 {
+            session.drain();
+            let forked: Vec<u32> = session
+                .pending
+                .iter()
+                .filter_map(|t| match t.what {
+                    Happened::Fork { tid, .. } => Some(tid),
+                    _ => None,
+                })
+                .collect();
+            let new: Vec<u32> = threads()
+                .into_iter()
+                .filter(|t| !tids.contains(t) && !forked.contains(t))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            session.follow(&new)?;
+            tids.extend(new);
         }
         Ok(session)
     }
@@ -304,12 +345,27 @@ impl Session {
         self.spare.append(buffers);
     }
 
-    /// Moves every record in the rings into `out`.
-    pub(crate) fn drain(&mut self, out: &mut Vec<Timed>) {
+    /// The records of every ring that are complete, oldest first: those stamped before
+    /// this drain began (each was in its ring when the drain read it, so nothing older can
+    /// still arrive). After [`Session::disable`], give `all` to have the rest.
+    pub(crate) fn in_order(&mut self, all: bool) -> Vec<Timed> {
+        let horizon = crate::ffi::monotonic_ns();
+        self.drain();
+        self.pending.sort_by_key(|t| t.time);
+        let cut = if all {
+            self.pending.len()
+        } else {
+            self.pending.partition_point(|t| t.time < horizon)
+        };
+        self.pending.drain(..cut).collect()
+    }
+
+    /// Moves every record in the rings to the pending ones.
+    fn drain(&mut self) {
         for ring in &mut self.rings {
             while let Some(record) = ring.next_record() {
                 match owned(&record, &mut self.spare) {
-                    Some(Ok(t)) => out.push(t),
+                    Some(Ok(t)) => self.pending.push(t),
                     Some(Err(())) => self.unparsable += 1,
                     None => {}
                 }

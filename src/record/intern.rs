@@ -1,0 +1,227 @@
+//! The intern stage: the kernel's records, in time order, folded into what the
+//! recording keeps. Each sample is unwound ([`super::unwind`]) into code locations, its
+//! stack interned in the [`StackTable`], its thread's weight on that stack counted, and
+//! the sample itself appended to the [`SampleFile`]; each location seen for the first
+//! time is handed on to be symbolized. Mapping, fork and exec records update the
+//! processes' modules.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::sample::unwind::Unwound;
+use crate::sample::Event;
+
+use super::collect::{Happened, Timed};
+use super::program::comm_of;
+use super::samples::{SampleFile, SampleLog, SampleRecord};
+use super::symbolize::Background;
+use super::table::{StackId, StackTable};
+use super::unwind::{Loc, Targets, UserStack};
+
+/// What one thread's samples weigh on one stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Weight {
+    /// Samples.
+    pub samples: u64,
+    /// The sum of their periods (CPU nanoseconds for cpu-clock, cycles for cycles).
+    pub period: u64,
+}
+
+/// One thread's samples: their weight on each distinct stack (the samples themselves, in
+/// time order, are in the recording's [`SampleFile`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ThreadLog {
+    /// Its process.
+    pub pid: u32,
+    /// Its name (comm), when known.
+    pub name: Option<String>,
+    /// Weight per stack, in the table's order.
+    pub stacks: BTreeMap<StackId, Weight>,
+    /// Samples.
+    pub samples: u64,
+    /// Samples whose stack was cut short by the stack-copy size.
+    pub truncated: u64,
+    /// When its first sample was taken (CLOCK_MONOTONIC nanoseconds).
+    pub first: Option<u64>,
+    /// Samples the kernel reported lost for it.
+    pub lost: u64,
+}
+
+impl ThreadLog {
+    /// A thread of process `pid`, with no sample yet.
+    pub(crate) fn new(pid: u32, name: Option<String>) -> ThreadLog {
+        ThreadLog { pid, name, ..ThreadLog::default() }
+    }
+
+    /// Counts one sample.
+    pub(crate) fn add(&mut self, s: &SampleRecord) {
+        let w = self.stacks.entry(s.stack).or_default();
+        w.samples += 1;
+        w.period += s.period;
+        self.samples += 1;
+        self.truncated += u64::from(s.truncated);
+        self.first.get_or_insert(s.time);
+    }
+}
+
+/// Everything a recording collected, before symbolization.
+pub(crate) struct Collected {
+    /// Threads by tid.
+    pub threads: BTreeMap<u32, ThreadLog>,
+    /// The processes' modules.
+    pub targets: Targets,
+    /// Event sampled.
+    pub event: Event,
+    /// CLOCK_MONOTONIC at the start and end of the window.
+    pub window: (u64, u64),
+    /// Samples lost in records that named no thread.
+    pub lost_unattributed: u64,
+    /// Things to know.
+    pub notes: Vec<String>,
+    /// Every sample's stack.
+    pub stacks: StackTable,
+    /// Every sample, in time order.
+    pub samples: SampleFile,
+}
+
+/// Folds the kernel's records into thread logs and process maps, in time order.
+pub(crate) struct Collector {
+    threads: BTreeMap<u32, ThreadLog>,
+    targets: Targets,
+    locs: Vec<Loc>,
+    stacks: StackTable,
+    log: SampleLog,
+    lost_unattributed: u64,
+    /// Times the kernel throttled sampling.
+    pub throttled: u64,
+    asked: usize,
+    /// Locations seen so far.
+    seen: HashSet<Loc>,
+    /// Locations seen for the first time, not yet sent to be symbolized.
+    fresh: Vec<Loc>,
+    /// Stack copies done with, to hand back to the session.
+    pub spare: Vec<Vec<u8>>,
+    /// Processes whose `/proc/<pid>/maps` has been read since their last exec.
+    maps_read: HashSet<u32>,
+}
+
+impl Collector {
+    /// A collector of samples whose stacks were copied `stack_bytes` at a time, writing
+    /// them to `log`.
+    pub(crate) fn new(stack_bytes: u32, log: SampleLog) -> Collector {
+        Collector {
+            threads: BTreeMap::new(),
+            targets: Targets::new(),
+            locs: Vec::new(),
+            stacks: StackTable::default(),
+            log,
+            lost_unattributed: 0,
+            throttled: 0,
+            asked: stack_bytes as usize,
+            seen: HashSet::new(),
+            fresh: Vec::new(),
+            spare: Vec::new(),
+            maps_read: HashSet::new(),
+        }
+    }
+
+    /// Hands the locations seen for the first time to the symbolizing thread.
+    pub(crate) fn send_fresh(&mut self, background: &Background) {
+        background.send(&mut self.fresh, &self.targets.modules);
+    }
+
+    /// The processes' modules so far.
+    pub(crate) fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// A process ffiprof attached to: its threads now, and its mappings.
+    pub(crate) fn attached(&mut self, pid: u32, threads: &[u32]) {
+        for &tid in threads {
+            let _ = self.thread(pid, tid);
+        }
+        let _ = self.targets.read_proc_maps(pid);
+        self.maps_read.insert(pid);
+    }
+
+    /// Folds `records` (in time order) in.
+    pub(crate) fn apply_all(&mut self, records: Vec<Timed>) {
+        for t in records {
+            self.apply(t);
+        }
+    }
+
+    /// Everything collected, with what the session says of itself.
+    pub(crate) fn finish(
+        self,
+        event: Event,
+        window: (u64, u64),
+        notes: Vec<String>,
+    ) -> std::io::Result<Collected> {
+        Ok(Collected {
+            threads: self.threads,
+            targets: self.targets,
+            event,
+            window,
+            lost_unattributed: self.lost_unattributed,
+            notes,
+            stacks: self.stacks,
+            samples: self.log.finish()?,
+        })
+    }
+
+    fn thread(&mut self, pid: u32, tid: u32) -> &mut ThreadLog {
+        self.threads.entry(tid).or_insert_with(|| ThreadLog::new(pid, comm_of(pid, tid)))
+    }
+
+    fn apply(&mut self, t: Timed) {
+        match t.what {
+            Happened::Sample(s) => {
+                // A process's first sample (after its exec): its maps now hold what no
+                // record announces, such as the vDSO.
+                if self.maps_read.insert(s.pid) {
+                    let _ = self.targets.read_proc_maps(s.pid);
+                }
+                let regs =
+                    UserStack { ip: s.ip, sp: s.sp, bp: s.bp, stack: &s.stack, asked: self.asked };
+                let mut locs = std::mem::take(&mut self.locs);
+                let Unwound { truncated } = self.targets.unwind(s.pid, &regs, &mut locs);
+                for l in &locs {
+                    if self.seen.insert(*l) {
+                        self.fresh.push(*l);
+                    }
+                }
+                let record = SampleRecord {
+                    time: t.time,
+                    period: s.period,
+                    stack: self.stacks.intern(&locs),
+                    truncated,
+                };
+                self.locs = locs;
+                self.thread(s.pid, s.tid).add(&record);
+                self.log.push(s.tid, &record);
+                self.spare.push(s.stack);
+            }
+            Happened::Map { pid, mapping } => self.targets.map(pid, mapping),
+            Happened::Comm { pid, tid, name, exec } => {
+                if exec {
+                    self.maps_read.remove(&pid);
+                    self.targets.exec(pid);
+                }
+                self.thread(pid, tid).name = Some(name);
+            }
+            Happened::Fork { pid, ppid, tid } => {
+                if pid != ppid {
+                    self.targets.fork(ppid, pid);
+                }
+                let _ = self.thread(pid, tid);
+            }
+            Happened::Lost { tid: Some(tid), count } if self.threads.contains_key(&tid) => {
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.lost += count;
+                }
+            }
+            Happened::Lost { count, .. } => self.lost_unattributed += count,
+            Happened::Throttle => self.throttled += 1,
+        }
+    }
+}
