@@ -46,7 +46,82 @@ pub(crate) struct Background {
     stop: Arc<AtomicBool>,
     /// The thread's kernel id while it is in SCHED_IDLE.
     idle: Arc<Mutex<Option<i32>>>,
-    handle: JoinHandle<Resolved>,
+    handle: JoinHandle<Kept>,
+}
+
+/// No string: the index of `None` in [`Kept`].
+const NONE: u32 = u32::MAX;
+
+/// A frame as [`Kept`] holds it: its strings by index, 20 bytes.
+#[derive(Debug, Clone, Copy)]
+struct KeptFrame {
+    function: u32,
+    module: u32,
+    file: u32,
+    /// [`NONE`] when unknown.
+    line: u32,
+    inlined: bool,
+}
+
+/// What the symbolizing thread resolved, kept small while recording goes on: each
+/// distinct string once (a module's functions and files repeat across its locations),
+/// a frame in a few words. Made into [`Resolved`] when recording ends.
+#[derive(Default)]
+struct Kept {
+    strings: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, u32>,
+    frames: HashMap<Loc, Box<[KeptFrame]>>,
+    notes: Vec<String>,
+}
+
+impl Kept {
+    fn string(&mut self, s: Option<&str>) -> u32 {
+        let Some(s) = s else { return NONE };
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.strings.len() as u32;
+        let shared: Arc<str> = Arc::from(s);
+        self.strings.push(shared.clone());
+        self.index.insert(shared, i);
+        i
+    }
+
+    fn keep(&mut self, loc: Loc, frames: &[Frame]) {
+        let kept: Box<[KeptFrame]> = frames
+            .iter()
+            .map(|f| KeptFrame {
+                function: self.string(f.function.as_deref()),
+                module: self.string(f.module.as_deref()),
+                file: self.string(f.file.as_deref()),
+                line: f.line.unwrap_or(NONE),
+                inlined: f.inlined,
+            })
+            .collect();
+        self.frames.insert(loc, kept);
+    }
+
+    fn resolved(self) -> Resolved {
+        let text = |i: u32| (i != NONE).then(|| self.strings[i as usize].to_string());
+        let frames = self
+            .frames
+            .iter()
+            .map(|(&loc, kept)| {
+                let frames = kept
+                    .iter()
+                    .map(|k| Frame {
+                        function: text(k.function),
+                        module: text(k.module),
+                        file: text(k.file),
+                        line: (k.line != NONE).then_some(k.line),
+                        inlined: k.inlined,
+                    })
+                    .collect();
+                (loc, frames)
+            })
+            .collect();
+        Resolved { frames, notes: self.notes }
+    }
 }
 
 /// A frame without a name, in `module` if known.
@@ -95,7 +170,7 @@ impl Background {
                     }
                 }
                 let mut symbolizer = FileSymbolizer::default();
-                let mut out = Resolved::default();
+                let mut out = Kept::default();
                 for job in rx {
                     if stopping.load(Ordering::Relaxed) {
                         break;
@@ -108,7 +183,7 @@ impl Background {
                     );
                     out.notes.extend(note);
                     for (offset, f) in job.offsets.iter().zip(frames) {
-                        out.frames.insert(Loc { module: job.module, offset: *offset }, f);
+                        out.keep(Loc { module: job.module, offset: *offset }, &f);
                     }
                 }
                 out
@@ -146,7 +221,7 @@ impl Background {
         }
         self.stop.store(true, Ordering::SeqCst);
         self.jobs = None;
-        let mut resolved = self.handle.join().unwrap_or_default();
+        let mut resolved = self.handle.join().map(Kept::resolved).unwrap_or_default();
         resolved.notes.sort();
         resolved.notes.dedup();
         resolved
@@ -229,4 +304,32 @@ pub(crate) fn finish(c: &Collected, resolved: Resolved) -> Resolved {
     notes.sort();
     notes.dedup();
     Resolved { frames, notes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_frames_come_back_as_they_were_resolved() {
+        let frame = |function: Option<&str>, file: Option<&str>, line, inlined| Frame {
+            function: function.map(str::to_owned),
+            module: Some("libsqlite3.so".into()),
+            file: file.map(str::to_owned),
+            line,
+            inlined,
+        };
+        let a = vec![
+            frame(Some("inner"), Some("sqlite3.c"), Some(10), true),
+            frame(Some("outer"), Some("sqlite3.c"), Some(0), false),
+        ];
+        let b = vec![frame(None, None, None, false)];
+        let mut kept = Kept::default();
+        kept.keep(Loc { module: 1, offset: 0x10 }, &a);
+        kept.keep(Loc { module: 1, offset: 0x20 }, &b);
+        assert_eq!(kept.strings.len(), 4, "each distinct string once");
+        let resolved = kept.resolved();
+        assert_eq!(resolved.frames[&Loc { module: 1, offset: 0x10 }], a);
+        assert_eq!(resolved.frames[&Loc { module: 1, offset: 0x20 }], b);
+    }
 }
