@@ -758,6 +758,15 @@ fn cpu_seconds(who: libc::c_int) -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// The most memory this process has had resident so far (VmHWM), in bytes; its children
+/// are not counted. None where /proc does not tell.
+pub(crate) fn own_peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// CPU time (user plus system) this process has used so far, in seconds; its children
 /// are not counted.
 pub(crate) fn own_cpu_seconds() -> f64 {

@@ -173,6 +173,10 @@ pub struct RecordSummary {
     /// CPU time ffiprof itself used while recording (draining, ordering and unwinding;
     /// the kernel's sampling and stack copies are charged to the program), seconds.
     pub recorder_cpu_seconds: f64,
+    /// The most memory ffiprof itself had resident, from recording to the last file
+    /// written (VmHWM; the program's own is not counted), bytes.
+    #[serde(default)]
+    pub recorder_peak_memory_bytes: Option<u64>,
     /// Where.
     pub environment: Environment,
     /// All threads together.
@@ -439,6 +443,7 @@ pub(crate) fn summarize(
         window_seconds: window.as_secs_f64(),
         post_processing_seconds: 0.0,
         recorder_cpu_seconds: d.recorder_cpu_seconds,
+        recorder_peak_memory_bytes: None,
         environment: d.environment.clone(),
         overall,
         threads: summaries,
@@ -535,9 +540,13 @@ impl RecordSummary {
                 .collect();
             s.push_str(&fmt::table(&["Rust caller", "calls C function", "C below"], &rows, 2));
         }
+        let memory = self
+            .recorder_peak_memory_bytes
+            .map(|b| format!(", at most {:.0} MB resident", b as f64 / 1e6))
+            .unwrap_or_default();
         s.push_str(&format!(
             "\nffiprof used {:.3} s of CPU while recording ({} of the window); symbols, \
-             profiles and files took {:.3} s after it ended\n",
+             profiles and files took {:.3} s after it ended{memory}\n",
             self.recorder_cpu_seconds,
             fmt::pct(self.recorder_cpu_seconds / self.window_seconds.max(1e-9), 1),
             self.post_processing_seconds

@@ -112,6 +112,7 @@ pub(crate) fn write_all(
     results.into_iter().collect::<Result<Vec<()>>>()?;
     let mut summary = s.summary;
     summary.post_processing_seconds = done_recording.elapsed().as_secs_f64();
+    summary.recorder_peak_memory_bytes = crate::ffi::own_peak_memory_bytes();
     let json = serde_json::to_string_pretty(&summary)
         .map_err(|source| Error::Serialize { what: "summary.json", source })?;
     write_under(out, &PathBuf::from("summary.json"), json.as_bytes())?;
@@ -231,6 +232,8 @@ mod tests {
         let mut summary = write_all(&collected, summarized, out.path(), Instant::now()).unwrap();
         // What depends on the machine and the moment: not the table's to decide.
         summary.post_processing_seconds = 0.0;
+        assert!(summary.recorder_peak_memory_bytes.is_some_and(|b| b > 0));
+        summary.recorder_peak_memory_bytes = Some(64 << 20);
         let written: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap())
                 .unwrap();
