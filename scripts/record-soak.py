@@ -107,8 +107,11 @@ def main():
     print(f"recorder RSS while recording: {at_minute / 1024:.1f} MB at 1 min, at most "
           f"{later / 1024:.1f} MB after, {final / 1024:.1f} MB at the end ({growth * 100:+.1f}%); "
           f"{writing / 1024:.1f} MB at most while writing the files")
+    peak = s.get("recorder_peak_memory_bytes")
     print(f"samples {s['overall']['samples']}, lost {lost}; "
-          f"post-processing {s['post_processing_seconds']:.3f} s")
+          f"post-processing {s['post_processing_seconds']:.3f} s; "
+          f"ffiprof's own peak (summary.json) "
+          + (f"{peak / 1e6:.1f} MB" if peak else "not known"))
     before, during = rate(attached - 5, attached), rate(attached + 1, ended)
     print(f"example's rate: {before:.0f} rows/s before attaching, {during:.0f} rows/s attached")
     ok = growth <= 0.10 and lost == 0

@@ -32,7 +32,9 @@
 //!   `--pid`): every thread and child process sampled with perf events, unwound with the
 //!   program's own modules, symbolized while recording (each location once, on a thread
 //!   of its own, while the program's modules are still there to read), written per
-//!   thread and overall, and as a Firefox Profiler profile.
+//!   thread and overall, and as a Firefox Profiler profile. One module per stage, in the
+//!   order a sample goes through them (program, collect, unwind, intern, symbolize,
+//!   summarize, write); memory grows with distinct stacks, not with samples.
 //! - [`report`]: the versioned record of a run ([`Report`], `report.json`), its Markdown
 //!   and HTML forms, and the comparison of two runs.
 //! - [`crossings`]: an exact census of any program's crossings (`ffiprof crossings --
