@@ -6,7 +6,7 @@
 //! write stage ([`super::write`]) draws. Nothing here reads a file, a clock or the
 //! machine.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -88,6 +88,9 @@ pub struct ThreadSummary {
     pub pid: u32,
     /// Name (comm).
     pub name: String,
+    /// Its process's command (the name of the process's main thread).
+    #[serde(default)]
+    pub process: String,
     /// Its samples.
     #[serde(flatten)]
     pub health: Health,
@@ -349,6 +352,111 @@ pub(crate) struct Summarized {
     pub process_names: HashMap<u32, String>,
 }
 
+/// At most this many rows in the terminal's thread table; the rest in one line.
+pub(crate) const THREAD_ROWS: usize = 30;
+
+/// The threads whose stacks were cut short, the most cut first (five named), and what to
+/// do about it.
+fn truncation_note(threads: &[ThreadSummary], stack_bytes: u32) -> Option<String> {
+    let mut cut: Vec<&ThreadSummary> =
+        threads.iter().filter(|t| t.health.truncated_samples > 0).collect();
+    if cut.is_empty() {
+        return None;
+    }
+    cut.sort_by(|a, b| b.health.truncated.total_cmp(&a.health.truncated).then(a.tid.cmp(&b.tid)));
+    let named: Vec<String> = cut
+        .iter()
+        .take(5)
+        .map(|t| format!("{} ({}) {}", t.name, t.tid, fmt::pct(t.health.truncated, 1)))
+        .collect();
+    let more = if cut.len() > 5 { format!(" and {} more", cut.len() - 5) } else { String::new() };
+    let what = if stack_bytes >= super::MAX_STACK_BYTES {
+        format!("{stack_bytes} bytes is the kernel's limit, so deeper stacks cannot be copied")
+    } else {
+        format!(
+            "raise --stack-bytes (up to {}, the kernel's limit) to unwind them whole",
+            super::MAX_STACK_BYTES
+        )
+    };
+    Some(format!(
+        "stacks deeper than the {stack_bytes} bytes copied per sample were cut short in {} \
+         {}: {}{more}; {what}",
+        cut.len(),
+        if cut.len() == 1 { "thread" } else { "threads" },
+        named.join(", ")
+    ))
+}
+
+/// The terminal's thread table: a row per thread, or, with more threads than
+/// [`THREAD_ROWS`], a row per process command (threads and processes counted, figures
+/// weighted by samples), the busiest first, at most [`THREAD_ROWS`] of them; and the line
+/// that sums up the rows left out.
+fn thread_rows(threads: &[ThreadSummary]) -> (Vec<Vec<String>>, Option<String>) {
+    let row = |label: String, ts: &[&ThreadSummary]| {
+        let samples: u64 = ts.iter().map(|t| t.health.boundary.samples).sum();
+        let weighted = |f: &dyn Fn(&ThreadSummary) -> f64| {
+            let sum: f64 = ts.iter().map(|t| f(t) * t.health.boundary.samples as f64).sum();
+            if samples == 0 {
+                0.0
+            } else {
+                sum / samples as f64
+            }
+        };
+        let truncated: u64 = ts.iter().map(|t| t.health.truncated_samples).sum();
+        (
+            samples,
+            vec![
+                label,
+                samples.to_string(),
+                fmt::pct(weighted(&|t| t.health.boundary.c_side_share), 1),
+                format!("{:.2}", weighted(&|t| t.health.boundary.crossings_per_stack)),
+                fmt::pct(weighted(&|t| t.health.boundary.reaches_root), 1),
+                fmt::pct(if samples == 0 { 0.0 } else { truncated as f64 / samples as f64 }, 1),
+            ],
+        )
+    };
+    if threads.len() <= THREAD_ROWS {
+        let rows = threads.iter().map(|t| row(format!("{} ({})", t.name, t.tid), &[t]).1);
+        return (rows.collect(), None);
+    }
+    let mut groups: BTreeMap<&str, Vec<&ThreadSummary>> = BTreeMap::new();
+    for t in threads {
+        groups.entry(&t.process).or_default().push(t);
+    }
+    let mut rows: Vec<(u64, usize, Vec<String>)> = groups
+        .into_iter()
+        .map(|(process, ts)| {
+            let processes: BTreeSet<u32> = ts.iter().map(|t| t.pid).collect();
+            let label = match ts.as_slice() {
+                [t] => format!("{} ({})", t.name, t.tid),
+                _ => format!(
+                    "{process} ×{} {}, {} threads",
+                    processes.len(),
+                    if processes.len() == 1 { "process" } else { "processes" },
+                    ts.len()
+                ),
+            };
+            let (samples, cells) = row(label, &ts);
+            (samples, ts.len(), cells)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2[0].cmp(&b.2[0])));
+    let rest: Vec<(u64, usize, Vec<String>)> = rows.split_off(rows.len().min(THREAD_ROWS));
+    let total: u64 = threads.iter().map(|t| t.health.boundary.samples).sum();
+    let left_out = (!rest.is_empty()).then(|| {
+        let samples: u64 = rest.iter().map(|r| r.0).sum();
+        let share = if total == 0 { 0.0 } else { samples as f64 / total as f64 };
+        format!(
+            "... and {} more threads of {} more commands: {} of the samples (every thread is \
+             in summary.json)\n",
+            rest.iter().map(|r| r.1).sum::<usize>(),
+            rest.len(),
+            fmt::pct(share, 1)
+        )
+    });
+    (rows.into_iter().map(|r| r.2).collect(), left_out)
+}
+
 fn name_of(tid: u32, log: &ThreadLog) -> String {
     log.name.clone().unwrap_or_else(|| format!("tid {tid}"))
 }
@@ -424,6 +532,10 @@ pub(crate) fn summarize(
             tid,
             pid: log.pid,
             name: name_of(tid, log),
+            process: process_names
+                .get(&log.pid)
+                .cloned()
+                .unwrap_or_else(|| format!("pid {}", log.pid)),
             health: health(&tp.profile, log.truncated, d.frequency, window, log.lost),
             files: tp.stem.as_deref().map(|stem| {
                 let (flamegraph, folded) = drawn_files(stem);
@@ -431,6 +543,7 @@ pub(crate) fn summarize(
             }),
         })
         .collect();
+    notes.extend(truncation_note(&summaries, d.stack_bytes));
     let (flamegraph, folded) = drawn_files(ALL_THREADS);
     let summary = RecordSummary {
         schema_version: RECORD_SCHEMA_VERSION,
@@ -488,26 +601,14 @@ impl RecordSummary {
                 o.c_samples
             ));
         }
-        let rows: Vec<Vec<String>> = self
-            .threads
-            .iter()
-            .map(|t| {
-                vec![
-                    format!("{} ({})", t.name, t.tid),
-                    t.health.boundary.samples.to_string(),
-                    fmt::pct(t.health.boundary.c_side_share, 1),
-                    format!("{:.2}", t.health.boundary.crossings_per_stack),
-                    fmt::pct(t.health.boundary.reaches_root, 1),
-                    fmt::pct(t.health.truncated, 1),
-                ]
-            })
-            .collect();
+        let (rows, left_out) = thread_rows(&self.threads);
         s.push('\n');
         s.push_str(&fmt::table(
             &["thread", "samples", "C side", "crossings/stack", "reach root", "truncated"],
             &rows,
             1,
         ));
+        s.push_str(&left_out.unwrap_or_default());
         if !self.hottest_c_functions.is_empty() {
             s.push_str(
                 "\nhottest C functions (self samples), with the Rust functions above them:\n",
@@ -600,5 +701,68 @@ mod tests {
         assert_eq!(h.c_samples, 11);
         assert_eq!(h.c_with_rust_caller, 9.0 / 11.0);
         assert_eq!(h.truncated_samples, 1);
+    }
+
+    fn thread(tid: u32, pid: u32, name: &str, process: &str, samples: u64) -> ThreadSummary {
+        let p = Profile::from_named_stacks(&[(
+            vec![("app::main", "app", Rust), ("sqlite3_step", "app", C)],
+            samples,
+        )]);
+        ThreadSummary {
+            tid,
+            pid,
+            name: name.into(),
+            process: process.into(),
+            health: health(&p, 0, 1000, Duration::from_secs(1), 0),
+            files: None,
+        }
+    }
+
+    #[test]
+    fn many_threads_are_grouped_by_process_command_within_a_screenful() {
+        let mut threads = Vec::new();
+        // One process of 200 threads, 25 processes of 2, 50 processes of one thread each.
+        threads.extend((0..200).map(|i| thread(1000 + i, 1000, &format!("w-{i}"), "app", 2)));
+        for p in 0..25 {
+            let pid = 5000 + 10 * p;
+            threads.push(thread(pid, pid, "rustc", "rustc", 5));
+            threads.push(thread(pid + 1, pid, "opt cgu.0", "rustc", 1));
+        }
+        threads.extend((0..50).map(|i| thread(9000 + i, 9000 + i, "cc1", &format!("tool-{i}"), 1)));
+        assert_eq!(threads.len(), 300);
+        let (rows, left_out) = thread_rows(&threads);
+        assert_eq!(rows.len(), THREAD_ROWS);
+        assert_eq!(rows[0][0], "app ×1 process, 200 threads");
+        assert_eq!(rows[0][1], "400");
+        assert_eq!(rows[1][0], "rustc ×25 processes, 50 threads");
+        assert_eq!(rows[1][1], "150");
+        assert_eq!(rows[2][0], "cc1 (9000)", "a command of one thread is shown as its thread");
+        let left_out = left_out.expect("22 single-thread commands are summed up");
+        assert!(left_out.starts_with("... and 22 more threads of 22 more commands: 3.7% "));
+        let lines = fmt::table(&["a", "b", "c", "d", "e", "f"], &rows, 1).lines().count() + 1;
+        assert!(lines <= 40, "{lines} lines");
+        // Few threads: one row each.
+        let (rows, left_out) = thread_rows(&threads[..3]);
+        assert_eq!((rows.len(), left_out), (3, None));
+    }
+
+    #[test]
+    fn the_truncation_note_names_the_threads_cut_short_and_the_flag() {
+        let mut a = thread(1, 1, "rustc", "rustc", 10);
+        a.health.truncated_samples = 10;
+        a.health.truncated = 1.0;
+        let mut b = thread(2, 1, "worker", "rustc", 10);
+        b.health.truncated_samples = 1;
+        b.health.truncated = 0.1;
+        let c = thread(3, 1, "idle", "rustc", 10);
+        let note = truncation_note(&[c.clone(), b, a], 16384).unwrap();
+        assert!(
+            note.contains(
+                "cut short in 2 threads: rustc (1) 100.0%, worker (2) 10.0%; raise \
+                           --stack-bytes (up to 65528"
+            ),
+            "{note}"
+        );
+        assert_eq!(truncation_note(&[c], 16384), None);
     }
 }
