@@ -63,10 +63,21 @@ impl ThreadLog {
     }
 }
 
+/// One process seen while recording, whether or not it was ever sampled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ProcessLog {
+    /// The process that forked it (unknown for the one launched or attached to).
+    pub ppid: Option<u32>,
+    /// Its command: the one it started with, then each program it executed.
+    pub commands: Vec<String>,
+}
+
 /// Everything a recording collected, before symbolization.
 pub(crate) struct Collected {
     /// Threads by tid.
     pub threads: BTreeMap<u32, ThreadLog>,
+    /// Every process seen, by pid.
+    pub processes: BTreeMap<u32, ProcessLog>,
     /// The processes' modules.
     pub targets: Targets,
     /// Event sampled.
@@ -86,6 +97,7 @@ pub(crate) struct Collected {
 /// Folds the kernel's records into thread logs and process maps, in time order.
 pub(crate) struct Collector {
     threads: BTreeMap<u32, ThreadLog>,
+    processes: BTreeMap<u32, ProcessLog>,
     targets: Targets,
     locs: Vec<Loc>,
     stacks: StackTable,
@@ -110,6 +122,7 @@ impl Collector {
     pub(crate) fn new(stack_bytes: u32, log: SampleLog) -> Collector {
         Collector {
             threads: BTreeMap::new(),
+            processes: BTreeMap::new(),
             targets: Targets::new(),
             locs: Vec::new(),
             stacks: StackTable::default(),
@@ -159,6 +172,7 @@ impl Collector {
     ) -> std::io::Result<Collected> {
         Ok(Collected {
             threads: self.threads,
+            processes: self.processes,
             targets: self.targets,
             event,
             window,
@@ -170,6 +184,10 @@ impl Collector {
     }
 
     fn thread(&mut self, pid: u32, tid: u32) -> &mut ThreadLog {
+        self.processes.entry(pid).or_insert_with(|| ProcessLog {
+            ppid: None,
+            commands: comm_of(pid, pid).into_iter().collect(),
+        });
         self.threads.entry(tid).or_insert_with(|| ThreadLog::new(pid, comm_of(pid, tid)))
     }
 
@@ -207,11 +225,19 @@ impl Collector {
                     self.maps_read.remove(&pid);
                     self.targets.exec(pid);
                 }
-                self.thread(pid, tid).name = Some(name);
+                self.thread(pid, tid).name = Some(name.clone());
+                let commands = &mut self.processes.entry(pid).or_default().commands;
+                if exec || (commands.is_empty() && tid == pid) {
+                    commands.push(name);
+                }
             }
             Happened::Fork { pid, ppid, tid } => {
                 if pid != ppid {
                     self.targets.fork(ppid, pid);
+                    // A forked process goes by its parent's command until it executes.
+                    let inherited = self.processes.get(&ppid).and_then(|p| p.commands.last());
+                    let commands = inherited.cloned().into_iter().collect();
+                    self.processes.insert(pid, ProcessLog { ppid: Some(ppid), commands });
                 }
                 let _ = self.thread(pid, tid);
             }
@@ -223,5 +249,51 @@ impl Collector {
             Happened::Lost { count, .. } => self.lost_unattributed += count,
             Happened::Throttle => self.throttled += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Pids above the kernel's largest (2^22), so that /proc knows none of them.
+    const ROOT: u32 = 5_000_000;
+
+    fn event(what: Happened) -> Timed {
+        Timed { time: 0, what }
+    }
+
+    #[test]
+    fn every_process_is_kept_with_its_parent_and_commands_sampled_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Collector::new(16384, SampleLog::create_in(dir.path()).unwrap());
+        let comm =
+            |pid, tid, name: &str, exec| Happened::Comm { pid, tid, name: name.into(), exec };
+        c.apply_all(vec![
+            event(comm(ROOT, ROOT, "cargo", true)),
+            // A thread of the root, named, then a child that executes two programs in turn
+            // (as rustup's proxy does), and a grandchild that never executes.
+            event(Happened::Fork { pid: ROOT, ppid: ROOT, tid: ROOT + 1 }),
+            event(comm(ROOT, ROOT + 1, "jobserver", false)),
+            event(Happened::Fork { pid: ROOT + 2, ppid: ROOT, tid: ROOT + 2 }),
+            event(comm(ROOT + 2, ROOT + 2, "rustup", true)),
+            event(comm(ROOT + 2, ROOT + 2, "rustc", true)),
+            event(Happened::Fork { pid: ROOT + 3, ppid: ROOT + 2, tid: ROOT + 3 }),
+        ]);
+        let collected = c.finish(Event::CpuClock, (0, 1), Vec::new()).unwrap();
+        let p = |ppid: Option<u32>, commands: &[&str]| ProcessLog {
+            ppid,
+            commands: commands.iter().map(|c| c.to_string()).collect(),
+        };
+        let expected: BTreeMap<u32, ProcessLog> = [
+            (ROOT, p(None, &["cargo"])),
+            (ROOT + 2, p(Some(ROOT), &["cargo", "rustup", "rustc"])),
+            (ROOT + 3, p(Some(ROOT + 2), &["rustc"])),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(collected.processes, expected);
+        assert_eq!(collected.threads.len(), 4);
+        assert_eq!(collected.threads[&(ROOT + 1)].pid, ROOT);
     }
 }

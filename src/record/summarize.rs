@@ -98,6 +98,21 @@ pub struct ThreadSummary {
     pub files: Option<ThreadFiles>,
 }
 
+/// One process of the recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSummary {
+    /// Process id.
+    pub pid: u32,
+    /// The process that forked it, when that was recorded too.
+    pub ppid: Option<u32>,
+    /// The command it started with, then each program it executed.
+    pub commands: Vec<String>,
+    /// Its threads seen.
+    pub threads: usize,
+    /// Their samples.
+    pub samples: u64,
+}
+
 /// A Rust function and the samples it accounts for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Caller {
@@ -186,6 +201,9 @@ pub struct RecordSummary {
     pub overall: Health,
     /// Each thread that ran while recording.
     pub threads: Vec<ThreadSummary>,
+    /// Every process seen while recording, sampled or not, by pid.
+    #[serde(default)]
+    pub processes: Vec<ProcessSummary>,
     /// The C-side functions with the most self samples.
     pub hottest_c_functions: Vec<CFunction>,
     /// Where Rust calls into C, by C-side samples below.
@@ -387,6 +405,32 @@ fn truncation_note(threads: &[ThreadSummary], stack_bytes: u32) -> Option<String
     ))
 }
 
+/// The line naming the processes that were seen but never sampled (the first five).
+fn unsampled_line(processes: &[ProcessSummary]) -> Option<String> {
+    let unsampled: Vec<&ProcessSummary> = processes.iter().filter(|p| p.samples == 0).collect();
+    if unsampled.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = unsampled
+        .iter()
+        .take(5)
+        .map(|p| {
+            let command = p.commands.last().map_or("?", String::as_str);
+            format!("{command} ({})", p.pid)
+        })
+        .collect();
+    let more = match unsampled.len() {
+        n if n > 5 => format!(" and {} more", n - 5),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{} of {} processes ran without a sample (too briefly, or waiting): {}{more}\n",
+        unsampled.len(),
+        processes.len(),
+        named.join(", ")
+    ))
+}
+
 /// The terminal's thread table: a row per thread, or, with more threads than
 /// [`THREAD_ROWS`], a row per process command (threads and processes counted, figures
 /// weighted by samples), the busiest first, at most [`THREAD_ROWS`] of them; and the line
@@ -544,6 +588,20 @@ pub(crate) fn summarize(
         })
         .collect();
     notes.extend(truncation_note(&summaries, d.stack_bytes));
+    let processes = c
+        .processes
+        .iter()
+        .map(|(&pid, p)| {
+            let threads = c.threads.values().filter(|t| t.pid == pid);
+            ProcessSummary {
+                pid,
+                ppid: p.ppid,
+                commands: p.commands.clone(),
+                threads: threads.clone().count(),
+                samples: threads.map(|t| t.samples).sum(),
+            }
+        })
+        .collect();
     let (flamegraph, folded) = drawn_files(ALL_THREADS);
     let summary = RecordSummary {
         schema_version: RECORD_SCHEMA_VERSION,
@@ -560,6 +618,7 @@ pub(crate) fn summarize(
         environment: d.environment.clone(),
         overall,
         threads: summaries,
+        processes,
         hottest_c_functions,
         crossings,
         files: RecordFiles {
@@ -578,8 +637,12 @@ impl RecordSummary {
     /// and what it pays there.
     pub fn text(&self) -> String {
         let o = &self.overall;
+        let processes = match self.processes.len() {
+            0 | 1 => String::new(),
+            n => format!("{n} processes, "),
+        };
         let mut s = format!(
-            "{} threads, {} samples in {:.2} s ({}, {} Hz asked, {:.0} Hz per busy thread at most); \
+            "{processes}{} threads, {} samples in {:.2} s ({}, {} Hz asked, {:.0} Hz per busy thread at most); \
              lost {}; C side {}; stacks reaching a thread root {}, truncated {}, with unknown \
              frames {}\n",
             self.threads.len(),
@@ -609,6 +672,7 @@ impl RecordSummary {
             1,
         ));
         s.push_str(&left_out.unwrap_or_default());
+        s.push_str(&unsampled_line(&self.processes).unwrap_or_default());
         if !self.hottest_c_functions.is_empty() {
             s.push_str(
                 "\nhottest C functions (self samples), with the Rust functions above them:\n",

@@ -123,7 +123,7 @@ pub(crate) fn write_all(
 mod tests {
     use std::collections::HashMap;
 
-    use super::super::intern::ThreadLog;
+    use super::super::intern::{ProcessLog, ThreadLog};
     use super::super::samples::{SampleLog, SampleRecord};
     use super::super::summarize::{summarize, Described};
     use super::super::table::{StackId, StackTable};
@@ -193,7 +193,15 @@ mod tests {
         worker.add(&s);
         log.push(101, &s);
         let collected = Collected {
-            threads: [(100, main_thread), (101, worker)].into_iter().collect(),
+            threads: [(100, main_thread), (101, worker), (102, ThreadLog::new(102, None))]
+                .into_iter()
+                .collect(),
+            processes: [
+                (100, ProcessLog { ppid: None, commands: vec!["app".into()] }),
+                (102, ProcessLog { ppid: Some(100), commands: vec!["app".into(), "sh".into()] }),
+            ]
+            .into_iter()
+            .collect(),
             targets: Targets::default(),
             event: Event::CpuClock,
             window: (0, 100_000_000),
