@@ -74,6 +74,46 @@ impl Language {
     pub fn is_c_side(self) -> bool {
         matches!(self, Language::C | Language::CRuntime)
     }
+
+    /// True for a program's own code in some language (not the kernel, glue or unknown
+    /// frames, which a crossing looks through).
+    pub fn is_code(self) -> bool {
+        matches!(self, Language::Rust | Language::Go | Language::C | Language::CRuntime)
+    }
+}
+
+/// How a frame was entered across the boundary, as [`boundary_marks`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entered {
+    /// A C-side frame called by Rust (the nearest code frame above it).
+    FromRust,
+    /// A Rust frame called back by C-side code that Rust called: a callback (`qsort`'s
+    /// comparator). Rust entered from C with no Rust above (a thread's or the program's
+    /// start) is not a callback.
+    CalledBack,
+}
+
+/// For each frame of a stack (root first, by language), how it was entered when its
+/// caller, the nearest code frame above it, is on the other side of the boundary.
+pub fn boundary_marks(languages: &[Language]) -> Vec<Option<Entered>> {
+    let mut marks = vec![None; languages.len()];
+    let mut above: Option<Language> = None;
+    let mut rust_above = false;
+    for (i, &l) in languages.iter().enumerate() {
+        if !l.is_code() {
+            continue;
+        }
+        marks[i] = match above {
+            Some(Language::Rust) if l.is_c_side() => Some(Entered::FromRust),
+            Some(a) if a.is_c_side() && l == Language::Rust && rust_above => {
+                Some(Entered::CalledBack)
+            }
+            _ => None,
+        };
+        rust_above |= l == Language::Rust;
+        above = Some(l);
+    }
+    marks
 }
 
 const C_RUNTIME_MODULES: &[&str] = &[
@@ -492,13 +532,8 @@ impl BoundarySummary {
             if let Some(l) = langs.last() {
                 *leaf.entry(*l).or_default() += stack.weight;
             }
-            let sides: Vec<bool> = langs
-                .iter()
-                .filter(|l| {
-                    matches!(l, Language::Rust | Language::Go | Language::C | Language::CRuntime)
-                })
-                .map(|l| l.is_c_side())
-                .collect();
+            let sides: Vec<bool> =
+                langs.iter().filter(|l| l.is_code()).map(|l| l.is_c_side()).collect();
             if sides.last() == Some(&true) {
                 c_side += stack.weight;
             }
@@ -554,6 +589,24 @@ mod tests {
             line: None,
             inlined: false,
         }
+    }
+
+    #[test]
+    fn boundary_marks_tell_calls_into_c_from_callbacks_and_thread_starts() {
+        use Entered::*;
+        // start_thread -> Rust thread main -> sort (Rust) -> PLT -> qsort -> msort ->
+        // comparator (Rust) -> memcmp.
+        let langs = [CRuntime, Rust, Rust, Glue, CRuntime, CRuntime, Rust, CRuntime];
+        assert_eq!(
+            boundary_marks(&langs),
+            [None, None, None, None, Some(FromRust), None, Some(CalledBack), Some(FromRust)]
+        );
+        // Unknown frames are looked through; C with no Rust above calling Rust is a start.
+        assert_eq!(boundary_marks(&[C, Unknown, Rust]), [None, None, None]);
+        assert_eq!(
+            boundary_marks(&[Rust, C, Unknown, Rust]),
+            [None, Some(FromRust), None, Some(CalledBack)]
+        );
     }
 
     #[test]

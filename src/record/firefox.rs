@@ -1,18 +1,19 @@
 //! The recording as a Firefox Profiler processed profile (crate `fxprof-processed-profile`,
 //! the format samply writes): one category per language, so the Rust/C split shows as the
-//! category colours; one process per pid and one track per thread; frames already
-//! symbolized, as labels; each sample at its time, with its CPU time where the event
-//! measures it.
+//! category colours, and a subcategory where a frame was entered across the boundary ("C
+//! called from Rust", "Rust called back from C"); one process per pid and one track per
+//! thread; frames already symbolized, as labels; each sample at its time, with its CPU
+//! time where the event measures it.
 
 use std::collections::HashMap;
 
 use fxprof_processed_profile::{
-    CategoryColor, CategoryHandle, CpuDelta, Frame, FrameFlags, FrameInfo, Profile as FxProfile,
-    ReferenceTimestamp, SamplingInterval, Timestamp,
+    CategoryColor, CategoryPairHandle, CpuDelta, Frame, FrameFlags, FrameInfo,
+    Profile as FxProfile, ReferenceTimestamp, SamplingInterval, Timestamp,
 };
 
 use crate::sample::Event;
-use crate::stacks::{Language, Profile};
+use crate::stacks::{boundary_marks, Entered, Language, Profile};
 
 use super::intern::ThreadLog;
 use super::samples::SampleRecord;
@@ -63,8 +64,20 @@ pub(crate) fn build(
         ReferenceTimestamp::from_millis_since_unix_epoch(start_unix_nanos as f64 / 1e6),
         SamplingInterval::from_hz(frequency as f32),
     );
-    let categories: HashMap<Language, CategoryHandle> =
-        Language::ALL.iter().map(|&l| (l, fx.add_category(l.name(), color(l)))).collect();
+    // Each language's category, and its subcategory for frames entered across the boundary.
+    let mut categories: HashMap<(Language, Option<Entered>), CategoryPairHandle> = HashMap::new();
+    for l in Language::ALL {
+        let category = fx.add_category(l.name(), color(l));
+        categories.insert((l, None), category.into());
+        if l.is_c_side() {
+            let called = fx.add_subcategory(category, "called from Rust");
+            categories.insert((l, Some(Entered::FromRust)), called);
+        }
+        if l == Language::Rust {
+            let back = fx.add_subcategory(category, "called back from C");
+            categories.insert((l, Some(Entered::CalledBack)), back);
+        }
+    }
     let mut processes = HashMap::new();
     let at = |t: u64| Timestamp::from_nanos_since_reference(t.saturating_sub(start));
     // Each thread's track, and its Firefox stack of each of its profile's stacks.
@@ -87,14 +100,23 @@ pub(crate) fn build(
         let stack = part.stacks.get(&sample.stack).copied().flatten();
         let handle = stack.and_then(|s| {
             *handles.entry(s).or_insert_with(|| {
-                let frames: Vec<FrameInfo> = part.profile.stacks[s]
-                    .frames
+                let indices = &part.profile.stacks[s].frames;
+                let languages: Vec<Language> =
+                    indices.iter().map(|&f| part.profile.frames[f].language).collect();
+                let marks = boundary_marks(&languages);
+                let frames: Vec<FrameInfo> = indices
                     .iter()
-                    .map(|&f| {
+                    .zip(marks)
+                    .map(|(&f, mark)| {
                         let frame = &part.profile.frames[f];
+                        let pair = categories
+                            .get(&(frame.language, mark))
+                            .or_else(|| categories.get(&(frame.language, None)))
+                            .copied()
+                            .expect("every language has a category");
                         FrameInfo {
                             frame: Frame::Label(fx.intern_string(&frame.function)),
-                            category_pair: categories[&frame.language].into(),
+                            category_pair: pair,
                             flags: FrameFlags::empty(),
                         }
                     })

@@ -44,6 +44,37 @@ pub(crate) struct ThreadLog {
     pub first: Option<u64>,
     /// Samples the kernel reported lost for it.
     pub lost: u64,
+    /// Frames found where no unwind information covered the code.
+    pub recovered: RecoveredFrames,
+}
+
+/// Callers found without unwind information ([`crate::sample::recover`]), counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RecoveredFrames {
+    /// Samples with at least one such frame.
+    pub samples: u64,
+    /// Found by the frame-pointer chain.
+    pub by_frame_pointer: u64,
+    /// Found by scanning the stack.
+    pub by_scan: u64,
+}
+
+impl RecoveredFrames {
+    /// Both counts together.
+    pub(crate) fn plus(self, o: RecoveredFrames) -> RecoveredFrames {
+        RecoveredFrames {
+            samples: self.samples + o.samples,
+            by_frame_pointer: self.by_frame_pointer + o.by_frame_pointer,
+            by_scan: self.by_scan + o.by_scan,
+        }
+    }
+
+    /// Counts one sample's.
+    pub(crate) fn add(&mut self, u: &Unwound) {
+        self.samples += u64::from(u.recovered() > 0);
+        self.by_frame_pointer += u64::from(u.by_frame_pointer);
+        self.by_scan += u64::from(u.by_scan);
+    }
 }
 
 impl ThreadLog {
@@ -202,7 +233,7 @@ impl Collector {
                 let regs =
                     UserStack { ip: s.ip, sp: s.sp, bp: s.bp, stack: &s.stack, asked: self.asked };
                 let mut locs = std::mem::take(&mut self.locs);
-                let Unwound { truncated } = self.targets.unwind(s.pid, &regs, &mut locs);
+                let unwound = self.targets.unwind(s.pid, &regs, &mut locs);
                 for l in &locs {
                     if self.seen.insert(*l) {
                         self.fresh.push(*l);
@@ -212,10 +243,12 @@ impl Collector {
                     time: t.time,
                     period: s.period,
                     stack: self.stacks.intern(&locs),
-                    truncated,
+                    truncated: unwound.truncated,
                 };
                 self.locs = locs;
-                self.thread(s.pid, s.tid).add(&record);
+                let thread = self.thread(s.pid, s.tid);
+                thread.add(&record);
+                thread.recovered.add(&unwound);
                 self.log.push(s.tid, &record);
                 self.spare.push(s.stack);
             }

@@ -16,9 +16,11 @@ use crate::environment::Environment;
 use crate::fmt;
 use crate::profile::drawn_files;
 use crate::sample::{Event, Unwind};
-use crate::stacks::{BoundarySummary, Frame, FrameInfo, Language, Profile, ProfileBuilder};
+use crate::stacks::{
+    boundary_marks, BoundarySummary, Entered, Frame, FrameInfo, Language, Profile, ProfileBuilder,
+};
 
-use super::intern::{Collected, ThreadLog};
+use super::intern::{Collected, RecoveredFrames, ThreadLog};
 use super::symbolize::unknown_in;
 use super::table::{StackId, StackTable};
 use super::unwind::Loc;
@@ -68,6 +70,19 @@ pub struct Health {
     pub c_samples: u64,
     /// Share of those with a Rust frame as an ancestor of their outermost C frame.
     pub c_with_rust_caller: f64,
+    /// Samples with a frame found where no unwind information covered the code (by the
+    /// frame-pointer chain or a stack scan), and their share.
+    #[serde(default)]
+    pub recovered_samples: u64,
+    /// Their share.
+    #[serde(default)]
+    pub recovered: f64,
+    /// Frames found so by the frame-pointer chain.
+    #[serde(default)]
+    pub recovered_by_frame_pointer: u64,
+    /// Frames found so by scanning the stack for a return address.
+    #[serde(default)]
+    pub recovered_by_scan: u64,
 }
 
 /// Files drawn for one busy thread.
@@ -96,6 +111,23 @@ pub struct ThreadSummary {
     pub health: Health,
     /// Its own flamegraph, when it was busy enough to get one.
     pub files: Option<ThreadFiles>,
+}
+
+/// A place where C calls back into Rust (a `qsort` comparator, a C library's callback):
+/// the C function Rust called, the C function that made the call back, the Rust function
+/// called, and the samples spent below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// The C-side function Rust called (the first below the Rust caller).
+    pub c_entry: String,
+    /// The C-side function that called back.
+    pub c_caller: String,
+    /// The Rust function it called.
+    pub rust: String,
+    /// Samples below the Rust function (itself included).
+    pub samples: u64,
+    /// Their share of all samples.
+    pub share: f64,
 }
 
 /// One process of the recording.
@@ -208,6 +240,9 @@ pub struct RecordSummary {
     pub hottest_c_functions: Vec<CFunction>,
     /// Where Rust calls into C, by C-side samples below.
     pub crossings: Vec<Crossing>,
+    /// Where C calls back into Rust, by samples below.
+    #[serde(default)]
+    pub callbacks: Vec<Callback>,
     /// Files.
     pub files: RecordFiles,
     /// Things to know.
@@ -258,13 +293,16 @@ fn thread_profile(
     ThreadProfile { tid: 0, profile: builder.finish(), stacks, stem: None }
 }
 
-fn is_code(l: Language) -> bool {
-    matches!(l, Language::Rust | Language::Go | Language::C | Language::CRuntime)
-}
-
 /// The health figures of a profile whose stacks are one per sample, `truncated` of them
-/// cut short.
-fn health(profile: &Profile, truncated: u64, hz: u64, window: Duration, lost: u64) -> Health {
+/// cut short, `recovered` of them with frames found without unwind information.
+fn health(
+    profile: &Profile,
+    truncated: u64,
+    recovered: RecoveredFrames,
+    hz: u64,
+    window: Duration,
+    lost: u64,
+) -> Health {
     let boundary = BoundarySummary::from_parts(profile, hz, window, lost);
     let (mut c, mut c_rust) = (0u64, 0u64);
     for stack in &profile.stacks {
@@ -284,6 +322,10 @@ fn health(profile: &Profile, truncated: u64, hz: u64, window: Duration, lost: u6
         truncated: if samples == 0 { 0.0 } else { truncated as f64 / samples as f64 },
         c_samples: c,
         c_with_rust_caller: if c == 0 { 0.0 } else { c_rust as f64 / c as f64 },
+        recovered_samples: recovered.samples,
+        recovered: if samples == 0 { 0.0 } else { recovered.samples as f64 / samples as f64 },
+        recovered_by_frame_pointer: recovered.by_frame_pointer,
+        recovered_by_scan: recovered.by_scan,
     }
 }
 
@@ -293,8 +335,12 @@ fn hot_c(profile: &Profile, top: usize) -> (Vec<CFunction>, Vec<Crossing>) {
     let mut functions: HashMap<(usize, Option<usize>), u64> = HashMap::new();
     let mut crossings: HashMap<(String, String), u64> = HashMap::new();
     for stack in &profile.stacks {
-        let code: Vec<usize> =
-            stack.frames.iter().copied().filter(|&i| is_code(profile.frames[i].language)).collect();
+        let code: Vec<usize> = stack
+            .frames
+            .iter()
+            .copied()
+            .filter(|&i| profile.frames[i].language.is_code())
+            .collect();
         let Some(&leaf) = code.last() else { continue };
         if !profile.frames[leaf].language.is_c_side() {
             continue;
@@ -347,6 +393,51 @@ fn hot_c(profile: &Profile, top: usize) -> (Vec<CFunction>, Vec<Crossing>) {
     crossings.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.rust.cmp(&b.rust)));
     crossings.truncate(top);
     (hottest, crossings)
+}
+
+/// Where C calls back into Rust, the most samples below first (at most `top`); a stack
+/// with the same callback twice (recursion) counts once.
+fn callbacks(profile: &Profile, top: usize) -> Vec<Callback> {
+    let total = profile.total().max(1) as f64;
+    let mut found: HashMap<(usize, usize, usize), u64> = HashMap::new();
+    let mut in_stack = std::collections::HashSet::new();
+    for stack in &profile.stacks {
+        let langs: Vec<Language> =
+            stack.frames.iter().map(|&i| profile.frames[i].language).collect();
+        let marks = boundary_marks(&langs);
+        let (mut entry, mut caller) = (None, None);
+        in_stack.clear();
+        for (k, &f) in stack.frames.iter().enumerate() {
+            match marks[k] {
+                Some(Entered::FromRust) => entry = Some(f),
+                Some(Entered::CalledBack) => {
+                    if let (Some(e), Some(c)) = (entry, caller) {
+                        if in_stack.insert((e, c, f)) {
+                            *found.entry((e, c, f)).or_default() += stack.weight;
+                        }
+                    }
+                }
+                None => {}
+            }
+            if langs[k].is_code() {
+                caller = Some(f);
+            }
+        }
+    }
+    let name = |i: usize| profile.frames[i].function.clone();
+    let mut out: Vec<Callback> = found
+        .into_iter()
+        .map(|((e, c, r), samples)| Callback {
+            c_entry: name(e),
+            c_caller: name(c),
+            rust: name(r),
+            samples,
+            share: samples as f64 / total,
+        })
+        .collect();
+    out.sort_by(|a, b| b.samples.cmp(&a.samples).then_with(|| a.rust.cmp(&b.rust)));
+    out.truncate(top);
+    out
 }
 
 fn file_stem(tid: u32, name: &str) -> String {
@@ -537,7 +628,9 @@ pub(crate) fn summarize(
     let all = Profile::merged(threads.iter().map(|t| (&t.profile, None)));
     let truncated: u64 = ran.iter().map(|t| t.1.truncated).sum();
     let lost = c.threads.values().map(|t| t.lost).sum::<u64>() + c.lost_unattributed;
-    let overall = health(&all, truncated, d.frequency, window, lost);
+    let recovered =
+        ran.iter().map(|t| t.1.recovered).fold(RecoveredFrames::default(), RecoveredFrames::plus);
+    let overall = health(&all, truncated, recovered, d.frequency, window, lost);
     if overall.boundary.samples == 0 {
         notes.push(
             "no samples: the program ended (or recording stopped) before the first sample was \
@@ -546,6 +639,7 @@ pub(crate) fn summarize(
         );
     }
     let (hottest_c_functions, crossings) = hot_c(&all, 10);
+    let callbacks = callbacks(&all, 10);
 
     // All threads in one flamegraph and one pprof profile, each under its thread.
     let labelled = Profile::merged(ran.iter().zip(&threads).map(|(&(tid, log), tp)| {
@@ -580,7 +674,14 @@ pub(crate) fn summarize(
                 .get(&log.pid)
                 .cloned()
                 .unwrap_or_else(|| format!("pid {}", log.pid)),
-            health: health(&tp.profile, log.truncated, d.frequency, window, log.lost),
+            health: health(
+                &tp.profile,
+                log.truncated,
+                log.recovered,
+                d.frequency,
+                window,
+                log.lost,
+            ),
             files: tp.stem.as_deref().map(|stem| {
                 let (flamegraph, folded) = drawn_files(stem);
                 ThreadFiles { flamegraph, folded }
@@ -621,6 +722,7 @@ pub(crate) fn summarize(
         processes,
         hottest_c_functions,
         crossings,
+        callbacks,
         files: RecordFiles {
             flamegraph,
             folded,
@@ -664,6 +766,17 @@ impl RecordSummary {
                 o.c_samples
             ));
         }
+        if o.recovered_samples > 0 {
+            s.push_str(&format!(
+                "samples with callers found where no unwind information covers the code \
+                 (assembly, code built without it): {} ({}); frames found by frame pointer {}, \
+                 by stack scan {}\n",
+                o.recovered_samples,
+                fmt::pct(o.recovered, 1),
+                o.recovered_by_frame_pointer,
+                o.recovered_by_scan
+            ));
+        }
         let (rows, left_out) = thread_rows(&self.threads);
         s.push('\n');
         s.push_str(&fmt::table(
@@ -704,6 +817,22 @@ impl RecordSummary {
                 .map(|c| vec![c.rust.clone(), c.c_entry.clone(), fmt::pct(c.share, 1)])
                 .collect();
             s.push_str(&fmt::table(&["Rust caller", "calls C function", "C below"], &rows, 2));
+        }
+        if !self.callbacks.is_empty() {
+            s.push_str("\nwhere C calls back into Rust, by samples below:\n");
+            let rows: Vec<Vec<String>> = self
+                .callbacks
+                .iter()
+                .map(|c| {
+                    let c_side = if c.c_caller == c.c_entry {
+                        c.c_entry.clone()
+                    } else {
+                        format!("{} via {}", c.c_entry, c.c_caller)
+                    };
+                    vec![c_side, c.rust.clone(), fmt::pct(c.share, 1)]
+                })
+                .collect();
+            s.push_str(&fmt::table(&["C function", "calls back Rust function", "below"], &rows, 2));
         }
         let memory = self
             .recorder_peak_memory_bytes
@@ -760,11 +889,64 @@ mod tests {
         assert_eq!(crossings[0].rust, "app::query");
         assert_eq!(crossings[0].c_entry, "sqlite3_step");
         assert_eq!(crossings[1].samples, 3);
-        let h = health(&p, 1, 1000, Duration::from_secs(1), 0);
+        let h = health(&p, 1, RecoveredFrames::default(), 1000, Duration::from_secs(1), 0);
         // Stacks with a C frame: 6 + 3 + 2; with Rust above: 6 + 3.
         assert_eq!(h.c_samples, 11);
         assert_eq!(h.c_with_rust_caller, 9.0 / 11.0);
         assert_eq!(h.truncated_samples, 1);
+    }
+
+    #[test]
+    fn callbacks_name_the_c_function_rust_called_the_one_calling_back_and_the_rust_one() {
+        let p = Profile::from_named_stacks(&[
+            (
+                vec![
+                    ("start_thread", "libc.so.6", CRuntime),
+                    ("app::sort", "app", Rust),
+                    ("qsort", "libc.so.6", CRuntime),
+                    ("msort_with_tmp", "libc.so.6", CRuntime),
+                    ("app::cmp", "app", Rust),
+                ],
+                6,
+            ),
+            (
+                vec![
+                    ("app::sort", "app", Rust),
+                    ("qsort", "libc.so.6", CRuntime),
+                    ("msort_with_tmp", "libc.so.6", CRuntime),
+                    ("app::cmp", "app", Rust),
+                    ("memcmp", "libc.so.6", CRuntime),
+                ],
+                2,
+            ),
+            // Recursion through the same callback counts once per sample.
+            (
+                vec![
+                    ("app::walk", "app", Rust),
+                    ("tree_walk", "app", C),
+                    ("app::visit", "app", Rust),
+                    ("tree_walk", "app", C),
+                    ("app::visit", "app", Rust),
+                ],
+                3,
+            ),
+            // A thread's start is C calling Rust, not a callback.
+            (vec![("start_thread", "libc.so.6", CRuntime), ("app::main", "app", Rust)], 9),
+        ]);
+        let found = callbacks(&p, 10);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            (found[0].c_entry.as_str(), found[0].c_caller.as_str(), found[0].rust.as_str()),
+            ("qsort", "msort_with_tmp", "app::cmp")
+        );
+        assert_eq!(found[0].samples, 8);
+        assert_eq!(found[0].share, 8.0 / 20.0);
+        assert_eq!(
+            (found[1].c_entry.as_str(), found[1].c_caller.as_str(), found[1].rust.as_str()),
+            ("tree_walk", "tree_walk", "app::visit")
+        );
+        assert_eq!(found[1].samples, 3);
+        assert_eq!(callbacks(&p, 1).len(), 1);
     }
 
     fn thread(tid: u32, pid: u32, name: &str, process: &str, samples: u64) -> ThreadSummary {
@@ -777,7 +959,7 @@ mod tests {
             pid,
             name: name.into(),
             process: process.into(),
-            health: health(&p, 0, 1000, Duration::from_secs(1), 0),
+            health: health(&p, 0, RecoveredFrames::default(), 1000, Duration::from_secs(1), 0),
             files: None,
         }
     }

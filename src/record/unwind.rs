@@ -171,7 +171,7 @@ impl Targets {
             process.maps.remove(&start);
             unwinder.remove(start);
         }
-        unwinder.add(&mapping, sections.as_deref());
+        unwinder.add(&mapping, sections.as_ref());
         process.maps.insert(
             mapping.range.start,
             Map { end: mapping.range.end, offset: mapping.offset, module },

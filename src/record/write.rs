@@ -123,7 +123,7 @@ pub(crate) fn write_all(
 mod tests {
     use std::collections::HashMap;
 
-    use super::super::intern::{ProcessLog, ThreadLog};
+    use super::super::intern::{ProcessLog, RecoveredFrames, ThreadLog};
     use super::super::samples::{SampleLog, SampleRecord};
     use super::super::summarize::{summarize, Described};
     use super::super::table::{StackId, StackTable};
@@ -135,7 +135,8 @@ mod tests {
 
     /// A recording built by hand, as the collector would leave it: two threads of one
     /// process, stacks in the table, every location already symbolized (so no file is
-    /// read), one sample truncated and two lost.
+    /// read), one sample truncated and two lost, SQLite calling back a Rust function, and
+    /// frames recovered without unwind information.
     fn hand_built() -> (Collected, HashMap<Loc, Vec<Frame>>) {
         let at = |module: u32, offset: u64| Loc { module, offset };
         let frame = |function: &str, module: &str, file: &str| Frame {
@@ -152,6 +153,7 @@ mod tests {
         let step = at(app, 0x300);
         let vdbe = at(app, 0x400);
         let memcpy = at(libc, 0x20);
+        let collate = at(app, 0x500);
         let symbols: HashMap<Loc, Vec<Frame>> = [
             (root, frame("start_thread", "libc.so.6", "pthread_create.c")),
             (main, frame("app::main", "app", "src/main.rs")),
@@ -159,6 +161,7 @@ mod tests {
             (step, frame("sqlite3_step", "app", "sqlite3.c")),
             (vdbe, frame("sqlite3VdbeExec", "app", "sqlite3.c")),
             (memcpy, frame("memcpy", "libc.so.6", "memcpy.S")),
+            (collate, frame("app::collate", "app", "src/db.rs")),
         ]
         .into_iter()
         .map(|(l, f)| (l, vec![f]))
@@ -168,6 +171,7 @@ mod tests {
         let copying = stacks.intern(&[memcpy, step, query, main, root]);
         let in_rust = stacks.intern(&[query, main, root]);
         let cut = stacks.intern(&[vdbe, step, query]);
+        let called_back = stacks.intern(&[collate, vdbe, step, query, main, root]);
         let sample = |time: u64, stack: StackId, truncated: bool| SampleRecord {
             time,
             period: 1_000_000,
@@ -180,7 +184,12 @@ mod tests {
         main_thread.lost = 2;
         let mut worker = ThreadLog::new(100, Some("worker".into()));
         for i in 0..60 {
-            let s = sample(i * 1_000_000, if i % 3 == 0 { in_rust } else { in_c }, false);
+            let stack = match i % 6 {
+                0 | 3 => in_rust,
+                5 => called_back,
+                _ => in_c,
+            };
+            let s = sample(i * 1_000_000, stack, false);
             main_thread.add(&s);
             log.push(100, &s);
             if i < 40 {
@@ -191,6 +200,7 @@ mod tests {
         }
         let s = sample(61_000_000, cut, true);
         worker.add(&s);
+        worker.recovered = RecoveredFrames { samples: 4, by_frame_pointer: 1, by_scan: 3 };
         log.push(101, &s);
         let collected = Collected {
             threads: [(100, main_thread), (101, worker), (102, ThreadLog::new(102, None))]

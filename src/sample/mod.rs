@@ -15,6 +15,7 @@
 
 pub(crate) mod perf;
 pub(crate) mod pprof;
+pub(crate) mod recover;
 pub(crate) mod unwind;
 
 pub use perf::fix_for;

@@ -5,13 +5,18 @@
 //! `.eh_frame_hdr`, `.debug_frame` (where present) and `.text` are read; framehop then
 //! unwinds each sample from its registers (ip, sp, bp) and the bytes of stack the kernel
 //! copied, so a function without a frame pointer (libm's pow) still yields its caller.
+//! Where no unwind information covers a frame (hand-written assembly), its caller is
+//! recovered as [`super::recover`] says, and counted apart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
-use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
+use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindSection};
 use std::sync::Arc;
+
+use super::recover::{ends_with_call, recover, Recovery};
 
 use object::{Object, ObjectSection, ObjectSegment, SegmentFlags};
 
@@ -98,6 +103,8 @@ fn section<'d>(
 pub(crate) struct UnwindSections {
     /// Executable segments: (file offset, file size, virtual address).
     segments: Vec<(u64, u64, u64)>,
+    /// Their bytes, by virtual address range (for telling return addresses).
+    code: Vec<(Range<u64>, Bytes)>,
     text: Option<(Range<u64>, Bytes)>,
     eh_frame: Option<(Range<u64>, Bytes)>,
     eh_frame_hdr: Option<(Range<u64>, Bytes)>,
@@ -119,15 +126,59 @@ impl UnwindSections {
                 let (off, size) = seg.file_range();
                 (off, size, seg.address())
             })
+            .collect::<Vec<_>>();
+        let code = segments
+            .iter()
+            .filter_map(|&(off, size, addr)| {
+                let start = usize::try_from(off).ok()?;
+                let end = start.checked_add(usize::try_from(size).ok()?)?;
+                (end <= map.len())
+                    .then(|| (addr..addr + size, Bytes(Some((Arc::clone(&map), start..end)))))
+            })
             .collect();
         Some(UnwindSections {
             segments,
+            code,
             text: section(&file, &map, ".text"),
             eh_frame: section(&file, &map, ".eh_frame"),
             eh_frame_hdr: section(&file, &map, ".eh_frame_hdr"),
             debug_frame: section(&file, &map, ".debug_frame").map(|t| t.1),
             got: file.section_by_name(".got").map(|s| s.address()..s.address() + s.size()),
         })
+    }
+}
+
+impl UnwindSections {
+    /// True when `.eh_frame` (through `.eh_frame_hdr`'s table) has an entry covering the
+    /// address `svma`; a file with only `.debug_frame` is taken as covered, as framehop
+    /// reads it.
+    fn covers(&self, svma: u64) -> bool {
+        let (Some((hdr_at, hdr)), Some((eh_at, eh))) = (&self.eh_frame_hdr, &self.eh_frame) else {
+            return self.debug_frame.is_some();
+        };
+        let mut bases =
+            BaseAddresses::default().set_eh_frame_hdr(hdr_at.start).set_eh_frame(eh_at.start);
+        if let Some((text_at, _)) = &self.text {
+            bases = bases.set_text(text_at.start);
+        }
+        if let Some(got) = &self.got {
+            bases = bases.set_got(got.start);
+        }
+        let Ok(parsed) = EhFrameHdr::new(&hdr[..], LittleEndian).parse(&bases, 8) else {
+            return false;
+        };
+        let Some(table) = parsed.table() else { return false };
+        let mut eh_frame = EhFrame::new(&eh[..], LittleEndian);
+        eh_frame.set_address_size(8);
+        table.fde_for_address(&eh_frame, &bases, svma, EhFrame::cie_from_offset).is_ok()
+    }
+
+    /// The code bytes that end at `svma`, up to `len` of them.
+    fn code_before(&self, svma: u64, len: u64) -> Option<&[u8]> {
+        let (range, bytes) = self.code.iter().find(|(r, _)| r.start < svma && svma <= r.end)?;
+        let end = usize::try_from(svma - range.start).ok()?;
+        let start = end.saturating_sub(usize::try_from(len).ok()?);
+        bytes.get(start..end)
     }
 }
 
@@ -164,12 +215,42 @@ pub(crate) struct Unwound {
     /// The unwinder needed stack beyond the copy, and the copy was as long as asked for:
     /// the stack was cut short by the stack-copy size.
     pub truncated: bool,
+    /// Callers found by the frame-pointer chain where no unwind information covered the
+    /// frame.
+    pub by_frame_pointer: u16,
+    /// Callers found by scanning the stack for a return address.
+    pub by_scan: u16,
 }
+
+impl Unwound {
+    /// Frames found without unwind information.
+    pub(crate) fn recovered(&self) -> u16 {
+        self.by_frame_pointer + self.by_scan
+    }
+}
+
+/// One executable mapping, as return addresses are told in it.
+struct Code {
+    end: u64,
+    /// Address minus file address.
+    bias: u64,
+    sections: Arc<UnwindSections>,
+}
+
+/// How far past the stack copy a read is still taken for the stack's own (8 MiB, the
+/// usual main-thread stack limit).
+const STACK_REACH: u64 = 8 << 20;
+
+/// Slots of the cache of whether an address has unwind information.
+const COVERED_SLOTS: usize = 4096;
 
 /// An unwinder over a process's modules, with its cache.
 pub(crate) struct StackUnwinder {
     unwinder: UnwinderX86_64<Bytes>,
     cache: CacheX86_64,
+    code: BTreeMap<u64, Code>,
+    /// Direct-mapped: (address, covered by unwind information), `u64::MAX` when empty.
+    covered: Box<[(u64, bool)]>,
     /// Files of executable mappings that could not be read or parsed (the perf sampler
     /// notes them: stacks stop where they enter one).
     pub unreadable: Vec<String>,
@@ -181,14 +262,14 @@ impl StackUnwinder {
     pub(crate) fn for_this_process() -> std::io::Result<StackUnwinder> {
         let maps = std::fs::read_to_string("/proc/self/maps")?;
         let mut unwinder = StackUnwinder::empty();
-        let mut files: HashMap<String, Option<UnwindSections>> = HashMap::new();
+        let mut files: HashMap<String, Option<Arc<UnwindSections>>> = HashMap::new();
         for mapping in executable_mappings(&maps) {
             if !mapping.path.starts_with('/') {
                 continue; // [vdso] and friends: no file to read CFI from
             }
-            let sections = files
-                .entry(mapping.path.clone())
-                .or_insert_with(|| UnwindSections::read(std::path::Path::new(&mapping.path)));
+            let sections = files.entry(mapping.path.clone()).or_insert_with(|| {
+                UnwindSections::read(std::path::Path::new(&mapping.path)).map(Arc::new)
+            });
             unwinder.add(&mapping, sections.as_ref());
         }
         Ok(unwinder)
@@ -199,6 +280,8 @@ impl StackUnwinder {
         StackUnwinder {
             unwinder: UnwinderX86_64::new(),
             cache: CacheX86_64::new(),
+            code: BTreeMap::new(),
+            covered: vec![(u64::MAX, false); COVERED_SLOTS].into_boxed_slice(),
             unreadable: Vec::new(),
         }
     }
@@ -206,10 +289,18 @@ impl StackUnwinder {
     /// Adds the module of one executable mapping, given its file's sections (`None`: the
     /// file could not be read, which is noted). Returns whether unwind information was
     /// found.
-    pub(crate) fn add(&mut self, mapping: &Mapping, sections: Option<&UnwindSections>) -> bool {
-        match sections.and_then(|s| module_for(mapping, s)) {
-            Some(module) => {
+    pub(crate) fn add(
+        &mut self,
+        mapping: &Mapping,
+        sections: Option<&Arc<UnwindSections>>,
+    ) -> bool {
+        match sections.and_then(|s| Some((module_for(mapping, s)?, s))) {
+            Some((module, sections)) => {
+                let bias = module.base_avma();
                 self.unwinder.add_module(module);
+                let code = Code { end: mapping.range.end, bias, sections: Arc::clone(sections) };
+                self.code.insert(mapping.range.start, code);
+                self.covered.fill((u64::MAX, false));
                 true
             }
             None => {
@@ -224,11 +315,38 @@ impl StackUnwinder {
     /// Forgets the module whose mapping starts at `start`.
     pub(crate) fn remove(&mut self, start: u64) {
         self.unwinder.remove_module(start);
+        self.code.remove(&start);
+        self.covered.fill((u64::MAX, false));
+    }
+
+    fn code_at(&self, addr: u64) -> Option<(&Code, u64)> {
+        let (_, code) = self.code.range(..=addr).next_back()?;
+        (addr < code.end).then(|| (code, addr.wrapping_sub(code.bias)))
+    }
+
+    /// True when unwind information covers the code at `addr` (a lookup address).
+    fn has_cfi(&mut self, addr: u64) -> bool {
+        let slot = (addr ^ addr >> 12) as usize % COVERED_SLOTS;
+        if self.covered[slot].0 == addr {
+            return self.covered[slot].1;
+        }
+        let covered = self.code_at(addr).is_some_and(|(code, svma)| code.sections.covers(svma));
+        self.covered[slot] = (addr, covered);
+        covered
+    }
+
+    /// True when `addr` points into a known module just after a call instruction.
+    fn is_return_address(&self, addr: u64) -> bool {
+        self.code_at(addr)
+            .and_then(|(code, svma)| code.sections.code_before(svma, 7))
+            .is_some_and(ends_with_call)
     }
 
     /// Unwinds one sample into `out` (leaf first): `ip`, then return addresses. `stack` is
     /// the copy of the user stack starting at `sp`; `asked` is the copy size asked of the
-    /// kernel (a shorter copy ended at the top of the stack).
+    /// kernel (a shorter copy ended at the top of the stack). Each frame that unwind
+    /// information covers is unwound by it (framehop); the caller of any other is
+    /// recovered ([`super::recover`]) and counted.
     pub(crate) fn unwind(
         &mut self,
         ip: u64,
@@ -238,24 +356,62 @@ impl StackUnwinder {
         asked: usize,
         out: &mut Vec<u64>,
     ) -> Unwound {
-        let mut beyond = false;
-        let mut read_stack = |addr: u64| -> Result<u64, ()> {
-            let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
-            let Some(bytes) = stack.get(off..off + 8) else {
-                beyond = true;
-                return Err(());
-            };
-            Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
+        let word = |addr: u64| -> Option<u64> {
+            let off = usize::try_from(addr.checked_sub(sp)?).ok()?;
+            Some(u64::from_le_bytes(stack.get(off..off.checked_add(8)?)?.try_into().ok()?))
         };
-        let regs = UnwindRegsX86_64::new(ip, sp, bp);
-        let mut frames = self.unwinder.iter_frames(ip, regs, &mut self.cache, &mut read_stack);
+        // A read past the copy, but within a thread stack's usual reach of it, is stack the
+        // copy did not hold; one farther off came from a register that held data (the
+        // frame pointer of code that uses rbp for something else).
+        let copy_end = sp.saturating_add(stack.len() as u64);
+        let beyond = std::cell::Cell::new(false);
+        let mut read_stack = |addr: u64| -> Result<u64, ()> {
+            let value = word(addr);
+            let near = addr >= copy_end && addr - copy_end < STACK_REACH;
+            beyond.set(beyond.get() || (value.is_none() && near));
+            value.ok_or(())
+        };
+        let mut unwound = Unwound::default();
+        let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
+        let mut frame = FrameAddress::from_instruction_pointer(ip);
         while out.len() < MAX_FRAMES {
-            match frames.next() {
-                Ok(Some(frame)) => out.push(frame.address()),
-                Ok(None) | Err(_) => break,
+            out.push(frame.address());
+            let lookup = frame.address_for_lookup();
+            let before = regs;
+            let exact = if self.has_cfi(lookup) {
+                match self.unwinder.unwind_frame(frame, &mut regs, &mut self.cache, &mut read_stack)
+                {
+                    Ok(Some(ra)) => Some(ra),
+                    Ok(None) => break, // a root: the unwind information says so
+                    Err(_) if beyond.get() => break, // it needed stack beyond the copy
+                    Err(_) => None,
+                }
+            } else {
+                None
+            };
+            let ra = match exact {
+                Some(ra) => ra,
+                None => {
+                    let Some(r) =
+                        recover(before.sp(), before.bp(), word, |a| self.is_return_address(a))
+                    else {
+                        break;
+                    };
+                    match r.how {
+                        Recovery::FramePointer => unwound.by_frame_pointer += 1,
+                        Recovery::Scan => unwound.by_scan += 1,
+                    }
+                    regs = UnwindRegsX86_64::new(r.return_address, r.sp, r.bp);
+                    r.return_address
+                }
+            };
+            match FrameAddress::from_return_address(ra) {
+                Some(next) => frame = next,
+                None => break,
             }
         }
-        Unwound { truncated: beyond && stack.len() >= asked }
+        unwound.truncated = beyond.get() && stack.len() >= asked;
+        unwound
     }
 }
 

@@ -206,6 +206,209 @@ fn records_the_sqlite_example_under_its_rust_callers() {
         .any(|c| c.rust.starts_with("rusqlite::") && c.c_entry.starts_with("sqlite3_")));
 }
 
+/// C code whose callers have no unwind information (an assembly loop that uses `rbp` as
+/// data and calls back into C), and the C library's `qsort`, which calls back into Rust.
+const FOREIGN_C_SOURCE: &str = r#"
+#include <stdint.h>
+
+__attribute__((noinline)) uint64_t ffiprof_test_spin(uint64_t x, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        x ^= x >> 29;
+    }
+    return x;
+}
+
+/* uint64_t ffiprof_asm_loop(uint64_t x, uint64_t rounds, uint64_t (*f)(uint64_t, uint64_t)):
+   hand-written, without CFI directives, so no unwind information covers it; it keeps a
+   constant in rbp, as zstd's Huffman decoder keeps data there. */
+__asm__(
+    ".text\n"
+    ".globl ffiprof_asm_loop\n"
+    ".type ffiprof_asm_loop, @function\n"
+    "ffiprof_asm_loop:\n"
+    "    push %rbp\n"
+    "    push %rbx\n"
+    "    push %r12\n"
+    "    push %r13\n"
+    "    sub $8, %rsp\n"
+    "    mov %rdi, %rbx\n"
+    "    mov %rsi, %r12\n"
+    "    mov %rdx, %r13\n"
+    "    movabs $0x9e3779b97f4a7c15, %rbp\n"
+    "1:  mov $20000, %ecx\n"
+    "2:  imul %rbp, %rbx\n"
+    "    add $1, %rbx\n"
+    "    dec %ecx\n"
+    "    jnz 2b\n"
+    "    mov %rbx, %rdi\n"
+    "    mov $20000, %esi\n"
+    "    call *%r13\n"
+    "    mov %rax, %rbx\n"
+    "    dec %r12\n"
+    "    jnz 1b\n"
+    "    mov %rbx, %rax\n"
+    "    add $8, %rsp\n"
+    "    pop %r13\n"
+    "    pop %r12\n"
+    "    pop %rbx\n"
+    "    pop %rbp\n"
+    "    ret\n"
+    ".size ffiprof_asm_loop, .-ffiprof_asm_loop\n");
+"#;
+
+const FOREIGN_RUST_SOURCE: &str = r#"
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn ffiprof_test_spin(x: u64, n: u64) -> u64;
+    fn ffiprof_asm_loop(x: u64, rounds: u64, f: unsafe extern "C" fn(u64, u64) -> u64) -> u64;
+    fn qsort(
+        base: *mut u64,
+        n: usize,
+        size: usize,
+        cmp: extern "C" fn(*const u64, *const u64) -> i32,
+    );
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+fn thread_cpu_ms() -> u64 {
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    unsafe { clock_gettime(3, &mut ts) };
+    ts.sec as u64 * 1000 + ts.nsec as u64 / 1_000_000
+}
+
+#[inline(never)]
+fn through_assembly(ms: u64) -> u64 {
+    let end = thread_cpu_ms() + ms;
+    let mut x = 1;
+    while thread_cpu_ms() < end {
+        x = unsafe { ffiprof_asm_loop(x, 20, ffiprof_test_spin) };
+    }
+    x
+}
+
+/// The comparator qsort calls: Rust under C, with work of its own.
+#[inline(never)]
+extern "C" fn rust_comparator(a: *const u64, b: *const u64) -> i32 {
+    let (mut a, mut b) = unsafe { (*a, *b) };
+    for _ in 0..200 {
+        a = std::hint::black_box(a.rotate_left(7) ^ 0x9e37);
+        b = std::hint::black_box(b.rotate_left(7) ^ 0x9e37);
+    }
+    a.cmp(&b) as i32
+}
+
+#[inline(never)]
+fn sorting_in_c(ms: u64) -> u64 {
+    let end = thread_cpu_ms() + ms;
+    let mut v: Vec<u64> = Vec::new();
+    while thread_cpu_ms() < end {
+        v = (0..2000u64).map(|i| i.wrapping_mul(0x9e3779b97f4a7c15)).collect();
+        unsafe { qsort(v.as_mut_ptr(), v.len(), 8, rust_comparator) };
+    }
+    v[0]
+}
+
+fn main() {
+    let ms: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(600);
+    let asm = std::thread::Builder::new().name("asm".into()).spawn(move || through_assembly(ms));
+    let sort = std::thread::Builder::new().name("qsort".into()).spawn(move || sorting_in_c(ms));
+    println!("{}", asm.unwrap().join().unwrap() ^ sort.unwrap().join().unwrap());
+}
+"#;
+
+/// The test program of C without unwind information and callbacks, built once.
+fn foreign_program() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        common::build_program("record-foreign-program", FOREIGN_C_SOURCE, &[], FOREIGN_RUST_SOURCE)
+    })
+}
+
+#[test]
+fn recovers_callers_through_assembly_without_unwind_info() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rec");
+    let ran = common::run(
+        ffiprof()
+            .args(["record", "--frequency", "1000", "--out"])
+            .arg(&dir)
+            .arg("--")
+            .arg(foreign_program())
+            .arg("600"),
+    )
+    .success()
+    .stderr_has("where C calls back into Rust")
+    .stderr_has("samples with callers found where no unwind information covers the code");
+    let s = summary(&dir);
+    let t = thread(&s, "asm");
+    assert!(t.health.c_samples >= 50, "{} samples in C", t.health.c_samples);
+    assert!(
+        t.health.c_with_rust_caller >= 0.99,
+        "{} of C samples have a Rust caller",
+        t.health.c_with_rust_caller
+    );
+    // The assembly's caller was found by a scan (rbp holds data), and counted.
+    assert!(t.health.recovered >= 0.9, "{} of samples recovered", t.health.recovered);
+    assert!(t.health.recovered_by_scan >= t.health.recovered_samples);
+    let folded = std::fs::read_to_string(dir.join(&s.files.folded)).unwrap();
+    assert!(
+        folded.lines().any(|l| l.contains("through_assembly;ffiprof_asm_loop;ffiprof_test_spin")),
+        "{folded}"
+    );
+    assert!(folded.lines().any(|l| l.contains("through_assembly;ffiprof_asm_loop ")));
+    // Where unwind information covers every frame, nothing is recovered.
+    let sorting = thread(&s, "qsort");
+    assert_eq!(sorting.health.recovered_samples, 0);
+
+    // qsort calling the Rust comparator is a crossing from C into Rust, with its share.
+    let back = s
+        .callbacks
+        .iter()
+        .find(|c| c.rust.ends_with("rust_comparator"))
+        .unwrap_or_else(|| panic!("no callback into the comparator: {:?}", s.callbacks));
+    assert!(back.c_entry.contains("qsort"), "{back:?}");
+    assert!(back.samples >= 10 && back.share > 0.0 && back.share < 0.5, "{back:?}");
+    let row = ran.stderr.lines().find(|l| l.contains("rust_comparator")).unwrap_or_else(|| {
+        panic!("the terminal's callback table lacks the comparator:\n{}", ran.stderr)
+    });
+    assert!(row.contains("qsort"), "{row}");
+    // The assembly calling back into C is C to C: no callback.
+    assert!(s.callbacks.iter().all(|c| !c.rust.contains("ffiprof")), "{:?}", s.callbacks);
+
+    // The Firefox profile marks the comparator's frames as Rust called back from C.
+    let fx = firefox(&dir, &s);
+    let rust = fx["meta"]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c["name"] == Language::Rust.name())
+        .unwrap();
+    let back_sub = fx["meta"]["categories"][rust]["subcategories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|n| n == "called back from C")
+        .expect("Rust has a subcategory for callbacks");
+    let track = fx["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "qsort")
+        .expect("the qsort thread's track");
+    let frames = &track["frameTable"];
+    let marked = (0..frames["length"].as_u64().unwrap() as usize).any(|i| {
+        frames["category"][i].as_u64() == Some(rust as u64)
+            && frames["subcategory"][i].as_u64() == Some(back_sub as u64)
+    });
+    assert!(marked, "no frame of the qsort thread is marked as called back from C");
+}
+
 #[test]
 fn attaches_to_a_running_process_and_follows_its_new_threads() {
     let mut child =
