@@ -40,6 +40,57 @@ pub(crate) fn signed_pct(change: f64) -> String {
     format!("{:+.1}%", change * 100.0)
 }
 
+/// A function name short enough for a terminal column (`max` characters at most): as it
+/// is when it fits; else with the insides of its template arguments and parameter lists
+/// elided (`std::sort<…>(…)`); else cut in the middle. Files keep the whole name.
+pub(crate) fn short_name(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        return name.to_owned();
+    }
+    let collapsed = collapse_brackets(name).filter(|c| c.chars().count() <= max);
+    if let Some(c) = collapsed {
+        return c;
+    }
+    let chars: Vec<char> = name.chars().collect();
+    let keep = max.saturating_sub(1);
+    let head = keep - keep / 2;
+    let tail = keep / 2;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// `name` with what is inside each outermost `<...>` and `(...)` replaced by `…`, or None
+/// when its brackets do not pair up (`operator<`, `operator->`).
+fn collapse_brackets(name: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut open: Vec<char> = Vec::new();
+    for c in name.chars() {
+        match c {
+            '<' | '(' => {
+                if open.is_empty() {
+                    out.push(c);
+                    out.push('…');
+                }
+                open.push(c);
+            }
+            '>' | ')' => {
+                let expected = if c == '>' { '<' } else { '(' };
+                if open.pop() != Some(expected) {
+                    return None;
+                }
+                if open.is_empty() {
+                    out.push(c);
+                }
+            }
+            _ if open.is_empty() => out.push(c),
+            _ => {}
+        }
+    }
+    open.is_empty().then_some(out)
+}
+
 /// Aligned plain-text table: the first `text_columns` columns left-aligned, the rest
 /// (figures) right-aligned, a rule under the header.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>], text_columns: usize) -> String {
@@ -74,6 +125,20 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>], text_columns: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_shortened_for_the_terminal() {
+        assert_eq!(short_name("app::query", 20), "app::query");
+        let cpp = "std::__unguarded_partition<__gnu_cxx::__normal_iterator<unsigned long*, \
+                   std::vector<unsigned long> >, cmp>(unsigned long*, unsigned long*)";
+        assert_eq!(short_name(cpp, 60), "std::__unguarded_partition<…>(…)");
+        let cut = short_name(&"x".repeat(100), 21);
+        assert_eq!(cut.chars().count(), 21);
+        assert_eq!(cut, format!("{}…{}", "x".repeat(10), "x".repeat(10)));
+        // Brackets that do not pair up are cut, never mangled.
+        let op = format!("{}::operator<(int)", "a".repeat(40));
+        assert_eq!(short_name(&op, 30).chars().count(), 30);
+    }
 
     #[test]
     fn nanoseconds_scale_and_keep_digits() {

@@ -12,8 +12,14 @@
 //!    libpthread, libdl, librt, libstdc++, the vDSO), or a C runtime entry point linked
 //!    into the executable (`_start`, `__libc_start_main`, `start_thread`, `clone3`):
 //!    **C runtime**;
-//! 5. a source file ending in `.rs`, or a demangled Rust path (`a::b`): **Rust**;
-//! 6. anything else with a symbol (C sources of csrc, a shared library of the
+//! 5. a source file ending in `.rs`: **Rust**;
+//! 6. a C++ source or header (`.cpp`, `.cc`, `.cxx`, `.c++`, `.hpp`, `.hh`, `.hxx`,
+//!    `.tcc`, or a file under a `c++/` include directory such as libstdc++'s `vector`),
+//!    or a demangled Itanium C++ name: one that ends in a parameter list (`ns::f(int)`,
+//!    `S::get() const`, `f() [clone .cold]`), which a Rust path never does, or one left
+//!    mangled (`_Z...`) that is not Rust's legacy mangling: **C++**;
+//! 7. a demangled Rust path (`a::b`), or one left in Rust's legacy mangling: **Rust**;
+//! 8. anything else with a symbol (C sources of csrc, a shared library of the
 //!    project's): **C**.
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +41,10 @@ pub enum Language {
     Go,
     /// C code of the project (csrc) or of a library that is not the C runtime.
     C,
+    /// C++ code (Itanium-mangled names, C++ sources), reached from Rust through a C ABI
+    /// (`cxx`, bindgen's wrappers).
+    #[serde(rename = "c++")]
+    Cpp,
     /// libc, libm, libgcc, ld.so and the like.
     CRuntime,
     /// The kernel.
@@ -47,10 +57,11 @@ pub enum Language {
 
 impl Language {
     /// Every language, in legend order.
-    pub const ALL: [Language; 7] = [
+    pub const ALL: [Language; 8] = [
         Language::Rust,
         Language::Go,
         Language::C,
+        Language::Cpp,
         Language::CRuntime,
         Language::Kernel,
         Language::Glue,
@@ -63,6 +74,7 @@ impl Language {
             Language::Rust => "rust",
             Language::Go => "go",
             Language::C => "c",
+            Language::Cpp => "c++",
             Language::CRuntime => "c-runtime",
             Language::Kernel => "kernel",
             Language::Glue => "glue",
@@ -70,15 +82,22 @@ impl Language {
         }
     }
 
-    /// True for the C side of the boundary.
+    /// True for the C side of the boundary (C++ included: Rust reaches it through the C
+    /// ABI).
     pub fn is_c_side(self) -> bool {
-        matches!(self, Language::C | Language::CRuntime)
+        matches!(self, Language::C | Language::Cpp | Language::CRuntime)
+    }
+
+    /// True for a library's or the project's own C or C++ code (the C side without its
+    /// runtime).
+    pub fn is_c_library(self) -> bool {
+        matches!(self, Language::C | Language::Cpp)
     }
 
     /// True for a program's own code in some language (not the kernel, glue or unknown
     /// frames, which a crossing looks through).
     pub fn is_code(self) -> bool {
-        matches!(self, Language::Rust | Language::Go | Language::C | Language::CRuntime)
+        matches!(self, Language::Rust | Language::Go) || self.is_c_side()
     }
 }
 
@@ -164,11 +183,72 @@ pub fn classify(addr: u64, frame: &Frame) -> Language {
     if C_RUNTIME_MODULES.iter().any(|m| module.starts_with(m)) || C_RUNTIME_ENTRY.contains(&name) {
         return Language::CRuntime;
     }
-    let rust_file = frame.file.as_deref().is_some_and(|f| f.ends_with(".rs"));
-    if rust_file || name.contains("::") {
+    let file = frame.file.as_deref().unwrap_or("");
+    if file.ends_with(".rs") {
+        return Language::Rust;
+    }
+    if is_cpp_file(file) || is_cpp_name(name) {
+        return Language::Cpp;
+    }
+    if name.contains("::") || is_rust_legacy_mangled(name) {
         return Language::Rust;
     }
     Language::C
+}
+
+/// True for a Rust symbol in the legacy mangling that was left mangled: Itanium-like, but
+/// its last path segment is `h` and 16 hex digits (`_ZN3app4main17h0123456789abcdefE`).
+fn is_rust_legacy_mangled(name: &str) -> bool {
+    let Some(body) = name.strip_prefix("_ZN").and_then(|b| b.strip_suffix('E')) else {
+        return false;
+    };
+    body.len() >= 19 && {
+        let (rest, hash) = body.split_at(body.len() - 19);
+        hash.starts_with("17h")
+            && hash[3..].bytes().all(|b| b.is_ascii_hexdigit())
+            && rest.bytes().next().is_some_and(|b| b.is_ascii_digit())
+    }
+}
+
+const CPP_EXTENSIONS: &[&str] =
+    &[".cpp", ".cc", ".cxx", ".c++", ".cp", ".hpp", ".hh", ".hxx", ".h++", ".tcc", ".ipp"];
+
+/// True for a C++ source or header: by extension, or a header of a C++ standard
+/// library's include directory (`/usr/include/c++/12/bits/stl_vector.h`, `.../vector`).
+fn is_cpp_file(file: &str) -> bool {
+    let lower = file.to_ascii_lowercase();
+    CPP_EXTENSIONS.iter().any(|e| lower.ends_with(e))
+        || file.contains("/c++/")
+        || file.starts_with("c++/")
+}
+
+/// True for a demangled Itanium C++ function name: it ends in a parameter list, perhaps
+/// followed by qualifiers (`const`, `&`, `noexcept`) and gcc's clone suffixes
+/// (`[clone .cold]`, `[clone .constprop.0]`). Demangled Rust paths never end that way
+/// (`<F as FnOnce<()>>::call_once` ends in a name), nor do C names.
+fn is_cpp_name(name: &str) -> bool {
+    if name.starts_with("_Z") {
+        return !is_rust_legacy_mangled(name);
+    }
+    let mut rest = name.trim_end();
+    while let Some(stripped) = rest.strip_suffix(']') {
+        match stripped.rfind(" [clone ") {
+            Some(at) => rest = stripped[..at].trim_end(),
+            None => return false,
+        }
+    }
+    loop {
+        let before = rest;
+        for qualifier in [" const", " volatile", " &&", " &", " noexcept"] {
+            if let Some(stripped) = rest.strip_suffix(qualifier) {
+                rest = stripped.trim_end();
+            }
+        }
+        if rest == before {
+            break;
+        }
+    }
+    rest.ends_with(')') && rest.find('(').is_some_and(|open| open > 0)
 }
 
 /// Decides the language of a frame of Go's own profiler, which gives names only: cgo's
@@ -626,6 +706,44 @@ mod tests {
         assert_eq!(classify(1, &frame("core::ptr::drop", "ffiprof", None)), Rust);
         assert_eq!(classify(1, &frame("ffiprof_pow_loop", "ffiprof", Some("csrc/pow.c"))), C);
         assert_eq!(classify(1, &frame("ffiprof_dyn_plusone", "libffiprof_dyn.so", None)), C);
+    }
+
+    #[test]
+    fn cpp_is_told_by_its_sources_and_its_demangled_names() {
+        let cpp = |name: &str, file: Option<&str>| classify(1, &frame(name, "libapp.so", file));
+        // Sources and headers, whatever the name.
+        assert_eq!(cpp("parse", Some("src/parser.cpp")), Cpp);
+        assert_eq!(cpp("parse", Some("lib/Parser.CC")), Cpp);
+        assert_eq!(cpp("push_back", Some("/usr/include/c++/12/bits/stl_vector.h")), Cpp);
+        assert_eq!(cpp("Table::get", Some("include/table.hpp")), Cpp);
+        assert_eq!(cpp("extern_c_entry", Some("bridge.cc")), Cpp);
+        // Demangled Itanium names: a parameter list at the end, with qualifiers and
+        // gcc's clone suffixes.
+        assert_eq!(cpp("app::Table::get(unsigned long) const", None), Cpp);
+        assert_eq!(cpp("std::vector<int, std::allocator<int> >::push_back(int&&)", None), Cpp);
+        assert_eq!(cpp("walk(tree_node*) [clone .cold]", None), Cpp);
+        assert_eq!(cpp("S::operator()() const &", None), Cpp);
+        assert_eq!(cpp("f() [clone .constprop.0] [clone .isra.0]", None), Cpp);
+        // Left mangled (a name the demangler could not read): Itanium is C++, Rust's
+        // legacy mangling (hash segment last) is not.
+        assert_eq!(
+            cpp("_ZSt4swapImENSt9enable_ifIXsrSt6__and_IJEEE5valueEvE4typeERS4_", None),
+            Cpp
+        );
+        assert_eq!(cpp("_ZN3app4main17h0123456789abcdefE", None), Rust);
+        // Rust paths and C names are not C++.
+        assert_eq!(cpp("<F as core::ops::function::FnOnce<()>>::call_once", None), Rust);
+        assert_eq!(cpp("core::ptr::drop_in_place<fn(u8)>", None), Rust);
+        assert_eq!(cpp("app::run::{{closure}}", None), Rust);
+        assert_eq!(cpp("sqlite3_step", Some("sqlite3.c")), C);
+        assert_eq!(cpp("(anonymous)", None), C);
+        assert_eq!(cpp("app::main", Some("src/main.rs")), Rust);
+        // libstdc++ itself is the C runtime's side, as libc is.
+        assert_eq!(
+            classify(1, &frame("std::__throw_bad_alloc()", "libstdc++.so.6", None)),
+            CRuntime
+        );
+        assert!(Cpp.is_c_side() && Cpp.is_code() && Cpp.is_c_library());
     }
 
     fn summary(stacks: &[NamedStack<'_>]) -> BoundarySummary {

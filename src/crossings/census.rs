@@ -21,12 +21,12 @@ use crate::stacks::{classify, Frame, Language};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
-    /// Rust calling C (a library's or the project's).
+    /// Rust calling C or C++ (a library's or the project's).
     RustToC,
     /// Rust calling the C runtime (libc, libm, ld.so, ...), shown apart: allocation,
     /// I/O and `memcpy` go this way.
     RustToCRuntime,
-    /// C calling back into Rust.
+    /// C or C++ calling back into Rust.
     CToRust,
     /// The C runtime calling Rust: `qsort` comparators, thread and program start.
     CRuntimeToRust,
@@ -36,9 +36,9 @@ impl Direction {
     /// The direction of a call from `caller` to `callee`, if it crosses.
     pub fn of(caller: Language, callee: Language) -> Option<Direction> {
         match (caller, callee) {
-            (Language::Rust, Language::C) => Some(Direction::RustToC),
+            (Language::Rust, Language::C | Language::Cpp) => Some(Direction::RustToC),
             (Language::Rust, Language::CRuntime) => Some(Direction::RustToCRuntime),
-            (Language::C, Language::Rust) => Some(Direction::CToRust),
+            (Language::C | Language::Cpp, Language::Rust) => Some(Direction::CToRust),
             (Language::CRuntime, Language::Rust) => Some(Direction::CRuntimeToRust),
             _ => None,
         }
@@ -242,7 +242,7 @@ pub(crate) fn crossings(g: &CallGraph) -> (Vec<Counted>, u64) {
     let mut unknown = 0u64;
     for (caller, edges) in graph.out.iter().enumerate() {
         let from = graph.lang[caller];
-        if !matches!(from, Language::Rust | Language::C | Language::CRuntime)
+        if !(from == Language::Rust || from.is_c_side())
             || is_valgrinds(&g.functions[caller].object)
         {
             continue;

@@ -37,6 +37,7 @@ fn color(language: Language) -> CategoryColor {
         Language::Rust => CategoryColor::Orange,
         Language::Go => CategoryColor::LightBlue,
         Language::C => CategoryColor::Blue,
+        Language::Cpp => CategoryColor::Purple,
         Language::CRuntime => CategoryColor::Green,
         Language::Kernel => CategoryColor::Red,
         Language::Glue => CategoryColor::Gray,

@@ -66,7 +66,8 @@ pub struct Health {
     pub truncated_samples: u64,
     /// Their share.
     pub truncated: f64,
-    /// Samples with a frame in a C library (language `c`: not the C runtime).
+    /// Samples with a frame in a C or C++ library (language `c` or `c++`: not the C
+    /// runtime).
     pub c_samples: u64,
     /// Share of those with a Rust frame as an ancestor of their outermost C frame.
     pub c_with_rust_caller: f64,
@@ -308,7 +309,7 @@ fn health(
     for stack in &profile.stacks {
         let langs: Vec<Language> =
             stack.frames.iter().map(|&i| profile.frames[i].language).collect();
-        if let Some(first_c) = langs.iter().position(|&l| l == Language::C) {
+        if let Some(first_c) = langs.iter().position(|l| l.is_c_library()) {
             c += stack.weight;
             if langs[..first_c].contains(&Language::Rust) {
                 c_rust += stack.weight;
@@ -394,6 +395,9 @@ fn hot_c(profile: &Profile, top: usize) -> (Vec<CFunction>, Vec<Crossing>) {
     crossings.truncate(top);
     (hottest, crossings)
 }
+
+/// Characters of a function name in the terminal's tables (summary.json keeps it whole).
+const NAME: usize = 60;
 
 /// Where C calls back into Rust, the most samples below first (at most `top`); a stack
 /// with the same callback twice (recursion) counts once.
@@ -797,10 +801,11 @@ impl RecordSummary {
                     let callers = f
                         .rust_callers
                         .iter()
-                        .map(|c| format!("{} ({})", c.function, c.samples))
+                        .map(|c| format!("{} ({})", fmt::short_name(&c.function, NAME), c.samples))
                         .collect::<Vec<_>>()
                         .join(", ");
-                    vec![format!("{} [{}]", f.function, f.module), callers, fmt::pct(f.share, 1)]
+                    let function = fmt::short_name(&f.function, NAME);
+                    vec![format!("{function} [{}]", f.module), callers, fmt::pct(f.share, 1)]
                 })
                 .collect();
             s.push_str(&fmt::table(
@@ -814,7 +819,11 @@ impl RecordSummary {
             let rows: Vec<Vec<String>> = self
                 .crossings
                 .iter()
-                .map(|c| vec![c.rust.clone(), c.c_entry.clone(), fmt::pct(c.share, 1)])
+                .map(|c| {
+                    let (rust, c_entry) =
+                        (fmt::short_name(&c.rust, NAME), fmt::short_name(&c.c_entry, NAME));
+                    vec![rust, c_entry, fmt::pct(c.share, 1)]
+                })
                 .collect();
             s.push_str(&fmt::table(&["Rust caller", "calls C function", "C below"], &rows, 2));
         }
@@ -824,12 +833,13 @@ impl RecordSummary {
                 .callbacks
                 .iter()
                 .map(|c| {
+                    let entry = fmt::short_name(&c.c_entry, NAME);
                     let c_side = if c.c_caller == c.c_entry {
-                        c.c_entry.clone()
+                        entry
                     } else {
-                        format!("{} via {}", c.c_entry, c.c_caller)
+                        format!("{entry} via {}", fmt::short_name(&c.c_caller, NAME))
                     };
-                    vec![c_side, c.rust.clone(), fmt::pct(c.share, 1)]
+                    vec![c_side, fmt::short_name(&c.rust, NAME), fmt::pct(c.share, 1)]
                 })
                 .collect();
             s.push_str(&fmt::table(&["C function", "calls back Rust function", "below"], &rows, 2));

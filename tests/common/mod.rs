@@ -137,20 +137,46 @@ pub fn build_program(
     c_flags: &[&str],
     rust_source: &str,
 ) -> std::path::PathBuf {
+    build_linked(
+        name,
+        Foreign { compiler: "gcc", file: "lib.c", source: c_source, libs: &[] },
+        c_flags,
+        rust_source,
+    )
+}
+
+/// The foreign half of a test program: its compiler, source file name and source, and
+/// the shared libraries it needs linked in.
+pub struct Foreign<'a> {
+    pub compiler: &'a str,
+    pub file: &'a str,
+    pub source: &'a str,
+    pub libs: &'a [&'a str],
+}
+
+/// [`build_program`] with any compiler gcc's driver family has (`g++` for C++).
+pub fn build_linked(
+    name: &str,
+    foreign: Foreign<'_>,
+    flags: &[&str],
+    rust_source: &str,
+) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("lib.c"), c_source).unwrap();
+    std::fs::write(dir.join(foreign.file), foreign.source).unwrap();
     std::fs::write(dir.join("main.rs"), rust_source).unwrap();
     run_ok(
-        Command::new("gcc")
-            .current_dir(&dir)
-            .args(["-O2", "-g"])
-            .args(c_flags)
-            .args(["-c", "lib.c", "-o", "lib.o"]),
+        Command::new(foreign.compiler).current_dir(&dir).args(["-O2", "-g"]).args(flags).args([
+            "-c",
+            foreign.file,
+            "-o",
+            "lib.o",
+        ]),
     );
     run_ok(Command::new("ar").current_dir(&dir).args(["rcs", "libtest.a", "lib.o"]));
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    run_ok(Command::new(rustc).current_dir(&dir).args([
+    let mut link = Command::new(rustc);
+    link.current_dir(&dir).args([
         "--edition",
         "2021",
         "-O",
@@ -162,7 +188,11 @@ pub fn build_program(
         "static=test",
         "-o",
         "prog",
-    ]));
+    ]);
+    for lib in foreign.libs {
+        link.args(["-l", &format!("dylib={lib}")]);
+    }
+    run_ok(&mut link);
     dir.join("prog")
 }
 

@@ -542,3 +542,142 @@ fn ctrl_c_writes_the_outputs_and_leaves_the_program_running() {
     assert!(s.window_seconds < 1.4, "{}", s.window_seconds);
     assert!(thread(&s, "early-a").health.boundary.samples > 0);
 }
+
+const CPP_SOURCE: &str = r#"
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace ffiprof_test {
+template <typename T>
+class Mixer {
+  public:
+    explicit Mixer(T seed) : state_(seed) {}
+    __attribute__((noinline)) T mix(T rounds) {
+        for (T i = 0; i < rounds; i++) {
+            state_ = state_ * 6364136223846793005ULL + 1442695040888963407ULL;
+            state_ ^= state_ >> 29;
+        }
+        return state_;
+    }
+  private:
+    T state_;
+};
+}  // namespace ffiprof_test
+
+extern "C" uint64_t ffiprof_cpp_mix(uint64_t seed, uint64_t rounds) {
+    ffiprof_test::Mixer<uint64_t> mixer(seed);
+    return mixer.mix(rounds);
+}
+
+// C++ sorting with a comparator written in Rust: C++ calls back into Rust.
+extern "C" uint64_t ffiprof_cpp_sort(uint64_t n, int (*less)(uint64_t, uint64_t)) {
+    std::vector<uint64_t> v(n);
+    for (uint64_t i = 0; i < n; i++) v[i] = i * 0x9e3779b97f4a7c15ULL;
+    std::sort(v.begin(), v.end(), [less](uint64_t a, uint64_t b) { return less(a, b) != 0; });
+    return v[0];
+}
+"#;
+
+const CPP_RUST_SOURCE: &str = r#"
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn ffiprof_cpp_mix(seed: u64, rounds: u64) -> u64;
+    fn ffiprof_cpp_sort(n: u64, less: extern "C" fn(u64, u64) -> i32) -> u64;
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+fn thread_cpu_ms() -> u64 {
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    unsafe { clock_gettime(3, &mut ts) };
+    ts.sec as u64 * 1000 + ts.nsec as u64 / 1_000_000
+}
+
+#[inline(never)]
+extern "C" fn rust_less(a: u64, b: u64) -> i32 {
+    let (mut a, mut b) = (a, b);
+    for _ in 0..100 {
+        a = std::hint::black_box(a.rotate_left(5) ^ 0x51);
+        b = std::hint::black_box(b.rotate_left(5) ^ 0x51);
+    }
+    (a < b) as i32
+}
+
+#[inline(never)]
+fn calls_cpp(ms: u64) -> u64 {
+    let end = thread_cpu_ms() + ms;
+    let mut x = 1;
+    while thread_cpu_ms() < end {
+        x ^= unsafe { ffiprof_cpp_mix(x, 3_000_000) };
+        x ^= unsafe { ffiprof_cpp_sort(3000, rust_less) };
+    }
+    x
+}
+
+fn main() {
+    let ms: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(600);
+    println!("{}", calls_cpp(ms));
+}
+"#;
+
+#[test]
+fn cpp_frames_are_their_own_language_on_the_c_side() {
+    let test = "record::cpp_frames_are_their_own_language_on_the_c_side";
+    if !common::tool_available(test, "g++", "--version", "apt-get install g++") {
+        return;
+    }
+    let program = common::build_linked(
+        "record-cpp-program",
+        common::Foreign { compiler: "g++", file: "lib.cpp", source: CPP_SOURCE, libs: &["stdc++"] },
+        &[],
+        CPP_RUST_SOURCE,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rec");
+    common::run(
+        ffiprof()
+            .args(["record", "--frequency", "1000", "--out"])
+            .arg(&dir)
+            .arg("--")
+            .arg(&program)
+            .arg("600"),
+    )
+    .success()
+    .stderr_has("where C calls back into Rust");
+    let s = summary(&dir);
+    // The template's method is C++, found under its Rust caller.
+    let mix = s
+        .hottest_c_functions
+        .iter()
+        .find(|f| f.function.contains("Mixer") && f.function.contains("mix"))
+        .unwrap_or_else(|| panic!("no C++ mixer among {:?}", s.hottest_c_functions));
+    assert_eq!(mix.language, Language::Cpp, "{mix:?}");
+    assert!(mix.rust_callers[0].function.ends_with("calls_cpp"), "{mix:?}");
+    assert!(s.overall.c_samples >= 100, "{} samples in C or C++", s.overall.c_samples);
+    assert!(s.overall.c_with_rust_caller >= 0.99, "{}", s.overall.c_with_rust_caller);
+    let crossing = s.crossings.iter().find(|c| c.c_entry == "ffiprof_cpp_mix");
+    assert!(crossing.is_some_and(|c| c.rust.ends_with("calls_cpp")), "{:?}", s.crossings);
+    // std::sort calling the Rust comparator is C++ calling back into Rust.
+    let back = s.callbacks.iter().find(|c| c.rust.ends_with("rust_less"));
+    assert!(
+        back.is_some_and(|c| c.c_entry == "ffiprof_cpp_sort" && c.samples > 0),
+        "{:?}",
+        s.callbacks
+    );
+    // Its own category in the Firefox profile, its own colour in the flamegraph's legend.
+    let fx = firefox(&dir, &s);
+    let names: Vec<&str> = fx["meta"]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"c++"), "{names:?}");
+    let svg = std::fs::read_to_string(dir.join(&s.files.flamegraph)).unwrap();
+    assert!(svg.contains("c++ = purple"), "the legend names C++");
+}
