@@ -110,7 +110,9 @@ fn invalid(what: String) -> Error {
 
 /// The profile as a gzipped pprof protobuf: one location per frame (function level), the
 /// language and module in each function's file name slot (`rust: ffiprof`), sample values
-/// in samples and in CPU nanoseconds (`period` = window / samples).
+/// in samples and in CPU nanoseconds: each sample's own CPU time where the sampler
+/// measured it ([`crate::stacks::Stack::cpu_nanos`]), else window / samples (hardware
+/// cycles); `period` is their mean.
 pub(crate) fn encode(
     profile: &Profile,
     window_nanos: i64,
@@ -120,7 +122,10 @@ pub(crate) fn encode(
     let mut strings = Strings::new();
     let samples_t = PbValueType { r#type: strings.id("samples"), unit: strings.id("count") };
     let cpu_t = PbValueType { r#type: strings.id("cpu"), unit: strings.id("nanoseconds") };
-    let period = window_nanos / profile.total().max(1) as i64;
+    let measured = profile.cpu_nanos() > 0;
+    let samples = profile.total().max(1) as i64;
+    let period =
+        if measured { profile.cpu_nanos() as i64 / samples } else { window_nanos / samples };
     let function: Vec<PbFunction> = profile
         .frames
         .iter()
@@ -141,7 +146,10 @@ pub(crate) fn encode(
         .map(|s| PbSample {
             // pprof wants the leaf first.
             location_id: s.frames.iter().rev().map(|&i| i as u64 + 1).collect(),
-            value: vec![s.weight as i64, s.weight as i64 * period],
+            value: vec![
+                s.weight as i64,
+                if measured { s.cpu_nanos as i64 } else { s.weight as i64 * period },
+            ],
         })
         .collect();
     let comment = vec![strings.id(comment)];
@@ -171,6 +179,8 @@ pub struct Decoded {
     pub stacks: Vec<(Vec<String>, i64)>,
     /// Every function's name, in table order.
     pub functions: Vec<String>,
+    /// The sum of the sample values of type `cpu` (nanoseconds), where there is one.
+    pub cpu_nanos: Option<i64>,
 }
 
 impl Decoded {
@@ -206,6 +216,12 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     let functions: HashMap<u64, String> =
         p.function.iter().map(|f| Ok((f.id, string(f.name)?))).collect::<Result<_>>()?;
     let locations: HashMap<u64, &PbLocation> = p.location.iter().map(|l| (l.id, l)).collect();
+    let mut cpu = None;
+    for (k, t) in p.sample_type.iter().enumerate() {
+        if string(t.r#type)? == "cpu" {
+            cpu = Some(p.sample.iter().filter_map(|s| s.value.get(k)).sum::<i64>());
+        }
+    }
     let mut stacks = Vec::with_capacity(p.sample.len());
     for s in &p.sample {
         let mut frames = Vec::new();
@@ -223,6 +239,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     Ok(Decoded {
         stacks,
         functions: p.function.iter().map(|f| string(f.name)).collect::<Result<_>>()?,
+        cpu_nanos: cpu,
     })
 }
 
@@ -248,6 +265,26 @@ mod tests {
         let nine = decoded.stacks.iter().find(|(_, n)| *n == 9).unwrap();
         assert_eq!(nine.0, ["pow", "ffiprof::loop", "main"]);
         assert_eq!(decode(&raw).unwrap(), decoded, "plain and gzipped bytes decode alike");
+    }
+
+    #[test]
+    fn samples_weigh_their_own_cpu_time_where_it_was_measured() {
+        let mut profile = crate::stacks::pow_profile_for_tests();
+        // Without measured CPU time: window / samples each (10 ms over 10 samples).
+        assert_eq!(
+            decode(&encode(&profile, 10_000_000, 1, "t").unwrap()).unwrap().cpu_nanos,
+            Some(10_000_000)
+        );
+        // Three busy threads in a 10 ms window used 30 ms: each stack's own CPU time.
+        for (k, stack) in profile.stacks.iter_mut().enumerate() {
+            stack.cpu_nanos = stack.weight * 3_000_000 + k as u64;
+        }
+        let expected = profile.cpu_nanos() as i64;
+        let gz = encode(&profile, 10_000_000, 1, "t").unwrap();
+        assert_eq!(decode(&gz).unwrap().cpu_nanos, Some(expected));
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut raw).unwrap();
+        assert_eq!(PbProfile::decode(&raw[..]).unwrap().period, expected / 10);
     }
 
     #[test]

@@ -292,6 +292,9 @@ pub struct Stack {
     pub frames: Vec<usize>,
     /// Samples it stands for.
     pub weight: u64,
+    /// The CPU time those samples stand for, nanoseconds (each sample's own period); 0
+    /// where the sampler does not measure it (hardware cycles).
+    pub cpu_nanos: u64,
 }
 
 /// A frame given by (function, module, language), for hand-made profiles.
@@ -327,7 +330,7 @@ impl Profile {
                     intern(&mut profile.frames, &mut index, info)
                 })
                 .collect();
-            profile.stacks.push(Stack { frames: ids, weight: *weight });
+            profile.stacks.push(Stack { frames: ids, weight: *weight, cpu_nanos: 0 });
         }
         profile
     }
@@ -335,6 +338,11 @@ impl Profile {
     /// Total weight.
     pub fn total(&self) -> u64 {
         self.stacks.iter().map(|s| s.weight).sum()
+    }
+
+    /// Total CPU time of the samples, nanoseconds (0 when the sampler did not measure it).
+    pub fn cpu_nanos(&self) -> u64 {
+        self.stacks.iter().map(|s| s.cpu_nanos).sum()
     }
 
     /// Each frame's name in folded stacks and flamegraphs: its function (`;` written as
@@ -397,7 +405,7 @@ impl Profile {
                 .collect();
             for stack in &part.stacks {
                 let frames = root.into_iter().chain(stack.frames.iter().map(|&i| ids[i])).collect();
-                out.stacks.push(Stack { frames, weight: stack.weight });
+                out.stacks.push(Stack { frames, weight: stack.weight, cpu_nanos: stack.cpu_nanos });
             }
         }
         out
@@ -476,7 +484,7 @@ pub fn build(raw: &RawProfile, sym: &mut ProcessSymbolizer) -> Result<Profile> {
     for (s, &start) in raw.samples.iter().zip(&starts) {
         at.clear();
         at.extend((start..s.addrs.len()).map(|i| lookup(&s.addrs, i, start)));
-        builder.push(at.iter().map(|&addr| (addr, sym.frames(addr))), s.weight);
+        builder.push(at.iter().map(|&addr| (addr, sym.frames(addr))), s.weight, s.cpu_nanos);
     }
     Ok(builder.finish())
 }
@@ -497,12 +505,13 @@ impl ProfileBuilder {
         &mut self,
         leaf_first: impl Iterator<Item = (u64, &'f [Frame])>,
         weight: u64,
+        cpu_nanos: u64,
     ) -> Option<usize> {
         let mut ids = Vec::new();
         for (addr, frames) in leaf_first {
             ids.extend(self.frame_ids(addr, frames).into_iter().rev());
         }
-        self.push_ids(ids, weight)
+        self.push_ids(ids, weight, cpu_nanos)
     }
 
     /// The frames symbolized at one lookup address (innermost first), classified and
@@ -532,7 +541,12 @@ impl ProfileBuilder {
 
     /// Adds a stack of interned frames given leaf first (as [`ProfileBuilder::push`]
     /// does, with its root trimming).
-    pub(crate) fn push_ids(&mut self, mut ids: Vec<usize>, weight: u64) -> Option<usize> {
+    pub(crate) fn push_ids(
+        &mut self,
+        mut ids: Vec<usize>,
+        weight: u64,
+        cpu_nanos: u64,
+    ) -> Option<usize> {
         ids.reverse();
         // An unwinder may step past the thread's root into garbage: drop what lies
         // below the outermost thread root.
@@ -545,14 +559,16 @@ impl ProfileBuilder {
         if ids.is_empty() {
             return None;
         }
-        self.profile.stacks.push(Stack { frames: ids, weight });
+        self.profile.stacks.push(Stack { frames: ids, weight, cpu_nanos });
         Some(self.profile.stacks.len() - 1)
     }
 
-    /// Adds `weight` to stack `index` (as [`ProfileBuilder::push_ids`] returned it).
-    pub(crate) fn add_weight(&mut self, index: usize, weight: u64) {
+    /// Adds `weight` samples of `cpu_nanos` to stack `index` (as
+    /// [`ProfileBuilder::push_ids`] returned it).
+    pub(crate) fn add_weight(&mut self, index: usize, weight: u64, cpu_nanos: u64) {
         if let Some(stack) = self.profile.stacks.get_mut(index) {
             stack.weight += weight;
+            stack.cpu_nanos += cpu_nanos;
         }
     }
 

@@ -271,6 +271,7 @@ fn thread_profile(
     log: &ThreadLog,
     table: &StackTable,
     frames: &HashMap<Loc, Vec<Frame>>,
+    event: Event,
 ) -> ThreadProfile {
     let mut builder = ProfileBuilder::default();
     let none: Vec<Frame> = vec![unknown()];
@@ -285,9 +286,10 @@ fn thread_profile(
                 .or_insert_with(|| builder.frame_ids(l.offset, frames.get(&l).unwrap_or(&none)));
             ids.extend(at.iter().rev());
         }
-        let at = builder.push_ids(ids, 0);
+        let at = builder.push_ids(ids, 0, 0);
         if let Some(i) = at {
-            builder.add_weight(i, weight.samples);
+            let cpu = if event == Event::CpuClock { weight.period } else { 0 };
+            builder.add_weight(i, weight.samples, cpu);
         }
         stacks.insert(stack, at);
     }
@@ -625,7 +627,7 @@ pub(crate) fn summarize(
         .map(|&(tid, log)| ThreadProfile {
             tid,
             stem: busy(log).then(|| file_stem(tid, &name_of(tid, log))),
-            ..thread_profile(log, &c.stacks, frames)
+            ..thread_profile(log, &c.stacks, frames, c.event)
         })
         .collect();
 

@@ -36,6 +36,8 @@ pub struct RawSample {
     pub addrs: Vec<u64>,
     /// How many samples this stack stands for.
     pub weight: u64,
+    /// The CPU time they stand for, nanoseconds (0 where the event does not measure it).
+    pub cpu_nanos: u64,
     /// Thread id.
     pub thread: u32,
 }

@@ -222,6 +222,7 @@ pub(crate) fn map_ring(
 
 /// Drains every record in the ring buffer.
 fn drain(
+    event: Event,
     sampler: &Mutex<PerfEventSampler>,
     unwinder: &mut Option<StackUnwinder>,
     out: &mut Collected,
@@ -255,7 +256,13 @@ fn drain(
                         addrs.push(ip);
                     }
                 }
-                out.samples.push(RawSample { addrs, weight: 1, thread: sample.tid().unwrap_or(0) });
+                // cpu-clock's period is the CPU time since the thread's last sample.
+                let cpu_nanos = match event {
+                    Event::CpuClock => sample.period().unwrap_or(0),
+                    _ => 0,
+                };
+                let thread = sample.tid().unwrap_or(0);
+                out.samples.push(RawSample { addrs, weight: 1, cpu_nanos, thread });
             }
             Ok(Parsed::Lost(lost)) => out.lost += lost.lost,
             Ok(Parsed::LostSamples(lost)) => out.lost += lost.lost,
@@ -292,7 +299,7 @@ impl Sampler for PerfSampler {
                     let mut out = Collected::default();
                     loop {
                         let stopping = stop.load(Ordering::Acquire);
-                        if drain(&sampler, &mut unwinder, &mut out) == 0 {
+                        if drain(event, &sampler, &mut unwinder, &mut out) == 0 {
                             if stopping {
                                 break;
                             }

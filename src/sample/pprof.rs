@@ -1,7 +1,9 @@
 //! The in-process sampler of the `pprof` crate: `setitimer(ITIMER_PROF)` delivers SIGPROF,
 //! and its handler unwinds with the default (DWARF, libgcc) unwinder, which keeps the leaf
 //! and frameless C frames exact. Its `frame-pointer` feature would lose the leaf frame, so
-//! it is not used.
+//! it is not used. The timer fires each time the process has used one interval of CPU
+//! (rounded up to the kernel's tick), so each sample stands for the process's CPU time
+//! over the window divided by all its samples, whatever the frequency asked.
 
 use std::time::Instant;
 
@@ -11,7 +13,7 @@ use crate::error::{Error, Result};
 /// Samples with pprof-rs.
 pub(crate) struct PprofSampler {
     frequency: u64,
-    guard: Option<(::pprof::ProfilerGuard<'static>, Instant, u64)>,
+    guard: Option<(::pprof::ProfilerGuard<'static>, Instant, u64, u64)>,
 }
 
 impl PprofSampler {
@@ -32,16 +34,18 @@ impl Sampler for PprofSampler {
             .frequency(hz)
             .build()
             .map_err(|e| Error::Pprof(e.to_string()))?;
-        self.guard = Some((guard, Instant::now(), crate::ffi::current_pthread()));
+        let cpu = process_cpu_nanos();
+        self.guard = Some((guard, Instant::now(), crate::ffi::current_pthread(), cpu));
         Ok(())
     }
 
     fn stop(&mut self) -> Result<RawProfile> {
-        let (guard, started, thread) = self
+        let (guard, started, thread, cpu_at_start) = self
             .guard
             .take()
             .ok_or_else(|| Error::Internal("pprof sampler stopped before it started".into()))?;
         let window = started.elapsed();
+        let cpu = process_cpu_nanos().saturating_sub(cpu_at_start);
         let report = guard.report().build_unresolved().map_err(|e| Error::Pprof(e.to_string()))?;
         drop(guard);
         // setitimer(ITIMER_PROF) interrupts whichever thread is on the CPU; keep the
@@ -56,8 +60,13 @@ impl Sampler for PprofSampler {
             samples.push(RawSample {
                 addrs: frames.frames.iter().map(|f| f.ip() as u64).collect(),
                 weight: *count as u64,
+                cpu_nanos: 0,
                 thread: frames.thread_id as u32,
             });
+        }
+        let all = samples.iter().map(|s| s.weight).sum::<u64>() + other_threads;
+        for s in &mut samples {
+            s.cpu_nanos = (cpu as u128 * s.weight as u128 / all.max(1) as u128) as u64;
         }
         let mut notes = tick_note(self.frequency);
         if other_threads > 0 {
@@ -74,6 +83,18 @@ impl Sampler for PprofSampler {
             samples,
             has_signal_frames: true,
         })
+    }
+}
+
+/// The CPU time this process has used, nanoseconds.
+fn process_cpu_nanos() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid clock id and a pointer to a timespec we own.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0;
+    if ok {
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    } else {
+        0
     }
 }
 

@@ -274,12 +274,21 @@ extern "C" {
         cmp: extern "C" fn(*const u64, *const u64) -> i32,
     );
     fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    fn getrusage(who: i32, usage: *mut [i64; 18]) -> i32;
 }
 
 fn thread_cpu_ms() -> u64 {
     let mut ts = Timespec { sec: 0, nsec: 0 };
     unsafe { clock_gettime(3, &mut ts) };
     ts.sec as u64 * 1000 + ts.nsec as u64 / 1_000_000
+}
+
+/// The process's user + system CPU time, nanoseconds (struct rusage begins with two
+/// timevals).
+fn process_cpu_ns() -> u64 {
+    let mut r = [0i64; 18];
+    unsafe { getrusage(0, &mut r) };
+    ((r[0] + r[2]) * 1_000_000_000 + (r[1] + r[3]) * 1000) as u64
 }
 
 #[inline(never)]
@@ -318,7 +327,8 @@ fn main() {
     let ms: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(600);
     let asm = std::thread::Builder::new().name("asm".into()).spawn(move || through_assembly(ms));
     let sort = std::thread::Builder::new().name("qsort".into()).spawn(move || sorting_in_c(ms));
-    println!("{}", asm.unwrap().join().unwrap() ^ sort.unwrap().join().unwrap());
+    let x = asm.unwrap().join().unwrap() ^ sort.unwrap().join().unwrap();
+    println!("{x} cpu_ns={}", process_cpu_ns());
 }
 "#;
 
@@ -407,6 +417,22 @@ fn recovers_callers_through_assembly_without_unwind_info() {
             && frames["subcategory"][i].as_u64() == Some(back_sub as u64)
     });
     assert!(marked, "no frame of the qsort thread is marked as called back from C");
+
+    // The pprof profile weighs each sample by its own CPU time: its total is the two busy
+    // threads' CPU time, as the program measured it (user + system), not the window (which
+    // is about half of it where both threads get a core).
+    let used: f64 = ran
+        .stdout
+        .split("cpu_ns=")
+        .nth(1)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the program's CPU time: {}", ran.stdout));
+    let pprof = ffiprof::decode_pprof(&std::fs::read(dir.join(&s.files.pprof)).unwrap()).unwrap();
+    let in_pprof = pprof.cpu_nanos.expect("a cpu sample type") as f64;
+    assert!(
+        (in_pprof / used - 1.0).abs() <= 0.05,
+        "pprof's CPU total {in_pprof} ns against the program's {used} ns"
+    );
 }
 
 #[test]
