@@ -12,7 +12,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use ffiprof::profile::{unix_nanos_now, write_profile_files};
 use ffiprof::sample::{self, Sampler, SamplerKind};
 use ffiprof::stacks::ProcessSymbolizer;
-use ffiprof::workload::{self, Workload};
+use ffiprof::workload::{self, Placement, Workload};
 
 fn main() {
     let mut c = Criterion::default()
@@ -41,8 +41,10 @@ fn register(c: &mut Criterion, workloads: &[Workload]) -> ffiprof::Result<()> {
             let n = input.calls_per_iteration;
             group.throughput(Throughput::Elements(n));
             let shared = (workload.share)(input);
-            for variant in &workload.variants {
-                let mut runner = (variant.prepare)(input, &shared)?;
+            // Placement 0 of each variant: criterion times one copy of each loop; the
+            // paired table that follows draws among all of them.
+            for variant in workload.available_variants().0 {
+                let mut runner = (variant.prepare)(input, &shared, Placement::default())?;
                 group.bench_function(BenchmarkId::new(variant.name, input.name), |b| {
                     b.iter(|| runner.run(black_box(n)))
                 });

@@ -24,7 +24,7 @@ use crate::measure::Interval;
 use crate::profile::{unix_nanos_now, write_profile_files};
 use crate::sample::{self, Event, RawProfile, Sampler, SamplerKind};
 use crate::symbol::ProcessSymbolizer;
-use crate::workload::{Input, Role, Runner, Workload};
+use crate::workload::{Input, Placement, Role, Runner, Workload};
 
 /// Costs of one sampler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,10 +224,17 @@ pub fn measure(
 ) -> Result<SamplerCost> {
     let v = workload.variant(variant)?;
     let shared = (workload.share)(input);
-    let mut unprofiled = vec![(v.prepare)(input, &shared)?, (v.prepare)(input, &shared)?];
+    let mut unprofiled = vec![
+        (v.prepare)(input, &shared, Placement::default())?,
+        (v.prepare)(input, &shared, Placement::default())?,
+    ];
     let state = Rc::new(RefCell::new(Sampled::default()));
-    let profiled =
-        Profiled { runner: (v.prepare)(input, &shared)?, kind, options, state: state.clone() };
+    let profiled = Profiled {
+        runner: (v.prepare)(input, &shared, Placement::default())?,
+        kind,
+        options,
+        state: state.clone(),
+    };
     let rounds = plan.rounds.max(6);
     let engine = paired::Options {
         batch_target: plan.window,

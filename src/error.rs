@@ -97,6 +97,15 @@ pub enum Error {
         /// What dlopen or dlsym said.
         source: libloading::Error,
     },
+    /// A variant that cannot be built on this machine (a compiler it needs is missing);
+    /// the paired engine leaves it out of its case and says why.
+    #[error("{variant} not measured: {why}")]
+    VariantUnavailable {
+        /// The variant.
+        variant: String,
+        /// Why, and what would make it available.
+        why: String,
+    },
     /// A file or directory could not be created or written while working.
     #[error("cannot write {path}: {source}")]
     Write {

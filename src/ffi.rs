@@ -62,6 +62,85 @@ extern "C" {
     fn ffiprof_list_sum(head: *const RawNode) -> u64;
     fn ffiprof_arena_free(arena: *mut RawArena);
     fn ffiprof_spin(x: u64, iters: u64) -> u64;
+    // The other placements of the batched loops (csrc/ffiprof.h, FFIPROF_PLACED).
+    fn ffiprof_pow_loop_p1(a: f64, e: f64, n: u64) -> f64;
+    fn ffiprof_pow_loop_p2(a: f64, e: f64, n: u64) -> f64;
+    fn ffiprof_pow_loop_p3(a: f64, e: f64, n: u64) -> f64;
+    fn ffiprof_plusone_loop_p1(x: c_int, n: u64) -> c_int;
+    fn ffiprof_plusone_loop_p2(x: c_int, n: u64) -> c_int;
+    fn ffiprof_plusone_loop_p3(x: c_int, n: u64) -> c_int;
+    fn ffiprof_buf_digest_repeat_p1(p: *const u8, len: usize, n: u64, seed: u64) -> u64;
+    fn ffiprof_buf_digest_repeat_p2(p: *const u8, len: usize, n: u64, seed: u64) -> u64;
+    fn ffiprof_buf_digest_repeat_p3(p: *const u8, len: usize, n: u64, seed: u64) -> u64;
+    fn ffiprof_for_each_p1(
+        step: StepFn,
+        user: *mut c_void,
+        n: u64,
+        x0: u64,
+        result: *mut u64,
+        done: *mut u64,
+    ) -> c_int;
+    fn ffiprof_for_each_p2(
+        step: StepFn,
+        user: *mut c_void,
+        n: u64,
+        x0: u64,
+        result: *mut u64,
+        done: *mut u64,
+    ) -> c_int;
+    fn ffiprof_for_each_p3(
+        step: StepFn,
+        user: *mut c_void,
+        n: u64,
+        x0: u64,
+        result: *mut u64,
+        done: *mut u64,
+    ) -> c_int;
+}
+
+/// How many code placements each measured loop has: csrc/ffiprof.h's
+/// `FFIPROF_PLACEMENTS`, and the length of each table of copies below.
+pub(crate) const PLACEMENTS: usize = 4;
+
+type ForEachFn = unsafe extern "C" fn(StepFn, *mut c_void, u64, u64, *mut u64, *mut u64) -> c_int;
+
+const POW_LOOPS: [unsafe extern "C" fn(f64, f64, u64) -> f64; PLACEMENTS] =
+    [ffiprof_pow_loop, ffiprof_pow_loop_p1, ffiprof_pow_loop_p2, ffiprof_pow_loop_p3];
+const PLUSONE_LOOPS: [unsafe extern "C" fn(c_int, u64) -> c_int; PLACEMENTS] = [
+    ffiprof_plusone_loop,
+    ffiprof_plusone_loop_p1,
+    ffiprof_plusone_loop_p2,
+    ffiprof_plusone_loop_p3,
+];
+const DIGEST_REPEATS: [unsafe extern "C" fn(*const u8, usize, u64, u64) -> u64; PLACEMENTS] = [
+    ffiprof_buf_digest_repeat,
+    ffiprof_buf_digest_repeat_p1,
+    ffiprof_buf_digest_repeat_p2,
+    ffiprof_buf_digest_repeat_p3,
+];
+const FOR_EACHES: [ForEachFn; PLACEMENTS] =
+    [ffiprof_for_each, ffiprof_for_each_p1, ffiprof_for_each_p2, ffiprof_for_each_p3];
+
+/// Placement `K` of a Rust loop, the first thing in its body: pads the code to a 64-byte
+/// boundary and then `16 * K` bytes further, with no-ops that run once per call of the
+/// function, not per item, so that what follows (the loop) sits at the same offset in
+/// every binary, as csrc/ffiprof.h's `FFIPROF_PLACE` does for the C loops. The padding
+/// directive also raises the function's section to 64-byte alignment.
+#[inline(always)]
+pub(crate) fn place<const K: usize>() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: assembler directives only: no-op padding, touching no register, memory,
+    // stack or flag.
+    unsafe {
+        std::arch::asm!(
+            ".balign 64",
+            ".if {k}",
+            ".skip {k} * 16, 0x90",
+            ".endif",
+            k = const K,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
 }
 
 /// libm `pow(x, y)`.
@@ -78,10 +157,10 @@ pub(crate) fn spin(x: u64, iters: u64) -> u64 {
     unsafe { ffiprof_spin(x, iters) }
 }
 
-/// C loop: `a = pow(a, e)` n times.
-pub(crate) fn pow_loop(a: f64, e: f64, n: u64) -> f64 {
+/// C loop: `a = pow(a, e)` n times, the copy at `placement` (< [`PLACEMENTS`]).
+pub(crate) fn pow_loop(placement: usize, a: f64, e: f64, n: u64) -> f64 {
     // SAFETY: plain values in and out.
-    unsafe { ffiprof_pow_loop(a, e, n) }
+    unsafe { POW_LOOPS[placement](a, e, n) }
 }
 
 /// C `plusone(x)`: `x + 1`, wrapping.
@@ -91,10 +170,10 @@ pub(crate) fn plusone(x: i32) -> i32 {
     unsafe { ffiprof_plusone(x) }
 }
 
-/// C loop calling `plusone` n times.
-pub(crate) fn plusone_loop(x: i32, n: u64) -> i32 {
+/// C loop calling `plusone` n times, the copy at `placement` (< [`PLACEMENTS`]).
+pub(crate) fn plusone_loop(placement: usize, x: i32, n: u64) -> i32 {
     // SAFETY: plain values in and out.
-    unsafe { ffiprof_plusone_loop(x, n) }
+    unsafe { PLUSONE_LOOPS[placement](x, n) }
 }
 
 /// C digest of a byte buffer, borrowed for the duration of the call.
@@ -106,9 +185,9 @@ pub(crate) fn buf_digest(bytes: &[u8], seed: u64) -> u64 {
 }
 
 /// C loop digesting the same buffer n times.
-pub(crate) fn buf_digest_repeat(bytes: &[u8], n: u64, seed: u64) -> u64 {
+pub(crate) fn buf_digest_repeat(placement: usize, bytes: &[u8], n: u64, seed: u64) -> u64 {
     // SAFETY: as in `buf_digest`.
-    unsafe { ffiprof_buf_digest_repeat(bytes.as_ptr(), bytes.len(), n, seed) }
+    unsafe { DIGEST_REPEATS[placement](bytes.as_ptr(), bytes.len(), n, seed) }
 }
 
 /// A byte buffer in C's heap (`malloc`), freed with `free` on drop.
@@ -190,13 +269,15 @@ const STEP_ERROR: c_int = 1;
 const STEP_PANIC: c_int = 2;
 
 /// C loop calling the C callback `x * mult + 1` per element: no language crossing inside.
-pub(crate) fn for_each_c(mult: u64, n: u64, x0: u64) -> u64 {
+/// `placement` picks the C loop's copy (< [`PLACEMENTS`]), here and in the other
+/// `for_each_` functions.
+pub(crate) fn for_each_c(placement: usize, mult: u64, n: u64, x0: u64) -> u64 {
     let mut mult = mult;
     let (mut result, mut done) = (0u64, 0u64);
     // SAFETY: ffiprof_c_step reads a u64 through user, which points to `mult`, alive for
     // the whole call; result and done point to live locals.
     let status = unsafe {
-        ffiprof_for_each(
+        FOR_EACHES[placement](
             ffiprof_c_step,
             (&raw mut mult).cast(),
             n,
@@ -253,6 +334,7 @@ where
 /// passed through C as the user-data pointer. Returns the final value, or why it stopped
 /// (with how many elements were done).
 pub(crate) fn for_each_closure<F, E>(
+    placement: usize,
     f: &mut F,
     n: u64,
     x0: u64,
@@ -265,7 +347,7 @@ where
     // SAFETY: the trampoline is instantiated for exactly this F and E, and `call` outlives
     // the C loop, which does not keep the pointer.
     let status = unsafe {
-        ffiprof_for_each(
+        FOR_EACHES[placement](
             closure_trampoline::<F, E>,
             (&raw mut call).cast(),
             n,
@@ -310,6 +392,7 @@ where
 
 /// C loop calling back into `H::step(handle, x)` per element.
 pub(crate) fn for_each_handle<H: HandleStep + 'static>(
+    placement: usize,
     handle: u64,
     n: u64,
     x0: u64,
@@ -321,7 +404,7 @@ where
     // SAFETY: the handle travels as an integer in the pointer slot and is never
     // dereferenced; result and done point to live locals.
     let status = unsafe {
-        ffiprof_for_each(
+        FOR_EACHES[placement](
             handle_trampoline::<H>,
             handle as *mut c_void,
             n,
@@ -499,6 +582,83 @@ impl DynPlusOne {
             Ok(f(x))
         }
     }
+}
+
+/// The cross-language LTO library's loops (csrc/xlto/loops.rs), every placement of each,
+/// resolved once at load time.
+pub(crate) struct XltoLoops {
+    _lib: libloading::Library,
+    plusone: [unsafe extern "C" fn(c_int, u64) -> c_int; PLACEMENTS],
+    pow: [unsafe extern "C" fn(f64, f64, u64) -> f64; PLACEMENTS],
+}
+
+/// Resolves `{prefix}_p0` .. `_p3` in `lib` as functions of type `F`.
+///
+/// # Safety
+/// Each symbol must be a function of type `F`, and the pointers must not outlive `lib`.
+unsafe fn placed_symbols<F: Copy>(
+    lib: &libloading::Library,
+    prefix: &str,
+) -> Result<[F; PLACEMENTS], libloading::Error> {
+    let mut found = Vec::with_capacity(PLACEMENTS);
+    for k in 0..PLACEMENTS {
+        let name = format!("{prefix}_p{k}\0");
+        // SAFETY: the caller guarantees the type.
+        found.push(*unsafe { lib.get::<F>(name.as_bytes()) }?);
+    }
+    Ok(std::array::from_fn(|k| found[k]))
+}
+
+impl XltoLoops {
+    /// Loads the library at `path` and resolves every loop at every placement.
+    pub(crate) fn open(path: &Path) -> Result<XltoLoops, libloading::Error> {
+        // SAFETY: the library is ffiprof's own, built from csrc/xlto/loops.rs and csrc's C;
+        // its initialisers do nothing.
+        let lib = unsafe { libloading::Library::new(path) }?;
+        // SAFETY: loops.rs defines these symbols with exactly these signatures, and the
+        // pointers live in the same struct as the library, which stays loaded while they
+        // exist.
+        unsafe {
+            Ok(XltoLoops {
+                plusone: placed_symbols(&lib, "ffiprof_xlto_plusone")?,
+                pow: placed_symbols(&lib, "ffiprof_xlto_pow")?,
+                _lib: lib,
+            })
+        }
+    }
+
+    /// The per-call plusone loop at `placement`.
+    pub(crate) fn plusone(&self, placement: usize, x: i32, n: u64) -> i32 {
+        // SAFETY: plain values in and out; the library is loaded while self lives.
+        unsafe { self.plusone[placement](x, n) }
+    }
+
+    /// The per-call pow loop at `placement`.
+    pub(crate) fn pow(&self, placement: usize, a: f64, e: f64, n: u64) -> f64 {
+        // SAFETY: as in `plusone`.
+        unsafe { self.pow[placement](a, e, n) }
+    }
+}
+
+/// The file of the loaded object that defines `symbol` in this process (libm's path for
+/// `pow`), by `dlsym` and `dladdr`.
+pub(crate) fn library_of(symbol: &str) -> Option<std::path::PathBuf> {
+    let name = CString::new(symbol).ok()?;
+    // SAFETY: a NUL-terminated name and the default search order; nothing is called.
+    let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    if address.is_null() {
+        return None;
+    }
+    // SAFETY: Dl_info is plain data (pointers and integers), valid when zeroed.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: info is a valid out-parameter for dladdr.
+    if unsafe { libc::dladdr(address, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated string the loader keeps while the object is
+    // loaded; it is copied at once.
+    let file = unsafe { CStr::from_ptr(info.dli_fname) };
+    Some(file.to_string_lossy().into_owned().into())
 }
 
 extern "C" {

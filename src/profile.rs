@@ -25,7 +25,7 @@ use crate::pprof_proto;
 use crate::sample::{self, Event, RawProfile, Sampler, SamplerKind, Unwind};
 use crate::stacks::{self, BoundarySummary, Language, Profile};
 use crate::symbol::ProcessSymbolizer;
-use crate::workload::{Input, Variant, Workload};
+use crate::workload::{Input, Placement, Variant, Workload};
 
 /// Version of `summary.json`.
 pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
@@ -248,7 +248,7 @@ fn profile_one(
     make: &SamplerFactory<'_>,
 ) -> Result<(VariantProfile, String)> {
     let (workload, variant, input) = target;
-    let mut runner = (variant.prepare)(input, &(workload.share)(input))?;
+    let mut runner = (variant.prepare)(input, &(workload.share)(input), Placement::default())?;
     // One untimed round first: libraries loaded, pages touched, before the window.
     std::hint::black_box(runner.run(input.calls_per_iteration));
     let mut sampler = make(kind, &options.sample)?;

@@ -134,7 +134,7 @@ fn report_case(
     summary: &ProfileSummary,
     counters_on: bool,
 ) -> ReportCase {
-    let CaseResult { header, variants } = result;
+    let CaseResult { header, variants, unavailable, inlining } = result;
     let variants: Vec<ReportVariant> = variants
         .into_iter()
         .map(|timing| {
@@ -155,7 +155,17 @@ fn report_case(
         })
         .collect();
     let verdict = report::verdicts(&header, &variants);
-    ReportCase { header, about: workload.about.to_owned(), verdict, variants }
+    let mut case = ReportCase {
+        header,
+        about: workload.about.to_owned(),
+        verdict,
+        variants,
+        unavailable,
+        inlining,
+        answers: None,
+    };
+    case.answers = report::answers(&case);
+    case
 }
 
 /// Adds instructions per call to every variant of `report` and judges its cases again
@@ -165,6 +175,7 @@ fn add_instructions(report: &mut Report, counts: &[instructions::Counted]) {
         let variants = case.variants.iter_mut().map(|v| &mut v.timing);
         instructions::attach(counts, &case.header, variants);
         case.verdict = report::verdicts(&case.header, &case.variants);
+        case.answers = report::answers(case);
     }
 }
 

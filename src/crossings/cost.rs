@@ -13,9 +13,15 @@
 //!   (`callback/u64`, `raw-pointer` against `batched`).
 //!
 //! A census's crossing of a kind costs its calls times that kind's overhead per call,
-//! with the interval carried through. What the model cannot know: work the compiler
-//! would save if the loop and the callee met in one language (inlining, vectorisation);
-//! the catalogue's `rust-inlined` variant shows the size of that on a trivial function.
+//! with the interval carried through, but only where the overhead is measurable: clear
+//! of the case's noise floor and of its placement floor (what code placement alone does
+//! to identical work), and above zero. Otherwise the crossing has no measurable cost
+//! beyond a call, and is charged 0 with the measurement's upper bound as "at most": a
+//! call never saves time, so no census gives a cost below zero. What the model keeps
+//! apart: the work the compiler would save if the loop and the callee met in one
+//! language (the call itself, inlining): `plusone/int`'s per-call minus its
+//! `per-call-xlto` (cross-language LTO) where that was measured, else minus
+//! `rust-inlined`, labelled with which.
 
 use std::time::Duration;
 
@@ -23,8 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use super::census::Direction;
 use crate::error::{Error, Result};
+use crate::measure::paired::{Judgement, PairedSummary, PlacementRange};
 use crate::measure::{self, Interval};
 use crate::report::Report;
+use crate::workload::xlto;
 use crate::workload::{self, Role};
 
 /// The kind of call a crossing is, for its cost.
@@ -75,15 +83,31 @@ pub struct KindCost {
     /// `workload/input variant` of the catalogue that measured it.
     pub measured_by: String,
     /// ns per call of the per-call variant minus the batched baseline's, median over
-    /// paired rounds with its 95% interval.
+    /// paired rounds with its 95% interval, as measured.
     pub overhead_ns_per_call: Interval,
+    /// True when that overhead clears the case's floors (noise and placement) and is
+    /// above zero: only then is a crossing charged it.
+    #[serde(default = "measurable_by_default")]
+    pub measurable: bool,
+    /// What a crossing is charged per call: the overhead where measurable, else 0 with
+    /// the overhead's upper bound (at least 0) as "at most". Never below zero.
+    #[serde(default)]
+    pub charged_ns_per_call: Option<Interval>,
     /// For direct calls: what the call itself costs against the same work inlined into
-    /// the loop (`plusone/int`, `per-call` minus `rust-inlined`): what a crossing loses
-    /// that a loop and callee in one language (or cross-language LTO) would not pay.
+    /// the loop: what a crossing loses that a loop and callee in one language (or
+    /// cross-language LTO) would not pay. `call_measured_by` says which.
     #[serde(default)]
     pub call_ns_per_call: Option<Interval>,
+    /// `plusone/int per-call - per-call-xlto` (measured with cross-language LTO) or
+    /// `plusone/int per-call - rust-inlined`.
+    #[serde(default)]
+    pub call_measured_by: Option<String>,
     /// The case's noise floor (the A/A control's reach from 1).
     pub noise_floor: f64,
+    /// The case's placement floor (the A/A control's reach from 1 across code
+    /// placements).
+    #[serde(default)]
+    pub placement_floor: f64,
     /// The control called identical work different: the figure is not to be trusted.
     pub too_noisy: bool,
 }
@@ -95,6 +119,58 @@ pub struct CostModel {
     pub source: String,
     /// One per kind the source had.
     pub kinds: Vec<KindCost>,
+}
+
+fn measurable_by_default() -> bool {
+    true
+}
+
+impl KindCost {
+    /// What a crossing of this kind is charged per call ([`KindCost::charged_ns_per_call`],
+    /// or for a census written before it, the overhead with its bounds held at zero or
+    /// above).
+    pub fn charge(&self) -> Interval {
+        self.charged_ns_per_call
+            .unwrap_or_else(|| charged(&self.overhead_ns_per_call, self.measurable))
+    }
+}
+
+/// What a crossing is charged per call for an `overhead`: itself where `measurable` and
+/// above zero, else nothing measurable, at most its upper bound (at least 0).
+pub(crate) fn charged(overhead: &Interval, measurable: bool) -> Interval {
+    if measurable && overhead.lower > 0.0 {
+        *overhead
+    } else {
+        Interval::new(0.0, 0.0, overhead.upper.max(0.0))
+    }
+}
+
+/// The per-call variant's figures in a case, in the census's terms: its overhead, whether
+/// it is measurable, and what inlining would save against `per-call-xlto` or the
+/// reference (labelled).
+struct Measured {
+    overhead: Interval,
+    measurable: bool,
+    call: Option<(Interval, String)>,
+}
+
+/// Reads a case's variant `variant` against its baseline. `find` gives a variant's
+/// (overhead, ratio, placement range).
+fn read_case(
+    key: &str,
+    variant: &str,
+    summary: &PairedSummary,
+    find: impl Fn(&str) -> Option<(Interval, Interval, Option<PlacementRange>)>,
+) -> Option<Measured> {
+    let (overhead, ratio, placement) = find(variant)?;
+    let measurable = summary.judge(&ratio, placement.as_ref()) == Judgement::Measurable;
+    let call = [(xlto::NAME, "cross-language LTO"), (INLINED, "the same work inlined in Rust")]
+        .into_iter()
+        .find_map(|(name, what)| {
+            let (inlined, _, _) = find(name)?;
+            Some((overhead.minus(&inlined), format!("{key} {variant} - {name} ({what})")))
+        });
+    Some(Measured { overhead, measurable, call })
 }
 
 impl CostModel {
@@ -116,9 +192,9 @@ pub(crate) fn measure(budget: Duration) -> Result<CostModel> {
         let (w, input, variant) = kind.case();
         let mut workload = workload::find(w)?;
         // The baseline and the one per-call variant: the others are not needed here.
-        workload
-            .variants
-            .retain(|v| v.role == Role::Baseline || v.name == variant || v.name == INLINED);
+        workload.variants.retain(|v| {
+            v.role == Role::Baseline || [variant, INLINED, xlto::NAME].contains(&v.name)
+        });
         let input = workload.input(Some(input))?.clone();
         let mut options = measure::Options::new(true);
         options.budget_per_case = Some(budget);
@@ -127,20 +203,13 @@ pub(crate) fn measure(budget: Duration) -> Result<CostModel> {
         // next, and only the spread over layouts shows it.
         options.processes = PROCESSES;
         let case = measure::measure_case(&workload, &input, &options)?;
-        let overhead = |name: &str| {
-            case.variants.iter().find(|v| v.name == name).and_then(|v| v.overhead_ns_per_call)
-        };
-        let v = overhead(variant).ok_or_else(|| {
-            Error::Internal(format!("{w}/{} left no overhead for {variant}", input.name))
-        })?;
-        kinds.push(KindCost {
-            kind,
-            measured_by: format!("{w}/{} {variant}", input.name),
-            overhead_ns_per_call: v,
-            call_ns_per_call: overhead(INLINED).map(|i| v.minus(&i)),
-            noise_floor: case.header.paired.noise_floor,
-            too_noisy: case.header.paired.too_noisy,
-        });
+        let key = format!("{w}/{}", input.name);
+        let m = read_case(&key, variant, &case.header.paired, |name| {
+            let v = case.variants.iter().find(|v| v.name == name)?;
+            Some((v.overhead_ns_per_call?, v.ratio?, v.placement))
+        })
+        .ok_or_else(|| Error::Internal(format!("{key} left no overhead for {variant}")))?;
+        kinds.push(kind_cost(kind, &key, variant, m, &case.header.paired));
     }
     Ok(CostModel { source: "measured".into(), kinds })
 }
@@ -157,21 +226,14 @@ pub(crate) fn from_report(path: &std::path::Path) -> Result<CostModel> {
         else {
             continue;
         };
-        let Some(v) = case.variants.iter().find(|v| v.timing.name == variant) else { continue };
-        let Some(overhead) = v.timing.overhead_ns_per_call else { continue };
-        let inlined = case
-            .variants
-            .iter()
-            .find(|v| v.timing.name == INLINED)
-            .and_then(|v| v.timing.overhead_ns_per_call);
-        kinds.push(KindCost {
-            kind,
-            measured_by: format!("{w}/{input} {variant}"),
-            overhead_ns_per_call: overhead,
-            call_ns_per_call: inlined.map(|i| overhead.minus(&i)),
-            noise_floor: case.header.paired.noise_floor,
-            too_noisy: case.header.paired.too_noisy,
-        });
+        let key = format!("{w}/{input}");
+        let Some(m) = read_case(&key, variant, &case.header.paired, |name| {
+            let t = &case.variants.iter().find(|v| v.timing.name == name)?.timing;
+            Some((t.overhead_ns_per_call?, t.ratio?, t.placement))
+        }) else {
+            continue;
+        };
+        kinds.push(kind_cost(kind, &key, variant, m, &case.header.paired));
     }
     if kinds.is_empty() {
         return Err(Error::ReportCorrupt {
@@ -182,6 +244,28 @@ pub(crate) fn from_report(path: &std::path::Path) -> Result<CostModel> {
         });
     }
     Ok(CostModel { source: path.display().to_string(), kinds })
+}
+
+fn kind_cost(
+    kind: CallKind,
+    key: &str,
+    variant: &str,
+    m: Measured,
+    summary: &PairedSummary,
+) -> KindCost {
+    let (call_ns_per_call, call_measured_by) = m.call.unzip();
+    KindCost {
+        kind,
+        measured_by: format!("{key} {variant}"),
+        overhead_ns_per_call: m.overhead,
+        measurable: m.measurable,
+        charged_ns_per_call: Some(charged(&m.overhead, m.measurable)),
+        call_ns_per_call,
+        call_measured_by,
+        noise_floor: summary.noise_floor,
+        placement_floor: summary.placement_floor,
+        too_noisy: summary.too_noisy,
+    }
 }
 
 /// `calls` crossings at `per_call` ns each, in ns.
@@ -214,6 +298,19 @@ mod tests {
             CallKind::of(Direction::CRuntimeToRust, "libc.so.6", "prog"),
             CallKind::Callback
         );
+    }
+
+    #[test]
+    fn a_crossing_is_never_charged_below_zero() {
+        let below = Interval::new(-0.5, -0.8, -0.2);
+        let c = charged(&below, true);
+        assert_eq!((c.estimate, c.lower, c.upper), (0.0, 0.0, 0.0), "a saving is no cost");
+        let straddles = Interval::new(0.1, -0.2, 0.4);
+        let c = charged(&straddles, false);
+        assert_eq!((c.estimate, c.lower, c.upper), (0.0, 0.0, 0.4), "at most its upper bound");
+        let real = Interval::new(2.0, 1.5, 2.5);
+        assert_eq!(charged(&real, true), real);
+        assert_eq!(charged(&real, false).estimate, 0.0, "not clear of the floors: not charged");
     }
 
     #[test]

@@ -276,11 +276,22 @@ impl Census {
             .map_err(|source| Error::Serialize { what: "crossings.json", source })
     }
 
-    /// One sentence on what the crossings cost against the program's time.
+    /// One sentence on what the crossings cost against the program's time. Costs are
+    /// never below zero ([`cost::charged`]); a total of nothing measurable says so, with
+    /// its upper bound.
     pub fn cost_sentence(&self) -> String {
         let Some(cost) = &self.totals.estimated_cost_ns else {
             return "what the crossings cost in time is not known (no cost per call)".into();
         };
+        if cost.lower <= 0.0 && cost.estimate <= 0.0 {
+            let mut s = format!(
+                "crossings have no measurable cost beyond a call (at most {}; the catalogue's \
+                 per-call against batched is within its floors)",
+                fmt::ns(cost.upper)
+            );
+            self.call_cost_words(&mut s);
+            return s;
+        }
         let mut s = format!("crossings cost about {}", interval_ns(cost));
         if cost.contains(0.0) {
             s.push_str(" (not distinguishable from nothing)");
@@ -308,14 +319,30 @@ impl Census {
             }
             None => s.push_str(" (the program's own time was not measured)"),
         }
-        if let Some(call) = &self.totals.call_cost_ns {
+        self.call_cost_words(&mut s);
+        s
+    }
+
+    /// What inlining the calls would save, true to its interval, with its source.
+    fn call_cost_words(&self, s: &mut String) {
+        let Some(call) = &self.totals.call_cost_ns else { return };
+        let by = self
+            .cost_model
+            .as_ref()
+            .and_then(|m| m.per_call(CallKind::Direct))
+            .and_then(|k| k.call_measured_by.clone())
+            .map_or(String::new(), |by| format!(", from {by}"));
+        if call.upper <= 0.0 {
+            let _ = write!(s, "; inlining the calls would save nothing measurable{by}");
+        } else if call.lower <= 0.0 {
             let _ = write!(
                 s,
-                "; the calls themselves, against the same work inlined, {}",
-                interval_ns(call)
+                "; inlining the calls would save at most {} (not distinguishable from nothing{by})",
+                fmt::ns(call.upper)
             );
+        } else {
+            let _ = write!(s, "; inlining the calls would save {}{by}", interval_ns(call));
         }
-        s
     }
 
     fn row(c: &Crossing, width: usize) -> Vec<String> {
@@ -401,12 +428,14 @@ impl Census {
                     c.callee_language.name(),
                     c.caller_instructions_per_call,
                     c.estimated_cost_ns.map_or_else(String::new, |i| format!(
-                        "; the crossings cost about {}{}",
-                        interval_ns(&i),
-                        c.call_cost_ns.map_or_else(String::new, |call| format!(
-                            ", the calls themselves {} against the work inlined",
-                            interval_ns(&call)
-                        ))
+                        "; {}{}",
+                        cost_words(&i),
+                        c.call_cost_ns
+                            .filter(|call| call.lower > 0.0)
+                            .map_or_else(String::new, |call| format!(
+                                ", inlining would save {}",
+                                interval_ns(&call)
+                            ))
                     ))
                 );
             }
@@ -475,13 +504,23 @@ impl Census {
                 let o = &k.overhead_ns_per_call;
                 let _ = writeln!(
                     out,
-                    "- {:?}: {} [{}, {}] ({}{})",
+                    "- {:?}: {} [{}, {}] ({}{}){}",
                     k.kind,
                     fmt::ns(o.estimate),
                     fmt::ns(o.lower),
                     fmt::ns(o.upper),
                     k.measured_by,
-                    if k.too_noisy { ", too noisy to trust" } else { "" }
+                    if k.too_noisy { ", too noisy to trust" } else { "" },
+                    if k.measurable && o.lower > 0.0 {
+                        String::new()
+                    } else {
+                        format!(
+                            ": not clear of the case's floors (noise ±{}, placement ±{}), so \
+                             no measurable cost beyond a call is charged",
+                            pct(k.noise_floor, 1),
+                            pct(k.placement_floor, 1)
+                        )
+                    }
                 );
             }
         }
@@ -493,6 +532,16 @@ impl Census {
 }
 
 /// `12.3 µs [10.1 µs, 14.2 µs]`.
+/// A crossing's cost in words, true to its interval: a cost where it is above zero,
+/// else none measurable, with its upper bound.
+fn cost_words(i: &Interval) -> String {
+    if i.lower > 0.0 {
+        format!("the crossings cost about {}", interval_ns(i))
+    } else {
+        format!("no measurable cost beyond a call (at most {})", fmt::ns(i.upper))
+    }
+}
+
 fn interval_ns(i: &Interval) -> String {
     format!("{} [{}, {}]", fmt::ns(i.estimate), fmt::ns(i.lower), fmt::ns(i.upper))
 }
@@ -547,7 +596,7 @@ pub(crate) fn build(
             let kind = CallKind::of(c.direction, &c.caller.module, &c.callee.module);
             let estimated_cost_ns = cost_model
                 .and_then(|m| m.per_call(kind))
-                .map(|k| cost::total(c.calls, &k.overhead_ns_per_call));
+                .map(|k| cost::total(c.calls, &k.charge()));
             let call_cost_ns = (!c.direction.is_callback())
                 .then(|| cost_model.and_then(|m| m.per_call(CallKind::Direct)))
                 .flatten()

@@ -17,7 +17,7 @@ pub use super::paired::InstructionCount;
 use super::paired::PairedVariant;
 use super::CaseHeader;
 use crate::error::{Error, Result};
-use crate::workload::{Input, Runner, Workload};
+use crate::workload::{Input, Placement, Runner, Workload};
 
 /// Two instruction counts within this share of each other are the same work.
 pub(crate) const SAME_WORK: f64 = 0.005;
@@ -73,7 +73,7 @@ fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
             let base = w.baseline().name;
             let names = std::iter::once(base.to_owned())
                 .chain(std::iter::once(super::paired::control_name(base)))
-                .chain(w.variants.iter().skip(1).map(|v| v.name.to_owned()));
+                .chain(w.available_variants().0.into_iter().skip(1).map(|v| v.name.to_owned()));
             for name in names {
                 out.push((w.name.to_owned(), input.name.to_owned(), name));
             }
@@ -90,10 +90,11 @@ pub fn run_batches(workloads: &[Workload]) -> Result<()> {
         for input in &w.inputs {
             let shared = (w.share)(input);
             let base = w.baseline();
+            let at = Placement::default();
             let mut runners =
-                vec![(base.prepare)(input, &shared)?, (base.prepare)(input, &shared)?];
-            for v in w.variants.iter().skip(1) {
-                runners.push((v.prepare)(input, &shared)?);
+                vec![(base.prepare)(input, &shared, at)?, (base.prepare)(input, &shared, at)?];
+            for v in w.available_variants().0.into_iter().skip(1) {
+                runners.push((v.prepare)(input, &shared, at)?);
             }
             let n = length(input);
             for runner in &mut runners {

@@ -24,7 +24,9 @@ use crate::workload::{Input, Workload};
 
 pub use counters::Availability;
 pub use instructions::{count as count_instructions, run_batches, InstructionCount};
-pub use results::{case_note, table, BenchResults, CaseHeader, CaseResult, Interval, Nanos};
+pub use results::{
+    case_note, case_notes, table, BenchResults, CaseHeader, CaseResult, Interval, Nanos,
+};
 
 /// How long a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,6 +325,8 @@ pub fn bench(
 ) -> Result<BenchResults> {
     let json_file = json.map(AtomicFile::create).transpose()?;
     let mut results = measure_all(workloads, options, on_case)?;
+    let notes = results::case_notes(&results.workloads);
+    results.notes.extend(notes);
     if options.count_instructions {
         if let Err(why) = add_instructions(&mut results, workloads, options) {
             results.notes.push(format!("instructions per call not counted: {why}"));

@@ -25,6 +25,21 @@
 //! in memory), so each round draws which instance is the baseline and which the
 //! control: that difference becomes spread that every interval carries, not a bias.
 //!
+//! Code placement is measured too. At a few nanoseconds per item, where a loop sits in
+//! the binary (its alignment, the branch-predictor entries it shares, how it falls in the
+//! decoded-instruction cache) moves its speed by more than a crossing costs, and an A/A
+//! control of one function cannot see it: both instances run the same code at the same
+//! address. So a subject may come as several *placements*, copies of its code at
+//! different offsets (the catalogue's loops: [`crate::workload::Placement`]); each round
+//! draws one per subject. Rounds are grouped by the pair (variant's placement,
+//! baseline's placement), and the median ratio of each group says how far placement
+//! alone moves the variant ([`PlacementRange`]). The control's groups give the case's
+//! *placement floor*: identical work, at different places. A difference counts only
+//! where it clears the noise floor and the placement floor, and holds at every placement
+//! pair ([`PairedSummary::judge`]); otherwise it is "within placement" (Curtsinger and
+//! Berger, "Stabilizer", ASPLOS 2013: layout is a distribution to sample, not a
+//! constant).
+//!
 //! The engine works on plain closures ([`Case`]), so a crate wrapping a C library can
 //! measure its own per-call vs batched pair; the catalogue's workloads go through
 //! [`measure_workload`]. Time comes from a [`Clock`], a fake one in tests.
@@ -36,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use super::stats::{median_interval, Shuffle};
 use super::{Interval, CONFIDENCE_LEVEL};
 use crate::error::{Error, Result};
-use crate::workload::{Input, Role, Runner, Workload};
+use crate::workload::{Input, Role, Runner, Variant, Workload};
 
 /// Something timed in rounds: does `n` calls' worth of work and returns a checksum.
 pub trait Subject {
@@ -155,6 +170,51 @@ pub struct InstructionCount {
     pub overhead_per_call: Option<f64>,
 }
 
+/// How far a variant's ratio moves with code placement: the median ratio of each
+/// (variant's placement, baseline's placement) pair of the rounds, lowest and highest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlacementRange {
+    /// The lowest pair's median ratio.
+    pub lowest: f64,
+    /// The highest pair's median ratio.
+    pub highest: f64,
+    /// Placement pairs with enough rounds to count ([`MIN_PAIR_ROUNDS`]).
+    pub pairs: usize,
+}
+
+impl PlacementRange {
+    /// How far the range reaches from `estimate`, relative to it.
+    pub fn spread(&self, estimate: f64) -> f64 {
+        (self.highest / estimate - 1.0).max(1.0 - self.lowest / estimate).max(0.0)
+    }
+
+    /// The range of two measurements together.
+    pub fn union(&self, other: &PlacementRange) -> PlacementRange {
+        PlacementRange {
+            lowest: self.lowest.min(other.lowest),
+            highest: self.highest.max(other.highest),
+            pairs: self.pairs.max(other.pairs),
+        }
+    }
+}
+
+/// Rounds a placement pair needs before its median counts in a [`PlacementRange`].
+pub const MIN_PAIR_ROUNDS: usize = 5;
+
+/// What a variant's ratio says against the baseline, by [`PairedSummary::judge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    /// Clears the noise floor and the placement floor, at every placement pair.
+    Measurable,
+    /// Within the noise floor, where placement moves the case less than noise does.
+    WithinNoise,
+    /// Not clear of what placement alone does (the control's placement floor or the
+    /// variant's own range), where placement moves the case more than noise does.
+    WithinPlacement,
+    /// The control failed: nothing in the case is judged.
+    TooNoisy,
+}
+
 /// One subject's figures over the rounds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairedVariant {
@@ -174,6 +234,17 @@ pub struct PairedVariant {
     /// the engine leaves it empty.
     #[serde(default)]
     pub instructions: Option<InstructionCount>,
+    /// How many placements of its code the subject ran at (1: one copy).
+    #[serde(default = "one")]
+    pub placements: usize,
+    /// How far its ratio moved between placement pairs; absent for the baseline and
+    /// where neither it nor the baseline has more than one placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementRange>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// How a case's paired rounds went, and how far its figures can be trusted.
@@ -193,14 +264,56 @@ pub struct PairedSummary {
     /// True when the control's interval excludes 1: identical work measured as
     /// different, so no difference in this case can be trusted.
     pub too_noisy: bool,
+    /// How far the control's ratio moved from 1 between placement pairs (0 where the
+    /// baseline has one placement): what code placement alone does to identical work.
+    #[serde(default)]
+    pub placement_floor: f64,
 }
 
 impl PairedSummary {
-    /// True when `ratio` clears 1 and the noise floor (and the smallest effect): the
-    /// difference is measurable. Never true in a case too noisy to judge.
+    /// The larger of the noise floor and the smallest effect ever called measurable.
+    pub fn noise_threshold(&self) -> f64 {
+        self.noise_floor.max(self.min_effect)
+    }
+
+    /// The relative difference a ratio must clear: noise, smallest effect, placement.
+    pub fn floor(&self) -> f64 {
+        self.noise_threshold().max(self.placement_floor)
+    }
+
+    /// True when `ratio` clears 1 by the noise floor, the smallest effect and the
+    /// placement floor. Never true in a case too noisy to judge.
     pub fn measurable(&self, ratio: &Interval) -> bool {
-        let floor = self.noise_floor.max(self.min_effect);
-        !self.too_noisy && (ratio.lower > 1.0 + floor || ratio.upper < 1.0 - floor)
+        self.judge(ratio, None) == Judgement::Measurable
+    }
+
+    /// Judges a variant's `ratio`, with its own `placement` range where it has one: a
+    /// difference is measurable when the interval clears the noise floor and the
+    /// placement floor and every placement pair's median lies on the same side, beyond
+    /// the noise floor. Otherwise it is within placement where placement moves this case
+    /// (the control, or the variant itself) more than noise does, else within noise.
+    pub fn judge(&self, ratio: &Interval, placement: Option<&PlacementRange>) -> Judgement {
+        if self.too_noisy {
+            return Judgement::TooNoisy;
+        }
+        let noise = self.noise_threshold();
+        let clears = |f: f64| ratio.lower > 1.0 + f || ratio.upper < 1.0 - f;
+        let every_pair = placement.is_none_or(|p| {
+            if ratio.estimate > 1.0 {
+                p.lowest > 1.0 + noise
+            } else {
+                p.highest < 1.0 - noise
+            }
+        });
+        if clears(noise) && clears(self.placement_floor) && every_pair {
+            return Judgement::Measurable;
+        }
+        let own = placement.map_or(0.0, |p| p.spread(ratio.estimate));
+        if self.placement_floor.max(own) > noise {
+            Judgement::WithinPlacement
+        } else {
+            Judgement::WithinNoise
+        }
     }
 }
 
@@ -212,6 +325,9 @@ pub struct PairedCase {
     pub summary: PairedSummary,
     /// Baseline first, then the control (if any), then the variants in order.
     pub variants: Vec<PairedVariant>,
+    /// Variants left out on this machine, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<crate::workload::Unavailable>,
 }
 
 impl PairedCase {
@@ -224,11 +340,23 @@ impl PairedCase {
     pub fn measurable(&self, ratio: &Interval) -> bool {
         self.summary.measurable(ratio)
     }
+
+    /// See [`PairedSummary::judge`]; `None` for the baseline.
+    pub fn judge(&self, variant: &PairedVariant) -> Option<Judgement> {
+        Some(self.summary.judge(variant.ratio.as_ref()?, variant.placement.as_ref()))
+    }
+}
+
+/// One subject of a case: its name, its role, and its code at each placement.
+struct Slot<'a> {
+    name: String,
+    role: Role,
+    placements: Vec<Box<dyn Subject + 'a>>,
 }
 
 /// A case to measure: a baseline, variants, and optionally a control.
 pub struct Case<'a> {
-    subjects: Vec<(String, Role, Box<dyn Subject + 'a>)>,
+    subjects: Vec<Slot<'a>>,
     options: Options,
 }
 
@@ -241,23 +369,49 @@ impl<'a> Case<'a> {
     /// A case whose baseline `name` is made by `make`, called twice when the options ask
     /// for a control: the second instance is the A/A control, measured like a variant.
     pub fn new<S: Subject + 'a>(name: &str, options: Options, mut make: impl FnMut() -> S) -> Self {
-        let mut subjects: Vec<(String, Role, Box<dyn Subject + 'a>)> =
-            vec![(name.to_owned(), Role::Baseline, Box::new(make()))];
+        Case::placed(name, options, 1, |_| Box::new(make()))
+    }
+
+    /// A case whose baseline exists at `placements` placements, `make(p)` making the one
+    /// at `p`; the control gets its own instance of each.
+    pub fn placed(
+        name: &str,
+        options: Options,
+        placements: usize,
+        mut make: impl FnMut(usize) -> Box<dyn Subject + 'a>,
+    ) -> Self {
+        let mut instance = || (0..placements.max(1)).map(&mut make).collect::<Vec<_>>();
+        let mut subjects =
+            vec![Slot { name: name.to_owned(), role: Role::Baseline, placements: instance() }];
         if options.control {
-            subjects.push((control_name(name), Role::Control, Box::new(make())));
+            subjects.push(Slot {
+                name: control_name(name),
+                role: Role::Control,
+                placements: instance(),
+            });
         }
         Case { subjects, options }
     }
 
     /// Adds a variant (a per-call alternative, or a reference with no crossing).
-    pub fn variant(mut self, name: &str, role: Role, subject: impl Subject + 'a) -> Self {
-        self.subjects.push((name.to_owned(), role, Box::new(subject)));
-        self
+    pub fn variant(self, name: &str, role: Role, subject: impl Subject + 'a) -> Self {
+        self.placed_variant(name, role, vec![Box::new(subject)])
     }
 
     /// Adds a boxed variant.
-    pub fn boxed_variant(mut self, name: &str, role: Role, subject: Box<dyn Subject + 'a>) -> Self {
-        self.subjects.push((name.to_owned(), role, subject));
+    pub fn boxed_variant(self, name: &str, role: Role, subject: Box<dyn Subject + 'a>) -> Self {
+        self.placed_variant(name, role, vec![subject])
+    }
+
+    /// Adds a variant with its code at each of several placements (at least one).
+    pub fn placed_variant(
+        mut self,
+        name: &str,
+        role: Role,
+        placements: Vec<Box<dyn Subject + 'a>>,
+    ) -> Self {
+        assert!(!placements.is_empty(), "a variant needs at least one placement");
+        self.subjects.push(Slot { name: name.to_owned(), role, placements });
         self
     }
 
@@ -275,28 +429,43 @@ impl<'a> Case<'a> {
         let batches: Vec<u64> = self
             .subjects
             .iter_mut()
-            .map(|(_, _, s)| calibrate(s.as_mut(), target, unit, clock))
+            .map(|slot| {
+                let batch = calibrate(slot.placements[0].as_mut(), target, unit, clock);
+                // Every other placement runs once before the rounds, untimed.
+                for s in slot.placements.iter_mut().skip(1) {
+                    s.before_batch();
+                    std::hint::black_box(s.run(std::hint::black_box(batch)));
+                    s.after_batch();
+                }
+                batch
+            })
             .collect();
         let k = self.subjects.len();
         let mut per_call: Vec<Vec<f64>> = vec![Vec::new(); k];
+        let mut at: Vec<Vec<usize>> = vec![Vec::new(); k];
         let mut order: Vec<usize> = (0..k).collect();
         let mut shuffle = Shuffle::new(o.seed);
-        let draw = o.draw_control && self.subjects.get(1).is_some_and(|s| s.1 == Role::Control);
+        let draw = o.draw_control && self.subjects.get(1).is_some_and(|s| s.role == Role::Control);
         let budget = o.budget.as_nanos() as f64;
         let stop = loop {
             shuffle.shuffle(&mut order);
             for &i in &order {
-                let s = &mut self.subjects[i].2;
+                let placements = &mut self.subjects[i].placements;
+                let p = if placements.len() > 1 { shuffle.below(placements.len()) } else { 0 };
+                let s = &mut placements[p];
                 s.before_batch();
                 let t0 = clock.now_ns();
                 std::hint::black_box(s.run(std::hint::black_box(batches[i])));
                 let t1 = clock.now_ns();
                 s.after_batch();
                 per_call[i].push((t1 - t0) / batches[i] as f64);
+                at[i].push(p);
             }
             if draw && shuffle.coin() {
                 let round = per_call[0].len() - 1;
                 let (base, control) = per_call.split_at_mut(1);
+                std::mem::swap(&mut base[0][round], &mut control[0][round]);
+                let (base, control) = at.split_at_mut(1);
                 std::mem::swap(&mut base[0][round], &mut control[0][round]);
             }
             let rounds = per_call[0].len();
@@ -313,7 +482,8 @@ impl<'a> Case<'a> {
             }
         };
         let seconds = (clock.now_ns() - start) / 1e9;
-        summarize(&self.subjects, &batches, &per_call, stop, seconds, &o)
+        let rounds = Rounds { per_call: &per_call, at: &at };
+        summarize(&self.subjects, &batches, &rounds, stop, seconds, &o)
     }
 }
 
@@ -356,6 +526,38 @@ fn precise(per_call: &[Vec<f64>], precision: f64) -> bool {
     (1..per_call.len()).all(|i| narrow(&ratios(per_call, i)))
 }
 
+/// What the rounds measured: each subject's time per call and placement, per round.
+struct Rounds<'r> {
+    per_call: &'r [Vec<f64>],
+    at: &'r [Vec<usize>],
+}
+
+/// Subject `i`'s ratio, grouped by (its placement, the baseline's placement): each
+/// group's median, lowest and highest over the groups with enough rounds. `None` where
+/// every round ran at one pair.
+fn placement_range(rounds: &Rounds<'_>, i: usize) -> Option<PlacementRange> {
+    let mut groups: std::collections::BTreeMap<(usize, usize), Vec<f64>> = Default::default();
+    for (r, ratio) in ratios(rounds.per_call, i).into_iter().enumerate() {
+        groups.entry((rounds.at[i][r], rounds.at[0][r])).or_default().push(ratio);
+    }
+    if groups.len() < 2 {
+        return None;
+    }
+    let medians: Vec<f64> = groups
+        .values()
+        .filter(|g| g.len() >= MIN_PAIR_ROUNDS)
+        .filter_map(|g| super::stats::median(g))
+        .collect();
+    let lowest = medians.iter().copied().fold(f64::INFINITY, f64::min);
+    let highest = medians.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (!medians.is_empty()).then_some(PlacementRange { lowest, highest, pairs: medians.len() })
+}
+
+/// How far the control's placement range reaches from 1 (0 without one).
+fn placement_floor(control: Option<&PlacementRange>) -> f64 {
+    control.map_or(0.0, |p| (p.highest - 1.0).max(1.0 - p.lowest).max(0.0))
+}
+
 /// How far the control's ratio interval reaches from 1 (0 without a control).
 fn noise_floor(control: Option<Interval>) -> f64 {
     control.map_or(0.0, |c| (c.upper - 1.0).max(1.0 - c.lower).max(0.0))
@@ -367,18 +569,19 @@ fn too_noisy(control: Option<Interval>) -> bool {
 }
 
 fn summarize(
-    subjects: &[(String, Role, Box<dyn Subject + '_>)],
+    subjects: &[Slot<'_>],
     batches: &[u64],
-    per_call: &[Vec<f64>],
+    rounds: &Rounds<'_>,
     stop: Stop,
     seconds: f64,
     o: &Options,
 ) -> PairedCase {
+    let per_call = rounds.per_call;
     let interval = |v: &[f64]| median_interval(v, CONFIDENCE_LEVEL).expect("at least one round");
     let variants: Vec<PairedVariant> = subjects
         .iter()
         .enumerate()
-        .map(|(i, (name, role, _))| {
+        .map(|(i, Slot { name, role, placements })| {
             let relative = (i > 0).then(|| {
                 let overhead: Vec<f64> =
                     per_call[i].iter().zip(&per_call[0]).map(|(v, b)| v - b).collect();
@@ -392,19 +595,22 @@ fn summarize(
                 overhead_ns_per_call: relative.map(|r| r.0),
                 ratio: relative.map(|r| r.1),
                 instructions: None,
+                placements: placements.len(),
+                placement: (i > 0).then(|| placement_range(rounds, i)).flatten(),
             }
         })
         .collect();
-    let control = variants.iter().find(|v| v.role == Role::Control).and_then(|v| v.ratio);
+    let control = variants.iter().find(|v| v.role == Role::Control);
     let summary = PairedSummary {
         rounds: per_call[0].len(),
         stop,
         seconds,
-        noise_floor: noise_floor(control),
+        noise_floor: noise_floor(control.and_then(|v| v.ratio)),
         min_effect: o.min_effect,
-        too_noisy: too_noisy(control),
+        too_noisy: too_noisy(control.and_then(|v| v.ratio)),
+        placement_floor: placement_floor(control.and_then(|v| v.placement.as_ref())),
     };
-    PairedCase { summary, variants }
+    PairedCase { summary, variants, unavailable: Vec::new() }
 }
 
 /// A runner driven in its workload's unit: `n` calls as runs of `unit` calls each, so
@@ -435,20 +641,32 @@ pub fn measure_workload(
     let base = workload.baseline();
     let unit = input.calls_per_iteration.max(1);
     let options = Options { batch_multiple: unit, ..options.clone() };
+    let (here, unavailable) = workload.available_variants();
+    let placed = |v: &Variant| -> Result<Vec<Box<dyn Subject>>> {
+        v.placements()
+            .map(|at| {
+                let runner = (v.prepare)(input, &shared, at)?;
+                Ok(Box::new(in_units(runner, unit)) as Box<dyn Subject>)
+            })
+            .collect()
+    };
     let mut made = Vec::new();
     for _ in 0..1 + usize::from(options.control) {
-        made.push((base.prepare)(input, &shared)?);
+        made.extend(placed(base)?);
     }
-    let mut case = Case::new(base.name, options, || {
-        in_units(made.pop().expect("one runner per instance"), unit)
+    made.reverse();
+    let count = base.placements().count();
+    let mut case = Case::placed(base.name, options, count, |_| {
+        made.pop().expect("one runner per instance and placement")
     });
-    for v in workload.variants.iter().skip(1) {
-        case = case.variant(v.name, v.role, in_units((v.prepare)(input, &shared)?, unit));
+    for v in here.into_iter().skip(1) {
+        case = case.placed_variant(v.name, v.role, placed(v)?);
     }
-    let result = case.run_with_clock(clock);
+    let mut result = case.run_with_clock(clock);
     if result.summary.rounds == 0 {
         return Err(Error::Internal(format!("{} / {}: no round ran", workload.name, input.name)));
     }
+    result.unavailable = unavailable;
     Ok(result)
 }
 
@@ -488,6 +706,8 @@ pub fn pool(cases: &[PairedCase]) -> Option<PairedCase> {
                 overhead_ns_per_call: optional(|v| v.overhead_ns_per_call),
                 ratio: optional(|v| v.ratio),
                 instructions: None,
+                placements: all[0].placements,
+                placement: all.iter().filter_map(|v| v.placement).reduce(|a, b| a.union(&b)),
             }
         })
         .collect();
@@ -503,8 +723,9 @@ pub fn pool(cases: &[PairedCase]) -> Option<PairedCase> {
         noise_floor: noise_floor(control),
         min_effect: first.summary.min_effect,
         too_noisy: too_noisy(control),
+        placement_floor: cases.iter().map(|c| c.summary.placement_floor).fold(0.0, f64::max),
     };
-    Some(PairedCase { summary, variants })
+    Some(PairedCase { summary, variants, unavailable: first.unavailable.clone() })
 }
 
 #[cfg(test)]
@@ -639,8 +860,11 @@ mod tests {
                 overhead_ns_per_call: r.map(|r| iv(10.0 * (r - 1.0))),
                 ratio: r.map(iv),
                 instructions: None,
+                placements: 1,
+                placement: None,
             };
             PairedCase {
+                unavailable: Vec::new(),
                 summary: PairedSummary {
                     rounds,
                     stop: Stop::Precise,
@@ -648,6 +872,7 @@ mod tests {
                     noise_floor: 0.002,
                     min_effect: 0.01,
                     too_noisy: false,
+                    placement_floor: 0.0,
                 },
                 variants: vec![
                     v("a", Role::Baseline, None),
@@ -687,5 +912,82 @@ mod tests {
         assert!(control.contains(1.0), "{control:?}");
         assert!(case.summary.noise_floor >= 0.025, "the 3% shows as the floor: {:?}", case.summary);
         assert!(case.measurable(&case.variants[2].ratio.unwrap()), "50% still clears it");
+    }
+
+    /// A subject whose placements cost `costs[p]` ns per call each.
+    fn placed_subjects<'a>(time: &'a FakeTime, costs: &[f64]) -> Vec<Box<dyn Subject + 'a>> {
+        costs.iter().map(|&c| Box::new(synthetic(time, c, 0.0)) as Box<dyn Subject + 'a>).collect()
+    }
+
+    /// A case whose baseline's four placements run at 100, 100, 130 and 100 ns per call
+    /// (one placement of identical code 30% slower), with a variant that costs `variant`
+    /// at every placement.
+    fn placed_case(variant: &[f64]) -> PairedCase {
+        let time = FakeTime::default();
+        let mut clock = time.clone();
+        let base = [100.0, 100.0, 130.0, 100.0];
+        let o = Options { budget: Duration::from_secs(20), min_rounds: 400, ..options() };
+        Case::placed("a", o, base.len(), |p| Box::new(synthetic(&time, base[p], 0.0)))
+            .placed_variant("b", Role::PerCall, placed_subjects(&time, variant))
+            .run_with_clock(&mut clock)
+    }
+
+    #[test]
+    fn placement_moves_the_control_and_sets_the_floor() {
+        let case = placed_case(&[100.0; 4]);
+        let p = &case.summary;
+        // The control is identical code: at a pair (slow, fast) its ratio is 1.3, at
+        // (fast, slow) 1/1.3; the floor is how far that reaches.
+        assert!((p.placement_floor - 0.3).abs() < 0.01, "{p:?}");
+        let control = case.control().unwrap();
+        assert_eq!(control.placements, 4);
+        let range = control.placement.unwrap();
+        assert!((range.highest - 1.3).abs() < 0.01 && (range.lowest - 1.0 / 1.3).abs() < 0.01);
+        assert_eq!(range.pairs, 16, "every pair of four placements ran often enough");
+        // The same code as a variant: within placement, never measurable.
+        let b = &case.variants[2];
+        assert_eq!(case.judge(b), Some(Judgement::WithinPlacement));
+    }
+
+    #[test]
+    fn a_difference_smaller_than_placement_is_within_placement_a_larger_one_measurable() {
+        // 15% slower at every placement: clear of noise, not of the 30% placement floor.
+        let small = placed_case(&[115.0; 4]);
+        let b = &small.variants[2];
+        assert!(b.ratio.unwrap().lower > 1.02, "clear of noise: {:?}", b.ratio);
+        assert_eq!(small.judge(b), Some(Judgement::WithinPlacement));
+        assert!(!small.measurable(&b.ratio.unwrap()));
+        // Three times slower: clear of everything, at every pair.
+        let large = placed_case(&[300.0; 4]);
+        assert_eq!(large.judge(&large.variants[2]), Some(Judgement::Measurable));
+    }
+
+    #[test]
+    fn a_variant_whose_own_placements_disagree_is_not_measurable() {
+        let time = FakeTime::default();
+        let mut clock = time.clone();
+        let o = Options { budget: Duration::from_secs(20), min_rounds: 400, ..options() };
+        // The baseline is steady; the variant is 40% faster at two placements and the
+        // same at the other two: its median may clear the floors, but not every pair.
+        let case = Case::placed("a", o, 4, |_| Box::new(synthetic(&time, 100.0, 0.0)))
+            .placed_variant("b", Role::PerCall, placed_subjects(&time, &[60.0, 60.0, 100.0, 60.0]))
+            .run_with_clock(&mut clock);
+        assert_eq!(case.summary.placement_floor, 0.0, "the baseline's copies are alike");
+        let b = &case.variants[2];
+        let range = b.placement.unwrap();
+        assert!((range.lowest - 0.6).abs() < 0.01 && (range.highest - 1.0).abs() < 0.01);
+        assert!(b.ratio.unwrap().upper < 0.9, "the median alone looks faster: {:?}", b.ratio);
+        assert_eq!(case.judge(b), Some(Judgement::WithinPlacement));
+    }
+
+    #[test]
+    fn one_placement_has_no_range_and_no_floor() {
+        let time = FakeTime::default();
+        let mut clock = time.clone();
+        let case = Case::new("a", options(), || synthetic(&time, 100.0, 0.0))
+            .variant("b", Role::PerCall, synthetic(&time, 100.0, 0.0))
+            .run_with_clock(&mut clock);
+        assert_eq!(case.summary.placement_floor, 0.0);
+        assert!(case.variants.iter().all(|v| v.placement.is_none() && v.placements == 1));
     }
 }

@@ -4,18 +4,19 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::paired::{PairedCase, PairedSummary, PairedVariant};
+use super::paired::{Judgement, PairedCase, PairedSummary, PairedVariant};
 use super::{Mode, Options, Statistic, CONFIDENCE_LEVEL};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fmt;
-use crate::workload::{Input, Role, Workload};
+use crate::workload::xlto::{self, Inlining};
+use crate::workload::{Input, Role, Unavailable, Workload};
 
 /// Nanoseconds.
 pub type Nanos = f64;
 
 /// Version of the `ffiprof bench --json` format; documented in results/README.md.
-pub(crate) const BENCH_SCHEMA_VERSION: u32 = 2;
+pub(crate) const BENCH_SCHEMA_VERSION: u32 = 3;
 
 /// A point estimate with its confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -90,10 +91,18 @@ pub struct CaseResult {
     pub header: CaseHeader,
     /// Every variant: baseline first, then its control, then the others.
     pub variants: Vec<PairedVariant>,
+    /// Variants this machine could not run, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<Unavailable>,
+    /// What the cross-language LTO library's machine code says of the case's
+    /// `per-call-xlto` loop: inlined, or what it still calls and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inlining: Option<Inlining>,
 }
 
 impl CaseResult {
-    /// The result of `workload` at `input` from its paired measurement.
+    /// The result of `workload` at `input` from its paired measurement; reads the
+    /// cross-language LTO library's code where the case measured its variant.
     pub fn new(workload: &Workload, input: &Input, case: PairedCase) -> CaseResult {
         let header = CaseHeader {
             name: workload.name.to_owned(),
@@ -101,8 +110,40 @@ impl CaseResult {
             baseline: workload.baseline().name.to_owned(),
             paired: case.summary,
         };
-        CaseResult { header, variants: case.variants }
+        let inlining = case
+            .variants
+            .iter()
+            .any(|v| v.name == xlto::NAME)
+            .then(xlto::library)
+            .and_then(Result::ok)
+            .and_then(|lib| lib.inspect(workload.name))
+            .and_then(Result::ok);
+        CaseResult { header, variants: case.variants, unavailable: case.unavailable, inlining }
     }
+}
+
+/// Lines for the reader about `cases`: each variant left out (once per reason, with the
+/// cases it concerns), and what the cross-language LTO library's code says of each loop.
+pub fn case_notes(cases: &[CaseResult]) -> Vec<String> {
+    let mut left_out: Vec<(&str, &str, Vec<String>)> = Vec::new();
+    for case in cases {
+        for u in &case.unavailable {
+            match left_out.iter_mut().find(|(v, why, _)| *v == u.variant && *why == u.why) {
+                Some(entry) => entry.2.push(case.header.key()),
+                None => left_out.push((&u.variant, &u.why, vec![case.header.key()])),
+            }
+        }
+    }
+    let mut notes: Vec<String> = left_out
+        .into_iter()
+        .map(|(v, why, keys)| format!("{v} not measured in {}: {why}", keys.join(", ")))
+        .collect();
+    for case in cases {
+        if let Some(i) = &case.inlining {
+            notes.push(format!("{}: {}: {}", case.header.key(), xlto::NAME, i.sentence()));
+        }
+    }
+    notes
 }
 
 /// The output of `ffiprof bench`.
@@ -156,9 +197,14 @@ impl BenchResults {
             "\n{} over paired rounds (every variant and a control instance of the baseline \
              timed once per round, in shuffled order, on one shared input), 95% \
              distribution-free intervals; ratio and overhead per round against the same \
-             round's baseline; noise = how far the control's ratio reaches from 1; {} run \
-             on {}",
-            self.statistic, self.mode, self.environment.cpu
+             round's baseline; noise = how far the control's ratio reaches from 1; \
+             placement = how far the control's ratio moves between code placements (each \
+             measured loop built at {} offsets from a 64-byte boundary, one drawn per \
+             subject and round); {} run on {}",
+            self.statistic,
+            crate::workload::PLACEMENTS,
+            self.mode,
+            self.environment.cpu
         );
         out
     }
@@ -177,6 +223,9 @@ pub fn case_note(h: &CaseHeader) -> String {
     let p = &h.paired;
     let mut note =
         format!("{} rounds ({}), noise ±{}", p.rounds, p.stop, fmt::pct(p.noise_floor, 2));
+    if p.placement_floor > 0.0 {
+        let _ = write!(note, ", placement ±{}", fmt::pct(p.placement_floor, 2));
+    }
     if p.too_noisy {
         note.push_str(": machine too noisy for this case");
     }
@@ -201,7 +250,9 @@ pub fn table(cases: &[CaseResult]) -> String {
         let head = &case.header;
         let base_instructions = case.variants.first().and_then(|b| b.instructions);
         for v in &case.variants {
-            let measurable = v.ratio.is_some_and(|r| head.paired.measurable(&r));
+            let judged = v.ratio.map(|r| head.paired.judge(&r, v.placement.as_ref()));
+            let measurable = judged == Some(Judgement::Measurable);
+            let within_placement = judged == Some(Judgement::WithinPlacement);
             let same = v
                 .instructions
                 .zip(base_instructions)
@@ -218,6 +269,7 @@ pub fn table(cases: &[CaseResult]) -> String {
                     let mark = match (measurable && v.role != Role::Control, same) {
                         (true, true) => " =",
                         (true, false) => " *",
+                        (false, _) if within_placement && v.role != Role::Control => " ~",
                         (false, _) => "",
                     };
                     format!("{}{mark}", with_interval(r, ratio_figure))
@@ -230,7 +282,10 @@ pub fn table(cases: &[CaseResult]) -> String {
     }
     let mut out = fmt::table(&header, &rows, 3);
     out.push_str(
-        "* measurable: the ratio's interval clears 1 and the case's noise floor\n\
+        "* measurable: the ratio's interval clears 1, the case's noise floor and its placement \
+         floor, and every placement pair's median ratio lies on the same side\n\
+         ~ within placement: not clear of what code placement alone does to this case (the \
+         control at different placements, or the variant's own placements)\n\
          = measurable in time, yet the same instructions per call (within 0.5%): the same \
          work, so memory, placement or noise, not a cost of the call\n",
     );

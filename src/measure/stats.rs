@@ -91,6 +91,11 @@ impl Shuffle {
         self.next() >> 63 == 1
     }
 
+    /// A number below `n` (> 0), near enough uniform for the small `n` it is used with.
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
     /// Shuffles `items` in place (Fisher-Yates).
     pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {

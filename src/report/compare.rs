@@ -4,8 +4,10 @@
 //! - **time**: a variant is judged on its ratio to its own run's baseline, measured in
 //!   paired rounds. Its change is significant when the two ratio intervals do not overlap
 //!   and the change exceeds the threshold plus the larger of the two runs' noise floors
-//!   (each case's A/A control). A case too noisy in either run is not judged. Baselines
-//!   and controls have no time verdict: their ratio is 1 by construction.
+//!   (each case's A/A control) and placement floors (the control across code
+//!   placements: what placement alone does to identical work, which a rebuild may
+//!   redraw). A case too noisy in either run is not judged. Baselines and controls have
+//!   no time verdict: their ratio is 1 by construction.
 //! - **instructions**: instructions per call under callgrind do not drift; a change
 //!   beyond [`INSTRUCTION_THRESHOLD`] is a change, for every variant, baselines included.
 
@@ -77,7 +79,8 @@ pub struct VariantChange {
     pub new_ratio: Option<Interval>,
     /// new ratio / old ratio - 1.
     pub ratio_change: Option<f64>,
-    /// Threshold plus the larger of the two runs' noise floors for this case.
+    /// Threshold plus the largest of the two runs' noise and placement floors for this
+    /// case.
     pub noise_floor: f64,
     /// The time verdict.
     pub time: Change,
@@ -139,8 +142,8 @@ impl Comparison {
 /// The method, as compare.md states it.
 pub const METHOD: &str = "Time: each variant is judged on its ratio to its own run's \
 baseline, measured in paired rounds; a change is significant when the two ratio intervals \
-do not overlap and it exceeds the threshold plus the larger of the two runs' noise floors \
-(the case's A/A control). Absolute times are shown, not judged: between runs the whole \
+do not overlap and it exceeds the threshold plus the largest of the two runs' noise floors \
+(the case's A/A control) and placement floors (the control across code placements). Absolute times are shown, not judged: between runs the whole \
 machine changes speed. A case too noisy in either run is not judged. Instructions per call \
 (callgrind) do not drift: a change beyond 0.5% is a change.";
 
@@ -163,7 +166,9 @@ fn judge_time(
     nv: &ReportVariant,
     threshold: f64,
 ) -> (Option<f64>, f64, Change) {
-    let floor = threshold + o.header.paired.noise_floor.max(n.header.paired.noise_floor);
+    let (op, np) = (&o.header.paired, &n.header.paired);
+    let floor = threshold
+        + op.noise_floor.max(np.noise_floor).max(op.placement_floor).max(np.placement_floor);
     let (Some(or), Some(nr)) = (ov.timing.ratio, nv.timing.ratio) else {
         return (None, floor, Change::NotJudged);
     };

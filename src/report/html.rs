@@ -188,6 +188,7 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     header(&mut out, report);
     headline(&mut out, report);
+    answers(&mut out, report);
     for case in &report.workloads {
         case_section(&mut out, case);
     }
@@ -256,6 +257,31 @@ fn headline(out: &mut String, report: &Report) {
         }
     }
     out.push_str("</table>");
+}
+
+fn answers(out: &mut String, report: &Report) {
+    let rows = words::answers_rows(&report.workloads);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Batched, per-call, or inlined across the boundary</h2><table><tr>");
+    for h in words::ANSWERS_HEADER {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr>");
+    for row in rows {
+        out.push_str("<tr>");
+        for (i, cell) in row.iter().enumerate() {
+            let class = if (1..6).contains(&i) { " class=n" } else { "" };
+            let _ = write!(out, "<td{class}>{}</td>", escape(cell));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str(
+        "</table><p><small>Time per call, medians over paired rounds. Placement floor: how \
+         far the A/A control's ratio moved between code placements of the same loop; a \
+         difference smaller than it is not called measurable.</small></p>",
+    );
 }
 
 fn chart(out: &mut String, draw: impl FnOnce(&mut String) -> Plot) {

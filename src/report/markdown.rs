@@ -42,6 +42,7 @@ pub fn render(report: &Report) -> String {
             words::case_verdict(case)
         );
     }
+    answers(&mut out, report);
     if let Some(cgo) = report.cgo.as_ref().filter(|c| c.status == CgoStatus::Measured) {
         cgo_section(&mut out, cgo);
     }
@@ -108,6 +109,25 @@ fn headline(out: &mut String, report: &Report) {
         report.statistic,
         pct(report.confidence_level, 0),
         report.environment.instruction_counts.detail
+    );
+}
+
+fn answers(out: &mut String, report: &Report) {
+    let rows = words::answers_rows(&report.workloads);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n## Batched, per-call, or inlined across the boundary\n");
+    let _ = writeln!(out, "| {} |", words::ANSWERS_HEADER.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(words::ANSWERS_HEADER.len()));
+    for row in rows {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    let _ = writeln!(
+        out,
+        "\nTime per call, medians over paired rounds. Placement floor: how far the A/A \
+         control's ratio moved between code placements of the same loop; a difference \
+         smaller than it is not called measurable."
     );
 }
 

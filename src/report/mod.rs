@@ -22,15 +22,21 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::measure::counters::{Availability, Counters};
 use crate::measure::instructions::same_work;
-use crate::measure::paired::PairedVariant;
+use crate::measure::paired::{Judgement, PairedVariant, PlacementRange};
 use crate::measure::{CaseHeader, Interval, Mode, Statistic};
 use crate::profile::SamplerProfile;
 use crate::sample::{PerfUnwind, SamplerKind};
 use crate::stacks::{BoundarySummary, Language};
+use crate::workload::xlto::{self, Inlining};
 use crate::workload::Role;
+use crate::workload::Unavailable;
 
 /// Version of `report.json`.
-pub const REPORT_SCHEMA_VERSION: u32 = 3;
+pub const REPORT_SCHEMA_VERSION: u32 = 4;
+
+/// Older versions [`Report::load`] still reads: version 4 only added fields, each with a
+/// default.
+const READABLE_SCHEMA_VERSIONS: [u32; 2] = [3, REPORT_SCHEMA_VERSION];
 
 /// How the samplers were set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +100,9 @@ pub enum VerdictKind {
     Faster,
     /// Within the noise floor: no measurable difference.
     NoMeasurableDifference,
+    /// Not clear of what code placement alone does to this case: no measurable
+    /// difference, where placement moves the case more than noise does.
+    WithinPlacement,
     /// Measurably different in time, yet the same instructions per call (within 0.5%):
     /// memory, placement or noise, not a cost of the call.
     SameWork,
@@ -114,9 +123,15 @@ pub struct Verdict {
     pub ratio: Interval,
     /// Overhead over the variant's time per call: the crossing's share of each item.
     pub crossing_share: f64,
-    /// The relative difference the ratio had to clear: the control's noise floor, or the
-    /// smallest effect ffiprof calls measurable, whichever is larger.
+    /// The relative difference the ratio had to clear for noise: the control's noise
+    /// floor, or the smallest effect ffiprof calls measurable, whichever is larger.
     pub floor: f64,
+    /// What code placement alone does to this case (the control's placement floor).
+    #[serde(default)]
+    pub placement_floor: f64,
+    /// How far the variant's own ratio moved between placement pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementRange>,
     /// The control's ratio, for a case too noisy to judge.
     pub control_ratio: Option<Interval>,
     /// Instructions per call of the variant and of the baseline, where counted.
@@ -124,8 +139,11 @@ pub struct Verdict {
 }
 
 /// Judges every per-call variant of a case against its baseline: measurable where the
-/// ratio's interval clears 1 and the floor; "same work" where a measurable difference
-/// comes with the same instructions per call; nothing judged where the control failed.
+/// ratio's interval clears 1, the noise floor and the placement floor
+/// ([`PairedSummary::judge`](crate::measure::paired::PairedSummary::judge)); "within
+/// placement" where it does not and placement moves the case more than noise; "same
+/// work" where a measurable difference comes with the same instructions per call;
+/// nothing judged where the control failed.
 pub fn verdicts(header: &CaseHeader, variants: &[ReportVariant]) -> Vec<Verdict> {
     let p = &header.paired;
     let base_instructions =
@@ -140,16 +158,13 @@ pub fn verdicts(header: &CaseHeader, variants: &[ReportVariant]) -> Vec<Verdict>
             let (o, r) = (t.overhead_ns_per_call?, t.ratio?);
             let instructions = t.instructions.map(|i| i.per_call).zip(base_instructions);
             let same_work = instructions.is_some_and(|(a, b)| same_work(a, b));
-            let kind = if p.too_noisy {
-                VerdictKind::TooNoisy
-            } else if !p.measurable(&r) {
-                VerdictKind::NoMeasurableDifference
-            } else if same_work {
-                VerdictKind::SameWork
-            } else if r.estimate > 1.0 {
-                VerdictKind::Costs
-            } else {
-                VerdictKind::Faster
+            let kind = match p.judge(&r, t.placement.as_ref()) {
+                Judgement::TooNoisy => VerdictKind::TooNoisy,
+                Judgement::WithinNoise => VerdictKind::NoMeasurableDifference,
+                Judgement::WithinPlacement => VerdictKind::WithinPlacement,
+                Judgement::Measurable if same_work => VerdictKind::SameWork,
+                Judgement::Measurable if r.estimate > 1.0 => VerdictKind::Costs,
+                Judgement::Measurable => VerdictKind::Faster,
             };
             Some(Verdict {
                 variant: t.name.clone(),
@@ -157,7 +172,9 @@ pub fn verdicts(header: &CaseHeader, variants: &[ReportVariant]) -> Vec<Verdict>
                 overhead_ns_per_call: o,
                 ratio: r,
                 crossing_share: o.estimate / t.ns_per_call.estimate,
-                floor: p.noise_floor.max(p.min_effect),
+                floor: p.noise_threshold(),
+                placement_floor: p.placement_floor,
+                placement: t.placement,
                 control_ratio: control_ratio.filter(|_| p.too_noisy),
                 instructions,
             })
@@ -177,6 +194,84 @@ pub struct ReportCase {
     pub verdict: Vec<Verdict>,
     /// Variants, baseline first.
     pub variants: Vec<ReportVariant>,
+    /// Variants this machine could not run, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<Unavailable>,
+    /// What the cross-language LTO library's machine code says of `per-call-xlto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inlining: Option<Inlining>,
+    /// Batched, per-call, per-call with cross-language LTO and the Rust reference, side
+    /// by side, with what each saves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Answers>,
+}
+
+/// The case's answers side by side: batching, calling per item, inlining across the
+/// boundary, and the same work in Rust, each as time per call, with what batching and
+/// inlining save where that clears the case's floors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answers {
+    /// The batched baseline's time per call.
+    pub batched_ns: Interval,
+    /// The per-call variant compared (the first one that is not built with LTO).
+    pub per_call: String,
+    /// Its time per call.
+    pub per_call_ns: Interval,
+    /// Its verdict against batched.
+    pub per_call_verdict: VerdictKind,
+    /// Per-call over batched where that is measurable: what batching saves per call.
+    pub batching_saves_ns: Option<Interval>,
+    /// `per-call-xlto`'s time per call, where measured.
+    pub xlto_ns: Option<Interval>,
+    /// Whether its loop's machine code still calls the C function.
+    pub xlto_inlined: Option<bool>,
+    /// Why it was not measured, where it exists for the workload but not here.
+    pub xlto_unavailable: Option<String>,
+    /// Per-call minus per-call-xlto, where it clears the case's floors: what inlining
+    /// across the boundary saves per call.
+    pub inlining_saves_ns: Option<Interval>,
+    /// The reference with no crossing, and its time per call, where the workload has one.
+    pub reference: Option<(String, Interval)>,
+    /// The case's placement floor.
+    pub placement_floor: f64,
+}
+
+/// The answers of a case from its variants and verdicts.
+pub fn answers(case: &ReportCase) -> Option<Answers> {
+    let time = |name: &str| {
+        case.variants.iter().find(|v| v.timing.name == name).map(|v| v.timing.ns_per_call)
+    };
+    let batched_ns = time(&case.header.baseline)?;
+    let per_call = case.verdict.iter().find(|v| v.variant != xlto::NAME)?;
+    let per_call_ns = time(&per_call.variant)?;
+    let p = &case.header.paired;
+    let xlto = case.verdict.iter().find(|v| v.variant == xlto::NAME);
+    let inlining_saves_ns = xlto.and_then(|x| {
+        let saved = per_call.overhead_ns_per_call.minus(&x.overhead_ns_per_call);
+        (saved.lower > p.floor() * per_call_ns.estimate).then_some(saved)
+    });
+    Some(Answers {
+        batched_ns,
+        per_call: per_call.variant.clone(),
+        per_call_ns,
+        per_call_verdict: per_call.kind,
+        batching_saves_ns: (per_call.kind == VerdictKind::Costs)
+            .then_some(per_call.overhead_ns_per_call),
+        xlto_ns: time(xlto::NAME),
+        xlto_inlined: case.inlining.as_ref().map(|i| i.inlined),
+        xlto_unavailable: case
+            .unavailable
+            .iter()
+            .find(|u| u.variant == xlto::NAME)
+            .map(|u| u.why.clone()),
+        inlining_saves_ns,
+        reference: case
+            .variants
+            .iter()
+            .find(|v| v.timing.role == Role::Reference)
+            .map(|v| (v.timing.name.clone(), v.timing.ns_per_call)),
+        placement_floor: p.placement_floor,
+    })
 }
 
 impl ReportCase {
@@ -385,7 +480,8 @@ impl Report {
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         match value.get("schema_version") {
-            Some(v) if v.as_u64() == Some(u64::from(REPORT_SCHEMA_VERSION)) => {}
+            Some(v)
+                if READABLE_SCHEMA_VERSIONS.iter().any(|&r| v.as_u64() == Some(u64::from(r))) => {}
             Some(v) => {
                 return Err(Error::ReportSchema {
                     path: file,

@@ -1,7 +1,7 @@
 //! Words made from a report's figures: the verdicts and the cgo section's sentences, the
 //! same in report.md, index.html and on the terminal.
 
-use super::{CgoReference, CrossLanguage, ReportCase, Verdict, VerdictKind};
+use super::{Answers, CgoReference, CrossLanguage, ReportCase, Verdict, VerdictKind};
 use crate::fmt::{ns, pct, signed_pct};
 
 fn instructions(v: &Verdict) -> String {
@@ -41,6 +41,19 @@ pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
             r.upper,
             pct(v.floor, 1)
         ),
+        VerdictKind::WithinPlacement => format!(
+            "{}: within placement: {} (95% interval {:.3} .. {:.3}x), yet code placement \
+             alone moves this case by ±{}{}: no measurable difference",
+            v.variant,
+            signed_pct(r.estimate - 1.0),
+            r.lower,
+            r.upper,
+            pct(v.placement_floor.max(v.floor), 1),
+            v.placement.map_or(String::new(), |p| format!(
+                " (this variant {:.3} .. {:.3}x across placement pairs)",
+                p.lowest, p.highest
+            ))
+        ),
         VerdictKind::SameWork => format!(
             "{} and {baseline} execute the same instructions per call{}, yet {} measured {}: \
              the same work, so memory, placement or noise, not a cost of the call",
@@ -56,6 +69,88 @@ pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
             v.control_ratio.map_or("off".to_owned(), |c| format!("{:.3}x", c.estimate))
         ),
     }
+}
+
+/// The case's answers in one sentence of advice: what batching saves, what inlining
+/// across the boundary saves (or why the call stays), and the same work in Rust.
+pub(crate) fn advice(a: &Answers) -> String {
+    let batching = match (a.per_call_verdict, &a.batching_saves_ns) {
+        (VerdictKind::Costs, Some(o)) => format!(
+            "batching saves {} per call [{} .. {}] against {}",
+            ns(o.estimate),
+            ns(o.lower),
+            ns(o.upper),
+            a.per_call
+        ),
+        (VerdictKind::Faster, _) => format!("{} is faster than the batched loop", a.per_call),
+        (VerdictKind::TooNoisy, _) => "the machine was too noisy to judge batching".to_owned(),
+        (VerdictKind::WithinPlacement, _) => {
+            "batching saves nothing measurable here (within what code placement does)".to_owned()
+        }
+        _ => "batching saves nothing measurable here".to_owned(),
+    };
+    let inlining = match (&a.xlto_ns, a.xlto_inlined, &a.inlining_saves_ns, &a.xlto_unavailable) {
+        (Some(_), Some(true), Some(s), _) => format!(
+            "; inlining across the boundary (cross-language LTO, the call inlined) saves {} \
+             per call [{} .. {}]",
+            ns(s.estimate),
+            ns(s.lower),
+            ns(s.upper)
+        ),
+        (Some(_), Some(true), None, _) => {
+            "; cross-language LTO inlined the call, to no measurable gain".to_owned()
+        }
+        (Some(x), Some(false), _, _) => {
+            format!("; cross-language LTO leaves the call in place ({} per call)", ns(x.estimate))
+        }
+        (Some(x), None, _, _) => format!("; with cross-language LTO {} per call", ns(x.estimate)),
+        (None, _, _, Some(_)) => "; cross-language LTO not measured on this machine".to_owned(),
+        _ => String::new(),
+    };
+    let reference = a.reference.as_ref().map_or(String::new(), |(name, t)| {
+        format!(" ({name}, the same work in Rust: {} per call)", ns(t.estimate))
+    });
+    format!("{batching}{inlining}{reference}")
+}
+
+/// The header of the answers table, report.md's and index.html's.
+pub(crate) const ANSWERS_HEADER: [&str; 7] = [
+    "case",
+    "batched",
+    "per-call",
+    "per-call, cross-language LTO",
+    "Rust reference",
+    "placement floor",
+    "advice",
+];
+
+/// One row of the answers table per case that has answers.
+pub(crate) fn answers_rows(cases: &[ReportCase]) -> Vec<[String; 7]> {
+    let time = |i: &crate::measure::Interval| ns(i.estimate);
+    cases
+        .iter()
+        .filter_map(|case| {
+            let a = case.answers.as_ref()?;
+            let xlto = match (&a.xlto_ns, a.xlto_inlined, &a.xlto_unavailable) {
+                (Some(t), Some(true), _) => format!("{} (inlined)", time(t)),
+                (Some(t), Some(false), _) => format!("{} (still a call)", time(t)),
+                (Some(t), None, _) => time(t),
+                (None, _, Some(_)) => "not measured (see notes)".to_owned(),
+                (None, _, None) => "-".to_owned(),
+            };
+            Some([
+                case.header.key(),
+                time(&a.batched_ns),
+                format!("{} ({})", time(&a.per_call_ns), a.per_call),
+                xlto,
+                a.reference
+                    .as_ref()
+                    .map_or("-".to_owned(), |(name, t)| format!("{} ({name})", time(t))),
+                format!("±{}", pct(a.placement_floor, 1)),
+                advice(a),
+            ])
+        })
+        .collect()
 }
 
 /// Every verdict of a case, in one line.

@@ -27,16 +27,18 @@ pub(super) fn workload() -> Workload {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call: C mallocs n nodes into a list and frees them one by one",
-                prepare: |_, _| {
+                prepare: |_, _, _| {
                     let seed = black_box(SEED);
                     runner(move |n| ffi::nodes_batched(n, seed))
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "per-call-malloc",
                 role: Role::PerCall,
                 about: "per node, one call to malloc a node and one call to free it",
-                prepare: |_, _| {
+                prepare: |_, _, _| {
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut list = CList::new();
@@ -50,12 +52,14 @@ pub(super) fn workload() -> Workload {
                         sum
                     })
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "per-call-arena",
                 role: Role::PerCall,
                 about: "per node, one call to place it in a C arena; one call frees them all",
-                prepare: |_, _| {
+                prepare: |_, _, _| {
                     let seed = black_box(SEED);
                     runner(move |n| {
                         let mut arena = CArena::with_capacity(n as usize);
@@ -66,6 +70,8 @@ pub(super) fn workload() -> Workload {
                         arena.sum()
                     })
                 },
+                placed: false,
+                needs: None,
             },
         ],
     }

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::rc::Rc;
 
-use super::{runner, shared_as, Input, Role, Shared, Variant, Workload};
+use super::{placed, runner, shared_as, Input, Placed, Role, Shared, Variant, Workload};
 use crate::ffi::{self, CBuffer};
 
 const SEED: u64 = 0x5eed;
@@ -41,6 +41,32 @@ fn bytes(input: &Input) -> Shared {
     Rc::new(data)
 }
 
+/// The borrowing per-call loop at placement `K`: pointer and length of the slice per call.
+#[inline(never)]
+fn borrow_loop<const K: usize>(buf: &[u8], seed: u64, n: u64) -> u64 {
+    ffi::place::<K>();
+    let mut h = seed;
+    for _ in 0..n {
+        h = black_box(ffi::buf_digest(buf, h));
+    }
+    h
+}
+
+/// The copying per-call loop at placement `K`: malloc, copy, digest, free per call.
+#[inline(never)]
+fn copy_loop<const K: usize>(buf: &[u8], seed: u64, n: u64) -> u64 {
+    ffi::place::<K>();
+    let mut h = seed;
+    for _ in 0..n {
+        h = CBuffer::copy_from(buf).digest(h);
+    }
+    h
+}
+
+type Loop = fn(&[u8], u64, u64) -> u64;
+const BORROW: Placed<Loop> = placed!(borrow_loop);
+const COPY: Placed<Loop> = placed!(copy_loop);
+
 pub(super) fn workload() -> Workload {
     Workload {
         name: "buffer",
@@ -58,43 +84,37 @@ pub(super) fn workload() -> Workload {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call: C digests the buffer n times",
-                prepare: |_, shared| {
+                prepare: |_, shared, at| {
                     let buf = shared_as::<Vec<u8>>(shared);
                     let seed = black_box(SEED);
-                    runner(move |n| ffi::buf_digest_repeat(&buf, n, seed))
+                    runner(move |n| ffi::buf_digest_repeat(at.index(), &buf, n, seed))
                 },
+                placed: true,
+                needs: None,
             },
             Variant {
                 name: "borrow",
                 role: Role::PerCall,
                 about: "per-call with pointer and length of the Rust slice, no copy",
-                prepare: |_, shared| {
-                    let buf = shared_as::<Vec<u8>>(shared);
+                prepare: |_, shared, at| {
+                    let (buf, f) = (shared_as::<Vec<u8>>(shared), BORROW[at.index()]);
                     let seed = black_box(SEED);
-                    runner(move |n| {
-                        let mut h = seed;
-                        for _ in 0..n {
-                            h = ffi::buf_digest(&buf, h);
-                        }
-                        h
-                    })
+                    runner(move |n| f(&buf, seed, n))
                 },
+                placed: true,
+                needs: None,
             },
             Variant {
                 name: "copy",
                 role: Role::PerCall,
                 about: "per-call malloc in C, copy the slice in, digest, free (cgo's C.CBytes)",
-                prepare: |_, shared| {
-                    let buf = shared_as::<Vec<u8>>(shared);
+                prepare: |_, shared, at| {
+                    let (buf, f) = (shared_as::<Vec<u8>>(shared), COPY[at.index()]);
                     let seed = black_box(SEED);
-                    runner(move |n| {
-                        let mut h = seed;
-                        for _ in 0..n {
-                            h = CBuffer::copy_from(&buf).digest(h);
-                        }
-                        h
-                    })
+                    runner(move |n| f(&buf, seed, n))
                 },
+                placed: true,
+                needs: None,
             },
         ],
     }

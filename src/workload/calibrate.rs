@@ -53,28 +53,34 @@ pub(super) fn workload() -> Workload {
                 name: "c-only",
                 role: Role::Baseline,
                 about: "only the C share of the spin, one call per item",
-                prepare: |input, _| {
+                prepare: |input, _, _| {
                     let (_, c) = black_box(split(input));
                     runner(move |n| (0..n).fold(1, |x, _| ffi::spin(x, c)))
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "both",
                 role: Role::PerCall,
                 about: "the Rust spin then the C spin, per item",
-                prepare: |input, _| {
+                prepare: |input, _, _| {
                     let (r, c) = black_box(split(input));
                     runner(move |n| both_sides_loop(1, r, c, n))
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "rust-only",
                 role: Role::Reference,
                 about: "only the Rust share of the spin",
-                prepare: |input, _| {
+                prepare: |input, _, _| {
                     let (r, _) = black_box(split(input));
                     runner(move |n| (0..n).fold(1, |x, _| rust_spin(x, r)))
                 },
+                placed: false,
+                needs: None,
             },
         ],
     }

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use super::{runner, Input, Role, Variant, Workload};
+use super::{placed, runner, Input, Placed, Placement, Role, Variant, Workload};
 use crate::ffi::{self, CallbackStop, HandleStep};
 
 const MULT: u64 = 0x2545_f491_4f6c_dd1d;
@@ -138,14 +138,33 @@ pub fn unregister(handle: Handle) -> Result<(), CallbackError> {
 
 /// C loop over n elements calling back into Rust by `handle`.
 pub fn run_by_handle(handle: Handle, n: u64, x0: u64) -> Result<u64, CallbackError> {
-    ffi::for_each_handle::<ByHandle>(handle.0, n, x0).map_err(|(stop, done)| into_error(stop, done))
+    run_by_handle_at(Placement::default(), handle, n, x0)
+}
+
+/// [`run_by_handle`] with the C loop's copy at `at`.
+fn run_by_handle_at(at: Placement, handle: Handle, n: u64, x0: u64) -> Result<u64, CallbackError> {
+    ffi::for_each_handle::<ByHandle>(at.index(), handle.0, n, x0)
+        .map_err(|(stop, done)| into_error(stop, done))
 }
 
 /// C loop over n elements calling the Rust closure `f`, whose panics are caught.
 pub fn run_closure(f: &mut impl FnMut(u64) -> u64, n: u64, x0: u64) -> Result<u64, CallbackError> {
     let mut g = |x| Ok::<u64, CallbackError>(f(x));
-    ffi::for_each_closure(&mut g, n, x0).map_err(|(stop, done)| into_error(stop, done))
+    ffi::for_each_closure(0, &mut g, n, x0).map_err(|(stop, done)| into_error(stop, done))
 }
+
+/// The reference: the same loop and step in plain Rust, at placement `K`.
+#[inline(never)]
+fn rust_loop<const K: usize>(state: &StepState, x0: u64, n: u64) -> u64 {
+    ffi::place::<K>();
+    let mut x = x0;
+    for i in 0..n {
+        x = step(state, x ^ i);
+    }
+    x
+}
+
+const RUST_LOOP: Placed<fn(&StepState, u64, u64) -> u64> = placed!(rust_loop);
 
 /// A registered handle, unregistered when the runner is dropped.
 struct Registered(Handle);
@@ -167,57 +186,59 @@ pub(super) fn workload() -> Workload {
                 name: "batched",
                 role: Role::Baseline,
                 about: "the C loop calling a C callback: no crossing per element",
-                prepare: |_, _| {
+                prepare: |_, _, at| {
                     let (mult, x0) = black_box((MULT, X0));
-                    runner(move |n| ffi::for_each_c(mult, n, x0))
+                    runner(move |n| ffi::for_each_c(at.index(), mult, n, x0))
                 },
+                placed: true,
+                needs: None,
             },
             Variant {
                 name: "raw-pointer",
                 role: Role::PerCall,
                 about: "the C loop calling a Rust extern \"C\" fn, state passed as a raw pointer",
-                prepare: |_, _| {
+                prepare: |_, _, at| {
                     let (state, x0) = black_box((StepState { mult: MULT }, X0));
                     runner(move |n| {
                         let mut f = |x| Ok::<u64, Infallible>(step(&state, x));
-                        match ffi::for_each_closure(&mut f, n, x0) {
+                        match ffi::for_each_closure(at.index(), &mut f, n, x0) {
                             Ok(v) => v,
                             Err((CallbackStop::Panicked(p), _)) => std::panic::resume_unwind(p),
                             Err((CallbackStop::Error(never), _)) => match never {},
                         }
                     })
                 },
+                placed: true,
+                needs: None,
             },
             Variant {
                 name: "handle-registry",
                 role: Role::PerCall,
                 about: "the C loop calling Rust with a handle, looked up in a locked map per element",
-                prepare: |_, _| {
+                prepare: |_, _, at| {
                     let registered = Registered(register(black_box(MULT)));
                     let x0 = black_box(X0);
                     runner(move |n| {
                         // Borrowing the whole guard moves it into the closure, which keeps
                         // the handle registered for as long as the runner lives.
                         let Registered(handle) = &registered;
-                        run_by_handle(*handle, n, x0)
+                        run_by_handle_at(at, *handle, n, x0)
                             .expect("the runner keeps its handle registered")
                     })
                 },
+                placed: true,
+                needs: None,
             },
             Variant {
                 name: "rust-loop",
                 role: Role::Reference,
                 about: "the same loop and step in plain Rust: no crossing at all",
-                prepare: |_, _| {
-                    let (state, x0) = black_box((StepState { mult: MULT }, X0));
-                    runner(move |n| {
-                        let mut x = x0;
-                        for i in 0..n {
-                            x = step(&state, x ^ i);
-                        }
-                        x
-                    })
+                prepare: |_, _, at| {
+                    let (state, x0, f) = (black_box(StepState { mult: MULT }), X0, RUST_LOOP[at.index()]);
+                    runner(move |n| f(&state, black_box(x0), n))
                 },
+                placed: true,
+                needs: None,
             },
         ],
     }

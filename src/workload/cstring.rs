@@ -28,7 +28,7 @@ pub(super) fn workload() -> Workload {
                 name: "batched",
                 role: Role::Baseline,
                 about: "C strings built once, one call digests n of them",
-                prepare: |_, shared| {
+                prepare: |_, shared, _| {
                     let owned: Vec<CString> = shared_as::<Vec<String>>(shared)
                         .iter()
                         .map(|s| CString::new(s.as_str()).expect("catalogue strings have no NUL"))
@@ -37,12 +37,14 @@ pub(super) fn workload() -> Workload {
                     let seed = black_box(SEED);
                     runner(move |n| table.digest_many(n, seed))
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "new-cstring",
                 role: Role::PerCall,
                 about: "per-call CString::new (allocate, copy, check, free)",
-                prepare: |_, shared| {
+                prepare: |_, shared, _| {
                     let strs = shared_as::<Vec<String>>(shared);
                     let seed = black_box(SEED);
                     runner(move |n| {
@@ -55,12 +57,14 @@ pub(super) fn workload() -> Workload {
                         h
                     })
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "reuse-buffer",
                 role: Role::PerCall,
                 about: "per-call copy into one reused Vec plus NUL, checked, no allocation",
-                prepare: |_, shared| {
+                prepare: |_, shared, _| {
                     let strs = shared_as::<Vec<String>>(shared);
                     let mut buf: Vec<u8> = Vec::with_capacity(128);
                     let seed = black_box(SEED);
@@ -77,6 +81,8 @@ pub(super) fn workload() -> Workload {
                         h
                     })
                 },
+                placed: false,
+                needs: None,
             },
         ],
     }

@@ -22,13 +22,13 @@ static EMBEDDED: &[u8] = include_bytes!(env!("FFIPROF_BUILT_DYLIB"));
 
 /// FNV-1a, 64 bits (<http://www.isthe.com/chongo/tech/comp/fnv/>): a content tag for the
 /// cached file's name, not a security measure.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
-fn cache_dir() -> PathBuf {
+pub(super) fn cache_dir() -> PathBuf {
     let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     var("XDG_CACHE_HOME")
         .or_else(|| var("HOME").map(|home| home.join(".cache")))
@@ -75,26 +75,30 @@ pub(super) fn workload() -> Workload {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call into the shared library's own loop",
-                prepare: |_, _| {
+                prepare: |_, _, _| {
                     let lib = library()?;
                     let start = black_box(START);
                     runner(move |n| lib.plusone_loop(start, n) as u32 as u64)
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "per-call-static",
                 role: Role::PerCall,
                 about: "per-call to the statically linked plusone",
-                prepare: |_, _| {
+                prepare: |_, _, _| {
                     let start = black_box(START);
-                    runner(move |n| super::plusone::per_call_loop(start, n) as u32 as u64)
+                    runner(move |n| super::plusone::PER_CALL[0](start, n) as u32 as u64)
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "per-call-dylib",
                 role: Role::PerCall,
                 about: "per-call through a function pointer resolved once with dlsym",
-                prepare: |_, _| {
+                prepare: |_, _, _| {
                     let lib = library()?;
                     let start = black_box(START);
                     runner(move |n| {
@@ -105,12 +109,14 @@ pub(super) fn workload() -> Workload {
                         x as u32 as u64
                     })
                 },
+                placed: false,
+                needs: None,
             },
             Variant {
                 name: "dlsym-per-call",
                 role: Role::PerCall,
                 about: "per-call, looking the symbol up with dlsym every time (the anti-pattern)",
-                prepare: |_, _| {
+                prepare: |_, _, _| {
                     let lib = library()?;
                     let start = black_box(START);
                     runner(move |n| {
@@ -123,6 +129,8 @@ pub(super) fn workload() -> Workload {
                         x as u32 as u64
                     })
                 },
+                placed: false,
+                needs: None,
             },
         ],
     }

@@ -17,6 +17,7 @@ mod cstring;
 mod dylib;
 mod plusone;
 mod pow;
+pub mod xlto;
 
 pub use calibrate::both_sides_loop;
 pub use callback::{
@@ -54,9 +55,57 @@ pub trait Runner {
 /// memory placed differently from the others'.
 pub type Shared = Rc<dyn Any>;
 
-/// Builds a runner for one input over the case's shared data; may fail when a resource is
-/// missing (a shared library).
-pub type Prepare = fn(&Input, &Shared) -> Result<Box<dyn Runner>>;
+/// Which copy of a variant's measured code runs. At a few nanoseconds per item, where a
+/// loop sits in the binary (its alignment, which branch-predictor entries it shares, how
+/// it falls in the decoded-instruction cache) moves its speed by more than a crossing
+/// costs, and differently in every binary (Mytkowicz et al., "Producing Wrong Data
+/// Without Doing Anything Obviously Wrong!", ASPLOS 2009). So the loops a variant times
+/// (the C loop of a batched baseline, the Rust loop of a per-call variant) are built
+/// [`PLACEMENTS`] times, as distinct functions whose loops start at different offsets
+/// from a 64-byte boundary, the same offsets in every binary; the paired engine draws a
+/// placement per subject and round, and the spread between placements becomes each
+/// case's placement floor ([`crate::measure::paired`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Placement(usize);
+
+/// How many placements a placed variant has.
+pub const PLACEMENTS: usize = crate::ffi::PLACEMENTS;
+
+impl Placement {
+    /// Placement `index`, wrapped into range.
+    pub fn new(index: usize) -> Placement {
+        Placement(index % PLACEMENTS)
+    }
+
+    /// Every placement, in order.
+    pub fn all() -> impl Iterator<Item = Placement> {
+        (0..PLACEMENTS).map(Placement)
+    }
+
+    /// Its index, below [`PLACEMENTS`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// The copies of a function made by `placed!`, one per placement.
+pub(crate) type Placed<F> = [F; PLACEMENTS];
+
+/// The [`PLACEMENTS`] copies of a function generic over its placement
+/// (`fn f<const K: usize>(..)` that calls `ffi::place::<K>()` first), as a table of
+/// function pointers indexed by [`Placement::index`].
+macro_rules! placed {
+    ($f:ident) => {
+        [$f::<0>, $f::<1>, $f::<2>, $f::<3>]
+    };
+}
+pub(crate) use placed;
+
+/// Builds a runner for one input over the case's shared data, running the code at the
+/// placement given (variants that are not [`Variant::placed`] ignore it); may fail when
+/// a resource is missing (a shared library) or a variant cannot be built on this machine
+/// ([`Error::VariantUnavailable`]).
+pub type Prepare = fn(&Input, &Shared, Placement) -> Result<Box<dyn Runner>>;
 
 /// The shared data of workloads that need none.
 pub(crate) fn nothing_shared(_: &Input) -> Shared {
@@ -70,6 +119,15 @@ pub(crate) fn shared_as<T: 'static>(shared: &Shared) -> Rc<T> {
     })
 }
 
+/// A variant left out on this machine, and why (what to install).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unavailable {
+    /// The variant.
+    pub variant: String,
+    /// Why it was not measured.
+    pub why: String,
+}
+
 /// One way of doing a workload's work.
 #[derive(Clone)]
 pub struct Variant {
@@ -81,6 +139,25 @@ pub struct Variant {
     pub about: &'static str,
     /// Builds the runner.
     pub prepare: Prepare,
+    /// True when `prepare` honours its [`Placement`]: the variant's measured code exists
+    /// once per placement.
+    pub placed: bool,
+    /// What the variant needs of this machine beyond ffiprof itself (a compiler), checked
+    /// before it is measured: an [`Error::VariantUnavailable`] leaves it out with a note.
+    /// `None` for a variant that always runs.
+    pub needs: Option<fn() -> Result<()>>,
+}
+
+impl Variant {
+    /// Whether this machine can run the variant ([`Variant::needs`]).
+    pub fn available(&self) -> Result<()> {
+        self.needs.map_or(Ok(()), |needs| needs())
+    }
+
+    /// The placements the variant's code exists at: all of them, or only the first.
+    pub fn placements(&self) -> impl Iterator<Item = Placement> {
+        Placement::all().take(if self.placed { PLACEMENTS } else { 1 })
+    }
 }
 
 /// One input a workload is measured at.
@@ -113,7 +190,23 @@ impl Workload {
     /// A runner of `variant` at `input`, over freshly prepared shared data (for a single
     /// variant; a paired measurement shares one preparation among all variants).
     pub fn prepare(&self, variant: &str, input: &Input) -> Result<Box<dyn Runner>> {
-        (self.variant(variant)?.prepare)(input, &(self.share)(input))
+        (self.variant(variant)?.prepare)(input, &(self.share)(input), Placement::default())
+    }
+
+    /// The variants this machine can run, and why each of the others cannot: every
+    /// consumer of the catalogue measures the first list and reports the second.
+    pub fn available_variants(&self) -> (Vec<&Variant>, Vec<Unavailable>) {
+        let mut here = Vec::new();
+        let mut missing = Vec::new();
+        for v in &self.variants {
+            match v.available() {
+                Ok(()) => here.push(v),
+                Err(e) => {
+                    missing.push(Unavailable { variant: v.name.to_owned(), why: e.to_string() })
+                }
+            }
+        }
+        (here, missing)
     }
 
     /// The batched baseline.

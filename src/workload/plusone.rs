@@ -2,20 +2,37 @@
 
 use std::hint::black_box;
 
-use super::{runner, Input, Role, Variant, Workload};
+use super::{placed, runner, xlto, Input, Placed, Role, Variant, Workload};
 use crate::ffi;
 
 const START: i32 = 7;
 
 /// The per-call loop: the statically linked C `plusone` once per iteration (also the
-/// `dylib` workload's `per-call-static`). Never inlined, so profiles show it by name.
+/// `dylib` workload's `per-call-static`), at placement `K`. Never inlined, so profiles
+/// show it by name.
 #[inline(never)]
-pub(super) fn per_call_loop(mut x: i32, n: u64) -> i32 {
+pub(super) fn per_call_loop<const K: usize>(mut x: i32, n: u64) -> i32 {
+    ffi::place::<K>();
     for _ in 0..n {
-        x = ffi::plusone(x);
+        x = black_box(ffi::plusone(x));
     }
     x
 }
+
+/// The per-call loop at every placement.
+pub(super) const PER_CALL: Placed<fn(i32, u64) -> i32> = placed!(per_call_loop);
+
+/// The same `+1` in Rust, inlined; `black_box` keeps one add per item.
+#[inline(never)]
+fn rust_inlined<const K: usize>(mut x: i32, n: u64) -> i32 {
+    ffi::place::<K>();
+    for _ in 0..n {
+        x = black_box(x.wrapping_add(1));
+    }
+    x
+}
+
+const RUST_INLINED: Placed<fn(i32, u64) -> i32> = placed!(rust_inlined);
 
 pub(super) fn workload() -> Workload {
     Workload {
@@ -28,34 +45,42 @@ pub(super) fn workload() -> Workload {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call into a C loop that calls plusone n times",
-                prepare: |_, _| {
+                prepare: |_, _, at| {
                     let start = black_box(START);
-                    runner(move |n| ffi::plusone_loop(start, n) as u32 as u64)
+                    runner(move |n| ffi::plusone_loop(at.index(), start, n) as u32 as u64)
                 },
+                placed: true,
+                needs: None,
             },
             Variant {
                 name: "per-call",
                 role: Role::PerCall,
                 about: "a Rust loop calling the C plusone through FFI n times",
-                prepare: |_, _| {
-                    let start = black_box(START);
-                    runner(move |n| per_call_loop(start, n) as u32 as u64)
+                prepare: |_, _, at| {
+                    let (start, f) = (black_box(START), PER_CALL[at.index()]);
+                    runner(move |n| f(start, n) as u32 as u64)
                 },
+                placed: true,
+                needs: None,
             },
+            xlto::variant(
+                "the same Rust loop and C plusone, built with cross-language LTO into a \
+                 shared library: the optimiser may inline plusone into the loop",
+                |_, _, at| {
+                    let (lib, start) = (xlto::library()?, black_box(START));
+                    runner(move |n| lib.plusone(at, start, n) as u32 as u64)
+                },
+            ),
             Variant {
                 name: "rust-inlined",
                 role: Role::Reference,
                 about: "the same +1 written in Rust and inlined; black_box keeps one add per item",
-                prepare: |_, _| {
-                    let start = black_box(START);
-                    runner(move |n| {
-                        let mut x = start;
-                        for _ in 0..n {
-                            x = black_box(x.wrapping_add(1));
-                        }
-                        x as u32 as u64
-                    })
+                prepare: |_, _, at| {
+                    let (start, f) = (black_box(START), RUST_INLINED[at.index()]);
+                    runner(move |n| f(start, n) as u32 as u64)
                 },
+                placed: true,
+                needs: None,
             },
         ],
     }

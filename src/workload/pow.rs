@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use super::{runner, Input, Role, Variant, Workload};
+use super::{placed, runner, xlto, Input, Placed, Role, Variant, Workload};
 use crate::ffi;
 
 /// `a = pow(a, 3)` from `a = 0`: the seeds' chain, which stays at 0 (a fast path in libm).
@@ -18,15 +18,18 @@ fn start(input: &Input) -> (f64, f64) {
     }
 }
 
-/// The per-call loop: one FFI call to libm per iteration. Never inlined, so profiles show
-/// it by this name between the runner and `pow`.
+/// The per-call loop: one FFI call to libm per iteration, at placement `K`. Never
+/// inlined, so profiles show it by this name between the runner and `pow`.
 #[inline(never)]
-pub(super) fn per_call_loop(mut a: f64, e: f64, n: u64) -> f64 {
+pub(super) fn per_call_loop<const K: usize>(mut a: f64, e: f64, n: u64) -> f64 {
+    ffi::place::<K>();
     for _ in 0..n {
         a = ffi::libm_pow(a, e);
     }
     a
 }
+
+const PER_CALL: Placed<fn(f64, f64, u64) -> f64> = placed!(per_call_loop);
 
 pub(super) fn workload() -> Workload {
     Workload {
@@ -42,20 +45,32 @@ pub(super) fn workload() -> Workload {
                 name: "batched",
                 role: Role::Baseline,
                 about: "one call into a C loop that calls pow n times",
-                prepare: |input, _| {
+                prepare: |input, _, at| {
                     let (a, e) = black_box(start(input));
-                    runner(move |n| ffi::pow_loop(a, e, n).to_bits())
+                    runner(move |n| ffi::pow_loop(at.index(), a, e, n).to_bits())
                 },
+                placed: true,
+                needs: None,
             },
             Variant {
                 name: "per-call",
                 role: Role::PerCall,
                 about: "a Rust loop calling libm pow through FFI n times",
-                prepare: |input, _| {
-                    let (a, e) = black_box(start(input));
-                    runner(move |n| per_call_loop(a, e, n).to_bits())
+                prepare: |input, _, at| {
+                    let ((a, e), f) = (black_box(start(input)), PER_CALL[at.index()]);
+                    runner(move |n| f(a, e, n).to_bits())
                 },
+                placed: true,
+                needs: None,
             },
+            xlto::variant(
+                "the same Rust loop built with cross-language LTO into a shared library; pow \
+                 is glibc's libm, loaded at run time, which no LTO reaches",
+                |input, _, at| {
+                    let (lib, (a, e)) = (xlto::library()?, black_box(start(input)));
+                    runner(move |n| lib.pow(at, a, e, n).to_bits())
+                },
+            ),
         ],
     }
 }

@@ -58,6 +58,8 @@ fn variant(
             ratio,
             instructions: instr
                 .map(|per_call| InstructionCount { per_call, overhead_per_call: None }),
+            placements: 1,
+            placement: None,
         },
         about: format!("{name} variant"),
         counters: None,
@@ -120,6 +122,7 @@ fn report(f: Figures) -> Report {
             noise_floor: (f.control.upper - 1.0).max(1.0 - f.control.lower).max(0.0),
             min_effect: 0.01,
             too_noisy,
+            placement_floor: 0.0,
         },
     };
     Report {
@@ -150,15 +153,23 @@ fn report(f: Figures) -> Report {
                 stack_bytes: 16384,
             },
         },
-        workloads: vec![ReportCase {
+        workloads: vec![with_answers(ReportCase {
             verdict: report::verdicts(&header, &variants),
             header,
             about: "libm pow".into(),
             variants,
-        }],
+            unavailable: vec![],
+            inlining: None,
+            answers: None,
+        })],
         notes: vec!["a note".into()],
         cgo: None,
     }
+}
+
+fn with_answers(mut case: ReportCase) -> ReportCase {
+    case.answers = report::answers(&case);
+    case
 }
 
 fn golden(name: &str, actual: &str) {

@@ -1,0 +1,472 @@
+//! `per-call-xlto`: the third answer to "per-call or batched?". What a Rust->C call per
+//! item loses is the call itself and what the optimiser could have done across it;
+//! cross-language LTO gives that back by letting LLVM see both sides. Here the catalogue's
+//! per-call Rust loops (`csrc/xlto/loops.rs`) and csrc's C are built with linker-plugin
+//! LTO into a shared library (rustc `-Clinker-plugin-lto`, C compiled to bitcode by the
+//! clang of rustc's own LLVM version, linked by clang and that version's lld), then
+//! loaded and timed like any variant, at every code placement.
+//!
+//! In that library the C functions are not marked `noinline` (the static catalogue marks
+//! them so that its batched C loops keep their calls): what the optimiser does there is
+//! what it would do to any C library's function. Whether a call was inlined is read from
+//! the library's machine code ([`inspect`]), never guessed from a time.
+//!
+//! Without the matching compilers the variant is left out with a note that names the
+//! Debian packages; `FFIPROF_XLTO_CLANG` and `FFIPROF_XLTO_LLD` name others, `RUSTC` the
+//! Rust compiler. The library is built once per set of sources and compilers, into the
+//! user's cache directory (beside the dylib workload's library), and reused.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+use object::{Object, ObjectSection, ObjectSymbol, ObjectSymbolTable, RelocationTarget};
+use serde::{Deserialize, Serialize};
+
+use super::{Placement, Prepare, Role, Variant, PLACEMENTS};
+use crate::error::{Error, Result};
+use crate::ffi::{self, XltoLoops};
+
+/// The variant's name in every workload that has it.
+pub const NAME: &str = "per-call-xlto";
+
+/// The sources the library is built from, as they are in the tree.
+const SOURCES: &[(&str, &str)] = &[
+    ("ffiprof.h", include_str!("../../csrc/ffiprof.h")),
+    ("plusone.c", include_str!("../../csrc/plusone.c")),
+    ("loops.rs", include_str!("../../csrc/xlto/loops.rs")),
+];
+
+/// Each workload's loop in the library: its exported name (before `_pK`) and the C
+/// function it calls per item.
+const LOOPS: &[(&str, &str, &str)] =
+    &[("plusone", "ffiprof_xlto_plusone", "ffiprof_plusone"), ("pow", "ffiprof_xlto_pow", "pow")];
+
+/// A placed per-call variant built with cross-language LTO.
+pub(super) fn variant(about: &'static str, prepare: Prepare) -> Variant {
+    Variant {
+        name: NAME,
+        role: Role::PerCall,
+        about,
+        prepare,
+        placed: true,
+        needs: Some(|| library().map(drop)),
+    }
+}
+
+/// The compilers cross-language LTO needs: rustc, and the clang and lld of rustc's LLVM
+/// major version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Toolchain {
+    /// The Rust compiler.
+    pub rustc: PathBuf,
+    /// The C compiler, also the linker driver.
+    pub clang: PathBuf,
+    /// The linker.
+    pub lld: PathBuf,
+    /// The LLVM major version the three share.
+    pub llvm_major: u32,
+    /// `rustc --version`, `clang --version` and `ld.lld --version`, first lines.
+    pub versions: Vec<String>,
+}
+
+fn first_line(program: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    out.status.success().then(|| text.lines().next().unwrap_or("").trim().to_owned())
+}
+
+/// The first number after `marker` in `text` (`"clang version "` in `clang --version`).
+fn major_after(text: &str, marker: &str) -> Option<u32> {
+    let rest = &text[text.find(marker)? + marker.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+}
+
+/// `env` if set, else the first of `names` on PATH whose version (the number after
+/// `marker` in `--version`) is `major`.
+fn find_tool(env: &str, names: &[String], marker: &str, major: u32) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from) {
+        let version = first_line(&path, &["--version"])
+            .ok_or_else(|| format!("{env}={} does not run", path.display()))?;
+        return match major_after(&version, marker) {
+            Some(m) if m == major => Ok(path),
+            _ => Err(format!("{env}={} is `{version}`, not LLVM {major}", path.display())),
+        };
+    }
+    names
+        .iter()
+        .filter_map(|name| on_path(name))
+        .find(|path| {
+            first_line(path, &["--version"]).and_then(|v| major_after(&v, marker)) == Some(major)
+        })
+        .ok_or_else(|| format!("no {} of LLVM {major} on PATH", names.join(" or ")))
+}
+
+/// The toolchain on this machine, or why there is none (with what to install).
+pub fn toolchain() -> Result<Toolchain, String> {
+    let rustc = std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    let verbose = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .ok_or_else(|| format!("cannot run {} (set RUSTC)", rustc.display()))?;
+    let major = major_after(&verbose, "LLVM version: ")
+        .ok_or_else(|| format!("{} -vV names no LLVM version", rustc.display()))?;
+    let install = format!(
+        "cross-language LTO needs the clang and lld of rustc's LLVM {major} \
+         (Debian: apt-get install clang-{major} lld-{major}; or set FFIPROF_XLTO_CLANG and \
+         FFIPROF_XLTO_LLD)"
+    );
+    let clang = find_tool(
+        "FFIPROF_XLTO_CLANG",
+        &[format!("clang-{major}"), "clang".into()],
+        "clang version ",
+        major,
+    )
+    .map_err(|why| format!("{why}: {install}"))?;
+    let lld =
+        find_tool("FFIPROF_XLTO_LLD", &[format!("ld.lld-{major}"), "ld.lld".into()], "LLD ", major)
+            .map_err(|why| format!("{why}: {install}"))?;
+    let versions = [(&rustc, "--version"), (&clang, "--version"), (&lld, "--version")]
+        .iter()
+        .filter_map(|(p, a)| first_line(p, &[a]))
+        .collect();
+    Ok(Toolchain { rustc, clang, lld, llvm_major: major, versions })
+}
+
+/// The built library, loaded, with what its code says of each loop.
+pub(crate) struct Library {
+    loops: XltoLoops,
+    /// Where it is.
+    pub(crate) path: PathBuf,
+    /// Built by.
+    pub(crate) toolchain: Toolchain,
+}
+
+impl Library {
+    /// The per-call plusone loop at `at`.
+    pub(crate) fn plusone(&self, at: Placement, x: i32, n: u64) -> i32 {
+        self.loops.plusone(at.index(), x, n)
+    }
+
+    /// What the library's code says of `workload`'s loop ([`inspect`]).
+    pub(crate) fn inspect(&self, workload: &str) -> Option<Result<Inlining>> {
+        inspect(&self.path, workload).map(|found| {
+            found.map(|i| Inlining { built_with: self.toolchain.versions.clone(), ..i })
+        })
+    }
+
+    /// The per-call pow loop at `at`.
+    pub(crate) fn pow(&self, at: Placement, a: f64, e: f64, n: u64) -> f64 {
+        self.loops.pow(at.index(), a, e, n)
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("cannot run {what}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+    Err(format!(
+        "{what} failed ({}): {}",
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    ))
+}
+
+/// Builds the library from [`SOURCES`] with `t` into `out`, in a scratch directory beside
+/// it, renamed into place when complete.
+fn build(t: &Toolchain, out: &Path) -> Result<(), String> {
+    let dir = out.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".xlto-build-")
+        .tempdir_in(dir)
+        .map_err(|e| format!("cannot create a build directory in {}: {e}", dir.display()))?;
+    let work = scratch.path();
+    for (name, text) in SOURCES {
+        std::fs::write(work.join(name), text)
+            .map_err(|e| format!("cannot write {}: {e}", work.join(name).display()))?;
+    }
+    let mut objects = Vec::new();
+    for c in SOURCES.iter().map(|s| s.0).filter(|n| n.ends_with(".c")) {
+        let object = work.join(c).with_extension("o");
+        run(
+            Command::new(&t.clang)
+                .args(["-flto=thin", "-O2", "-gdwarf-4", "-fno-omit-frame-pointer", "-fPIC"])
+                .args(["-std=c11", "-DFFIPROF_CALLEE=", "-c"])
+                .arg(work.join(c))
+                .arg("-o")
+                .arg(&object),
+            &format!("{} on {c}", t.clang.display()),
+        )?;
+        objects.push(object);
+    }
+    let library = work.join("libffiprof_xlto.so");
+    let mut rustc = Command::new(&t.rustc);
+    rustc
+        .args(["--edition", "2021", "--crate-type", "cdylib", "--crate-name", "ffiprof_xlto"])
+        .args(["-Copt-level=3", "-Cpanic=abort", "-Cforce-frame-pointers=yes"])
+        // DWARF 4 on both sides: valgrind 3.19 (Debian 12) gives up on LLVM 22's DWARF 5.
+        .args(["-Cdebuginfo=2", "-Cdwarf-version=4"])
+        .arg("-Clinker-plugin-lto")
+        .arg(format!("-Clinker={}", t.clang.display()))
+        .arg(format!("-Clink-arg=--ld-path={}", t.lld.display()));
+    for object in &objects {
+        rustc.arg(format!("-Clink-arg={}", object.display()));
+    }
+    rustc.arg("-Clink-arg=-lm").arg(work.join("loops.rs")).arg("-o").arg(&library);
+    run(&mut rustc, &format!("{} (linker-plugin LTO)", t.rustc.display()))?;
+    std::fs::rename(&library, out).map_err(|e| format!("cannot move the library into place: {e}"))
+}
+
+/// FNV-1a over the sources and the compilers' versions: the cached library's name.
+fn build_key(t: &Toolchain) -> u64 {
+    let mut bytes = Vec::new();
+    for (name, text) in SOURCES {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    for part in t
+        .versions
+        .iter()
+        .map(String::as_str)
+        .chain([t.clang.to_str().unwrap_or(""), t.lld.to_str().unwrap_or("")])
+    {
+        bytes.extend_from_slice(part.as_bytes());
+    }
+    super::dylib::fnv1a(&bytes)
+}
+
+/// The library: built (or found in the cache) and loaded once per process. Fails with
+/// [`Error::VariantUnavailable`], saying why and what to install, when this machine cannot
+/// build it; the failure is remembered, so it is tried once.
+pub(crate) fn library() -> Result<Arc<Library>> {
+    static LIBRARY: OnceLock<Result<Arc<Library>, String>> = OnceLock::new();
+    let made = LIBRARY.get_or_init(|| {
+        let toolchain = toolchain()?;
+        let path = super::dylib::cache_dir().join(format!(
+            "libffiprof_xlto-{}-{:016x}.so",
+            env!("CARGO_PKG_VERSION"),
+            build_key(&toolchain)
+        ));
+        if !path.exists() {
+            build(&toolchain, &path).map_err(|why| format!("building its library: {why}"))?;
+        }
+        let loops =
+            XltoLoops::open(&path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        Ok(Arc::new(Library { loops, path, toolchain }))
+    });
+    made.clone()
+        .map_err(|why| Error::VariantUnavailable { variant: NAME.to_owned(), why: why.clone() })
+}
+
+/// What the library's machine code says of one workload's per-call loop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inlining {
+    /// The loop's exported name, before the placement's `_pK`.
+    pub loop_symbol: String,
+    /// The C function the loop calls per item in the source.
+    pub callee: String,
+    /// True when the loop, at every placement, has no call left in it: the callee was
+    /// inlined.
+    pub inlined: bool,
+    /// What the loops still call, by the machine code: a function's name, or how the
+    /// call is made where no name can be read.
+    pub calls: Vec<String>,
+    /// Why the callee is still called, where the code tells.
+    pub why: Option<String>,
+    /// How many placements were read.
+    pub placements: usize,
+    /// The compilers that built the library, first lines of their `--version`.
+    #[serde(default)]
+    pub built_with: Vec<String>,
+}
+
+impl Inlining {
+    /// The finding in words.
+    pub fn sentence(&self) -> String {
+        if self.inlined {
+            format!(
+                "{} inlined: the loop's machine code ({}) has no call left at any of {} \
+                 placements",
+                self.callee, self.loop_symbol, self.placements
+            )
+        } else {
+            format!(
+                "{} still a call: the loop's machine code ({}) calls {}{}",
+                self.callee,
+                self.loop_symbol,
+                self.calls.join(", "),
+                self.why.as_ref().map_or(String::new(), |w| format!("; {w}"))
+            )
+        }
+    }
+}
+
+/// The symbol a dynamic relocation at `address` (a GOT slot) fills in.
+fn got_symbol(file: &object::File<'_>, address: u64) -> Option<String> {
+    let dynsym = file.dynamic_symbol_table()?;
+    file.dynamic_relocations()?.find(|(offset, _)| *offset == address).and_then(|(_, r)| {
+        match r.target() {
+            RelocationTarget::Symbol(index) => {
+                dynsym.symbol_by_index(index).ok()?.name().ok().map(str::to_owned)
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Bytes of the loaded image at `address`, `len` of them, from the section holding them.
+fn code_at<'d>(file: &object::File<'d>, address: u64, len: u64) -> Option<&'d [u8]> {
+    file.sections().find_map(|s| {
+        let (start, end) = (s.address(), s.address() + s.size());
+        (start <= address && address + len <= end && s.kind() == object::SectionKind::Text)
+            .then(|| s.data().ok())
+            .flatten()
+            .map(|data| &data[(address - start) as usize..(address - start + len) as usize])
+    })
+}
+
+/// The function or import a direct branch to `target` reaches: a symbol that starts
+/// there, or a PLT stub whose first instruction jumps through a GOT slot.
+fn direct_target(file: &object::File<'_>, target: u64) -> String {
+    if let Some(name) = file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .find(|s| s.address() == target && s.is_definition() && s.size() > 0)
+        .and_then(|s| s.name().ok().map(str::to_owned))
+    {
+        return name;
+    }
+    let via_plt = code_at(file, target, 16).and_then(|stub| {
+        let first = Decoder::with_ip(64, stub, target, DecoderOptions::NONE).decode();
+        first.is_ip_rel_memory_operand().then(|| got_symbol(file, first.ip_rel_memory_address()))?
+    });
+    via_plt.unwrap_or_else(|| format!("code at {target:#x}"))
+}
+
+/// The slot `reg` was loaded from, when the last instruction before `at` in `code` that
+/// writes it (calls and branches only read theirs) loads it from a rip-relative address.
+fn loaded_from(code: &[Instruction], at: usize, reg: Register) -> Option<u64> {
+    code[..at]
+        .iter()
+        .rev()
+        .filter(|i| i.flow_control() == FlowControl::Next)
+        .find(|i| i.op_count() > 0 && i.op0_kind() == OpKind::Register && i.op0_register() == reg)
+        .filter(|i| i.mnemonic() == Mnemonic::Mov && i.is_ip_rel_memory_operand())
+        .map(Instruction::ip_rel_memory_address)
+}
+
+/// What the function `[start, start + size)` calls or jumps out to, named where the code
+/// tells.
+fn calls_in(file: &object::File<'_>, start: u64, size: u64) -> Result<Vec<String>, String> {
+    let bytes = code_at(file, start, size).ok_or("the loop's code is not in a text section")?;
+    let code: Vec<Instruction> =
+        Decoder::with_ip(64, bytes, start, DecoderOptions::NONE).into_iter().collect();
+    let mut calls = Vec::new();
+    for (at, i) in code.iter().enumerate() {
+        let leaves = |t: u64| t < start || t >= start + size;
+        let named = match i.flow_control() {
+            FlowControl::Call => Some(direct_target(file, i.near_branch_target())),
+            FlowControl::UnconditionalBranch if leaves(i.near_branch_target()) => {
+                Some(direct_target(file, i.near_branch_target()))
+            }
+            FlowControl::IndirectCall | FlowControl::IndirectBranch => {
+                let slot = if i.is_ip_rel_memory_operand() {
+                    Some(i.ip_rel_memory_address())
+                } else if i.op0_kind() == OpKind::Register {
+                    loaded_from(&code, at, i.op0_register())
+                } else {
+                    None
+                };
+                Some(slot.and_then(|s| got_symbol(file, s)).unwrap_or_else(|| {
+                    "a function pointer (an indirect call whose target the code does not name)"
+                        .to_owned()
+                }))
+            }
+            _ => None,
+        };
+        calls.extend(named);
+    }
+    Ok(calls)
+}
+
+/// Reads the library at `path`: for `workload`'s loop at every placement, whether its C
+/// callee was inlined, and what the code still calls. `None` for a workload without a
+/// loop in the library.
+pub fn inspect(path: &Path, workload: &str) -> Option<Result<Inlining>> {
+    let &(_, loop_symbol, callee) = LOOPS.iter().find(|l| l.0 == workload)?;
+    let failed = |why: String| Error::Internal(format!("reading {}: {why}", path.display()));
+    let read = || -> Result<Inlining> {
+        let data =
+            std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        let file = object::File::parse(&*data).map_err(|e| failed(e.to_string()))?;
+        let mut calls = BTreeSet::new();
+        for k in 0..PLACEMENTS {
+            let name = format!("{loop_symbol}_p{k}");
+            let symbol = file
+                .symbols()
+                .find(|s| s.name() == Ok(name.as_str()) && s.is_definition())
+                .ok_or_else(|| failed(format!("no function {name}")))?;
+            calls.extend(calls_in(&file, symbol.address(), symbol.size()).map_err(failed)?);
+        }
+        let defined_here = file.symbols().any(|s| {
+            s.name() == Ok(callee) && s.is_definition() && s.kind() == object::SymbolKind::Text
+        });
+        let why = (!calls.is_empty()).then(|| {
+            if defined_here {
+                format!("{callee} is in the LTO unit, yet the optimiser kept the call")
+            } else {
+                let from = ffi::library_of(callee)
+                    .map_or(String::new(), |lib| format!(" ({})", lib.display()));
+                format!(
+                    "{callee} is not in the LTO unit: it is imported at load time from a \
+                     shared library{from}, which no link-time optimisation reaches"
+                )
+            }
+        });
+        Ok(Inlining {
+            loop_symbol: loop_symbol.to_owned(),
+            callee: callee.to_owned(),
+            inlined: calls.is_empty(),
+            calls: calls.into_iter().collect(),
+            why,
+            placements: PLACEMENTS,
+            built_with: Vec::new(),
+        })
+    };
+    Some(read())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_each_tools_first_line() {
+        let rustc = "rustc 1.95.0\nbinary: rustc\nLLVM version: 22.1.2\n";
+        assert_eq!(major_after(rustc, "LLVM version: "), Some(22));
+        assert_eq!(
+            major_after("Debian clang version 22.1.8 (1~deb12u1)", "clang version "),
+            Some(22)
+        );
+        assert_eq!(
+            major_after("Debian LLD 14.0.6 (compatible with GNU linkers)", "LLD "),
+            Some(14)
+        );
+        assert_eq!(major_after("gcc (Debian 12.2.0) 12.2.0", "clang version "), None);
+    }
+}
