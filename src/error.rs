@@ -234,6 +234,7 @@ impl Error {
                 | Error::NoSuchProcess { .. }
                 | Error::PerfOpen { .. }
                 | Error::MissingTool { .. }
+                | Error::VariantUnavailable { .. }
                 | Error::CensusCorrupt { .. }
         )
     }

@@ -272,17 +272,19 @@ fn profile_one(
     Ok((result, written.folded))
 }
 
-/// The variants `ffiprof profile` samples: all of them, or the one asked for and the
-/// baseline (for the differential flamegraph).
+/// The variants `ffiprof profile` samples: all of them that this machine can run, or the
+/// one asked for and the baseline (for the differential flamegraph); one asked for that
+/// cannot run here is an error that says what to install.
 pub fn variants_to_profile(
     workload: &Workload,
     variant: Option<&str>,
 ) -> Result<Vec<&'static str>> {
     let baseline = workload.baseline().name;
     match variant {
-        None => Ok(workload.variants.iter().map(|v| v.name).collect()),
+        None => Ok(workload.available_variants().0.iter().map(|v| v.name).collect()),
         Some(name) => {
             let v = workload.variant(name)?;
+            v.available()?;
             Ok(if v.name == baseline { vec![baseline] } else { vec![baseline, v.name] })
         }
     }

@@ -246,7 +246,7 @@ pub fn run(
     });
     for (w, input, case) in timed {
         on_step(Step::Profile(format!("{}/{}", w.name, input.name)));
-        let names: Vec<&str> = w.variants.iter().map(|v| v.name).collect();
+        let names: Vec<&str> = w.available_variants().0.iter().map(|v| v.name).collect();
         let summary = profile::profile_workload(w, &names, input, &profile_options, &dir)?;
         on_step(Step::Done);
         for f in &summary.failures {

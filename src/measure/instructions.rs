@@ -205,7 +205,8 @@ pub fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
         for input in &w.inputs {
             let n = length(input) as f64;
             let mut baseline = None;
-            for (pair, (workload, input, variant)) in batches.by_ref().take(w.variants.len() + 1) {
+            let subjects = w.available_variants().0.len() + 1;
+            for (pair, (workload, input, variant)) in batches.by_ref().take(subjects) {
                 let per_call = (pair[1] as f64 - pair[0] as f64) / n;
                 let overhead_per_call = baseline.map(|b| per_call - b);
                 baseline.get_or_insert(per_call);

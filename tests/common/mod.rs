@@ -122,6 +122,29 @@ pub fn valgrind_here(test: &str) -> bool {
     tool_available(test, "valgrind", "--version", "apt-get install valgrind")
 }
 
+/// Whether the cross-language LTO toolchain (the clang and lld of rustc's LLVM major
+/// version) is here, for `per-call-xlto`; [`tool_available`]'s rules when it is not.
+pub fn xlto_here(test: &str) -> bool {
+    match ffiprof::workload::xlto::toolchain() {
+        Ok(_) => true,
+        Err(why) => {
+            assert!(!under_ci(), "{test}: {why}; CI must install them");
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+            false
+        }
+    }
+}
+
+/// The plusone workload's variants this machine runs, in the order measured: with
+/// `per-call-xlto` where the cross-language LTO toolchain is here.
+pub fn plusone_variants() -> Vec<&'static str> {
+    let xlto = ffiprof::workload::xlto::toolchain().is_ok();
+    ["batched", "per-call", "per-call-xlto", "rust-inlined"]
+        .into_iter()
+        .filter(|v| xlto || *v != "per-call-xlto")
+        .collect()
+}
+
 /// Runs `cmd`, fails the test unless it succeeds, and returns its standard output.
 pub fn run_ok(cmd: &mut Command) -> String {
     run(cmd).success().stdout

@@ -25,7 +25,7 @@ fn quick_bench_writes_json_of_the_documented_shape() {
         .stdout_has("ns/call");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["schema_version"], 3);
     assert_eq!(json["mode"], "quick");
     assert!(json["environment"]["cpu"].is_string());
     let cases = json["workloads"].as_array().unwrap();
@@ -35,7 +35,9 @@ fn quick_bench_writes_json_of_the_documented_shape() {
     assert_eq!(case["baseline"], "batched");
     let variants = case["variants"].as_array().unwrap();
     let names: Vec<&str> = variants.iter().map(|v| v["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["batched", "batched (control)", "per-call", "rust-inlined"]);
+    let mut expected = common::plusone_variants();
+    expected.insert(1, "batched (control)");
+    assert_eq!(names, expected);
     assert_eq!(variants[1]["role"], "control");
     // Instructions per call where valgrind is installed, else a note saying why not.
     let counted =
@@ -111,7 +113,7 @@ fn exec_prints_the_checksum_and_rejects_bad_names() {
     let out = run(ffiprof().args(["exec", "plusone", "per-call", "--n", "10"])).success();
     assert_eq!(out.stdout, "17\n");
     run(ffiprof().args(["exec", "plusone", "nosuch"]))
-        .usage_error("batched, per-call, rust-inlined");
+        .usage_error("batched, per-call, per-call-xlto, rust-inlined");
     run(ffiprof().args(["exec", "buffer", "borrow", "--input", "3B"])).usage_error("16B, 256B");
 }
 

@@ -15,3 +15,4 @@ mod record;
 mod report;
 mod run_cli;
 mod workloads;
+mod xlto;

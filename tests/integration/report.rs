@@ -6,7 +6,7 @@ use crate::common::links;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ffiprof::measure::paired::{PairedSummary, PairedVariant, Stop};
+use ffiprof::measure::paired::{PairedSummary, PairedVariant, PlacementRange, Stop};
 use ffiprof::measure::{Availability, InstructionCount};
 use ffiprof::measure::{CaseHeader, Interval, Mode, Statistic};
 use ffiprof::profile::{ProfileFiles, SamplerProfile};
@@ -228,7 +228,7 @@ fn json_round_trips_and_is_versioned() {
     std::fs::write(&path, r.to_json()).unwrap();
     assert_eq!(Report::load(dir.path()).unwrap(), r);
     let value: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-    assert_eq!(value["schema_version"], 3);
+    assert_eq!(value["schema_version"], 4);
     assert_eq!(value["environment"]["cpu"], "Test CPU", "the machine block is flat in environment");
     let case = &value["workloads"][0];
     assert_eq!(case["rounds"], 200);
@@ -327,4 +327,49 @@ fn reports_without_common_cases_cannot_be_compared() {
     new.workloads[0].header.name = "plusone".into();
     let err = compare(&old, "a".into(), &new, "b".into(), 0.05).unwrap_err();
     assert!(err.to_string().contains("no workload and input in common"));
+}
+
+#[test]
+fn a_version_3_report_still_loads_with_the_new_fields_defaulted() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report-v3.json");
+    let old = Report::load(&path).unwrap();
+    let case = &old.workloads[0];
+    assert_eq!(case.header.paired.placement_floor, 0.0);
+    assert!(case.variants.iter().all(|v| v.timing.placements == 1 && v.timing.placement.is_none()));
+    assert!(case.answers.is_none() && case.inlining.is_none() && case.unavailable.is_empty());
+}
+
+/// The case of [`report`] with a placement floor and the per-call variant's placement range
+/// set, judged again.
+fn placed(f: Figures, floor: f64, range: Option<(f64, f64)>) -> Report {
+    let mut r = report(f);
+    let case = &mut r.workloads[0];
+    case.header.paired.placement_floor = floor;
+    case.variants[2].timing.placement =
+        range.map(|(lowest, highest)| PlacementRange { lowest, highest, pairs: 16 });
+    case.verdict = report::verdicts(&case.header, &case.variants);
+    case.answers = report::answers(case);
+    r
+}
+
+#[test]
+fn a_difference_inside_the_placement_floor_is_worded_within_placement() {
+    // 15% slower, clear of a ±0.2% noise floor, not of a ±30% placement floor.
+    let r = placed(figures(10.0, iv(1.15, 0.01)), 0.30, Some((1.05, 1.25)));
+    let v = &r.workloads[0].verdict[0];
+    assert_eq!(v.kind, VerdictKind::WithinPlacement);
+    let md = report::render_markdown(&r);
+    assert!(md.contains("within placement"), "{md}");
+    assert!(
+        md.contains("batching saves nothing measurable here (within what code placement does)"),
+        "{md}"
+    );
+    // The same ratio with placement that agrees at every pair and a small floor: a cost.
+    let r = placed(figures(10.0, iv(1.15, 0.01)), 0.02, Some((1.12, 1.18)));
+    assert_eq!(r.workloads[0].verdict[0].kind, VerdictKind::Costs);
+    let a = r.workloads[0].answers.as_ref().unwrap();
+    assert!(a.batching_saves_ns.is_some_and(|s| s.estimate > 1.0), "{a:?}");
+    // Clear of both floors on the median, but one placement pair reads no difference.
+    let r = placed(figures(10.0, iv(1.15, 0.01)), 0.02, Some((0.99, 1.20)));
+    assert_eq!(r.workloads[0].verdict[0].kind, VerdictKind::WithinPlacement);
 }
