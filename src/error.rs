@@ -179,6 +179,17 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A file given to `crossings --from` is not callgrind's output.
+    #[error(
+        "{path}: not callgrind output ({reason}); give the callgrind.out.* files that \
+         valgrind --tool=callgrind writes"
+    )]
+    NotCallgrind {
+        /// The path.
+        path: PathBuf,
+        /// What was missing.
+        reason: String,
+    },
     /// The pprof crate failed.
     #[error("pprof sampler: {0}")]
     Pprof(String),
@@ -219,24 +230,36 @@ impl Error {
     /// True when the user can fix this by changing what they asked for (exit status 2);
     /// false for failures of ffiprof or of the machine (exit status 1).
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
+        // Every variant decided here, on purpose: a new one does not compile until
+        // someone says whose fault it is.
+        match self {
             Error::UnknownWorkload { .. }
-                | Error::UnknownVariant { .. }
-                | Error::UnknownInput { .. }
-                | Error::InvalidOption(_)
-                | Error::Destination { .. }
-                | Error::ReportMissing { .. }
-                | Error::ReportCorrupt { .. }
-                | Error::ReportSchema { .. }
-                | Error::NothingInCommon { .. }
-                | Error::NoSuchProgram { .. }
-                | Error::NoSuchProcess { .. }
-                | Error::PerfOpen { .. }
-                | Error::MissingTool { .. }
-                | Error::VariantUnavailable { .. }
-                | Error::CensusCorrupt { .. }
-        )
+            | Error::UnknownVariant { .. }
+            | Error::UnknownInput { .. }
+            | Error::InvalidOption(_)
+            | Error::Destination { .. }
+            | Error::ReportMissing { .. }
+            | Error::ReportCorrupt { .. }
+            | Error::ReportSchema { .. }
+            | Error::NothingInCommon { .. }
+            | Error::NoSuchProgram { .. }
+            | Error::NoSuchProcess { .. }
+            | Error::PerfOpen { .. }
+            | Error::MissingTool { .. }
+            | Error::VariantUnavailable { .. }
+            | Error::CensusCorrupt { .. }
+            | Error::NotCallgrind { .. } => true,
+            Error::DylibLoad { .. }
+            | Error::Write { .. }
+            | Error::Read { .. }
+            | Error::PerfSetup { .. }
+            | Error::Pprof(_)
+            | Error::Symbolize(_)
+            | Error::Render { .. }
+            | Error::Serialize { .. }
+            | Error::Cgo { .. }
+            | Error::Internal(_) => false,
+        }
     }
 }
 

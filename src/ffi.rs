@@ -121,6 +121,18 @@ const DIGEST_REPEATS: [unsafe extern "C" fn(*const u8, usize, u64, u64) -> u64; 
 const FOR_EACHES: [ForEachFn; PLACEMENTS] =
     [ffiprof_for_each, ffiprof_for_each_p1, ffiprof_for_each_p2, ffiprof_for_each_p3];
 
+/// Marks a copy of a function as placement `K` without emitting any instruction: an empty
+/// assembler block whose text names `K`, so that the optimiser does not merge otherwise
+/// identical copies (a callback called per item, which cannot take [`place`]'s padding)
+/// into one function at one address.
+#[inline(always)]
+pub(crate) fn mark<const K: usize>() {
+    // SAFETY: an empty assembler block (a comment): no instruction, register or memory.
+    unsafe {
+        std::arch::asm!("/* ffiprof placement {k} */", k = const K, options(nomem, nostack, preserves_flags));
+    }
+}
+
 /// Placement `K` of a Rust loop, the first thing in its body: pads the code to a 64-byte
 /// boundary and then `16 * K` bytes further, with no-ops that run once per call of the
 /// function, not per item, so that what follows (the loop) sits at the same offset in

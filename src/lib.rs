@@ -80,6 +80,7 @@ mod fmt;
 mod output;
 mod pprof_proto;
 mod symbol;
+mod valgrind;
 
 pub mod cgo;
 pub mod cost;

@@ -111,7 +111,7 @@ enum Command {
 #[derive(clap::Args)]
 struct RecordArgs {
     /// Samples per second per thread.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = ffiprof::sample::Options::default().frequency)]
     frequency: u64,
     /// Stop recording after this many seconds (the program keeps running).
     #[arg(long)]
@@ -140,10 +140,10 @@ struct CrossingsArgs {
     #[arg(long)]
     trace_children: bool,
     /// A crossing is chatty with at least this many calls...
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = ffiprof::crossings::Thresholds::default().min_calls)]
     chatty_calls: u64,
     /// ...of at most this many instructions each inside the callee.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = ffiprof::crossings::Thresholds::default().max_instructions)]
     chatty_instructions: f64,
     /// Read the cost per call from this run's report.json (or run directory) instead of
     /// measuring it.
@@ -172,12 +172,12 @@ fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
         .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
     let out =
         args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("crossings-{name}")));
-    let mut options = crossings::Options::new(args.command, out);
+    let source = crossings::Source::from_args(args.command, args.from)?;
+    let mut options = crossings::Options::new(source, out);
     options.trace_children = args.trace_children;
     options.thresholds.min_calls = args.chatty_calls;
     options.thresholds.max_instructions = args.chatty_instructions;
     options.native_runs = args.native_runs;
-    options.from = args.from;
     if let Some(report) = args.costs {
         options.costs = CostSource::Report(report);
     }
@@ -282,7 +282,7 @@ struct ProfileArgs {
     #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
     sampler: SamplerArg,
     /// Samples per second to ask for (1 to 100000).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = ffiprof::sample::Options::default().frequency)]
     frequency: u64,
     /// Sampling window per variant and sampler, seconds.
     #[arg(long, default_value_t = 3.0)]
@@ -308,7 +308,7 @@ struct CostArgs {
     #[arg(long)]
     input: Option<String>,
     /// Samples per second to ask for.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = ffiprof::sample::Options::default().frequency)]
     frequency: u64,
     /// Seconds per window.
     #[arg(long, default_value_t = 0.25)]

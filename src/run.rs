@@ -185,21 +185,7 @@ fn add_note(report: &mut Report, note: String) {
     }
 }
 
-/// Benchmarks and profiles `workloads` into a run directory and returns the report and
-/// the directory. An unwritable destination fails before any benchmark starts.
-pub fn run(
-    workloads: &[Workload],
-    options: &Options,
-    on_step: &mut dyn FnMut(Step),
-) -> Result<(Report, PathBuf)> {
-    let dest = options.out.clone().unwrap_or_else(default_dir);
-    let staging = Staging::new(&dest)?;
-    let dir = staging.path().to_owned();
-    let profile_options = profile::Options {
-        sample: options.sample.clone(),
-        duration: options.profile_window(),
-        ..Default::default()
-    };
+fn new_report(options: &Options) -> Report {
     let mut report = Report {
         schema_version: REPORT_SCHEMA_VERSION,
         tool: format!("ffiprof {}", env!("CARGO_PKG_VERSION")),
@@ -212,14 +198,19 @@ pub fn run(
         cgo: None,
     };
     let counters = &report.environment.hardware_counters;
-    let counters_on = counters.available;
-    if !counters_on {
+    if !counters.available {
         let note = format!("No hardware counters: {}", counters.detail);
         report.notes.push(note);
     }
-    // Timing first, each case alone on the machine; then the profiles and the
-    // instruction counts side by side, one on each core: neither is a timing (samples are
-    // proportions of CPU time, callgrind counts), so they may share the machine.
+    report
+}
+
+/// Times every case, each alone on the machine, the run's budget shared among them.
+fn time_cases<'w>(
+    workloads: &'w [Workload],
+    options: &Options,
+    on_step: &mut dyn FnMut(Step),
+) -> Result<Vec<(&'w Workload, &'w Input, CaseResult)>> {
     let budget = options.bench_budget();
     let mut cases_left: u32 = workloads.iter().map(|w| w.inputs.len() as u32).sum();
     let mut spent = Duration::ZERO;
@@ -239,6 +230,63 @@ pub fn run(
             timed.push((w, input, case));
         }
     }
+    Ok(timed)
+}
+
+/// The instruction counts of the thread started beside the profiles, or why there are
+/// none, as a note.
+fn joined_counts(
+    counting: Option<Result<std::thread::JoinHandle<Result<Vec<instructions::Counted>>>>>,
+    unavailable: &str,
+) -> Result<Vec<instructions::Counted>, String> {
+    match counting {
+        None => Err(unavailable.to_owned()),
+        Some(spawned) => spawned
+            .map_err(|e| e.to_string())
+            .and_then(|t| t.join().map_err(|_| "the counting thread panicked".to_owned()))
+            .and_then(|counted| counted.map_err(|e| e.to_string())),
+    }
+    .map_err(|e| format!("instructions per call not counted: {e}"))
+}
+
+/// The cgo reference: Go's run of the same C, or why there is none.
+fn cgo_reference(options: &Options, dir: &Path, report: &Report) -> CgoReference {
+    if options.no_cgo {
+        return CgoReference {
+            message: "cgo reference skipped: --no-cgo".into(),
+            ..CgoReference::skipped()
+        };
+    }
+    match crate::cgo::go_binary() {
+        Some(go) => crate::cgo::run(&go, dir, options.quick, &report.workloads),
+        None => CgoReference::skipped(),
+    }
+}
+
+/// Benchmarks and profiles `workloads` into a run directory and returns the report and
+/// the directory. An unwritable destination fails before any benchmark starts.
+pub fn run(
+    workloads: &[Workload],
+    options: &Options,
+    on_step: &mut dyn FnMut(Step),
+) -> Result<(Report, PathBuf)> {
+    let dest = options.out.clone().unwrap_or_else(default_dir);
+    let staging = Staging::new(&dest)?;
+    let dir = staging.path().to_owned();
+    let profile_options = profile::Options {
+        sample: options.sample.clone(),
+        duration: options.profile_window(),
+        ..Default::default()
+    };
+    let mut report = new_report(options);
+    let counters_on = report.environment.hardware_counters.available;
+    // Timing first, each case alone on the machine; then the profiles and the
+    // instruction counts side by side, one on each core: neither is a timing (samples are
+    // proportions of CPU time, callgrind counts), so they may share the machine.
+    let timed = time_cases(workloads, options, on_step)?;
+    for note in measure::case_notes(&timed.iter().map(|t| t.2.clone()).collect::<Vec<_>>()) {
+        add_note(&mut report, note);
+    }
     let counting = report.environment.instruction_counts.available.then(|| {
         let workloads = workloads.to_vec();
         measure::ffiprof_exe(options.counting_exe.as_deref())
@@ -256,15 +304,8 @@ pub fn run(
         write_report(&report, &dir)?;
     }
     on_step(Step::Instructions);
-    let counted = match counting {
-        None => Err(report.environment.instruction_counts.detail.clone()),
-        Some(spawned) => spawned
-            .map_err(|e| e.to_string())
-            .and_then(|t| t.join().map_err(|_| "the counting thread panicked".to_owned()))
-            .and_then(|counted| counted.map_err(|e| e.to_string()))
-            .map_err(|e| format!("instructions per call not counted: {e}")),
-    };
-    match counted {
+    let unavailable = report.environment.instruction_counts.detail.clone();
+    match joined_counts(counting, &unavailable) {
         Ok(counts) => add_instructions(&mut report, &counts),
         Err(note) => report.notes.push(note),
     }
@@ -280,17 +321,7 @@ pub fn run(
         }
     }
     on_step(Step::Cgo);
-    let cgo = if options.no_cgo {
-        CgoReference {
-            message: "cgo reference skipped: --no-cgo".into(),
-            ..CgoReference::skipped()
-        }
-    } else {
-        match crate::cgo::go_binary() {
-            Some(go) => crate::cgo::run(&go, &dir, options.quick, &report.workloads),
-            None => CgoReference::skipped(),
-        }
-    };
+    let cgo = cgo_reference(options, &dir, &report);
     if cgo.status != CgoStatus::Measured {
         report.notes.push(cgo.message.clone());
     }

@@ -19,6 +19,9 @@
 //! read is counted in [`CallGraph::unreadable_lines`] and skipped, counts saturate.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
 
 /// A function of the call graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,122 +182,205 @@ impl Builder {
     }
 }
 
+/// A `--from` file that exists and starts as callgrind's output does, checked before
+/// anything is written.
+pub(crate) fn check_file(path: &Path) -> Result<()> {
+    use std::io::Read as _;
+    let missing = |source| Error::ReportMissing { path: path.to_owned(), source };
+    let mut head = Vec::with_capacity(64 * 1024);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .map_err(missing)?;
+    match not_callgrind(&head) {
+        None => Ok(()),
+        Some(reason) => Err(Error::NotCallgrind { path: path.to_owned(), reason }),
+    }
+}
+
+/// Reads callgrind's files, one call graph each.
+pub(crate) fn read_graphs(files: &[PathBuf]) -> Result<Vec<CallGraph>> {
+    let mut graphs = Vec::with_capacity(files.len());
+    for f in files {
+        let bytes =
+            std::fs::read(f).map_err(|source| Error::ReportMissing { path: f.clone(), source })?;
+        graphs.push(parse(&bytes));
+    }
+    Ok(graphs)
+}
+
+/// Why `head` (a file's first bytes) is not the start of a callgrind output file, if it is
+/// not. The callgrind format (valgrind's manual, "Callgrind Format Specification") puts a
+/// header first: an optional `# callgrind format` line, then header lines, of which
+/// `events:` is mandatory and comes before any cost line.
+pub(crate) fn not_callgrind(head: &[u8]) -> Option<String> {
+    if head.is_empty() {
+        return Some("the file is empty".into());
+    }
+    let text = String::from_utf8_lossy(head);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("events:") {
+            return None;
+        }
+        // The header lines the format defines before `events:`.
+        const HEADER: [&str; 8] =
+            ["version", "creator", "pid", "cmd", "part", "desc", "positions", "thread"];
+        let header = line.is_empty()
+            || line.starts_with('#')
+            || line.split_once(':').is_some_and(|(key, _)| HEADER.contains(&key.trim()));
+        if !header {
+            return Some(format!("line `{}` comes before any `events:` header", shorten(line)));
+        }
+    }
+    Some("no `events:` header line".into())
+}
+
+fn shorten(line: &str) -> String {
+    let cut: String = line.chars().take(40).collect();
+    if cut.len() < line.len() {
+        format!("{cut}...")
+    } else {
+        cut
+    }
+}
+
+/// The reader's state while it goes through a file's lines.
+#[derive(Default)]
+struct Reader {
+    b: Builder,
+    names: Names,
+    positions: usize,
+    event_names: Vec<String>,
+    event: usize,
+    stated_total: Option<u64>,
+    object: String,
+    file: String,
+    current: Option<usize>,
+    /// The next call's target object, file and function.
+    call_object: Option<String>,
+    call_file: Option<String>,
+    call_fn: Option<String>,
+    /// The call waiting for its cost line: callee and calls.
+    pending: Option<(usize, u64)>,
+}
+
+impl Reader {
+    /// A cost line: the cost of the pending call, or the current function's own.
+    fn cost_line(&mut self, line: &str) {
+        let c = cost(line, self.positions, self.event);
+        match (self.pending.take(), c, self.current) {
+            (Some((callee, calls)), Some(inclusive), Some(caller)) => {
+                self.b.call(caller, callee, calls, inclusive)
+            }
+            (None, Some(c), Some(f)) => {
+                let s = &mut self.b.graph.functions[f].self_instructions;
+                *s = s.saturating_add(c);
+            }
+            _ => self.b.graph.unreadable_lines += 1,
+        }
+    }
+
+    /// A `calls=` line: the call waits for its cost line.
+    fn calls_line(&mut self, value: &str) {
+        let count = value.split_ascii_whitespace().next().and_then(|c| c.parse().ok());
+        match (count, self.call_fn.take()) {
+            (Some(count), Some(callee)) => {
+                let obj = self.call_object.take().unwrap_or_else(|| self.object.clone());
+                // The target's file is only known for sure from its own `fn=` block;
+                // until then the call's `cfi=` stands in.
+                let target_file = self.call_file.take();
+                let i = self.b.function(&obj, recursion_level(&callee), target_file.as_deref());
+                self.pending = Some((i, count));
+            }
+            _ => {
+                self.b.graph.unreadable_lines += 1;
+                // Its cost line belongs to no call we can name: skip it too.
+                self.pending = None;
+                self.call_object = None;
+                self.call_file = None;
+            }
+        }
+    }
+
+    /// A `key=value` position line (object, file, function, call target).
+    fn position_line(&mut self, key: &str, value: &str) {
+        let names = &mut self.names;
+        match key {
+            "ob" => self.object = name(value, &mut names.objects).unwrap_or_default(),
+            "fl" | "fi" | "fe" => self.file = name(value, &mut names.files).unwrap_or_default(),
+            "fn" => {
+                self.current = name(value, &mut names.functions)
+                    .map(|n| self.b.function(&self.object, recursion_level(&n), Some(&self.file)));
+                if self.current.is_none() {
+                    self.b.graph.unreadable_lines += 1;
+                }
+            }
+            "cob" => self.call_object = name(value, &mut names.objects),
+            "cfi" | "cfl" => self.call_file = name(value, &mut names.files),
+            "cfn" => self.call_fn = name(value, &mut names.functions),
+            "calls" => self.calls_line(value),
+            "jump" | "jcnd" => {}
+            _ => self.b.graph.unreadable_lines += 1,
+        }
+    }
+
+    /// A `key: value` header line.
+    fn header_line(&mut self, key: &str, value: &str) {
+        match key {
+            "cmd" => self.b.graph.command = value.to_owned(),
+            "pid" => self.b.graph.pid = value.parse().ok(),
+            "positions" => self.positions = value.split_ascii_whitespace().count().max(1),
+            "events" => {
+                self.event_names = value.split_ascii_whitespace().map(str::to_owned).collect();
+                self.event = self.event_names.iter().position(|e| e == "Ir").unwrap_or(0);
+            }
+            "summary" | "totals" => {
+                let t = value.split_ascii_whitespace().nth(self.event).and_then(|v| v.parse().ok());
+                if t.is_some() {
+                    self.stated_total = t;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let first = line.as_bytes()[0];
+        if self.pending.is_some() || first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'*') {
+            self.cost_line(line);
+        } else if let Some((key, value)) = line.split_once('=') {
+            self.position_line(key, value);
+        } else if let Some((key, value)) = line.split_once(':') {
+            self.header_line(key.trim(), value.trim());
+        } else {
+            self.b.graph.unreadable_lines += 1;
+        }
+    }
+
+    fn finish(mut self) -> CallGraph {
+        if self.pending.is_some() {
+            self.b.graph.unreadable_lines += 1;
+        }
+        let mut graph = self.b.graph;
+        graph.event = self.event_names.get(self.event).cloned().unwrap_or_else(|| "Ir".into());
+        graph.total = self.stated_total.unwrap_or_else(|| {
+            graph.functions.iter().fold(0u64, |a, f| a.saturating_add(f.self_instructions))
+        });
+        graph
+    }
+}
+
 /// Reads one callgrind output file. Never fails: what cannot be read is skipped and
 /// counted.
 pub(crate) fn parse(bytes: &[u8]) -> CallGraph {
     let text = String::from_utf8_lossy(bytes);
-    let mut b = Builder::default();
-    let mut names = Names::default();
-    let mut positions = 1usize;
-    let mut event_names: Vec<String> = Vec::new();
-    let mut event = 0usize;
-    let mut stated_total: Option<u64> = None;
-    let (mut object, mut file) = (String::new(), String::new());
-    let mut current: Option<usize> = None;
-    // The next call's target, and the call waiting for its cost line.
-    let (mut call_object, mut call_file, mut call_fn): (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ) = (None, None, None);
-    let mut pending: Option<(usize, u64)> = None;
+    let mut reader = Reader { positions: 1, ..Reader::default() };
     for raw in text.lines() {
         let line = raw.trim_end();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+        if !(line.is_empty() || line.starts_with('#')) {
+            reader.line(line);
         }
-        if let Some((callee, calls)) = pending.take() {
-            let inclusive = cost(line, positions, event);
-            match (inclusive, current) {
-                (Some(inclusive), Some(caller)) => b.call(caller, callee, calls, inclusive),
-                _ => b.graph.unreadable_lines += 1,
-            }
-            continue;
-        }
-        let first = line.as_bytes()[0];
-        if first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'*') {
-            match (cost(line, positions, event), current) {
-                (Some(c), Some(f)) => {
-                    let s = &mut b.graph.functions[f].self_instructions;
-                    *s = s.saturating_add(c);
-                }
-                _ => b.graph.unreadable_lines += 1,
-            }
-            continue;
-        }
-        if let Some((key, value)) = line.split_once('=') {
-            match key {
-                "ob" => object = name(value, &mut names.objects).unwrap_or_default(),
-                "fl" | "fi" | "fe" => file = name(value, &mut names.files).unwrap_or_default(),
-                "fn" => match name(value, &mut names.functions) {
-                    Some(n) => {
-                        current = Some(b.function(&object, recursion_level(&n), Some(&file)))
-                    }
-                    None => {
-                        current = None;
-                        b.graph.unreadable_lines += 1;
-                    }
-                },
-                "cob" => call_object = name(value, &mut names.objects),
-                "cfi" | "cfl" => call_file = name(value, &mut names.files),
-                "cfn" => call_fn = name(value, &mut names.functions),
-                "calls" => {
-                    let count = value.split_ascii_whitespace().next().and_then(|c| c.parse().ok());
-                    match (count, call_fn.take()) {
-                        (Some(count), Some(callee)) => {
-                            let obj = call_object.take().unwrap_or_else(|| object.clone());
-                            // The target's file is only known for sure from its own
-                            // `fn=` block; until then the call's `cfi=` stands in.
-                            let target_file = call_file.take();
-                            let i =
-                                b.function(&obj, recursion_level(&callee), target_file.as_deref());
-                            pending = Some((i, count));
-                        }
-                        _ => {
-                            b.graph.unreadable_lines += 1;
-                            // Its cost line belongs to no call we can name: skip it too.
-                            pending = None;
-                            call_object = None;
-                            call_file = None;
-                        }
-                    }
-                }
-                "jump" | "jcnd" => {}
-                _ => b.graph.unreadable_lines += 1,
-            }
-            continue;
-        }
-        if let Some((key, value)) = line.split_once(':') {
-            let value = value.trim();
-            match key.trim() {
-                "cmd" => b.graph.command = value.to_owned(),
-                "pid" => b.graph.pid = value.parse().ok(),
-                "positions" => positions = value.split_ascii_whitespace().count().max(1),
-                "events" => {
-                    event_names = value.split_ascii_whitespace().map(str::to_owned).collect();
-                    event = event_names.iter().position(|e| e == "Ir").unwrap_or(0);
-                }
-                "summary" | "totals" => {
-                    let t = value.split_ascii_whitespace().nth(event).and_then(|v| v.parse().ok());
-                    if t.is_some() {
-                        stated_total = t;
-                    }
-                }
-                _ => {}
-            }
-            continue;
-        }
-        b.graph.unreadable_lines += 1;
     }
-    if pending.is_some() {
-        b.graph.unreadable_lines += 1;
-    }
-    let mut graph = b.graph;
-    graph.event = event_names.get(event).cloned().unwrap_or_else(|| "Ir".into());
-    graph.total = stated_total.unwrap_or_else(|| {
-        graph.functions.iter().fold(0u64, |a, f| a.saturating_add(f.self_instructions))
-    });
-    graph
+    reader.finish()
 }
 
 #[cfg(test)]
@@ -485,5 +571,18 @@ totals: 1560
                 assert!(e.caller < g.functions.len() && e.callee < g.functions.len());
             }
         }
+    }
+
+    #[test]
+    fn callgrind_headers_are_told_from_other_files() {
+        let ours = b"# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 7\ncmd: ./p\npart: 1\n\npositions: line\nevents: Ir\nsummary: 10\n";
+        assert_eq!(not_callgrind(ours), None);
+        assert_eq!(not_callgrind(b"events: Ir\n"), None);
+        let passwd =
+            b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n";
+        assert!(not_callgrind(passwd).unwrap().contains("before any `events:`"));
+        assert!(not_callgrind(b"").unwrap().contains("empty"));
+        assert!(not_callgrind(b"version: 1\ncmd: x\n").unwrap().contains("no `events:`"));
+        assert!(not_callgrind(b"fn=main\n16 3\n").is_some());
     }
 }

@@ -170,13 +170,14 @@ pub struct InstructionCount {
     pub overhead_per_call: Option<f64>,
 }
 
-/// How far a variant's ratio moves with code placement: the median ratio of each
-/// (variant's placement, baseline's placement) pair of the rounds, lowest and highest.
+/// How far a variant's ratio moves with code placement: the lowest and highest ratio of
+/// a (variant's placement, baseline's placement) pair, from an additive model of the pairs'
+/// median ratios (see `placement_range` in this module's source).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PlacementRange {
-    /// The lowest pair's median ratio.
+    /// The lowest pair's ratio.
     pub lowest: f64,
-    /// The highest pair's median ratio.
+    /// The highest pair's ratio.
     pub highest: f64,
     /// Placement pairs with enough rounds to count ([`MIN_PAIR_ROUNDS`]).
     pub pairs: usize,
@@ -532,25 +533,48 @@ struct Rounds<'r> {
     at: &'r [Vec<usize>],
 }
 
-/// Subject `i`'s ratio, grouped by (its placement, the baseline's placement): each
-/// group's median, lowest and highest over the groups with enough rounds. `None` where
-/// every round ran at one pair.
+/// Subject `i`'s ratio across placements. Rounds are grouped by the pair (its placement
+/// `v`, the baseline's placement `b`), and each pair with enough rounds gives the log of
+/// its median ratio, `m[v][b]`. Placement is taken as additive in logs, `m[v][b] = d +
+/// V(v) - E(b)` plus noise, and the effects are read from row and column means (each
+/// over several pairs) rather than from the single most extreme pair, which with 16 pairs
+/// would be the noisiest: a pair's ratio is predicted as `row(v) + col(b) - mean(col)`,
+/// and the range is the lowest and highest prediction. `None` where every round ran at
+/// one pair.
 fn placement_range(rounds: &Rounds<'_>, i: usize) -> Option<PlacementRange> {
-    let mut groups: std::collections::BTreeMap<(usize, usize), Vec<f64>> = Default::default();
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
     for (r, ratio) in ratios(rounds.per_call, i).into_iter().enumerate() {
         groups.entry((rounds.at[i][r], rounds.at[0][r])).or_default().push(ratio);
     }
     if groups.len() < 2 {
         return None;
     }
-    let medians: Vec<f64> = groups
-        .values()
-        .filter(|g| g.len() >= MIN_PAIR_ROUNDS)
-        .filter_map(|g| super::stats::median(g))
+    let logs: Vec<((usize, usize), f64)> = groups
+        .into_iter()
+        .filter(|(_, g)| g.len() >= MIN_PAIR_ROUNDS)
+        .filter_map(|(pair, g)| Some((pair, super::stats::median(&g)?.ln())))
         .collect();
-    let lowest = medians.iter().copied().fold(f64::INFINITY, f64::min);
-    let highest = medians.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (!medians.is_empty()).then_some(PlacementRange { lowest, highest, pairs: medians.len() })
+    if logs.is_empty() {
+        return None;
+    }
+    let means = |key: fn(&(usize, usize)) -> usize| {
+        let mut sums: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+        for (pair, m) in &logs {
+            let e = sums.entry(key(pair)).or_default();
+            *e = (e.0 + m, e.1 + 1.0);
+        }
+        sums.into_values().map(|(sum, n)| sum / n).collect::<Vec<f64>>()
+    };
+    let (rows, cols) = (means(|p| p.0), means(|p| p.1));
+    let centre = cols.iter().sum::<f64>() / cols.len() as f64;
+    let low = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some(PlacementRange {
+        lowest: (low(&rows) + low(&cols) - centre).exp(),
+        highest: (high(&rows) + high(&cols) - centre).exp(),
+        pairs: logs.len(),
+    })
 }
 
 /// How far the control's placement range reaches from 1 (0 without one).
@@ -989,5 +1013,31 @@ mod tests {
             .run_with_clock(&mut clock);
         assert_eq!(case.summary.placement_floor, 0.0);
         assert!(case.variants.iter().all(|v| v.placement.is_none() && v.placements == 1));
+    }
+
+    #[test]
+    fn noise_alone_does_not_become_a_placement_floor() {
+        // Four identical copies, each batch ±5% at random: the pairs' medians scatter,
+        // but no copy is slower than another.
+        let time = FakeTime::default();
+        let mut clock = time.clone();
+        let seed = Rc::new(Cell::new(0x1234_5678_9abc_def1u64));
+        let jittery = |time: &FakeTime| {
+            let (time, seed) = (time.0.clone(), seed.clone());
+            Box::new(move |n: u64| {
+                let mut x = seed.get();
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                seed.set(x);
+                let jitter = 0.95 + 0.1 * (x % 1000) as f64 / 1000.0;
+                time.set(time.get() + n as f64 * 100.0 * jitter);
+                n
+            }) as Box<dyn Subject>
+        };
+        let o = Options { budget: Duration::from_secs(60), min_rounds: 600, ..options() };
+        let case = Case::placed("a", o, 4, |_| jittery(&time)).run_with_clock(&mut clock);
+        let floor = case.summary.placement_floor;
+        assert!(floor < 0.02, "±5% noise read as a {floor} placement floor");
     }
 }

@@ -45,6 +45,24 @@ fn color(language: Language) -> CategoryColor {
     }
 }
 
+/// Each language's category, and its subcategory for frames entered across the boundary.
+fn categories(fx: &mut FxProfile) -> HashMap<(Language, Option<Entered>), CategoryPairHandle> {
+    let mut categories = HashMap::new();
+    for l in Language::ALL {
+        let category = fx.add_category(l.name(), color(l));
+        categories.insert((l, None), category.into());
+        if l.is_c_side() {
+            let called = fx.add_subcategory(category, "called from Rust");
+            categories.insert((l, Some(Entered::FromRust)), called);
+        }
+        if l == Language::Rust {
+            let back = fx.add_subcategory(category, "called back from C");
+            categories.insert((l, Some(Entered::CalledBack)), back);
+        }
+    }
+    categories
+}
+
 /// Builds the Firefox Profiler profile from the threads and every sample of the recording
 /// in time order (samples of threads not among `threads` are left out). `start` is the
 /// window's start, CLOCK_MONOTONIC nanoseconds, which is `start_unix_nanos` since the Unix
@@ -65,20 +83,7 @@ pub(crate) fn build(
         ReferenceTimestamp::from_millis_since_unix_epoch(start_unix_nanos as f64 / 1e6),
         SamplingInterval::from_hz(frequency as f32),
     );
-    // Each language's category, and its subcategory for frames entered across the boundary.
-    let mut categories: HashMap<(Language, Option<Entered>), CategoryPairHandle> = HashMap::new();
-    for l in Language::ALL {
-        let category = fx.add_category(l.name(), color(l));
-        categories.insert((l, None), category.into());
-        if l.is_c_side() {
-            let called = fx.add_subcategory(category, "called from Rust");
-            categories.insert((l, Some(Entered::FromRust)), called);
-        }
-        if l == Language::Rust {
-            let back = fx.add_subcategory(category, "called back from C");
-            categories.insert((l, Some(Entered::CalledBack)), back);
-        }
-    }
+    let categories = categories(&mut fx);
     let mut processes = HashMap::new();
     let at = |t: u64| Timestamp::from_nanos_since_reference(t.saturating_sub(start));
     // Each thread's track, and its Firefox stack of each of its profile's stacks.

@@ -13,9 +13,8 @@ use crate::sample::Event;
 use super::collect::{Happened, Timed};
 use super::program::comm_of;
 use super::samples::{SampleFile, SampleLog, SampleRecord};
-use super::symbolize::Background;
 use super::table::{StackId, StackTable};
-use super::unwind::{Loc, Targets, UserStack};
+use super::unwind::{Loc, Modules, Targets, UserStack};
 
 /// What one thread's samples weigh on one stack.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -168,9 +167,10 @@ impl Collector {
         }
     }
 
-    /// Hands the locations seen for the first time to the symbolizing thread.
-    pub(crate) fn send_fresh(&mut self, background: &Background) {
-        background.send(&mut self.fresh, &self.targets.modules);
+    /// The locations seen for the first time since the last call (for the symbolizing
+    /// thread, which takes them), with the modules they are in.
+    pub(crate) fn fresh(&mut self) -> (&mut Vec<Loc>, &Modules) {
+        (&mut self.fresh, &self.targets.modules)
     }
 
     /// The processes' modules so far.

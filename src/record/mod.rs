@@ -90,10 +90,17 @@ pub(crate) const DRAIN_EVERY: Duration = Duration::from_millis(10);
 pub const MAX_STACK_BYTES: u32 = 65528;
 
 impl Options {
-    /// Defaults: 1000 Hz, 16 KiB of stack (twice perf's default), until the program
-    /// exits.
+    /// Defaults: the samplers' frequency and stack copy ([`crate::sample::Options`]'s:
+    /// 1000 Hz, 16 KiB of stack, twice perf's default), until the program exits.
     pub fn new(target: Target, out: PathBuf) -> Options {
-        Options { target, frequency: 1000, duration: None, stack_bytes: 16 << 10, out }
+        let sampling = crate::sample::Options::default();
+        Options {
+            target,
+            frequency: sampling.frequency,
+            duration: None,
+            stack_bytes: sampling.stack_bytes,
+            out,
+        }
     }
 
     /// Checks the settings.
@@ -154,15 +161,11 @@ enum Start {
     Attach(Attached),
 }
 
-/// Records the target as `options` say and writes the outputs into `options.out`.
-/// `interrupted` (see [`interrupt_flag`]) ends recording early; the outputs are written
-/// all the same.
-pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
-    options.validate()?;
-    // An unwritable destination fails here, before the program starts.
-    let staging = Staging::new(&options.out)?;
+/// Opens the perf events: the program forked and held at its start, or the process
+/// attached.
+fn open(options: &Options) -> Result<(Start, Session)> {
     let (frequency, stack_bytes) = (options.frequency, options.stack_bytes);
-    let (start, mut session) = match &options.target {
+    Ok(match &options.target {
         Target::Command(command) => {
             let launched = Launched::fork(command)?;
             let session = Session::open(&[launched.pid()], true, frequency, stack_bytes)?;
@@ -173,7 +176,61 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
             let session = Session::attach(|| threads_of(*pid), frequency, stack_bytes)?;
             (Start::Attach(attached), session)
         }
-    };
+    })
+}
+
+/// Whether recording ends now, and why.
+fn ended(
+    running: &mut Running,
+    interrupted: &AtomicBool,
+    options: &Options,
+    started: Instant,
+) -> Option<Ended> {
+    if let Some(code) = running.ended() {
+        return Some(Ended::Exited(code));
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        return Some(Ended::Interrupted);
+    }
+    options.duration.is_some_and(|d| started.elapsed() >= d).then_some(Ended::Duration)
+}
+
+impl Ended {
+    /// What the reader should know of how recording ended, after `seconds`.
+    fn note(&self, seconds: f64) -> Option<String> {
+        match self {
+            Ended::Exited(_) => None,
+            Ended::Duration => Some(format!(
+                "recording stopped after --duration {seconds:.1} s; the program kept running"
+            )),
+            Ended::Interrupted => {
+                Some("recording stopped by Ctrl-C; the program was not killed".into())
+            }
+        }
+    }
+}
+
+impl Target {
+    /// The program and its arguments, for a program ffiprof started.
+    fn command_line(&self) -> Option<Vec<String>> {
+        match self {
+            Target::Command(cmd) => {
+                Some(cmd.iter().map(|a| a.to_string_lossy().into_owned()).collect())
+            }
+            Target::Pid(_) => None,
+        }
+    }
+}
+
+/// Records the target as `options` say and writes the outputs into `options.out`.
+/// `interrupted` (see [`interrupt_flag`]) ends recording early; the outputs are written
+/// all the same.
+pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
+    options.validate()?;
+    // An unwritable destination fails here, before the program starts.
+    let staging = Staging::new(&options.out)?;
+    let (frequency, stack_bytes) = (options.frequency, options.stack_bytes);
+    let (start, mut session) = open(options)?;
     let log = SampleLog::create_in(staging.path())
         .map_err(|source| Error::Destination { path: options.out.clone(), source })?;
     let mut collector = Collector::new(stack_bytes, log);
@@ -193,16 +250,11 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         collector.apply_all(session.in_order(false));
         session.recycle(&mut collector.spare);
         if let Some(b) = &background {
-            collector.send_fresh(b);
+            let (fresh, modules) = collector.fresh();
+            b.send(fresh, modules);
         }
-        if let Some(code) = running.ended() {
-            break Ended::Exited(code);
-        }
-        if interrupted.load(Ordering::SeqCst) {
-            break Ended::Interrupted;
-        }
-        if options.duration.is_some_and(|d| started.elapsed() >= d) {
-            break Ended::Duration;
+        if let Some(ended) = ended(&mut running, interrupted, options, started) {
+            break ended;
         }
         std::thread::sleep(DRAIN_EVERY);
     };
@@ -222,15 +274,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     }
     .notes();
     let window_seconds = Duration::from_nanos(end.saturating_sub(start)).as_secs_f64();
-    match ended {
-        Ended::Exited(_) => {}
-        Ended::Duration => notes.push(format!(
-            "recording stopped after --duration {window_seconds:.1} s; the program kept running"
-        )),
-        Ended::Interrupted => {
-            notes.push("recording stopped by Ctrl-C; the program was not killed".into())
-        }
-    }
+    notes.extend(ended.note(window_seconds));
     let event = session.event;
     drop(session);
     let collected = collector
@@ -241,12 +285,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         _ => None,
     };
     let described = Described {
-        command: match &options.target {
-            Target::Command(cmd) => {
-                Some(cmd.iter().map(|a| a.to_string_lossy().into_owned()).collect())
-            }
-            Target::Pid(_) => None,
-        },
+        command: options.target.command_line(),
         pid: running.pid(),
         exit_code,
         frequency,

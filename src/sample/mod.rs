@@ -181,6 +181,8 @@ pub struct Options {
 }
 
 impl Default for Options {
+    /// The one place the samplers' defaults are written: `profile`, `record`, `cost` and
+    /// the command line read them from here.
     fn default() -> Self {
         Options { frequency: 1000, perf_unwind: PerfUnwind::Dwarf, stack_bytes: 16 * 1024 }
     }

@@ -153,6 +153,25 @@ pub fn run_closure(f: &mut impl FnMut(u64) -> u64, n: u64, x0: u64) -> Result<u6
     ffi::for_each_closure(0, &mut g, n, x0).map_err(|(stop, done)| into_error(stop, done))
 }
 
+/// The raw-pointer variant at placement `K`: the C loop's copy `K`, calling back into a
+/// Rust closure whose trampoline is a copy of its own (marked `K`, so that the copies
+/// stay distinct functions at distinct addresses; a per-item callee cannot take a
+/// placement's padding, so where each copy sits is the linker's choice).
+#[inline(never)]
+fn raw_pointer<const K: usize>(state: &StepState, x0: u64, n: u64) -> u64 {
+    let mut f = |x| {
+        ffi::mark::<K>();
+        Ok::<u64, Infallible>(step(state, x))
+    };
+    match ffi::for_each_closure(K, &mut f, n, x0) {
+        Ok(v) => v,
+        Err((CallbackStop::Panicked(p), _)) => std::panic::resume_unwind(p),
+        Err((CallbackStop::Error(never), _)) => match never {},
+    }
+}
+
+const RAW_POINTER: Placed<fn(&StepState, u64, u64) -> u64> = placed!(raw_pointer);
+
 /// The reference: the same loop and step in plain Rust, at placement `K`.
 #[inline(never)]
 fn rust_loop<const K: usize>(state: &StepState, x0: u64, n: u64) -> u64 {
@@ -198,15 +217,8 @@ pub(super) fn workload() -> Workload {
                 role: Role::PerCall,
                 about: "the C loop calling a Rust extern \"C\" fn, state passed as a raw pointer",
                 prepare: |_, _, at| {
-                    let (state, x0) = black_box((StepState { mult: MULT }, X0));
-                    runner(move |n| {
-                        let mut f = |x| Ok::<u64, Infallible>(step(&state, x));
-                        match ffi::for_each_closure(at.index(), &mut f, n, x0) {
-                            Ok(v) => v,
-                            Err((CallbackStop::Panicked(p), _)) => std::panic::resume_unwind(p),
-                            Err((CallbackStop::Error(never), _)) => match never {},
-                        }
-                    })
+                    let (state, x0, f) = (black_box(StepState { mult: MULT }), X0, RAW_POINTER[at.index()]);
+                    runner(move |n| f(&state, black_box(x0), n))
                 },
                 placed: true,
                 needs: None,

@@ -303,3 +303,21 @@ fn bad_input_exits_2_and_writes_nothing() {
     std::fs::write(bad.join("crossings.json"), "{not json").unwrap();
     run(ffiprof().arg("compare").arg(&bad).arg(&kept)).usage_error("not a crossings census");
 }
+
+#[test]
+fn from_files_that_are_not_callgrind_output_exit_2_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let not_callgrind = tmp.path().join("passwd");
+    std::fs::write(&not_callgrind, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    for file in [&not_callgrind, &empty] {
+        let out = tmp.path().join("census");
+        run(ffiprof().args(["crossings", "--from"]).arg(file).arg("--out").arg(&out))
+            .usage_error("not callgrind output");
+        assert!(!out.exists(), "nothing written for {}", file.display());
+    }
+    let names: Vec<_> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "only the two inputs: {names:?}");
+}
