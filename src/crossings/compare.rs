@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Census, Crossing, Direction};
+use super::census::Direction;
+use super::schema::{Census, Crossing};
 use crate::error::Result;
 use crate::fmt::signed_pct;
 use crate::output::write_under;
@@ -279,7 +280,9 @@ pub fn compare_paths(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crossings::{CallKind, Totals, Verdict, CENSUS_SCHEMA_VERSION};
+    use crate::crossings::census::Verdict;
+    use crate::crossings::cost::CallKind;
+    use crate::crossings::schema::{Totals, CENSUS_SCHEMA_VERSION};
     use crate::stacks::Language;
 
     fn crossing(callee: &str, calls: u64, per_call: f64) -> Crossing {

@@ -28,11 +28,14 @@
 pub(crate) mod collect;
 pub(crate) mod firefox;
 pub(crate) mod intern;
+pub(crate) mod layout;
 pub(crate) mod program;
 pub(crate) mod samples;
 pub(crate) mod summarize;
+pub(crate) mod summary;
 pub(crate) mod symbolize;
 pub(crate) mod table;
+pub(crate) mod terminal;
 pub(crate) mod unwind;
 pub(crate) mod write;
 
@@ -54,7 +57,7 @@ use samples::SampleLog;
 use summarize::Described;
 
 pub use program::{resolve_program, Program};
-pub use summarize::{RecordSummary, ThreadSummary};
+pub use summary::{RecordSummary, Recording, ThreadSummary};
 
 /// What to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +89,7 @@ pub struct Options {
 /// fills, rarely enough that ffiprof's own wake-ups cost the program nothing measurable.
 pub(crate) const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
-/// Largest stack copy the kernel accepts (a multiple of 8 below 64 KiB).
-pub const MAX_STACK_BYTES: u32 = 65528;
+pub use crate::sample::MAX_STACK_BYTES;
 
 impl Options {
     /// Defaults: the samplers' frequency and stack copy ([`crate::sample::Options`]'s:

@@ -38,7 +38,7 @@ fn encode(tid: u32, s: &SampleRecord) -> [u8; RECORD_BYTES] {
     let mut b = [0u8; RECORD_BYTES];
     b[0..8].copy_from_slice(&s.time.to_le_bytes());
     b[8..16].copy_from_slice(&s.period.to_le_bytes());
-    b[16..20].copy_from_slice(&s.stack.to_le_bytes());
+    b[16..20].copy_from_slice(&s.stack.to_raw().to_le_bytes());
     let tid = (tid & !TRUNCATED) | if s.truncated { TRUNCATED } else { 0 };
     b[20..24].copy_from_slice(&tid.to_le_bytes());
     b
@@ -54,7 +54,7 @@ fn decode(b: &[u8]) -> (u32, SampleRecord) {
     let record = SampleRecord {
         time: word(0..8),
         period: word(8..16),
-        stack: word(16..20) as u32,
+        stack: StackId::from_raw(word(16..20) as u32),
         truncated: tid & TRUNCATED != 0,
     };
     (tid & !TRUNCATED, record)
@@ -194,7 +194,7 @@ mod tests {
         let sample = |i: u64| SampleRecord {
             time: i * 1000,
             period: 1_000_000 + i,
-            stack: if i % 7 == 0 { StackId::MAX } else { i as u32 },
+            stack: StackId::from_raw(if i % 7 == 0 { u32::MAX } else { i as u32 }),
             truncated: i % 5 == 0,
         };
         // More than one read block.

@@ -8,8 +8,27 @@ use std::collections::HashMap;
 use super::unwind::Loc;
 
 /// A stack in the table: the node of its leaf. [`StackTable::EMPTY`] is the stack with
-/// no frame.
-pub(crate) type StackId = u32;
+/// no frame. Its own type, so that no other index (a frame's, a profile's stack's) is
+/// taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct StackId(u32);
+
+impl StackId {
+    /// The id as stored in a sample record (4 bytes).
+    pub(crate) fn to_raw(self) -> u32 {
+        self.0
+    }
+
+    /// The id a sample record stored.
+    pub(crate) fn from_raw(raw: u32) -> StackId {
+        StackId(raw)
+    }
+
+    /// The node's position in the table, for a stack that is not [`StackTable::EMPTY`].
+    fn node(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// Stacks as a prefix tree of locations, shared by every thread of a recording.
 #[derive(Debug, Default)]
@@ -22,7 +41,7 @@ pub(crate) struct StackTable {
 
 impl StackTable {
     /// The stack with no frame.
-    pub(crate) const EMPTY: StackId = StackId::MAX;
+    pub(crate) const EMPTY: StackId = StackId(u32::MAX);
 
     /// The id of the stack `leaf_first` (its leaf first, its root last), added if new.
     pub(crate) fn intern(&mut self, leaf_first: &[Loc]) -> StackId {
@@ -31,8 +50,9 @@ impl StackTable {
             node = match self.index.get(&(node, loc)) {
                 Some(&known) => known,
                 None => {
-                    let id = StackId::try_from(self.nodes.len())
+                    let id = u32::try_from(self.nodes.len())
                         .ok()
+                        .map(StackId)
                         .filter(|&id| id != Self::EMPTY)
                         .expect("fewer than 2^32 - 1 distinct stack nodes");
                     self.nodes.push((loc, node));
@@ -48,7 +68,7 @@ impl StackTable {
     pub(crate) fn locs(&self, id: StackId) -> impl Iterator<Item = Loc> + '_ {
         let mut node = id;
         std::iter::from_fn(move || {
-            let &(loc, caller) = self.nodes.get(node as usize)?;
+            let &(loc, caller) = self.nodes.get(node.node())?;
             node = caller;
             Some(loc)
         })

@@ -14,14 +14,17 @@ use crate::{flame, pprof_proto};
 
 use super::firefox::{self, ThreadPart};
 use super::intern::Collected;
-use super::summarize::{RecordSummary, Summarized, ALL_THREADS};
+use super::layout::ALL_THREADS;
+use super::summarize::Analysis;
+use super::summary::RecordSummary;
 use super::symbolize::on_all_cores;
 
 /// The Firefox profile, gzipped.
-fn firefox_bytes(c: &Collected, s: &Summarized, start_unix: i64) -> Result<Vec<u8>> {
+fn firefox_bytes(c: &Collected, s: &Analysis, start_unix: i64) -> Result<Vec<u8>> {
     let parts: Vec<ThreadPart<'_>> = s
         .threads
         .iter()
+        .map(|t| &t.profile)
         .map(|tp| ThreadPart {
             tid: tp.tid,
             log: &c.threads[&tp.tid],
@@ -37,7 +40,7 @@ fn firefox_bytes(c: &Collected, s: &Summarized, start_unix: i64) -> Result<Vec<u
         &s.process_names,
         c.window.0,
         start_unix,
-        s.summary.requested_hz,
+        s.recording.requested_hz,
         c.event,
     );
     let read = samples.read();
@@ -58,11 +61,12 @@ fn firefox_bytes(c: &Collected, s: &Summarized, start_unix: i64) -> Result<Vec<u
     gz.finish().map_err(render)
 }
 
-/// Writes every file of a summarized recording under `out`, then `summary.json`; returns
-/// the summary with its post-processing time (from `done_recording`, when sampling ended).
+/// Writes every file of a summarized recording under `out`, then `summary.json`: the
+/// analysis, its threads, and what writing cost (post-processing time from
+/// `done_recording`, when sampling ended; ffiprof's peak memory). Returns the summary.
 pub(crate) fn write_all(
     c: &Collected,
-    s: Summarized,
+    s: Analysis,
     out: &Path,
     done_recording: Instant,
 ) -> Result<RecordSummary> {
@@ -74,14 +78,16 @@ pub(crate) fn write_all(
         Firefox,
     }
     let mut jobs = vec![Job::Firefox, Job::All];
-    jobs.extend((0..s.threads.len()).filter(|&i| s.threads[i].stem.is_some()).map(Job::Thread));
+    jobs.extend(
+        (0..s.threads.len()).filter(|&i| s.threads[i].profile.stem.is_some()).map(Job::Thread),
+    );
     let results = on_all_cores(
         &jobs,
         || (),
         |_, job| -> Result<()> {
             match job {
                 Job::Thread(i) => {
-                    let (tp, t) = (&s.threads[*i], &s.summary.threads[*i]);
+                    let (tp, t) = (&s.threads[*i].profile, &s.threads[*i].summary);
                     let title = format!(
                         "{} (tid {}) — {} samples",
                         t.name, t.tid, t.health.boundary.samples
@@ -94,25 +100,28 @@ pub(crate) fn write_all(
                         "{}: all threads — {} ({} samples, {})",
                         s.program,
                         c.event,
-                        s.summary.overall.boundary.samples,
+                        s.recording.overall.boundary.samples,
                         flame::legend()
                     );
                     draw(&s.labelled, ALL_THREADS, &title, out)?;
                     let comment = format!("ffiprof record {}; {}", s.program, flame::legend());
                     let window_ns = c.window.1.saturating_sub(c.window.0) as i64;
                     let bytes = pprof_proto::encode(&s.labelled, window_ns, start_unix, &comment)?;
-                    write_under(out, &s.summary.files.pprof, &bytes)
+                    write_under(out, &s.recording.files.pprof, &bytes)
                 }
                 Job::Firefox => {
-                    write_under(out, &s.summary.files.firefox, &firefox_bytes(c, &s, start_unix)?)
+                    write_under(out, &s.recording.files.firefox, &firefox_bytes(c, &s, start_unix)?)
                 }
             }
         },
     );
     results.into_iter().collect::<Result<Vec<()>>>()?;
-    let mut summary = s.summary;
-    summary.post_processing_seconds = done_recording.elapsed().as_secs_f64();
-    summary.recorder_peak_memory_bytes = crate::ffi::own_peak_memory_bytes();
+    let summary = RecordSummary {
+        recording: s.recording,
+        threads: s.threads.into_iter().map(|t| t.summary).collect(),
+        post_processing_seconds: done_recording.elapsed().as_secs_f64(),
+        recorder_peak_memory_bytes: crate::ffi::own_peak_memory_bytes(),
+    };
     let json = serde_json::to_string_pretty(&summary)
         .map_err(|source| Error::Serialize { what: "summary.json", source })?;
     write_under(out, &PathBuf::from("summary.json"), json.as_bytes())?;

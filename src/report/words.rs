@@ -146,7 +146,11 @@ pub(crate) fn answers_rows(cases: &[ReportCase]) -> Vec<[String; 7]> {
                 a.reference
                     .as_ref()
                     .map_or("-".to_owned(), |(name, t)| format!("{} ({name})", time(t))),
-                format!("±{}", pct(a.placement_floor, 1)),
+                if a.placement_floor > 0.0 {
+                    format!("±{}", pct(a.placement_floor, 1))
+                } else {
+                    "-".to_owned()
+                },
                 advice(a),
             ])
         })

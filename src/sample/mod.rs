@@ -188,6 +188,9 @@ impl Default for Options {
     }
 }
 
+/// Largest stack copy the kernel accepts (a multiple of 8 below 64 KiB).
+pub const MAX_STACK_BYTES: u32 = 65528;
+
 /// Highest frequency ffiprof accepts.
 pub const MAX_FREQUENCY: u64 = 100_000;
 

@@ -10,31 +10,16 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use super::cache::{cache_dir, fnv1a};
 use super::{runner, Input, Role, Variant, Workload};
 use crate::error::{Error, Result};
-use crate::ffi::{self, DynPlusOne};
+use crate::ffi::DynPlusOne;
 use crate::output::write_atomic;
 
 const START: i32 = 7;
 
 /// The shared library as build.rs built it.
 static EMBEDDED: &[u8] = include_bytes!(env!("FFIPROF_BUILT_DYLIB"));
-
-/// FNV-1a, 64 bits (<http://www.isthe.com/chongo/tech/comp/fnv/>): a content tag for the
-/// cached file's name, not a security measure.
-pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-}
-
-pub(super) fn cache_dir() -> PathBuf {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var("XDG_CACHE_HOME")
-        .or_else(|| var("HOME").map(|home| home.join(".cache")))
-        .map(|dir| dir.join("ffiprof"))
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("ffiprof-{}", ffi::user_id())))
-}
 
 /// Where the shared library is loaded from: `FFIPROF_DYLIB` if set, else the embedded
 /// copy, written to the cache directory if it is not there with the same bytes.

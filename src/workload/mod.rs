@@ -11,6 +11,7 @@
 
 mod arena;
 mod buffer;
+mod cache;
 pub(crate) mod calibrate;
 mod callback;
 mod cstring;

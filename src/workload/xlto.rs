@@ -25,6 +25,7 @@ use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKi
 use object::{Object, ObjectSection, ObjectSymbol, ObjectSymbolTable, RelocationTarget};
 use serde::{Deserialize, Serialize};
 
+use super::cache::{cache_dir, fnv1a};
 use super::{Placement, Prepare, Role, Variant, PLACEMENTS};
 use crate::error::{Error, Result};
 use crate::ffi::{self, XltoLoops};
@@ -247,7 +248,7 @@ fn build_key(t: &Toolchain) -> u64 {
     {
         bytes.extend_from_slice(part.as_bytes());
     }
-    super::dylib::fnv1a(&bytes)
+    fnv1a(&bytes)
 }
 
 /// The library: built (or found in the cache) and loaded once per process. Fails with
@@ -257,7 +258,7 @@ pub(crate) fn library() -> Result<Arc<Library>> {
     static LIBRARY: OnceLock<Result<Arc<Library>, String>> = OnceLock::new();
     let made = LIBRARY.get_or_init(|| {
         let toolchain = toolchain()?;
-        let path = super::dylib::cache_dir().join(format!(
+        let path = cache_dir().join(format!(
             "libffiprof_xlto-{}-{:016x}.so",
             env!("CARGO_PKG_VERSION"),
             build_key(&toolchain)

@@ -1,0 +1,228 @@
+//! `summary.json`'s schema (results/README.md documents it): what the summarize stage
+//! finds ([`Recording`], [`ThreadSummary`]) and the file the write stage completes with
+//! what writing cost ([`RecordSummary`]).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::environment::Environment;
+use crate::sample::{Event, Unwind};
+use crate::stacks::{BoundarySummary, Language};
+
+/// Version of `summary.json` written by `ffiprof record`.
+pub(crate) const RECORD_SCHEMA_VERSION: u32 = 1;
+
+/// Where samples fall and how trustworthy their stacks are: a thread's or all threads'.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Language shares, C side, crossings, stacks reaching the thread root, unknown
+    /// frames, lost samples.
+    #[serde(flatten)]
+    pub boundary: BoundarySummary,
+    /// Samples whose stack was cut short by the stack-copy size.
+    pub truncated_samples: u64,
+    /// Their share.
+    pub truncated: f64,
+    /// Samples with a frame in a C or C++ library (language `c` or `c++`: not the C
+    /// runtime).
+    pub c_samples: u64,
+    /// Share of those with a Rust frame as an ancestor of their outermost C frame.
+    pub c_with_rust_caller: f64,
+    /// Samples with a frame found where no unwind information covered the code (by the
+    /// frame-pointer chain or a stack scan), and their share.
+    #[serde(default)]
+    pub recovered_samples: u64,
+    /// Their share.
+    #[serde(default)]
+    pub recovered: f64,
+    /// Frames found so by the frame-pointer chain.
+    #[serde(default)]
+    pub recovered_by_frame_pointer: u64,
+    /// Frames found so by scanning the stack for a return address.
+    #[serde(default)]
+    pub recovered_by_scan: u64,
+}
+
+/// Files drawn for one busy thread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadFiles {
+    /// Flamegraph.
+    pub flamegraph: PathBuf,
+    /// Folded stacks.
+    pub folded: PathBuf,
+}
+
+/// One thread of the recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadSummary {
+    /// Thread id.
+    pub tid: u32,
+    /// Process id.
+    pub pid: u32,
+    /// Name (comm).
+    pub name: String,
+    /// Its process's command (the name of the process's main thread).
+    #[serde(default)]
+    pub process: String,
+    /// Its samples.
+    #[serde(flatten)]
+    pub health: Health,
+    /// Its own flamegraph, when it was busy enough to get one.
+    pub files: Option<ThreadFiles>,
+}
+
+/// A place where C calls back into Rust (a `qsort` comparator, a C library's callback):
+/// the C function Rust called, the C function that made the call back, the Rust function
+/// called, and the samples spent below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// The C-side function Rust called (the first below the Rust caller).
+    pub c_entry: String,
+    /// The C-side function that called back.
+    pub c_caller: String,
+    /// The Rust function it called.
+    pub rust: String,
+    /// Samples below the Rust function (itself included).
+    pub samples: u64,
+    /// Their share of all samples.
+    pub share: f64,
+}
+
+/// One process of the recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSummary {
+    /// Process id.
+    pub pid: u32,
+    /// The process that forked it, when that was recorded too.
+    pub ppid: Option<u32>,
+    /// The command it started with, then each program it executed.
+    pub commands: Vec<String>,
+    /// Its threads seen.
+    pub threads: usize,
+    /// Their samples.
+    pub samples: u64,
+}
+
+/// A Rust function and the samples it accounts for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Caller {
+    /// Function.
+    pub function: String,
+    /// Samples.
+    pub samples: u64,
+}
+
+/// A C-side function where samples land, with the Rust functions that called into C
+/// above it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CFunction {
+    /// Function.
+    pub function: String,
+    /// Module file name.
+    pub module: String,
+    /// Language (`c` or `c-runtime`).
+    pub language: Language,
+    /// Samples with it as the leaf (self time).
+    pub samples: u64,
+    /// Their share of all samples.
+    pub share: f64,
+    /// The nearest Rust frame above it, most samples first (at most 3).
+    pub rust_callers: Vec<Caller>,
+}
+
+/// A place where Rust calls into C: the Rust function, the C function it calls, and the
+/// samples spent on the C side below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Crossing {
+    /// The Rust caller.
+    pub rust: String,
+    /// The first C-side function below it.
+    pub c_entry: String,
+    /// Samples with their leaf on the C side below this crossing.
+    pub samples: u64,
+    /// Their share of all samples.
+    pub share: f64,
+}
+
+/// Paths of the recording's files, relative to its directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordFiles {
+    /// Flamegraph of all threads, each under its thread's name.
+    pub flamegraph: PathBuf,
+    /// Folded stacks of all threads.
+    pub folded: PathBuf,
+    /// Gzipped pprof protobuf of all threads.
+    pub pprof: PathBuf,
+    /// Gzipped Firefox Profiler profile (open at profiler.firefox.com).
+    pub firefox: PathBuf,
+}
+
+/// What the recording says, as the summarize stage finds it: `summary.json` but for its
+/// threads (which travel with their profiles until written) and what only writing
+/// knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    /// [`RECORD_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The command, when ffiprof started the program.
+    pub command: Option<Vec<String>>,
+    /// The program's (first) process.
+    pub pid: u32,
+    /// Its exit code, if it ended while recording.
+    pub exit_code: Option<i32>,
+    /// Event sampled.
+    pub event: Event,
+    /// How stacks were unwound.
+    pub unwind: Unwind,
+    /// Samples per second per thread asked for.
+    pub requested_hz: u64,
+    /// Length of the recording, seconds.
+    pub window_seconds: f64,
+    /// CPU time ffiprof itself used while recording (draining, ordering and unwinding;
+    /// the kernel's sampling and stack copies are charged to the program), seconds.
+    pub recorder_cpu_seconds: f64,
+    /// Where.
+    pub environment: Environment,
+    /// All threads together.
+    pub overall: Health,
+    /// Every process seen while recording, sampled or not, by pid.
+    #[serde(default)]
+    pub processes: Vec<ProcessSummary>,
+    /// The C-side functions with the most self samples.
+    pub hottest_c_functions: Vec<CFunction>,
+    /// Where Rust calls into C, by C-side samples below.
+    pub crossings: Vec<Crossing>,
+    /// Where C calls back into Rust, by samples below.
+    #[serde(default)]
+    pub callbacks: Vec<Callback>,
+    /// Files.
+    pub files: RecordFiles,
+    /// Things to know.
+    pub notes: Vec<String>,
+}
+
+/// `summary.json` of `ffiprof record`: the recording, its threads, and what writing the
+/// files cost. Its fields read as the recording's too (`summary.overall`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordSummary {
+    /// Everything the summarize stage found.
+    #[serde(flatten)]
+    pub recording: Recording,
+    /// Each thread that ran while recording.
+    pub threads: Vec<ThreadSummary>,
+    /// Seconds from the end of recording to all files written.
+    pub post_processing_seconds: f64,
+    /// The most memory ffiprof itself had resident, from recording to the last file
+    /// written (VmHWM; the program's own is not counted), bytes.
+    #[serde(default)]
+    pub recorder_peak_memory_bytes: Option<u64>,
+}
+
+impl std::ops::Deref for RecordSummary {
+    type Target = Recording;
+
+    fn deref(&self) -> &Recording {
+        &self.recording
+    }
+}
