@@ -121,7 +121,7 @@ struct RecordArgs {
     out: Option<PathBuf>,
     /// Bytes of user stack copied per sample (a multiple of 8, at most 65528); deeper
     /// stacks are cut short and counted as truncated.
-    #[arg(long, default_value_t = 16384)]
+    #[arg(long, default_value_t = ffiprof::sample::Options::default().stack_bytes)]
     stack_bytes: u32,
     /// Attach to this running process (all of its threads) instead of starting one.
     #[arg(long, conflicts_with = "command")]
@@ -151,7 +151,7 @@ struct CrossingsArgs {
     costs: Option<PathBuf>,
     /// Native runs of the program for its own time, before the census (0: none; the
     /// program then runs only once, under callgrind).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = ffiprof::crossings::DEFAULT_NATIVE_RUNS)]
     native_runs: usize,
     /// Read these callgrind output files (one per process) instead of running a program.
     #[arg(long, value_name = "CALLGRIND_OUT", num_args = 1..)]
@@ -285,7 +285,7 @@ struct ProfileArgs {
     #[arg(long, default_value_t = ffiprof::sample::Options::default().frequency)]
     frequency: u64,
     /// Sampling window per variant and sampler, seconds.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = ffiprof::profile::Options::default().duration.as_secs_f64())]
     duration: f64,
     /// How the perf sampler unwinds: DWARF CFI over a stack copy (exact), or the
     /// kernel's frame-pointer callchain (cheaper, skips callers of frameless code).

@@ -127,7 +127,7 @@ pub(crate) fn encode(
     let period =
         if measured { profile.cpu_nanos() as i64 / samples } else { window_nanos / samples };
     let function: Vec<PbFunction> = profile
-        .frames
+        .frames()
         .iter()
         .enumerate()
         .map(|(i, f)| PbFunction {
@@ -137,15 +137,15 @@ pub(crate) fn encode(
             filename: strings.id(&format!("{}: {}", f.language.name(), f.module)),
         })
         .collect();
-    let location: Vec<PbLocation> = (0..profile.frames.len())
+    let location: Vec<PbLocation> = (0..profile.frames().len())
         .map(|i| PbLocation { id: i as u64 + 1, line: vec![PbLine { function_id: i as u64 + 1 }] })
         .collect();
     let sample = profile
-        .stacks
+        .stacks()
         .iter()
         .map(|s| PbSample {
             // pprof wants the leaf first.
-            location_id: s.frames.iter().rev().map(|&i| i as u64 + 1).collect(),
+            location_id: s.frames.iter().rev().map(|&i| i.index() as u64 + 1).collect(),
             value: vec![
                 s.weight as i64,
                 if measured { s.cpu_nanos as i64 } else { s.weight as i64 * period },
@@ -276,7 +276,7 @@ mod tests {
             Some(10_000_000)
         );
         // Three busy threads in a 10 ms window used 30 ms: each stack's own CPU time.
-        for (k, stack) in profile.stacks.iter_mut().enumerate() {
+        for (k, stack) in profile.stacks_mut().iter_mut().enumerate() {
             stack.cpu_nanos = stack.weight * 3_000_000 + k as u64;
         }
         let expected = profile.cpu_nanos() as i64;

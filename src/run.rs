@@ -214,6 +214,7 @@ fn time_cases<'w>(
     on_step: &mut dyn FnMut(Step),
 ) -> Result<Vec<(&'w Workload, &'w Input, CaseResult)>> {
     let budget = options.bench_budget();
+    let per_case = measure::Options::new(options.quick).paired().budget;
     let mut cases_left: u32 = workloads.iter().map(|w| w.inputs.len() as u32).sum();
     let mut spent = Duration::ZERO;
     let mut timed = Vec::new();
@@ -223,7 +224,10 @@ fn time_cases<'w>(
             let mut bench_options = measure::Options::new(options.quick);
             bench_options.processes = options.processes;
             bench_options.exe = options.counting_exe.clone();
-            let share = budget.saturating_sub(spent) / cases_left.max(1);
+            // The run's time left, shared among the cases left, and never more than a
+            // case gets in `bench` (1.2 s quick, 5 s full): a run of one workload takes
+            // seconds, not the whole run's budget.
+            let share = (budget.saturating_sub(spent) / cases_left.max(1)).min(per_case);
             bench_options.budget_per_case = Some(share.max(Duration::from_millis(300)));
             let case = measure::measure_case(w, input, &bench_options)?;
             spent += Duration::from_secs_f64(case.header.paired.seconds);

@@ -285,11 +285,33 @@ pub struct FrameInfo {
     pub inlined: bool,
 }
 
-/// A stack of frame indices, root first, with its weight.
+/// A frame of a [`Profile`]: its place among the profile's distinct frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FrameId(usize);
+
+impl FrameId {
+    /// Its position in [`Profile::frames`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A stack of a [`Profile`]: its place among the profile's stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProfileStackId(usize);
+
+impl ProfileStackId {
+    /// Its position in [`Profile::stacks`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A stack of frames, root first, with its weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stack {
-    /// Indices into [`Profile::frames`], root first.
-    pub frames: Vec<usize>,
+    /// Its frames, root first.
+    pub frames: Vec<FrameId>,
     /// Samples it stands for.
     pub weight: u64,
     /// The CPU time those samples stand for, nanoseconds (each sample's own period); 0
@@ -302,21 +324,45 @@ pub(crate) type NamedFrame<'a> = (&'a str, &'a str, Language);
 /// A hand-made stack, root first, with its weight.
 pub(crate) type NamedStack<'a> = (Vec<NamedFrame<'a>>, u64);
 
-/// A symbolized profile.
+/// A symbolized profile: distinct frames, and stacks of them.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
-    /// Distinct frames.
-    pub frames: Vec<FrameInfo>,
-    /// Stacks, root first.
-    pub stacks: Vec<Stack>,
+    frames: Vec<FrameInfo>,
+    stacks: Vec<Stack>,
 }
 
 impl Profile {
+    /// Its distinct frames, in [`FrameId`] order.
+    pub fn frames(&self) -> &[FrameInfo] {
+        &self.frames
+    }
+
+    /// The frame `id`.
+    pub fn frame(&self, id: FrameId) -> &FrameInfo {
+        &self.frames[id.0]
+    }
+
+    /// Its stacks, in [`ProfileStackId`] order.
+    pub fn stacks(&self) -> &[Stack] {
+        &self.stacks
+    }
+
+    /// The stack `id`.
+    pub fn stack(&self, id: ProfileStackId) -> &Stack {
+        &self.stacks[id.0]
+    }
+
+    /// The stacks, to change their weights.
+    #[cfg(test)]
+    pub(crate) fn stacks_mut(&mut self) -> &mut [Stack] {
+        &mut self.stacks
+    }
+
     /// Builds a profile from frames given as (function, module, language) lists, root
     /// first. For tests and for the deterministic fake sampler.
     pub fn from_named_stacks(stacks: &[NamedStack<'_>]) -> Profile {
         let mut profile = Profile::default();
-        let mut index: HashMap<FrameInfo, usize> = HashMap::new();
+        let mut index: HashMap<FrameInfo, FrameId> = HashMap::new();
         for (frames, weight) in stacks {
             let ids = frames
                 .iter()
@@ -377,7 +423,7 @@ impl Profile {
         let mut merged: HashMap<String, u64> = HashMap::new();
         for stack in &self.stacks {
             let line =
-                stack.frames.iter().map(|&i| labels[i].as_str()).collect::<Vec<_>>().join(";");
+                stack.frames.iter().map(|&i| labels[i.0].as_str()).collect::<Vec<_>>().join(";");
             *merged.entry(line).or_default() += stack.weight;
         }
         let mut lines: Vec<_> = merged.into_iter().collect();
@@ -395,16 +441,17 @@ impl Profile {
         parts: impl IntoIterator<Item = (&'p Profile, Option<FrameInfo>)>,
     ) -> Profile {
         let mut out = Profile::default();
-        let mut index: HashMap<FrameInfo, usize> = HashMap::new();
+        let mut index: HashMap<FrameInfo, FrameId> = HashMap::new();
         for (part, root) in parts {
             let root = root.map(|r| intern(&mut out.frames, &mut index, r));
-            let ids: Vec<usize> = part
+            let ids: Vec<FrameId> = part
                 .frames
                 .iter()
                 .map(|f| intern(&mut out.frames, &mut index, f.clone()))
                 .collect();
             for stack in &part.stacks {
-                let frames = root.into_iter().chain(stack.frames.iter().map(|&i| ids[i])).collect();
+                let frames =
+                    root.into_iter().chain(stack.frames.iter().map(|&i| ids[i.0])).collect();
                 out.stacks.push(Stack { frames, weight: stack.weight, cpu_nanos: stack.cpu_nanos });
             }
         }
@@ -420,12 +467,12 @@ impl Profile {
 
 fn intern(
     frames: &mut Vec<FrameInfo>,
-    index: &mut HashMap<FrameInfo, usize>,
+    index: &mut HashMap<FrameInfo, FrameId>,
     info: FrameInfo,
-) -> usize {
+) -> FrameId {
     *index.entry(info.clone()).or_insert_with(|| {
         frames.push(info);
-        frames.len() - 1
+        FrameId(frames.len() - 1)
     })
 }
 
@@ -493,7 +540,7 @@ pub fn build(raw: &RawProfile, sym: &mut ProcessSymbolizer) -> Result<Profile> {
 #[derive(Default)]
 pub(crate) struct ProfileBuilder {
     profile: Profile,
-    index: HashMap<FrameInfo, usize>,
+    index: HashMap<FrameInfo, FrameId>,
 }
 
 impl ProfileBuilder {
@@ -506,7 +553,7 @@ impl ProfileBuilder {
         leaf_first: impl Iterator<Item = (u64, &'f [Frame])>,
         weight: u64,
         cpu_nanos: u64,
-    ) -> Option<usize> {
+    ) -> Option<ProfileStackId> {
         let mut ids = Vec::new();
         for (addr, frames) in leaf_first {
             ids.extend(self.frame_ids(addr, frames).into_iter().rev());
@@ -517,7 +564,7 @@ impl ProfileBuilder {
     /// The frames symbolized at one lookup address (innermost first), classified and
     /// interned: their indices, outermost first. A caller that sees the same address many
     /// times can keep them and use [`ProfileBuilder::push_ids`].
-    pub(crate) fn frame_ids(&mut self, addr: u64, frames: &[Frame]) -> Vec<usize> {
+    pub(crate) fn frame_ids(&mut self, addr: u64, frames: &[Frame]) -> Vec<FrameId> {
         frames
             .iter()
             .rev()
@@ -543,16 +590,16 @@ impl ProfileBuilder {
     /// does, with its root trimming).
     pub(crate) fn push_ids(
         &mut self,
-        mut ids: Vec<usize>,
+        mut ids: Vec<FrameId>,
         weight: u64,
         cpu_nanos: u64,
-    ) -> Option<usize> {
+    ) -> Option<ProfileStackId> {
         ids.reverse();
         // An unwinder may step past the thread's root into garbage: drop what lies
         // below the outermost thread root.
         if let Some(root) = ids
             .iter()
-            .position(|&i| THREAD_ROOTS.contains(&self.profile.frames[i].function.as_str()))
+            .position(|&i| THREAD_ROOTS.contains(&self.profile.frame(i).function.as_str()))
         {
             ids.drain(..root);
         }
@@ -560,13 +607,13 @@ impl ProfileBuilder {
             return None;
         }
         self.profile.stacks.push(Stack { frames: ids, weight, cpu_nanos });
-        Some(self.profile.stacks.len() - 1)
+        Some(ProfileStackId(self.profile.stacks.len() - 1))
     }
 
     /// Adds `weight` samples of `cpu_nanos` to stack `index` (as
     /// [`ProfileBuilder::push_ids`] returned it).
-    pub(crate) fn add_weight(&mut self, index: usize, weight: u64, cpu_nanos: u64) {
-        if let Some(stack) = self.profile.stacks.get_mut(index) {
+    pub(crate) fn add_weight(&mut self, index: ProfileStackId, weight: u64, cpu_nanos: u64) {
+        if let Some(stack) = self.profile.stacks.get_mut(index.0) {
             stack.weight += weight;
             stack.cpu_nanos += cpu_nanos;
         }
@@ -622,9 +669,9 @@ impl BoundarySummary {
         let share = |w: u64| if total == 0 { 0.0 } else { w as f64 / total as f64 };
         let mut leaf: HashMap<Language, u64> = HashMap::new();
         let (mut c_side, mut crossings, mut rooted, mut unknown) = (0u64, 0u64, 0u64, 0u64);
-        for stack in &profile.stacks {
+        for stack in profile.stacks() {
             let langs: Vec<Language> =
-                stack.frames.iter().map(|&i| profile.frames[i].language).collect();
+                stack.frames.iter().map(|&i| profile.frame(i).language).collect();
             if let Some(l) = langs.last() {
                 *leaf.entry(*l).or_default() += stack.weight;
             }
@@ -634,7 +681,7 @@ impl BoundarySummary {
                 c_side += stack.weight;
             }
             crossings += stack.weight * sides.windows(2).filter(|w| w[0] != w[1]).count() as u64;
-            let root = stack.frames.first().map(|&i| profile.frames[i].function.as_str());
+            let root = stack.frames.first().map(|&i| profile.frame(i).function.as_str());
             if root.is_some_and(|r| THREAD_ROOTS.contains(&r)) {
                 rooted += stack.weight;
             }

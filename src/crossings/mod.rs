@@ -43,6 +43,9 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::output::{write_under, Staging};
 
+/// Native runs of the program for its own time, unless the options say otherwise.
+pub const DEFAULT_NATIVE_RUNS: usize = 1;
+
 /// Where the crossings' cost per call comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CostSource {
@@ -104,7 +107,7 @@ impl Options {
             trace_children: false,
             thresholds: Thresholds::default(),
             costs: CostSource::Measure(Duration::from_millis(600)),
-            native_runs: 1,
+            native_runs: DEFAULT_NATIVE_RUNS,
         }
     }
 

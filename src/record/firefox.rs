@@ -13,7 +13,7 @@ use fxprof_processed_profile::{
 };
 
 use crate::sample::Event;
-use crate::stacks::{boundary_marks, Entered, Language, Profile};
+use crate::stacks::{boundary_marks, Entered, Language, Profile, ProfileStackId};
 
 use super::intern::ThreadLog;
 use super::samples::SampleRecord;
@@ -29,7 +29,7 @@ pub(crate) struct ThreadPart<'a> {
     /// Symbolized.
     pub profile: &'a Profile,
     /// The profile's stack of each of the recording's stacks.
-    pub stacks: &'a HashMap<StackId, Option<usize>>,
+    pub stacks: &'a HashMap<StackId, Option<ProfileStackId>>,
 }
 
 fn color(language: Language) -> CategoryColor {
@@ -106,15 +106,15 @@ pub(crate) fn build(
         let stack = part.stacks.get(&sample.stack).copied().flatten();
         let handle = stack.and_then(|s| {
             *handles.entry(s).or_insert_with(|| {
-                let indices = &part.profile.stacks[s].frames;
+                let indices = &part.profile.stack(s).frames;
                 let languages: Vec<Language> =
-                    indices.iter().map(|&f| part.profile.frames[f].language).collect();
+                    indices.iter().map(|&f| part.profile.frame(f).language).collect();
                 let marks = boundary_marks(&languages);
                 let frames: Vec<FrameInfo> = indices
                     .iter()
                     .zip(marks)
                     .map(|(&f, mark)| {
-                        let frame = &part.profile.frames[f];
+                        let frame = part.profile.frame(f);
                         let pair = categories
                             .get(&(frame.language, mark))
                             .or_else(|| categories.get(&(frame.language, None)))

@@ -14,7 +14,8 @@ use crate::environment::Environment;
 use crate::fmt;
 use crate::sample::{Event, Unwind};
 use crate::stacks::{
-    boundary_marks, BoundarySummary, Entered, Frame, FrameInfo, Language, Profile, ProfileBuilder,
+    boundary_marks, BoundarySummary, Entered, Frame, FrameId, FrameInfo, Language, Profile,
+    ProfileBuilder, ProfileStackId,
 };
 
 use super::intern::{Collected, RecoveredFrames, ThreadLog};
@@ -63,7 +64,7 @@ pub(crate) struct ThreadProfile {
     /// Symbolized.
     pub profile: Profile,
     /// The profile's stack of each of the recording's stacks (None: nothing was left).
-    pub stacks: HashMap<StackId, Option<usize>>,
+    pub stacks: HashMap<StackId, Option<ProfileStackId>>,
     /// The stem of its own files, when it is busy enough to get them.
     pub stem: Option<String>,
 }
@@ -77,8 +78,8 @@ fn thread_profile(
     let mut builder = ProfileBuilder::default();
     let none: Vec<Frame> = vec![unknown()];
     // Each location is classified and interned once, and each distinct stack built once.
-    let mut ids_at: HashMap<Loc, Vec<usize>> = HashMap::new();
-    let mut stacks: HashMap<StackId, Option<usize>> = HashMap::new();
+    let mut ids_at: HashMap<Loc, Vec<FrameId>> = HashMap::new();
+    let mut stacks: HashMap<StackId, Option<ProfileStackId>> = HashMap::new();
     for (&stack, weight) in &log.stacks {
         let mut ids = Vec::new();
         for l in table.locs(stack) {
@@ -109,9 +110,9 @@ fn health(
 ) -> Health {
     let boundary = BoundarySummary::from_parts(profile, hz, window, lost);
     let (mut c, mut c_rust) = (0u64, 0u64);
-    for stack in &profile.stacks {
+    for stack in profile.stacks() {
         let langs: Vec<Language> =
-            stack.frames.iter().map(|&i| profile.frames[i].language).collect();
+            stack.frames.iter().map(|&i| profile.frame(i).language).collect();
         if let Some(first_c) = langs.iter().position(|l| l.is_c_library()) {
             c += stack.weight;
             if langs[..first_c].contains(&Language::Rust) {
@@ -136,35 +137,31 @@ fn health(
 /// Hottest C-side leaves with their nearest Rust callers, and the crossings above them.
 fn hot_c(profile: &Profile, top: usize) -> (Vec<CFunction>, Vec<Crossing>) {
     let total = profile.total().max(1) as f64;
-    let mut functions: HashMap<(usize, Option<usize>), u64> = HashMap::new();
+    let mut functions: HashMap<(FrameId, Option<FrameId>), u64> = HashMap::new();
     let mut crossings: HashMap<(String, String), u64> = HashMap::new();
-    for stack in &profile.stacks {
-        let code: Vec<usize> = stack
-            .frames
-            .iter()
-            .copied()
-            .filter(|&i| profile.frames[i].language.is_code())
-            .collect();
+    for stack in profile.stacks() {
+        let code: Vec<FrameId> =
+            stack.frames.iter().copied().filter(|&i| profile.frame(i).language.is_code()).collect();
         let Some(&leaf) = code.last() else { continue };
-        if !profile.frames[leaf].language.is_c_side() {
+        if !profile.frame(leaf).language.is_c_side() {
             continue;
         }
-        let rust = code.iter().rposition(|&i| profile.frames[i].language == Language::Rust);
+        let rust = code.iter().rposition(|&i| profile.frame(i).language == Language::Rust);
         let caller = rust.map(|r| code[r]);
         *functions.entry((leaf, caller)).or_default() += stack.weight;
         if let Some(r) = rust {
             let entry = code[r + 1];
             let key =
-                (profile.frames[code[r]].function.clone(), profile.frames[entry].function.clone());
+                (profile.frame(code[r]).function.clone(), profile.frame(entry).function.clone());
             *crossings.entry(key).or_default() += stack.weight;
         }
     }
-    let mut by_function: HashMap<usize, (u64, Vec<Caller>)> = HashMap::new();
+    let mut by_function: HashMap<FrameId, (u64, Vec<Caller>)> = HashMap::new();
     for ((leaf, caller), n) in functions {
         let e = by_function.entry(leaf).or_default();
         e.0 += n;
         let name = caller
-            .map_or_else(|| "(no Rust caller)".to_owned(), |c| profile.frames[c].function.clone());
+            .map_or_else(|| "(no Rust caller)".to_owned(), |c| profile.frame(c).function.clone());
         e.1.push(Caller { function: name, samples: n });
     }
     let mut hottest: Vec<CFunction> = by_function
@@ -172,7 +169,7 @@ fn hot_c(profile: &Profile, top: usize) -> (Vec<CFunction>, Vec<Crossing>) {
         .map(|(leaf, (samples, mut callers))| {
             callers.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.function.cmp(&b.function)));
             callers.truncate(3);
-            let f = &profile.frames[leaf];
+            let f = &profile.frame(leaf);
             CFunction {
                 function: f.function.clone(),
                 module: f.module.clone(),
@@ -203,11 +200,11 @@ fn hot_c(profile: &Profile, top: usize) -> (Vec<CFunction>, Vec<Crossing>) {
 /// with the same callback twice (recursion) counts once.
 fn callbacks(profile: &Profile, top: usize) -> Vec<Callback> {
     let total = profile.total().max(1) as f64;
-    let mut found: HashMap<(usize, usize, usize), u64> = HashMap::new();
+    let mut found: HashMap<(FrameId, FrameId, FrameId), u64> = HashMap::new();
     let mut in_stack = std::collections::HashSet::new();
-    for stack in &profile.stacks {
+    for stack in profile.stacks() {
         let langs: Vec<Language> =
-            stack.frames.iter().map(|&i| profile.frames[i].language).collect();
+            stack.frames.iter().map(|&i| profile.frame(i).language).collect();
         let marks = boundary_marks(&langs);
         let (mut entry, mut caller) = (None, None);
         in_stack.clear();
@@ -228,7 +225,7 @@ fn callbacks(profile: &Profile, top: usize) -> Vec<Callback> {
             }
         }
     }
-    let name = |i: usize| profile.frames[i].function.clone();
+    let name = |i: FrameId| profile.frame(i).function.clone();
     let mut out: Vec<Callback> = found
         .into_iter()
         .map(|((e, c, r), samples)| Callback {

@@ -45,8 +45,8 @@ fn boundary_exactness(kind: SamplerKind, hz: u64, seconds: f64) {
     let (profile, summary) =
         sample_variant(&w, "per-call", w.input(Some("chain")).unwrap(), kind, hz, seconds);
     let (mut in_libm, mut with_loop) = (0u64, 0u64);
-    for stack in &profile.stacks {
-        let leaf = &profile.frames[*stack.frames.last().unwrap()];
+    for stack in profile.stacks() {
+        let leaf = profile.frame(*stack.frames.last().unwrap());
         if !leaf.module.starts_with("libm") {
             continue;
         }
@@ -54,7 +54,7 @@ fn boundary_exactness(kind: SamplerKind, hz: u64, seconds: f64) {
         if stack
             .frames
             .iter()
-            .any(|&i| profile.frames[i].function == "ffiprof::workload::pow::per_call_loop")
+            .any(|&i| profile.frame(i).function == "ffiprof::workload::pow::per_call_loop")
         {
             with_loop += stack.weight;
         }
@@ -141,12 +141,12 @@ fn attribution(kind: SamplerKind, hz: u64, cpu_seconds: f64, input: &str) {
     let expected = tc / (tr + tc);
     let profile = stacks::build(&raw, &mut ProcessSymbolizer::new()).unwrap();
     let (mut in_both, mut c_side) = (0u64, 0u64);
-    for stack in &profile.stacks {
-        if !stack.frames.iter().any(|&i| profile.frames[i].function == BOTH_LOOP) {
+    for stack in profile.stacks() {
+        if !stack.frames.iter().any(|&i| profile.frame(i).function == BOTH_LOOP) {
             continue;
         }
         in_both += stack.weight;
-        let leaf = &profile.frames[*stack.frames.last().unwrap()];
+        let leaf = profile.frame(*stack.frames.last().unwrap());
         if leaf.language.is_c_side() {
             c_side += stack.weight;
         }
