@@ -42,7 +42,9 @@ impl Context<'_> {
         let model = self.cost_model;
         let estimated_cost_ns =
             model.and_then(|m| m.per_call(kind)).map(|k| cost::total(c.calls, &k.charge()));
-        let call_cost_ns = (!c.direction.is_callback())
+        // What inlining would save: only where the callee is in the caller's own object,
+        // which cross-language LTO can reach (not a shared library, not a callback).
+        let call_cost_ns = (kind == CallKind::Direct)
             .then(|| model.and_then(|m| m.per_call(CallKind::Direct)))
             .flatten()
             .and_then(|k| k.call_ns_per_call)

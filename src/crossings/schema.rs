@@ -51,9 +51,10 @@ pub struct Crossing {
     pub kind: CallKind,
     /// What the crossings themselves cost, ns in all, where the cost per call is known.
     pub estimated_cost_ns: Option<Interval>,
-    /// For calls from Rust: what the calls themselves cost against the same work inlined
-    /// (the direct call's figure), ns in all: what batching could save beyond
-    /// `estimated_cost_ns` if the callee then inlined into the loop.
+    /// For direct calls from Rust (the callee in the caller's own object, where
+    /// cross-language LTO reaches): what the calls themselves cost against the same work
+    /// inlined (the direct call's figure), ns in all: what inlining across the boundary
+    /// would save beyond `estimated_cost_ns`.
     #[serde(default)]
     pub call_cost_ns: Option<Interval>,
     /// Chatty or fine.
