@@ -141,3 +141,16 @@ pub(crate) fn point_latest(dir: &Path) -> Result<()> {
     std::os::unix::fs::symlink(name, &temp).map_err(err)?;
     std::fs::rename(&temp, &latest).map_err(err)
 }
+
+/// Compares `actual` with the golden file `tests/data/<name>`; with `FFIPROF_BLESS` set,
+/// writes it there first. For the unit tests' golden files.
+#[cfg(test)]
+pub(crate) fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    if std::env::var_os("FFIPROF_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
+    assert_eq!(actual, expected, "{name} differs (FFIPROF_BLESS=1 to accept)");
+}

@@ -303,7 +303,6 @@ fn shorten(name: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::path::Path;
 
     use super::*;
     use crate::crossings::census::{Direction, Thresholds, Verdict};
@@ -311,6 +310,7 @@ mod tests {
     use crate::crossings::run::NativeTime;
     use crate::crossings::schema::{Process, Totals, CENSUS_SCHEMA_VERSION};
     use crate::environment::Environment;
+    use crate::output::golden;
     use crate::stacks::Language;
 
     fn iv(estimate: f64, lower: f64, upper: f64) -> Interval {
@@ -430,16 +430,6 @@ mod tests {
             crossings,
             notes: vec!["a note".into()],
         }
-    }
-
-    fn golden(name: &str, actual: &str) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
-        if std::env::var_os("FFIPROF_BLESS").is_some() {
-            std::fs::write(&path, actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
-        assert_eq!(actual, expected, "{name} differs (FFIPROF_BLESS=1 to accept)");
     }
 
     #[test]

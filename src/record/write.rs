@@ -139,6 +139,7 @@ mod tests {
     use super::super::unwind::{Loc, Targets};
     use super::*;
     use crate::environment::Environment;
+    use crate::output::golden;
     use crate::sample::Event;
     use crate::stacks::Frame;
 
@@ -230,16 +231,6 @@ mod tests {
             samples: log.finish().unwrap(),
         };
         (collected, symbols)
-    }
-
-    fn golden(name: &str, actual: &str) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
-        if std::env::var_os("FFIPROF_BLESS").is_some() {
-            std::fs::write(&path, actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
-        assert_eq!(actual, expected, "{name} differs (FFIPROF_BLESS=1 to accept)");
     }
 
     #[test]
