@@ -290,7 +290,7 @@ pub fn run(
     // instruction counts side by side, one on each core: neither is a timing (samples are
     // proportions of CPU time, callgrind counts), so they may share the machine.
     let timed = time_cases(workloads, options, on_step)?;
-    for note in measure::case_notes(&timed.iter().map(|t| t.2.clone()).collect::<Vec<_>>()) {
+    for note in measure::case_notes(timed.iter().map(|t| &t.2)) {
         add_note(&mut report, note);
     }
     let counting = report.environment.instruction_counts.available.then(|| {

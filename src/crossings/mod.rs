@@ -148,7 +148,7 @@ pub struct Outcome {
 
 /// What the census is made from, once checked: the program resolved, or the files.
 enum Checked {
-    Run { valgrind: String, program: PathBuf, args: Vec<OsString> },
+    Run { valgrind: String, program: PathBuf, command: Vec<OsString> },
     Files(Vec<PathBuf>),
 }
 
@@ -160,7 +160,7 @@ fn check(options: &Options) -> Result<Checked> {
         Source::Run(command) => Ok(Checked::Run {
             valgrind: crate::valgrind::version("the census runs the program under callgrind")?,
             program: crate::record::resolve_program(&command[0])?,
-            args: command[1..].to_vec(),
+            command: command.clone(),
         }),
         Source::Files(files) => {
             for f in files {
@@ -182,10 +182,10 @@ fn counts(
         CostSource::Report(_) => None,
     };
     match checked {
-        Checked::Run { valgrind, program, args } => {
+        Checked::Run { valgrind, program, command } => {
             let program = run::Program {
                 path: &program,
-                args: &args,
+                command: &command,
                 native_runs: options.native_runs,
                 trace_children: options.trace_children,
             };

@@ -65,12 +65,12 @@ pub(super) struct Ran {
     pub(super) files: Vec<PathBuf>,
 }
 
-/// What to run: the program (resolved) and its arguments, and how.
+/// What to run: the program (resolved) and its command line as given, and how.
 pub(super) struct Program<'a> {
     /// The executable.
     pub(super) path: &'a Path,
-    /// Its arguments.
-    pub(super) args: &'a [OsString],
+    /// The command line as the user gave it: the program's name, then its arguments.
+    pub(super) command: &'a [OsString],
     /// Native runs before the census.
     pub(super) native_runs: usize,
     /// Follow child processes.
@@ -85,7 +85,8 @@ pub(super) fn under_callgrind<R: Send>(
     valgrind: String,
     beside: impl FnOnce() -> R + Send,
 ) -> Result<(Ran, R)> {
-    let native = native_time(program.path, program.args, program.native_runs)?;
+    let args = &program.command[1..];
+    let native = native_time(program.path, args, program.native_runs)?;
     let tool = Tool {
         args: vec![
             "--tool=callgrind".into(),
@@ -99,7 +100,7 @@ pub(super) fn under_callgrind<R: Send>(
     };
     let (finished, beside) = std::thread::scope(|s| {
         let beside = s.spawn(beside);
-        let finished = tool.run(program.path, program.args);
+        let finished = tool.run(program.path, args);
         (finished, beside.join())
     });
     let beside =
@@ -113,8 +114,7 @@ pub(super) fn under_callgrind<R: Send>(
             tool.log_tail()
         )));
     }
-    let mut command = vec![program.path.display().to_string()];
-    command.extend(program.args.iter().map(|a| a.to_string_lossy().into_owned()));
+    let command = program.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let ran = Ran {
         valgrind,
         command,

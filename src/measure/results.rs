@@ -124,9 +124,9 @@ impl CaseResult {
 
 /// Lines for the reader about `cases`: each variant left out (once per reason, with the
 /// cases it concerns), and what the cross-language LTO library's code says of each loop.
-pub fn case_notes(cases: &[CaseResult]) -> Vec<String> {
+pub fn case_notes<'a>(cases: impl IntoIterator<Item = &'a CaseResult> + Clone) -> Vec<String> {
     let mut left_out: Vec<(&str, &str, Vec<String>)> = Vec::new();
-    for case in cases {
+    for case in cases.clone() {
         for u in &case.unavailable {
             match left_out.iter_mut().find(|(v, why, _)| *v == u.variant && *why == u.why) {
                 Some(entry) => entry.2.push(case.header.key()),
