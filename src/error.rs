@@ -190,6 +190,19 @@ pub enum Error {
         /// What was missing.
         reason: String,
     },
+    /// The user's package failed to build (its own error, its last lines shown).
+    #[error("the build failed (status {status}): {command}\n{tail}")]
+    UserBuild {
+        /// The command, environment first.
+        command: String,
+        /// cargo's status.
+        status: i32,
+        /// Its last lines.
+        tail: String,
+    },
+    /// The compilers cross-language LTO needs are missing or do not match rustc.
+    #[error("{0}")]
+    Toolchain(String),
     /// The pprof crate failed.
     #[error("pprof sampler: {0}")]
     Pprof(String),
@@ -248,7 +261,9 @@ impl Error {
             | Error::MissingTool { .. }
             | Error::VariantUnavailable { .. }
             | Error::CensusCorrupt { .. }
-            | Error::NotCallgrind { .. } => true,
+            | Error::NotCallgrind { .. }
+            | Error::UserBuild { .. }
+            | Error::Toolchain(_) => true,
             Error::DylibLoad { .. }
             | Error::Write { .. }
             | Error::Read { .. }

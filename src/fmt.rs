@@ -30,6 +30,28 @@ pub(crate) fn ns_figure(v: f64) -> String {
     }
 }
 
+/// Seconds with a unit, scaled to ms or µs where small: `1.25 s`, `12.3 ms`.
+pub(crate) fn seconds(v: f64) -> String {
+    if v.abs() >= 1.0 {
+        format!("{v:.3} s")
+    } else {
+        ns(v * 1e9)
+    }
+}
+
+/// A count with its thousands apart: `60 000`, `19 361 997`.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut s = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            s.push(' ');
+        }
+        s.push(d);
+    }
+    s
+}
+
 /// A share (0.25) as a percentage with `decimals` digits: `25%`, `25.0%`.
 pub(crate) fn pct(share: f64, decimals: usize) -> String {
     format!("{:.*}%", decimals, share * 100.0)
@@ -138,6 +160,14 @@ mod tests {
         // Brackets that do not pair up are cut, never mangled.
         let op = format!("{}::operator<(int)", "a".repeat(40));
         assert_eq!(short_name(&op, 30).chars().count(), 30);
+    }
+
+    #[test]
+    fn counts_keep_their_thousands_apart() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(60_000), "60 000");
+        assert_eq!(count(19_361_997), "19 361 997");
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub mod run;
 pub mod sample;
 pub mod stacks;
 pub mod workload;
+pub mod xlto;
 
 pub use environment::Environment;
 pub use error::{seconds, Error, Result};

@@ -84,6 +84,15 @@ enum Command {
     /// the crossings cost on this machine, and which are chatty. Writes crossings.json
     /// and crossings.md; exits with the program's status.
     Crossings(CrossingsArgs),
+    /// Time two programs against each other, whole runs in paired, interleaved rounds
+    /// (`duel 'CMD A' 'CMD B'`, A the baseline): CPU and wall time, each ratio to A with
+    /// its interval, and an A/A control (A run again as a third arm) for the noise floor.
+    Duel(DuelArgs),
+    /// Build a cargo package's binary twice, as cargo would and with cross-language LTO,
+    /// then count both builds' crossings exactly and time them against each other: which
+    /// Rust/C calls the compiler inlined, which remain and why. Writes xlto.json, xlto.md
+    /// and both censuses; exits with the program's status.
+    Xlto(XltoArgs),
     /// Measure what sampling costs: slowdown of a workload under each sampler,
     /// effective rate, and post-processing time.
     SamplerCost(CostArgs),
@@ -159,6 +168,132 @@ struct CrossingsArgs {
     /// The program and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM")]
     command: Vec<std::ffi::OsString>,
+}
+
+/// How `duel` and `xlto` run their rounds.
+#[derive(clap::Args)]
+struct RoundArgs {
+    /// Untimed runs of each program first.
+    #[arg(long, default_value_t = ffiprof::measure::programs::Options::default().warmup)]
+    warmup: usize,
+    /// Rounds at least (each runs A, A again and B once, in a shuffled order).
+    #[arg(long, default_value_t = ffiprof::measure::programs::Options::default().min_rounds)]
+    min_rounds: usize,
+    /// Rounds at most.
+    #[arg(long, default_value_t = ffiprof::measure::programs::Options::default().max_rounds)]
+    max_rounds: usize,
+    /// Seconds for the rounds (the minimum rounds run whatever it says); they stop earlier
+    /// once every ratio's interval is within ±0.2%.
+    #[arg(long, default_value_t = ffiprof::measure::programs::Options::default().budget.as_secs_f64())]
+    budget: f64,
+}
+
+impl RoundArgs {
+    fn options(&self) -> ffiprof::Result<ffiprof::measure::programs::Options> {
+        let mut o = ffiprof::measure::programs::Options::default();
+        o.warmup = self.warmup;
+        o.min_rounds = self.min_rounds;
+        o.max_rounds = self.max_rounds;
+        o.budget = ffiprof::seconds("--budget", self.budget)?;
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+#[derive(clap::Args)]
+struct DuelArgs {
+    /// The two commands, A (the baseline) then B, each one string as hyperfine takes them:
+    /// run directly when they are plain words, by `sh -c` when they use the shell.
+    #[arg(num_args = 2, required = true, value_names = ["COMMAND_A", "COMMAND_B"])]
+    commands: Vec<String>,
+    /// Names for the two commands in tables (give it twice: A's, then B's).
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    names: Vec<String>,
+    /// Run both commands by `sh -c` even where they are plain words.
+    #[arg(long)]
+    shell: bool,
+    #[command(flatten)]
+    rounds: RoundArgs,
+    /// Also write the result as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+fn duel(args: DuelArgs) -> ffiprof::Result<()> {
+    use ffiprof::measure::programs::{self, Program};
+    if args.names.len() > 2 {
+        return Err(ffiprof::Error::InvalidOption("--name is given at most twice (A, B)".into()));
+    }
+    let options = args.rounds.options()?;
+    let mut names = args.names.into_iter();
+    let mut program = |line: &str| Program::from_command_line(names.next(), line, args.shell);
+    let programs = [program(&args.commands[0])?, program(&args.commands[1])?];
+    if programs[0].name == programs[1].name {
+        return Err(ffiprof::Error::InvalidOption(
+            "the two commands have the same name: tell them apart with -n NAME -n NAME".into(),
+        ));
+    }
+    let duel = programs::duel(&programs, &options, args.json.as_deref())?;
+    print!("{}", duel.table());
+    println!("{} rounds ({}), {:.1} s", duel.rounds, duel.stop, duel.seconds);
+    for s in duel.sentences() {
+        println!("{s}");
+    }
+    if let Some(path) = args.json {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+struct XltoArgs {
+    /// The package's Cargo.toml (default: cargo's own search from the current directory).
+    #[arg(long, value_name = "PATH")]
+    manifest_path: Option<PathBuf>,
+    /// The binary to build (needed where the package has several).
+    #[arg(long, value_name = "NAME", conflicts_with = "example")]
+    bin: Option<String>,
+    /// An example to build instead of a binary.
+    #[arg(long, value_name = "NAME")]
+    example: Option<String>,
+    /// Output directory (default: results/xlto-<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    rounds: RoundArgs,
+    /// The program's arguments, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<std::ffi::OsString>,
+}
+
+fn xlto(args: XltoArgs) -> ffiprof::Result<ExitCode> {
+    use ffiprof::xlto::{self, Kind};
+    let target = match (args.bin, args.example) {
+        (Some(name), _) => Some((Kind::Bin, name)),
+        (None, Some(name)) => Some((Kind::Example, name)),
+        (None, None) => None,
+    };
+    let name = target.as_ref().map_or_else(|| "program".to_owned(), |t| t.1.clone());
+    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("xlto-{name}")));
+    let mut options = xlto::Options::new(out);
+    options.manifest_path = args.manifest_path;
+    options.target = target;
+    options.args = args.args;
+    options.rounds = args.rounds.options()?;
+    options.rounds.fail_on_status = false;
+    let outcome = xlto::run(&options, &mut |stage| eprintln!("{stage}..."))?;
+    eprint!("{}", outcome.xlto.text());
+    eprintln!(
+        "wrote {} (xlto.json, xlto.md; the censuses in {}/ and {}/)",
+        outcome.out.display(),
+        xlto::CENSUS_DIRS[0],
+        xlto::CENSUS_DIRS[1]
+    );
+    let status = outcome.xlto.exit_status;
+    if status != 0 {
+        eprintln!("ffiprof: the program exited with status {status}; so does ffiprof");
+    }
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }
 
 fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
@@ -491,6 +626,8 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         Command::Record(args) => record(args),
         Command::Crossings(args) => crossings(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
+        Command::Duel(args) => done(duel(args)),
+        Command::Xlto(args) => xlto(args),
         Command::CountInstructions { workloads } => {
             measure::run_batches(&workload::select(&workloads)?)?;
             Ok(ExitCode::SUCCESS)

@@ -46,6 +46,9 @@ use crate::output::{write_under, Staging};
 /// Native runs of the program for its own time, unless the options say otherwise.
 pub const DEFAULT_NATIVE_RUNS: usize = 1;
 
+/// How long each kind of crossing's cost is measured, unless the options say otherwise.
+pub const DEFAULT_COST_BUDGET: Duration = Duration::from_millis(600);
+
 /// Where the crossings' cost per call comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CostSource {
@@ -53,6 +56,8 @@ pub enum CostSource {
     Measure(Duration),
     /// A run's report.json (or its directory).
     Report(PathBuf),
+    /// A model already measured or read (another census's).
+    Given(CostModel),
 }
 
 /// What the census counts.
@@ -106,7 +111,7 @@ impl Options {
             out,
             trace_children: false,
             thresholds: Thresholds::default(),
-            costs: CostSource::Measure(Duration::from_millis(600)),
+            costs: CostSource::Measure(DEFAULT_COST_BUDGET),
             native_runs: DEFAULT_NATIVE_RUNS,
         }
     }
@@ -179,7 +184,7 @@ fn counts(
 ) -> Result<(run::Ran, Option<Result<CostModel>>)> {
     let measure = || match &options.costs {
         CostSource::Measure(budget) => Some(cost::measure(*budget)),
-        CostSource::Report(_) => None,
+        CostSource::Report(_) | CostSource::Given(_) => None,
     };
     match checked {
         Checked::Run { valgrind, program, command } => {
@@ -237,6 +242,7 @@ pub fn count(options: &Options) -> Result<Outcome> {
     let checked = check(options)?;
     let from_report = match &options.costs {
         CostSource::Report(path) => Some(cost::from_report(path)?),
+        CostSource::Given(model) => Some(model.clone()),
         CostSource::Measure(_) => None,
     };
     let staging = Staging::new(&options.out)?;

@@ -9,6 +9,7 @@
 pub(crate) mod counters;
 pub(crate) mod instructions;
 pub mod paired;
+pub mod programs;
 pub(crate) mod results;
 pub(crate) mod stats;
 

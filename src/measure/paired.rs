@@ -203,7 +203,8 @@ impl PlacementRange {
 pub const MIN_PAIR_ROUNDS: usize = 5;
 
 /// What a variant's ratio says against the baseline, by [`PairedSummary::judge`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Judgement {
     /// Clears the noise floor and the placement floor, at every placement pair.
     Measurable,
@@ -484,7 +485,9 @@ impl<'a> Case<'a> {
         };
         let seconds = (clock.now_ns() - start) / 1e9;
         let rounds = Rounds { per_call: &per_call, at: &at };
-        summarize(&self.subjects, &batches, &rounds, stop, seconds, &o)
+        let subjects: Vec<(&str, Role, usize)> =
+            self.subjects.iter().map(|s| (s.name.as_str(), s.role, s.placements.len())).collect();
+        summarize(&subjects, &batches, &rounds, stop, seconds, &o)
     }
 }
 
@@ -592,8 +595,10 @@ fn too_noisy(control: Option<Interval>) -> bool {
     control.is_some_and(|c| !c.contains(1.0))
 }
 
+/// A case's figures from its rounds: `subjects` are (name, role, placements), the
+/// baseline first.
 fn summarize(
-    subjects: &[Slot<'_>],
+    subjects: &[(&str, Role, usize)],
     batches: &[u64],
     rounds: &Rounds<'_>,
     stop: Stop,
@@ -605,21 +610,21 @@ fn summarize(
     let variants: Vec<PairedVariant> = subjects
         .iter()
         .enumerate()
-        .map(|(i, Slot { name, role, placements })| {
+        .map(|(i, &(name, role, placements))| {
             let relative = (i > 0).then(|| {
                 let overhead: Vec<f64> =
                     per_call[i].iter().zip(&per_call[0]).map(|(v, b)| v - b).collect();
                 (interval(&overhead), interval(&ratios(per_call, i)))
             });
             PairedVariant {
-                name: name.clone(),
-                role: *role,
+                name: name.to_owned(),
+                role,
                 batch: batches[i],
                 ns_per_call: interval(&per_call[i]),
                 overhead_ns_per_call: relative.map(|r| r.0),
                 ratio: relative.map(|r| r.1),
                 instructions: None,
-                placements: placements.len(),
+                placements,
                 placement: (i > 0).then(|| placement_range(rounds, i)).flatten(),
             }
         })
@@ -635,6 +640,28 @@ fn summarize(
         placement_floor: placement_floor(control.and_then(|v| v.placement.as_ref())),
     };
     PairedCase { summary, variants, unavailable: Vec::new() }
+}
+
+/// A case's figures from rounds measured elsewhere, one value per subject and round
+/// (whole programs timed in rounds: [`super::programs`]), each subject at one placement,
+/// batches of one. `subjects` are (name, role), the baseline first, then its control.
+pub(crate) fn summarize_rounds(
+    subjects: &[(&str, Role)],
+    per_round: &[Vec<f64>],
+    stop: Stop,
+    seconds: f64,
+    o: &Options,
+) -> PairedCase {
+    let at: Vec<Vec<usize>> = per_round.iter().map(|v| vec![0; v.len()]).collect();
+    let rounds = Rounds { per_call: per_round, at: &at };
+    let described: Vec<(&str, Role, usize)> = subjects.iter().map(|&(n, r)| (n, r, 1)).collect();
+    summarize(&described, &vec![1; subjects.len()], &rounds, stop, seconds, o)
+}
+
+/// True when every ratio's interval of `per_round` (baseline first) is as narrow as
+/// `precision` asks.
+pub(crate) fn rounds_precise(per_round: &[Vec<f64>], precision: f64) -> bool {
+    precise(per_round, precision)
 }
 
 /// A runner driven in its workload's unit: `n` calls as runs of `unit` calls each, so

@@ -16,3 +16,4 @@ mod report;
 mod run_cli;
 mod workloads;
 mod xlto;
+mod xlto_command;

@@ -1,0 +1,218 @@
+//! What cross-language LTO changed: the two builds' censuses side by side (which
+//! crossings are gone, which remain), and why a remaining one remains, where the build
+//! tells: a shared library, a callback, C code that reached the linker without bitcode.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crossings::{CallKind, Census, Crossing, Direction};
+
+/// A crossing of the ordinary build that the LTO build does not make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Removed {
+    /// The calling function.
+    pub caller: String,
+    /// The called function.
+    pub callee: String,
+    /// Its direction.
+    pub direction: Direction,
+    /// Calls in the ordinary build.
+    pub calls_before: u64,
+    /// Callers that still call the callee in the LTO build (empty: the callee is called
+    /// from nowhere any more, inlined wherever it was called). Non-empty where the
+    /// caller itself was inlined into them, so the crossing moved rather than vanished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_called_from: Vec<String>,
+}
+
+/// A crossing the LTO build still makes, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remaining {
+    /// The calling function.
+    pub caller: String,
+    /// The called function.
+    pub callee: String,
+    /// Its direction.
+    pub direction: Direction,
+    /// Calls in the LTO build.
+    pub calls: u64,
+    /// Calls of the same caller -> callee in the ordinary build (absent: a crossing the
+    /// ordinary build did not make, such as one moved by inlining).
+    pub calls_before: Option<u64>,
+    /// The kind of call: within the program, into a shared library, or a callback.
+    pub kind: CallKind,
+    /// The callee's object's file name.
+    pub callee_module: String,
+    /// Why the call remains, as far as the build tells.
+    pub why: String,
+}
+
+/// The C and C++ objects that reached the linker, read from the LTO build's build-script
+/// outputs: how many are bitcode, and which functions native ones define.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Objects {
+    /// Objects (loose, or archive members) that are LLVM bitcode.
+    pub bitcode: usize,
+    /// Objects that are machine code (assembly, or compiled without `-flto`).
+    pub native: usize,
+    /// Functions the native objects define, with where (`member (archive)`).
+    #[serde(skip)]
+    pub native_functions: BTreeMap<String, String>,
+}
+
+const BITCODE: [u8; 4] = *b"BC\xc0\xde";
+const BITCODE_WRAPPER: [u8; 4] = [0xde, 0xc0, 0x17, 0x0b];
+
+impl Objects {
+    /// Reads every `.o` and `.a` under `dir` (a target directory's `release/build`).
+    pub fn read(dir: &Path) -> Objects {
+        let mut objects = Objects::default();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for e in entries.flatten() {
+                let path = e.path();
+                let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(path);
+                } else if ext == "o" || ext == "a" {
+                    if let Ok(data) = std::fs::read(&path) {
+                        let name =
+                            path.file_name().map_or(String::new(), |n| n.to_string_lossy().into());
+                        objects.add_file(&name, &data);
+                    }
+                }
+            }
+        }
+        objects
+    }
+
+    fn add_file(&mut self, name: &str, data: &[u8]) {
+        match object::read::archive::ArchiveFile::parse(data) {
+            Ok(archive) => {
+                for member in archive.members().flatten() {
+                    let member_name = String::from_utf8_lossy(member.name()).into_owned();
+                    if let Ok(bytes) = member.data(data) {
+                        self.add_object(&format!("{member_name} ({name})"), bytes);
+                    }
+                }
+            }
+            Err(_) => self.add_object(name, data),
+        }
+    }
+
+    fn add_object(&mut self, name: &str, data: &[u8]) {
+        let magic: Option<[u8; 4]> = data.get(..4).and_then(|m| m.try_into().ok());
+        if magic == Some(BITCODE) || magic == Some(BITCODE_WRAPPER) {
+            self.bitcode += 1;
+            return;
+        }
+        let Ok(file) = object::File::parse(data) else { return };
+        use object::{Object, ObjectSymbol};
+        self.native += 1;
+        for s in file.symbols() {
+            if s.is_definition() && s.is_global() && s.kind() == object::SymbolKind::Text {
+                if let Ok(n) = s.name() {
+                    self.native_functions.entry(n.to_owned()).or_insert_with(|| name.to_owned());
+                }
+            }
+        }
+    }
+}
+
+fn is_rust_to_c(d: Direction) -> bool {
+    matches!(d, Direction::RustToC | Direction::RustToCRuntime)
+}
+
+/// Calls from Rust into C and the C runtime in `census`.
+pub fn rust_to_c_calls(census: &Census) -> u64 {
+    census.crossings.iter().filter(|c| is_rust_to_c(c.direction)).map(|c| c.calls).sum()
+}
+
+/// Why `c` (a crossing of the LTO build) is still a call.
+fn why(c: &Crossing, objects: &Objects) -> String {
+    match c.kind {
+        CallKind::SharedLibrary => {
+            let what = if ["libc.so", "libm.so", "libpthread.so", "ld-linux"]
+                .iter()
+                .any(|p| c.callee_module.starts_with(p))
+            {
+                "the C library"
+            } else {
+                "a shared library"
+            };
+            format!(
+                "{} is in {what} ({}), loaded at run time: link-time optimisation does not \
+                 reach it",
+                c.callee, c.callee_module
+            )
+        }
+        CallKind::Callback if c.caller_module != c.callee_module => format!(
+            "a callback from {} in {} (a shared library, which link-time optimisation does \
+             not reach) through a function pointer",
+            c.caller, c.caller_module
+        ),
+        CallKind::Callback => format!(
+            "a callback: {} calls {} through a function pointer, which the optimiser inlines \
+             only where the pointer is a constant at the call",
+            c.caller, c.callee
+        ),
+        CallKind::Direct => match objects.native_functions.get(&c.callee) {
+            Some(from) => format!(
+                "{} comes from {from}, machine code without bitcode (assembly, or C compiled \
+                 without -flto): the linker has nothing to inline",
+                c.callee
+            ),
+            None => format!(
+                "both sides are in the LTO unit, yet the optimiser kept the call ({:.0} \
+                 instructions per call inside {}: too large for its inlining threshold, or \
+                 called through a pointer)",
+                c.instructions_per_call, c.callee
+            ),
+        },
+    }
+}
+
+/// The crossings gone from `before` in `after`, and those of `after` with why they remain.
+pub fn diff(before: &Census, after: &Census, objects: &Objects) -> (Vec<Removed>, Vec<Remaining>) {
+    let key = |c: &Crossing| (c.caller.clone(), c.callee.clone(), c.direction);
+    let before_calls: BTreeMap<_, u64> =
+        before.crossings.iter().map(|c| (key(c), c.calls)).collect();
+    let after_keys: BTreeSet<_> = after.crossings.iter().map(key).collect();
+    let mut removed: Vec<Removed> = before
+        .crossings
+        .iter()
+        .filter(|c| !after_keys.contains(&key(c)))
+        .map(|c| Removed {
+            caller: c.caller.clone(),
+            callee: c.callee.clone(),
+            direction: c.direction,
+            calls_before: c.calls,
+            still_called_from: after
+                .crossings
+                .iter()
+                .filter(|a| a.callee == c.callee && a.direction == c.direction)
+                .map(|a| a.caller.clone())
+                .collect(),
+        })
+        .collect();
+    removed.sort_by(|a, b| b.calls_before.cmp(&a.calls_before).then(a.callee.cmp(&b.callee)));
+    let mut remaining: Vec<Remaining> = after
+        .crossings
+        .iter()
+        .map(|c| Remaining {
+            caller: c.caller.clone(),
+            callee: c.callee.clone(),
+            direction: c.direction,
+            calls: c.calls,
+            calls_before: before_calls.get(&key(c)).copied(),
+            kind: c.kind,
+            callee_module: c.callee_module.clone(),
+            why: why(c, objects),
+        })
+        .collect();
+    remaining.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.callee.cmp(&b.callee)));
+    (removed, remaining)
+}

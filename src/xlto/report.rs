@@ -1,0 +1,430 @@
+//! `xlto.json`'s types (results/README.md documents them), assembled from the stages, and
+//! the experiment in words: the terminal text and `xlto.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::cargo::{Build, Target};
+use super::diff::{self, Objects, Remaining, Removed};
+use crate::crossings::{CallKind, Census};
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::fmt::{self, pct};
+use crate::measure::paired::Judgement;
+use crate::measure::programs::{Duel, Measure};
+use crate::measure::Interval;
+
+/// Version of `xlto.json`.
+pub const XLTO_SCHEMA_VERSION: u32 = 1;
+
+/// The file's name in its directory.
+pub const XLTO_FILE: &str = "xlto.json";
+
+/// The two builds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Builds {
+    /// As cargo builds it in release.
+    pub release: Build,
+    /// With cross-language LTO.
+    pub xlto: Build,
+}
+
+/// The experiment: `xlto.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Xlto {
+    /// [`XLTO_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `ffiprof <version>`.
+    pub tool: String,
+    /// The machine.
+    pub environment: Environment,
+    /// What was built.
+    pub target: Target,
+    /// rustc, clang and lld, first lines of their `--version`.
+    pub toolchain: Vec<String>,
+    /// The two builds.
+    pub builds: Builds,
+    /// The C and C++ objects that reached the LTO link: bitcode or machine code.
+    pub c_objects: Objects,
+    /// The program's arguments.
+    pub args: Vec<String>,
+    /// The release build's exit status under callgrind (ffiprof exits with it).
+    pub exit_status: i32,
+    /// The LTO build's.
+    pub xlto_exit_status: i32,
+    /// Calls from Rust into C and the C runtime, release build.
+    pub rust_to_c_calls_before: u64,
+    /// The same, LTO build.
+    pub rust_to_c_calls_after: u64,
+    /// Instructions of the whole program (every process counted), release build, exact.
+    pub instructions_before: u64,
+    /// The same, LTO build.
+    pub instructions_after: u64,
+    /// Crossings of the release build that the LTO build does not make.
+    pub crossings_removed: Vec<Removed>,
+    /// Crossings the LTO build makes, and why each remains.
+    pub crossings_remaining: Vec<Remaining>,
+    /// The LTO build's CPU time over the release build's, per paired round.
+    pub time_ratio: Interval,
+    /// The A/A control's (the release build against itself).
+    pub control_ratio: Interval,
+    /// The same two for wall time.
+    pub wall_ratio: Interval,
+    /// The control's wall-time ratio.
+    pub wall_control_ratio: Interval,
+    /// The paired timing in full.
+    pub timing: Duel,
+    /// The two censuses' directories, release then LTO (each `crossings.json`).
+    pub censuses: [String; 2],
+    /// What the reader should know.
+    pub notes: Vec<String>,
+}
+
+/// What [`assemble`] is made from.
+pub(crate) struct Parts<'a> {
+    pub(crate) environment: Environment,
+    pub(crate) target: Target,
+    pub(crate) toolchain: Vec<String>,
+    pub(crate) builds: Builds,
+    pub(crate) objects: Objects,
+    pub(crate) args: Vec<String>,
+    pub(crate) before: &'a Census,
+    pub(crate) after: &'a Census,
+    pub(crate) timing: Duel,
+}
+
+/// The experiment's record from its parts.
+pub(crate) fn assemble(p: Parts<'_>) -> Xlto {
+    let (removed, remaining) = diff::diff(p.before, p.after, &p.objects);
+    let mut x = Xlto {
+        schema_version: XLTO_SCHEMA_VERSION,
+        tool: format!("ffiprof {}", env!("CARGO_PKG_VERSION")),
+        environment: p.environment,
+        target: p.target,
+        toolchain: p.toolchain,
+        builds: p.builds,
+        c_objects: p.objects,
+        args: p.args,
+        exit_status: p.before.exit_status,
+        xlto_exit_status: p.after.exit_status,
+        rust_to_c_calls_before: diff::rust_to_c_calls(p.before),
+        rust_to_c_calls_after: diff::rust_to_c_calls(p.after),
+        instructions_before: p.before.totals.program_instructions,
+        instructions_after: p.after.totals.program_instructions,
+        crossings_removed: removed,
+        crossings_remaining: remaining,
+        time_ratio: p.timing.cpu.ratio,
+        control_ratio: p.timing.cpu.control_ratio,
+        wall_ratio: p.timing.wall.ratio,
+        wall_control_ratio: p.timing.wall.control_ratio,
+        timing: p.timing,
+        censuses: super::CENSUS_DIRS.map(str::to_owned),
+        notes: Vec::new(),
+    };
+    x.notes = notes(&x);
+    x
+}
+
+fn notes(x: &Xlto) -> Vec<String> {
+    let mut notes = Vec::new();
+    if x.c_objects.bitcode == 0 {
+        notes.push(
+            "no C or C++ object reached the LTO link as bitcode: the package's C is prebuilt, \
+             or its build script ignores CC and CFLAGS, so there is nothing to inline"
+                .to_owned(),
+        );
+    }
+    if x.crossings_removed.is_empty() && x.rust_to_c_calls_after >= x.rust_to_c_calls_before {
+        notes.push(
+            "cross-language LTO inlined no crossing here; each remaining one says why".to_owned(),
+        );
+    }
+    if x.exit_status != 0 || x.xlto_exit_status != 0 {
+        notes.push(format!(
+            "the program exited with status {} (release build) and {} (LTO build) under \
+             callgrind; the counts are of what ran",
+            x.exit_status, x.xlto_exit_status
+        ));
+    }
+    if x.timing.statuses != [0, 0] {
+        notes.push(format!(
+            "while timed, the release build's runs last exited with status {} and the LTO \
+             build's with {}",
+            x.timing.statuses[0], x.timing.statuses[1]
+        ));
+    }
+    notes
+}
+
+/// A relative change of `after` from `before`, as a share (`-0.023`).
+fn change(before: u64, after: u64) -> f64 {
+    if before == 0 {
+        0.0
+    } else {
+        after as f64 / before as f64 - 1.0
+    }
+}
+
+/// What a measure says in the answer sentence: `1.8% [1.1, 2.6] less CPU time (control …)`.
+fn time_words(m: &Measure, what: &str) -> String {
+    let c = &m.control_ratio;
+    let control = format!("control {:.3} [{:.3}, {:.3}]", c.estimate, c.lower, c.upper);
+    let r = &m.ratio;
+    match m.judgement {
+        Judgement::Measurable => {
+            let (less, a, b) = if r.estimate < 1.0 {
+                ("less", 1.0 - r.upper, 1.0 - r.lower)
+            } else {
+                ("more", r.lower - 1.0, r.upper - 1.0)
+            };
+            format!(
+                "{} [{:.1}, {:.1}] {less} {what} ({control})",
+                pct((r.estimate - 1.0).abs(), 1),
+                a * 100.0,
+                b * 100.0
+            )
+        }
+        Judgement::TooNoisy => {
+            format!("{what} not judged: the machine was too noisy ({control}, identical work)")
+        }
+        Judgement::WithinNoise | Judgement::WithinPlacement => format!(
+            "no measurable difference in {what} ({}, 95% interval {:.3} .. {:.3}x, within the \
+             ±{} floor; {control})",
+            fmt::signed_pct(r.estimate - 1.0),
+            r.lower,
+            r.upper,
+            pct(m.floor, 1)
+        ),
+    }
+}
+
+impl Xlto {
+    /// The answer in one sentence.
+    pub fn answer(&self) -> String {
+        let (before, after) = (self.rust_to_c_calls_before, self.rust_to_c_calls_after);
+        let calls = if after <= before {
+            format!(
+                "cross-language LTO inlined {} of {} Rust->C calls",
+                fmt::count(before - after),
+                fmt::count(before)
+            )
+        } else {
+            format!(
+                "cross-language LTO made more Rust->C calls ({} against {})",
+                fmt::count(after),
+                fmt::count(before)
+            )
+        };
+        let c = change(self.instructions_before, self.instructions_after);
+        let instructions = if c == 0.0 {
+            "the same number of instructions".to_owned()
+        } else {
+            format!("{} {} instructions", pct(c.abs(), 1), if c < 0.0 { "fewer" } else { "more" })
+        };
+        format!(
+            "{calls}; the program ran {instructions} and {}",
+            time_words(&self.timing.cpu, "CPU time")
+        )
+    }
+
+    fn removed_rows(&self) -> Vec<Vec<String>> {
+        self.crossings_removed
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("{} -> {}", r.caller, r.callee),
+                    fmt::count(r.calls_before),
+                    if r.still_called_from.is_empty() {
+                        "inlined".to_owned()
+                    } else {
+                        format!(
+                            "caller inlined; still called from {}",
+                            r.still_called_from.join(", ")
+                        )
+                    },
+                ]
+            })
+            .collect()
+    }
+
+    fn remaining_rows<'a>(
+        rows: impl Iterator<Item = &'a Remaining>,
+        width: usize,
+    ) -> Vec<Vec<String>> {
+        rows.map(|r| {
+            vec![
+                fmt::short_name(&format!("{} -> {}", r.caller, r.callee), width),
+                fmt::count(r.calls),
+                r.calls_before.map_or("(new)".to_owned(), fmt::count),
+                r.why.clone(),
+            ]
+        })
+        .collect()
+    }
+
+    /// The remaining crossings on the terminal: those within the program one per line with
+    /// why, those into shared libraries summed per library (the file lists each).
+    fn remaining_text(&self, s: &mut String) {
+        let (shared, own): (Vec<&Remaining>, Vec<&Remaining>) =
+            self.crossings_remaining.iter().partition(|r| r.kind == CallKind::SharedLibrary);
+        if !own.is_empty() {
+            let _ = writeln!(s, "\nremaining within the program:");
+            let rows = Xlto::remaining_rows(own.iter().copied(), 60);
+            let figures: Vec<Vec<String>> = rows.iter().map(|r| r[..3].to_vec()).collect();
+            let table = fmt::table(&["crossing", "calls", "before"], &figures, 1);
+            for (i, line) in table.lines().enumerate() {
+                match i.checked_sub(2).and_then(|k| rows.get(k)) {
+                    Some(row) => {
+                        let _ = writeln!(s, "{line}  {}", row[3]);
+                    }
+                    None => {
+                        let _ = writeln!(s, "{line}");
+                    }
+                }
+            }
+        }
+        let mut by_library: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+        for r in &shared {
+            let e = by_library.entry(r.callee_module.as_str()).or_default();
+            *e = (e.0 + 1, e.1 + r.calls);
+        }
+        for (library, (crossings, calls)) in by_library {
+            let _ = writeln!(
+                s,
+                "remaining into {library}: {crossings} crossings, {} calls (a shared library: \
+                 link-time optimisation does not reach it)",
+                fmt::count(calls)
+            );
+        }
+    }
+
+    fn builds_line(&self) -> String {
+        let b = |name: &str, b: &Build| {
+            if b.compiled == 0 {
+                format!("{name}: up to date, nothing compiled ({:.1} s)", b.seconds)
+            } else {
+                format!(
+                    "{name}: {} of {} units compiled in {:.1} s",
+                    b.compiled, b.units, b.seconds
+                )
+            }
+        };
+        format!(
+            "{}; {}",
+            b("release", &self.builds.release),
+            b("cross-language LTO", &self.builds.xlto)
+        )
+    }
+
+    /// The terminal text.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{} {}: {}", kind_name(self), self.target.name, self.builds_line());
+        let _ = writeln!(
+            s,
+            "C objects at the LTO link: {} bitcode, {} machine code",
+            self.c_objects.bitcode, self.c_objects.native
+        );
+        if !self.crossings_removed.is_empty() {
+            let _ = writeln!(s, "\ngone with cross-language LTO:");
+            s.push_str(&fmt::table(&["crossing", "calls before", ""], &self.removed_rows(), 1));
+        }
+        self.remaining_text(&mut s);
+        let _ = writeln!(
+            s,
+            "\ninstructions: {} -> {} ({})",
+            fmt::count(self.instructions_before),
+            fmt::count(self.instructions_after),
+            fmt::signed_pct(change(self.instructions_before, self.instructions_after))
+        );
+        let t = &self.timing;
+        let _ = writeln!(s, "time, {} paired rounds ({}):", t.rounds, t.stop);
+        s.push_str(&t.table());
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        let _ = writeln!(s, "\n{}", self.answer());
+        s
+    }
+
+    /// `xlto.md`.
+    pub fn markdown(&self) -> String {
+        let mut s = format!("# Cross-language LTO: {} {}\n\n", kind_name(self), self.target.name);
+        let _ = writeln!(s, "{}.\n", self.answer());
+        let _ = writeln!(s, "- Builds: {}.", self.builds_line());
+        let _ = writeln!(s, "- Release: `{}`", self.builds.release.command);
+        let _ = writeln!(s, "- LTO: `{}`", self.builds.xlto.command);
+        let _ = writeln!(s, "- Toolchain: {}.", self.toolchain.join("; "));
+        let _ = writeln!(
+            s,
+            "- C objects at the LTO link: {} bitcode, {} machine code.",
+            self.c_objects.bitcode, self.c_objects.native
+        );
+        let _ = writeln!(s, "- Arguments: `{}`.", self.args.join(" "));
+        let _ = writeln!(s, "\n## Crossings gone\n");
+        if self.crossings_removed.is_empty() {
+            s.push_str("None.\n");
+        } else {
+            s.push_str(&md_table(&["crossing", "calls before", ""], &self.removed_rows()));
+        }
+        let _ = writeln!(s, "\n## Crossings remaining\n");
+        if self.crossings_remaining.is_empty() {
+            s.push_str("None.\n");
+        } else {
+            let rows = Xlto::remaining_rows(self.crossings_remaining.iter(), usize::MAX);
+            s.push_str(&md_table(&["crossing", "calls", "before", "why"], &rows));
+        }
+        let _ = writeln!(s, "\n## Instructions and time\n");
+        let _ = writeln!(
+            s,
+            "Instructions, every process, exact under callgrind: {} -> {} ({}).\n",
+            fmt::count(self.instructions_before),
+            fmt::count(self.instructions_after),
+            fmt::signed_pct(change(self.instructions_before, self.instructions_after))
+        );
+        let t = &self.timing;
+        let _ = writeln!(s, "{} paired rounds ({}), {:.1} s:\n", t.rounds, t.stop, t.seconds);
+        s.push_str("```\n");
+        s.push_str(&t.table());
+        s.push_str("```\n\n");
+        for line in t.sentences() {
+            let _ = writeln!(s, "- {line}");
+        }
+        let _ = writeln!(
+            s,
+            "\nEach build's census: `{}/` and `{}/`; `ffiprof compare` compares them exactly.",
+            self.censuses[0], self.censuses[1]
+        );
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "\n## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+        }
+        s
+    }
+
+    /// As pretty JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|source| Error::Serialize { what: "xlto.json", source })
+    }
+}
+
+fn kind_name(x: &Xlto) -> &'static str {
+    match x.target.kind {
+        super::Kind::Bin => "binary",
+        super::Kind::Example => "example",
+    }
+}
+
+fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!("| {} |\n|{}\n", header.join(" | "), " --- |".repeat(header.len()));
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
+    }
+    s
+}
