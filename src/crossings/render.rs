@@ -301,7 +301,7 @@ fn shorten(name: &str, width: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
@@ -317,7 +317,12 @@ mod tests {
         Interval::new(estimate, lower, upper)
     }
 
-    fn crossing(caller: &str, callee: &str, direction: Direction, calls: u64) -> Crossing {
+    pub(crate) fn crossing(
+        caller: &str,
+        callee: &str,
+        direction: Direction,
+        calls: u64,
+    ) -> Crossing {
         let (caller_language, callee_language) = match direction {
             Direction::RustToC => (Language::Rust, Language::C),
             Direction::RustToCRuntime => (Language::Rust, Language::CRuntime),
@@ -372,7 +377,7 @@ mod tests {
 
     /// A census built by hand: a chatty direct call whose cost is within the floors, an
     /// expensive call, and a callback with a measurable cost.
-    fn hand_built() -> Census {
+    pub(crate) fn hand_built() -> Census {
         let crossings = vec![
             crossing("app::hot_loop", "c_cheap", Direction::RustToC, 60_000),
             crossing("c_sort", "app::compare", Direction::CToRust, 20_000),

@@ -25,6 +25,11 @@ pub struct Removed {
     /// caller itself was inlined into them, so the crossing moved rather than vanished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub still_called_from: Vec<String>,
+    /// Callees the same caller crosses to in the LTO build and did not before, with
+    /// their calls: where the callee's body was inlined but a call inside it was not, so
+    /// the boundary moved one call deeper rather than vanishing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub now_crossing_to: Vec<(String, u64)>,
 }
 
 /// A crossing the LTO build still makes, and why.
@@ -196,6 +201,12 @@ pub fn diff(before: &Census, after: &Census, objects: &Objects) -> (Vec<Removed>
                 .filter(|a| a.callee == c.callee && a.direction == c.direction)
                 .map(|a| a.caller.clone())
                 .collect(),
+            now_crossing_to: after
+                .crossings
+                .iter()
+                .filter(|a| a.caller == c.caller && !before_calls.contains_key(&key(a)))
+                .map(|a| (a.callee.clone(), a.calls))
+                .collect(),
         })
         .collect();
     removed.sort_by(|a, b| b.calls_before.cmp(&a.calls_before).then(a.callee.cmp(&b.callee)));
@@ -215,4 +226,58 @@ pub fn diff(before: &Census, after: &Census, objects: &Objects) -> (Vec<Removed>
         .collect();
     remaining.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.callee.cmp(&b.callee)));
     (removed, remaining)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crossings::render::tests::{crossing, hand_built};
+
+    #[test]
+    fn gone_crossings_moved_ones_and_reasons_for_the_rest() {
+        let before = hand_built();
+        let mut after = hand_built();
+        // hot_loop -> c_cheap inlined; main -> c_expensive now made from main's caller
+        // (main inlined into it); a call into libm and a native-code callee remain.
+        after.crossings.retain(|c| c.callee != "c_cheap" && c.callee != "c_expensive");
+        after.crossings.push(crossing("app::start", "c_expensive", Direction::RustToC, 12));
+        let mut pow = crossing("app::main", "pow", Direction::RustToCRuntime, 5);
+        pow.kind = CallKind::SharedLibrary;
+        pow.callee_module = "libm.so.6".into();
+        after.crossings.push(pow);
+        after.crossings.push(crossing("app::main", "asm_hash", Direction::RustToC, 3));
+        after.crossings.push(crossing("app::hot_loop", "c_inner", Direction::RustToC, 60_000));
+        let mut objects = Objects::default();
+        objects.native_functions.insert("asm_hash".into(), "hash.o (libhash.a)".into());
+
+        let (removed, remaining) = diff(&before, &after, &objects);
+        let gone: Vec<(&str, u64, usize)> = removed
+            .iter()
+            .map(|r| (r.callee.as_str(), r.calls_before, r.still_called_from.len()))
+            .collect();
+        assert_eq!(gone, [("c_cheap", 60_000, 0), ("c_expensive", 12, 1)]);
+        assert_eq!(removed[1].still_called_from, ["app::start"]);
+        assert_eq!(removed[0].now_crossing_to, [("c_inner".to_owned(), 60_000)]);
+        let why = |callee: &str| {
+            let r = remaining.iter().find(|r| r.callee == callee).unwrap();
+            (r.calls_before, r.why.clone())
+        };
+        assert_eq!(why("app::compare").0, Some(20_000));
+        assert!(why("app::compare").1.starts_with("a callback"), "{:?}", why("app::compare"));
+        assert!(why("pow").1.contains("the C library (libm.so.6)"), "{:?}", why("pow"));
+        assert!(why("asm_hash").1.contains("hash.o (libhash.a), machine code"));
+        assert_eq!(why("c_expensive").0, None);
+        assert!(why("c_expensive").1.contains("optimiser kept the call"));
+        assert_eq!(rust_to_c_calls(&before), 60_012);
+        assert_eq!(rust_to_c_calls(&after), 12 + 5 + 3 + 60_000);
+    }
+
+    #[test]
+    fn bitcode_is_told_from_machine_code() {
+        let mut objects = Objects::default();
+        objects.add_file("a.o", b"BC\xc0\xde and the rest of a module");
+        objects.add_file("b.o", &[0xde, 0xc0, 0x17, 0x0b, 0, 0, 0, 0]);
+        objects.add_file("c.o", b"neither");
+        assert_eq!((objects.bitcode, objects.native), (2, 0));
+    }
 }

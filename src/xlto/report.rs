@@ -19,6 +19,9 @@ use crate::measure::Interval;
 /// Version of `xlto.json`.
 pub const XLTO_SCHEMA_VERSION: u32 = 1;
 
+/// Rows of each table on the terminal; the files have every one.
+const TERMINAL_ROWS: usize = 15;
+
 /// The file's name in its directory.
 pub const XLTO_FILE: &str = "xlto.json";
 
@@ -229,21 +232,43 @@ impl Xlto {
         )
     }
 
-    fn removed_rows(&self) -> Vec<Vec<String>> {
+    fn removed_rows(&self, width: usize) -> Vec<Vec<String>> {
+        let names = |v: &[String]| {
+            let shown: Vec<String> = v.iter().take(2).map(|n| fmt::short_name(n, width)).collect();
+            let more = v.len().saturating_sub(2);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            format!("{}{more}", shown.join(", "))
+        };
         self.crossings_removed
             .iter()
             .map(|r| {
+                let mut what = if r.still_called_from.is_empty() {
+                    "inlined".to_owned()
+                } else {
+                    format!(
+                        "the caller was inlined; still called from {}",
+                        names(&r.still_called_from)
+                    )
+                };
+                if !r.now_crossing_to.is_empty() {
+                    let moved: Vec<String> = r
+                        .now_crossing_to
+                        .iter()
+                        .map(|(callee, calls)| {
+                            format!(
+                                "{} ({} calls)",
+                                fmt::short_name(&plain(callee), width),
+                                fmt::count(*calls)
+                            )
+                        })
+                        .collect();
+                    let _ =
+                        write!(what, "; the caller now crosses to {} instead", moved.join(", "));
+                }
                 vec![
-                    format!("{} -> {}", r.caller, r.callee),
+                    fmt::short_name(&format!("{} -> {}", r.caller, r.callee), width),
                     fmt::count(r.calls_before),
-                    if r.still_called_from.is_empty() {
-                        "inlined".to_owned()
-                    } else {
-                        format!(
-                            "caller inlined; still called from {}",
-                            r.still_called_from.join(", ")
-                        )
-                    },
+                    what,
                 ]
             })
             .collect()
@@ -255,10 +280,10 @@ impl Xlto {
     ) -> Vec<Vec<String>> {
         rows.map(|r| {
             vec![
-                fmt::short_name(&format!("{} -> {}", r.caller, r.callee), width),
+                fmt::short_name(&plain(&format!("{} -> {}", r.caller, r.callee)), width),
                 fmt::count(r.calls),
                 r.calls_before.map_or("(new)".to_owned(), fmt::count),
-                r.why.clone(),
+                plain(&r.why),
             ]
         })
         .collect()
@@ -271,19 +296,12 @@ impl Xlto {
             self.crossings_remaining.iter().partition(|r| r.kind == CallKind::SharedLibrary);
         if !own.is_empty() {
             let _ = writeln!(s, "\nremaining within the program:");
-            let rows = Xlto::remaining_rows(own.iter().copied(), 60);
-            let figures: Vec<Vec<String>> = rows.iter().map(|r| r[..3].to_vec()).collect();
-            let table = fmt::table(&["crossing", "calls", "before"], &figures, 1);
-            for (i, line) in table.lines().enumerate() {
-                match i.checked_sub(2).and_then(|k| rows.get(k)) {
-                    Some(row) => {
-                        let _ = writeln!(s, "{line}  {}", row[3]);
-                    }
-                    None => {
-                        let _ = writeln!(s, "{line}");
-                    }
-                }
-            }
+            let rows = Xlto::remaining_rows(own.iter().copied().take(TERMINAL_ROWS), 60);
+            s.push_str(&words_last(&["crossing", "calls", "before"], &rows));
+        }
+        if own.len() > TERMINAL_ROWS {
+            let _ =
+                writeln!(s, "(and {} more: xlto.md lists every one)", own.len() - TERMINAL_ROWS);
         }
         let mut by_library: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
         for r in &shared {
@@ -329,7 +347,13 @@ impl Xlto {
         );
         if !self.crossings_removed.is_empty() {
             let _ = writeln!(s, "\ngone with cross-language LTO:");
-            s.push_str(&fmt::table(&["crossing", "calls before", ""], &self.removed_rows(), 1));
+            let rows = self.removed_rows(60);
+            let shown = &rows[..rows.len().min(TERMINAL_ROWS)];
+            s.push_str(&words_last(&["crossing", "calls before"], shown));
+            if rows.len() > shown.len() {
+                let _ =
+                    writeln!(s, "(and {} more: xlto.md lists every one)", rows.len() - shown.len());
+            }
         }
         self.remaining_text(&mut s);
         let _ = writeln!(
@@ -367,7 +391,10 @@ impl Xlto {
         if self.crossings_removed.is_empty() {
             s.push_str("None.\n");
         } else {
-            s.push_str(&md_table(&["crossing", "calls before", ""], &self.removed_rows()));
+            s.push_str(&md_table(
+                &["crossing", "calls before", ""],
+                &self.removed_rows(usize::MAX),
+            ));
         }
         let _ = writeln!(s, "\n## Crossings remaining\n");
         if self.crossings_remaining.is_empty() {
@@ -413,6 +440,39 @@ impl Xlto {
     }
 }
 
+/// A table of rows whose last cell is words: the other cells aligned as
+/// [`fmt::table`] aligns them, the words after them, left-aligned and never padded.
+fn words_last(header: &[&str], rows: &[Vec<String>]) -> String {
+    let figures: Vec<Vec<String>> = rows.iter().map(|r| r[..r.len() - 1].to_vec()).collect();
+    let mut s = String::new();
+    for (i, line) in fmt::table(header, &figures, 1).lines().enumerate() {
+        let words = i.checked_sub(2).and_then(|k| rows.get(k)).and_then(|r| r.last());
+        match words.filter(|w| !w.is_empty()) {
+            Some(w) => {
+                let _ = writeln!(s, "{line}  {w}");
+            }
+            None => {
+                let _ = writeln!(s, "{line}");
+            }
+        }
+    }
+    s
+}
+
+/// A function's name without the `.llvm.<hash>` that ThinLTO gives a local function it
+/// promotes (`vdbeUnbind.llvm.4854131121453610696` is SQLite's static `vdbeUnbind`).
+fn plain(name: &str) -> String {
+    let mut out = name.to_owned();
+    while let Some(at) = out.find(".llvm.") {
+        let digits = out[at + 6..].chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+            break;
+        }
+        out.replace_range(at..at + 6 + digits, "");
+    }
+    out
+}
+
 fn kind_name(x: &Xlto) -> &'static str {
     match x.target.kind {
         super::Kind::Bin => "binary",
@@ -427,4 +487,29 @@ fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
         let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinlto_suffixes_are_left_out_of_names_shown() {
+        assert_eq!(plain("vdbeUnbind.llvm.4854131121453610696"), "vdbeUnbind");
+        assert_eq!(plain("a.llvm.1 -> b.llvm.22"), "a -> b");
+        assert_eq!(plain("x.llvm.y"), "x.llvm.y");
+    }
+
+    #[test]
+    fn words_follow_the_aligned_figures() {
+        let rows = vec![
+            vec!["a -> b".to_owned(), "12".to_owned(), "inlined".to_owned()],
+            vec!["long -> callee".to_owned(), "3".to_owned(), String::new()],
+        ];
+        let t = words_last(&["crossing", "calls"], &rows);
+        assert_eq!(
+            t,
+            "crossing        calls\n--------------  -----\na -> b             12  inlined\nlong -> callee      3\n"
+        );
+    }
 }
