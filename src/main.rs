@@ -259,6 +259,10 @@ struct XltoArgs {
     /// Output directory (default: results/xlto-<name>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Skip the third build (the C by the same clang without LTO), which tells the
+    /// compiler's share of the change from the inlining's.
+    #[arg(long)]
+    no_compiler_control: bool,
     #[command(flatten)]
     rounds: RoundArgs,
     /// The program's arguments, after `--`.
@@ -279,15 +283,20 @@ fn xlto(args: XltoArgs) -> ffiprof::Result<ExitCode> {
     options.manifest_path = args.manifest_path;
     options.target = target;
     options.args = args.args;
+    options.compiler_control = !args.no_compiler_control;
     options.rounds = args.rounds.options()?;
     options.rounds.fail_on_status = false;
     let outcome = xlto::run(&options, &mut |stage| eprintln!("{stage}..."))?;
     eprint!("{}", outcome.xlto.text());
+    let dirs: Vec<String> = xlto::CENSUS_DIRS
+        .iter()
+        .filter(|d| outcome.out.join(d).is_dir())
+        .map(|d| format!("{d}/"))
+        .collect();
     eprintln!(
-        "wrote {} (xlto.json, xlto.md; the censuses in {}/ and {}/)",
+        "wrote {} (xlto.json, xlto.md; the censuses in {})",
         outcome.out.display(),
-        xlto::CENSUS_DIRS[0],
-        xlto::CENSUS_DIRS[1]
+        dirs.join(", ")
     );
     let status = outcome.xlto.exit_status;
     if status != 0 {

@@ -198,6 +198,17 @@ impl Recipe {
     /// `-Clinker-plugin-lto` and clang as the linker driving the matching lld. The user's
     /// own CFLAGS, CXXFLAGS and RUSTFLAGS are kept, ffiprof's appended.
     pub fn cross_language_lto(t: &Toolchain, target_dir: PathBuf) -> Recipe {
+        Recipe::with_clang(t, target_dir, true)
+    }
+
+    /// The compiler control: the C and C++ built by the same clang, without LTO, Rust as
+    /// in the release build. Against it, the LTO build's change is the inlining's alone;
+    /// against the release build, it is what changing the C compiler does.
+    pub fn clang_without_lto(t: &Toolchain, target_dir: PathBuf) -> Recipe {
+        Recipe::with_clang(t, target_dir, false)
+    }
+
+    fn with_clang(t: &Toolchain, target_dir: PathBuf, lto: bool) -> Recipe {
         let append = |var: &str, extra: &str| {
             let mut v = std::env::var_os(var).unwrap_or_default();
             if !v.is_empty() {
@@ -212,7 +223,8 @@ impl Recipe {
                 .map_or("clang++".into(), |n| n.to_string_lossy().replacen("clang", "clang++", 1)),
         );
         let cxx = if clangxx.is_file() { clangxx } else { t.clang.clone() };
-        let c_flags = "-flto=thin -fdebug-default-version=4";
+        let c_flags =
+            if lto { "-flto=thin -fdebug-default-version=4" } else { "-fdebug-default-version=4" };
         let rust_flags = [
             "-Clinker-plugin-lto".to_owned(),
             format!("-Clinker={}", t.clang.display()),
@@ -224,6 +236,9 @@ impl Recipe {
             append("CFLAGS", c_flags),
             append("CXXFLAGS", c_flags),
         ];
+        if !lto {
+            return Recipe { env, target_dir: Some(target_dir) };
+        }
         // cargo reads CARGO_ENCODED_RUSTFLAGS (flags separated by 0x1f) before RUSTFLAGS.
         match std::env::var_os("CARGO_ENCODED_RUSTFLAGS").filter(|v| !v.is_empty()) {
             Some(mut encoded) => {

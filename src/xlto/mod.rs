@@ -18,11 +18,12 @@ pub mod report;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::crossings::{self, CostSource};
+use crate::crossings::{self, Census, CostSource};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::measure::programs::{self, Program};
 use crate::output::{write_under, Staging};
+use crate::workload::xlto::Toolchain;
 
 pub use cargo::{Build, Kind, Target};
 pub use diff::{Objects, Remaining, Removed};
@@ -42,13 +43,23 @@ pub struct Options {
     pub out: PathBuf,
     /// How the two builds are timed.
     pub rounds: programs::Options,
+    /// Also build the C with the same clang without LTO, and count that build: the
+    /// compiler's share of the change, apart from the inlining's. Default: true.
+    pub compiler_control: bool,
 }
 
 impl Options {
     /// Options with the defaults, writing to `out`.
     pub fn new(out: PathBuf) -> Options {
         let rounds = programs::Options { fail_on_status: false, ..programs::Options::default() };
-        Options { manifest_path: None, target: None, args: Vec::new(), out, rounds }
+        Options {
+            manifest_path: None,
+            target: None,
+            args: Vec::new(),
+            out,
+            rounds,
+            compiler_control: true,
+        }
     }
 }
 
@@ -60,8 +71,9 @@ pub struct Outcome {
     pub out: PathBuf,
 }
 
-/// The directories of the two censuses inside the output directory.
-pub const CENSUS_DIRS: [&str; 2] = ["release", "xlto"];
+/// The directories of the censuses inside the output directory: the release build's, the
+/// LTO build's, the compiler control's.
+pub const CENSUS_DIRS: [&str; 3] = ["release", "xlto", "clang-without-lto"];
 
 /// Where the LTO build goes: a directory of its own inside the workspace's target
 /// directory, so that the ordinary build is never disturbed and both are reused.
@@ -84,6 +96,62 @@ fn census(
     Ok(crossings::count(&options)?.census)
 }
 
+/// The builds: as cargo would, with cross-language LTO, and the compiler control where
+/// asked; what the LTO link was given.
+struct Built {
+    release: Build,
+    lto: Build,
+    control: Option<Build>,
+    objects: Objects,
+}
+
+fn build_all(
+    target: &Target,
+    toolchain: &Toolchain,
+    control: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built> {
+    progress(&format!("building {} in release, as cargo would", target.name));
+    let release = cargo::build(target, &cargo::Recipe::release())?;
+    progress(&format!("building {} in release with cross-language LTO", target.name));
+    let lto_dir = lto_target_dir(target);
+    let lto = cargo::build(target, &cargo::Recipe::cross_language_lto(toolchain, lto_dir.clone()))?;
+    let objects = Objects::read(&lto_dir.join("release").join("build"));
+    let control = if control {
+        progress(&format!("building {} in release, its C by clang without LTO", target.name));
+        let dir = target.target_directory.join("ffiprof-xlto-clang");
+        Some(cargo::build(target, &cargo::Recipe::clang_without_lto(toolchain, dir))?)
+    } else {
+        None
+    };
+    Ok(Built { release, lto, control, objects })
+}
+
+/// Each build's census into its directory under `dir`: release, LTO, and the control's.
+fn count_all(
+    built: &Built,
+    args: &[OsString],
+    dir: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Census, Census, Option<Census>)> {
+    progress("counting the release build's crossings under callgrind");
+    let measure = CostSource::Measure(crossings::DEFAULT_COST_BUDGET);
+    let before =
+        census(&built.release.executable, args, dir.join(CENSUS_DIRS[0]), measure.clone())?;
+    // The cost per call is the machine's, not the build's: measured once.
+    let costs = before.cost_model.clone().map_or(measure, CostSource::Given);
+    progress("counting the LTO build's crossings under callgrind");
+    let after = census(&built.lto.executable, args, dir.join(CENSUS_DIRS[1]), costs.clone())?;
+    let control = match &built.control {
+        Some(b) => {
+            progress("counting the compiler control's crossings under callgrind");
+            Some(census(&b.executable, args, dir.join(CENSUS_DIRS[2]), costs)?)
+        }
+        None => None,
+    };
+    Ok((before, after, control))
+}
+
 /// Runs the experiment (see the module docs). Bad input (an unwritable `--out`, no
 /// valgrind, no matching clang and lld, no package or no such target, a build that
 /// fails) ends it before anything is written; `progress` hears each stage begin.
@@ -94,21 +162,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome>
     let target = cargo::find_target(options.manifest_path.as_deref(), wanted)?;
     let toolchain = crate::workload::xlto::toolchain().map_err(Error::Toolchain)?;
     crate::valgrind::version("the census runs each build under callgrind")?;
-    progress(&format!("building {} in release, as cargo would", target.name));
-    let release = cargo::build(&target, &cargo::Recipe::release())?;
-    progress(&format!("building {} in release with cross-language LTO", target.name));
-    let lto_dir = lto_target_dir(&target);
-    let lto =
-        cargo::build(&target, &cargo::Recipe::cross_language_lto(&toolchain, lto_dir.clone()))?;
-    let objects = Objects::read(&lto_dir.join("release").join("build"));
-    progress("counting the release build's crossings under callgrind");
-    let [before_dir, after_dir] = CENSUS_DIRS.map(|d| staging.path().join(d));
-    let measure = CostSource::Measure(crossings::DEFAULT_COST_BUDGET);
-    let before = census(&release.executable, &options.args, before_dir, measure.clone())?;
-    progress("counting the LTO build's crossings under callgrind");
-    // The cost per call is the machine's, not the build's: measured once.
-    let costs = before.cost_model.clone().map_or(measure, CostSource::Given);
-    let after = census(&lto.executable, &options.args, after_dir, costs)?;
+    let built = build_all(&target, &toolchain, options.compiler_control, progress)?;
+    let (before, after, control) = count_all(&built, &options.args, staging.path(), progress)?;
     progress("timing the two builds against each other in paired rounds");
     let argv = |exe: &Path| {
         let mut v = vec![exe.as_os_str().to_owned()];
@@ -116,19 +171,26 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome>
         v
     };
     let programs = [
-        Program { name: "release".into(), argv: argv(&release.executable) },
-        Program { name: "xlto".into(), argv: argv(&lto.executable) },
+        Program { name: "release".into(), argv: argv(&built.release.executable) },
+        Program { name: "xlto".into(), argv: argv(&built.lto.executable) },
     ];
     let timing = programs::timed(&programs, &options.rounds)?;
+    let control = built.control.zip(control).map(|(build, census)| report::Control {
+        instructions: census.totals.program_instructions,
+        rust_to_c_calls: diff::rust_to_c_calls(&census),
+        build,
+        census: CENSUS_DIRS[2].to_owned(),
+    });
     let xlto = report::assemble(report::Parts {
         environment: Environment::detect(),
         target,
         toolchain: toolchain.versions,
-        builds: Builds { release, xlto: lto },
-        objects,
+        builds: Builds { release: built.release, xlto: built.lto },
+        objects: built.objects,
         args: options.args.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
         before: &before,
         after: &after,
+        control,
         timing,
     });
     write_under(staging.path(), Path::new(XLTO_FILE), xlto.to_json()?.as_bytes())?;

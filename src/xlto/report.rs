@@ -34,6 +34,19 @@ pub struct Builds {
     pub xlto: Build,
 }
 
+/// The compiler control: the C built by the same clang without LTO, Rust as released.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Control {
+    /// Its build.
+    pub build: Build,
+    /// The whole program's instructions, exact.
+    pub instructions: u64,
+    /// Calls from Rust into C and the C runtime.
+    pub rust_to_c_calls: u64,
+    /// Its census's directory.
+    pub census: String,
+}
+
 /// The experiment: `xlto.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Xlto {
@@ -81,6 +94,8 @@ pub struct Xlto {
     pub timing: Duel,
     /// The two censuses' directories, release then LTO (each `crossings.json`).
     pub censuses: [String; 2],
+    /// The compiler control, where built (absent with `--no-compiler-control`).
+    pub compiler_control: Option<Control>,
     /// What the reader should know.
     pub notes: Vec<String>,
 }
@@ -95,6 +110,7 @@ pub(crate) struct Parts<'a> {
     pub(crate) args: Vec<String>,
     pub(crate) before: &'a Census,
     pub(crate) after: &'a Census,
+    pub(crate) control: Option<Control>,
     pub(crate) timing: Duel,
 }
 
@@ -123,7 +139,8 @@ pub(crate) fn assemble(p: Parts<'_>) -> Xlto {
         wall_ratio: p.timing.wall.ratio,
         wall_control_ratio: p.timing.wall.control_ratio,
         timing: p.timing,
-        censuses: super::CENSUS_DIRS.map(str::to_owned),
+        censuses: [super::CENSUS_DIRS[0].to_owned(), super::CENSUS_DIRS[1].to_owned()],
+        compiler_control: p.control,
         notes: Vec::new(),
     };
     x.notes = notes(&x);
@@ -226,10 +243,20 @@ impl Xlto {
         } else {
             format!("{} {} instructions", pct(c.abs(), 1), if c < 0.0 { "fewer" } else { "more" })
         };
-        format!(
+        let mut s = format!(
             "{calls}; the program ran {instructions} and {}",
             time_words(&self.timing.cpu, "CPU time")
-        )
+        );
+        if let Some(c) = &self.compiler_control {
+            let _ = write!(
+                s,
+                ". Of the instructions, changing the C compiler alone (clang without LTO) \
+                 accounts for {} and LTO itself for {}",
+                fmt::signed_pct(change(self.instructions_before, c.instructions)),
+                fmt::signed_pct(change(c.instructions, self.instructions_after))
+            );
+        }
+        s
     }
 
     fn removed_rows(&self, width: usize) -> Vec<Vec<String>> {
@@ -318,6 +345,25 @@ impl Xlto {
         }
     }
 
+    fn instructions_line(&self) -> String {
+        let mut s = format!(
+            "instructions: {} -> {} ({})",
+            fmt::count(self.instructions_before),
+            fmt::count(self.instructions_after),
+            fmt::signed_pct(change(self.instructions_before, self.instructions_after))
+        );
+        if let Some(c) = &self.compiler_control {
+            let _ = write!(
+                s,
+                "; the C by clang without LTO: {} ({} against release; LTO then {})",
+                fmt::count(c.instructions),
+                fmt::signed_pct(change(self.instructions_before, c.instructions)),
+                fmt::signed_pct(change(c.instructions, self.instructions_after))
+            );
+        }
+        s
+    }
+
     fn builds_line(&self) -> String {
         let b = |name: &str, b: &Build| {
             if b.compiled == 0 {
@@ -356,13 +402,7 @@ impl Xlto {
             }
         }
         self.remaining_text(&mut s);
-        let _ = writeln!(
-            s,
-            "\ninstructions: {} -> {} ({})",
-            fmt::count(self.instructions_before),
-            fmt::count(self.instructions_after),
-            fmt::signed_pct(change(self.instructions_before, self.instructions_after))
-        );
+        let _ = writeln!(s, "\n{}", self.instructions_line());
         let t = &self.timing;
         let _ = writeln!(s, "time, {} paired rounds ({}):", t.rounds, t.stop);
         s.push_str(&t.table());
@@ -380,6 +420,9 @@ impl Xlto {
         let _ = writeln!(s, "- Builds: {}.", self.builds_line());
         let _ = writeln!(s, "- Release: `{}`", self.builds.release.command);
         let _ = writeln!(s, "- LTO: `{}`", self.builds.xlto.command);
+        if let Some(c) = &self.compiler_control {
+            let _ = writeln!(s, "- Compiler control (clang without LTO): `{}`", c.build.command);
+        }
         let _ = writeln!(s, "- Toolchain: {}.", self.toolchain.join("; "));
         let _ = writeln!(
             s,
@@ -404,13 +447,8 @@ impl Xlto {
             s.push_str(&md_table(&["crossing", "calls", "before", "why"], &rows));
         }
         let _ = writeln!(s, "\n## Instructions and time\n");
-        let _ = writeln!(
-            s,
-            "Instructions, every process, exact under callgrind: {} -> {} ({}).\n",
-            fmt::count(self.instructions_before),
-            fmt::count(self.instructions_after),
-            fmt::signed_pct(change(self.instructions_before, self.instructions_after))
-        );
+        let _ =
+            writeln!(s, "{} (every process, exact under callgrind).\n", self.instructions_line());
         let t = &self.timing;
         let _ = writeln!(s, "{} paired rounds ({}), {:.1} s:\n", t.rounds, t.stop, t.seconds);
         s.push_str("```\n");
@@ -419,9 +457,14 @@ impl Xlto {
         for line in t.sentences() {
             let _ = writeln!(s, "- {line}");
         }
+        let control = self
+            .compiler_control
+            .as_ref()
+            .map_or(String::new(), |c| format!(", the compiler control's `{}/`", c.census));
         let _ = writeln!(
             s,
-            "\nEach build's census: `{}/` and `{}/`; `ffiprof compare` compares them exactly.",
+            "\nEach build's census: `{}/` and `{}/`{control}; `ffiprof compare` compares two \
+             of them exactly.",
             self.censuses[0], self.censuses[1]
         );
         if !self.notes.is_empty() {

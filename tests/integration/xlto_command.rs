@@ -200,6 +200,13 @@ fn lto_inlines_the_cheap_crossing_and_says_why_the_rest_remain() {
     assert_eq!(x["instructions_before"], before.totals.program_instructions);
     assert_eq!(x["instructions_after"], after.totals.program_instructions);
     assert!(after.totals.program_instructions < before.totals.program_instructions);
+    // The compiler control (the C by the same clang, no LTO) is counted too, exactly, and
+    // still makes the cheap crossing that LTO removed.
+    let control = Census::load(&out.join("clang-without-lto")).unwrap();
+    assert_eq!(x["compiler_control"]["instructions"], control.totals.program_instructions);
+    let cheap_calls: u64 =
+        control.crossings.iter().filter(|c| c.callee == "demo_cheap").map(|c| c.calls).sum();
+    assert_eq!(cheap_calls, n);
     let (calls_before, calls_after) = (
         x["rust_to_c_calls_before"].as_u64().unwrap(),
         x["rust_to_c_calls_after"].as_u64().unwrap(),
@@ -219,6 +226,7 @@ fn lto_inlines_the_cheap_crossing_and_says_why_the_rest_remain() {
     let again = json(&out.join("xlto.json"));
     assert_eq!(again["builds"]["release"]["compiled"], 0, "{}", again["builds"]);
     assert_eq!(again["builds"]["xlto"]["compiled"], 0, "{}", again["builds"]);
+    assert_eq!(again["compiler_control"]["build"]["compiled"], 0, "{}", again["compiler_control"]);
     assert_eq!(again["instructions_after"], x["instructions_after"]);
 }
 
@@ -231,9 +239,12 @@ fn the_programs_status_passes_through_with_the_files_written() {
     let pkg = package("xlto-demo-status", &["demo"], false);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("xlto");
-    xlto(&pkg, &out, &[], &["1000", "1", "7"]).code(7).stderr_has("exited with status 7");
+    xlto(&pkg, &out, &["--no-compiler-control"], &["1000", "1", "7"])
+        .code(7)
+        .stderr_has("exited with status 7");
     let x = json(&out.join("xlto.json"));
     assert_eq!((x["exit_status"].as_i64(), x["xlto_exit_status"].as_i64()), (Some(7), Some(7)));
+    assert!(x["compiler_control"].is_null() && !out.join("clang-without-lto").exists());
 }
 
 #[test]
