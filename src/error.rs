@@ -203,6 +203,17 @@ pub enum Error {
     /// The compilers cross-language LTO needs are missing or do not match rustc.
     #[error("{0}")]
     Toolchain(String),
+    /// A file given to `memory --from` is not DHAT's JSON.
+    #[error(
+        "{path}: not DHAT's JSON ({reason}); give the files that valgrind --tool=dhat writes \
+         (dhat.out.<pid>)"
+    )]
+    NotDhat {
+        /// The path.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// The pprof crate failed.
     #[error("pprof sampler: {0}")]
     Pprof(String),
@@ -263,6 +274,7 @@ impl Error {
             | Error::CensusCorrupt { .. }
             | Error::NotCallgrind { .. }
             | Error::UserBuild { .. }
+            | Error::NotDhat { .. }
             | Error::Toolchain(_) => true,
             Error::DylibLoad { .. }
             | Error::Write { .. }

@@ -86,6 +86,7 @@ pub mod cgo;
 pub mod cost;
 pub mod crossings;
 pub mod measure;
+pub mod memory;
 pub mod profile;
 pub mod record;
 pub mod report;

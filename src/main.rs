@@ -84,6 +84,11 @@ enum Command {
     /// the crossings cost on this machine, and which are chatty. Writes crossings.json
     /// and crossings.md; exits with the program's status.
     Crossings(CrossingsArgs),
+    /// The heap on both sides of the boundary, under valgrind's DHAT: each allocation
+    /// site with its language and the Rust caller above C's, bytes and blocks allocated,
+    /// live at the heap's peak and never freed. Writes memory.json, memory.md,
+    /// flamegraphs and a pprof heap profile; exits with the program's status.
+    Memory(MemoryArgs),
     /// Time two programs against each other, whole runs in paired, interleaved rounds
     /// (`duel 'CMD A' 'CMD B'`, A the baseline): CPU and wall time, each ratio to A with
     /// its interval, and an A/A control (A run again as a third arm) for the noise floor.
@@ -243,6 +248,58 @@ fn duel(args: DuelArgs) -> ffiprof::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[derive(clap::Args)]
+struct MemoryArgs {
+    /// Output directory (default: results/memory-<program>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Follow child processes too (each one's heap is counted; figures are summed).
+    #[arg(long)]
+    trace_children: bool,
+    /// Read these DHAT files (one per process) instead of running a program.
+    #[arg(long, value_name = "DHAT_JSON", num_args = 1..)]
+    from: Vec<PathBuf>,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, value_name = "PROGRAM")]
+    command: Vec<std::ffi::OsString>,
+}
+
+fn memory(args: MemoryArgs) -> ffiprof::Result<ExitCode> {
+    use ffiprof::memory::{self, Source};
+    let name = args
+        .command
+        .first()
+        .map(std::path::Path::new)
+        .or_else(|| args.from.first().map(PathBuf::as_path))
+        .and_then(|p| p.file_name())
+        .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
+    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("memory-{name}")));
+    let source = match (args.command.is_empty(), args.from.is_empty()) {
+        (false, true) => Source::Run(args.command),
+        (true, false) => Source::Files(args.from),
+        _ => {
+            return Err(ffiprof::Error::InvalidOption(
+                "give the program after `--` (ffiprof memory -- PROGRAM [ARGS...]), or DHAT's \
+                 files with --from, not both"
+                    .into(),
+            ))
+        }
+    };
+    let mut options = memory::Options::new(source, out);
+    options.trace_children = args.trace_children;
+    let outcome = memory::census(&options)?;
+    eprint!("{}", outcome.census.text());
+    eprintln!(
+        "wrote {} (memory.json, memory.md, peak.svg, exit.svg, memory.pb.gz; DHAT's files in dhat/)",
+        outcome.out.display()
+    );
+    let status = outcome.census.exit_status;
+    if status != 0 {
+        eprintln!("ffiprof: the program exited with status {status}; so does ffiprof");
+    }
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }
 
 #[derive(clap::Args)]
@@ -589,6 +646,29 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         Command::Bench { workloads, quick, json } => done(bench(&workloads, quick, json)),
         Command::Run { workloads, quick, out, no_cgo } => done(run(&workloads, quick, out, no_cgo)),
         Command::Compare { old, new, fail_on_regression, out, .. }
+            if ffiprof::memory::is_memory_census(&old)
+                || ffiprof::memory::is_memory_census(&new) =>
+        {
+            for p in [&old, &new] {
+                if !ffiprof::memory::is_memory_census(p) {
+                    return Err(ffiprof::Error::InvalidOption(format!(
+                        "{} is not a heap census (no memory.json): compare two heap censuses",
+                        p.display()
+                    )));
+                }
+            }
+            let (comparison, dir) = ffiprof::memory::compare_paths(&old, &new, out.as_deref())?;
+            print!("{}", comparison.markdown());
+            println!("\nwrote {}", dir.display());
+            if fail_on_regression && comparison.regressions().next().is_some() {
+                eprintln!(
+                    "regression: a new site, or more memory live or allocated (see compare.md)"
+                );
+                return Ok(ExitCode::from(ffiprof::EXIT_REGRESSION));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare { old, new, fail_on_regression, out, .. }
             if ffiprof::crossings::is_census(&old) || ffiprof::crossings::is_census(&new) =>
         {
             for p in [&old, &new] {
@@ -636,6 +716,7 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         Command::Crossings(args) => crossings(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
         Command::Duel(args) => done(duel(args)),
+        Command::Memory(args) => memory(args),
         Command::Xlto(args) => xlto(args),
         Command::CountInstructions { workloads } => {
             measure::run_batches(&workload::select(&workloads)?)?;

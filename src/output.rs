@@ -131,6 +131,24 @@ impl Staging {
     }
 }
 
+/// Where a comparison of `old` with `new` goes: `out` where given, else
+/// `compare-vs-<old's name>` in `new` (a directory) or beside it (a file).
+pub(crate) fn compare_dir(old: &Path, new: &Path, out: Option<&Path>) -> PathBuf {
+    let name = old
+        .canonicalize()
+        .ok()
+        .and_then(|p| {
+            let p = if p.is_dir() { p } else { p.parent()?.to_owned() };
+            p.file_name().map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "old".into());
+    match out {
+        Some(o) => o.to_owned(),
+        None if new.is_dir() => new.join(format!("compare-vs-{name}")),
+        None => new.parent().unwrap_or(Path::new(".")).join(format!("compare-vs-{name}")),
+    }
+}
+
 /// Points `latest` beside `dir` at `dir` (a relative symlink, replaced atomically).
 pub(crate) fn point_latest(dir: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };

@@ -126,20 +126,7 @@ pub(crate) fn encode(
     let samples = profile.total().max(1) as i64;
     let period =
         if measured { profile.cpu_nanos() as i64 / samples } else { window_nanos / samples };
-    let function: Vec<PbFunction> = profile
-        .frames()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| PbFunction {
-            id: i as u64 + 1,
-            name: strings.id(&f.function),
-            system_name: strings.id(&f.function),
-            filename: strings.id(&format!("{}: {}", f.language.name(), f.module)),
-        })
-        .collect();
-    let location: Vec<PbLocation> = (0..profile.frames().len())
-        .map(|i| PbLocation { id: i as u64 + 1, line: vec![PbLine { function_id: i as u64 + 1 }] })
-        .collect();
+    let (function, location) = tables(profile, &mut strings);
     let sample = profile
         .stacks()
         .iter()
@@ -171,6 +158,69 @@ pub(crate) fn encode(
         .map_err(|source| Error::Render { what: "pprof profile".into(), source })
 }
 
+/// One function and one location per frame of `profile`, the language and module in the
+/// function's file name slot.
+fn tables(profile: &Profile, strings: &mut Strings) -> (Vec<PbFunction>, Vec<PbLocation>) {
+    let function = profile
+        .frames()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| PbFunction {
+            id: i as u64 + 1,
+            name: strings.id(&f.function),
+            system_name: strings.id(&f.function),
+            filename: strings.id(&format!("{}: {}", f.language.name(), f.module)),
+        })
+        .collect();
+    let location = (0..profile.frames().len())
+        .map(|i| PbLocation { id: i as u64 + 1, line: vec![PbLine { function_id: i as u64 + 1 }] })
+        .collect();
+    (function, location)
+}
+
+/// `profile`'s stacks as a gzipped pprof protobuf with sample types `types` ((type,
+/// unit) pairs) and each stack's `values` in that order (a heap profile's
+/// `alloc_space`, say); the last type is the one pprof shows first.
+pub(crate) fn encode_values(
+    profile: &Profile,
+    types: &[(&str, &str)],
+    values: &[Vec<i64>],
+    comment: &str,
+) -> Result<Vec<u8>> {
+    let mut strings = Strings::new();
+    let sample_type: Vec<PbValueType> = types
+        .iter()
+        .map(|(t, u)| PbValueType { r#type: strings.id(t), unit: strings.id(u) })
+        .collect();
+    let (function, location) = tables(profile, &mut strings);
+    let sample = profile
+        .stacks()
+        .iter()
+        .zip(values)
+        .map(|(s, v)| PbSample {
+            location_id: s.frames.iter().rev().map(|&i| i.index() as u64 + 1).collect(),
+            value: v.clone(),
+        })
+        .collect();
+    let comment = vec![strings.id(comment)];
+    let message = PbProfile {
+        sample_type,
+        sample,
+        location,
+        function,
+        string_table: strings.table,
+        time_nanos: 0,
+        duration_nanos: 0,
+        period_type: None,
+        period: 0,
+        comment,
+    };
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&message.encode_to_vec())
+        .and_then(|_| gz.finish())
+        .map_err(|source| Error::Render { what: "pprof profile".into(), source })
+}
+
 /// A decoded profile: its stacks by function name and its function table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
@@ -181,6 +231,8 @@ pub struct Decoded {
     pub functions: Vec<String>,
     /// The sum of the sample values of type `cpu` (nanoseconds), where there is one.
     pub cpu_nanos: Option<i64>,
+    /// Each sample type's name with the sum of its values over the samples.
+    pub sums: Vec<(String, i64)>,
 }
 
 impl Decoded {
@@ -217,10 +269,13 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
         p.function.iter().map(|f| Ok((f.id, string(f.name)?))).collect::<Result<_>>()?;
     let locations: HashMap<u64, &PbLocation> = p.location.iter().map(|l| (l.id, l)).collect();
     let mut cpu = None;
+    let mut sums = Vec::new();
     for (k, t) in p.sample_type.iter().enumerate() {
+        let sum = p.sample.iter().filter_map(|s| s.value.get(k)).sum::<i64>();
         if string(t.r#type)? == "cpu" {
-            cpu = Some(p.sample.iter().filter_map(|s| s.value.get(k)).sum::<i64>());
+            cpu = Some(sum);
         }
+        sums.push((string(t.r#type)?, sum));
     }
     let mut stacks = Vec::with_capacity(p.sample.len());
     for s in &p.sample {
@@ -240,6 +295,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
         stacks,
         functions: p.function.iter().map(|f| string(f.name)).collect::<Result<_>>()?,
         cpu_nanos: cpu,
+        sums,
     })
 }
 

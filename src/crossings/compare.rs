@@ -257,19 +257,7 @@ pub fn compare_paths(
 ) -> Result<(CensusComparison, PathBuf)> {
     let (o, n) = (Census::load(old)?, Census::load(new)?);
     let comparison = compare(&o, &n, old, new);
-    let name = old
-        .canonicalize()
-        .ok()
-        .and_then(|p| {
-            let p = if p.is_dir() { p } else { p.parent()?.to_owned() };
-            p.file_name().map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "old".into());
-    let out = match out {
-        Some(o) => o.to_owned(),
-        None if new.is_dir() => new.join(format!("compare-vs-{name}")),
-        None => new.parent().unwrap_or(Path::new(".")).join(format!("compare-vs-{name}")),
-    };
+    let out = crate::output::compare_dir(old, new, out);
     let json = serde_json::to_string_pretty(&comparison)
         .map_err(|source| crate::error::Error::Serialize { what: "compare.json", source })?;
     write_under(&out, Path::new("compare.json"), json.as_bytes())?;

@@ -1,0 +1,351 @@
+//! `ffiprof memory -- PROGRAM`: the heap on both sides of the boundary.
+//!
+//! dhat-rs and jemalloc's statistics see Rust's global allocator only; C libraries call
+//! `malloc` themselves. heaptrack and valgrind's DHAT see every `malloc`, but know
+//! nothing of languages. This runs the program under DHAT (through the one valgrind
+//! runner, [`crate::valgrind`]), reads the JSON DHAT writes ([`dhat`]: every figure is
+//! DHAT's own), gives each allocation point its site, language and Rust caller
+//! ([`sites`]), and writes the census ([`schema`]) with its words, flamegraphs and pprof
+//! profile ([`render`]); two censuses compare exactly ([`compare`]). The stages, in the
+//! order data flows: [`Options`] -> run (or `--from` files) -> `dhat` -> `sites` ->
+//! `schema` -> `render` -> `compare`.
+
+pub(crate) mod compare;
+pub(crate) mod dhat;
+pub(crate) mod render;
+pub(crate) mod schema;
+pub(crate) mod sites;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use compare::{compare_paths, MemoryComparison};
+pub use schema::{is_memory_census, Figures, MemoryCensus, Process, Site, MEMORY_FILE};
+
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::output::{write_under, Staging};
+use crate::valgrind::{self, Tool};
+
+/// Frames DHAT keeps per stack (valgrind's default, 12, cuts a C library's deep stacks
+/// before they reach the Rust that called in).
+const NUM_CALLERS: usize = 100;
+
+/// What the census reads: a program to run under DHAT, or DHAT's files.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A program and its arguments.
+    Run(Vec<OsString>),
+    /// DHAT's JSON files, one per process, written before.
+    Files(Vec<PathBuf>),
+}
+
+/// What to census and where to write it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// The program, or the files.
+    pub source: Source,
+    /// The census directory (replaced whole when complete).
+    pub out: PathBuf,
+    /// Follow child processes (each one's heap is counted; figures are summed).
+    pub trace_children: bool,
+}
+
+impl Options {
+    /// Options for `source`, writing to `out`.
+    pub fn new(source: Source, out: PathBuf) -> Options {
+        Options { source, out, trace_children: false }
+    }
+}
+
+/// A finished census.
+pub struct Outcome {
+    /// The census.
+    pub census: MemoryCensus,
+    /// Its directory.
+    pub out: PathBuf,
+}
+
+/// What DHAT gave: its files, the program's status and time, valgrind's version.
+struct Ran {
+    files: Vec<PathBuf>,
+    status: i32,
+    seconds: f64,
+    valgrind: String,
+    command: Vec<String>,
+    program: Option<PathBuf>,
+    /// Where valgrind's logs are (absent for files given).
+    log_dir: Option<PathBuf>,
+}
+
+fn check(options: &Options) -> Result<()> {
+    match &options.source {
+        Source::Run(command) if command.is_empty() => Err(Error::InvalidOption(
+            "give the program after `--` (ffiprof memory -- PROGRAM [ARGS...]), or DHAT's \
+             files with --from"
+                .into(),
+        )),
+        Source::Files(files) if files.is_empty() => {
+            Err(Error::InvalidOption("--from needs at least one DHAT file".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs the program under DHAT into `raw`, or takes the files given.
+fn dhat_files(options: &Options, raw: &Path) -> Result<Ran> {
+    let command = match &options.source {
+        Source::Files(files) => {
+            return Ok(Ran {
+                files: files.clone(),
+                status: 0,
+                seconds: 0.0,
+                valgrind: "(DHAT files given)".into(),
+                command: Vec::new(),
+                program: None,
+                log_dir: None,
+            })
+        }
+        Source::Run(command) => command,
+    };
+    let valgrind = valgrind::version("the heap census runs the program under DHAT")?;
+    let program = crate::record::resolve_program(&command[0])?;
+    std::fs::create_dir_all(raw).map_err(|source| Error::Write { path: raw.to_owned(), source })?;
+    let tool = Tool {
+        // Whole source paths (inlined frames of Rust's allocator are known by theirs), and
+        // -v for the objects each process loaded.
+        args: vec![
+            "--tool=dhat".into(),
+            "-v".into(),
+            "--fullpath-after=".into(),
+            format!("--num-callers={NUM_CALLERS}"),
+            format!("--dhat-out-file={}", raw.join("dhat.out.%p").display()),
+        ],
+        dir: raw,
+        trace_children: options.trace_children,
+        env: vec![],
+    };
+    let finished = tool.run(&program, &command[1..])?;
+    let files = valgrind::files_in(raw, "dhat.out")?;
+    if files.is_empty() {
+        return Err(Error::Internal(format!(
+            "DHAT wrote no profile (status {}): {}",
+            finished.status,
+            tool.log_tail()
+        )));
+    }
+    Ok(Ran {
+        files,
+        status: finished.status,
+        seconds: finished.seconds,
+        valgrind,
+        command: command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        program: Some(program),
+        log_dir: Some(raw.to_owned()),
+    })
+}
+
+/// DHAT's summary lines in valgrind's logs under `dir` (`Total:`, `At t-gmax:`, `At
+/// t-end:`), summed over processes; `None` where none were found.
+fn dhat_summary(dir: &Path) -> Option<Figures> {
+    let number = |s: &str| s.replace(',', "").parse::<u64>().ok();
+    // "At t-gmax: 1,006 bytes in 11 blocks"
+    let figures = |line: &str, label: &str| -> Option<(u64, u64)> {
+        let rest = line.split_once(label)?.1.trim();
+        let (bytes, rest) = rest.split_once(" bytes in ")?;
+        Some((number(bytes)?, number(rest.split_whitespace().next()?)?))
+    };
+    let mut total = Figures::default();
+    let mut found = false;
+    for path in valgrind::files_in(dir, "valgrind.log").ok()? {
+        let text = std::fs::read_to_string(path).ok()?;
+        for line in text.lines() {
+            if let Some((b, k)) = figures(line, "Total:") {
+                (total.bytes, total.blocks, found) = (total.bytes + b, total.blocks + k, true);
+            } else if let Some((b, k)) = figures(line, "At t-gmax:") {
+                (total.bytes_at_peak, total.blocks_at_peak) =
+                    (total.bytes_at_peak + b, total.blocks_at_peak + k);
+            } else if let Some((b, k)) = figures(line, "At t-end:") {
+                (total.bytes_at_exit, total.blocks_at_exit) =
+                    (total.bytes_at_exit + b, total.blocks_at_exit + k);
+            }
+        }
+    }
+    found.then_some(total)
+}
+
+/// The objects valgrind read symbols from (`Reading syms from PATH` in its `-v` logs
+/// under `dir`): the libraries each process loaded, `dlopen`ed ones too.
+fn loaded(dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    for path in dir.and_then(|d| valgrind::files_in(d, "valgrind.log").ok()).unwrap_or_default() {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.lines() {
+            if let Some((_, p)) = line.split_once("Reading syms from ") {
+                let p = PathBuf::from(p.trim());
+                if !p.starts_with("/usr/libexec/valgrind") && !found.contains(&p) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// True where the program links a global allocator that does not call malloc (jemalloc,
+/// mimalloc, by their symbols): DHAT then sees C's heap but not Rust's.
+fn custom_allocator(program: &Path) -> Option<&'static str> {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(program).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let found = file.symbols().find_map(|s| {
+        let name = s.name().ok()?;
+        if name.contains("_rjem_") || name.contains("jemalloc") {
+            Some("jemalloc")
+        } else if name.starts_with("mi_malloc") || name.contains("mimalloc") {
+            Some("mimalloc")
+        } else {
+            None
+        }
+    });
+    found
+}
+
+/// The census from DHAT's files.
+fn build(ran: &Ran, trace_children: bool) -> Result<(MemoryCensus, render::Stacks)> {
+    let files: Vec<dhat::File> = ran.files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?;
+    let program = ran.program.clone().or_else(|| {
+        let first = files.first()?.cmd.split_whitespace().next()?.to_owned();
+        Path::new(&first).is_file().then(|| PathBuf::from(first))
+    });
+    let mut modules = match &program {
+        Some(p) => {
+            let mut libraries = loaded(ran.log_dir.as_deref());
+            if libraries.is_empty() {
+                libraries = sites::libraries(p);
+            }
+            sites::Modules::of(p, &libraries)
+        }
+        None => sites::Modules::default(),
+    };
+    let mut stacks = render::Stacks::default();
+    let mut all: BTreeMap<sites::SiteKey, Site> = BTreeMap::new();
+    let mut processes = Vec::new();
+    for file in &files {
+        let frames = sites::place_all(&file.ftbl, &mut modules);
+        let mut process = Figures::default();
+        let attributed = file.pps.iter().map(|p| (p, sites::attribute(p, &frames)));
+        for (key, points) in sites::group(attributed) {
+            let site = all.entry(key.clone()).or_insert_with(|| Site {
+                function: key.0.clone(),
+                module: key.1.clone(),
+                language: key.2,
+                rust_caller: key.3.clone(),
+                figures: Figures::default(),
+                points: 0,
+            });
+            for (p, a) in points {
+                let f = Figures {
+                    bytes: p.tb,
+                    blocks: p.tbk,
+                    bytes_at_peak: p.gb,
+                    blocks_at_peak: p.gbk,
+                    bytes_at_exit: p.eb,
+                    blocks_at_exit: p.ebk,
+                };
+                site.figures.add(&f);
+                site.points += 1;
+                process.add(&f);
+                stacks.push(a.stack, f);
+            }
+        }
+        processes.push(Process { pid: file.pid, command: file.cmd.clone(), figures: process });
+    }
+    let mut sites: Vec<Site> = all.into_values().collect();
+    sites.sort_by(|a, b| {
+        (b.figures.bytes_at_peak, b.figures.bytes_at_exit, b.figures.bytes)
+            .cmp(&(a.figures.bytes_at_peak, a.figures.bytes_at_exit, a.figures.bytes))
+            .then_with(|| a.label().cmp(&b.label()))
+    });
+    let mut totals = Figures::default();
+    let mut by_language: BTreeMap<String, Figures> = BTreeMap::new();
+    for s in &sites {
+        totals.add(&s.figures);
+        by_language.entry(s.language.name().to_owned()).or_default().add(&s.figures);
+    }
+    let mut notes = Vec::new();
+    let allocator = program.as_deref().and_then(custom_allocator);
+    if let Some(a) = allocator {
+        notes.push(format!(
+            "the program links {a}: Rust's heap is not seen (its allocator does not call \
+             malloc); C's is"
+        ));
+    }
+    if ran.status != 0 {
+        notes.push(format!(
+            "the program exited with status {}; the census is of what it allocated",
+            ran.status
+        ));
+    }
+    let census = MemoryCensus {
+        schema_version: schema::MEMORY_SCHEMA_VERSION,
+        tool: format!("ffiprof {}", env!("CARGO_PKG_VERSION")),
+        environment: Environment::detect(),
+        command: if ran.command.is_empty() {
+            files.first().map(|f| vec![f.cmd.clone()]).unwrap_or_default()
+        } else {
+            ran.command.clone()
+        },
+        exit_status: ran.status,
+        valgrind: ran.valgrind.clone(),
+        trace_children,
+        dhat_seconds: ran.seconds,
+        post_processing_seconds: 0.0,
+        processes,
+        totals,
+        dhat_summary: None,
+        by_language,
+        rust_heap_seen: allocator.is_none(),
+        sites,
+        notes,
+    };
+    Ok((census, stacks))
+}
+
+/// Runs the census (see the module docs). Bad input (no valgrind, no such program, an
+/// unwritable `--out`, a `--from` file that is not DHAT's) is found before the program
+/// runs and before anything is written; a program that fails still gets its census, with
+/// its status in [`MemoryCensus::exit_status`].
+pub fn census(options: &Options) -> Result<Outcome> {
+    check(options)?;
+    if let Source::Files(files) = &options.source {
+        for f in files {
+            dhat::read(f)?;
+        }
+    }
+    let staging = Staging::new(&options.out)?;
+    let raw = staging.path().join("dhat");
+    let ran = dhat_files(options, &raw)?;
+    let post = Instant::now();
+    let (mut census, stacks) = build(&ran, options.trace_children)?;
+    census.dhat_summary = dhat_summary(&raw);
+    if let Some(d) = census.dhat_summary.filter(|d| *d != census.totals) {
+        census.notes.push(format!(
+            "the sites add up to {} bytes at the peak and {} at exit; DHAT's own summary says \
+             {} and {}",
+            census.totals.bytes_at_peak,
+            census.totals.bytes_at_exit,
+            d.bytes_at_peak,
+            d.bytes_at_exit
+        ));
+    }
+    census.post_processing_seconds = post.elapsed().as_secs_f64();
+    for (name, bytes) in render::files(&census, &stacks)? {
+        write_under(staging.path(), Path::new(name), &bytes)?;
+    }
+    let out = staging.commit()?;
+    Ok(Outcome { census, out })
+}

@@ -1,0 +1,243 @@
+//! `ffiprof memory` end to end: a program built here whose allocations are known by
+//! construction (a C function that allocates S bytes N times and frees some, a planted C
+//! leak, libc's `strdup` leaking K strings, a Rust buffer live at the peak), the SQLite
+//! example's heap under rusqlite's callers, compare of two censuses, and bad input.
+
+use crate::common::{self, ffiprof, run};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ffiprof::memory::{MemoryCensus, Site};
+use ffiprof::stacks::Language;
+
+const C_SOURCE: &str = r#"
+#include <stdlib.h>
+
+static void *kept[1000];
+
+void mem_alloc_many(size_t size, int n, int freed) {
+    for (int i = 0; i < n; i++) kept[i] = malloc(size);
+    for (int i = 0; i < freed; i++) free(kept[i]);
+}
+
+void *mem_leak(size_t size) {
+    char *p = malloc(size);
+    p[0] = 1;
+    return p;
+}
+"#;
+
+const RUST_SOURCE: &str = r#"
+use std::os::raw::c_char;
+
+extern "C" {
+    fn mem_alloc_many(size: usize, n: i32, freed: i32);
+    fn mem_leak(size: usize) -> *mut u8;
+    fn strdup(s: *const c_char) -> *mut c_char;
+}
+
+#[inline(never)]
+fn rust_buffer(bytes: usize) -> Vec<u8> {
+    vec![1u8; bytes]
+}
+
+#[inline(never)]
+fn leak_strings(k: u64) {
+    for _ in 0..k {
+        std::hint::black_box(unsafe { strdup(c"leak".as_ptr()) });
+    }
+}
+
+#[inline(never)]
+fn plant_leak(size: usize) {
+    std::hint::black_box(unsafe { mem_leak(size) });
+}
+
+// Work after the call, so that the call is not a tail call and this frame stays.
+#[inline(never)]
+fn c_work(size: usize, n: i32, freed: i32) -> usize {
+    unsafe { mem_alloc_many(size, n, freed) };
+    std::hint::black_box(size)
+}
+
+fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
+    let (buffer, k, leak, size, n, freed) = (args[0], args[1], args[2], args[3], args[4], args[5]);
+    let buf = rust_buffer(buffer as usize);
+    leak_strings(k);
+    plant_leak(leak as usize);
+    // The heap's peak: everything above is live when the last block here is allocated.
+    c_work(size as usize, n as i32, freed as i32);
+    let check = buf.iter().map(|&b| b as u64).sum::<u64>();
+    drop(buf);
+    println!("{check}");
+}
+"#;
+
+fn program() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| common::build_program("memory-test-program", C_SOURCE, &[], RUST_SOURCE))
+}
+
+/// The program's arguments: Rust buffer, strdup'ed strings, planted leak, C block size,
+/// C blocks, C blocks freed.
+const ARGS: [u64; 6] = [1 << 20, 7, 777, 100, 50, 20];
+
+fn census(dir: &Path, args: [u64; 6]) -> (MemoryCensus, common::Ran) {
+    let ran = run(ffiprof()
+        .args(["memory", "--out"])
+        .arg(dir)
+        .arg("--")
+        .arg(program())
+        .args(args.map(|a| a.to_string())))
+    .success();
+    (MemoryCensus::load(dir).unwrap(), ran)
+}
+
+fn site<'a>(c: &'a MemoryCensus, function: &str) -> &'a Site {
+    let found: Vec<&Site> = c.sites.iter().filter(|s| s.function.ends_with(function)).collect();
+    assert_eq!(found.len(), 1, "{function}: {:#?}", c.sites);
+    found[0]
+}
+
+#[test]
+fn every_planted_figure_is_exact() {
+    if !common::valgrind_here("every_planted_figure_is_exact") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("memory");
+    let (c, ran) = census(&dir, ARGS);
+    let [buffer, k, leak, size, n, freed] = ARGS;
+
+    let many = site(&c, "mem_alloc_many");
+    assert_eq!(many.language, Language::C);
+    assert_eq!(many.rust_caller.as_deref(), Some("main::c_work"));
+    let f = many.figures;
+    assert_eq!((f.bytes, f.blocks), (size * n, n));
+    assert_eq!((f.bytes_at_peak, f.blocks_at_peak), (size * n, n));
+    assert_eq!((f.bytes_at_exit, f.blocks_at_exit), (size * (n - freed), n - freed));
+
+    let planted = site(&c, "mem_leak");
+    assert_eq!(planted.rust_caller.as_deref(), Some("main::plant_leak"));
+    assert_eq!((planted.figures.bytes_at_exit, planted.figures.blocks_at_exit), (leak, 1));
+
+    let dup = site(&c, "strdup");
+    assert_eq!(dup.language, Language::CRuntime, "{dup:?}");
+    assert_eq!(dup.rust_caller.as_deref(), Some("main::leak_strings"));
+    assert_eq!((dup.figures.bytes_at_exit, dup.figures.blocks_at_exit), (5 * k, k));
+
+    let rust = site(&c, "rust_buffer");
+    assert_eq!((rust.language, rust.rust_caller.as_deref()), (Language::Rust, None));
+    assert_eq!((rust.figures.bytes_at_peak, rust.figures.blocks_at_peak), (buffer, 1));
+    assert_eq!(rust.figures.bytes_at_exit, 0);
+    assert!(c.rust_heap_seen);
+
+    // The sites add up to DHAT's own summary, at the peak and at exit.
+    assert_eq!(c.dhat_summary, Some(c.totals), "{:?}", c.notes);
+    let sum = |l: &str| c.by_language[l].bytes_at_exit;
+    assert_eq!(sum("c"), size * (n - freed) + leak);
+
+    // The files: flamegraphs, folded stacks, a pprof heap profile go tool pprof reads.
+    for f in ["memory.md", "peak.svg", "exit.svg", "peak.folded", "exit.folded"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let exit = std::fs::read_to_string(dir.join("exit.folded")).unwrap();
+    assert!(exit.lines().any(|l| l.contains("main::leak_strings;strdup ")), "{exit}");
+    let pprof = ffiprof::decode_pprof(&std::fs::read(dir.join("memory.pb.gz")).unwrap()).unwrap();
+    let sum_of = |t: &str| pprof.sums.iter().find(|(n, _)| n == t).map(|p| p.1);
+    assert_eq!(sum_of("alloc_space"), Some(c.totals.bytes as i64));
+    assert_eq!(sum_of("inuse_space"), Some(c.totals.bytes_at_peak as i64));
+    assert_eq!(sum_of("alloc_objects"), Some(c.totals.blocks as i64));
+    // The terminal: each side's share, and the largest C sites with their Rust callers.
+    assert!(ran.stderr.contains("at the peak: "), "{}", ran.stderr);
+    assert!(ran.stderr.contains("strdup (c-runtime, libc.so.6) holds 35 B in 7 blocks at the peak, asked for under main::leak_strings, and never frees 35 B in 7 blocks"), "{}", ran.stderr);
+
+    // --from reads DHAT's files again, to the same sites.
+    let again = tmp.path().join("again");
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.join("dhat"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("dhat.out"))
+        .collect();
+    run(ffiprof().args(["memory", "--out"]).arg(&again).arg("--from").args(&files)).success();
+    assert_eq!(MemoryCensus::load(&again).unwrap().sites, c.sites);
+}
+
+#[test]
+fn compare_is_exact_and_fails_on_more_leaked_blocks() {
+    if !common::valgrind_here("compare_is_exact_and_fails_on_more_leaked_blocks") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    census(&a, ARGS);
+    census(&b, ARGS);
+    let mut twice = ARGS;
+    twice[1] *= 2;
+    census(&c, twice);
+    run(ffiprof().args(["compare", "--fail-on-regression"]).arg(&a).arg(&b))
+        .success()
+        .stdout_has("0 regressions");
+    run(ffiprof().args(["compare", "--fail-on-regression"]).arg(&a).arg(&c))
+        .code(3)
+        .stdout_has("blocks at exit 7 -> 14");
+}
+
+#[test]
+fn the_sqlite_examples_heap_is_c_under_rusqlites_callers() {
+    if !common::valgrind_here("the_sqlite_examples_heap_is_c_under_rusqlites_callers") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sqlite");
+    run(ffiprof()
+        .args(["memory", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(common::example("sqlite_threads"))
+        .args(["--threads", "1", "--rounds", "1"]))
+    .success();
+    let c = MemoryCensus::load(&dir).unwrap();
+    let under_rusqlite: Vec<&Site> = c
+        .sites
+        .iter()
+        .filter(|s| s.language == Language::C)
+        .filter(|s| s.rust_caller.as_deref().is_some_and(|r| r.contains("rusqlite::")))
+        .collect();
+    assert!(!under_rusqlite.is_empty(), "{:#?}", c.sites);
+    let at_peak: u64 = under_rusqlite.iter().map(|s| s.figures.bytes_at_peak).sum();
+    // The connection (its page cache) and the statements, under the rusqlite calls that
+    // asked for them.
+    for caller in ["open_with_flags", "prepare"] {
+        assert!(
+            under_rusqlite.iter().any(|s| s.rust_caller.as_deref().unwrap().contains(caller)),
+            "{caller}: {under_rusqlite:#?}"
+        );
+    }
+    assert!(at_peak > 100_000, "SQLite's page cache and statements: {at_peak} bytes at the peak");
+    assert!(c.by_language["c"].bytes_at_peak > c.by_language["rust"].bytes_at_peak);
+    assert_eq!(c.dhat_summary, Some(c.totals));
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let not_dhat = tmp.path().join("x.json");
+    std::fs::write(&not_dhat, "{\"a\": 1}").unwrap();
+    run(ffiprof().args(["memory", "--out"]).arg(&out).arg("--from").arg(&not_dhat))
+        .usage_error("not DHAT's JSON");
+    run(ffiprof().args(["memory", "--out"]).arg(&out).args(["--", "/nonexistent/prog"])).code(2);
+    run(ffiprof()
+        .args(["memory", "--out"])
+        .arg(&out)
+        .args(["--", "/bin/true"])
+        .env("PATH", "/nonexistent"))
+    .usage_error("apt-get install valgrind");
+    std::fs::write(tmp.path().join("file"), "").unwrap();
+    run(ffiprof().args(["memory", "--out"]).arg(tmp.path().join("file")).args(["--", "/bin/true"]))
+        .code(2);
+    assert!(!out.exists());
+}
