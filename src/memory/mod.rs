@@ -199,7 +199,8 @@ fn loaded(dir: Option<&Path>) -> Vec<PathBuf> {
 /// mimalloc, by their symbols): DHAT then sees C's heap but not Rust's.
 fn custom_allocator(program: &Path) -> Option<&'static str> {
     use object::{Object, ObjectSymbol};
-    let data = std::fs::read(program).ok()?;
+    use sites::mapped;
+    let data = mapped(program)?;
     let file = object::File::parse(&*data).ok()?;
     let found = file.symbols().find_map(|s| {
         let name = s.name().ok()?;

@@ -92,6 +92,12 @@ pub(crate) struct Modules {
     libraries: Vec<Library>,
 }
 
+/// `path` mapped into memory (only the pages read are loaded: a program's symbol table,
+/// not its debug info), or `None` where it cannot be opened.
+pub(crate) fn mapped(path: &Path) -> Option<memmap2::Mmap> {
+    crate::ffi::map_file(&std::fs::File::open(path).ok()?).ok()
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
 }
@@ -116,14 +122,14 @@ impl Modules {
     /// Reads `program` and `libraries` (where they can be read).
     pub(crate) fn of(program: &Path, libraries: &[PathBuf]) -> Modules {
         let mut m = Modules::default();
-        if let Ok(data) = std::fs::read(program) {
+        if let Some(data) = mapped(program) {
             if let Ok(file) = object::File::parse(&*data) {
                 let base = if file.kind() == object::ObjectKind::Dynamic { PIE_BASE } else { 0 };
                 m.program = Some((file_name(program), ranges(&file, base)));
             }
         }
         for lib in libraries.iter().filter(|l| l.as_path() != program) {
-            let Ok(data) = std::fs::read(lib) else { continue };
+            let Some(data) = mapped(lib) else { continue };
             let Ok(file) = object::File::parse(&*data) else { continue };
             let functions = file
                 .dynamic_symbols()
