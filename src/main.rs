@@ -268,13 +268,7 @@ struct MemoryArgs {
 
 fn memory(args: MemoryArgs) -> ffiprof::Result<ExitCode> {
     use ffiprof::memory::{self, Source};
-    let name = args
-        .command
-        .first()
-        .map(std::path::Path::new)
-        .or_else(|| args.from.first().map(PathBuf::as_path))
-        .and_then(|p| p.file_name())
-        .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
+    let name = program_name(&args.command, &args.from);
     let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("memory-{name}")));
     let source = match (args.command.is_empty(), args.from.is_empty()) {
         (false, true) => Source::Run(args.command),
@@ -291,15 +285,8 @@ fn memory(args: MemoryArgs) -> ffiprof::Result<ExitCode> {
     options.trace_children = args.trace_children;
     let outcome = memory::census(&options)?;
     eprint!("{}", outcome.census.text());
-    eprintln!(
-        "wrote {} (memory.json, memory.md, peak.svg, exit.svg, memory.pb.gz; DHAT's files in dhat/)",
-        outcome.out.display()
-    );
-    let status = outcome.census.exit_status;
-    if status != 0 {
-        eprintln!("ffiprof: the program exited with status {status}; so does ffiprof");
-    }
-    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+    let files = "memory.json, memory.md, peak.svg, exit.svg, memory.pb.gz; DHAT's files in dhat/";
+    Ok(wrote_census(&outcome.out, files, outcome.census.exit_status))
 }
 
 #[derive(clap::Args)]
@@ -350,27 +337,33 @@ fn xlto(args: XltoArgs) -> ffiprof::Result<ExitCode> {
         .filter(|d| outcome.out.join(d).is_dir())
         .map(|d| format!("{d}/"))
         .collect();
-    eprintln!(
-        "wrote {} (xlto.json, xlto.md; the censuses in {})",
-        outcome.out.display(),
-        dirs.join(", ")
-    );
-    let status = outcome.xlto.exit_status;
+    let files = format!("xlto.json, xlto.md; the censuses in {}", dirs.join(", "));
+    Ok(wrote_census(&outcome.out, &files, outcome.xlto.exit_status))
+}
+
+/// The name a census directory takes by default: the program's, or the first file's.
+fn program_name(command: &[std::ffi::OsString], from: &[PathBuf]) -> String {
+    command
+        .first()
+        .map(std::path::Path::new)
+        .or_else(|| from.first().map(PathBuf::as_path))
+        .and_then(|p| p.file_name())
+        .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The last lines of a census command: where it wrote, and the program's status, which
+/// ffiprof exits with.
+fn wrote_census(out: &std::path::Path, files: &str, status: i32) -> ExitCode {
+    eprintln!("wrote {} ({files})", out.display());
     if status != 0 {
         eprintln!("ffiprof: the program exited with status {status}; so does ffiprof");
     }
-    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+    ExitCode::from(status.clamp(0, 255) as u8)
 }
 
 fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
     use ffiprof::crossings::{self, CostSource};
-    let name = args
-        .command
-        .first()
-        .map(std::path::Path::new)
-        .or_else(|| args.from.first().map(PathBuf::as_path))
-        .and_then(|p| p.file_name())
-        .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned());
+    let name = program_name(&args.command, &args.from);
     let out =
         args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("crossings-{name}")));
     let source = crossings::Source::from_args(args.command, args.from)?;
@@ -384,15 +377,8 @@ fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
     }
     let outcome = crossings::count(&options)?;
     eprint!("{}", outcome.census.text());
-    eprintln!(
-        "wrote {} (crossings.json, crossings.md; callgrind's files in callgrind/)",
-        outcome.out.display()
-    );
-    let status = outcome.census.exit_status;
-    if status != 0 {
-        eprintln!("ffiprof: the program exited with status {status}; so does ffiprof");
-    }
-    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+    let files = "crossings.json, crossings.md; callgrind's files in callgrind/";
+    Ok(wrote_census(&outcome.out, files, outcome.census.exit_status))
 }
 
 fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {

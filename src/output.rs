@@ -131,6 +131,33 @@ impl Staging {
     }
 }
 
+/// Reads a census file: `file_name` in `path` (a directory) or `path` itself, whose
+/// `schema_version` must be `version`. A file that is missing, not JSON, of another
+/// version or of another shape is [`Error::ReportMissing`] or [`Error::CensusCorrupt`].
+pub(crate) fn load_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    file_name: &str,
+    version: u32,
+) -> Result<T> {
+    let file = if path.is_dir() { path.join(file_name) } else { path.to_owned() };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|source| Error::ReportMissing { path: file.clone(), source })?;
+    let corrupt = |reason: String| Error::CensusCorrupt { path: file.clone(), reason };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    match value.get("schema_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(version) => {}
+        Some(v) => {
+            return Err(corrupt(format!(
+                "{file_name} schema_version {v} is not supported (this ffiprof reads version \
+                 {version})"
+            )))
+        }
+        None => return Err(corrupt("no schema_version".into())),
+    }
+    serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+}
+
 /// Where a comparison of `old` with `new` goes: `out` where given, else
 /// `compare-vs-<old's name>` in `new` (a directory) or beside it (a file).
 pub(crate) fn compare_dir(old: &Path, new: &Path, out: Option<&Path>) -> PathBuf {

@@ -127,23 +127,7 @@ pub struct MemoryCensus {
 impl MemoryCensus {
     /// Reads `memory.json`, or `<dir>/memory.json`.
     pub fn load(path: &Path) -> Result<MemoryCensus> {
-        let file = if path.is_dir() { path.join(MEMORY_FILE) } else { path.to_owned() };
-        let text = std::fs::read_to_string(&file)
-            .map_err(|source| Error::ReportMissing { path: file.clone(), source })?;
-        let corrupt = |reason: String| Error::CensusCorrupt { path: file.clone(), reason };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        match value.get("schema_version").and_then(|v| v.as_u64()) {
-            Some(v) if v == u64::from(MEMORY_SCHEMA_VERSION) => {}
-            Some(v) => {
-                return Err(corrupt(format!(
-                    "memory.json schema_version {v} is not supported (this ffiprof reads \
-                     {MEMORY_SCHEMA_VERSION})"
-                )))
-            }
-            None => return Err(corrupt("no schema_version".into())),
-        }
-        serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+        crate::output::load_versioned(path, MEMORY_FILE, MEMORY_SCHEMA_VERSION)
     }
 
     /// As pretty JSON.
