@@ -131,6 +131,15 @@ impl Staging {
     }
 }
 
+/// True when `path` is the file `file_name`, or a directory holding one.
+pub(crate) fn holds(path: &Path, file_name: &str) -> bool {
+    if path.is_dir() {
+        path.join(file_name).is_file()
+    } else {
+        path.file_name().is_some_and(|n| n == file_name)
+    }
+}
+
 /// Reads a census file: `file_name` in `path` (a directory) or `path` itself, whose
 /// `schema_version` must be `version`. A file that is missing, not JSON, of another
 /// version or of another shape is [`Error::ReportMissing`] or [`Error::CensusCorrupt`].

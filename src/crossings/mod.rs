@@ -294,9 +294,5 @@ pub fn count(options: &Options) -> Result<Outcome> {
 
 /// True when `path` is a census: a `crossings.json`, or a directory holding one.
 pub fn is_census(path: &Path) -> bool {
-    if path.is_dir() {
-        path.join(CENSUS_FILE).is_file()
-    } else {
-        path.file_name().is_some_and(|n| n == CENSUS_FILE)
-    }
+    crate::output::holds(path, CENSUS_FILE)
 }

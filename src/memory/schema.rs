@@ -139,9 +139,5 @@ impl MemoryCensus {
 
 /// True when `path` is a heap census: a `memory.json`, or a directory holding one.
 pub fn is_memory_census(path: &Path) -> bool {
-    if path.is_dir() {
-        path.join(MEMORY_FILE).is_file()
-    } else {
-        path.file_name().is_some_and(|n| n == MEMORY_FILE)
-    }
+    crate::output::holds(path, MEMORY_FILE)
 }
