@@ -622,6 +622,52 @@ fn run(names: &[String], quick: bool, out: Option<PathBuf>, no_cgo: bool) -> ffi
     Ok(())
 }
 
+/// `compare` of two censuses, heap or crossings: exact, both of one kind.
+fn compare_censuses(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    fail_on_regression: bool,
+    out: Option<&std::path::Path>,
+) -> ffiprof::Result<ExitCode> {
+    let memory = ffiprof::memory::is_memory_census(old) || ffiprof::memory::is_memory_census(new);
+    let (kind, file): (&str, &str) =
+        if memory { ("heap", "memory.json") } else { ("crossings", "crossings.json") };
+    for p in [old, new] {
+        let ok = if memory {
+            ffiprof::memory::is_memory_census(p)
+        } else {
+            ffiprof::crossings::is_census(p)
+        };
+        if !ok {
+            return Err(ffiprof::Error::InvalidOption(format!(
+                "{} is not a {kind} census (no {file}): compare two {kind} censuses, or two runs",
+                p.display()
+            )));
+        }
+    }
+    let (markdown, dir, regressed) = if memory {
+        let (c, dir) = ffiprof::memory::compare_paths(old, new, out)?;
+        let regressed = c.regressions().next().is_some();
+        (c.markdown(), dir, regressed)
+    } else {
+        let (c, dir) = ffiprof::crossings::compare_paths(old, new, out)?;
+        let regressed = c.regressions().next().is_some();
+        (c.markdown(), dir, regressed)
+    };
+    print!("{markdown}");
+    println!("\nwrote {}", dir.display());
+    if fail_on_regression && regressed {
+        let what = if memory {
+            "a new site, or more memory live or allocated"
+        } else {
+            "more crossings or more work per crossing"
+        };
+        eprintln!("regression: {what} (see compare.md)");
+        return Ok(ExitCode::from(ffiprof::EXIT_REGRESSION));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
     let done = |r: ffiprof::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
@@ -633,47 +679,11 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         Command::Run { workloads, quick, out, no_cgo } => done(run(&workloads, quick, out, no_cgo)),
         Command::Compare { old, new, fail_on_regression, out, .. }
             if ffiprof::memory::is_memory_census(&old)
-                || ffiprof::memory::is_memory_census(&new) =>
+                || ffiprof::memory::is_memory_census(&new)
+                || ffiprof::crossings::is_census(&old)
+                || ffiprof::crossings::is_census(&new) =>
         {
-            for p in [&old, &new] {
-                if !ffiprof::memory::is_memory_census(p) {
-                    return Err(ffiprof::Error::InvalidOption(format!(
-                        "{} is not a heap census (no memory.json): compare two heap censuses",
-                        p.display()
-                    )));
-                }
-            }
-            let (comparison, dir) = ffiprof::memory::compare_paths(&old, &new, out.as_deref())?;
-            print!("{}", comparison.markdown());
-            println!("\nwrote {}", dir.display());
-            if fail_on_regression && comparison.regressions().next().is_some() {
-                eprintln!(
-                    "regression: a new site, or more memory live or allocated (see compare.md)"
-                );
-                return Ok(ExitCode::from(ffiprof::EXIT_REGRESSION));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Compare { old, new, fail_on_regression, out, .. }
-            if ffiprof::crossings::is_census(&old) || ffiprof::crossings::is_census(&new) =>
-        {
-            for p in [&old, &new] {
-                if !ffiprof::crossings::is_census(p) {
-                    return Err(ffiprof::Error::InvalidOption(format!(
-                        "{} is not a crossings census (no crossings.json): compare two \
-                         censuses, or two runs",
-                        p.display()
-                    )));
-                }
-            }
-            let (comparison, dir) = ffiprof::crossings::compare_paths(&old, &new, out.as_deref())?;
-            print!("{}", comparison.markdown());
-            println!("\nwrote {}", dir.display());
-            if fail_on_regression && comparison.regressions().next().is_some() {
-                eprintln!("regression: more crossings or more work per crossing (see compare.md)");
-                return Ok(ExitCode::from(ffiprof::EXIT_REGRESSION));
-            }
-            Ok(ExitCode::SUCCESS)
+            compare_censuses(&old, &new, fail_on_regression, out.as_deref())
         }
         Command::Compare { old, new, threshold, fail_on_regression, metric, out } => {
             let mut options = compare::Options::default();

@@ -216,27 +216,28 @@ fn custom_allocator(program: &Path) -> Option<&'static str> {
 }
 
 /// The census from DHAT's files.
-fn build(ran: &Ran, trace_children: bool) -> Result<(MemoryCensus, render::Stacks)> {
-    let files: Vec<dhat::File> = ran.files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?;
-    let program = ran.program.clone().or_else(|| {
-        let first = files.first()?.cmd.split_whitespace().next()?.to_owned();
-        Path::new(&first).is_file().then(|| PathBuf::from(first))
-    });
-    let mut modules = match &program {
-        Some(p) => {
-            let mut libraries = loaded(ran.log_dir.as_deref());
-            if libraries.is_empty() {
-                libraries = sites::libraries(p);
-            }
-            sites::Modules::of(p, &libraries)
-        }
-        None => sites::Modules::default(),
-    };
+/// The modules frames are placed in: the program's, and the libraries its processes
+/// loaded (from valgrind's logs, else `ldd`).
+fn modules(program: Option<&Path>, log_dir: Option<&Path>) -> sites::Modules {
+    let Some(p) = program else { return sites::Modules::default() };
+    let mut libraries = loaded(log_dir);
+    if libraries.is_empty() {
+        libraries = sites::libraries(p);
+    }
+    sites::Modules::of(p, &libraries)
+}
+
+/// Every file's points attributed and summed into sites (sorted, the most bytes at the
+/// peak first) and processes, with the stacks for the pictures.
+fn sites_of(
+    files: &[dhat::File],
+    modules: &mut sites::Modules,
+) -> (Vec<Site>, Vec<Process>, render::Stacks) {
     let mut stacks = render::Stacks::default();
     let mut all: BTreeMap<sites::SiteKey, Site> = BTreeMap::new();
     let mut processes = Vec::new();
-    for file in &files {
-        let frames = sites::place_all(&file.ftbl, &mut modules);
+    for file in files {
+        let frames = sites::place_all(&file.ftbl, modules);
         let mut process = Figures::default();
         let attributed = file.pps.iter().map(|p| (p, sites::attribute(p, &frames)));
         for (key, points) in sites::group(attributed) {
@@ -271,6 +272,18 @@ fn build(ran: &Ran, trace_children: bool) -> Result<(MemoryCensus, render::Stack
             .cmp(&(a.figures.bytes_at_peak, a.figures.bytes_at_exit, a.figures.bytes))
             .then_with(|| a.label().cmp(&b.label()))
     });
+    (sites, processes, stacks)
+}
+
+/// The census from DHAT's files.
+fn build(ran: &Ran, trace_children: bool) -> Result<(MemoryCensus, render::Stacks)> {
+    let files: Vec<dhat::File> = ran.files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?;
+    let program = ran.program.clone().or_else(|| {
+        let first = files.first()?.cmd.split_whitespace().next()?.to_owned();
+        Path::new(&first).is_file().then(|| PathBuf::from(first))
+    });
+    let mut modules = modules(program.as_deref(), ran.log_dir.as_deref());
+    let (sites, processes, stacks) = sites_of(&files, &mut modules);
     let mut totals = Figures::default();
     let mut by_language: BTreeMap<String, Figures> = BTreeMap::new();
     for s in &sites {
