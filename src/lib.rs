@@ -77,6 +77,7 @@ mod error;
 mod ffi;
 mod flame;
 mod fmt;
+mod machine_code;
 mod output;
 mod pprof_proto;
 mod symbol;

@@ -303,6 +303,15 @@ struct XltoArgs {
     /// Output directory (default: results/xlto-<name>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Features to build with, as cargo takes them (space or comma separated).
+    #[arg(long, short = 'F')]
+    features: Vec<String>,
+    /// Build with every feature.
+    #[arg(long)]
+    all_features: bool,
+    /// Build without the default features.
+    #[arg(long)]
+    no_default_features: bool,
     /// Skip the third build (the C by the same clang without LTO), which tells the
     /// compiler's share of the change from the inlining's.
     #[arg(long)]
@@ -328,6 +337,15 @@ fn xlto(args: XltoArgs) -> ffiprof::Result<ExitCode> {
     options.target = target;
     options.args = args.args;
     options.compiler_control = !args.no_compiler_control;
+    for f in &args.features {
+        options.feature_args.extend(["--features".to_owned(), f.clone()]);
+    }
+    if args.all_features {
+        options.feature_args.push("--all-features".into());
+    }
+    if args.no_default_features {
+        options.feature_args.push("--no-default-features".into());
+    }
     options.rounds = args.rounds.options()?;
     options.rounds.fail_on_status = false;
     let outcome = xlto::run(&options, &mut |stage| eprintln!("{stage}..."))?;

@@ -44,6 +44,10 @@ pub struct Target {
     pub manifest_path: Option<PathBuf>,
     /// The workspace's target directory.
     pub target_directory: PathBuf,
+    /// Feature flags given to every build (`--features F`, `--all-features`,
+    /// `--no-default-features`).
+    #[serde(default)]
+    pub feature_args: Vec<String>,
 }
 
 /// The cargo to run: `$CARGO` where set (as under `cargo run`), else `cargo`.
@@ -160,6 +164,7 @@ fn choose(meta: Metadata, manifest: Option<&Path>, wanted: Option<(Kind, &str)>)
         name,
         manifest_path: manifest.map(Path::to_owned),
         target_directory: meta.target_directory,
+        feature_args: Vec::new(),
     })
 }
 
@@ -275,6 +280,7 @@ pub fn build(target: &Target, recipe: &Recipe) -> Result<Build> {
     args.extend(["-p".into(), target.package.clone().into()]);
     args.extend([target.kind.flag().into(), target.name.clone().into()]);
     args.extend(manifest_args(target.manifest_path.as_deref()));
+    args.extend(target.feature_args.iter().map(OsString::from));
     if let Some(dir) = &recipe.target_dir {
         args.extend(["--target-dir".into(), dir.clone().into()]);
     }

@@ -127,6 +127,52 @@ impl Objects {
     }
 }
 
+/// How a caller's machine code reaches a callee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// A direct call (or jump) to it.
+    Direct,
+    /// No direct call, but an indirect one: through a function pointer.
+    Pointer,
+}
+
+/// The LTO build's executable, to read what a caller's machine code calls.
+pub struct Code {
+    data: memmap2::Mmap,
+}
+
+impl Code {
+    /// Maps `executable`; `None` where it cannot be read.
+    pub fn open(executable: &Path) -> Option<Code> {
+        let file = std::fs::File::open(executable).ok()?;
+        Some(Code { data: crate::ffi::map_file(&file).ok()? })
+    }
+
+    /// How `caller`'s machine code reaches `callee`, where the code tells: the caller found
+    /// by its demangled name (without Rust's hash), its calls read ([`crate::machine_code`]).
+    pub(crate) fn reach(&self, caller: &str, callee: &str) -> Option<Reach> {
+        use object::{Object, ObjectSymbol};
+        let file = object::File::parse(&*self.data).ok()?;
+        let plain = |name: &str| match rustc_demangle::try_demangle(name) {
+            Ok(d) => format!("{d:#}"),
+            Err(_) => name.to_owned(),
+        };
+        let symbol = file.symbols().find(|s| {
+            s.kind() == object::SymbolKind::Text
+                && s.size() > 0
+                && s.name().is_ok_and(|n| plain(n) == caller)
+        })?;
+        let calls = crate::machine_code::calls_in(&file, symbol.address(), symbol.size()).ok()?;
+        if calls.iter().any(|c| plain(c) == callee) {
+            Some(Reach::Direct)
+        } else if calls.iter().any(|c| c == crate::machine_code::FUNCTION_POINTER) {
+            Some(Reach::Pointer)
+        } else {
+            None
+        }
+    }
+}
+
 fn is_rust_to_c(d: Direction) -> bool {
     matches!(d, Direction::RustToC | Direction::RustToCRuntime)
 }
@@ -136,8 +182,9 @@ pub fn rust_to_c_calls(census: &Census) -> u64 {
     census.crossings.iter().filter(|c| is_rust_to_c(c.direction)).map(|c| c.calls).sum()
 }
 
-/// Why `c` (a crossing of the LTO build) is still a call.
-fn why(c: &Crossing, objects: &Objects) -> String {
+/// Why `c` (a crossing of the LTO build) is still a call; `code` reads the LTO build's
+/// machine code where given.
+fn why(c: &Crossing, objects: &Objects, code: Option<&Code>) -> String {
     match c.kind {
         CallKind::SharedLibrary => {
             let what = if ["libc.so", "libm.so", "libpthread.so", "ld-linux"]
@@ -170,18 +217,36 @@ fn why(c: &Crossing, objects: &Objects) -> String {
                  without -flto): the linker has nothing to inline",
                 c.callee
             ),
-            None => format!(
-                "both sides are in the LTO unit, yet the optimiser kept the call ({:.0} \
-                 instructions per call inside {}: too large for its inlining threshold, or \
-                 called through a pointer)",
-                c.instructions_per_call, c.callee
-            ),
+            None => match code.and_then(|code| code.reach(&c.caller, &c.callee)) {
+                Some(Reach::Direct) => format!(
+                    "both sides are in the LTO unit and the machine code still calls {} \
+                     directly: the optimiser chose not to inline it ({:.0} instructions per \
+                     call inside it)",
+                    c.callee, c.instructions_per_call
+                ),
+                Some(Reach::Pointer) => format!(
+                    "{} reaches {} through a function pointer (an indirect call in its \
+                     machine code), which the optimiser cannot inline",
+                    c.caller, c.callee
+                ),
+                None => format!(
+                    "both sides are in the LTO unit, yet the optimiser kept the call ({:.0} \
+                     instructions per call inside {}: too large for its inlining threshold, \
+                     or called through a pointer)",
+                    c.instructions_per_call, c.callee
+                ),
+            },
         },
     }
 }
 
 /// The crossings gone from `before` in `after`, and those of `after` with why they remain.
-pub fn diff(before: &Census, after: &Census, objects: &Objects) -> (Vec<Removed>, Vec<Remaining>) {
+pub fn diff(
+    before: &Census,
+    after: &Census,
+    objects: &Objects,
+    code: Option<&Code>,
+) -> (Vec<Removed>, Vec<Remaining>) {
     let key = |c: &Crossing| (c.caller.clone(), c.callee.clone(), c.direction);
     let before_calls: BTreeMap<_, u64> =
         before.crossings.iter().map(|c| (key(c), c.calls)).collect();
@@ -221,7 +286,7 @@ pub fn diff(before: &Census, after: &Census, objects: &Objects) -> (Vec<Removed>
             calls_before: before_calls.get(&key(c)).copied(),
             kind: c.kind,
             callee_module: c.callee_module.clone(),
-            why: why(c, objects),
+            why: why(c, objects, code),
         })
         .collect();
     remaining.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.callee.cmp(&b.callee)));
@@ -250,7 +315,7 @@ mod tests {
         let mut objects = Objects::default();
         objects.native_functions.insert("asm_hash".into(), "hash.o (libhash.a)".into());
 
-        let (removed, remaining) = diff(&before, &after, &objects);
+        let (removed, remaining) = diff(&before, &after, &objects, None);
         let gone: Vec<(&str, u64, usize)> = removed
             .iter()
             .map(|r| (r.callee.as_str(), r.calls_before, r.still_called_from.len()))

@@ -39,6 +39,8 @@ pub struct Options {
     pub target: Option<(Kind, String)>,
     /// The program's arguments.
     pub args: Vec<OsString>,
+    /// Feature flags for cargo (`--features F`, `--all-features`, `--no-default-features`).
+    pub feature_args: Vec<String>,
     /// The output directory (replaced whole when complete).
     pub out: PathBuf,
     /// How the two builds are timed.
@@ -56,6 +58,7 @@ impl Options {
             manifest_path: None,
             target: None,
             args: Vec::new(),
+            feature_args: Vec::new(),
             out,
             rounds,
             compiler_control: true,
@@ -159,7 +162,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome>
     options.rounds.validate()?;
     let staging = Staging::new(&options.out)?;
     let wanted = options.target.as_ref().map(|(k, n)| (*k, n.as_str()));
-    let target = cargo::find_target(options.manifest_path.as_deref(), wanted)?;
+    let mut target = cargo::find_target(options.manifest_path.as_deref(), wanted)?;
+    target.feature_args = options.feature_args.clone();
     let toolchain = crate::workload::xlto::toolchain().map_err(Error::Toolchain)?;
     crate::valgrind::version("the census runs each build under callgrind")?;
     let built = build_all(&target, &toolchain, options.compiler_control, progress)?;
@@ -181,6 +185,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome>
         build,
         census: CENSUS_DIRS[2].to_owned(),
     });
+    let code = diff::Code::open(&built.lto.executable);
     let xlto = report::assemble(report::Parts {
         environment: Environment::detect(),
         target,
@@ -192,6 +197,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome>
         after: &after,
         control,
         timing,
+        code: code.as_ref(),
     });
     write_under(staging.path(), Path::new(XLTO_FILE), xlto.to_json()?.as_bytes())?;
     write_under(staging.path(), Path::new("xlto.md"), xlto.markdown().as_bytes())?;

@@ -112,11 +112,13 @@ pub(crate) struct Parts<'a> {
     pub(crate) after: &'a Census,
     pub(crate) control: Option<Control>,
     pub(crate) timing: Duel,
+    /// The LTO build's machine code, where it can be read.
+    pub(crate) code: Option<&'a diff::Code>,
 }
 
 /// The experiment's record from its parts.
 pub(crate) fn assemble(p: Parts<'_>) -> Xlto {
-    let (removed, remaining) = diff::diff(p.before, p.after, &p.objects);
+    let (removed, remaining) = diff::diff(p.before, p.after, &p.objects, p.code);
     let mut x = Xlto {
         schema_version: XLTO_SCHEMA_VERSION,
         tool: format!("ffiprof {}", env!("CARGO_PKG_VERSION")),

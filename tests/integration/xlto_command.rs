@@ -178,7 +178,9 @@ fn lto_inlines_the_cheap_crossing_and_says_why_the_rest_remain() {
         (expensive["calls"].as_u64(), expensive["calls_before"].as_u64()),
         (Some(m), Some(m))
     );
-    assert!(expensive["why"].as_str().unwrap().contains("optimiser kept the call"), "{expensive}");
+    // Read from the machine code: main still calls it directly.
+    let why = expensive["why"].as_str().unwrap();
+    assert!(why.contains("still calls demo_expensive directly"), "{expensive}");
     for r in x["crossings_remaining"].as_array().unwrap() {
         assert!(!r["why"].as_str().unwrap().is_empty(), "{r}");
     }
