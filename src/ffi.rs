@@ -947,6 +947,12 @@ pub(crate) fn own_cpu_seconds() -> f64 {
 
 /// CPU time (user plus system) of this process's children that have ended and been
 /// waited for, in seconds, their own children included.
+/// The exit status a shell would report: the code, or 128 + the signal.
+pub(crate) fn shell_status(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
+}
+
 pub(crate) fn children_cpu_seconds() -> f64 {
     cpu_seconds(libc::RUSAGE_CHILDREN)
 }

@@ -39,6 +39,27 @@ pub(crate) fn seconds(v: f64) -> String {
     }
 }
 
+/// The last `n` lines of `text`, joined again: a failing tool's output, for an error.
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Bytes with a binary unit: `512 B`, `7.9 MiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 /// A count with its thousands apart: `60 000`, `19 361 997`.
 pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();

@@ -62,7 +62,10 @@ impl Tool<'_> {
         let start = Instant::now();
         let status =
             cmd.status().map_err(|e| Error::Internal(format!("cannot start valgrind: {e}")))?;
-        Ok(Finished { status: shell_status(status), seconds: start.elapsed().as_secs_f64() })
+        Ok(Finished {
+            status: crate::ffi::shell_status(status),
+            seconds: start.elapsed().as_secs_f64(),
+        })
     }
 
     /// The last lines of valgrind's logs, for an error message.
@@ -76,12 +79,6 @@ impl Tool<'_> {
         let start = lines.len().saturating_sub(4);
         lines[start..].join(" / ")
     }
-}
-
-/// The exit status a shell would report: the code, or 128 + the signal.
-fn shell_status(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
 }
 
 /// The files in `dir` whose names start with `prefix`, in name order.

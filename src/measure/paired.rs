@@ -519,7 +519,7 @@ fn ratios(per_call: &[Vec<f64>], i: usize) -> Vec<f64> {
 
 /// True when every ratio's interval (or, for a case of one subject, its time's) is as
 /// narrow as `precision` asks.
-fn precise(per_call: &[Vec<f64>], precision: f64) -> bool {
+pub(crate) fn precise(per_call: &[Vec<f64>], precision: f64) -> bool {
     let narrow = |values: &[f64]| {
         median_interval(values, CONFIDENCE_LEVEL)
             .is_some_and(|r| (r.upper - r.lower) / 2.0 <= precision * r.estimate.abs())
@@ -656,12 +656,6 @@ pub(crate) fn summarize_rounds(
     let rounds = Rounds { per_call: per_round, at: &at };
     let described: Vec<(&str, Role, usize)> = subjects.iter().map(|&(n, r)| (n, r, 1)).collect();
     summarize(&described, &vec![1; subjects.len()], &rounds, stop, seconds, o)
-}
-
-/// True when every ratio's interval of `per_round` (baseline first) is as narrow as
-/// `precision` asks.
-pub(crate) fn rounds_precise(per_round: &[Vec<f64>], precision: f64) -> bool {
-    precise(per_round, precision)
 }
 
 /// A runner driven in its workload's unit: `n` calls as runs of `unit` calls each, so

@@ -193,10 +193,8 @@ impl<'a> Processes<'a> {
             .stderr(Stdio::piped())
             .output()
             .map_err(|e| no_such(p, e))?;
-        let text = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(10)..].join("\n");
-        Ok((shell_status(out.status), tail))
+        let tail = crate::fmt::last_lines(&String::from_utf8_lossy(&out.stderr), 10);
+        Ok((crate::ffi::shell_status(out.status), tail))
     }
 }
 
@@ -205,12 +203,6 @@ fn no_such(p: &Program, e: std::io::Error) -> Error {
         program: p.argv[0].to_string_lossy().into_owned(),
         reason: e.to_string(),
     }
-}
-
-/// A status as a shell reports it: the code, or 128 + the signal.
-pub(crate) fn shell_status(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 impl Runner for Processes<'_> {
@@ -228,7 +220,7 @@ impl Runner for Processes<'_> {
         Ok(Timed {
             wall_seconds: start.elapsed().as_secs_f64(),
             cpu_seconds: crate::ffi::children_cpu_seconds() - cpu,
-            status: shell_status(status),
+            status: crate::ffi::shell_status(status),
         })
     }
 
@@ -424,9 +416,7 @@ pub fn rounds(runner: &mut dyn Runner, names: [&str; 2], o: &Options) -> Result<
             break Stop::MaxRounds;
         }
         if n >= o.min_rounds {
-            if paired::rounds_precise(&cpu, o.precision)
-                && paired::rounds_precise(&wall, o.precision)
-            {
+            if paired::precise(&cpu, o.precision) && paired::precise(&wall, o.precision) {
                 break Stop::Precise;
             }
             if runner.now() - start >= o.budget.as_secs_f64() {

@@ -276,8 +276,11 @@ fn sites_of(
 }
 
 /// The census from DHAT's files.
-fn build(ran: &Ran, trace_children: bool) -> Result<(MemoryCensus, render::Stacks)> {
-    let files: Vec<dhat::File> = ran.files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?;
+fn build(
+    ran: &Ran,
+    files: Vec<dhat::File>,
+    trace_children: bool,
+) -> Result<(MemoryCensus, render::Stacks)> {
     let program = ran.program.clone().or_else(|| {
         let first = files.first()?.cmd.split_whitespace().next()?.to_owned();
         Path::new(&first).is_file().then(|| PathBuf::from(first))
@@ -335,16 +338,20 @@ fn build(ran: &Ran, trace_children: bool) -> Result<(MemoryCensus, render::Stack
 /// its status in [`MemoryCensus::exit_status`].
 pub fn census(options: &Options) -> Result<Outcome> {
     check(options)?;
-    if let Source::Files(files) = &options.source {
-        for f in files {
-            dhat::read(f)?;
-        }
-    }
+    // Files given are read (and checked) before anything is written; a run's, after it.
+    let given: Option<Vec<dhat::File>> = match &options.source {
+        Source::Files(files) => Some(files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?),
+        Source::Run(_) => None,
+    };
     let staging = Staging::new(&options.out)?;
     let raw = staging.path().join("dhat");
     let ran = dhat_files(options, &raw)?;
     let post = Instant::now();
-    let (mut census, stacks) = build(&ran, options.trace_children)?;
+    let files = match given {
+        Some(files) => files,
+        None => ran.files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?,
+    };
+    let (mut census, stacks) = build(&ran, files, options.trace_children)?;
     census.dhat_summary = dhat_summary(&raw);
     if let Some(d) = census.dhat_summary.filter(|d| *d != census.totals) {
         census.notes.push(format!(

@@ -41,23 +41,8 @@ impl Stacks {
     }
 }
 
-/// Bytes with a binary unit: `512 B`, `7.9 MiB`.
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
 fn amount(b: u64, k: u64) -> String {
-    format!("{} in {} block{}", bytes(b), fmt::count(k), if k == 1 { "" } else { "s" })
+    format!("{} in {} block{}", fmt::bytes(b), fmt::count(k), if k == 1 { "" } else { "s" })
 }
 
 /// One sentence on a C-side site.
@@ -93,7 +78,10 @@ fn shares(c: &MemoryCensus, what: fn(&Figures) -> u64) -> String {
         .iter()
         .filter(|(_, f)| what(f) > 0)
         .map(|(l, f)| {
-            (what(f), format!("{l} {} ({})", pct(what(f) as f64 / total as f64, 1), bytes(what(f))))
+            (
+                what(f),
+                format!("{l} {} ({})", pct(what(f) as f64 / total as f64, 1), fmt::bytes(what(f))),
+            )
         })
         .collect();
     parts.sort_by_key(|p| std::cmp::Reverse(p.0));
@@ -242,9 +230,9 @@ mod tests {
 
     #[test]
     fn bytes_read_with_binary_units() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(7_900_000), "7.5 MiB");
+        assert_eq!(fmt::bytes(0), "0 B");
+        assert_eq!(fmt::bytes(1023), "1023 B");
+        assert_eq!(fmt::bytes(1536), "1.5 KiB");
+        assert_eq!(fmt::bytes(7_900_000), "7.5 MiB");
     }
 }

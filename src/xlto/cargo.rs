@@ -59,12 +59,6 @@ fn manifest_args(manifest: Option<&Path>) -> Vec<OsString> {
     manifest.map_or_else(Vec::new, |m| vec!["--manifest-path".into(), m.into()])
 }
 
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 #[derive(Deserialize)]
 struct Metadata {
     packages: Vec<Package>,
@@ -99,7 +93,7 @@ pub fn find_target(manifest: Option<&Path>, wanted: Option<(Kind, &str)>) -> Res
     if !out.status.success() {
         return Err(Error::InvalidOption(format!(
             "cargo cannot read the package: {}",
-            tail(&String::from_utf8_lossy(&out.stderr), 5).trim()
+            crate::fmt::last_lines(&String::from_utf8_lossy(&out.stderr), 5).trim()
         )));
     }
     let meta: Metadata = serde_json::from_slice(&out.stdout).map_err(|e| {
@@ -303,8 +297,8 @@ pub fn build(target: &Target, recipe: &Recipe) -> Result<Build> {
     if !out.status.success() {
         return Err(Error::UserBuild {
             command,
-            status: crate::measure::programs::shell_status(out.status),
-            tail: tail(&String::from_utf8_lossy(&out.stderr), 20),
+            status: crate::ffi::shell_status(out.status),
+            tail: crate::fmt::last_lines(&String::from_utf8_lossy(&out.stderr), 20),
         });
     }
     let (mut executable, mut compiled, mut units) = (None, 0, 0);

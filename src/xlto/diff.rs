@@ -2,7 +2,7 @@
 //! crossings are gone, which remain), and why a remaining one remains, where the build
 //! tells: a shared library, a callback, C code that reached the linker without bitcode.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -139,30 +139,38 @@ pub(crate) enum Reach {
 /// The LTO build's executable, to read what a caller's machine code calls.
 pub struct Code {
     data: memmap2::Mmap,
+    /// Each function by its demangled name (without Rust's hash): start and size.
+    functions: HashMap<String, (u64, u64)>,
+}
+
+/// A symbol's name demangled, without Rust's hash; other names as they are.
+fn plain(name: &str) -> String {
+    match rustc_demangle::try_demangle(name) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => name.to_owned(),
+    }
 }
 
 impl Code {
-    /// Maps `executable`; `None` where it cannot be read.
+    /// Maps `executable` and indexes its functions; `None` where it cannot be read.
     pub fn open(executable: &Path) -> Option<Code> {
-        let file = std::fs::File::open(executable).ok()?;
-        Some(Code { data: crate::ffi::map_file(&file).ok()? })
+        use object::{Object, ObjectSymbol};
+        let data = crate::ffi::map_file(&std::fs::File::open(executable).ok()?).ok()?;
+        let functions = object::File::parse(&*data)
+            .ok()?
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+            .filter_map(|s| Some((plain(s.name().ok()?), (s.address(), s.size()))))
+            .collect();
+        Some(Code { data, functions })
     }
 
     /// How `caller`'s machine code reaches `callee`, where the code tells: the caller found
-    /// by its demangled name (without Rust's hash), its calls read ([`crate::machine_code`]).
+    /// by its demangled name, its calls read ([`crate::machine_code`]).
     pub(crate) fn reach(&self, caller: &str, callee: &str) -> Option<Reach> {
-        use object::{Object, ObjectSymbol};
+        let &(start, size) = self.functions.get(caller)?;
         let file = object::File::parse(&*self.data).ok()?;
-        let plain = |name: &str| match rustc_demangle::try_demangle(name) {
-            Ok(d) => format!("{d:#}"),
-            Err(_) => name.to_owned(),
-        };
-        let symbol = file.symbols().find(|s| {
-            s.kind() == object::SymbolKind::Text
-                && s.size() > 0
-                && s.name().is_ok_and(|n| plain(n) == caller)
-        })?;
-        let calls = crate::machine_code::calls_in(&file, symbol.address(), symbol.size()).ok()?;
+        let calls = crate::machine_code::calls_in(&file, start, size).ok()?;
         if calls.iter().any(|c| plain(c) == callee) {
             Some(Reach::Direct)
         } else if calls.iter().any(|c| c == crate::machine_code::FUNCTION_POINTER) {
