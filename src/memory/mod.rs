@@ -177,18 +177,18 @@ fn dhat_summary(dir: &Path) -> Option<Figures> {
     found.then_some(total)
 }
 
-/// The objects valgrind read symbols from (`Reading syms from PATH` in its `-v` logs
-/// under `dir`): the libraries each process loaded, `dlopen`ed ones too.
-fn loaded(dir: Option<&Path>) -> Vec<PathBuf> {
+/// The objects valgrind read symbols from for process `pid` (`Reading syms from PATH` in
+/// its `-v` log under `dir`), in load order: its executable first, then the libraries it
+/// loaded, `dlopen`ed ones too.
+fn loaded(dir: Option<&Path>, pid: u32) -> Vec<PathBuf> {
+    let Some(dir) = dir else { return Vec::new() };
+    let text = std::fs::read_to_string(dir.join(format!("valgrind.log.{pid}"))).unwrap_or_default();
     let mut found: Vec<PathBuf> = Vec::new();
-    for path in dir.and_then(|d| valgrind::files_in(d, "valgrind.log").ok()).unwrap_or_default() {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        for line in text.lines() {
-            if let Some((_, p)) = line.split_once("Reading syms from ") {
-                let p = PathBuf::from(p.trim());
-                if !p.starts_with("/usr/libexec/valgrind") && !found.contains(&p) {
-                    found.push(p);
-                }
+    for line in text.lines() {
+        if let Some((_, p)) = line.split_once("Reading syms from ") {
+            let p = PathBuf::from(p.trim());
+            if !p.starts_with("/usr/libexec/valgrind") && !found.contains(&p) {
+                found.push(p);
             }
         }
     }
@@ -216,28 +216,33 @@ fn custom_allocator(program: &Path) -> Option<&'static str> {
 }
 
 /// The census from DHAT's files.
-/// The modules frames are placed in: the program's, and the libraries its processes
-/// loaded (from valgrind's logs, else `ldd`).
-fn modules(program: Option<&Path>, log_dir: Option<&Path>) -> sites::Modules {
-    let Some(p) = program else { return sites::Modules::default() };
-    let mut libraries = loaded(log_dir);
-    if libraries.is_empty() {
-        libraries = sites::libraries(p);
+/// The modules the frames of `file`'s process are placed in: its executable and the
+/// libraries it loaded (from valgrind's log for that process, else the program its command
+/// names and `ldd`). Each process has its own: the programs of a process tree all load at
+/// the same address.
+fn modules(file: &dhat::File, ran: &Ran) -> sites::Modules {
+    let mut objects = loaded(ran.log_dir.as_deref(), file.pid);
+    if objects.is_empty() {
+        // No log (files given): the program its command names, and what ldd says it loads.
+        let named = file.cmd.split_whitespace().next().map(PathBuf::from);
+        let program = named.filter(|p| p.is_file()).or_else(|| ran.program.clone());
+        objects.extend(program.iter().cloned());
+        objects.extend(program.iter().flat_map(|p| sites::libraries(p)));
     }
-    sites::Modules::of(p, &libraries)
+    match objects.split_first() {
+        Some((program, libraries)) => sites::Modules::of(program, libraries),
+        None => sites::Modules::default(),
+    }
 }
 
 /// Every file's points attributed and summed into sites (sorted, the most bytes at the
 /// peak first) and processes, with the stacks for the pictures.
-fn sites_of(
-    files: &[dhat::File],
-    modules: &mut sites::Modules,
-) -> (Vec<Site>, Vec<Process>, render::Stacks) {
+fn sites_of(files: &[dhat::File], ran: &Ran) -> (Vec<Site>, Vec<Process>, render::Stacks) {
     let mut stacks = render::Stacks::default();
     let mut all: BTreeMap<sites::SiteKey, Site> = BTreeMap::new();
     let mut processes = Vec::new();
     for file in files {
-        let frames = sites::place_all(&file.ftbl, modules);
+        let frames = sites::place_all(&file.ftbl, &mut modules(file, ran));
         let mut process = Figures::default();
         let attributed = file.pps.iter().map(|p| (p, sites::attribute(p, &frames)));
         for (key, points) in sites::group(attributed) {
@@ -285,8 +290,7 @@ fn build(
         let first = files.first()?.cmd.split_whitespace().next()?.to_owned();
         Path::new(&first).is_file().then(|| PathBuf::from(first))
     });
-    let mut modules = modules(program.as_deref(), ran.log_dir.as_deref());
-    let (sites, processes, stacks) = sites_of(&files, &mut modules);
+    let (sites, processes, stacks) = sites_of(&files, ran);
     let mut totals = Figures::default();
     let mut by_language: BTreeMap<String, Figures> = BTreeMap::new();
     for s in &sites {
