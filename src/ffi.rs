@@ -930,6 +930,14 @@ fn cpu_seconds(who: libc::c_int) -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// CPU time the calling thread has used so far (CLOCK_THREAD_CPUTIME_ID), nanoseconds.
+pub(crate) fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// The most memory this process has had resident so far (VmHWM), in bytes; its children
 /// are not counted. None where /proc does not tell.
 pub(crate) fn own_peak_memory_bytes() -> Option<u64> {

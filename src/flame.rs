@@ -50,11 +50,12 @@ fn draw(
     title: &str,
     subtitle: String,
     palette: Option<&mut PaletteMap>,
+    count_name: &str,
 ) -> Result<Vec<u8>> {
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_owned();
     options.subtitle = Some(subtitle);
-    options.count_name = "samples".to_owned();
+    options.count_name = count_name.to_owned();
     options.palette_map = palette;
     options.deterministic = true;
     let mut svg = Vec::new();
@@ -66,6 +67,16 @@ fn draw(
 /// A flamegraph of `profile`, whose folded stacks are `folded`, each frame filled with
 /// its language's colour. Without samples, an image that says so.
 pub(crate) fn flamegraph(profile: &Profile, folded: &str, title: &str) -> Result<Vec<u8>> {
+    flamegraph_of(profile, folded, title, "samples")
+}
+
+/// [`flamegraph`] of weights that count `count_name` (samples, microseconds).
+pub(crate) fn flamegraph_of(
+    profile: &Profile,
+    folded: &str,
+    title: &str,
+    count_name: &str,
+) -> Result<Vec<u8>> {
     if folded.trim().is_empty() {
         let escaped = title.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
         return Ok(format!(
@@ -80,7 +91,7 @@ pub(crate) fn flamegraph(profile: &Profile, folded: &str, title: &str) -> Result
         let color = parse_hex_color(language_color(language)).expect("valid colour constants");
         palette.insert(&function, color);
     }
-    draw(folded, title, legend(), Some(&mut palette))
+    draw(folded, title, legend(), Some(&mut palette), count_name)
 }
 
 /// A differential flamegraph from folded stacks `before` to `after`: frame widths from
@@ -93,7 +104,7 @@ pub(crate) fn differential(before: &str, after: &str, title: &str) -> Result<Vec
         .map_err(render_err(title))?;
     let text = String::from_utf8_lossy(&diff);
     let subtitle = "red: larger share after, blue: smaller share after".to_owned();
-    draw(&text, title, subtitle, None)
+    draw(&text, title, subtitle, None, "samples")
 }
 
 #[cfg(test)]

@@ -140,6 +140,11 @@ struct RecordArgs {
     /// Attach to this running process (all of its threads) instead of starting one.
     #[arg(long, conflicts_with = "command")]
     pid: Option<u32>,
+    /// Record where threads wait too: each switch off a CPU with its user stack (where
+    /// perf allows kernel-mode samples; else time from switch records alone), weighted by
+    /// the time until the thread runs again.
+    #[arg(long)]
+    off_cpu: bool,
     /// The program and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM")]
     command: Vec<std::ffi::OsString>,
@@ -416,6 +421,7 @@ fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
     let mut options = record::Options::new(target, out);
     options.frequency = args.frequency;
     options.stack_bytes = args.stack_bytes;
+    options.off_cpu = args.off_cpu;
     options.duration = args.duration.map(|d| ffiprof::seconds("--duration", d)).transpose()?;
     let interrupted = record::interrupt_flag();
     let mut recorded = record::record(&options, interrupted)?;

@@ -172,9 +172,21 @@ pub(crate) struct Drawn {
 /// Folds `profile` once and writes `flamegraphs/<name>.svg` and `folded/<name>.folded`
 /// under `out`.
 pub(crate) fn draw(profile: &Profile, name: &str, title: &str, out: &Path) -> Result<Drawn> {
+    draw_counting(profile, name, title, "samples", out)
+}
+
+/// [`draw`] for a profile whose weights count `count_name` (microseconds, say).
+pub(crate) fn draw_counting(
+    profile: &Profile,
+    name: &str,
+    title: &str,
+    count_name: &str,
+    out: &Path,
+) -> Result<Drawn> {
     let folded = profile.folded();
     let (flamegraph_file, folded_file) = drawn_files(name);
-    write_under(out, &flamegraph_file, &flame::flamegraph(profile, &folded, title)?)?;
+    let svg = flame::flamegraph_of(profile, &folded, title, count_name)?;
+    write_under(out, &flamegraph_file, &svg)?;
     write_under(out, &folded_file, folded.as_bytes())?;
     Ok(Drawn { folded, flamegraph_file, folded_file })
 }

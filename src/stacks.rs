@@ -435,6 +435,14 @@ impl Profile {
         out
     }
 
+    /// Sets each stack's CPU nanoseconds, in order (for hand-made profiles).
+    #[cfg(test)]
+    pub(crate) fn set_cpu_nanos(&mut self, nanos: &[u64]) {
+        for (s, &n) in self.stacks.iter_mut().zip(nanos) {
+            s.cpu_nanos = n;
+        }
+    }
+
     /// Several profiles as one, each stack under its part's `root` frame when one is
     /// given (a thread's name, say).
     pub fn merged<'p>(

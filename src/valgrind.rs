@@ -52,7 +52,11 @@ impl Tool<'_> {
     /// and valgrind, which write what ran; ffiprof stays to read it.
     pub(crate) fn run(&self, program: &Path, args: &[OsString]) -> Result<Finished> {
         let mut cmd = Command::new("valgrind");
-        cmd.args(&self.args)
+        // Without vgdb, no file named after the pid is mapped into the program: a
+        // program that reads its own maps (Rust's std does, at start) would otherwise run
+        // a few instructions more or fewer as the pid gains a digit.
+        cmd.arg("--vgdb=no")
+            .args(&self.args)
             .arg(format!("--log-file={}", self.dir.join("valgrind.log.%p").display()))
             .arg(format!("--trace-children={}", if self.trace_children { "yes" } else { "no" }))
             .envs(self.env.iter().copied())

@@ -4,9 +4,15 @@
 //! kernel's mmap, comm (exec, thread names), fork and exit records come in the same
 //! rings, stamped on CLOCK_MONOTONIC, and leave this stage in time order across CPUs
 //! ([`Session::in_order`]), for the intern stage ([`super::intern`]).
+//!
+//! Off CPU ([`OffCpu`]): the kernel's switch records say when each thread leaves a CPU and
+//! when it runs again; where perf allows kernel-mode samples, a context-switch sample
+//! (period 1) taken as the thread leaves carries its user registers and stack at the
+//! place where it left user space. Both share each CPU's ring with the CPU samples, told
+//! apart by the event's identifier.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use libc::ESRCH;
 use perf_event::data::Record as Parsed;
@@ -24,6 +30,25 @@ const RING_BYTES: [usize; 2] = [16 << 20, 512 << 10];
 
 /// PERF_RECORD_MISC_COMM_EXEC: this comm record is an exec.
 const MISC_COMM_EXEC: u16 = 1 << 13;
+/// PERF_RECORD_SWITCH: a thread left a CPU or ran again.
+const PERF_RECORD_SWITCH: u32 = 14;
+/// PERF_RECORD_MISC_SWITCH_OUT: this switch record is the thread leaving the CPU.
+const MISC_SWITCH_OUT: u16 = 1 << 13;
+/// PERF_RECORD_MISC_SWITCH_OUT_PREEMPT: ... while still runnable (preempted, not waiting).
+const MISC_SWITCH_OUT_PREEMPT: u16 = 1 << 14;
+
+/// Whether and how a recording sees the time threads spend off CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OffCpu {
+    /// Not recorded.
+    Off,
+    /// Switch records only: each thread's time off CPU, without stacks (perf refuses
+    /// kernel-mode samples to this user).
+    Switches,
+    /// Switch records, and a context-switch sample with the user stack at each
+    /// switch-out.
+    Sampled,
+}
 
 /// One sample, copied out of the ring.
 #[derive(Debug, Clone)]
@@ -42,6 +67,8 @@ pub(crate) struct Sample {
     pub bp: u64,
     /// The stack copy from `sp`, as long as the kernel could copy.
     pub stack: Vec<u8>,
+    /// Taken as the thread left the CPU (a context-switch sample), not on CPU.
+    pub off_cpu: bool,
 }
 
 /// What a ring said, owned.
@@ -85,6 +112,79 @@ pub(crate) enum Happened {
     },
     /// The kernel lowered the rate.
     Throttle,
+    /// A thread left a CPU (`out`), or ran again.
+    Switch {
+        /// Process.
+        pid: u32,
+        /// Thread.
+        tid: u32,
+        /// It left the CPU.
+        out: bool,
+        /// It left while still runnable: preempted, waiting for a CPU, not blocked.
+        preempted: bool,
+    },
+    /// A thread ended.
+    Exit {
+        /// Thread.
+        tid: u32,
+    },
+}
+
+/// The kinds of record whose cost a recording tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A sample on CPU.
+    CpuSample,
+    /// A context-switch sample.
+    OffCpuSample,
+    /// A switch record.
+    Switch,
+    /// Any other.
+    Other,
+}
+
+impl Happened {
+    /// Its kind, for costs.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Happened::Sample(s) if s.off_cpu => Kind::OffCpuSample,
+            Happened::Sample(_) => Kind::CpuSample,
+            Happened::Switch { .. } => Kind::Switch,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// Records of each [`Kind`] handled, and the nanoseconds (monotonic clock) spent on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CostByKind {
+    /// Records, by kind.
+    pub records: [u64; 4],
+    /// Nanoseconds, by kind.
+    pub nanos: [u64; 4],
+}
+
+impl CostByKind {
+    /// Counts one record of `kind` that took `nanos`.
+    pub(crate) fn add(&mut self, kind: Kind, nanos: u64) {
+        self.records[kind as usize] += 1;
+        self.nanos[kind as usize] += nanos;
+    }
+
+    /// Both together.
+    pub(crate) fn plus(self, o: CostByKind) -> CostByKind {
+        let mut sum = self;
+        for k in 0..4 {
+            sum.records[k] += o.records[k];
+            sum.nanos[k] += o.nanos[k];
+        }
+        sum
+    }
+
+    /// Records and nanoseconds of `kind`.
+    pub(crate) fn of(&self, kind: Kind) -> (u64, u64) {
+        (self.records[kind as usize], self.nanos[kind as usize])
+    }
 }
 
 /// A record with its time (CLOCK_MONOTONIC, nanoseconds).
@@ -111,6 +211,12 @@ pub(crate) struct Session {
     pub unparsable: u64,
     /// Threads that ended before an event could be opened on them.
     pub vanished: u64,
+    /// Why off-CPU time is recorded without stacks, when it is.
+    pub off_cpu_note: Option<String>,
+    /// The identifiers of the context-switch events, to tell their samples.
+    switch_ids: Vec<u64>,
+    /// What copying each kind of record out of the rings took.
+    pub drain_cost: CostByKind,
     /// Stack-copy buffers to reuse (see [`Session::recycle`]).
     spare: Vec<Vec<u8>>,
     /// Records drained and not yet handed on: stamped after the last drain began.
@@ -140,39 +246,68 @@ struct Settings {
     frequency: u64,
     stack_bytes: u32,
     on_exec: bool,
+    off_cpu: OffCpu,
 }
 
 impl Settings {
-    fn builder(&self, tid: u32, cpu: usize) -> Builder<'static> {
-        let mut builder = match self.event {
-            Event::Cycles => Builder::new(Hardware::CPU_CYCLES),
-            _ => Builder::new(Software::CPU_CLOCK),
-        };
+    /// What every sample carries; the same for every event sharing a ring, whose
+    /// records are parsed by the ring's first event's settings.
+    fn sample_flags(&self) -> SampleFlag {
+        let flags = SampleFlag::IP
+            | SampleFlag::TID
+            | SampleFlag::TIME
+            | SampleFlag::PERIOD
+            | SampleFlag::REGS_USER
+            | SampleFlag::STACK_USER;
+        match self.off_cpu {
+            OffCpu::Sampled => flags | SampleFlag::IDENTIFIER,
+            _ => flags,
+        }
+    }
+
+    /// The settings every event shares: the thread and CPU, inheritance, what a sample
+    /// carries, the clock.
+    fn common(&self, builder: &mut Builder<'static>, tid: u32, cpu: usize) {
         builder
             .observe_pid(tid as i32)
             .one_cpu(cpu)
             .inherit(true)
             .enable_on_exec(self.on_exec)
-            .exclude_kernel(true)
             .exclude_hv(true)
-            .sample_frequency(self.frequency)
-            .sample(
-                SampleFlag::IP
-                    | SampleFlag::TID
-                    | SampleFlag::TIME
-                    | SampleFlag::PERIOD
-                    | SampleFlag::REGS_USER
-                    | SampleFlag::STACK_USER,
-            )
+            .sample(self.sample_flags())
             .sample_regs_user(UNWIND_REGS)
             .sample_stack_user(self.stack_bytes)
+            .sample_id_all(true)
+            .clockid(Clock::MONOTONIC);
+    }
+
+    /// The sampled event (cycles or cpu-clock), which also asks for the side records:
+    /// mappings, names, forks and exits, and switches when off-CPU time is recorded.
+    fn builder(&self, tid: u32, cpu: usize) -> Builder<'static> {
+        let mut builder = match self.event {
+            Event::Cycles => Builder::new(Hardware::CPU_CYCLES),
+            _ => Builder::new(Software::CPU_CLOCK),
+        };
+        self.common(&mut builder, tid, cpu);
+        builder
+            .exclude_kernel(true)
+            .sample_frequency(self.frequency)
             .mmap(true)
             .mmap2(true)
             .comm(true)
             .comm_exec(true)
             .task(true)
-            .sample_id_all(true)
-            .clockid(Clock::MONOTONIC);
+            .context_switch(self.off_cpu != OffCpu::Off);
+        builder
+    }
+
+    /// The context-switch event: a sample at every switch-out. The switch happens in the
+    /// kernel, so the event must not exclude it; the sample's user registers and stack
+    /// are where the thread left user space.
+    fn switch_builder(&self, tid: u32, cpu: usize) -> Builder<'static> {
+        let mut builder = Builder::new(Software::CONTEXT_SWITCHES);
+        self.common(&mut builder, tid, cpu);
+        builder.exclude_kernel(false).sample_period(1);
         builder
     }
 
@@ -199,10 +334,25 @@ impl Session {
         on_exec: bool,
         frequency: u64,
         stack_bytes: u32,
+        off_cpu: bool,
     ) -> Result<Session> {
         let hardware = probe_hardware();
         let event = if hardware.is_ok() { Event::Cycles } else { Event::CpuClock };
-        let settings = Settings { event, frequency, stack_bytes, on_exec };
+        let mut settings =
+            Settings { event, frequency, stack_bytes, on_exec, off_cpu: OffCpu::Off };
+        let mut off_cpu_note = None;
+        if off_cpu {
+            let first_cpu = online_cpus().first().copied().unwrap_or(0);
+            let probe = settings.switch_builder(tids.first().copied().unwrap_or(0), first_cpu);
+            let probe = probe.build();
+            settings.off_cpu = match probe {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                    off_cpu_note = Some(no_stacks_note(&e));
+                    OffCpu::Switches
+                }
+                _ => OffCpu::Sampled,
+            };
+        }
         let mut session = Session {
             rings: Vec::new(),
             ring_cpus: Vec::new(),
@@ -212,6 +362,9 @@ impl Session {
             hardware_note: hardware.err(),
             unparsable: 0,
             vanished: 0,
+            off_cpu_note,
+            switch_ids: Vec::new(),
+            drain_cost: CostByKind::default(),
             spare: Vec::new(),
             pending: Vec::new(),
         };
@@ -227,14 +380,17 @@ impl Session {
                     }
                     Err(e) => return Err(settings.refused(e, tid)),
                 };
-                match &ring {
+                let r = match ring.take() {
                     Some(r) => {
                         crate::ffi::perf_set_output(counter.as_raw_fd(), r.as_raw_fd())
                             .map_err(|e| settings.refused(e, tid))?;
                         session.others.push(counter);
+                        r
                     }
-                    None => ring = Some(map_ring(counter, &builder, event, &RING_BYTES)?),
-                }
+                    None => map_ring(counter, &builder, event, &RING_BYTES)?,
+                };
+                session.add_switch_event(tid, cpu, r.as_raw_fd())?;
+                ring = Some(r);
             }
             if let Some(ring) = ring {
                 session.rings.push(ring);
@@ -250,15 +406,39 @@ impl Session {
         Ok(session)
     }
 
+    /// Opens the context-switch event on `tid` and `cpu` into `ring`, when off-CPU
+    /// samples are taken. A thread that ended meanwhile is left out.
+    fn add_switch_event(&mut self, tid: u32, cpu: usize, ring: RawFd) -> Result<()> {
+        if self.settings.off_cpu != OffCpu::Sampled {
+            return Ok(());
+        }
+        let counter = match self.settings.switch_builder(tid, cpu).build() {
+            Ok(c) => c,
+            Err(e) if e.raw_os_error() == Some(ESRCH) => return Ok(()),
+            Err(e) => return Err(self.settings.refused(e, tid)),
+        };
+        crate::ffi::perf_set_output(counter.as_raw_fd(), ring)
+            .map_err(|e| self.settings.refused(e, tid))?;
+        self.switch_ids.push(counter.id());
+        self.others.push(counter);
+        Ok(())
+    }
+
+    /// How the session records off-CPU time.
+    pub(crate) fn off_cpu(&self) -> OffCpu {
+        self.settings.off_cpu
+    }
+
     /// Opens enabled events on every thread of a running process, `threads` telling which
     /// it has now.
     pub(crate) fn attach(
         threads: impl Fn() -> Vec<u32>,
         frequency: u64,
         stack_bytes: u32,
+        off_cpu: bool,
     ) -> Result<Session> {
         let mut tids = threads();
-        let mut session = Session::open(&tids, false, frequency, stack_bytes)?;
+        let mut session = Session::open(&tids, false, frequency, stack_bytes, off_cpu)?;
         session.enable()?;
         // A thread started while the events were being opened, by a thread whose events
         // did not exist yet, inherited none: it is a new thread without a fork record in
@@ -294,14 +474,20 @@ impl Session {
         let mut added = 0;
         for &tid in tids {
             let mut any = false;
-            for (ring, &cpu) in self.rings.iter().zip(&self.ring_cpus) {
+            for i in 0..self.rings.len() {
+                let cpu = self.ring_cpus[i];
                 let mut counter = match self.settings.builder(tid, cpu).build() {
                     Ok(c) => c,
                     Err(e) if e.raw_os_error() == Some(ESRCH) => break,
                     Err(e) => return Err(self.settings.refused(e, tid)),
                 };
-                crate::ffi::perf_set_output(counter.as_raw_fd(), ring.as_raw_fd())
+                crate::ffi::perf_set_output(counter.as_raw_fd(), self.rings[i].as_raw_fd())
                     .map_err(|e| self.settings.refused(e, tid))?;
+                let switches = self.others.len();
+                self.add_switch_event(tid, cpu, self.rings[i].as_raw_fd())?;
+                for c in &mut self.others[switches..] {
+                    c.enable().map_err(|e| self.settings.refused(e, tid))?;
+                }
                 counter.enable().map_err(|e| self.settings.refused(e, tid))?;
                 self.others.push(counter);
                 any = true;
@@ -362,10 +548,18 @@ impl Session {
 
     /// Moves every record in the rings to the pending ones.
     fn drain(&mut self) {
+        let kinds = Kinds {
+            identifier: self.settings.off_cpu == OffCpu::Sampled,
+            switch_ids: &self.switch_ids,
+        };
         for ring in &mut self.rings {
             while let Some(record) = ring.next_record() {
-                match owned(&record, &mut self.spare) {
-                    Some(Ok(t)) => self.pending.push(t),
+                let start = std::time::Instant::now();
+                match owned(&record, &mut self.spare, &kinds) {
+                    Some(Ok(t)) => {
+                        self.drain_cost.add(t.what.kind(), start.elapsed().as_nanos() as u64);
+                        self.pending.push(t);
+                    }
                     Some(Err(())) => self.unparsable += 1,
                     None => {}
                 }
@@ -374,10 +568,32 @@ impl Session {
     }
 }
 
-/// The sample_id trailer (`sample_id_all` with TID and TIME): pid, tid, time.
-fn trailer(bytes: &[u8]) -> Option<(u32, u32, u64)> {
-    let n = bytes.len();
-    let tail = bytes.get(n.checked_sub(16)?..)?;
+/// Why off-CPU time has no stacks, and how to have them, from perf's refusal.
+fn no_stacks_note(refused: &io::Error) -> String {
+    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "off-CPU time is from switch records alone, without stacks: perf refused the \
+         context-switch sample ({refused}), which is taken in the kernel; \
+         kernel.perf_event_paranoid is {paranoid}: set it to 1 or lower \
+         (sysctl kernel.perf_event_paranoid=1), or run ffiprof with CAP_PERFMON (or as root)"
+    )
+}
+
+/// How to read the records of a session's rings.
+struct Kinds<'a> {
+    /// Samples and trailers end with the event's identifier.
+    identifier: bool,
+    /// The identifiers of the context-switch events.
+    switch_ids: &'a [u64],
+}
+
+/// The sample_id trailer (`sample_id_all` with TID and TIME, and the IDENTIFIER last when
+/// `identifier`): pid, tid, time.
+fn trailer(bytes: &[u8], identifier: bool) -> Option<(u32, u32, u64)> {
+    let n = bytes.len().checked_sub(if identifier { 8 } else { 0 })?;
+    let tail = bytes.get(n.checked_sub(16)?..n)?;
     let pid = u32::from_ne_bytes(tail[0..4].try_into().ok()?);
     let tid = u32::from_ne_bytes(tail[4..8].try_into().ok()?);
     let time = u64::from_ne_bytes(tail[8..16].try_into().ok()?);
@@ -385,12 +601,25 @@ fn trailer(bytes: &[u8]) -> Option<(u32, u32, u64)> {
 }
 
 /// The record as an owned [`Timed`]; None for records ffiprof does not use.
-fn owned(record: &perf_event::Record<'_>, spare: &mut Vec<Vec<u8>>) -> Option<Result<Timed, ()>> {
+fn owned(
+    record: &perf_event::Record<'_>,
+    spare: &mut Vec<Vec<u8>>,
+    kinds: &Kinds<'_>,
+) -> Option<Result<Timed, ()>> {
+    let bytes = record.to_contiguous();
+    let trailer = |bytes: &[u8]| trailer(bytes, kinds.identifier);
+    // perf-event-data 0.1 does not parse a switch record (it has no body, only the
+    // trailer): read it here.
+    if record.ty() == PERF_RECORD_SWITCH {
+        let Some((pid, tid, time)) = trailer(&bytes) else { return Some(Err(())) };
+        let misc = record.misc();
+        let (out, preempted) = (misc & MISC_SWITCH_OUT != 0, misc & MISC_SWITCH_OUT_PREEMPT != 0);
+        return Some(Ok(Timed { time, what: Happened::Switch { pid, tid, out, preempted } }));
+    }
     let parsed = match record.parse_record() {
         Ok(p) => p,
         Err(_) => return Some(Err(())),
     };
-    let bytes = record.to_contiguous();
     let side_time = || trailer(&bytes).map_or(0, |t| t.2);
     let what = match parsed {
         Parsed::Sample(s) => {
@@ -415,6 +644,7 @@ fn owned(record: &perf_event::Record<'_>, spare: &mut Vec<Vec<u8>>) -> Option<Re
                         buf.extend_from_slice(s.stack_user().unwrap_or_default());
                         buf
                     },
+                    off_cpu: s.id().is_some_and(|id| kinds.switch_ids.contains(&id)),
                 }),
             }));
         }
@@ -443,6 +673,7 @@ fn owned(record: &perf_event::Record<'_>, spare: &mut Vec<Vec<u8>>) -> Option<Re
             Happened::Lost { tid: trailer(&bytes).map(|t| t.1), count: l.lost }
         }
         Parsed::Throttle(_) => Happened::Throttle,
+        Parsed::Exit(e) => Happened::Exit { tid: e.tid },
         _ => return None,
     };
     Some(Ok(Timed { time: side_time(), what }))
@@ -458,7 +689,11 @@ mod tests {
         bytes.extend(7u32.to_ne_bytes());
         bytes.extend(9u32.to_ne_bytes());
         bytes.extend(123_456u64.to_ne_bytes());
-        assert_eq!(trailer(&bytes), Some((7, 9, 123_456)));
-        assert_eq!(trailer(&[0; 8]), None);
+        assert_eq!(trailer(&bytes, false), Some((7, 9, 123_456)));
+        assert_eq!(trailer(&[0; 8], false), None);
+        // With the event's identifier after them.
+        bytes.extend(42u64.to_ne_bytes());
+        assert_eq!(trailer(&bytes, true), Some((7, 9, 123_456)));
+        assert_eq!(trailer(&[0; 16], true), None);
     }
 }

@@ -3,7 +3,8 @@
 //! category colours, and a subcategory where a frame was entered across the boundary ("C
 //! called from Rust", "Rust called back from C"); one process per pid and one track per
 //! thread; frames already symbolized, as labels; each sample at its time, with its CPU
-//! time where the event measures it.
+//! time where the event measures it. Off-CPU samples (`record --off-cpu`) go on a track of
+//! their own beside their thread's, each weighted by the microseconds it stands for.
 
 use std::collections::HashMap;
 
@@ -30,7 +31,12 @@ pub(crate) struct ThreadPart<'a> {
     pub profile: &'a Profile,
     /// The profile's stack of each of the recording's stacks.
     pub stacks: &'a HashMap<StackId, Option<ProfileStackId>>,
+    /// Its off-CPU profile and where each stack is in it, when there are off-CPU samples.
+    pub off_cpu: Option<OffCpuPart<'a>>,
 }
+
+/// A thread's off-CPU profile, and the profile's stack of each of the recording's stacks.
+pub(crate) type OffCpuPart<'a> = (&'a Profile, &'a HashMap<StackId, Option<ProfileStackId>>);
 
 fn color(language: Language) -> CategoryColor {
     match language {
@@ -63,6 +69,36 @@ fn categories(fx: &mut FxProfile) -> HashMap<(Language, Option<Entered>), Catego
     categories
 }
 
+/// The frames of `profile`'s stack `s`, root first, each in its language's category
+/// (and subcategory where it was entered across the boundary).
+fn frame_infos(
+    fx: &mut FxProfile,
+    categories: &HashMap<(Language, Option<Entered>), CategoryPairHandle>,
+    profile: &Profile,
+    s: ProfileStackId,
+) -> Vec<FrameInfo> {
+    let indices = &profile.stack(s).frames;
+    let languages: Vec<Language> = indices.iter().map(|&f| profile.frame(f).language).collect();
+    let marks = boundary_marks(&languages);
+    indices
+        .iter()
+        .zip(marks)
+        .map(|(&f, mark)| {
+            let frame = profile.frame(f);
+            let pair = categories
+                .get(&(frame.language, mark))
+                .or_else(|| categories.get(&(frame.language, None)))
+                .copied()
+                .expect("every language has a category");
+            FrameInfo {
+                frame: Frame::Label(fx.intern_string(&frame.function)),
+                category_pair: pair,
+                flags: FrameFlags::empty(),
+            }
+        })
+        .collect()
+}
+
 /// Builds the Firefox Profiler profile from the threads and every sample of the recording
 /// in time order (samples of threads not among `threads` are left out). `start` is the
 /// window's start, CLOCK_MONOTONIC nanoseconds, which is `start_unix_nanos` since the Unix
@@ -86,7 +122,8 @@ pub(crate) fn build(
     let categories = categories(&mut fx);
     let mut processes = HashMap::new();
     let at = |t: u64| Timestamp::from_nanos_since_reference(t.saturating_sub(start));
-    // Each thread's track, and its Firefox stack of each of its profile's stacks.
+    // Each thread's track (and its off-CPU track), and its Firefox stack of each of its
+    // profile's stacks.
     let mut tracks = HashMap::new();
     for (i, part) in threads.iter().enumerate() {
         let pid = part.log.pid;
@@ -98,43 +135,38 @@ pub(crate) fn build(
         let thread = fx.add_thread(process, part.tid, at(first), part.tid == pid);
         let name = part.log.name.clone().unwrap_or_else(|| format!("tid {}", part.tid));
         fx.set_thread_name(thread, &name);
-        tracks.insert(part.tid, (i, thread, HashMap::new()));
+        let off = part.off_cpu.map(|_| {
+            let off = fx.add_thread(process, part.tid, at(first), false);
+            fx.set_thread_name(off, &format!("{name} off CPU (µs blocked)"));
+            off
+        });
+        tracks.insert(part.tid, (i, [Some(thread), off], [HashMap::new(), HashMap::new()]));
     }
     for (tid, sample) in samples {
-        let Some((i, thread, handles)) = tracks.get_mut(&tid) else { continue };
-        let (part, thread) = (&threads[*i], *thread);
-        let stack = part.stacks.get(&sample.stack).copied().flatten();
+        let Some((i, handles_of, known)) = tracks.get_mut(&tid) else { continue };
+        let part = &threads[*i];
+        let side = usize::from(sample.off_cpu);
+        let (Some(thread), Some((profile, stacks))) = (
+            handles_of[side],
+            if sample.off_cpu { part.off_cpu } else { Some((part.profile, part.stacks)) },
+        ) else {
+            continue;
+        };
+        let stack = stacks.get(&sample.stack).copied().flatten();
         let handle = stack.and_then(|s| {
-            *handles.entry(s).or_insert_with(|| {
-                let indices = &part.profile.stack(s).frames;
-                let languages: Vec<Language> =
-                    indices.iter().map(|&f| part.profile.frame(f).language).collect();
-                let marks = boundary_marks(&languages);
-                let frames: Vec<FrameInfo> = indices
-                    .iter()
-                    .zip(marks)
-                    .map(|(&f, mark)| {
-                        let frame = part.profile.frame(f);
-                        let pair = categories
-                            .get(&(frame.language, mark))
-                            .or_else(|| categories.get(&(frame.language, None)))
-                            .copied()
-                            .expect("every language has a category");
-                        FrameInfo {
-                            frame: Frame::Label(fx.intern_string(&frame.function)),
-                            category_pair: pair,
-                            flags: FrameFlags::empty(),
-                        }
-                    })
-                    .collect();
+            *known[side].entry(s).or_insert_with(|| {
+                let frames = frame_infos(&mut fx, &categories, profile, s);
                 fx.intern_stack_frames(thread, frames.into_iter())
             })
         });
-        let cpu = match event {
-            Event::CpuClock => CpuDelta::from_nanos(sample.period),
-            _ => CpuDelta::ZERO,
+        let (cpu, weight) = match event {
+            _ if sample.off_cpu => {
+                (CpuDelta::ZERO, i32::try_from(sample.period / 1000).unwrap_or(i32::MAX))
+            }
+            Event::CpuClock => (CpuDelta::from_nanos(sample.period), 1),
+            _ => (CpuDelta::ZERO, 1),
         };
-        fx.add_sample(thread, at(sample.time), handle, cpu, 1);
+        fx.add_sample(thread, at(sample.time), handle, cpu, weight);
     }
     fx.set_symbolicated(true);
     fx

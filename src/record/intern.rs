@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use crate::sample::unwind::Unwound;
 use crate::sample::Event;
 
-use super::collect::{Happened, Timed};
+use super::collect::{CostByKind, Happened, Sample, Timed};
+use super::offcpu::OffCpuLog;
 use super::program::comm_of;
 use super::samples::{SampleFile, SampleLog, SampleRecord};
 use super::table::{StackId, StackTable};
@@ -45,6 +46,8 @@ pub(crate) struct ThreadLog {
     pub lost: u64,
     /// Frames found where no unwind information covered the code.
     pub recovered: RecoveredFrames,
+    /// Its time on and off CPU and its off-CPU samples (with `--off-cpu`).
+    pub off_cpu: OffCpuLog,
 }
 
 /// Callers found without unwind information ([`crate::sample::recover`]), counted.
@@ -120,8 +123,10 @@ pub(crate) struct Collected {
     pub notes: Vec<String>,
     /// Every sample's stack.
     pub stacks: StackTable,
-    /// Every sample, in time order.
+    /// Every sample, in time order (an off-CPU sample at the time its thread ran again).
     pub samples: SampleFile,
+    /// What draining and interning each kind of record took.
+    pub cost: CostByKind,
 }
 
 /// Folds the kernel's records into thread logs and process maps, in time order.
@@ -144,6 +149,7 @@ pub(crate) struct Collector {
     pub spare: Vec<Vec<u8>>,
     /// Processes whose `/proc/<pid>/maps` has been read since their last exec.
     maps_read: HashSet<u32>,
+    cost: CostByKind,
 }
 
 impl Collector {
@@ -164,6 +170,7 @@ impl Collector {
             fresh: Vec::new(),
             spare: Vec::new(),
             maps_read: HashSet::new(),
+            cost: CostByKind::default(),
         }
     }
 
@@ -187,20 +194,31 @@ impl Collector {
         self.maps_read.insert(pid);
     }
 
-    /// Folds `records` (in time order) in.
+    /// Folds `records` (in time order) in, timing each kind.
     pub(crate) fn apply_all(&mut self, records: Vec<Timed>) {
         for t in records {
+            let start = std::time::Instant::now();
+            let kind = t.what.kind();
             self.apply(t);
+            self.cost.add(kind, start.elapsed().as_nanos() as u64);
         }
     }
 
-    /// Everything collected, with what the session says of itself.
+    /// Everything collected, with what the session says of itself (its notes, and what
+    /// draining the rings took). Threads still off CPU when the `window` ended were so
+    /// until its end.
     pub(crate) fn finish(
-        self,
+        mut self,
         event: Event,
         window: (u64, u64),
         notes: Vec<String>,
+        drain_cost: CostByKind,
     ) -> std::io::Result<Collected> {
+        for (&tid, thread) in &mut self.threads {
+            if let Some(record) = thread.off_cpu.window_ended(window.1) {
+                self.log.push(tid, &record);
+            }
+        }
         Ok(Collected {
             threads: self.threads,
             processes: self.processes,
@@ -211,6 +229,7 @@ impl Collector {
             notes,
             stacks: self.stacks,
             samples: self.log.finish()?,
+            cost: self.cost.plus(drain_cost),
         })
     }
 
@@ -222,41 +241,64 @@ impl Collector {
         self.threads.entry(tid).or_insert_with(|| ThreadLog::new(pid, comm_of(pid, tid)))
     }
 
+    /// Unwinds and interns a sample: on CPU, counted now; off CPU, held by its thread
+    /// until the thread runs again.
+    fn sample(&mut self, time: u64, s: Sample) {
+        // A process's first sample (after its exec): its maps now hold what no record
+        // announces, such as the vDSO.
+        if self.maps_read.insert(s.pid) {
+            let _ = self.targets.read_proc_maps(s.pid);
+        }
+        let regs = UserStack { ip: s.ip, sp: s.sp, bp: s.bp, stack: &s.stack, asked: self.asked };
+        let mut locs = std::mem::take(&mut self.locs);
+        let unwound = self.targets.unwind(s.pid, &regs, &mut locs);
+        for l in &locs {
+            if self.seen.insert(*l) {
+                self.fresh.push(*l);
+            }
+        }
+        let record = SampleRecord {
+            time,
+            period: s.period,
+            stack: self.stacks.intern(&locs),
+            truncated: unwound.truncated,
+            off_cpu: false,
+        };
+        self.locs = locs;
+        let thread = self.thread(s.pid, s.tid);
+        if s.off_cpu {
+            thread.off_cpu.sampled(record.stack, record.truncated);
+        } else {
+            thread.off_cpu.running(time);
+            thread.add(&record);
+            thread.recovered.add(&unwound);
+            self.log.push(s.tid, &record);
+        }
+        self.spare.push(s.stack);
+    }
+
     fn apply(&mut self, t: Timed) {
         match t.what {
-            Happened::Sample(s) => {
-                // A process's first sample (after its exec): its maps now hold what no
-                // record announces, such as the vDSO.
-                if self.maps_read.insert(s.pid) {
-                    let _ = self.targets.read_proc_maps(s.pid);
+            Happened::Sample(s) => self.sample(t.time, s),
+            Happened::Switch { pid, tid, out: true, preempted } => {
+                self.thread(pid, tid).off_cpu.switched_out(t.time, preempted);
+            }
+            Happened::Switch { pid, tid, out: false, .. } => {
+                if let Some(record) = self.thread(pid, tid).off_cpu.switched_in(t.time) {
+                    self.log.push(tid, &record);
                 }
-                let regs =
-                    UserStack { ip: s.ip, sp: s.sp, bp: s.bp, stack: &s.stack, asked: self.asked };
-                let mut locs = std::mem::take(&mut self.locs);
-                let unwound = self.targets.unwind(s.pid, &regs, &mut locs);
-                for l in &locs {
-                    if self.seen.insert(*l) {
-                        self.fresh.push(*l);
-                    }
+            }
+            Happened::Exit { tid } => {
+                if let Some(thread) = self.threads.get_mut(&tid) {
+                    thread.off_cpu.exited(t.time);
                 }
-                let record = SampleRecord {
-                    time: t.time,
-                    period: s.period,
-                    stack: self.stacks.intern(&locs),
-                    truncated: unwound.truncated,
-                };
-                self.locs = locs;
-                let thread = self.thread(s.pid, s.tid);
-                thread.add(&record);
-                thread.recovered.add(&unwound);
-                self.log.push(s.tid, &record);
-                self.spare.push(s.stack);
             }
             Happened::Map { pid, mapping } => self.targets.map(pid, mapping),
             Happened::Comm { pid, tid, name, exec } => {
                 if exec {
                     self.maps_read.remove(&pid);
                     self.targets.exec(pid);
+                    self.thread(pid, tid).off_cpu.running(t.time);
                 }
                 self.thread(pid, tid).name = Some(name.clone());
                 let commands = &mut self.processes.entry(pid).or_default().commands;
@@ -313,7 +355,8 @@ mod tests {
             event(comm(ROOT + 2, ROOT + 2, "rustc", true)),
             event(Happened::Fork { pid: ROOT + 3, ppid: ROOT + 2, tid: ROOT + 3 }),
         ]);
-        let collected = c.finish(Event::CpuClock, (0, 1), Vec::new()).unwrap();
+        let collected =
+            c.finish(Event::CpuClock, (0, 1), Vec::new(), CostByKind::default()).unwrap();
         let p = |ppid: Option<u32>, commands: &[&str]| ProcessLog {
             ppid,
             commands: commands.iter().map(|c| c.to_string()).collect(),

@@ -29,6 +29,7 @@ pub(crate) mod collect;
 pub(crate) mod firefox;
 pub(crate) mod intern;
 pub(crate) mod layout;
+pub(crate) mod offcpu;
 pub(crate) mod program;
 pub(crate) mod samples;
 pub(crate) mod summarize;
@@ -37,6 +38,7 @@ pub(crate) mod symbolize;
 pub(crate) mod table;
 pub(crate) mod terminal;
 pub(crate) mod unwind;
+pub(crate) mod waits;
 pub(crate) mod write;
 
 use std::ffi::OsString;
@@ -83,6 +85,9 @@ pub struct Options {
     pub stack_bytes: u32,
     /// Output directory.
     pub out: PathBuf,
+    /// Record where threads wait too: each switch off a CPU, with its stack where perf
+    /// allows, weighted by the time until the thread runs again.
+    pub off_cpu: bool,
 }
 
 /// How often the rings are drained: often enough that a ring (16 MiB per CPU) never
@@ -102,6 +107,7 @@ impl Options {
             duration: None,
             stack_bytes: sampling.stack_bytes,
             out,
+            off_cpu: false,
         }
     }
 
@@ -166,16 +172,16 @@ enum Start {
 /// Opens the perf events: the program forked and held at its start, or the process
 /// attached.
 fn open(options: &Options) -> Result<(Start, Session)> {
-    let (frequency, stack_bytes) = (options.frequency, options.stack_bytes);
+    let (frequency, stack_bytes, off) = (options.frequency, options.stack_bytes, options.off_cpu);
     Ok(match &options.target {
         Target::Command(command) => {
             let launched = Launched::fork(command)?;
-            let session = Session::open(&[launched.pid()], true, frequency, stack_bytes)?;
+            let session = Session::open(&[launched.pid()], true, frequency, stack_bytes, off)?;
             (Start::Launch(launched), session)
         }
         Target::Pid(pid) => {
             let attached = Attached::to(*pid)?;
-            let session = Session::attach(|| threads_of(*pid), frequency, stack_bytes)?;
+            let session = Session::attach(|| threads_of(*pid), frequency, stack_bytes, off)?;
             (Start::Attach(attached), session)
         }
     })
@@ -247,6 +253,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     let start = ffi::monotonic_ns();
     let started = Instant::now();
     let cpu_at_start = ffi::own_cpu_seconds();
+    let thread_cpu_at_start = ffi::thread_cpu_ns();
 
     let ended = loop {
         collector.apply_all(session.in_order(false));
@@ -265,6 +272,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     collector.apply_all(session.in_order(true));
     let done_recording = Instant::now();
     let recorder_cpu = ffi::own_cpu_seconds() - cpu_at_start;
+    let recording_thread_cpu_ns = ffi::thread_cpu_ns().saturating_sub(thread_cpu_at_start);
     let resolved = background.map(symbolize::Background::finish).unwrap_or_default();
 
     let mut notes = Troubles {
@@ -277,10 +285,11 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     .notes();
     let window_seconds = Duration::from_nanos(end.saturating_sub(start)).as_secs_f64();
     notes.extend(ended.note(window_seconds));
-    let event = session.event;
+    notes.extend(session.off_cpu_note.clone());
+    let (event, off_cpu, drain_cost) = (session.event, session.off_cpu(), session.drain_cost);
     drop(session);
     let collected = collector
-        .finish(event, (start, end), notes)
+        .finish(event, (start, end), notes, drain_cost)
         .map_err(|source| Error::Write { path: options.out.clone(), source })?;
     let exit_code = match ended {
         Ended::Exited(code) => code,
@@ -293,6 +302,8 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
         frequency,
         stack_bytes,
         recorder_cpu_seconds: recorder_cpu,
+        recording_thread_cpu_ns,
+        off_cpu,
         environment: Environment::detect(),
     };
     let symbols = symbolize::finish(&collected, resolved);

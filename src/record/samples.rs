@@ -19,6 +19,8 @@ use super::table::StackId;
 const RECORD_BYTES: usize = 24;
 /// The truncated flag, in the top bit of the thread id (tids stay below 2^22).
 const TRUNCATED: u32 = 1 << 31;
+/// The off-CPU flag, in the next bit.
+const OFF_CPU: u32 = 1 << 30;
 
 /// One sample as recorded: when, how much, and where (its stack in the recording's
 /// [`super::table::StackTable`]).
@@ -26,12 +28,15 @@ const TRUNCATED: u32 = 1 << 31;
 pub(crate) struct SampleRecord {
     /// CLOCK_MONOTONIC nanoseconds.
     pub time: u64,
-    /// The sample's period (CPU nanoseconds for cpu-clock, cycles for cycles).
+    /// The sample's period (CPU nanoseconds for cpu-clock, cycles for cycles; for an
+    /// off-CPU sample, the nanoseconds off CPU).
     pub period: u64,
     /// Its stack.
     pub stack: StackId,
     /// The stack was cut short by the stack-copy size.
     pub truncated: bool,
+    /// Taken as the thread left the CPU, weighted by the time until it ran again.
+    pub off_cpu: bool,
 }
 
 fn encode(tid: u32, s: &SampleRecord) -> [u8; RECORD_BYTES] {
@@ -39,7 +44,9 @@ fn encode(tid: u32, s: &SampleRecord) -> [u8; RECORD_BYTES] {
     b[0..8].copy_from_slice(&s.time.to_le_bytes());
     b[8..16].copy_from_slice(&s.period.to_le_bytes());
     b[16..20].copy_from_slice(&s.stack.to_raw().to_le_bytes());
-    let tid = (tid & !TRUNCATED) | if s.truncated { TRUNCATED } else { 0 };
+    let tid = (tid & !(TRUNCATED | OFF_CPU))
+        | if s.truncated { TRUNCATED } else { 0 }
+        | if s.off_cpu { OFF_CPU } else { 0 };
     b[20..24].copy_from_slice(&tid.to_le_bytes());
     b
 }
@@ -56,8 +63,9 @@ fn decode(b: &[u8]) -> (u32, SampleRecord) {
         period: word(8..16),
         stack: StackId::from_raw(word(16..20) as u32),
         truncated: tid & TRUNCATED != 0,
+        off_cpu: tid & OFF_CPU != 0,
     };
-    (tid & !TRUNCATED, record)
+    (tid & !(TRUNCATED | OFF_CPU), record)
 }
 
 /// The samples file while recording: append only.
@@ -196,6 +204,7 @@ mod tests {
             period: 1_000_000 + i,
             stack: StackId::from_raw(if i % 7 == 0 { u32::MAX } else { i as u32 }),
             truncated: i % 5 == 0,
+            off_cpu: i % 3 == 0,
         };
         // More than one read block.
         let n = 10_000u64;

@@ -18,7 +18,8 @@ use crate::stacks::{
     ProfileBuilder, ProfileStackId,
 };
 
-use super::intern::{Collected, RecoveredFrames, ThreadLog};
+use super::collect::OffCpu;
+use super::intern::{Collected, RecoveredFrames, ThreadLog, Weight};
 use super::layout;
 use super::summary::{
     CFunction, Callback, Caller, Crossing, Health, ProcessSummary, Recording, ThreadSummary,
@@ -27,6 +28,7 @@ use super::summary::{
 use super::symbolize::unknown_in;
 use super::table::{StackId, StackTable};
 use super::unwind::Loc;
+use super::waits;
 
 /// A thread is drawn on its own when it has at least this share of all samples (and
 /// [`BUSY_MIN_SAMPLES`]).
@@ -48,6 +50,10 @@ pub(crate) struct Described {
     pub stack_bytes: u32,
     /// CPU time ffiprof used while recording.
     pub recorder_cpu_seconds: f64,
+    /// Of it, the recording thread's (draining, ordering, unwinding), nanoseconds.
+    pub recording_thread_cpu_ns: u64,
+    /// How off-CPU time was recorded.
+    pub off_cpu: OffCpu,
     /// Where.
     pub environment: Environment,
 }
@@ -69,18 +75,20 @@ pub(crate) struct ThreadProfile {
     pub stem: Option<String>,
 }
 
+/// A thread's profile from its weight per stack, each weight as `weigh` makes it a
+/// stack's (weight, CPU nanoseconds).
 fn thread_profile(
-    log: &ThreadLog,
+    weights: &std::collections::BTreeMap<StackId, Weight>,
     table: &StackTable,
     frames: &HashMap<Loc, Vec<Frame>>,
-    event: Event,
+    weigh: impl Fn(&Weight) -> (u64, u64),
 ) -> ThreadProfile {
     let mut builder = ProfileBuilder::default();
     let none: Vec<Frame> = vec![unknown()];
     // Each location is classified and interned once, and each distinct stack built once.
     let mut ids_at: HashMap<Loc, Vec<FrameId>> = HashMap::new();
     let mut stacks: HashMap<StackId, Option<ProfileStackId>> = HashMap::new();
-    for (&stack, weight) in &log.stacks {
+    for (&stack, weight) in weights {
         let mut ids = Vec::new();
         for l in table.locs(stack) {
             let at = ids_at
@@ -90,8 +98,8 @@ fn thread_profile(
         }
         let at = builder.push_ids(ids, 0, 0);
         if let Some(i) = at {
-            let cpu = if event == Event::CpuClock { weight.period } else { 0 };
-            builder.add_weight(i, weight.samples, cpu);
+            let (weight, cpu) = weigh(weight);
+            builder.add_weight(i, weight, cpu);
         }
         stacks.insert(stack, at);
     }
@@ -251,6 +259,9 @@ pub(crate) struct Analysis {
     pub threads: Vec<Thread>,
     /// All threads in one profile, each under its thread's name.
     pub labelled: Profile,
+    /// All threads' off-CPU profiles in one, each under its thread's name, with the
+    /// waits of each stack (when off-CPU samples were taken).
+    pub off_cpu: Option<(Profile, Vec<u64>)>,
     /// The program's name, for titles.
     pub program: String,
     /// Each process's name, by pid.
@@ -263,6 +274,35 @@ pub(crate) struct Thread {
     pub summary: ThreadSummary,
     /// Its profile.
     pub profile: ThreadProfile,
+    /// Its off-CPU profile (weights in microseconds blocked, CPU nanoseconds the
+    /// nanoseconds blocked), when off-CPU samples were taken.
+    pub off_cpu: Option<OffCpuProfile>,
+}
+
+/// A thread's off-CPU profile, and how many waits each of its stacks stands for.
+pub(crate) struct OffCpuProfile {
+    /// The profile.
+    pub profile: ThreadProfile,
+    /// Waits per stack of the profile, in its order.
+    pub waits: Vec<u64>,
+}
+
+/// A thread's off-CPU profile: each stack weighted by its microseconds blocked, with its
+/// nanoseconds as CPU nanoseconds.
+fn off_cpu_profile(
+    log: &ThreadLog,
+    table: &StackTable,
+    frames: &HashMap<Loc, Vec<Frame>>,
+) -> OffCpuProfile {
+    let weights = &log.off_cpu.stacks;
+    let profile = thread_profile(weights, table, frames, |w| (w.period.div_ceil(1000), w.period));
+    let mut waits = vec![0; profile.profile.stacks().len()];
+    for (stack, w) in weights {
+        if let Some(Some(at)) = profile.stacks.get(stack) {
+            waits[at.index()] += w.samples;
+        }
+    }
+    OffCpuProfile { profile, waits }
 }
 
 /// The threads whose stacks were cut short, the most cut first (five named), and what to
@@ -340,16 +380,27 @@ fn threads(
     let busy = |log: &ThreadLog| {
         log.samples >= BUSY_MIN_SAMPLES && log.samples as f64 >= BUSY_SHARE * total as f64
     };
+    let measured = c.event == Event::CpuClock;
+    let off_cpu = d.off_cpu != OffCpu::Off;
     c.threads
         .iter()
-        .filter(|(_, log)| log.samples > 0 || log.lost > 0)
+        .filter(|(_, log)| {
+            let t = &log.off_cpu;
+            log.samples > 0 || log.lost > 0 || (off_cpu && t.on_ns + t.blocked_ns > 0)
+        })
         .map(|(&tid, log)| {
             let name = name_of(tid, log);
+            let weigh = |w: &Weight| (w.samples, if measured { w.period } else { 0 });
             let profile = ThreadProfile {
                 tid,
                 stem: busy(log).then(|| layout::file_stem(tid, &name)),
-                ..thread_profile(log, &c.stacks, frames, c.event)
+                ..thread_profile(&log.stacks, &c.stacks, frames, weigh)
             };
+            let off_profile = (d.off_cpu == OffCpu::Sampled).then(|| {
+                let mut off = off_cpu_profile(log, &c.stacks, frames);
+                off.profile.tid = tid;
+                off
+            });
             let p = &profile.profile;
             let summary = ThreadSummary {
                 tid,
@@ -361,8 +412,9 @@ fn threads(
                     .unwrap_or_else(|| format!("pid {}", log.pid)),
                 health: health(p, log.truncated, log.recovered, d.frequency, window, log.lost),
                 files: profile.stem.as_deref().map(layout::thread_files),
+                time: off_cpu.then(|| waits::thread_time(&log.off_cpu)),
             };
-            (Thread { summary, profile }, name)
+            (Thread { summary, profile, off_cpu: off_profile }, name)
         })
         .collect()
 }
@@ -399,15 +451,17 @@ pub(crate) fn summarize(
     }
     let (hottest_c_functions, crossings) = hot_c(&all, 10);
     // All threads in one flamegraph and one pprof profile, each under its thread.
-    let labelled = Profile::merged(named.iter().map(|(t, name)| {
-        let root = FrameInfo {
-            function: format!("{name} (tid {})", t.summary.tid),
-            module: String::new(),
-            language: Language::Glue,
-            inlined: false,
-        };
-        (&t.profile.profile, Some(root))
-    }));
+    let labelled = under_threads(named.iter().map(|(t, name)| (&t.profile, name.as_str())));
+    let offs = || named.iter().filter_map(|(t, name)| Some((t.off_cpu.as_ref()?, name.as_str())));
+    let off_cpu = (d.off_cpu == OffCpu::Sampled).then(|| {
+        let waits = offs().flat_map(|(o, _)| o.waits.iter().copied()).collect();
+        (under_threads(offs().map(|(o, name)| (&o.profile, name))), waits)
+    });
+    let wait_table = off_cpu.as_ref().map(|_| {
+        let parts: Vec<(&Profile, &[u64])> =
+            offs().map(|(o, _)| (&o.profile.profile, o.waits.as_slice())).collect();
+        waits::waits(&parts, 10)
+    });
     let threads: Vec<Thread> = named.into_iter().map(|(t, _)| t).collect();
     let summaries: Vec<&ThreadSummary> = threads.iter().map(|t| &t.summary).collect();
     notes.extend(truncation_note(&summaries, d.stack_bytes));
@@ -427,10 +481,26 @@ pub(crate) fn summarize(
         hottest_c_functions,
         crossings,
         callbacks: callbacks(&all, 10),
+        off_cpu: wait_table,
+        off_cpu_recording: (d.off_cpu != OffCpu::Off)
+            .then(|| waits::recording(c, d.off_cpu, d.recording_thread_cpu_ns, lost)),
         files: layout::record_files(),
         notes,
     };
-    Analysis { recording, threads, labelled, program: program_name(d), process_names }
+    Analysis { recording, threads, labelled, off_cpu, program: program_name(d), process_names }
+}
+
+/// Threads' profiles in one, each under a frame naming its thread.
+fn under_threads<'a>(parts: impl Iterator<Item = (&'a ThreadProfile, &'a str)>) -> Profile {
+    Profile::merged(parts.map(|(t, name)| {
+        let root = FrameInfo {
+            function: format!("{name} (tid {})", t.tid),
+            module: String::new(),
+            language: Language::Glue,
+            inlined: false,
+        };
+        (&t.profile, Some(root))
+    }))
 }
 
 #[cfg(test)]
@@ -543,6 +613,7 @@ mod tests {
             process: process.into(),
             health: health(&p, 0, RecoveredFrames::default(), 1000, Duration::from_secs(1), 0),
             files: None,
+            time: None,
         }
     }
 

@@ -70,6 +70,94 @@ pub struct ThreadSummary {
     pub health: Health,
     /// Its own flamegraph, when it was busy enough to get one.
     pub files: Option<ThreadFiles>,
+    /// Its time on and off CPU, with `--off-cpu`.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<ThreadTime>,
+}
+
+/// A thread's time on and off CPU, from the kernel's switch records (`--off-cpu`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadTime {
+    /// Seconds on a CPU: from each switch-in (or its exec) to the next switch-out (or its
+    /// end).
+    pub on_cpu_seconds: f64,
+    /// Seconds off CPU blocked (sleeping, reading, waiting on a lock): from each
+    /// switch-out while not runnable to the next switch-in.
+    pub off_cpu_seconds: f64,
+    /// How many times it blocked.
+    pub off_cpu_waits: u64,
+    /// Of `off_cpu_seconds`, those with a stack (a context-switch sample).
+    pub off_cpu_with_stack_seconds: f64,
+    /// Seconds runnable but off CPU: preempted, waiting for a CPU (not in
+    /// `off_cpu_seconds`).
+    pub runnable_seconds: f64,
+}
+
+/// A place where threads wait: where they left user space, the C function below the
+/// Rust code that led there, and that Rust code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wait {
+    /// Where the thread left user space (the stack's innermost frame).
+    pub function: String,
+    /// The outermost C-side frame below the innermost Rust frame (where Rust handed the
+    /// wait to C or the C runtime), if the wait is below Rust.
+    pub c_function: Option<String>,
+    /// The Rust caller: the innermost Rust frame above `c_function` outside Rust's
+    /// standard library (`std`, `core`, `alloc`), else the innermost Rust frame.
+    pub rust_caller: Option<String>,
+    /// The standard library's innermost frame, when the Rust caller reached C through it
+    /// (`std::thread::sleep`, a `Condvar` wait).
+    pub through_std: Option<String>,
+    /// Seconds blocked there, all threads.
+    pub seconds: f64,
+    /// Their share of all the seconds blocked with a stack.
+    pub share: f64,
+    /// How many waits.
+    pub waits: u64,
+    /// How many threads waited there.
+    pub threads: usize,
+}
+
+/// How off-CPU time was recorded (`--off-cpu`), and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OffCpuRecording {
+    /// `stacks` (a context-switch sample at each switch-out) or `switch-records` (time
+    /// only: perf refused the samples; a note says why).
+    pub mode: String,
+    /// Seconds blocked, all threads.
+    pub off_cpu_seconds: f64,
+    /// Of which with a stack.
+    pub with_stack_seconds: f64,
+    /// Seconds runnable but off CPU (preempted), all threads.
+    pub runnable_seconds: f64,
+    /// Switches off a CPU (blocked or preempted), from switch records.
+    pub switches_out: u64,
+    /// Context-switch samples received.
+    pub off_cpu_samples: u64,
+    /// Switch records received (out and in).
+    pub switch_records: u64,
+    /// Records the kernel could not write (its rings full), all kinds, all threads.
+    pub records_lost: u64,
+    /// ffiprof's CPU time per CPU sample, microseconds (see `cost_basis`).
+    pub recorder_cpu_per_cpu_sample_us: Option<f64>,
+    /// ffiprof's CPU time per switch off a CPU (its sample and its two switch records),
+    /// microseconds.
+    pub recorder_cpu_per_off_cpu_event_us: Option<f64>,
+    /// How those two are measured.
+    pub cost_basis: String,
+    /// The off-CPU files (with stacks).
+    pub files: Option<OffCpuFiles>,
+}
+
+/// The off-CPU profile's files, relative to the recording's directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OffCpuFiles {
+    /// Flamegraph of the time blocked, all threads, microseconds.
+    pub flamegraph: PathBuf,
+    /// Its folded stacks (microseconds).
+    pub folded: PathBuf,
+    /// Gzipped pprof protobuf, sample types `waits` and `off_cpu` (nanoseconds).
+    pub pprof: PathBuf,
 }
 
 /// A place where C calls back into Rust (a `qsort` comparator, a C library's callback):
@@ -196,6 +284,12 @@ pub struct Recording {
     /// Where C calls back into Rust, by samples below.
     #[serde(default)]
     pub callbacks: Vec<Callback>,
+    /// Where threads wait, the most seconds first (with `--off-cpu` and stacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_cpu: Option<Vec<Wait>>,
+    /// How off-CPU time was recorded, with `--off-cpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_cpu_recording: Option<OffCpuRecording>,
     /// Files.
     pub files: RecordFiles,
     /// Things to know.

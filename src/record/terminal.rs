@@ -123,6 +123,7 @@ impl RecordSummary {
         s.push_str(&left_out.unwrap_or_default());
         s.push_str(&unsampled_line(&self.processes).unwrap_or_default());
         s.push_str(&self.c_tables());
+        s.push_str(&self.off_cpu_tables());
         s.push_str(&self.footer());
         s
     }
@@ -221,6 +222,70 @@ impl RecordSummary {
                 .collect();
             s.push_str(&fmt::table(&["C function", "calls back Rust function", "below"], &rows, 2));
         }
+        s
+    }
+
+    /// Time off CPU: each thread's, then where threads wait, by Rust caller and the C
+    /// function below it, and what recording it cost.
+    fn off_cpu_tables(&self) -> String {
+        let Some(r) = &self.off_cpu_recording else { return String::new() };
+        let short = |name: &str| fmt::short_name(name, NAME);
+        let how = match r.files {
+            Some(_) => "switch records, stacks from context-switch samples",
+            None => "switch records alone: no stacks (see the note)",
+        };
+        let mut s = format!(
+            "\noff CPU ({how}): blocked {:.3} s in {} switches out; runnable but preempted {:.3} s\n",
+            r.off_cpu_seconds, r.switches_out, r.runnable_seconds
+        );
+        let rows: Vec<Vec<String>> = self
+            .threads
+            .iter()
+            .filter_map(|t| Some((t, t.time.as_ref()?)))
+            .map(|(t, time)| {
+                vec![
+                    format!("{} ({})", t.name, t.tid),
+                    format!("{:.3}", time.on_cpu_seconds),
+                    format!("{:.3}", time.off_cpu_seconds),
+                    time.off_cpu_waits.to_string(),
+                    format!("{:.3}", time.runnable_seconds),
+                ]
+            })
+            .collect();
+        let header = ["thread", "on CPU s", "blocked s", "waits", "runnable s"];
+        s.push_str(&fmt::table(&header, &rows, 2));
+        if let Some(waits) = self.off_cpu.as_ref().filter(|w| !w.is_empty()) {
+            s.push_str("\nwhere threads wait, by Rust caller and the C function below it:\n");
+            let none = || "-".to_owned();
+            let rows: Vec<Vec<String>> = waits
+                .iter()
+                .map(|w| {
+                    let caller = w.rust_caller.as_deref().map_or_else(none, short);
+                    let caller = match &w.through_std {
+                        Some(via) => format!("{caller} via {}", short(via)),
+                        None => caller,
+                    };
+                    vec![
+                        caller,
+                        w.c_function.as_deref().map_or_else(none, short),
+                        short(&w.function),
+                        format!("{:.3}", w.seconds),
+                        fmt::pct(w.share, 1),
+                        w.waits.to_string(),
+                    ]
+                })
+                .collect();
+            let header = ["Rust caller", "C function", "left user space in", "s", "share", "waits"];
+            s.push_str(&fmt::table(&header, &rows, 2));
+        }
+        let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} µs"));
+        s.push_str(&format!(
+            "recording off-CPU time cost ffiprof {} of CPU per switch off a CPU ({} per CPU \
+             sample); records lost: {}\n",
+            us(r.recorder_cpu_per_off_cpu_event_us),
+            us(r.recorder_cpu_per_cpu_sample_us),
+            r.records_lost
+        ));
         s
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::output::write_under;
-use crate::profile::{draw, unix_nanos_now};
+use crate::profile::{draw, draw_counting, unix_nanos_now};
 use crate::{flame, pprof_proto};
 
 use super::firefox::{self, ThreadPart};
@@ -18,18 +18,19 @@ use super::layout::ALL_THREADS;
 use super::summarize::Analysis;
 use super::summary::RecordSummary;
 use super::symbolize::on_all_cores;
+use super::waits::OFF_CPU;
 
 /// The Firefox profile, gzipped.
 fn firefox_bytes(c: &Collected, s: &Analysis, start_unix: i64) -> Result<Vec<u8>> {
     let parts: Vec<ThreadPart<'_>> = s
         .threads
         .iter()
-        .map(|t| &t.profile)
-        .map(|tp| ThreadPart {
-            tid: tp.tid,
-            log: &c.threads[&tp.tid],
-            profile: &tp.profile,
-            stacks: &tp.stacks,
+        .map(|t| ThreadPart {
+            tid: t.profile.tid,
+            log: &c.threads[&t.profile.tid],
+            profile: &t.profile.profile,
+            stacks: &t.profile.stacks,
+            off_cpu: t.off_cpu.as_ref().map(|o| (&o.profile.profile, &o.profile.stacks)),
         })
         .collect();
     let mut samples = c.samples.reader();
@@ -61,6 +62,32 @@ fn firefox_bytes(c: &Collected, s: &Analysis, start_unix: i64) -> Result<Vec<u8>
     gz.finish().map_err(render)
 }
 
+/// The off-CPU flamegraph (microseconds blocked), its folded stacks, and its pprof
+/// profile (waits, and nanoseconds off CPU).
+fn write_off_cpu(s: &Analysis, out: &Path) -> Result<()> {
+    let (Some((profile, waits)), Some(r)) = (&s.off_cpu, &s.recording.off_cpu_recording) else {
+        return Ok(());
+    };
+    let Some(files) = &r.files else { return Ok(()) };
+    let title = format!(
+        "{}: where threads wait, off CPU — {:.3} s blocked ({})",
+        s.program,
+        r.with_stack_seconds,
+        flame::legend()
+    );
+    draw_counting(profile, OFF_CPU, &title, "µs", out)?;
+    let values: Vec<Vec<i64>> = profile
+        .stacks()
+        .iter()
+        .zip(waits)
+        .map(|(stack, &n)| vec![n as i64, stack.cpu_nanos as i64])
+        .collect();
+    let comment = format!("ffiprof record --off-cpu {}; {}", s.program, flame::legend());
+    let types = [("waits", "count"), ("off_cpu", "nanoseconds")];
+    let bytes = pprof_proto::encode_values(profile, &types, &values, &comment)?;
+    write_under(out, &files.pprof, &bytes)
+}
+
 /// Writes every file of a summarized recording under `out`, then `summary.json`: the
 /// analysis, its threads, and what writing cost (post-processing time from
 /// `done_recording`, when sampling ended; ffiprof's peak memory). Returns the summary.
@@ -76,8 +103,12 @@ pub(crate) fn write_all(
         Thread(usize),
         All,
         Firefox,
+        OffCpu,
     }
     let mut jobs = vec![Job::Firefox, Job::All];
+    if s.off_cpu.is_some() {
+        jobs.push(Job::OffCpu);
+    }
     jobs.extend(
         (0..s.threads.len()).filter(|&i| s.threads[i].profile.stem.is_some()).map(Job::Thread),
     );
@@ -112,6 +143,7 @@ pub(crate) fn write_all(
                 Job::Firefox => {
                     write_under(out, &s.recording.files.firefox, &firefox_bytes(c, &s, start_unix)?)
                 }
+                Job::OffCpu => write_off_cpu(&s, out),
             }
         },
     );
@@ -132,6 +164,7 @@ pub(crate) fn write_all(
 mod tests {
     use std::collections::HashMap;
 
+    use super::super::collect::{CostByKind, OffCpu};
     use super::super::intern::{ProcessLog, RecoveredFrames, ThreadLog};
     use super::super::samples::{SampleLog, SampleRecord};
     use super::super::summarize::{summarize, Described};
@@ -187,6 +220,7 @@ mod tests {
             period: 1_000_000,
             stack,
             truncated,
+            off_cpu: false,
         };
         let dir = tempfile::tempdir().unwrap();
         let mut log = SampleLog::create_in(dir.path()).unwrap();
@@ -229,6 +263,7 @@ mod tests {
             notes: vec!["a note".into()],
             stacks,
             samples: log.finish().unwrap(),
+            cost: CostByKind::default(),
         };
         (collected, symbols)
     }
@@ -242,6 +277,8 @@ mod tests {
             frequency: 1000,
             stack_bytes: 16384,
             recorder_cpu_seconds: 0.5,
+            recording_thread_cpu_ns: 400_000_000,
+            off_cpu: OffCpu::Off,
             environment: Environment::detect(),
         };
         let out = tempfile::tempdir().unwrap();
