@@ -171,12 +171,12 @@ impl CostByKind {
         self.nanos[kind as usize] += nanos;
     }
 
-    /// Both together.
-    pub(crate) fn plus(self, o: CostByKind) -> CostByKind {
+    /// The same records, with the time `later` (another stage's, on the same records)
+    /// spent on each kind too.
+    pub(crate) fn then(self, later: CostByKind) -> CostByKind {
         let mut sum = self;
         for k in 0..4 {
-            sum.records[k] += o.records[k];
-            sum.nanos[k] += o.nanos[k];
+            sum.nanos[k] += later.nanos[k];
         }
         sum
     }

@@ -229,7 +229,7 @@ impl Collector {
             notes,
             stacks: self.stacks,
             samples: self.log.finish()?,
-            cost: self.cost.plus(drain_cost),
+            cost: drain_cost.then(self.cost),
         })
     }
 

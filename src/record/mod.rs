@@ -59,7 +59,7 @@ use samples::SampleLog;
 use summarize::Described;
 
 pub use program::{resolve_program, Program};
-pub use summary::{RecordSummary, Recording, ThreadSummary};
+pub use summary::{OffCpuRecording, RecordSummary, Recording, ThreadSummary, ThreadTime, Wait};
 
 /// What to record.
 #[derive(Debug, Clone, PartialEq, Eq)]

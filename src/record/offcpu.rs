@@ -45,6 +45,8 @@ pub(crate) struct OffCpuLog {
     pub without_stack_ns: u64,
     /// Nanoseconds waiting for a CPU after being preempted (runnable, not blocked).
     pub runnable_ns: u64,
+    /// How many times it was preempted.
+    pub preemptions: u64,
     /// Nanoseconds on a CPU, between switches (from its first record that says).
     pub on_ns: u64,
     state: State,
@@ -112,6 +114,7 @@ impl OffCpuLog {
         let off = time.saturating_sub(since);
         if preempted {
             self.runnable_ns += off;
+            self.preemptions += 1;
             return None;
         }
         self.blocked_ns += off;
@@ -157,7 +160,7 @@ mod tests {
         t.exited(12_250);
         assert_eq!(t.on_ns, 4_000 + 1_000 + 500 + 250);
         assert_eq!((t.blocked_ns, t.waits, t.without_stack_ns), (5_000, 2, 1_000));
-        assert_eq!(t.runnable_ns, 500);
+        assert_eq!((t.runnable_ns, t.preemptions), (500, 1));
         assert_eq!(t.stacks[&stack], Weight { samples: 1, period: 4_000 });
         // Nothing after its end counts.
         t.switched_out(13_000, false);

@@ -130,7 +130,8 @@ pub struct OffCpuRecording {
     pub with_stack_seconds: f64,
     /// Seconds runnable but off CPU (preempted), all threads.
     pub runnable_seconds: f64,
-    /// Switches off a CPU (blocked or preempted), from switch records.
+    /// Switches off a CPU (blocked or preempted) that ended in the window (the thread ran
+    /// again, or recording ended while it was blocked), from switch records.
     pub switches_out: u64,
     /// Context-switch samples received.
     pub off_cpu_samples: u64,

@@ -13,6 +13,7 @@ mod installed;
 mod memory;
 mod profile;
 mod record;
+mod record_off_cpu;
 mod report;
 mod run_cli;
 mod workloads;

@@ -5,8 +5,13 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+#[allow(dead_code)]
+#[path = "../common/mod.rs"]
+mod common;
+
 mod accuracy;
 mod allocation;
+mod offcpu;
 mod refused;
 
 /// CPU time this thread has used, seconds: what the tests measure their windows in, so
