@@ -130,6 +130,9 @@ pub struct OffCpuRecording {
     pub with_stack_seconds: f64,
     /// Seconds runnable but off CPU (preempted), all threads.
     pub runnable_seconds: f64,
+    /// Waits: switches off a CPU while blocked, each ended in the window (the thread ran
+    /// again, or recording ended while it was blocked).
+    pub waits: u64,
     /// Switches off a CPU (blocked or preempted) that ended in the window (the thread ran
     /// again, or recording ended while it was blocked), from switch records.
     pub switches_out: u64,

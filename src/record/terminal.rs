@@ -235,8 +235,14 @@ impl RecordSummary {
             None => "switch records alone: no stacks (see the note)",
         };
         let mut s = format!(
-            "\noff CPU ({how}): blocked {:.3} s in {} switches out; runnable but preempted {:.3} s\n",
-            r.off_cpu_seconds, r.switches_out, r.runnable_seconds
+            "\noff CPU ({how}): blocked {:.3} s in {} waits; preempted {}, runnable {:.3} s\n",
+            r.off_cpu_seconds,
+            r.waits,
+            match r.switches_out - r.waits {
+                1 => "once".to_owned(),
+                n => format!("{n} times"),
+            },
+            r.runnable_seconds
         );
         let rows: Vec<Vec<String>> = self
             .threads
@@ -253,7 +259,7 @@ impl RecordSummary {
             })
             .collect();
         let header = ["thread", "on CPU s", "blocked s", "waits", "runnable s"];
-        s.push_str(&fmt::table(&header, &rows, 2));
+        s.push_str(&fmt::table(&header, &rows, 1));
         if let Some(waits) = self.off_cpu.as_ref().filter(|w| !w.is_empty()) {
             s.push_str("\nwhere threads wait, by Rust caller and the C function below it:\n");
             let none = || "-".to_owned();
@@ -275,8 +281,9 @@ impl RecordSummary {
                     ]
                 })
                 .collect();
-            let header = ["Rust caller", "C function", "left user space in", "s", "share", "waits"];
-            s.push_str(&fmt::table(&header, &rows, 2));
+            let header =
+                ["Rust caller", "C function", "left user space in", "blocked s", "share", "waits"];
+            s.push_str(&fmt::table(&header, &rows, 3));
         }
         let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} µs"));
         s.push_str(&format!(

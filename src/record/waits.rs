@@ -140,6 +140,7 @@ pub(crate) fn recording(
         off_cpu_seconds: seconds(blocked),
         with_stack_seconds: seconds(blocked - without),
         runnable_seconds: seconds(logs().map(|l| l.runnable_ns).sum()),
+        waits: logs().map(|l| l.waits).sum(),
         switches_out: logs().map(|l| l.waits + l.preemptions).sum(),
         off_cpu_samples: c.cost.of(Kind::OffCpuSample).0,
         switch_records: c.cost.of(Kind::Switch).0,

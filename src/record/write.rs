@@ -179,8 +179,11 @@ mod tests {
     /// A recording built by hand, as the collector would leave it: two threads of one
     /// process, stacks in the table, every location already symbolized (so no file is
     /// read), one sample truncated and two lost, SQLite calling back a Rust function, and
-    /// frames recovered without unwind information.
-    fn hand_built() -> (Collected, HashMap<Loc, Vec<Frame>>) {
+    /// frames recovered without unwind information. With `off_cpu`, the threads also
+    /// wait: the main thread in libc's `read` under `app::query`, four times 5 ms, and is
+    /// preempted once; the worker in a `Condvar` wait (std's futex wait, then libc's
+    /// `syscall`) under `app::main`, twice 10 ms.
+    fn hand_built(off_cpu: bool) -> (Collected, HashMap<Loc, Vec<Frame>>) {
         let at = |module: u32, offset: u64| Loc { module, offset };
         let frame = |function: &str, module: &str, file: &str| Frame {
             function: Some(function.into()),
@@ -197,7 +200,11 @@ mod tests {
         let vdbe = at(app, 0x400);
         let memcpy = at(libc, 0x20);
         let collate = at(app, 0x500);
+        let (read, futex, syscall) = (at(libc, 0x30), at(app, 0x600), at(libc, 0x40));
         let symbols: HashMap<Loc, Vec<Frame>> = [
+            (read, frame("read", "libc.so.6", "read.c")),
+            (futex, frame("std::sys::pal::unix::futex::futex_wait", "app", "futex.rs")),
+            (syscall, frame("syscall", "libc.so.6", "syscall.S")),
             (root, frame("start_thread", "libc.so.6", "pthread_create.c")),
             (main, frame("app::main", "app", "src/main.rs")),
             (query, frame("app::query", "app", "src/db.rs")),
@@ -246,6 +253,27 @@ mod tests {
         worker.add(&s);
         worker.recovered = RecoveredFrames { samples: 4, by_frame_pointer: 1, by_scan: 3 };
         log.push(101, &s);
+        if off_cpu {
+            let reading = stacks.intern(&[read, query, main, root]);
+            let waiting = stacks.intern(&[syscall, futex, main, root]);
+            let (m, w) = (&mut main_thread.off_cpu, &mut worker.off_cpu);
+            m.running(0);
+            w.running(500);
+            for k in 0..4u64 {
+                m.sampled(reading, false);
+                m.switched_out(62_000_000 + k * 6_000_000, false);
+                log.push(100, &m.switched_in(67_000_000 + k * 6_000_000).unwrap());
+            }
+            m.switched_out(90_000_000, true);
+            assert_eq!(m.switched_in(91_000_000), None);
+            for k in 0..2u64 {
+                w.sampled(waiting, false);
+                w.switched_out(62_000_000 + k * 12_000_000, false);
+                log.push(101, &w.switched_in(72_000_000 + k * 12_000_000).unwrap());
+            }
+            w.exited(90_000_000);
+            assert_eq!(m.window_ended(100_000_000), None);
+        }
         let collected = Collected {
             threads: [(100, main_thread), (101, worker), (102, ThreadLog::new(102, None))]
                 .into_iter()
@@ -282,7 +310,7 @@ mod tests {
             environment: Environment::detect(),
         };
         let out = tempfile::tempdir().unwrap();
-        let (collected, symbols) = hand_built();
+        let (collected, symbols) = hand_built(false);
         let summarized = summarize(&collected, &symbols, collected.notes.clone(), &described);
         let mut summary = write_all(&collected, summarized, out.path(), Instant::now()).unwrap();
         // What depends on the machine and the moment: not the table's to decide.
@@ -312,5 +340,86 @@ mod tests {
             .map(|t| (t["name"].as_str().unwrap().into(), t["samples"]["length"].as_u64().unwrap()))
             .collect();
         assert_eq!(tracks, [("app".into(), 60), ("worker".into(), 41)]);
+    }
+
+    #[test]
+    fn off_cpu_time_waits_and_files_of_a_hand_built_recording() {
+        let described = Described {
+            command: Some(vec!["app".into()]),
+            pid: 100,
+            exit_code: Some(0),
+            frequency: 1000,
+            stack_bytes: 16384,
+            recorder_cpu_seconds: 0.5,
+            recording_thread_cpu_ns: 1_000_000,
+            off_cpu: OffCpu::Sampled,
+            environment: Environment::detect(),
+        };
+        let out = tempfile::tempdir().unwrap();
+        let (mut collected, symbols) = hand_built(true);
+        // 101 CPU samples, 6 switches off a CPU (their samples and 12 switch records).
+        collected.cost =
+            CostByKind { records: [101, 6, 12, 0], nanos: [303_000, 60_000, 12_000, 0] };
+        let summarized = summarize(&collected, &symbols, Vec::new(), &described);
+        let mut summary = write_all(&collected, summarized, out.path(), Instant::now()).unwrap();
+        summary.post_processing_seconds = 0.0;
+        summary.recorder_peak_memory_bytes = Some(64 << 20);
+        let time = |name: &str| {
+            let t = summary.threads.iter().find(|t| t.name == name).unwrap();
+            t.time.clone().unwrap()
+        };
+        // The main thread: on from 0 to 62 ms, 1 ms between its waits, 85 to 90 ms, and from
+        // 91 ms (after it was preempted) to the end.
+        let app = time("app");
+        assert_eq!(
+            (app.off_cpu_seconds, app.off_cpu_waits, app.runnable_seconds),
+            (0.02, 4, 0.001)
+        );
+        assert!((app.on_cpu_seconds - (0.062 + 3.0 * 0.001 + 0.005 + 0.009)).abs() < 1e-12);
+        let worker = time("worker");
+        assert_eq!((worker.off_cpu_seconds, worker.off_cpu_with_stack_seconds), (0.02, 0.02));
+        let waits = summary.off_cpu.as_ref().unwrap();
+        assert_eq!(waits.len(), 2, "{waits:?}");
+        assert_eq!(
+            (waits[0].function.as_str(), waits[0].c_function.as_deref()),
+            ("read", Some("read"))
+        );
+        assert_eq!(waits[0].rust_caller.as_deref(), Some("app::query"));
+        assert_eq!((waits[0].seconds, waits[0].share, waits[0].waits), (0.02, 0.5, 4));
+        assert_eq!(waits[1].rust_caller.as_deref(), Some("app::main"));
+        assert_eq!(waits[1].through_std.as_deref(), Some("std::sys::pal::unix::futex::futex_wait"));
+        let r = summary.off_cpu_recording.as_ref().unwrap();
+        assert_eq!((r.off_cpu_seconds, r.switches_out, r.off_cpu_samples), (0.04, 7, 6));
+        // The thread's 1 ms of CPU: 375 us measured, 625 us left over 119 records.
+        let rest = 625.0 / 119.0;
+        let per_sample = r.recorder_cpu_per_cpu_sample_us.unwrap();
+        assert!((per_sample - (3.0 + rest)).abs() < 1e-9, "{per_sample}");
+        let per_switch = r.recorder_cpu_per_off_cpu_event_us.unwrap();
+        assert!((per_switch - (72.0 + 18.0 * rest) / 6.0).abs() < 1e-9, "{per_switch}");
+        golden("record-summary-off-cpu.txt", &summary.text());
+
+        // The files: microseconds in the folded stacks, nanoseconds in pprof, and each
+        // thread's off-CPU track in the Firefox profile weighted in microseconds.
+        let files = r.files.as_ref().unwrap();
+        let folded = std::fs::read_to_string(out.path().join(&files.folded)).unwrap();
+        assert!(folded.contains("app (tid 100);start_thread;app::main;app::query;read 20000\n"));
+        let pprof =
+            crate::pprof_proto::decode(&std::fs::read(out.path().join(&files.pprof)).unwrap())
+                .unwrap();
+        assert_eq!(pprof.sums, [("waits".into(), 6), ("off_cpu".into(), 40_000_000)]);
+        assert!(out.path().join(&files.flamegraph).is_file());
+        let fx: serde_json::Value = serde_json::from_reader(flate2::read::GzDecoder::new(
+            std::fs::File::open(out.path().join(&summary.files.firefox)).unwrap(),
+        ))
+        .unwrap();
+        let track = |name: &str| -> (u64, Vec<u64>) {
+            let t = fx["threads"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap();
+            let weights = t["samples"]["weight"].as_array();
+            let weights = weights.map(|w| w.iter().map(|x| x.as_u64().unwrap()).collect());
+            (t["samples"]["length"].as_u64().unwrap(), weights.unwrap_or_default())
+        };
+        assert_eq!(track("app off CPU (µs blocked)"), (4, vec![5000; 4]));
+        assert_eq!(track("worker off CPU (µs blocked)"), (2, vec![10_000; 2]));
+        assert_eq!(track("app").0, 60, "CPU samples stay on the thread's own track");
     }
 }
