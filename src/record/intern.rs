@@ -12,7 +12,7 @@ use crate::sample::Event;
 
 use super::collect::{CostByKind, Happened, Sample, Timed};
 use super::offcpu::OffCpuLog;
-use super::program::comm_of;
+use super::program::{blocked_now, comm_of};
 use super::samples::{SampleFile, SampleLog, SampleRecord};
 use super::table::{StackId, StackTable};
 use super::unwind::{Loc, Modules, Targets, UserStack};
@@ -185,10 +185,16 @@ impl Collector {
         &self.targets
     }
 
-    /// A process ffiprof attached to: its threads now, and its mappings.
+    /// A process ffiprof attached to: its threads now (those blocked now are off CPU
+    /// from now on, as far as switch records can tell), and its mappings.
     pub(crate) fn attached(&mut self, pid: u32, threads: &[u32]) {
+        let now = crate::ffi::monotonic_ns();
         for &tid in threads {
-            let _ = self.thread(pid, tid);
+            let blocked = blocked_now(pid, tid) == Some(true);
+            let thread = self.thread(pid, tid);
+            if blocked {
+                thread.off_cpu.blocked_since(now);
+            }
         }
         let _ = self.targets.read_proc_maps(pid);
         self.maps_read.insert(pid);

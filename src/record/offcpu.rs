@@ -63,6 +63,15 @@ impl OffCpuLog {
         }
     }
 
+    /// The thread was found blocked at `time` (attaching to a running process, where no
+    /// switch record says since when): blocked from then on, without a stack, until it
+    /// runs again.
+    pub(crate) fn blocked_since(&mut self, time: u64) {
+        if self.state == State::Unknown {
+            self.state = State::Off { since: time, preempted: false, sample: None };
+        }
+    }
+
     /// The context-switch sample taken as the thread leaves a CPU (its switch-out record
     /// follows).
     pub(crate) fn sampled(&mut self, stack: StackId, truncated: bool) {
@@ -178,6 +187,11 @@ mod tests {
         let s = t.window_ended(7_000).unwrap();
         assert_eq!((s.period, s.truncated), (5_000, true));
         assert_eq!((t.on_ns, t.blocked_ns), (0, 5_000));
+        // Found blocked when recording attached: blocked from then, without a stack.
+        let mut v = OffCpuLog::default();
+        v.blocked_since(1_000);
+        assert_eq!(v.switched_in(4_000), None);
+        assert_eq!((v.blocked_ns, v.without_stack_ns, v.waits), (3_000, 3_000, 1));
         let mut u = OffCpuLog::default();
         u.running(100);
         assert_eq!(u.window_ended(600), None);

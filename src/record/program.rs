@@ -73,6 +73,14 @@ pub(crate) fn comm_of(pid: u32, tid: u32) -> Option<String> {
         .map(|s| s.trim_end().to_owned())
 }
 
+/// Whether a thread is blocked now (state `S` or `D` in `/proc/<pid>/task/<tid>/stat`,
+/// after the command's closing parenthesis); None if it is gone.
+pub(crate) fn blocked_now(pid: u32, tid: u32) -> Option<bool> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    Some(matches!(state, "S" | "D"))
+}
+
 /// A command forked and held before its first instruction.
 pub(crate) struct Launched {
     child: GatedChild,
