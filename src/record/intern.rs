@@ -13,18 +13,9 @@ use crate::sample::Event;
 use super::collect::{CostByKind, Happened, Sample, Timed};
 use super::offcpu::OffCpuLog;
 use super::program::{blocked_now, comm_of};
-use super::samples::{SampleFile, SampleLog, SampleRecord};
+use super::samples::{SampleFile, SampleLog, SampleRecord, Weight};
 use super::table::{StackId, StackTable};
 use super::unwind::{Loc, Modules, Targets, UserStack};
-
-/// What one thread's samples weigh on one stack.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Weight {
-    /// Samples.
-    pub samples: u64,
-    /// The sum of their periods (CPU nanoseconds for cpu-clock, cycles for cycles).
-    pub period: u64,
-}
 
 /// One thread's samples: their weight on each distinct stack (the samples themselves, in
 /// time order, are in the recording's [`SampleFile`]).

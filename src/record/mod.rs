@@ -17,11 +17,13 @@
 //!   symbols survive a program that has exited;
 //! - [`intern`]: the sample's stack interned in the [`table`] (a prefix tree shared by all
 //!   threads), its thread's weight on that stack counted, the sample itself appended to
-//!   the [`samples`] file; so memory grows with distinct stacks, not with samples;
+//!   the [`samples`] file; so memory grows with distinct stacks, not with samples. With
+//!   `--off-cpu`, each thread's switches ([`offcpu`]) time its waits, and a wait's
+//!   context-switch sample is weighted by it;
 //! - [`symbolize`]: each distinct location to its frames, mostly while recording on CPU
 //!   the program leaves idle, the rest on all cores when recording ends;
 //! - [`summarize`]: pure, from the table, the thread logs and the symbols to the profiles
-//!   and `summary.json`'s content;
+//!   and `summary.json`'s content ([`waits`]: where threads wait);
 //! - [`write`]: the files (flamegraphs, folded stacks, pprof, the [`firefox`] profile,
 //!   `summary.json`), into a staging directory renamed into place when complete.
 

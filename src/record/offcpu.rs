@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::intern::Weight;
-use super::samples::SampleRecord;
+use super::samples::{SampleRecord, Weight};
 use super::table::StackId;
 
 /// Where a thread is, as far as its records tell.

@@ -22,6 +22,15 @@ const TRUNCATED: u32 = 1 << 31;
 /// The off-CPU flag, in the next bit.
 const OFF_CPU: u32 = 1 << 30;
 
+/// What one thread's samples weigh on one stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Weight {
+    /// Samples.
+    pub samples: u64,
+    /// The sum of their periods (CPU nanoseconds for cpu-clock, cycles for cycles).
+    pub period: u64,
+}
+
 /// One sample as recorded: when, how much, and where (its stack in the recording's
 /// [`super::table::StackTable`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

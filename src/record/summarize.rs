@@ -19,8 +19,9 @@ use crate::stacks::{
 };
 
 use super::collect::OffCpu;
-use super::intern::{Collected, RecoveredFrames, ThreadLog, Weight};
+use super::intern::{Collected, RecoveredFrames, ThreadLog};
 use super::layout;
+use super::samples::Weight;
 use super::summary::{
     CFunction, Callback, Caller, Crossing, Health, ProcessSummary, Recording, ThreadSummary,
     RECORD_SCHEMA_VERSION,
