@@ -11,6 +11,7 @@
 //! place where it left user space. Both share each CPU's ring with the CPU samples, told
 //! apart by the event's identifier.
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -214,7 +215,7 @@ pub(crate) struct Session {
     /// Why off-CPU time is recorded without stacks, when it is.
     pub off_cpu_note: Option<String>,
     /// The identifiers of the context-switch events, to tell their samples.
-    switch_ids: Vec<u64>,
+    switch_ids: HashSet<u64>,
     /// What copying each kind of record out of the rings took.
     pub drain_cost: CostByKind,
     /// Stack-copy buffers to reuse (see [`Session::recycle`]).
@@ -363,7 +364,7 @@ impl Session {
             unparsable: 0,
             vanished: 0,
             off_cpu_note,
-            switch_ids: Vec::new(),
+            switch_ids: HashSet::new(),
             drain_cost: CostByKind::default(),
             spare: Vec::new(),
             pending: Vec::new(),
@@ -419,7 +420,7 @@ impl Session {
         };
         crate::ffi::perf_set_output(counter.as_raw_fd(), ring)
             .map_err(|e| self.settings.refused(e, tid))?;
-        self.switch_ids.push(counter.id());
+        self.switch_ids.insert(counter.id());
         self.others.push(counter);
         Ok(())
     }
@@ -586,7 +587,7 @@ struct Kinds<'a> {
     /// Samples and trailers end with the event's identifier.
     identifier: bool,
     /// The identifiers of the context-switch events.
-    switch_ids: &'a [u64],
+    switch_ids: &'a HashSet<u64>,
 }
 
 /// The sample_id trailer (`sample_id_all` with TID and TIME, and the IDENTIFIER last when
