@@ -102,6 +102,10 @@ pub struct Wait {
     /// The outermost C-side frame below the innermost Rust frame (where Rust handed the
     /// wait to C or the C runtime), if the wait is below Rust.
     pub c_function: Option<String>,
+    /// The innermost frame of a C or C++ library below the Rust caller (where the
+    /// library itself waited: its lock, its read), if the wait is in one; libc's own
+    /// frames are the C runtime, not a library.
+    pub c_library_function: Option<String>,
     /// The Rust caller: the innermost Rust frame above `c_function` outside Rust's
     /// standard library (`std`, `core`, `alloc`), else the innermost Rust frame.
     pub rust_caller: Option<String>,

@@ -271,9 +271,14 @@ impl RecordSummary {
                         Some(via) => format!("{caller} via {}", short(via)),
                         None => caller,
                     };
+                    let c_function = match (&w.c_function, &w.c_library_function) {
+                        (Some(c), Some(l)) if c != l => format!("{} … {}", short(c), short(l)),
+                        (Some(c), _) => short(c),
+                        (None, l) => l.as_deref().map_or_else(none, short),
+                    };
                     vec![
                         caller,
-                        w.c_function.as_deref().map_or_else(none, short),
+                        c_function,
                         short(&w.function),
                         format!("{:.3}", w.seconds),
                         fmt::pct(w.share, 1),

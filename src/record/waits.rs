@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::stacks::{Language, Profile};
+use crate::stacks::{FrameId, Language, Profile};
 
 use super::collect::{CostByKind, Kind, OffCpu};
 use super::intern::Collected;
@@ -47,31 +47,50 @@ pub(crate) fn in_rust_std(function: &str) -> bool {
     ["std::", "core::", "alloc::"].iter().any(|p| f.starts_with(p))
 }
 
+/// Where a wait is: [`Wait`]'s fields that place it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct Place {
+    function: String,
+    c_function: Option<String>,
+    c_library_function: Option<String>,
+    rust_caller: Option<String>,
+    through_std: Option<String>,
+}
+
 /// A wait's place in its stack (root first): where it left user space, the C function
-/// below the innermost Rust frame, the Rust caller and the standard library's frame it
-/// went through.
-fn place(profile: &Profile, frames: &[crate::stacks::FrameId]) -> Option<[Option<String>; 4]> {
-    let code: Vec<_> =
+/// below the innermost Rust frame and the innermost frame of a C library, the Rust caller
+/// and the standard library's frame it went through. None for a stack without code.
+fn place(profile: &Profile, frames: &[FrameId]) -> Option<Place> {
+    let code: Vec<FrameId> =
         frames.iter().copied().filter(|&i| profile.frame(i).language.is_code()).collect();
-    let name = |i: crate::stacks::FrameId| profile.frame(i).function.clone();
-    let &leaf = code.last()?;
-    let is_rust = |k: &usize| profile.frame(code[*k]).language == Language::Rust;
-    let Some(innermost) = (0..code.len()).rev().find(is_rust) else {
-        return Some([Some(name(leaf)), None, None, None]);
+    let name = |i: FrameId| profile.frame(i).function.clone();
+    let language = |k: usize| profile.frame(code[k]).language;
+    let function = name(*code.last()?);
+    let innermost = (0..code.len()).rev().find(|&k| language(k) == Language::Rust);
+    let below = innermost.map_or(0, |r| r + 1);
+    let c_library_function =
+        (below..code.len()).rev().find(|&k| language(k).is_c_library()).map(|k| name(code[k]));
+    let Some(innermost) = innermost else {
+        return Some(Place { function, c_library_function, ..Place::default() });
     };
-    let c_function = code.get(innermost + 1).map(|&i| name(i));
-    let own = (0..=innermost).rev().filter(is_rust).find(|&k| !in_rust_std(&name(code[k])));
+    let own = (0..=innermost)
+        .rev()
+        .find(|&k| language(k) == Language::Rust && !in_rust_std(&name(code[k])));
     let caller = own.unwrap_or(innermost);
-    let through_std = (caller != innermost).then(|| name(code[innermost]));
-    Some([Some(name(leaf)), c_function, Some(name(code[caller])), through_std])
+    Some(Place {
+        function,
+        c_function: code.get(innermost + 1).map(|&i| name(i)),
+        c_library_function,
+        rust_caller: Some(name(code[caller])),
+        through_std: (caller != innermost).then(|| name(code[innermost])),
+    })
 }
 
 /// The places where threads wait, the most seconds first (at most `top`), from each
 /// thread's off-CPU profile (stack weights in nanoseconds as `cpu_nanos`) and its waits
 /// per stack.
 pub(crate) fn waits(threads: &[(&Profile, &[u64])], top: usize) -> Vec<Wait> {
-    type Key = [Option<String>; 4];
-    let mut found: HashMap<Key, (u64, u64, BTreeSet<usize>)> = HashMap::new();
+    let mut found: HashMap<Place, (u64, u64, BTreeSet<usize>)> = HashMap::new();
     for (t, (profile, waits)) in threads.iter().enumerate() {
         for (stack, &n) in profile.stacks().iter().zip(waits.iter()) {
             let Some(key) = place(profile, &stack.frames) else { continue };
@@ -84,11 +103,12 @@ pub(crate) fn waits(threads: &[(&Profile, &[u64])], top: usize) -> Vec<Wait> {
     let total: u64 = found.values().map(|v| v.0).sum();
     let mut out: Vec<Wait> = found
         .into_iter()
-        .map(|([function, c_function, rust_caller, through_std], (ns, waits, threads))| Wait {
-            function: function.unwrap_or_default(),
-            c_function,
-            rust_caller,
-            through_std,
+        .map(|(p, (ns, waits, threads))| Wait {
+            function: p.function,
+            c_function: p.c_function,
+            c_library_function: p.c_library_function,
+            rust_caller: p.rust_caller,
+            through_std: p.through_std,
             seconds: seconds(ns),
             share: if total == 0 { 0.0 } else { ns as f64 / total as f64 },
             waits,
@@ -183,14 +203,25 @@ mod tests {
                 ],
                 1,
             ),
+            // A C library's lock under a Rust caller: the library's own frame is named.
+            (
+                vec![
+                    ("app::query", "app", Rust),
+                    ("sqlite3_step", "app", C),
+                    ("pcache1FetchWithMutex", "app", C),
+                    ("__GI___lll_lock_wait", "libc.so.6", CRuntime),
+                    ("futex_wait", "libc.so.6", CRuntime),
+                ],
+                1,
+            ),
             // A C thread: no Rust at all.
             (vec![("start_thread", "libc.so.6", CRuntime), ("c_worker", "app", C)], 1),
         ]);
-        let ns: Vec<u64> = vec![6_000_000_000, 2_000_000_000, 2_000_000_000];
+        let ns: Vec<u64> = vec![6_000_000_000, 2_000_000_000, 1_000_000_000, 1_000_000_000];
         let mut weighted = p.clone();
         weighted.set_cpu_nanos(&ns);
-        let found = waits(&[(&weighted, &[3, 1, 1])], 10);
-        assert_eq!(found.len(), 3);
+        let found = waits(&[(&weighted, &[3, 1, 1, 1])], 10);
+        assert_eq!(found.len(), 4);
         let condvar = &found[0];
         assert_eq!(condvar.function, "syscall");
         assert_eq!(condvar.c_function.as_deref(), Some("syscall"));
@@ -201,8 +232,15 @@ mod tests {
         assert_eq!(read.c_function.as_deref(), Some("read"));
         assert_eq!(read.rust_caller.as_deref(), Some("app::reader"));
         assert_eq!(read.through_std, None);
+        assert_eq!(read.c_library_function, None, "libc is the C runtime, not a library");
+        let lock = found.iter().find(|w| w.function == "futex_wait").unwrap();
+        assert_eq!(
+            (lock.c_function.as_deref(), lock.c_library_function.as_deref()),
+            (Some("sqlite3_step"), Some("pcache1FetchWithMutex"))
+        );
         let c = found.iter().find(|w| w.function == "c_worker").unwrap();
         assert_eq!((c.c_function.as_deref(), c.rust_caller.as_deref()), (None, None));
+        assert_eq!(c.c_library_function.as_deref(), Some("c_worker"));
         assert!(in_rust_std("<std::io::stdio::Stdout as std::io::Write>::write"));
         assert!(!in_rust_std("app::std_like"));
     }
