@@ -435,6 +435,34 @@ impl Profile {
         out
     }
 
+    /// A copy whose stacks each end in `leaf` (when one is given) and weigh what
+    /// `weigh` says; the stacks that then weigh nothing are left out.
+    pub(crate) fn reweighed(
+        &self,
+        leaf: Option<FrameInfo>,
+        weigh: impl Fn(&Stack) -> u64,
+    ) -> Profile {
+        let mut frames = self.frames.clone();
+        let leaf = leaf.map(|info| match frames.iter().position(|f| *f == info) {
+            Some(i) => FrameId(i),
+            None => {
+                frames.push(info);
+                FrameId(frames.len() - 1)
+            }
+        });
+        let stacks = self
+            .stacks
+            .iter()
+            .map(|s| Stack {
+                frames: s.frames.iter().copied().chain(leaf).collect(),
+                weight: weigh(s),
+                cpu_nanos: s.cpu_nanos,
+            })
+            .filter(|s| s.weight > 0)
+            .collect();
+        Profile { frames, stacks }
+    }
+
     /// Sets each stack's CPU nanoseconds, in order (for hand-made profiles).
     #[cfg(test)]
     pub(crate) fn set_cpu_nanos(&mut self, nanos: &[u64]) {

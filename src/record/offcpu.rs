@@ -44,6 +44,9 @@ pub(crate) struct OffCpuLog {
     pub without_stack_ns: u64,
     /// Nanoseconds waiting for a CPU after being preempted (runnable, not blocked).
     pub runnable_ns: u64,
+    /// Preemptions per stack (where the thread was when it was preempted): how many, and
+    /// their nanoseconds waiting for a CPU.
+    pub runnable_stacks: BTreeMap<StackId, Weight>,
     /// How many times it was preempted.
     pub preemptions: u64,
     /// Nanoseconds on a CPU, between switches (from its first record that says).
@@ -123,6 +126,11 @@ impl OffCpuLog {
         if preempted {
             self.runnable_ns += off;
             self.preemptions += 1;
+            if let Some(held) = sample {
+                let w = self.runnable_stacks.entry(held.stack).or_default();
+                w.samples += 1;
+                w.period += off;
+            }
             return None;
         }
         self.blocked_ns += off;
@@ -169,6 +177,7 @@ mod tests {
         assert_eq!(t.on_ns, 4_000 + 1_000 + 500 + 250);
         assert_eq!((t.blocked_ns, t.waits, t.without_stack_ns), (5_000, 2, 1_000));
         assert_eq!((t.runnable_ns, t.preemptions), (500, 1));
+        assert_eq!(t.runnable_stacks[&stack], Weight { samples: 1, period: 500 });
         assert_eq!(t.stacks[&stack], Weight { samples: 1, period: 4_000 });
         // Nothing after its end counts.
         t.switched_out(13_000, false);

@@ -263,6 +263,9 @@ pub(crate) struct Analysis {
     /// All threads' off-CPU profiles in one, each under its thread's name, with the
     /// waits of each stack (when off-CPU samples were taken).
     pub off_cpu: Option<(Profile, Vec<u64>)>,
+    /// All threads' wall-clock profiles in one, each under its thread's name (when
+    /// off-CPU samples were taken).
+    pub wall: Option<Profile>,
     /// The program's name, for titles.
     pub program: String,
     /// Each process's name, by pid.
@@ -280,12 +283,39 @@ pub(crate) struct Thread {
     pub off_cpu: Option<OffCpuProfile>,
 }
 
-/// A thread's off-CPU profile, and how many waits each of its stacks stands for.
+/// A thread's off-CPU profile, and how many waits each of its stacks stands for; and its
+/// wall-clock profile.
 pub(crate) struct OffCpuProfile {
     /// The profile.
     pub profile: ThreadProfile,
     /// Waits per stack of the profile, in its order.
     pub waits: Vec<u64>,
+    /// Where its time went, on CPU and off, in microseconds: its CPU samples, its waits
+    /// under a `[blocked]` frame, its preemptions under `[waiting for a CPU]`.
+    pub wall: ThreadProfile,
+}
+
+/// A frame that marks what a thread was doing at the leaf of a wall-clock stack.
+fn marker(what: &str) -> FrameInfo {
+    FrameInfo {
+        function: what.into(),
+        module: String::new(),
+        language: Language::Glue,
+        inlined: false,
+    }
+}
+
+/// A thread's wall-clock profile in microseconds, from its CPU profile (its time on CPU,
+/// exact from the switch records, shared among its stacks by their samples: a sample's
+/// own period can fall short of the CPU time between samples where the timer is coarse),
+/// its off-CPU profile and its preemptions.
+fn wall_profile(cpu: &Profile, log: &ThreadLog, off: &Profile, runnable: &Profile) -> Profile {
+    let (on_us, samples) = (log.off_cpu.on_ns / 1000, log.samples.max(1));
+    let on_cpu = cpu.reweighed(None, |s| on_us * s.weight / samples);
+    let micros = |s: &crate::stacks::Stack| s.cpu_nanos / 1000;
+    let blocked = off.reweighed(Some(marker("[blocked]")), micros);
+    let runnable = runnable.reweighed(Some(marker("[waiting for a CPU]")), micros);
+    Profile::merged([(&on_cpu, None), (&blocked, None), (&runnable, None)])
 }
 
 /// A thread's off-CPU profile: each stack weighted by its microseconds blocked, with its
@@ -294,16 +324,25 @@ fn off_cpu_profile(
     log: &ThreadLog,
     table: &StackTable,
     frames: &HashMap<Loc, Vec<Frame>>,
+    cpu: &ThreadProfile,
 ) -> OffCpuProfile {
+    let micros = |w: &Weight| (w.period.div_ceil(1000), w.period);
     let weights = &log.off_cpu.stacks;
-    let profile = thread_profile(weights, table, frames, |w| (w.period.div_ceil(1000), w.period));
+    let profile = thread_profile(weights, table, frames, micros);
     let mut waits = vec![0; profile.profile.stacks().len()];
     for (stack, w) in weights {
         if let Some(Some(at)) = profile.stacks.get(stack) {
             waits[at.index()] += w.samples;
         }
     }
-    OffCpuProfile { profile, waits }
+    let runnable = thread_profile(&log.off_cpu.runnable_stacks, table, frames, micros);
+    let wall = ThreadProfile {
+        tid: 0,
+        profile: wall_profile(&cpu.profile, log, &profile.profile, &runnable.profile),
+        stacks: HashMap::new(),
+        stem: None,
+    };
+    OffCpuProfile { profile, waits, wall }
 }
 
 /// The threads whose stacks were cut short, the most cut first (five named), and what to
@@ -398,8 +437,8 @@ fn threads(
                 ..thread_profile(&log.stacks, &c.stacks, frames, weigh)
             };
             let off_profile = (d.off_cpu == OffCpu::Sampled).then(|| {
-                let mut off = off_cpu_profile(log, &c.stacks, frames);
-                off.profile.tid = tid;
+                let mut off = off_cpu_profile(log, &c.stacks, frames, &profile);
+                (off.profile.tid, off.wall.tid) = (tid, tid);
                 off
             });
             let p = &profile.profile;
@@ -458,6 +497,7 @@ pub(crate) fn summarize(
         let waits = offs().flat_map(|(o, _)| o.waits.iter().copied()).collect();
         (under_threads(offs().map(|(o, name)| (&o.profile, name))), waits)
     });
+    let wall = off_cpu.as_ref().map(|_| under_threads(offs().map(|(o, name)| (&o.wall, name))));
     let wait_table = off_cpu.as_ref().map(|_| {
         let parts: Vec<(&Profile, &[u64])> =
             offs().map(|(o, _)| (&o.profile.profile, o.waits.as_slice())).collect();
@@ -488,7 +528,15 @@ pub(crate) fn summarize(
         files: layout::record_files(),
         notes,
     };
-    Analysis { recording, threads, labelled, off_cpu, program: program_name(d), process_names }
+    Analysis {
+        recording,
+        threads,
+        labelled,
+        off_cpu,
+        wall,
+        program: program_name(d),
+        process_names,
+    }
 }
 
 /// Threads' profiles in one, each under a frame naming its thread.

@@ -166,6 +166,10 @@ pub struct OffCpuFiles {
     pub folded: PathBuf,
     /// Gzipped pprof protobuf, sample types `waits` and `off_cpu` (nanoseconds).
     pub pprof: PathBuf,
+    /// Flamegraph of where the time went, on CPU and off, all threads, microseconds.
+    pub wall_flamegraph: PathBuf,
+    /// Its folded stacks (microseconds).
+    pub wall_folded: PathBuf,
 }
 
 /// A place where C calls back into Rust (a `qsort` comparator, a C library's callback):

@@ -14,14 +14,19 @@ use crate::profile::drawn_files;
 
 /// The stem of the off-CPU files of all threads.
 pub(crate) const OFF_CPU: &str = "off-cpu";
+/// The stem of the wall-clock files of all threads.
+pub(crate) const WALL: &str = "wall";
 
-/// The off-CPU files: flamegraph, folded stacks, pprof.
+/// The off-CPU files: flamegraph, folded stacks, pprof; and the wall-clock ones.
 pub(crate) fn off_cpu_files() -> OffCpuFiles {
     let (flamegraph, folded) = drawn_files(OFF_CPU);
+    let (wall_flamegraph, wall_folded) = drawn_files(WALL);
     OffCpuFiles {
         flamegraph,
         folded,
         pprof: std::path::PathBuf::from("profiles").join(format!("{OFF_CPU}.pb.gz")),
+        wall_flamegraph,
+        wall_folded,
     }
 }
 

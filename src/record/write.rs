@@ -18,7 +18,7 @@ use super::layout::ALL_THREADS;
 use super::summarize::Analysis;
 use super::summary::RecordSummary;
 use super::symbolize::on_all_cores;
-use super::waits::OFF_CPU;
+use super::waits::{OFF_CPU, WALL};
 
 /// The Firefox profile, gzipped.
 fn firefox_bytes(c: &Collected, s: &Analysis, start_unix: i64) -> Result<Vec<u8>> {
@@ -76,6 +76,14 @@ fn write_off_cpu(s: &Analysis, out: &Path) -> Result<()> {
         flame::legend()
     );
     draw_counting(profile, OFF_CPU, &title, "µs", out)?;
+    if let Some(wall) = &s.wall {
+        let title = format!(
+            "{}: where the time went, on CPU and off ([blocked], [waiting for a CPU]) ({})",
+            s.program,
+            flame::legend()
+        );
+        draw_counting(wall, WALL, &title, "µs", out)?;
+    }
     let values: Vec<Vec<i64>> = profile
         .stacks()
         .iter()
@@ -181,7 +189,7 @@ mod tests {
     /// read), one sample truncated and two lost, SQLite calling back a Rust function, and
     /// frames recovered without unwind information. With `off_cpu`, the threads also
     /// wait: the main thread in libc's `read` under `app::query`, four times 5 ms, and is
-    /// preempted once; the worker in a `Condvar` wait (std's futex wait, then libc's
+    /// preempted once for 1 ms in SQLite; the worker in a `Condvar` wait (std's futex wait, then libc's
     /// `syscall`) under `app::main`, twice 10 ms.
     fn hand_built(off_cpu: bool) -> (Collected, HashMap<Loc, Vec<Frame>>) {
         let at = |module: u32, offset: u64| Loc { module, offset };
@@ -264,6 +272,7 @@ mod tests {
                 m.switched_out(62_000_000 + k * 6_000_000, false);
                 log.push(100, &m.switched_in(67_000_000 + k * 6_000_000).unwrap());
             }
+            m.sampled(in_c, false);
             m.switched_out(90_000_000, true);
             assert_eq!(m.switched_in(91_000_000), None);
             for k in 0..2u64 {
@@ -407,6 +416,21 @@ mod tests {
             crate::pprof_proto::decode(&std::fs::read(out.path().join(&files.pprof)).unwrap())
                 .unwrap();
         assert_eq!(pprof.sums, [("waits".into(), 6), ("off_cpu".into(), 40_000_000)]);
+        // Where the main thread's time went, the whole 100 ms window: 79 ms on CPU shared
+        // by its 60 samples (each stack rounded down to the microsecond), 20 ms blocked,
+        // 1 ms waiting for a CPU where it was preempted.
+        let wall = std::fs::read_to_string(out.path().join(&files.wall_folded)).unwrap();
+        let app_us = |suffix: &str| -> u64 {
+            wall.lines()
+                .filter(|l| l.starts_with("app (tid 100);"))
+                .filter_map(|l| l.rsplit_once(' '))
+                .filter(|(stack, _)| stack.ends_with(suffix))
+                .map(|(_, us)| us.parse::<u64>().unwrap())
+                .sum()
+        };
+        assert_eq!((app_us(""), app_us(";[blocked]")), (99_999, 20_000), "{wall}");
+        assert!(wall.contains("app::query;sqlite3_step;sqlite3VdbeExec;[waiting for a CPU] 1000\n"));
+        assert!(out.path().join(&files.wall_flamegraph).is_file());
         assert!(out.path().join(&files.flamegraph).is_file());
         let fx: serde_json::Value = serde_json::from_reader(flate2::read::GzDecoder::new(
             std::fs::File::open(out.path().join(&summary.files.firefox)).unwrap(),

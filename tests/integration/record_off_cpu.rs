@@ -294,6 +294,27 @@ fn each_threads_wait_is_timed_and_placed_under_its_rust_caller_and_c_function() 
     let sleeper_us = time_of(&s, "sleeper").off_cpu_with_stack_seconds * 1e6;
     assert!((weights as f64 - sleeper_us).abs() <= 0.01 * sleeper_us, "{weights} µs");
     assert!(ran.stderr.contains("where threads wait"), "{}", ran.stderr);
+
+    // Where each thread's time went: the busy thread's is its time on CPU (and any wait for
+    // a CPU), the reader's mostly blocked in read under its Rust caller.
+    let wall = std::fs::read_to_string(out.join(&files.wall_folded)).unwrap();
+    let micros = |thread: &str, within: &str| -> f64 {
+        wall.lines()
+            .filter(|l| l.starts_with(&format!("{thread} (tid ")) && l.contains(within))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    let busy = time_of(&s, "busy");
+    let expected = (busy.on_cpu_seconds + busy.runnable_seconds) * 1e6;
+    let got = micros("busy", "busy_spins");
+    assert!((got - expected).abs() <= 0.1 * expected + 2000.0, "busy: {got} µs, {expected}");
+    let reader = micros("reader", "reader_waits;ffiprof_read_all;");
+    let blocked = time_of(&s, "reader").off_cpu_with_stack_seconds * 1e6;
+    let reader_blocked = micros("reader", "[blocked]");
+    assert!(
+        reader >= 0.95 * blocked && (reader_blocked - blocked).abs() <= 100.0,
+        "{reader} µs under reader_waits, {reader_blocked} µs blocked, {blocked} µs with stacks"
+    );
 }
 
 /// As `nobody` at perf_event_paranoid 2, perf refuses the context-switch sample: the note
