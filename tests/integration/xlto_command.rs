@@ -229,7 +229,15 @@ fn lto_inlines_the_cheap_crossing_and_says_why_the_rest_remain() {
     assert_eq!(again["builds"]["release"]["compiled"], 0, "{}", again["builds"]);
     assert_eq!(again["builds"]["xlto"]["compiled"], 0, "{}", again["builds"]);
     assert_eq!(again["compiler_control"]["build"]["compiled"], 0, "{}", again["compiler_control"]);
-    assert_eq!(again["instructions_after"], x["instructions_after"]);
+    // The same program, counted again: every crossing's calls exactly as before. Its
+    // instruction total can differ by a few between two runs of the same binary (CI once
+    // read 1 322 654, then 1 322 658): start-up code depends on what the process is started
+    // with, such as the memory map the C runtime reads to find the main thread's stack. So
+    // the totals are compared within 0.001%.
+    assert_eq!(again["rust_to_c_calls_after"], x["rust_to_c_calls_after"]);
+    let (first, second) =
+        (x["instructions_after"].as_f64().unwrap(), again["instructions_after"].as_f64().unwrap());
+    assert!((first - second).abs() <= first * 1e-5, "{first} then {second}");
 }
 
 #[test]
