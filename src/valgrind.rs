@@ -52,9 +52,9 @@ impl Tool<'_> {
     /// and valgrind, which write what ran; ffiprof stays to read it.
     pub(crate) fn run(&self, program: &Path, args: &[OsString]) -> Result<Finished> {
         let mut cmd = Command::new("valgrind");
-        // Without vgdb, no file named after the pid is mapped into the program: a
-        // program that reads its own maps (Rust's std does, at start) would otherwise run
-        // a few instructions more or fewer as the pid gains a digit.
+        // Without vgdb, valgrind leaves no FIFOs and shared-memory file named after the
+        // pid in the temporary directory, and maps none into the program: what a program
+        // reads of its own memory map (the C runtime does, at start) does not name its pid.
         cmd.arg("--vgdb=no")
             .args(&self.args)
             .arg(format!("--log-file={}", self.dir.join("valgrind.log.%p").display()))
