@@ -1,61 +1,14 @@
-//! `ffiprof record --off-cpu` on a switch-heavy program: two threads passing a byte back
-//! and forth some thousands of times a second. It runs here, with the machine to itself
-//! ([`crate::sampling_alone`]), because a recorder that waits for a CPU while the rings
-//! fill loses records, and losing none is what is checked.
+//! `ffiprof record --off-cpu` on a switch-heavy program (the `switch_pingpong` example):
+//! two threads passing a byte back and forth some thousands of times a second. It runs
+//! here, with the machine to itself ([`crate::sampling_alone`]), because a recorder that
+//! waits for a CPU while the rings fill loses records, and losing none is what is
+//! checked.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use ffiprof::record::RecordSummary;
 
 use crate::common;
-
-const SWITCHY_SOURCE: &str = r#"
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
-
-#[inline(never)]
-fn spin(us: u64) -> u64 {
-    let t = Instant::now();
-    let mut x = 1u64;
-    while t.elapsed() < Duration::from_micros(us) {
-        for _ in 0..100 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        }
-    }
-    x
-}
-
-#[inline(never)]
-fn ping(mut s: UnixStream, rounds: u64, us: u64, first: bool) -> u64 {
-    let mut b = [0u8; 1];
-    let mut acc = 0;
-    for _ in 0..rounds {
-        if first {
-            s.write_all(&b).unwrap();
-            s.read_exact(&mut b).unwrap();
-        } else {
-            s.read_exact(&mut b).unwrap();
-            s.write_all(&b).unwrap();
-        }
-        acc += spin(us);
-    }
-    acc
-}
-
-fn main() {
-    let a: Vec<u64> = std::env::args().skip(1).map(|x| x.parse().unwrap()).collect();
-    let (rounds, us) = (a[0], a[1]);
-    let (x, y) = UnixStream::pair().unwrap();
-    let t = Instant::now();
-    let p = std::thread::spawn(move || ping(x, rounds, us, true));
-    let q = std::thread::spawn(move || ping(y, rounds, us, false));
-    let r = p.join().unwrap() ^ q.join().unwrap();
-    println!("{} {}", (2 * rounds) as f64 / t.elapsed().as_secs_f64(), r & 1);
-}
-"#;
 
 /// Two threads passing a byte back and forth, some thousands of times a second: every
 /// switch is counted, none is lost, and what each kind of record cost is reported.
@@ -74,15 +27,7 @@ fn a_switch_heavy_program_loses_no_record_and_its_cost_is_reported() {
     }
     // The recorder must not wait for a CPU while the rings fill: no other test runs.
     let _turn = crate::sampling_alone();
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let program = BUILT.get_or_init(|| {
-        common::build_program(
-            "record-switchy-program",
-            "int ffiprof_unused;\n",
-            &[],
-            SWITCHY_SOURCE,
-        )
-    });
+    let program = common::example("switch_pingpong");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("rec");
     let rounds = 8_000u64;
@@ -91,7 +36,7 @@ fn a_switch_heavy_program_loses_no_record_and_its_cost_is_reported() {
             .args(["record", "--off-cpu", "--out"])
             .arg(&out)
             .arg("--")
-            .arg(program)
+            .arg(&program)
             .args([&rounds.to_string(), "40"]),
     )
     .success();
