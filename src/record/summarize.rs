@@ -3,7 +3,9 @@
 //! distinct stack it was sampled in; from them come each thread's health (languages,
 //! crossings, stacks reaching a root, truncation), the hottest C functions with their
 //! Rust callers, the places where Rust crosses into C, and the names of the files the
-//! write stage ([`super::write`]) draws. Nothing here reads a file, a clock or the
+//! write stage ([`super::write`]) draws. With `--off-cpu`, each thread also has an
+//! off-CPU profile (its waits, weighted by their time) and a wall-clock one, and
+//! [`super::waits`] finds where threads wait. Nothing here reads a file, a clock or the
 //! machine.
 
 use std::collections::HashMap;

@@ -1,7 +1,8 @@
 //! The write stage: the files of a recording, from its summary and profiles, on all
 //! cores: a flamegraph (coloured by language) and folded stacks per busy thread and of all
 //! threads, the pprof profile of all threads, the Firefox Profiler profile (every sample
-//! at its time, read back from the samples file), then `summary.json`.
+//! at its time, read back from the samples file), with `--off-cpu` the off-CPU and
+//! wall-clock flamegraphs and the off-CPU pprof profile, then `summary.json`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
