@@ -155,6 +155,82 @@ pub(crate) fn place<const K: usize>() {
     }
 }
 
+/// A value the optimiser must treat as unknown after each item of a measured loop, kept
+/// in a register: an empty assembler statement that takes the value in and hands it back
+/// ([`keep`]). `std::hint::black_box` does the same job through memory: the value is
+/// stored to the stack and loaded again, and every item then waits for the store to be
+/// forwarded to the load (about 6 cycles on recent Intel cores, about 1 on AMD's Zen
+/// with its memory renaming), which times the harness instead of the crossing.
+pub(crate) trait InRegister: Copy {
+    /// The value, passed through an empty assembler statement in a register.
+    fn keep(self) -> Self;
+}
+
+/// [`InRegister`] for integer types: `$x86` and `$arm` name the register at the width of
+/// the type in the statement's comment (the assembler operand must be used).
+macro_rules! in_general_register {
+    ($($t:ty: $x86:literal, $arm:literal;)*) => {$(
+        impl InRegister for $t {
+            #[inline(always)]
+            fn keep(mut self) -> Self {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: an empty assembler statement: the value stays in its register,
+                // no instruction runs, no memory, stack or flag is touched.
+                unsafe {
+                    std::arch::asm!($x86, inout(reg) self, options(nomem, nostack, preserves_flags));
+                }
+                #[cfg(target_arch = "aarch64")]
+                // SAFETY: as on x86_64.
+                unsafe {
+                    std::arch::asm!($arm, inout(reg) self, options(nomem, nostack, preserves_flags));
+                }
+                #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+                {
+                    self = std::hint::black_box(self);
+                }
+                self
+            }
+        }
+    )*};
+}
+in_general_register! {
+    i32: "/* {0:e} */", "/* {0:w} */";
+    u32: "/* {0:e} */", "/* {0:w} */";
+    i64: "/* {0:r} */", "/* {0:x} */";
+    u64: "/* {0:r} */", "/* {0:x} */";
+    usize: "/* {0:r} */", "/* {0:x} */";
+}
+
+impl InRegister for f64 {
+    #[inline(always)]
+    fn keep(mut self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for the integers, in a vector register.
+        unsafe {
+            std::arch::asm!("/* {0} */", inout(xmm_reg) self, options(nomem, nostack, preserves_flags));
+        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: as for the integers, in a vector register.
+        unsafe {
+            std::arch::asm!("/* {0} */", inout(vreg) self, options(nomem, nostack, preserves_flags));
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            self = std::hint::black_box(self);
+        }
+        self
+    }
+}
+
+/// `x`, unknown to the optimiser from here on, without leaving its register: the per-item
+/// barrier of every measured loop ([`InRegister`]). It stops what the optimiser would
+/// otherwise do to a loop whose work it can see (a closed form, hoisting, folding items
+/// together) and costs no instruction.
+#[inline(always)]
+pub(crate) fn keep<T: InRegister>(x: T) -> T {
+    x.keep()
+}
+
 /// libm `pow(x, y)`.
 #[inline]
 pub(crate) fn libm_pow(x: f64, y: f64) -> f64 {

@@ -7,7 +7,6 @@
 #![no_std]
 
 use core::ffi::c_int;
-use core::hint::black_box;
 
 extern "C" {
     fn ffiprof_plusone(x: c_int) -> c_int;
@@ -35,12 +34,23 @@ fn place<const K: usize>() {
     }
 }
 
+/// The per-item barrier of the measured loops, in a register (`ffi::keep` in ffiprof):
+/// the optimiser must take the value as unknown, and no store or load is made.
+#[inline(always)]
+fn keep(mut x: c_int) -> c_int {
+    // SAFETY: an empty assembler statement: the value stays in its register.
+    unsafe {
+        core::arch::asm!("/* {0:e} */", inout(reg) x, options(nomem, nostack, preserves_flags));
+    }
+    x
+}
+
 #[inline(always)]
 fn plusone_loop<const K: usize>(mut x: c_int, n: u64) -> c_int {
     place::<K>();
     for _ in 0..n {
         // SAFETY: plain values in and out.
-        x = black_box(unsafe { ffiprof_plusone(x) });
+        x = keep(unsafe { ffiprof_plusone(x) });
     }
     x
 }

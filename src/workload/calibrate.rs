@@ -15,7 +15,7 @@ pub(crate) const STEPS_PER_CALL: u64 = 2_000;
 #[inline(never)]
 pub(crate) fn rust_spin(mut x: u64, iters: u64) -> u64 {
     for _ in 0..iters {
-        x = black_box(
+        x = ffi::keep(
             x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407),
         );
     }

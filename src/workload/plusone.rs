@@ -14,7 +14,7 @@ const START: i32 = 7;
 pub(super) fn per_call_loop<const K: usize>(mut x: i32, n: u64) -> i32 {
     ffi::place::<K>();
     for _ in 0..n {
-        x = black_box(ffi::plusone(x));
+        x = ffi::keep(ffi::plusone(x));
     }
     x
 }
@@ -22,12 +22,12 @@ pub(super) fn per_call_loop<const K: usize>(mut x: i32, n: u64) -> i32 {
 /// The per-call loop at every placement.
 pub(super) const PER_CALL: Placed<fn(i32, u64) -> i32> = placed!(per_call_loop);
 
-/// The same `+1` in Rust, inlined; `black_box` keeps one add per item.
+/// The same `+1` in Rust, inlined; [`ffi::keep`] keeps one add per item, in a register.
 #[inline(never)]
 fn rust_inlined<const K: usize>(mut x: i32, n: u64) -> i32 {
     ffi::place::<K>();
     for _ in 0..n {
-        x = black_box(x.wrapping_add(1));
+        x = ffi::keep(x.wrapping_add(1));
     }
     x
 }
@@ -74,7 +74,7 @@ pub(super) fn workload() -> Workload {
             Variant {
                 name: "rust-inlined",
                 role: Role::Reference,
-                about: "the same +1 written in Rust and inlined; black_box keeps one add per item",
+                about: "the same +1 written in Rust and inlined; an empty asm statement keeps one add per item",
                 prepare: |_, _, at| {
                     let (start, f) = (black_box(START), RUST_INLINED[at.index()]);
                     runner(move |n| f(start, n) as u32 as u64)
