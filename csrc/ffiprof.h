@@ -16,6 +16,12 @@
 #define FFIPROF_CALLEE __attribute__((noinline, noipa, aligned(64)))
 #endif
 
+/* The per-item barrier of a measured loop (Rust's is ffi::keep): the optimiser must take
+ * x as unknown from here on, and x stays in a register. No instruction, no store, no
+ * load: a barrier through memory would make every item wait for a store to be forwarded
+ * to the next load, which times the harness, not the call. */
+#define FFIPROF_KEEP(x) __asm__ volatile("" : "+r"(x))
+
 /* Code placement. A loop of a few nanoseconds per item runs at a speed that depends on
  * where its machine code sits (alignment, branch-predictor aliasing, the decoded-
  * instruction cache) by more than a crossing costs. So each measured loop is compiled

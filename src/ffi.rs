@@ -121,6 +121,18 @@ const DIGEST_REPEATS: [unsafe extern "C" fn(*const u8, usize, u64, u64) -> u64; 
 const FOR_EACHES: [ForEachFn; PLACEMENTS] =
     [ffiprof_for_each, ffiprof_for_each_p1, ffiprof_for_each_p2, ffiprof_for_each_p3];
 
+/// Where each placement of a C batched loop starts in this process, by the loop's C name:
+/// for reading the loops' machine code ([`crate::workload::audit`]).
+pub(crate) fn c_loop_addresses(name: &str) -> Option<[usize; PLACEMENTS]> {
+    match name {
+        "ffiprof_pow_loop" => Some(POW_LOOPS.map(|f| f as usize)),
+        "ffiprof_plusone_loop" => Some(PLUSONE_LOOPS.map(|f| f as usize)),
+        "ffiprof_buf_digest_repeat" => Some(DIGEST_REPEATS.map(|f| f as usize)),
+        "ffiprof_for_each" => Some(FOR_EACHES.map(|f| f as usize)),
+        _ => None,
+    }
+}
+
 /// Marks a copy of a function as placement `K` without emitting any instruction: an empty
 /// assembler block whose text names `K`, so that the optimiser does not merge otherwise
 /// identical copies (a callback called per item, which cannot take [`place`]'s padding)
@@ -712,6 +724,16 @@ impl XltoLoops {
                 pow: placed_symbols(&lib, "ffiprof_xlto_pow")?,
                 _lib: lib,
             })
+        }
+    }
+
+    /// Where each placement of a loop starts in this process, by the loop's exported
+    /// name before `_pK`.
+    pub(crate) fn addresses(&self, name: &str) -> Option<[usize; PLACEMENTS]> {
+        match name {
+            "ffiprof_xlto_plusone" => Some(self.plusone.map(|f| f as usize)),
+            "ffiprof_xlto_pow" => Some(self.pow.map(|f| f as usize)),
+            _ => None,
         }
     }
 

@@ -20,7 +20,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the workloads, their variants and inputs.
-    List,
+    List {
+        /// Workloads to list (default: all).
+        workloads: Vec<String>,
+        /// Read each measured loop's machine code in this binary (every placement, the
+        /// cross-language LTO library's too) and say whether it keeps its running value
+        /// in registers or goes through a stack slot on every item.
+        #[arg(long)]
+        machine_code: bool,
+    },
     /// Benchmark workloads with the paired engine and print ns per call against the
     /// batched baseline.
     Bench {
@@ -532,8 +540,8 @@ struct CostArgs {
     sampler: SamplerArg,
 }
 
-fn list() {
-    for w in workload::catalogue() {
+fn list(names: &[String]) -> ffiprof::Result<()> {
+    for w in workload::select(names)? {
         println!("{:<10} {}", w.name, w.about);
         let inputs: Vec<&str> = w.inputs.iter().map(|i| i.name).collect();
         println!("{:<10}   inputs: {}", "", inputs.join(", "));
@@ -541,6 +549,7 @@ fn list() {
             println!("{:<10}   {:<16} {:<9}  {}", "", v.name, v.role, v.about);
         }
     }
+    Ok(())
 }
 
 fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Result<()> {
@@ -695,8 +704,12 @@ fn compare_censuses(
 fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
     let done = |r: ffiprof::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::List => {
-            list();
+        Command::List { workloads, machine_code: false } => {
+            list(&workloads).map(|()| ExitCode::SUCCESS)
+        }
+        Command::List { workloads, machine_code: true } => {
+            let (read, missing) = workload::audit::audit(&workload::select(&workloads)?)?;
+            print!("{}", workload::audit::table(&read, &missing));
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { workloads, quick, json } => done(bench(&workloads, quick, json)),

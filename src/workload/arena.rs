@@ -74,5 +74,6 @@ pub(super) fn workload() -> Workload {
                 needs: None,
             },
         ],
+        loops: Vec::new(),
     }
 }

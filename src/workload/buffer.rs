@@ -4,7 +4,9 @@
 use std::hint::black_box;
 use std::rc::Rc;
 
-use super::{placed, runner, shared_as, Input, Placed, Role, Shared, Variant, Workload};
+use super::{
+    placed, runner, shared_as, Input, MeasuredLoop, Placed, Role, Shared, Variant, Workload,
+};
 use crate::ffi::{self, CBuffer};
 
 const SEED: u64 = 0x5eed;
@@ -116,6 +118,13 @@ pub(super) fn workload() -> Workload {
                 placed: true,
                 needs: None,
             },
+        ],
+        loops: vec![
+            MeasuredLoop::c("ffiprof_buf_digest_repeat", &["batched"]),
+            MeasuredLoop::rust("buffer::borrow_loop", &["borrow"], || {
+                Ok(BORROW.map(|f| f as usize))
+            }),
+            MeasuredLoop::rust("buffer::copy_loop", &["copy"], || Ok(COPY.map(|f| f as usize))),
         ],
     }
 }

@@ -83,5 +83,6 @@ pub(super) fn workload() -> Workload {
                 needs: None,
             },
         ],
+        loops: Vec::new(),
     }
 }

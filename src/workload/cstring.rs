@@ -85,5 +85,6 @@ pub(super) fn workload() -> Workload {
                 needs: None,
             },
         ],
+        loops: Vec::new(),
     }
 }

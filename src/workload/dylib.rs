@@ -118,5 +118,6 @@ pub(super) fn workload() -> Workload {
                 needs: None,
             },
         ],
+        loops: Vec::new(),
     }
 }

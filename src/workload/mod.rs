@@ -10,6 +10,7 @@
 //! [`catalogue`].
 
 mod arena;
+pub mod audit;
 mod buffer;
 mod cache;
 pub(crate) mod calibrate;
@@ -29,6 +30,7 @@ use std::any::Any;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
+pub use audit::{LoopSide, MeasuredLoop};
 
 /// What a variant stands for in the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -185,6 +187,8 @@ pub struct Workload {
     pub share: fn(&Input) -> Shared,
     /// The variants, baseline first.
     pub variants: Vec<Variant>,
+    /// The loops its placed variants time, each at every placement ([`audit`]).
+    pub loops: Vec<MeasuredLoop>,
 }
 
 impl Workload {

@@ -2,7 +2,7 @@
 
 use std::hint::black_box;
 
-use super::{placed, runner, xlto, Input, Placed, Role, Variant, Workload};
+use super::{placed, runner, xlto, Input, MeasuredLoop, Placed, Role, Variant, Workload};
 use crate::ffi;
 
 const START: i32 = 7;
@@ -82,6 +82,14 @@ pub(super) fn workload() -> Workload {
                 placed: true,
                 needs: None,
             },
+        ],
+        loops: vec![
+            MeasuredLoop::c("ffiprof_plusone_loop", &["batched"]),
+            MeasuredLoop::rust("plusone::per_call_loop", &["per-call"], || Ok(PER_CALL.map(|f| f as usize))),
+            xlto::measured_loop("ffiprof_xlto_plusone", || xlto::addresses("ffiprof_xlto_plusone")),
+            MeasuredLoop::rust("plusone::rust_inlined", &["rust-inlined"], || {
+                Ok(RUST_INLINED.map(|f| f as usize))
+            }),
         ],
     }
 }

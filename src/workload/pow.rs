@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use super::{placed, runner, xlto, Input, Placed, Role, Variant, Workload};
+use super::{placed, runner, xlto, Input, MeasuredLoop, Placed, Role, Variant, Workload};
 use crate::ffi;
 
 /// `a = pow(a, 3)` from `a = 0`: the seeds' chain, which stays at 0 (a fast path in libm).
@@ -71,6 +71,11 @@ pub(super) fn workload() -> Workload {
                     runner(move |n| lib.pow(at, a, e, n).to_bits())
                 },
             ),
+        ],
+        loops: vec![
+            MeasuredLoop::c("ffiprof_pow_loop", &["batched"]),
+            MeasuredLoop::rust("pow::per_call_loop", &["per-call"], || Ok(PER_CALL.map(|f| f as usize))),
+            xlto::measured_loop("ffiprof_xlto_pow", || xlto::addresses("ffiprof_xlto_pow")),
         ],
     }
 }

@@ -44,6 +44,29 @@ const SOURCES: &[(&str, &str)] = &[
 const LOOPS: &[(&str, &str, &str)] =
     &[("plusone", "ffiprof_xlto_plusone", "ffiprof_plusone"), ("pow", "ffiprof_xlto_pow", "pow")];
 
+/// Where each placement of the library's loop `name` (its exported name before `_pK`)
+/// starts in this process; unavailable as the variant is.
+pub(super) fn addresses(name: &str) -> Result<[usize; PLACEMENTS]> {
+    library()?
+        .addresses(name)
+        .ok_or_else(|| Error::Internal(format!("the LTO library has no loop {name}")))
+}
+
+/// The measured loop of the library exported as `name` (before `_pK`): `code` gives its
+/// [`addresses`].
+pub(super) fn measured_loop(
+    function: &'static str,
+    code: fn() -> Result<[usize; PLACEMENTS]>,
+) -> super::MeasuredLoop {
+    super::MeasuredLoop {
+        function,
+        variants: &[NAME],
+        side: super::LoopSide::CrossLanguageLto,
+        asks_for_memory: None,
+        code,
+    }
+}
+
 /// A placed per-call variant built with cross-language LTO.
 pub(super) fn variant(about: &'static str, prepare: Prepare) -> Variant {
     Variant {
@@ -169,6 +192,12 @@ impl Library {
     /// The per-call pow loop at `at`.
     pub(crate) fn pow(&self, at: Placement, a: f64, e: f64, n: u64) -> f64 {
         self.loops.pow(at.index(), a, e, n)
+    }
+
+    /// Where each placement of a loop starts in this process, by its exported name before
+    /// `_pK`.
+    pub(crate) fn addresses(&self, name: &str) -> Option<[usize; PLACEMENTS]> {
+        self.loops.addresses(name)
     }
 }
 

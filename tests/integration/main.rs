@@ -10,6 +10,7 @@ mod cgo;
 mod cli;
 mod crossings;
 mod installed;
+mod machine_code;
 mod memory;
 mod profile;
 mod record;
