@@ -337,7 +337,7 @@ mod tests {
             round_trips: vec![trip.clone()],
             asks_for_memory: None,
         };
-        assert_eq!(a.harness_round_trips(), [trip.clone()]);
+        assert_eq!(a.harness_round_trips(), std::slice::from_ref(&trip));
         assert!(a.sentence().contains("not the crossing"), "{}", a.sentence());
         a.asks_for_memory = Some("an out-parameter".to_owned());
         assert!(a.harness_round_trips().is_empty());
