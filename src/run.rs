@@ -156,7 +156,7 @@ fn report_case(
             ReportVariant { timing, about, counters, profiles }
         })
         .collect();
-    let verdict = report::verdicts(&header, &variants);
+    let verdict = report::verdicts(&header, &variants, inlining.as_ref());
     let mut case = ReportCase {
         header,
         about: workload.about.to_owned(),
@@ -176,7 +176,7 @@ fn add_instructions(report: &mut Report, counts: &[instructions::Counted]) {
     for case in &mut report.workloads {
         let variants = case.variants.iter_mut().map(|v| &mut v.timing);
         instructions::attach(counts, &case.header, variants);
-        case.verdict = report::verdicts(&case.header, &case.variants);
+        case.verdict = report::verdicts(&case.header, &case.variants, case.inlining.as_ref());
         case.answers = report::answers(case);
     }
 }

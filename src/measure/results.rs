@@ -253,10 +253,11 @@ pub fn table(cases: &[CaseResult]) -> String {
             let judged = v.ratio.map(|r| head.paired.judge(&r, v.placement.as_ref()));
             let measurable = judged == Some(Judgement::Measurable);
             let within_placement = judged == Some(Judgement::WithinPlacement);
-            let same = v
-                .instructions
-                .zip(base_instructions)
-                .is_some_and(|(a, b)| super::instructions::same_work(a.per_call, b.per_call));
+            let counts =
+                v.instructions.zip(base_instructions).map(|(a, b)| (a.per_call, b.per_call));
+            let same = counts.is_some_and(|(a, b)| super::instructions::same_work(a, b));
+            let slower_on_fewer =
+                counts.is_some_and(|(a, b)| a < b) && v.ratio.is_some_and(|r| r.estimate > 1.0);
             rows.push(vec![
                 head.name.clone(),
                 head.input.clone(),
@@ -268,6 +269,7 @@ pub fn table(cases: &[CaseResult]) -> String {
                 v.ratio.as_ref().map_or("1".to_owned(), |r| {
                     let mark = match (measurable && v.role != Role::Control, same) {
                         (true, true) => " =",
+                        (true, false) if slower_on_fewer => " !",
                         (true, false) => " *",
                         (false, _) if within_placement && v.role != Role::Control => " ~",
                         (false, _) => "",
@@ -287,7 +289,9 @@ pub fn table(cases: &[CaseResult]) -> String {
          ~ within placement: not clear of what code placement alone does to this case (the \
          control at different placements, or the variant's own placements)\n\
          = measurable in time, yet the same instructions per call (within 0.5%): the same \
-         work, so memory, placement or noise, not a cost of the call\n",
+         work, so memory, placement or noise, not a cost of the call\n\
+         ! measurably slower, yet fewer instructions per call: the machine's doing (memory, \
+         placement, the CPU's front end), not a cost of the call\n",
     );
     out
 }

@@ -32,11 +32,11 @@ use crate::workload::Role;
 use crate::workload::Unavailable;
 
 /// Version of `report.json`.
-pub const REPORT_SCHEMA_VERSION: u32 = 4;
+pub const REPORT_SCHEMA_VERSION: u32 = 5;
 
-/// Older versions [`Report::load`] still reads: version 4 only added fields, each with a
-/// default.
-const READABLE_SCHEMA_VERSIONS: [u32; 2] = [3, REPORT_SCHEMA_VERSION];
+/// Older versions [`Report::load`] still reads: versions 4 and 5 only added fields, each
+/// with a default (and 5 a verdict kind older files never hold).
+const READABLE_SCHEMA_VERSIONS: [u32; 3] = [3, 4, REPORT_SCHEMA_VERSION];
 
 /// How the samplers were set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,8 +106,22 @@ pub enum VerdictKind {
     /// Measurably different in time, yet the same instructions per call (within 0.5%):
     /// memory, placement or noise, not a cost of the call.
     SameWork,
+    /// Measurably slower, yet fewer instructions per call than the baseline: the
+    /// machine's doing (memory, placement, the CPU's front end), not a cost of a call.
+    SlowerOnFewerInstructions,
     /// The control (identical work) measured as different: nothing in the case is judged.
     TooNoisy,
+}
+
+/// Whether a variant still crosses the boundary on every item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Crossing {
+    /// A call into C (or back) per item.
+    #[default]
+    PerItem,
+    /// None left: cross-language LTO inlined the call, by the variant's machine code.
+    Inlined,
 }
 
 /// The verdict on one per-call variant of a case, with the figures it rests on.
@@ -121,8 +135,12 @@ pub struct Verdict {
     pub overhead_ns_per_call: Interval,
     /// Its time over the baseline's.
     pub ratio: Interval,
-    /// Overhead over the variant's time per call: the crossing's share of each item.
+    /// Overhead over the variant's time per call: the crossing's share of each item,
+    /// where the variant crosses ([`Crossing::PerItem`]).
     pub crossing_share: f64,
+    /// Whether the variant still crosses on every item.
+    #[serde(default)]
+    pub crossing: Crossing,
     /// The relative difference the ratio had to clear for noise: the control's noise
     /// floor, or the smallest effect ffiprof calls measurable, whichever is larger.
     pub floor: f64,
@@ -142,9 +160,15 @@ pub struct Verdict {
 /// ratio's interval clears 1, the noise floor and the placement floor
 /// ([`PairedSummary::judge`](crate::measure::paired::PairedSummary::judge)); "within
 /// placement" where it does not and placement moves the case more than noise; "same
-/// work" where a measurable difference comes with the same instructions per call;
-/// nothing judged where the control failed.
-pub fn verdicts(header: &CaseHeader, variants: &[ReportVariant]) -> Vec<Verdict> {
+/// work" where a measurable difference comes with the same instructions per call, and
+/// "slower on fewer instructions" where a variant is measurably slower while executing
+/// fewer; nothing judged where the control failed. `inlining` is what the LTO library's
+/// machine code says of `per-call-xlto`, which then makes no crossing.
+pub fn verdicts(
+    header: &CaseHeader,
+    variants: &[ReportVariant],
+    inlining: Option<&Inlining>,
+) -> Vec<Verdict> {
     let p = &header.paired;
     let base_instructions =
         variants.first().and_then(|b| b.timing.instructions).map(|i| i.per_call);
@@ -158,20 +182,26 @@ pub fn verdicts(header: &CaseHeader, variants: &[ReportVariant]) -> Vec<Verdict>
             let (o, r) = (t.overhead_ns_per_call?, t.ratio?);
             let instructions = t.instructions.map(|i| i.per_call).zip(base_instructions);
             let same_work = instructions.is_some_and(|(a, b)| same_work(a, b));
+            let fewer = instructions.is_some_and(|(a, b)| a < b);
             let kind = match p.judge(&r, t.placement.as_ref()) {
                 Judgement::TooNoisy => VerdictKind::TooNoisy,
                 Judgement::WithinNoise => VerdictKind::NoMeasurableDifference,
                 Judgement::WithinPlacement => VerdictKind::WithinPlacement,
                 Judgement::Measurable if same_work => VerdictKind::SameWork,
+                Judgement::Measurable if r.estimate > 1.0 && fewer => {
+                    VerdictKind::SlowerOnFewerInstructions
+                }
                 Judgement::Measurable if r.estimate > 1.0 => VerdictKind::Costs,
                 Judgement::Measurable => VerdictKind::Faster,
             };
+            let inlined = t.name == xlto::NAME && inlining.is_some_and(|i| i.inlined);
             Some(Verdict {
                 variant: t.name.clone(),
                 kind,
                 overhead_ns_per_call: o,
                 ratio: r,
                 crossing_share: o.estimate / t.ns_per_call.estimate,
+                crossing: if inlined { Crossing::Inlined } else { Crossing::PerItem },
                 floor: p.noise_threshold(),
                 placement_floor: p.placement_floor,
                 placement: t.placement,
@@ -230,6 +260,11 @@ pub struct Answers {
     /// Per-call minus per-call-xlto, where it clears the case's floors: what inlining
     /// across the boundary saves per call.
     pub inlining_saves_ns: Option<Interval>,
+    /// Per-call-xlto minus per-call, where the LTO loop is slower and that clears the
+    /// case's floors: what the inlined loop loses against the call, never a crossing's
+    /// cost where the call was inlined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xlto_slower_ns: Option<Interval>,
     /// The reference with no crossing, and its time per call, where the workload has one.
     pub reference: Option<(String, Interval)>,
     /// The case's placement floor.
@@ -246,10 +281,11 @@ pub fn answers(case: &ReportCase) -> Option<Answers> {
     let per_call_ns = time(&per_call.variant)?;
     let p = &case.header.paired;
     let xlto = case.verdict.iter().find(|v| v.variant == xlto::NAME);
-    let inlining_saves_ns = xlto.and_then(|x| {
-        let saved = per_call.overhead_ns_per_call.minus(&x.overhead_ns_per_call);
-        (saved.lower > p.floor() * per_call_ns.estimate).then_some(saved)
-    });
+    let saved = xlto.map(|x| per_call.overhead_ns_per_call.minus(&x.overhead_ns_per_call));
+    let clear = p.floor() * per_call_ns.estimate;
+    let inlining_saves_ns = saved.filter(|s| s.lower > clear);
+    let xlto_slower_ns =
+        saved.filter(|s| s.upper < -clear).map(|s| Interval::new(-s.estimate, -s.upper, -s.lower));
     Some(Answers {
         batched_ns,
         per_call: per_call.variant.clone(),
@@ -265,6 +301,7 @@ pub fn answers(case: &ReportCase) -> Option<Answers> {
             .find(|u| u.variant == xlto::NAME)
             .map(|u| u.why.clone()),
         inlining_saves_ns,
+        xlto_slower_ns,
         reference: case
             .variants
             .iter()

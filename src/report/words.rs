@@ -1,7 +1,7 @@
 //! Words made from a report's figures: the verdicts and the cgo section's sentences, the
 //! same in report.md, index.html and on the terminal.
 
-use super::{Answers, CgoReference, CrossLanguage, ReportCase, Verdict, VerdictKind};
+use super::{Answers, CgoReference, CrossLanguage, Crossing, ReportCase, Verdict, VerdictKind};
 use crate::fmt::{ns, pct, signed_pct};
 
 fn instructions(v: &Verdict) -> String {
@@ -10,14 +10,33 @@ fn instructions(v: &Verdict) -> String {
     })
 }
 
-/// One verdict in words, against the baseline `baseline`.
+/// What the machine, not a call, is named for: where a variant with no call left, or with
+/// fewer instructions than its baseline, is measurably slower.
+const MACHINES_DOING: &str = "the machine's doing (memory, code placement, the CPU's front end)";
+
+/// One verdict in words, against the baseline `baseline`. A variant that makes no
+/// crossing (its call inlined) is never said to pay for one.
 pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
     let (o, r) = (&v.overhead_ns_per_call, &v.ratio);
+    let inlined = v.crossing == Crossing::Inlined;
+    let name = if inlined {
+        format!("{} (no crossing left: cross-language LTO inlined the call)", v.variant)
+    } else {
+        v.variant.clone()
+    };
     match v.kind {
+        VerdictKind::Costs if inlined => format!(
+            "{name} measured {} more per call than {baseline} [{} .. {}], {:.2}x{}: with no \
+             call left, that is the inlined loop's own code and where it sits, not a crossing",
+            ns(o.estimate),
+            ns(o.lower),
+            ns(o.upper),
+            r.estimate,
+            instructions(v),
+        ),
         VerdictKind::Costs => format!(
-            "{} costs {} more per call than {baseline} [{} .. {}], {:.2}x{}; the crossing is {} \
-             of each per-call item, so batching pays off wherever calls are many",
-            v.variant,
+            "{name} costs {} more per call than {baseline} [{} .. {}], {:.2}x{}; the crossing is \
+             {} of each per-call item, so batching pays off wherever calls are many",
             ns(o.estimate),
             ns(o.lower),
             ns(o.upper),
@@ -25,26 +44,40 @@ pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
             instructions(v),
             pct(v.crossing_share, 0)
         ),
+        VerdictKind::SlowerOnFewerInstructions => format!(
+            "{name} executes fewer instructions per call than {baseline}{}, yet measured {} \
+             more per call [{} .. {}], {:.2}x: {MACHINES_DOING}, not a cost of a call",
+            instructions(v),
+            ns(o.estimate),
+            ns(o.lower),
+            ns(o.upper),
+            r.estimate,
+        ),
+        VerdictKind::Faster if inlined => format!(
+            "{name} measured {} faster per call than {baseline} ({:.2}x){}: inlining removed \
+             the call and what it kept the optimiser from",
+            ns(-o.estimate),
+            r.estimate,
+            instructions(v)
+        ),
         VerdictKind::Faster => format!(
-            "{} measured {} faster per call than {baseline} ({:.2}x){}: no cost to batch away",
-            v.variant,
+            "{name} measured {} faster per call than {baseline} ({:.2}x){}: no cost to batch \
+             away",
             ns(-o.estimate),
             r.estimate,
             instructions(v)
         ),
         VerdictKind::NoMeasurableDifference => format!(
-            "{}: no measurable difference from {baseline} ({}, 95% interval {:.3} .. {:.3}x, \
-             not clear of the ±{} floor)",
-            v.variant,
+            "{name}: no measurable difference from {baseline} ({}, 95% interval {:.3} .. \
+             {:.3}x, not clear of the ±{} floor)",
             signed_pct(r.estimate - 1.0),
             r.lower,
             r.upper,
             pct(v.floor, 1)
         ),
         VerdictKind::WithinPlacement => format!(
-            "{}: within placement: {} (95% interval {:.3} .. {:.3}x), yet code placement \
+            "{name}: within placement: {} (95% interval {:.3} .. {:.3}x), yet code placement \
              alone moves this case by ±{}{}: no measurable difference",
-            v.variant,
             signed_pct(r.estimate - 1.0),
             r.lower,
             r.upper,
@@ -55,17 +88,15 @@ pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
             ))
         ),
         VerdictKind::SameWork => format!(
-            "{} and {baseline} execute the same instructions per call{}, yet {} measured {}: \
-             the same work, so memory, placement or noise, not a cost of the call",
-            v.variant,
+            "{name} and {baseline} execute the same instructions per call{}, yet {} measured \
+             {}: the same work, so memory, placement or noise, not a cost of the call",
             v.instructions.map_or(String::new(), |(a, _)| format!(" ({a:.0})")),
             v.variant,
             signed_pct(r.estimate - 1.0)
         ),
         VerdictKind::TooNoisy => format!(
-            "{}: not judged: machine too noisy for this case (the control, identical work, \
+            "{name}: not judged: machine too noisy for this case (the control, identical work, \
              measured {})",
-            v.variant,
             v.control_ratio.map_or("off".to_owned(), |c| format!("{:.3}x", c.estimate))
         ),
     }
@@ -83,6 +114,11 @@ pub(crate) fn advice(a: &Answers) -> String {
             a.per_call
         ),
         (VerdictKind::Faster, _) => format!("{} is faster than the batched loop", a.per_call),
+        (VerdictKind::SlowerOnFewerInstructions, _) => format!(
+            "{} is slower than the batched loop on fewer instructions: {MACHINES_DOING}, so \
+             batching saves nothing a call costs",
+            a.per_call
+        ),
         (VerdictKind::TooNoisy, _) => "the machine was too noisy to judge batching".to_owned(),
         (VerdictKind::WithinPlacement, _) => {
             "batching saves nothing measurable here (within what code placement does)".to_owned()
@@ -97,9 +133,17 @@ pub(crate) fn advice(a: &Answers) -> String {
             ns(s.lower),
             ns(s.upper)
         ),
-        (Some(_), Some(true), None, _) => {
-            "; cross-language LTO inlined the call, to no measurable gain".to_owned()
-        }
+        (Some(_), Some(true), None, _) => match &a.xlto_slower_ns {
+            Some(s) => format!(
+                "; cross-language LTO inlined the call, yet its loop measured {} more per call \
+                 than the per-call loop [{} .. {}]: no call is left to cost it, so that is \
+                 {MACHINES_DOING}, not a crossing",
+                ns(s.estimate),
+                ns(s.lower),
+                ns(s.upper),
+            ),
+            None => "; cross-language LTO inlined the call, to no measurable gain".to_owned(),
+        },
         (Some(x), Some(false), _, _) => {
             format!("; cross-language LTO leaves the call in place ({} per call)", ns(x.estimate))
         }

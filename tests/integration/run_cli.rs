@@ -31,7 +31,7 @@ fn two_quick_runs_compare_without_calling_noise_a_regression() {
     }
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["schema_version"], 4);
+    assert_eq!(report["schema_version"], 5);
     assert_eq!(report["cgo"]["status"], "skipped");
     assert_eq!(report["cgo"]["message"], "cgo reference skipped: --no-cgo");
     assert!(report["environment"]["hardware_counters"]["detail"].is_string());
