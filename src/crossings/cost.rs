@@ -95,7 +95,8 @@ pub struct KindCost {
     pub charged_ns_per_call: Option<Interval>,
     /// For direct calls: what the call itself costs against the same work inlined into
     /// the loop: what a crossing loses that a loop and callee in one language (or
-    /// cross-language LTO) would not pay. `call_measured_by` says which.
+    /// cross-language LTO) would not pay. `call_measured_by` says which. Held at zero or
+    /// above, as [`KindCost::charged_ns_per_call`] is: a saving below zero is no saving.
     #[serde(default)]
     pub call_ns_per_call: Option<Interval>,
     /// `plusone/int per-call - per-call-xlto` (measured with cross-language LTO) or
@@ -253,7 +254,11 @@ fn kind_cost(
     m: Measured,
     summary: &PairedSummary,
 ) -> KindCost {
-    let (call_ns_per_call, call_measured_by) = m.call.unzip();
+    let (saving, call_measured_by) = m.call.unzip();
+    // What inlining saves is held at zero or above, as a charge is: an inlined loop that
+    // measured slower than the call (a machine's memory or placement at work) saves
+    // nothing, at most the interval's upper bound; it is never a saving below zero.
+    let call_ns_per_call = saving.map(|s| charged(&s, s.lower > 0.0));
     KindCost {
         kind,
         measured_by: format!("{key} {variant}"),
@@ -311,6 +316,49 @@ mod tests {
         let real = Interval::new(2.0, 1.5, 2.5);
         assert_eq!(charged(&real, true), real);
         assert_eq!(charged(&real, false).estimate, 0.0, "not clear of the floors: not charged");
+    }
+
+    #[test]
+    fn what_inlining_saves_is_never_below_zero() {
+        let summary = PairedSummary {
+            rounds: 100,
+            stop: crate::measure::paired::Stop::Precise,
+            seconds: 1.0,
+            noise_floor: 0.002,
+            min_effect: 0.01,
+            too_noisy: false,
+            placement_floor: 0.05,
+        };
+        let by = "plusone/int per-call - per-call-xlto (cross-language LTO)".to_owned();
+        let measured = |call: Interval| Measured {
+            overhead: Interval::new(0.27, 0.2, 0.3),
+            measurable: true,
+            call: Some((call, by.clone())),
+        };
+        // The LTO loop slower than the call (a per-item memory round trip on Intel).
+        let slower = kind_cost(
+            CallKind::Direct,
+            "plusone/int",
+            "per-call",
+            measured(Interval::new(-0.86, -1.1, 0.1)),
+            &summary,
+        );
+        let saved = slower.call_ns_per_call.unwrap();
+        assert_eq!((saved.estimate, saved.lower, saved.upper), (0.0, 0.0, 0.1));
+        let wholly_below = Interval::new(-0.86, -1.1, -0.6);
+        let k = kind_cost(
+            CallKind::Direct,
+            "plusone/int",
+            "per-call",
+            measured(wholly_below),
+            &summary,
+        );
+        let saved = k.call_ns_per_call.unwrap();
+        assert_eq!((saved.estimate, saved.lower, saved.upper), (0.0, 0.0, 0.0));
+        let real = Interval::new(1.09, 1.07, 1.11);
+        let k = kind_cost(CallKind::Direct, "plusone/int", "per-call", measured(real), &summary);
+        assert_eq!(k.call_ns_per_call, Some(real));
+        assert_eq!(k.call_measured_by.as_deref(), Some(by.as_str()));
     }
 
     #[test]
