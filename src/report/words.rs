@@ -10,9 +10,10 @@ fn instructions(v: &Verdict) -> String {
     })
 }
 
-/// What the machine, not a call, is named for: where a variant with no call left, or with
-/// fewer instructions than its baseline, is measurably slower.
-const MACHINES_DOING: &str = "the machine's doing (memory, code placement, the CPU's front end)";
+/// What the machine, not more work, is named for: where a variant with no call left, or
+/// with fewer instructions than its baseline, is measurably slower.
+const MACHINES_DOING: &str =
+    "the machine's doing (memory, code placement, branch prediction, the CPU's front end)";
 
 /// One verdict in words, against the baseline `baseline`. A variant that makes no
 /// crossing (its call inlined) is never said to pay for one.
@@ -46,7 +47,7 @@ pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
         ),
         VerdictKind::SlowerOnFewerInstructions => format!(
             "{name} executes fewer instructions per call than {baseline}{}, yet measured {} \
-             more per call [{} .. {}], {:.2}x: {MACHINES_DOING}, not a cost of a call",
+             more per call [{} .. {}], {:.2}x: not more work but {MACHINES_DOING}",
             instructions(v),
             ns(o.estimate),
             ns(o.lower),
@@ -115,9 +116,10 @@ pub(crate) fn advice(a: &Answers) -> String {
         ),
         (VerdictKind::Faster, _) => format!("{} is faster than the batched loop", a.per_call),
         (VerdictKind::SlowerOnFewerInstructions, _) => format!(
-            "{} is slower than the batched loop on fewer instructions: {MACHINES_DOING}, so \
-             batching saves nothing a call costs",
-            a.per_call
+            "{} is {} per call slower than the batched loop on fewer instructions: not more \
+             work but {MACHINES_DOING}",
+            a.per_call,
+            ns(a.per_call_ns.estimate - a.batched_ns.estimate)
         ),
         (VerdictKind::TooNoisy, _) => "the machine was too noisy to judge batching".to_owned(),
         (VerdictKind::WithinPlacement, _) => {

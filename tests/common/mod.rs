@@ -239,3 +239,23 @@ pub fn example(name: &str) -> std::path::PathBuf {
     assert!(path.exists(), "{} missing after building it", path.display());
     path
 }
+
+/// A directory every user may enter and write, in /tmp, holding copies of `programs`: for
+/// a test that runs programs as another user (`nobody`), who may not reach the checkout
+/// (a clone in root's home, or in any private directory).
+pub fn open_to_every_user(
+    programs: &[&std::path::Path],
+) -> (tempfile::TempDir, Vec<std::path::PathBuf>) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix("ffiprof-any-user-").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let copies = programs
+        .iter()
+        .map(|p| {
+            let copy = dir.path().join(p.file_name().unwrap());
+            std::fs::copy(p, &copy).unwrap();
+            copy
+        })
+        .collect();
+    (dir, copies)
+}

@@ -521,13 +521,12 @@ fn a_process_that_may_not_be_observed_exits_2() {
         return;
     }
     let mut target = Command::new("sleep").arg("5").spawn().unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let ffiprof = std::path::Path::new(env!("CARGO_BIN_EXE_ffiprof"));
+    let (out, copies) = common::open_to_every_user(&[ffiprof]);
     let dir = out.path().join("rec");
-    std::fs::set_permissions(out.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .unwrap();
     let result = Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_ffiprof"))
+        .arg(&copies[0])
         .args(["record", "--duration", "0.2", "--pid", &target.id().to_string(), "--out"])
         .arg(&dir)
         .output()

@@ -334,17 +334,17 @@ fn as_nobody_off_cpu_time_comes_from_switch_records_alone() {
         eprintln!("SKIPPED {test}: needs root, setpriv and perf_event_paranoid 2");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .unwrap();
+    let ffiprof = Path::new(env!("CARGO_BIN_EXE_ffiprof"));
+    let (tmp, copies) = common::open_to_every_user(&[ffiprof, waiting_program()]);
+    let (ffiprof_copy, program) = (&copies[0], &copies[1]);
     let out = tmp.path().join("rec");
     let ran = run(Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_ffiprof"))
+        .arg(ffiprof_copy)
         .args(["record", "--off-cpu", "--out"])
         .arg(&out)
         .arg("--")
-        .arg(waiting_program())
+        .arg(program)
         .args(["30", "10"]))
     .success();
     let s = summary(&out);
