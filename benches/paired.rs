@@ -40,7 +40,7 @@ fn main() {
     // Each case is measured in child processes of this bench (the hidden command).
     if let Some(measured) = measure::serve_child(&args) {
         match measured {
-            Ok(json) => println!("{json}"),
+            Ok(json) => print!("{json}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 std::process::exit(1);
@@ -82,6 +82,15 @@ fn main() {
     }
     if cases.is_empty() {
         return;
+    }
+    // Instructions per call under callgrind, as `ffiprof bench` counts them, so that the
+    // two tables mark every case alike (`=` and `!` need the counts).
+    let measured: Vec<workload::Workload> = workload::catalogue()
+        .into_iter()
+        .filter(|w| cases.iter().any(|c| c.header.name == w.name))
+        .collect();
+    if let Err(why) = measure::attach_instruction_counts(&mut cases, &measured, &options) {
+        eprintln!("note: instructions per call not counted: {why}");
     }
     println!("\nPaired rounds (ffiprof's figures: every variant and a control instance of the");
     println!(

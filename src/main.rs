@@ -109,12 +109,6 @@ enum Command {
     /// Measure what sampling costs: slowdown of a workload under each sampler,
     /// effective rate, and post-processing time.
     SamplerCost(CostArgs),
-    /// Runs every variant's counted batches; what `run` executes under callgrind.
-    #[command(name = "__count-instructions", hide = true)]
-    CountInstructions {
-        /// Workloads (default: all).
-        workloads: Vec<String>,
-    },
     /// Run one variant n times and print its checksum (for callgrind, perf and friends).
     Exec {
         /// Workload name.
@@ -751,10 +745,6 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         Command::Duel(args) => done(duel(args)),
         Command::Memory(args) => memory(args),
         Command::Xlto(args) => xlto(args),
-        Command::CountInstructions { workloads } => {
-            measure::run_batches(&workload::select(&workloads)?)?;
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Exec { workload, variant, input, n } => {
             println!("{}", workload::exec(&workload, &variant, input.as_deref(), n)?);
             Ok(ExitCode::SUCCESS)
@@ -763,13 +753,13 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    // The hidden command that bench and run start in each child process: one case
-    // measured in this process, printed as JSON.
+    // The hidden commands that bench and run start in child processes: one case measured
+    // in this process, printed as JSON; the batches callgrind counts.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(measured) = measure::serve_child(&args) {
         return match measured {
             Ok(json) => {
-                println!("{json}");
+                print!("{json}");
                 ExitCode::SUCCESS
             }
             Err(err) => {

@@ -141,13 +141,25 @@ fn add_instructions(
     workloads: &[Workload],
     options: &Options,
 ) -> Result<()> {
+    attach_instruction_counts(&mut results.workloads, workloads, options)
+}
+
+/// Counts instructions per call of every variant of `workloads` under callgrind (the
+/// executable, `options.exe` or this one, serving [`serve_child`]) and attaches them to
+/// `cases`: what `bench` does with `count_instructions`, for a program that measures case
+/// by case (the paired bench). Fails, saying why, without valgrind.
+pub fn attach_instruction_counts(
+    cases: &mut [CaseResult],
+    workloads: &[Workload],
+    options: &Options,
+) -> Result<()> {
     let available = instructions::availability();
     if !available.available {
         return Err(Error::Internal(available.detail));
     }
     let exe = ffiprof_exe(options.exe.as_deref())?;
     let counts = instructions::count(&exe, workloads)?;
-    for case in &mut results.workloads {
+    for case in cases {
         instructions::attach(&counts, &case.header, case.variants.iter_mut());
     }
     Ok(())
@@ -249,15 +261,22 @@ impl ChildCase {
     }
 }
 
-/// The child side of [`measure_case`]: when `args` (a program's arguments, its name left
-/// out) are [`CASE_COMMAND`]'s, measures the case they name and returns it as JSON, for
-/// standard output; otherwise `None`. A program that measures in child processes of
-/// itself (`ffiprof`, the paired bench) calls this first.
+/// The child side of [`measure_case`] and of instruction counting: when `args` (a
+/// program's arguments, its name left out) are [`CASE_COMMAND`]'s, measures the case they
+/// name and returns it as a line of JSON, for standard output; when they are
+/// `__count-instructions WORKLOAD...`, runs the counted batches callgrind counts
+/// ([`run_batches`]) and returns nothing to print; otherwise `None`. A program that
+/// measures in child processes of itself (`ffiprof`, the paired bench) calls this first.
 pub fn serve_child(args: &[String]) -> Option<Result<String>> {
     match args {
         [command, rest @ ..] if command == CASE_COMMAND => {
-            Some(ChildCase::parse(rest).and_then(|case| case.measure()))
+            Some(ChildCase::parse(rest).and_then(|case| case.measure()).map(|json| json + "\n"))
         }
+        [command, rest @ ..] if command == instructions::COMMAND => Some(
+            crate::workload::select(rest)
+                .and_then(|workloads| run_batches(&workloads))
+                .map(|()| String::new()),
+        ),
         _ => None,
     }
 }

@@ -290,8 +290,8 @@ pub fn table(cases: &[CaseResult]) -> String {
          control at different placements, or the variant's own placements)\n\
          = measurable in time, yet the same instructions per call (within 0.5%): the same \
          work, so memory, placement or noise, not a cost of the call\n\
-         ! measurably slower, yet fewer instructions per call: the machine's doing (memory, \
-         placement, the CPU's front end), not a cost of the call\n",
+         ! measurably slower, yet fewer instructions per call: not more work but the \
+         machine's doing (memory, placement, branch prediction, the CPU's front end)\n",
     );
     out
 }
