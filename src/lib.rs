@@ -78,6 +78,7 @@ mod ffi;
 mod flame;
 mod fmt;
 mod machine_code;
+mod maps;
 mod output;
 mod pprof_proto;
 mod symbol;

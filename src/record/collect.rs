@@ -21,8 +21,8 @@ use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, Clock, Counter, SampleFlag, Sampler as Ring};
 
 use crate::error::{Error, Result};
+use crate::maps::Mapping;
 use crate::sample::perf::{fix_for, map_ring, probe_hardware, UNWIND_REGS};
-use crate::sample::unwind::Mapping;
 use crate::sample::Event;
 
 /// Ring buffer per CPU tried in turn: the large one needs root or a raised

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::sample::unwind::{executable_mappings, Mapping, StackUnwinder, UnwindSections, Unwound};
+use crate::maps::{executable_mappings, Mapping};
+use crate::sample::unwind::{StackUnwinder, UnwindSections, Unwound};
 
 /// A code location: a module (index into [`Modules::files`]) and the file offset of the
 /// lookup address (a return address's minus one), or an address in no known module.

@@ -20,40 +20,10 @@ use super::recover::{ends_with_call, recover, Recovery};
 
 use object::{Object, ObjectSection, ObjectSegment, SegmentFlags};
 
+use crate::maps::{executable_mappings, Mapping};
+
 /// Most frames kept per stack.
 pub(crate) const MAX_FRAMES: usize = 256;
-
-/// An executable mapping of this process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mapping {
-    /// Address range.
-    pub range: Range<u64>,
-    /// Offset in the file.
-    pub offset: u64,
-    /// File path, or a pseudo-name such as `[vdso]`.
-    pub path: String,
-}
-
-/// Executable, file-backed or pseudo mappings of `/proc/<pid>/maps` text.
-pub(crate) fn executable_mappings(maps: &str) -> Vec<Mapping> {
-    maps.lines()
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let (range, perms, offset) = (parts.next()?, parts.next()?, parts.next()?);
-            let (_dev, _inode) = (parts.next()?, parts.next()?);
-            let path = parts.collect::<Vec<_>>().join(" ");
-            if !perms.contains('x') || path.is_empty() {
-                return None;
-            }
-            let (start, end) = range.split_once('-')?;
-            Some(Mapping {
-                range: u64::from_str_radix(start, 16).ok()?..u64::from_str_radix(end, 16).ok()?,
-                offset: u64::from_str_radix(offset, 16).ok()?,
-                path,
-            })
-        })
-        .collect()
-}
 
 /// Section bytes, shared by every mapping and process that maps the same file.
 /// A section's bytes in its file's mapping ([`crate::ffi::map_file`]), which every module
@@ -412,26 +382,5 @@ impl StackUnwinder {
         }
         unwound.truncated = beyond.get() && stack.len() >= asked;
         unwound
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_executable_mappings_only() {
-        let maps = "\
-55d0c0000000-55d0c0001000 r--p 00000000 fd:01 42 /usr/bin/x
-55d0c0001000-55d0c0005000 r-xp 00001000 fd:01 42 /usr/bin/x
-7ffd1000-7ffd3000 r-xp 00000000 00:00 0 [vdso]
-7f00-8f00 rw-p 00000000 00:00 0
-";
-        let m = executable_mappings(maps);
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0].range, 0x55d0c0001000..0x55d0c0005000);
-        assert_eq!(m[0].offset, 0x1000);
-        assert_eq!(m[0].path, "/usr/bin/x");
-        assert_eq!(m[1].path, "[vdso]");
     }
 }

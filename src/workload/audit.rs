@@ -14,14 +14,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSymbol, SymbolKind};
 use serde::{Deserialize, Serialize};
 
 use super::{Placement, Unavailable, Workload, PLACEMENTS};
 use crate::error::{Error, Result};
 use crate::machine_code::stack_round_trips;
 pub use crate::machine_code::{RoundTrip, RoundTripKind};
-use crate::sample::unwind::{executable_mappings, Mapping};
+use crate::maps::{executable_mappings, file_address, Mapping};
 
 /// Which compiler made a loop's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,15 +284,6 @@ impl CodeReader {
             asks_for_memory: l.asks_for_memory.map(str::to_owned),
         })
     }
-}
-
-/// The address in `file` of `address` in this process, where `mapping` maps the file.
-fn file_address(file: &object::File<'_>, mapping: &Mapping, address: u64) -> Option<u64> {
-    let offset = address - mapping.range.start + mapping.offset;
-    file.segments().find_map(|s| {
-        let (start, size) = s.file_range();
-        (start <= offset && offset < start + size).then(|| offset - start + s.address())
-    })
 }
 
 #[cfg(test)]
