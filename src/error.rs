@@ -190,6 +190,15 @@ pub enum Error {
         /// What was missing.
         reason: String,
     },
+    /// An input file whose own totals say it is not whole: cut short, or its parts do not
+    /// add up to what it states.
+    #[error("{path}: {what}; give the whole file as the tool wrote it")]
+    InputIncomplete {
+        /// The path.
+        path: PathBuf,
+        /// What it states against what it holds.
+        what: String,
+    },
     /// The user's package failed to build (its own error, its last lines shown).
     #[error("the build failed (status {status}): {command}\n{tail}")]
     UserBuild {
@@ -273,6 +282,7 @@ impl Error {
             | Error::VariantUnavailable { .. }
             | Error::CensusCorrupt { .. }
             | Error::NotCallgrind { .. }
+            | Error::InputIncomplete { .. }
             | Error::UserBuild { .. }
             | Error::NotDhat { .. }
             | Error::Toolchain(_) => true,

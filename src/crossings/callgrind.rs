@@ -67,6 +67,25 @@ pub(crate) struct CallGraph {
     pub edges: Vec<Edge>,
     /// Lines that could not be read and were skipped (0 for what callgrind writes).
     pub unreadable_lines: u64,
+    /// The total the file states (`summary:`, `totals:`), where it states one.
+    pub stated_total: Option<u64>,
+    /// Every function's own count, summed: equal to the stated total in a whole file.
+    pub counted_total: u64,
+}
+
+impl CallGraph {
+    /// Why the file is not whole, where its costs do not add up to the total it states
+    /// (a file cut short holds its header's `summary:` but not all the costs after it).
+    pub(crate) fn incomplete(&self) -> Option<String> {
+        let stated = self.stated_total?;
+        (stated != self.counted_total).then(|| {
+            format!(
+                "its costs add up to {} {} where its `summary:`/`totals:` line states {stated}: \
+                 the file is cut short or inconsistent",
+                self.counted_total, self.event
+            )
+        })
+    }
 }
 
 /// The kinds of compressed names: objects, files, functions.
@@ -203,7 +222,11 @@ pub(crate) fn read_graphs(files: &[PathBuf]) -> Result<Vec<CallGraph>> {
     for f in files {
         let bytes =
             std::fs::read(f).map_err(|source| Error::ReportMissing { path: f.clone(), source })?;
-        graphs.push(parse(&bytes));
+        let graph = parse(&bytes);
+        if let Some(what) = graph.incomplete() {
+            return Err(Error::InputIncomplete { path: f.clone(), what });
+        }
+        graphs.push(graph);
     }
     Ok(graphs)
 }
@@ -362,9 +385,10 @@ impl Reader {
         }
         let mut graph = self.b.graph;
         graph.event = self.event_names.get(self.event).cloned().unwrap_or_else(|| "Ir".into());
-        graph.total = self.stated_total.unwrap_or_else(|| {
-            graph.functions.iter().fold(0u64, |a, f| a.saturating_add(f.self_instructions))
-        });
+        graph.counted_total =
+            graph.functions.iter().fold(0u64, |a, f| a.saturating_add(f.self_instructions));
+        graph.stated_total = self.stated_total;
+        graph.total = self.stated_total.unwrap_or(graph.counted_total);
         graph
     }
 }
@@ -396,7 +420,7 @@ part: 1
 
 positions: line
 events: Ir
-summary: 1560
+summary: 820
 
 ob=(1) /bin/prog
 fl=(1) main.rs
@@ -428,8 +452,20 @@ ob=(2)
 fl=(3)
 fn=(3)
 0 700
-totals: 1560
+totals: 820
 ";
+
+    #[test]
+    fn a_file_cut_short_is_told_by_its_own_summary() {
+        // Cut after pow's call from main: main's and work's costs are missing.
+        let cut = &SAMPLE[..SAMPLE.find("fl=(2)\nfn=(2)").unwrap()];
+        let g = parse(cut.as_bytes());
+        let why = g.incomplete().expect("a cut file is incomplete");
+        assert!(why.contains("add up to 20 Ir") && why.contains("states 820"), "{why}");
+        // Without a stated total there is nothing to hold the costs against.
+        let no_summary = SAMPLE.replace("summary: 820\n", "").replace("totals: 820\n", "");
+        assert_eq!(parse(no_summary.as_bytes()).incomplete(), None);
+    }
 
     fn find<'a>(g: &'a CallGraph, name: &str) -> (usize, &'a Function) {
         g.functions.iter().enumerate().find(|(_, f)| f.name == name).unwrap()
@@ -439,7 +475,8 @@ totals: 1560
     fn reads_functions_edges_and_totals() {
         let g = parse(SAMPLE.as_bytes());
         assert_eq!(g.unreadable_lines, 0);
-        assert_eq!((g.pid, g.command.as_str(), g.total), (Some(42), "./prog --flag", 1560));
+        assert_eq!((g.pid, g.command.as_str(), g.total), (Some(42), "./prog --flag", 820));
+        assert_eq!(g.incomplete(), None, "every function's own count adds up to the summary");
         let (main, m) = find(&g, "prog::main");
         let (work, w) = find(&g, "work");
         let (pow, p) = find(&g, "pow");

@@ -34,7 +34,7 @@ impl Sampler for PprofSampler {
             .frequency(hz)
             .build()
             .map_err(|e| Error::Pprof(e.to_string()))?;
-        let cpu = process_cpu_nanos();
+        let cpu = crate::ffi::process_cpu_ns();
         self.guard = Some((guard, Instant::now(), crate::ffi::current_pthread(), cpu));
         Ok(())
     }
@@ -45,7 +45,7 @@ impl Sampler for PprofSampler {
             .take()
             .ok_or_else(|| Error::Internal("pprof sampler stopped before it started".into()))?;
         let window = started.elapsed();
-        let cpu = process_cpu_nanos().saturating_sub(cpu_at_start);
+        let cpu = crate::ffi::process_cpu_ns().saturating_sub(cpu_at_start);
         let report = guard.report().build_unresolved().map_err(|e| Error::Pprof(e.to_string()))?;
         drop(guard);
         // setitimer(ITIMER_PROF) interrupts whichever thread is on the CPU; keep the
@@ -83,18 +83,6 @@ impl Sampler for PprofSampler {
             samples,
             has_signal_frames: true,
         })
-    }
-}
-
-/// The CPU time this process has used, nanoseconds.
-fn process_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid clock id and a pointer to a timespec we own.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0;
-    if ok {
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    } else {
-        0
     }
 }
 

@@ -100,21 +100,24 @@ pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
+/// Skips a test that cannot run here, saying why: under CI (where nothing may skip) the
+/// test fails with the reason instead; elsewhere `SKIPPED test: why` is written past the
+/// test harness's capture, so `cargo test` shows it even when the test passes.
+pub fn skip(test: &str, why: &str) {
+    assert!(!under_ci(), "{test}: {why}; CI must give the test what it needs");
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// Whether the optional tool `program` runs here (`program version_arg` succeeds). When it
 /// does not, under CI the test fails; elsewhere the test should return early, and this
 /// says so on the terminal (written past the test harness's capture, so `cargo test`
 /// shows it) with the command that installs it.
 pub fn tool_available(test: &str, program: &str, version_arg: &str, install: &str) -> bool {
     let runs = Command::new(program).arg(version_arg).output().is_ok_and(|o| o.status.success());
-    if runs {
-        return true;
+    if !runs {
+        skip(test, &format!("`{program}` is not installed ({install} to run it)"));
     }
-    assert!(!under_ci(), "{test}: `{program}` is not installed ({install}); CI must install it");
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: `{program}` is not installed ({install} to run it)"
-    );
-    false
+    runs
 }
 
 /// Whether valgrind runs here ([`tool_available`] for it).
@@ -128,8 +131,7 @@ pub fn xlto_here(test: &str) -> bool {
     match ffiprof::workload::xlto::toolchain() {
         Ok(_) => true,
         Err(why) => {
-            assert!(!under_ci(), "{test}: {why}; CI must install them");
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+            skip(test, &why);
             false
         }
     }

@@ -321,3 +321,21 @@ fn from_files_that_are_not_callgrind_output_exit_2_and_write_nothing() {
         std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "only the two inputs: {names:?}");
 }
+
+#[test]
+fn a_callgrind_file_cut_short_exits_2_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The head of a file whose `summary:` states more than the costs that follow it.
+    let cut = tmp.path().join("callgrind.out.1");
+    std::fs::write(
+        &cut,
+        "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 1\ncmd: ./p\n\
+         part: 1\n\npositions: line\nevents: Ir\nsummary: 5000\n\nob=(1) /bin/p\n\
+         fl=(1) main.rs\nfn=(1) main\n10 40\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("census");
+    run(ffiprof().args(["crossings", "--from"]).arg(&cut).arg("--out").arg(&out))
+        .usage_error("cut short or inconsistent");
+    assert!(!out.exists());
+}

@@ -173,7 +173,10 @@ fn attribution(kind: SamplerKind, hz: u64, cpu_seconds: f64, input: &str) {
     let leaf_c = summary.leaf_share.get(&Language::C).copied().unwrap_or(0.0);
     assert!(
         (leaf_c - summary.c_side_share).abs() < 0.02,
-        "the C side of calibrate is the project's C spin"
+        "{kind}: the C side of calibrate is the project's C spin: C leaves {leaf_c:.3}, C side \
+         {:.3}, leaves by language {:?}",
+        summary.c_side_share,
+        summary.leaf_share
     );
 }
 
