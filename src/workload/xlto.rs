@@ -316,12 +316,70 @@ pub struct Inlining {
     /// call is made where no name can be read.
     pub calls: Vec<String>,
     /// Why the callee is still called, where the code tells.
-    pub why: Option<String>,
+    #[serde(default, deserialize_with = "still_called_or_words")]
+    pub why: Option<StillCalled>,
     /// How many placements were read.
     pub placements: usize,
     /// The compilers that built the library, first lines of their `--version`.
     #[serde(default)]
     pub built_with: Vec<String>,
+}
+
+/// Why the LTO library's loop still calls its C callee: data, worded by its `Display`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum StillCalled {
+    /// The callee is in the LTO unit, yet the optimiser kept the call.
+    KeptInUnit {
+        /// The callee.
+        callee: String,
+    },
+    /// The callee is imported at load time from a shared library, which no link-time
+    /// optimisation reaches.
+    Imported {
+        /// The callee.
+        callee: String,
+        /// The library that defines it in this process, where the loader tells.
+        library: Option<PathBuf>,
+    },
+    /// Read from a report of schema 4, which kept the reason as words.
+    Worded {
+        /// The words.
+        words: String,
+    },
+}
+
+/// [`Inlining::why`] as this version writes it, or as a report of schema 4 wrote it: words.
+fn still_called_or_words<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<StillCalled>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Data(StillCalled),
+        Words(String),
+    }
+    Ok(Option::<Either>::deserialize(d)?.map(|e| match e {
+        Either::Data(why) => why,
+        Either::Words(words) => StillCalled::Worded { words },
+    }))
+}
+
+impl std::fmt::Display for StillCalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StillCalled::KeptInUnit { callee } => {
+                write!(f, "{callee} is in the LTO unit, yet the optimiser kept the call")
+            }
+            StillCalled::Imported { callee, library } => write!(
+                f,
+                "{callee} is not in the LTO unit: it is imported at load time from a shared \
+                 library{}, which no link-time optimisation reaches",
+                library.as_ref().map_or(String::new(), |l| format!(" ({})", l.display()))
+            ),
+            StillCalled::Worded { words } => f.write_str(words),
+        }
+    }
 }
 
 impl Inlining {
@@ -371,15 +429,11 @@ pub fn inspect(path: &Path, workload: &str) -> Option<Result<Inlining>> {
             s.name() == Ok(callee) && s.is_definition() && s.kind() == object::SymbolKind::Text
         });
         let why = (!calls.is_empty()).then(|| {
+            let callee = callee.to_owned();
             if defined_here {
-                format!("{callee} is in the LTO unit, yet the optimiser kept the call")
+                StillCalled::KeptInUnit { callee }
             } else {
-                let from = ffi::library_of(callee)
-                    .map_or(String::new(), |lib| format!(" ({})", lib.display()));
-                format!(
-                    "{callee} is not in the LTO unit: it is imported at load time from a \
-                     shared library{from}, which no link-time optimisation reaches"
-                )
+                StillCalled::Imported { library: ffi::library_of(&callee), callee }
             }
         });
         Ok(Inlining {
@@ -398,6 +452,32 @@ pub fn inspect(path: &Path, workload: &str) -> Option<Result<Inlining>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn why_a_call_stays_is_data_and_older_reports_words_still_load() {
+        let inlining = |why: serde_json::Value| -> Inlining {
+            serde_json::from_value(serde_json::json!({
+                "loop_symbol": "ffiprof_xlto_pow", "callee": "pow", "inlined": false,
+                "calls": ["pow"], "why": why, "placements": 4
+            }))
+            .unwrap()
+        };
+        let imported = StillCalled::Imported {
+            callee: "pow".into(),
+            library: Some(PathBuf::from("/lib/libm.so.6")),
+        };
+        let read = inlining(serde_json::to_value(&imported).unwrap());
+        assert_eq!(read.why, Some(imported));
+        assert!(read
+            .sentence()
+            .contains("imported at load time from a shared library (/lib/libm.so.6)"));
+        let old = inlining(serde_json::json!("pow is not in the LTO unit"));
+        assert_eq!(
+            old.why,
+            Some(StillCalled::Worded { words: "pow is not in the LTO unit".into() })
+        );
+        assert_eq!(inlining(serde_json::Value::Null).why, None);
+    }
 
     #[test]
     fn versions_are_read_from_each_tools_first_line() {

@@ -51,7 +51,103 @@ pub struct Remaining {
     /// The callee's object's file name.
     pub callee_module: String,
     /// Why the call remains, as far as the build tells.
-    pub why: String,
+    pub why: WhyRemains,
+}
+
+impl Remaining {
+    /// Why the call remains, in words ([`WhyRemains`] for this crossing).
+    pub fn reason(&self) -> Reason<'_> {
+        Reason(self)
+    }
+}
+
+/// Why a crossing of the LTO build is still a call: the reason as data; its words are
+/// [`Reason`]'s, in one place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum WhyRemains {
+    /// The callee is in a shared library, loaded at run time: no link-time optimisation
+    /// reaches it.
+    InSharedLibrary {
+        /// True for the C library itself (libc, libm, libpthread, the loader).
+        c_library: bool,
+    },
+    /// A callback from a shared library through a function pointer.
+    CallbackFromSharedLibrary {
+        /// The library the caller is in.
+        library: String,
+    },
+    /// A callback through a function pointer within the program.
+    Callback,
+    /// The callee comes from machine code without bitcode: nothing for the linker to
+    /// inline.
+    NativeCode {
+        /// The object (and archive) it comes from.
+        object: String,
+    },
+    /// Both sides are in the LTO unit and the caller's machine code still calls the
+    /// callee directly: the optimiser chose not to inline it.
+    NotInlined {
+        /// Instructions per call inside the callee.
+        instructions_per_call: f64,
+    },
+    /// The caller's machine code reaches the callee only through an indirect call.
+    ThroughPointer,
+    /// Both sides are in the LTO unit and the call was kept; the caller's machine code
+    /// was not read.
+    Kept {
+        /// Instructions per call inside the callee.
+        instructions_per_call: f64,
+    },
+}
+
+/// A remaining crossing's [`WhyRemains`] in words.
+pub struct Reason<'a>(&'a Remaining);
+
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Remaining { caller, callee, callee_module, .. } = self.0;
+        match &self.0.why {
+            WhyRemains::InSharedLibrary { c_library } => write!(
+                f,
+                "{callee} is in {} ({callee_module}), loaded at run time: link-time \
+                 optimisation does not reach it",
+                if *c_library { "the C library" } else { "a shared library" }
+            ),
+            WhyRemains::CallbackFromSharedLibrary { library } => write!(
+                f,
+                "a callback from {caller} in {library} (a shared library, which link-time \
+                 optimisation does not reach) through a function pointer"
+            ),
+            WhyRemains::Callback => write!(
+                f,
+                "a callback: {caller} calls {callee} through a function pointer, which the \
+                 optimiser inlines only where the pointer is a constant at the call"
+            ),
+            WhyRemains::NativeCode { object } => write!(
+                f,
+                "{callee} comes from {object}, machine code without bitcode (assembly, or C \
+                 compiled without -flto): the linker has nothing to inline"
+            ),
+            WhyRemains::NotInlined { instructions_per_call } => write!(
+                f,
+                "both sides are in the LTO unit and the machine code still calls {callee} \
+                 directly: the optimiser chose not to inline it ({instructions_per_call:.0} \
+                 instructions per call inside it)"
+            ),
+            WhyRemains::ThroughPointer => write!(
+                f,
+                "{caller} reaches {callee} through a function pointer (an indirect call in its \
+                 machine code), which the optimiser cannot inline"
+            ),
+            WhyRemains::Kept { instructions_per_call } => write!(
+                f,
+                "both sides are in the LTO unit, yet the optimiser kept the call \
+                 ({instructions_per_call:.0} instructions per call inside {callee}: too large \
+                 for its inlining threshold, or called through a pointer)"
+            ),
+        }
+    }
 }
 
 /// The C and C++ objects that reached the linker, read from the LTO build's build-script
@@ -192,57 +288,25 @@ pub fn rust_to_c_calls(census: &Census) -> u64 {
 
 /// Why `c` (a crossing of the LTO build) is still a call; `code` reads the LTO build's
 /// machine code where given.
-fn why(c: &Crossing, objects: &Objects, code: Option<&Code>) -> String {
+fn why(c: &Crossing, objects: &Objects, code: Option<&Code>) -> WhyRemains {
     match c.kind {
-        CallKind::SharedLibrary => {
-            let what = if ["libc.so", "libm.so", "libpthread.so", "ld-linux"]
+        CallKind::SharedLibrary => WhyRemains::InSharedLibrary {
+            c_library: ["libc.so", "libm.so", "libpthread.so", "ld-linux"]
                 .iter()
-                .any(|p| c.callee_module.starts_with(p))
-            {
-                "the C library"
-            } else {
-                "a shared library"
-            };
-            format!(
-                "{} is in {what} ({}), loaded at run time: link-time optimisation does not \
-                 reach it",
-                c.callee, c.callee_module
-            )
+                .any(|p| c.callee_module.starts_with(p)),
+        },
+        CallKind::Callback if c.caller_module != c.callee_module => {
+            WhyRemains::CallbackFromSharedLibrary { library: c.caller_module.clone() }
         }
-        CallKind::Callback if c.caller_module != c.callee_module => format!(
-            "a callback from {} in {} (a shared library, which link-time optimisation does \
-             not reach) through a function pointer",
-            c.caller, c.caller_module
-        ),
-        CallKind::Callback => format!(
-            "a callback: {} calls {} through a function pointer, which the optimiser inlines \
-             only where the pointer is a constant at the call",
-            c.caller, c.callee
-        ),
+        CallKind::Callback => WhyRemains::Callback,
         CallKind::Direct => match objects.native_functions.get(&c.callee) {
-            Some(from) => format!(
-                "{} comes from {from}, machine code without bitcode (assembly, or C compiled \
-                 without -flto): the linker has nothing to inline",
-                c.callee
-            ),
+            Some(from) => WhyRemains::NativeCode { object: from.clone() },
             None => match code.and_then(|code| code.reach(&c.caller, &c.callee)) {
-                Some(Reach::Direct) => format!(
-                    "both sides are in the LTO unit and the machine code still calls {} \
-                     directly: the optimiser chose not to inline it ({:.0} instructions per \
-                     call inside it)",
-                    c.callee, c.instructions_per_call
-                ),
-                Some(Reach::Pointer) => format!(
-                    "{} reaches {} through a function pointer (an indirect call in its \
-                     machine code), which the optimiser cannot inline",
-                    c.caller, c.callee
-                ),
-                None => format!(
-                    "both sides are in the LTO unit, yet the optimiser kept the call ({:.0} \
-                     instructions per call inside {}: too large for its inlining threshold, \
-                     or called through a pointer)",
-                    c.instructions_per_call, c.callee
-                ),
+                Some(Reach::Direct) => {
+                    WhyRemains::NotInlined { instructions_per_call: c.instructions_per_call }
+                }
+                Some(Reach::Pointer) => WhyRemains::ThroughPointer,
+                None => WhyRemains::Kept { instructions_per_call: c.instructions_per_call },
             },
         },
     }
@@ -331,16 +395,21 @@ mod tests {
         assert_eq!(gone, [("c_cheap", 60_000, 0), ("c_expensive", 12, 1)]);
         assert_eq!(removed[1].still_called_from, ["app::start"]);
         assert_eq!(removed[0].now_crossing_to, [("c_inner".to_owned(), 60_000)]);
-        let why = |callee: &str| {
-            let r = remaining.iter().find(|r| r.callee == callee).unwrap();
-            (r.calls_before, r.why.clone())
-        };
-        assert_eq!(why("app::compare").0, Some(20_000));
-        assert!(why("app::compare").1.starts_with("a callback"), "{:?}", why("app::compare"));
-        assert!(why("pow").1.contains("the C library (libm.so.6)"), "{:?}", why("pow"));
-        assert!(why("asm_hash").1.contains("hash.o (libhash.a), machine code"));
-        assert_eq!(why("c_expensive").0, None);
-        assert!(why("c_expensive").1.contains("optimiser kept the call"));
+        let found = |callee: &str| remaining.iter().find(|r| r.callee == callee).unwrap();
+        let why = |callee: &str| (found(callee).calls_before, found(callee).why.clone());
+        assert_eq!(why("app::compare"), (Some(20_000), WhyRemains::Callback));
+        assert_eq!(why("pow").1, WhyRemains::InSharedLibrary { c_library: true });
+        assert_eq!(
+            why("asm_hash").1,
+            WhyRemains::NativeCode { object: "hash.o (libhash.a)".into() }
+        );
+        assert!(matches!(why("c_expensive"), (None, WhyRemains::Kept { .. })));
+        // The words, made in one place.
+        let words = |callee: &str| found(callee).reason().to_string();
+        assert!(words("app::compare").starts_with("a callback"), "{}", words("app::compare"));
+        assert!(words("pow").contains("the C library (libm.so.6)"), "{}", words("pow"));
+        assert!(words("asm_hash").contains("hash.o (libhash.a), machine code"));
+        assert!(words("c_expensive").contains("optimiser kept the call"));
         assert_eq!(rust_to_c_calls(&before), 60_012);
         assert_eq!(rust_to_c_calls(&after), 12 + 5 + 3 + 60_000);
     }

@@ -26,7 +26,7 @@ use crate::output::{write_under, Staging};
 use crate::workload::xlto::Toolchain;
 
 pub use cargo::{Build, Kind, Target};
-pub use diff::{Objects, Remaining, Removed};
+pub use diff::{Objects, Reason, Remaining, Removed, WhyRemains};
 pub use report::{Builds, Xlto, XLTO_FILE, XLTO_SCHEMA_VERSION};
 
 /// What to build, run and where to write.

@@ -17,7 +17,7 @@ use crate::measure::programs::{Duel, Measure};
 use crate::measure::Interval;
 
 /// Version of `xlto.json`.
-pub const XLTO_SCHEMA_VERSION: u32 = 1;
+pub const XLTO_SCHEMA_VERSION: u32 = 2;
 
 /// Rows of each table on the terminal; the files have every one.
 const TERMINAL_ROWS: usize = 15;
@@ -312,7 +312,7 @@ impl Xlto {
                 fmt::short_name(&plain(&format!("{} -> {}", r.caller, r.callee)), width),
                 fmt::count(r.calls),
                 r.calls_before.map_or("(new)".to_owned(), fmt::count),
-                plain(&r.why),
+                plain(&r.reason().to_string()),
             ]
         })
         .collect()

@@ -56,8 +56,13 @@ fn plusone_is_inlined_across_the_boundary_and_pow_stays_a_call() {
         let pow = &case(&json, "pow", input)["inlining"];
         assert_eq!(pow["inlined"], false, "{pow}");
         assert!(pow["calls"].as_array().unwrap().iter().any(|c| c == "pow"), "{pow}");
-        let why = pow["why"].as_str().unwrap();
-        assert!(why.contains("not in the LTO unit") && why.contains("libm"), "{why}");
+        assert_eq!(pow["why"]["reason"], "imported", "{pow}");
+        assert_eq!(pow["why"]["callee"], "pow", "{pow}");
+        assert!(pow["why"]["library"].as_str().unwrap().contains("libm"), "{pow}");
+        let inlining: ffiprof::workload::xlto::Inlining =
+            serde_json::from_value(pow.clone()).unwrap();
+        let words = inlining.sentence();
+        assert!(words.contains("not in the LTO unit") && words.contains("libm"), "{words}");
     }
     let notes = json["notes"].as_array().unwrap();
     assert!(notes.iter().any(|n| n.as_str().unwrap().contains("ffiprof_plusone inlined")));
