@@ -58,19 +58,23 @@ enum Command {
     },
     /// Compare two runs (directories or report.json files): time changes judged on the
     /// paired ratios against both runs' controls, instruction counts exactly. Given two
-    /// crossings censuses, compares their calls and instructions per crossing exactly.
+    /// crossings censuses (crossings.json), compares their calls and instructions per
+    /// crossing exactly; given two heap censuses (memory.json), their bytes and blocks per
+    /// site exactly. --threshold and --metric apply to runs only: censuses are exact.
     Compare {
         /// The older run.
         old: PathBuf,
         /// The newer run.
         new: PathBuf,
-        /// Changes of a time ratio below this many percent are never significant.
+        /// Changes of a time ratio below this many percent are never significant (runs
+        /// only).
         #[arg(long, default_value_t = 5.0)]
         threshold: f64,
         /// Exit with status 3 when the metric shows a significant slowdown.
         #[arg(long)]
         fail_on_regression: bool,
-        /// Which slowdowns --fail-on-regression fails on.
+        /// Which slowdowns --fail-on-regression fails on (runs only; a census's regression
+        /// is exact: a new or busier crossing, a new site or more live bytes or blocks).
         #[arg(long, value_enum, default_value_t = MetricArg::Both)]
         metric: MetricArg,
         /// Where compare.md, compare.json and the differential flamegraphs go (default:
@@ -452,8 +456,13 @@ const PROCESSES: usize = 3;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SamplerArg {
+    /// The pprof crate in this process: SIGPROF from setitimer, at most one sample per
+    /// kernel tick.
     Pprof,
+    /// perf_event_open: cycles where the machine has counters, else cpu-clock; user
+    /// registers and a stack copy per sample.
     Perf,
+    /// Each of them, one after the other.
     Both,
 }
 
@@ -469,14 +478,19 @@ impl SamplerArg {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MetricArg {
+    /// A significant slowdown of a paired time ratio.
     Time,
+    /// More instructions per call, exactly counted.
     Instructions,
+    /// Either.
     Both,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum UnwindArg {
+    /// DWARF CFI over a copy of the user stack (framehop): exact through frameless code.
     Dwarf,
+    /// The kernel's frame-pointer callchain: cheaper, loses the callers of frameless code.
     Fp,
 }
 
@@ -491,7 +505,8 @@ struct ProfileArgs {
     /// Input name (default: the workload's first).
     #[arg(long)]
     input: Option<String>,
-    /// Sampler.
+    /// Which sampler captures the stacks: pprof (setitimer, in-process), perf
+    /// (perf_event_open with DWARF unwinding) or both.
     #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
     sampler: SamplerArg,
     /// Samples per second to ask for (1 to 100000).
@@ -529,7 +544,8 @@ struct CostArgs {
     /// Paired rounds (each: an unprofiled, a control and a profiled window; at least 6).
     #[arg(long, default_value_t = 21)]
     rounds: usize,
-    /// Sampler.
+    /// Which sampler captures the stacks: pprof (setitimer, in-process), perf
+    /// (perf_event_open with DWARF unwinding) or both.
     #[arg(long, value_enum, default_value_t = SamplerArg::Both)]
     sampler: SamplerArg,
 }
