@@ -50,9 +50,10 @@ pub enum Error {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// A report to compare does not exist or cannot be read.
+    /// A file the user gave does not exist or cannot be read: a run or a census to
+    /// compare, a census's cost source, a callgrind file for `crossings --from`.
     #[error("{path}: cannot read: {source}")]
-    ReportMissing {
+    InputUnreadable {
         /// The path.
         path: PathBuf,
         /// The reason.
@@ -271,7 +272,7 @@ impl Error {
             | Error::UnknownInput { .. }
             | Error::InvalidOption(_)
             | Error::Destination { .. }
-            | Error::ReportMissing { .. }
+            | Error::InputUnreadable { .. }
             | Error::ReportCorrupt { .. }
             | Error::ReportSchema { .. }
             | Error::NothingInCommon { .. }

@@ -142,7 +142,7 @@ pub(crate) fn holds(path: &Path, file_name: &str) -> bool {
 
 /// Reads a census file: `file_name` in `path` (a directory) or `path` itself, whose
 /// `schema_version` must be `version`. A file that is missing, not JSON, of another
-/// version or of another shape is [`Error::ReportMissing`] or [`Error::CensusCorrupt`].
+/// version or of another shape is [`Error::InputUnreadable`] or [`Error::CensusCorrupt`].
 pub(crate) fn load_versioned<T: serde::de::DeserializeOwned>(
     path: &Path,
     file_name: &str,
@@ -150,7 +150,7 @@ pub(crate) fn load_versioned<T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     let file = if path.is_dir() { path.join(file_name) } else { path.to_owned() };
     let text = std::fs::read_to_string(&file)
-        .map_err(|source| Error::ReportMissing { path: file.clone(), source })?;
+        .map_err(|source| Error::InputUnreadable { path: file.clone(), source })?;
     let corrupt = |reason: String| Error::CensusCorrupt { path: file.clone(), reason };
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;

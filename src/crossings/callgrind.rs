@@ -205,7 +205,7 @@ impl Builder {
 /// anything is written.
 pub(crate) fn check_file(path: &Path) -> Result<()> {
     use std::io::Read as _;
-    let missing = |source| Error::ReportMissing { path: path.to_owned(), source };
+    let missing = |source| Error::InputUnreadable { path: path.to_owned(), source };
     let mut head = Vec::with_capacity(64 * 1024);
     std::fs::File::open(path)
         .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
@@ -220,8 +220,8 @@ pub(crate) fn check_file(path: &Path) -> Result<()> {
 pub(crate) fn read_graphs(files: &[PathBuf]) -> Result<Vec<CallGraph>> {
     let mut graphs = Vec::with_capacity(files.len());
     for f in files {
-        let bytes =
-            std::fs::read(f).map_err(|source| Error::ReportMissing { path: f.clone(), source })?;
+        let bytes = std::fs::read(f)
+            .map_err(|source| Error::InputUnreadable { path: f.clone(), source })?;
         let graph = parse(&bytes);
         if let Some(what) = graph.incomplete() {
             return Err(Error::InputIncomplete { path: f.clone(), what });

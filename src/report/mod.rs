@@ -512,7 +512,7 @@ impl Report {
     pub fn load(path: &Path) -> Result<Report> {
         let file = if path.is_dir() { path.join("report.json") } else { path.to_owned() };
         let text = std::fs::read_to_string(&file)
-            .map_err(|source| Error::ReportMissing { path: file.clone(), source })?;
+            .map_err(|source| Error::InputUnreadable { path: file.clone(), source })?;
         let corrupt = |reason: String| Error::ReportCorrupt { path: file.clone(), reason };
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
