@@ -15,59 +15,64 @@ fn instructions(v: &Verdict) -> String {
 const MACHINES_DOING: &str =
     "the machine's doing (memory, code placement, branch prediction, the CPU's front end)";
 
-/// One verdict in words, against the baseline `baseline`. A variant that makes no
-/// crossing (its call inlined) is never said to pay for one.
-pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
+/// A measurable difference in words: what it costs or saves, and whose doing it is.
+fn measured(v: &Verdict, name: &str, baseline: &str) -> String {
     let (o, r) = (&v.overhead_ns_per_call, &v.ratio);
     let inlined = v.crossing == Crossing::Inlined;
-    let name = if inlined {
-        format!("{} (no crossing left: cross-language LTO inlined the call)", v.variant)
-    } else {
-        v.variant.clone()
-    };
+    let bounds = format!("[{} .. {}]", ns(o.lower), ns(o.upper));
     match v.kind {
         VerdictKind::Costs if inlined => format!(
-            "{name} measured {} more per call than {baseline} [{} .. {}], {:.2}x{}: with no \
+            "{name} measured {} more per call than {baseline} {bounds}, {:.2}x{}: with no \
              call left, that is the inlined loop's own code and where it sits, not a crossing",
             ns(o.estimate),
-            ns(o.lower),
-            ns(o.upper),
             r.estimate,
             instructions(v),
         ),
         VerdictKind::Costs => format!(
-            "{name} costs {} more per call than {baseline} [{} .. {}], {:.2}x{}; the crossing is \
+            "{name} costs {} more per call than {baseline} {bounds}, {:.2}x{}; the crossing is \
              {} of each per-call item, so batching pays off wherever calls are many",
             ns(o.estimate),
-            ns(o.lower),
-            ns(o.upper),
             r.estimate,
             instructions(v),
             pct(v.crossing_share, 0)
         ),
         VerdictKind::SlowerOnFewerInstructions => format!(
             "{name} executes fewer instructions per call than {baseline}{}, yet measured {} \
-             more per call [{} .. {}], {:.2}x: not more work but {MACHINES_DOING}",
+             more per call {bounds}, {:.2}x: not more work but {MACHINES_DOING}",
             instructions(v),
             ns(o.estimate),
-            ns(o.lower),
-            ns(o.upper),
             r.estimate,
         ),
-        VerdictKind::Faster if inlined => format!(
+        _ if inlined => format!(
             "{name} measured {} faster per call than {baseline} ({:.2}x){}: inlining removed \
              the call and what it kept the optimiser from",
             ns(-o.estimate),
             r.estimate,
             instructions(v)
         ),
-        VerdictKind::Faster => format!(
+        _ => format!(
             "{name} measured {} faster per call than {baseline} ({:.2}x){}: no cost to batch \
              away",
             ns(-o.estimate),
             r.estimate,
             instructions(v)
         ),
+    }
+}
+
+/// One verdict in words, against the baseline `baseline`. A variant that makes no
+/// crossing (its call inlined) is never said to pay for one.
+pub(crate) fn verdict(v: &Verdict, baseline: &str) -> String {
+    let r = &v.ratio;
+    let name = if v.crossing == Crossing::Inlined {
+        format!("{} (no crossing left: cross-language LTO inlined the call)", v.variant)
+    } else {
+        v.variant.clone()
+    };
+    match v.kind {
+        VerdictKind::Costs | VerdictKind::SlowerOnFewerInstructions | VerdictKind::Faster => {
+            measured(v, &name, baseline)
+        }
         VerdictKind::NoMeasurableDifference => format!(
             "{name}: no measurable difference from {baseline} ({}, 95% interval {:.3} .. \
              {:.3}x, not clear of the ±{} floor)",
