@@ -1,5 +1,6 @@
 //! Running a program under a valgrind tool: the one runner that the crossings census
-//! (callgrind) uses, and that a heap census (DHAT) will. It checks that valgrind is
+//! (callgrind), the heap census (DHAT) and instruction counting (callgrind over
+//! ffiprof's own batches) use. It checks that valgrind is
 //! installed (an error that says how, otherwise), writes the tool's files and valgrind's
 //! own logs into a directory the caller stages, follows child processes when asked,
 //! lets Ctrl-C reach the program rather than end ffiprof, and passes the program's exit

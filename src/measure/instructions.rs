@@ -9,14 +9,15 @@
 //! one batch; the difference of the two lengths divided by n is the instructions per
 //! call, with the batch's own entry and exit and anything done once cancelled.
 
+use std::ffi::OsString;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use super::counters::Availability;
 pub use super::paired::InstructionCount;
 use super::paired::PairedVariant;
 use super::CaseHeader;
 use crate::error::{Error, Result};
+use crate::valgrind::Tool;
 use crate::workload::{Input, Placement, Runner, Workload};
 
 /// Two instruction counts within this share of each other are the same work.
@@ -42,15 +43,12 @@ pub(crate) fn ffiprof_counted_batch(runner: &mut dyn Runner, n: u64) -> u64 {
 
 /// Whether valgrind can count here, and which.
 pub(crate) fn availability() -> Availability {
-    match Command::new("valgrind").arg("--version").output() {
-        Ok(out) if out.status.success() => Availability {
+    match crate::valgrind::version("instructions per call are counted under callgrind") {
+        Ok(version) => Availability {
             available: true,
-            detail: format!(
-                "{} (callgrind), two run lengths per variant",
-                String::from_utf8_lossy(&out.stdout).trim()
-            ),
+            detail: format!("{version} (callgrind), two run lengths per variant"),
         },
-        _ => Availability {
+        Err(_) => Availability {
             available: false,
             detail: "valgrind is not on PATH, so instructions per call are not counted \
                      (apt-get install valgrind)"
@@ -167,27 +165,27 @@ pub fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
     let dir = tempfile::tempdir()
         .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
     let out_file = dir.path().join("callgrind.out");
-    let names: Vec<&str> = workloads.iter().map(|w| w.name).collect();
-    let output = Command::new("valgrind")
-        .arg("--tool=callgrind")
-        .arg(format!("--callgrind-out-file={}", out_file.display()))
-        .arg(format!("--dump-before={COUNTED}"))
-        .arg(format!("--dump-after={COUNTED}"))
-        .args(["--dump-instr=no", "--compress-strings=no"])
-        .arg(exe)
-        .arg(COMMAND)
-        .args(&names)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| Error::Internal(format!("cannot start valgrind: {e}")))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    let tool = Tool {
+        args: vec![
+            "--tool=callgrind".into(),
+            format!("--callgrind-out-file={}", out_file.display()),
+            format!("--dump-before={COUNTED}"),
+            format!("--dump-after={COUNTED}"),
+            "--dump-instr=no".into(),
+            "--compress-strings=no".into(),
+        ],
+        dir: dir.path(),
+        trace_children: false,
+        env: Vec::new(),
+    };
+    let args: Vec<OsString> =
+        std::iter::once(COMMAND).chain(workloads.iter().map(|w| w.name)).map(Into::into).collect();
+    let finished = tool.run(exe, &args)?;
+    if finished.status != 0 {
         return Err(Error::Internal(format!(
-            "callgrind failed ({}): {}",
-            output.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            "callgrind failed (status {}): {}",
+            finished.status,
+            tool.log_tail()
         )));
     }
     let totals = after_parts(dir.path())?;
