@@ -207,31 +207,7 @@ macro_rules! in_general_register {
 }
 in_general_register! {
     i32: "/* {0:e} */", "/* {0:w} */";
-    u32: "/* {0:e} */", "/* {0:w} */";
-    i64: "/* {0:r} */", "/* {0:x} */";
     u64: "/* {0:r} */", "/* {0:x} */";
-    usize: "/* {0:r} */", "/* {0:x} */";
-}
-
-impl InRegister for f64 {
-    #[inline(always)]
-    fn keep(mut self) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as for the integers, in a vector register.
-        unsafe {
-            std::arch::asm!("/* {0} */", inout(xmm_reg) self, options(nomem, nostack, preserves_flags));
-        }
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: as for the integers, in a vector register.
-        unsafe {
-            std::arch::asm!("/* {0} */", inout(vreg) self, options(nomem, nostack, preserves_flags));
-        }
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-        {
-            self = std::hint::black_box(self);
-        }
-        self
-    }
 }
 
 /// `x`, unknown to the optimiser from here on, without leaving its register: the per-item

@@ -130,8 +130,6 @@ pub struct RoundTrip {
 pub(crate) struct LoopBody {
     /// The first instruction's address (the branch's target).
     pub head: u64,
-    /// The branch's address.
-    pub back_edge: u64,
     /// Instructions in the body, the branch included.
     pub instructions: usize,
 }
@@ -219,11 +217,7 @@ pub(crate) fn stack_round_trips(bytes: &[u8], ip: u64) -> (Vec<LoopBody>, Vec<Ro
     let (mut loops, mut trips) = (Vec::new(), Vec::new());
     for (head, end) in loops_of(&code) {
         let body = &code[head..=end];
-        loops.push(LoopBody {
-            head: body[0].ip(),
-            back_edge: code[end].ip(),
-            instructions: body.len(),
-        });
+        loops.push(LoopBody { head: body[0].ip(), instructions: body.len() });
         let accesses: Vec<StackAccess> =
             body.iter().flat_map(|i| stack_accesses(i, &mut info)).collect();
         for a in &accesses {

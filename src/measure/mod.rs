@@ -135,15 +135,6 @@ impl Options {
 /// Confidence level of every interval ffiprof reports.
 pub const CONFIDENCE_LEVEL: f64 = 0.95;
 
-/// Counts instructions per call of every case of `results` under callgrind.
-fn add_instructions(
-    results: &mut BenchResults,
-    workloads: &[Workload],
-    options: &Options,
-) -> Result<()> {
-    attach_instruction_counts(&mut results.workloads, workloads, options)
-}
-
 /// Counts instructions per call of every variant of `workloads` under callgrind (the
 /// executable, `options.exe` or this one, serving [`serve_child`]) and attaches them to
 /// `cases`: what `bench` does with `count_instructions`, for a program that measures case
@@ -348,7 +339,7 @@ pub fn bench(
     let notes = results::case_notes(&results.workloads);
     results.notes.extend(notes);
     if options.count_instructions {
-        if let Err(why) = add_instructions(&mut results, workloads, options) {
+        if let Err(why) = attach_instruction_counts(&mut results.workloads, workloads, options) {
             results.notes.push(format!("instructions per call not counted: {why}"));
         }
     }

@@ -106,8 +106,9 @@ pub enum VerdictKind {
     /// Measurably different in time, yet the same instructions per call (within 0.5%):
     /// memory, placement or noise, not a cost of the call.
     SameWork,
-    /// Measurably slower, yet fewer instructions per call than the baseline: the
-    /// machine's doing (memory, placement, the CPU's front end), not a cost of a call.
+    /// Measurably slower, yet fewer instructions per call than the baseline: not more
+    /// work but the machine's doing (memory, placement, branch prediction, the CPU's
+    /// front end).
     SlowerOnFewerInstructions,
     /// The control (identical work) measured as different: nothing in the case is judged.
     TooNoisy,

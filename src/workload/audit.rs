@@ -35,6 +35,17 @@ pub enum LoopSide {
     CrossLanguageLto,
 }
 
+/// Where a measured loop's code is, and which compiler made it.
+#[derive(Debug, Clone, Copy)]
+pub enum LoopCode {
+    /// csrc's batched C loop, in ffiprof, by its C name ([`MeasuredLoop::function`]).
+    C,
+    /// A Rust loop of ffiprof: its copies, one per placement.
+    Rust(fn() -> [usize; PLACEMENTS]),
+    /// The cross-language LTO library's loop, by its exported name before `_pK`.
+    CrossLanguageLto,
+}
+
 /// One measured loop of a workload: a function that exists at every placement, and the
 /// variants that time it.
 #[derive(Debug, Clone, Copy)]
@@ -44,48 +55,44 @@ pub struct MeasuredLoop {
     pub function: &'static str,
     /// The variants whose time is this loop's.
     pub variants: &'static [&'static str],
-    /// Which compiler made it.
-    pub side: LoopSide,
     /// Why the workload itself goes through memory on every item, where it does (an
     /// out-parameter of the C API it models); `None` for a loop that must keep its values
     /// in registers.
     pub asks_for_memory: Option<&'static str>,
-    /// Where each placement starts in this process; fails when the code is not loaded
-    /// here (the LTO library without its compilers).
-    pub code: fn() -> Result<[usize; PLACEMENTS]>,
+    /// Where its code is.
+    pub code: LoopCode,
 }
 
 impl MeasuredLoop {
-    /// csrc's batched C loop `name` (placement 0's name), timed by `variants`.
-    pub(crate) fn c(name: &'static str, variants: &'static [&'static str]) -> MeasuredLoop {
-        MeasuredLoop {
-            function: name,
-            variants,
-            side: LoopSide::C,
-            asks_for_memory: None,
-            code: match name {
-                "ffiprof_pow_loop" => || c_addresses("ffiprof_pow_loop"),
-                "ffiprof_plusone_loop" => || c_addresses("ffiprof_plusone_loop"),
-                "ffiprof_buf_digest_repeat" => || c_addresses("ffiprof_buf_digest_repeat"),
-                "ffiprof_for_each" => || c_addresses("ffiprof_for_each"),
-                _ => || Err(Error::Internal("a C loop that ffi does not declare".to_owned())),
-            },
+    /// A loop that must keep its values in registers.
+    pub(crate) const fn new(
+        function: &'static str,
+        variants: &'static [&'static str],
+        code: LoopCode,
+    ) -> MeasuredLoop {
+        MeasuredLoop { function, variants, asks_for_memory: None, code }
+    }
+
+    /// Which compiler made it.
+    pub fn side(&self) -> LoopSide {
+        match self.code {
+            LoopCode::C => LoopSide::C,
+            LoopCode::Rust(_) => LoopSide::Rust,
+            LoopCode::CrossLanguageLto => LoopSide::CrossLanguageLto,
         }
     }
 
-    /// A Rust loop of ffiprof, timed by `variants`, whose copies `code` gives.
-    pub(crate) fn rust(
-        function: &'static str,
-        variants: &'static [&'static str],
-        code: fn() -> Result<[usize; PLACEMENTS]>,
-    ) -> MeasuredLoop {
-        MeasuredLoop { function, variants, side: LoopSide::Rust, asks_for_memory: None, code }
+    /// Where each placement starts in this process; fails when the code is not loaded
+    /// here (the LTO library without its compilers).
+    fn addresses(&self) -> Result<[usize; PLACEMENTS]> {
+        match self.code {
+            LoopCode::C => crate::ffi::c_loop_addresses(self.function).ok_or_else(|| {
+                Error::Internal(format!("ffi declares no C loop {}", self.function))
+            }),
+            LoopCode::Rust(copies) => Ok(copies()),
+            LoopCode::CrossLanguageLto => super::xlto::addresses(self.function),
+        }
     }
-}
-
-fn c_addresses(name: &str) -> Result<[usize; PLACEMENTS]> {
-    crate::ffi::c_loop_addresses(name)
-        .ok_or_else(|| Error::Internal(format!("ffi declares no C loop {name}")))
 }
 
 /// One placement of one measured loop, read.
@@ -159,7 +166,7 @@ pub fn audit(workloads: &[Workload]) -> Result<(Vec<LoopAudit>, Vec<Unavailable>
     let (mut read, mut missing) = (Vec::new(), Vec::new());
     for w in workloads {
         for l in &w.loops {
-            let addresses = match (l.code)() {
+            let addresses = match l.addresses() {
                 Ok(a) => a,
                 Err(Error::VariantUnavailable { variant, why }) => {
                     missing.push(Unavailable { variant: format!("{}/{variant}", w.name), why });
@@ -219,16 +226,18 @@ pub fn table(read: &[LoopAudit], missing: &[Unavailable]) -> String {
 /// once) and the symbol that starts there.
 struct CodeReader {
     mappings: Vec<Mapping>,
-    files: HashMap<String, Arc<Vec<u8>>>,
+    files: HashMap<String, Arc<memmap2::Mmap>>,
 }
 
 impl CodeReader {
-    fn file(&mut self, path: &str) -> Result<Arc<Vec<u8>>> {
+    /// The file at `path`, mapped once ([`crate::ffi::map_file`]): an executable with its
+    /// debug information can be a hundred megabytes, of which a few pages are read.
+    fn file(&mut self, path: &str) -> Result<Arc<memmap2::Mmap>> {
         if let Some(data) = self.files.get(path) {
             return Ok(data.clone());
         }
-        let data = std::fs::read(path)
-            .map_err(|source| Error::Read { path: PathBuf::from(path), source })?;
+        let read = |source| Error::Read { path: PathBuf::from(path), source };
+        let data = crate::ffi::map_file(&std::fs::File::open(path).map_err(read)?).map_err(read)?;
         Ok(self.files.entry(path.to_owned()).or_insert(Arc::new(data)).clone())
     }
 
@@ -275,7 +284,7 @@ impl CodeReader {
             workload: workload.to_owned(),
             function: l.function.to_owned(),
             variants: l.variants.iter().map(|v| (*v).to_owned()).collect(),
-            side: l.side,
+            side: l.side(),
             placement: at.index(),
             symbol: rustc_demangle::demangle(name).to_string(),
             file: Path::new(&mapping.path).to_owned(),

@@ -5,7 +5,8 @@ use std::hint::black_box;
 use std::rc::Rc;
 
 use super::{
-    placed, runner, shared_as, Input, MeasuredLoop, Placed, Role, Shared, Variant, Workload,
+    placed, runner, shared_as, Input, LoopCode, MeasuredLoop, Placed, Role, Shared, Variant,
+    Workload,
 };
 use crate::ffi::{self, CBuffer};
 
@@ -120,11 +121,17 @@ pub(super) fn workload() -> Workload {
             },
         ],
         loops: vec![
-            MeasuredLoop::c("ffiprof_buf_digest_repeat", &["batched"]),
-            MeasuredLoop::rust("buffer::borrow_loop", &["borrow"], || {
-                Ok(BORROW.map(|f| f as usize))
-            }),
-            MeasuredLoop::rust("buffer::copy_loop", &["copy"], || Ok(COPY.map(|f| f as usize))),
+            MeasuredLoop::new("ffiprof_buf_digest_repeat", &["batched"], LoopCode::C),
+            MeasuredLoop::new(
+                "buffer::borrow_loop",
+                &["borrow"],
+                LoopCode::Rust(|| BORROW.map(|f| f as usize)),
+            ),
+            MeasuredLoop::new(
+                "buffer::copy_loop",
+                &["copy"],
+                LoopCode::Rust(|| COPY.map(|f| f as usize)),
+            ),
         ],
     }
 }

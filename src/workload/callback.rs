@@ -9,7 +9,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use super::{placed, runner, Input, MeasuredLoop, Placed, Placement, Role, Variant, Workload};
+use super::{
+    placed, runner, Input, LoopCode, MeasuredLoop, Placed, Placement, Role, Variant, Workload,
+};
 use crate::ffi::{self, CallbackStop, HandleStep};
 
 const MULT: u64 = 0x2545_f491_4f6c_dd1d;
@@ -259,9 +261,17 @@ pub(super) fn workload() -> Workload {
                     "the step function returns its value through a pointer (`uint64_t *out`), \
                      the C API every variant calls through",
                 ),
-                ..MeasuredLoop::c("ffiprof_for_each", &["batched", "raw-pointer", "handle-registry"])
+                ..MeasuredLoop::new(
+                    "ffiprof_for_each",
+                    &["batched", "raw-pointer", "handle-registry"],
+                    LoopCode::C,
+                )
             },
-            MeasuredLoop::rust("callback::rust_loop", &["rust-loop"], || Ok(RUST_LOOP.map(|f| f as usize))),
+            MeasuredLoop::new(
+                "callback::rust_loop",
+                &["rust-loop"],
+                LoopCode::Rust(|| RUST_LOOP.map(|f| f as usize)),
+            ),
         ],
     }
 }

@@ -30,7 +30,7 @@ use std::any::Any;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-pub use audit::{LoopSide, MeasuredLoop};
+pub use audit::{LoopCode, LoopSide, MeasuredLoop};
 
 /// What a variant stands for in the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

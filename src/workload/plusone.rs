@@ -2,7 +2,7 @@
 
 use std::hint::black_box;
 
-use super::{placed, runner, xlto, Input, MeasuredLoop, Placed, Role, Variant, Workload};
+use super::{placed, runner, xlto, Input, LoopCode, MeasuredLoop, Placed, Role, Variant, Workload};
 use crate::ffi;
 
 const START: i32 = 7;
@@ -84,12 +84,18 @@ pub(super) fn workload() -> Workload {
             },
         ],
         loops: vec![
-            MeasuredLoop::c("ffiprof_plusone_loop", &["batched"]),
-            MeasuredLoop::rust("plusone::per_call_loop", &["per-call"], || Ok(PER_CALL.map(|f| f as usize))),
-            xlto::measured_loop("ffiprof_xlto_plusone", || xlto::addresses("ffiprof_xlto_plusone")),
-            MeasuredLoop::rust("plusone::rust_inlined", &["rust-inlined"], || {
-                Ok(RUST_INLINED.map(|f| f as usize))
-            }),
+            MeasuredLoop::new("ffiprof_plusone_loop", &["batched"], LoopCode::C),
+            MeasuredLoop::new(
+                "plusone::per_call_loop",
+                &["per-call"],
+                LoopCode::Rust(|| PER_CALL.map(|f| f as usize)),
+            ),
+            MeasuredLoop::new("ffiprof_xlto_plusone", &[xlto::NAME], LoopCode::CrossLanguageLto),
+            MeasuredLoop::new(
+                "plusone::rust_inlined",
+                &["rust-inlined"],
+                LoopCode::Rust(|| RUST_INLINED.map(|f| f as usize)),
+            ),
         ],
     }
 }

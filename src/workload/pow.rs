@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use super::{placed, runner, xlto, Input, MeasuredLoop, Placed, Role, Variant, Workload};
+use super::{placed, runner, xlto, Input, LoopCode, MeasuredLoop, Placed, Role, Variant, Workload};
 use crate::ffi;
 
 /// `a = pow(a, 3)` from `a = 0`: the seeds' chain, which stays at 0 (a fast path in libm).
@@ -73,9 +73,13 @@ pub(super) fn workload() -> Workload {
             ),
         ],
         loops: vec![
-            MeasuredLoop::c("ffiprof_pow_loop", &["batched"]),
-            MeasuredLoop::rust("pow::per_call_loop", &["per-call"], || Ok(PER_CALL.map(|f| f as usize))),
-            xlto::measured_loop("ffiprof_xlto_pow", || xlto::addresses("ffiprof_xlto_pow")),
+            MeasuredLoop::new("ffiprof_pow_loop", &["batched"], LoopCode::C),
+            MeasuredLoop::new(
+                "pow::per_call_loop",
+                &["per-call"],
+                LoopCode::Rust(|| PER_CALL.map(|f| f as usize)),
+            ),
+            MeasuredLoop::new("ffiprof_xlto_pow", &[xlto::NAME], LoopCode::CrossLanguageLto),
         ],
     }
 }

@@ -52,21 +52,6 @@ pub(super) fn addresses(name: &str) -> Result<[usize; PLACEMENTS]> {
         .ok_or_else(|| Error::Internal(format!("the LTO library has no loop {name}")))
 }
 
-/// The measured loop of the library exported as `name` (before `_pK`): `code` gives its
-/// [`addresses`].
-pub(super) fn measured_loop(
-    function: &'static str,
-    code: fn() -> Result<[usize; PLACEMENTS]>,
-) -> super::MeasuredLoop {
-    super::MeasuredLoop {
-        function,
-        variants: &[NAME],
-        side: super::LoopSide::CrossLanguageLto,
-        asks_for_memory: None,
-        code,
-    }
-}
-
 /// A placed per-call variant built with cross-language LTO.
 pub(super) fn variant(about: &'static str, prepare: Prepare) -> Variant {
     Variant {
