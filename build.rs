@@ -1,7 +1,8 @@
 //! Compiles the C side of the workloads: `csrc/*.c` into a static library linked into
 //! ffiprof, and `csrc/dylib/*.c` into a shared library that the `dylib` workload loads at
 //! run time. Both keep frame pointers and debug info so that samplers can unwind and
-//! symbolize them.
+//! symbolize them. `csrc/heap/interpose.c` becomes the heap interposer `ffiprof memory`
+//! preloads into the programs it runs.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,20 @@ fn main() {
 
     // The dylib workload finds the library here unless FFIPROF_DYLIB says otherwise.
     println!("cargo:rustc-env=FFIPROF_BUILT_DYLIB={}", dylib.display());
+
+    // The heap interposer `ffiprof memory` preloads: only its allocator entry points are
+    // exported, and libgcc's unwinder walks the program's stacks.
+    let heap = out_dir.join("libffiprof_heap.so");
+    let source = csrc.join("heap/interpose.c");
+    println!("cargo:rerun-if-changed={}", source.display());
+    let mut cmd = compiler.to_command();
+    cmd.args(["-O2", "-g", "-Wall", "-Wextra", "-fvisibility=hidden", "-shared", "-fPIC", "-o"])
+        .arg(&heap)
+        .arg(&source)
+        .args(["-lm", "-ldl", "-pthread"]);
+    let status = cmd.status().expect("the C compiler ran above");
+    assert!(status.success(), "building {} failed: {status}", heap.display());
+    println!("cargo:rustc-env=FFIPROF_BUILT_HEAP_LIB={}", heap.display());
     let cc_version = Command::new(compiler.path())
         .arg("--version")
         .output()

@@ -254,6 +254,14 @@ pub enum Error {
         /// What it said.
         detail: String,
     },
+    /// A program the heap interposer cannot be preloaded into (statically linked, setuid).
+    #[error("cannot census the heap of `{program}` natively: {reason}; run it under DHAT instead (ffiprof memory --dhat -- PROGRAM)")]
+    CannotPreload {
+        /// The program.
+        program: String,
+        /// Why not.
+        reason: String,
+    },
     /// A bug or a broken invariant inside ffiprof (a helper thread panicked, a sampler
     /// stopped before it started).
     #[error("internal error: {0}")]
@@ -286,6 +294,7 @@ impl Error {
             | Error::InputIncomplete { .. }
             | Error::UserBuild { .. }
             | Error::NotDhat { .. }
+            | Error::CannotPreload { .. }
             | Error::Toolchain(_) => true,
             Error::DylibLoad { .. }
             | Error::Write { .. }
@@ -328,6 +337,7 @@ mod tests {
             Error::NothingInCommon { old: "a".into(), new: "b".into() },
             Error::PerfOpen { event: "cpu-clock".into(), source: io(), fix: "x".into() },
             Error::MissingTool { tool: "valgrind".into(), install: "x".into() },
+            Error::CannotPreload { program: "p".into(), reason: "statically linked".into() },
         ];
         assert!(usage.iter().all(Error::is_usage));
         let internal = [

@@ -72,6 +72,7 @@
 #![deny(missing_docs)]
 #![deny(unreachable_pub)]
 
+mod cache;
 mod environment;
 mod error;
 mod ffi;

@@ -148,6 +148,17 @@ pub(crate) fn load_versioned<T: serde::de::DeserializeOwned>(
     file_name: &str,
     version: u32,
 ) -> Result<T> {
+    load_versions(path, file_name, version..=version)
+}
+
+/// As [`load_versioned`], for a file whose schema reads any version in `versions` (fields
+/// added later have defaults).
+pub(crate) fn load_versions<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    file_name: &str,
+    versions: std::ops::RangeInclusive<u32>,
+) -> Result<T> {
+    let version = *versions.end();
     let file = if path.is_dir() { path.join(file_name) } else { path.to_owned() };
     let text = std::fs::read_to_string(&file)
         .map_err(|source| Error::InputUnreadable { path: file.clone(), source })?;
@@ -155,7 +166,7 @@ pub(crate) fn load_versioned<T: serde::de::DeserializeOwned>(
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(version) => {}
+        Some(v) if u32::try_from(v).is_ok_and(|v| versions.contains(&v)) => {}
         Some(v) => {
             return Err(corrupt(format!(
                 "{file_name} schema_version {v} is not supported (this ffiprof reads version \

@@ -4,7 +4,9 @@
 //! version). A regression (what `--fail-on-regression` fails on): a new site, more bytes
 //! or blocks live at the peak or at exit, or more blocks allocated (an allocation added
 //! per call, say). Bytes allocated in all are shown, not judged: a buffer that grows
-//! differently moves them without a leak or a larger peak.
+//! differently moves them without a leak or a larger peak. With ownership (the native
+//! engine), a new pair of crossed allocator families (Rust's block freed by C, say) or
+//! more blocks in one, and more invalid frees, are regressions too.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::schema::{Figures, MemoryCensus};
+use super::schema::{Figures, MemoryCensus, Ownership};
 use crate::error::{Error, Result};
 use crate::fmt;
 use crate::output::write_under;
@@ -54,6 +56,74 @@ pub struct MemoryComparison {
     pub unchanged: usize,
     /// The rest, regressions first.
     pub changes: Vec<SiteChange>,
+    /// Crossed and invalid frees whose counts differ (censuses with ownership).
+    #[serde(default)]
+    pub ownership_changes: Vec<OwnershipChange>,
+}
+
+/// A crossed free or an invalid one whose count differs between the censuses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnershipChange {
+    /// What it is, in words.
+    pub what: String,
+    /// Blocks (or invalid frees) before.
+    pub old: u64,
+    /// After.
+    pub new: u64,
+    /// True where it is a regression: new, or more.
+    pub regression: bool,
+}
+
+/// Crossed frees and invalid frees by what they are, in words.
+fn ownership_counts(o: Option<&Ownership>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    let Some(o) = o else { return m };
+    let under = |r: &Option<String>| r.as_ref().map_or(String::new(), |r| format!(" under {r}"));
+    for c in &o.crossed_frees {
+        let what = format!(
+            "allocated by {} in {}{}, freed by {} in {}{}",
+            c.allocated_by.name(),
+            c.alloc_function,
+            under(&c.alloc_rust_caller),
+            c.freed_by.name(),
+            c.free_function,
+            under(&c.free_rust_caller)
+        );
+        *m.entry(what).or_default() += c.blocks;
+    }
+    for i in &o.invalid_frees {
+        let kind = match i.kind {
+            super::schema::InvalidFreeKind::DoubleFree => "double free",
+            super::schema::InvalidFreeKind::NeverAllocated => "free of what was never allocated",
+        };
+        *m.entry(format!("{kind} in {}{}", i.function, under(&i.rust_caller))).or_default() +=
+            i.count;
+    }
+    m
+}
+
+fn ownership_changes(old: &MemoryCensus, new: &MemoryCensus) -> Vec<OwnershipChange> {
+    let (a, b) =
+        (ownership_counts(old.ownership.as_ref()), ownership_counts(new.ownership.as_ref()));
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut changes: Vec<OwnershipChange> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (o, n) = (a.get(k).copied().unwrap_or(0), b.get(k).copied().unwrap_or(0));
+            // A census without ownership (DHAT's) says nothing either way.
+            let judged = old.ownership.is_some() && new.ownership.is_some();
+            (o != n).then(|| OwnershipChange {
+                what: k.clone(),
+                old: o,
+                new: n,
+                regression: judged && n > o,
+            })
+        })
+        .collect();
+    changes.sort_by_key(|c| !c.regression);
+    changes
 }
 
 type Key = (String, Language, Option<String>);
@@ -121,13 +191,19 @@ pub(crate) fn compare(
         totals: (old.totals, new.totals),
         unchanged,
         changes,
+        ownership_changes: ownership_changes(old, new),
     }
 }
 
 impl MemoryComparison {
-    /// The regressions.
+    /// The sites that regressed.
     pub fn regressions(&self) -> impl Iterator<Item = &SiteChange> {
         self.changes.iter().filter(|c| !c.regressions.is_empty())
+    }
+
+    /// True where anything regressed: a site, or ownership.
+    pub fn regressed(&self) -> bool {
+        self.regressions().next().is_some() || self.ownership_changes.iter().any(|c| c.regression)
     }
 
     /// compare.md.
@@ -144,7 +220,8 @@ impl MemoryComparison {
             fmt::count(a.blocks),
             fmt::count(b.blocks)
         );
-        let regressions = self.regressions().count();
+        let regressions = self.regressions().count()
+            + self.ownership_changes.iter().filter(|c| c.regression).count();
         let _ = writeln!(
             s,
             "{} sites unchanged, {} changed, {regressions} regression{}.\n",
@@ -152,6 +229,20 @@ impl MemoryComparison {
             self.changes.len(),
             if regressions == 1 { "" } else { "s" }
         );
+        if !self.ownership_changes.is_empty() {
+            s.push_str("| ownership | before | after | regression |\n|---|---:|---:|---|\n");
+            for c in &self.ownership_changes {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    c.what.replace('|', "\\|"),
+                    fmt::count(c.old),
+                    fmt::count(c.new),
+                    if c.regression { "more blocks crossed" } else { "" }
+                );
+            }
+            s.push('\n');
+        }
         if self.changes.is_empty() {
             return s;
         }

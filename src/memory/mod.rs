@@ -1,18 +1,25 @@
-//! `ffiprof memory -- PROGRAM`: the heap on both sides of the boundary.
+//! `ffiprof memory -- PROGRAM`: the heap on both sides of the boundary, and who
+//! allocated and who freed each block.
 //!
 //! dhat-rs and jemalloc's statistics see Rust's global allocator only; C libraries call
 //! `malloc` themselves. heaptrack and valgrind's DHAT see every `malloc`, but know
-//! nothing of languages. This runs the program under DHAT (through the one valgrind
-//! runner, [`crate::valgrind`]), reads the JSON DHAT writes ([`dhat`]: every figure is
-//! DHAT's own), gives each allocation point its site, language and Rust caller
-//! ([`sites`]), and writes the census ([`schema`]) with its words, flamegraphs and pprof
-//! profile ([`render`]); two censuses compare exactly ([`compare`]). The stages, in the
-//! order data flows: [`Options`] -> run (or `--from` files) -> `dhat` -> `sites` ->
+//! nothing of languages, and none keeps who freed a block. The native engine ([`native`],
+//! the default) preloads ffiprof's interposer into the program, which runs at its own
+//! speed, and replays its log ([`log`], [`replay`]) as DHAT counts; `--dhat` runs the
+//! program under DHAT instead (through the one valgrind runner, [`crate::valgrind`]) and
+//! reads the JSON DHAT writes ([`dhat`]: every figure is DHAT's own). Either way each
+//! allocation point gets its site, language, Rust caller and allocator ([`sites`]), and
+//! the census ([`schema`]) its words, flamegraphs and pprof profile ([`render`]); two
+//! censuses compare exactly ([`compare`]). The stages, in the order data flows:
+//! [`Options`] -> run (or `--from` files) -> `log` and `replay`, or `dhat` -> `sites` ->
 //! `schema` -> `render` -> `compare`.
 
 pub(crate) mod compare;
 pub(crate) mod dhat;
+pub(crate) mod log;
+pub(crate) mod native;
 pub(crate) mod render;
+pub(crate) mod replay;
 pub(crate) mod schema;
 pub(crate) mod sites;
 
@@ -22,7 +29,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use compare::{compare_paths, MemoryComparison};
-pub use schema::{is_memory_census, Figures, MemoryCensus, Process, Site, MEMORY_FILE};
+pub use schema::{
+    is_memory_census, CrossedFree, Engine, Family, FamilyPair, Figures, InvalidFree,
+    InvalidFreeKind, MemoryCensus, Ownership, Process, Site, MEMORY_FILE,
+};
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
@@ -33,10 +43,10 @@ use crate::valgrind::{self, Tool};
 /// before they reach the Rust that called in).
 const NUM_CALLERS: usize = 100;
 
-/// What the census reads: a program to run under DHAT, or DHAT's files.
+/// What the census reads: a program to run, or DHAT's files.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    /// A program and its arguments.
+    /// A program and its arguments (run as [`Options::engine`] says).
     Run(Vec<OsString>),
     /// DHAT's JSON files, one per process, written before.
     Files(Vec<PathBuf>),
@@ -52,12 +62,17 @@ pub struct Options {
     pub out: PathBuf,
     /// Follow child processes (each one's heap is counted; figures are summed).
     pub trace_children: bool,
+    /// How a program is run: the interposer (default) or DHAT.
+    pub engine: Engine,
+    /// Native engine: keep the stack of about one allocation per this many bytes (0:
+    /// every one), scaling the sites' figures; totals and ownership stay exact.
+    pub sample_bytes: u64,
 }
 
 impl Options {
-    /// Options for `source`, writing to `out`.
+    /// Options for `source`, writing to `out`, with the native engine.
     pub fn new(source: Source, out: PathBuf) -> Options {
-        Options { source, out, trace_children: false }
+        Options { source, out, trace_children: false, engine: Engine::Native, sample_bytes: 0 }
     }
 }
 
@@ -69,7 +84,8 @@ pub struct Outcome {
     pub out: PathBuf,
 }
 
-/// What DHAT gave: its files, the program's status and time, valgrind's version.
+/// What a run gave: DHAT's files (none for the native engine), the program's status and
+/// time, valgrind's version.
 struct Ran {
     files: Vec<PathBuf>,
     status: i32,
@@ -215,7 +231,6 @@ fn custom_allocator(program: &Path) -> Option<&'static str> {
     found
 }
 
-/// The census from DHAT's files.
 /// The modules the frames of `file`'s process are placed in: its executable and the
 /// libraries it loaded (from valgrind's log for that process, else the program its command
 /// names and `ldd`). Each process has its own: the programs of a process tree all load at
@@ -235,24 +250,31 @@ fn modules(file: &dhat::File, ran: &Ran) -> sites::Modules {
     }
 }
 
-/// Every file's points attributed and summed into sites (sorted, the most bytes at the
+/// DHAT's file as a heap: its frames placed in their modules.
+fn dhat_heap(file: dhat::File, ran: &Ran) -> sites::Heap {
+    let frames = sites::place_all(&file.ftbl, &mut modules(&file, ran));
+    sites::Heap { pid: file.pid, command: file.cmd, frames, points: file.pps, totals: None }
+}
+
+/// Every heap's points attributed and summed into sites (sorted, the most bytes at the
 /// peak first) and processes, with the stacks for the pictures.
-fn sites_of(files: &[dhat::File], ran: &Ran) -> (Vec<Site>, Vec<Process>, render::Stacks) {
+fn sites_of(heaps: &[sites::Heap]) -> (Vec<Site>, Vec<Process>, render::Stacks) {
     let mut stacks = render::Stacks::default();
     let mut all: BTreeMap<sites::SiteKey, Site> = BTreeMap::new();
     let mut processes = Vec::new();
-    for file in files {
-        let frames = sites::place_all(&file.ftbl, &mut modules(file, ran));
+    for heap in heaps {
         let mut process = Figures::default();
-        let attributed = file.pps.iter().map(|p| (p, sites::attribute(p, &frames)));
+        let attributed = heap.points.iter().map(|p| (p, sites::attribute(p, &heap.frames)));
         for (key, points) in sites::group(attributed) {
             let site = all.entry(key.clone()).or_insert_with(|| Site {
-                function: key.0.clone(),
-                module: key.1.clone(),
-                language: key.2,
-                rust_caller: key.3.clone(),
+                function: key.function.clone(),
+                module: key.module.clone(),
+                language: key.language,
+                rust_caller: key.rust_caller.clone(),
                 figures: Figures::default(),
                 points: 0,
+                allocator: Some(key.family),
+                requested_by: Some(key.requested_by),
             });
             for (p, a) in points {
                 let f = Figures {
@@ -269,7 +291,8 @@ fn sites_of(files: &[dhat::File], ran: &Ran) -> (Vec<Site>, Vec<Process>, render
                 stacks.push(a.stack, f);
             }
         }
-        processes.push(Process { pid: file.pid, command: file.cmd.clone(), figures: process });
+        let figures = heap.totals.unwrap_or(process);
+        processes.push(Process { pid: heap.pid, command: heap.command.clone(), figures });
     }
     let mut sites: Vec<Site> = all.into_values().collect();
     sites.sort_by(|a, b| {
@@ -280,22 +303,27 @@ fn sites_of(files: &[dhat::File], ran: &Ran) -> (Vec<Site>, Vec<Process>, render
     (sites, processes, stacks)
 }
 
-/// The census from DHAT's files.
-fn build(
-    ran: &Ran,
-    files: Vec<dhat::File>,
-    trace_children: bool,
-) -> Result<(MemoryCensus, render::Stacks)> {
+/// Sums of the sites' figures by a name each site is given.
+fn sums(sites: &[Site], name: impl Fn(&Site) -> Option<String>) -> BTreeMap<String, Figures> {
+    let mut by: BTreeMap<String, Figures> = BTreeMap::new();
+    for s in sites {
+        if let Some(n) = name(s) {
+            by.entry(n).or_default().add(&s.figures);
+        }
+    }
+    by
+}
+
+/// The census from the heaps.
+fn build(ran: &Ran, heaps: &[sites::Heap], options: &Options) -> (MemoryCensus, render::Stacks) {
     let program = ran.program.clone().or_else(|| {
-        let first = files.first()?.cmd.split_whitespace().next()?.to_owned();
+        let first = heaps.first()?.command.split_whitespace().next()?.to_owned();
         Path::new(&first).is_file().then(|| PathBuf::from(first))
     });
-    let (sites, processes, stacks) = sites_of(&files, ran);
+    let (sites, processes, stacks) = sites_of(heaps);
     let mut totals = Figures::default();
-    let mut by_language: BTreeMap<String, Figures> = BTreeMap::new();
-    for s in &sites {
-        totals.add(&s.figures);
-        by_language.entry(s.language.name().to_owned()).or_default().add(&s.figures);
+    for p in &processes {
+        totals.add(&p.figures);
     }
     let mut notes = Vec::new();
     let allocator = program.as_deref().and_then(custom_allocator);
@@ -311,35 +339,80 @@ fn build(
             ran.status
         ));
     }
+    let native = ran.valgrind.is_empty();
     let census = MemoryCensus {
         schema_version: schema::MEMORY_SCHEMA_VERSION,
         tool: format!("ffiprof {}", env!("CARGO_PKG_VERSION")),
         environment: Environment::detect(),
         command: if ran.command.is_empty() {
-            files.first().map(|f| vec![f.cmd.clone()]).unwrap_or_default()
+            heaps.first().map(|h| vec![h.command.clone()]).unwrap_or_default()
         } else {
             ran.command.clone()
         },
         exit_status: ran.status,
+        engine: if native { Engine::Native } else { Engine::Dhat },
+        sample_bytes: (native && options.sample_bytes > 0).then_some(options.sample_bytes),
         valgrind: ran.valgrind.clone(),
-        trace_children,
+        trace_children: options.trace_children,
         dhat_seconds: ran.seconds,
         post_processing_seconds: 0.0,
         processes,
         totals,
         dhat_summary: None,
-        by_language,
+        by_language: sums(&sites, |s| Some(s.language.name().to_owned())),
+        by_allocator: sums(&sites, |s| s.allocator.map(|f| f.name().to_owned())),
+        by_requester: sums(&sites, |s| s.requested_by.map(|l| l.name().to_owned())),
+        ownership: None,
         rust_heap_seen: allocator.is_none(),
         sites,
         notes,
     };
-    Ok((census, stacks))
+    (census, stacks)
 }
 
-/// Runs the census (see the module docs). Bad input (no valgrind, no such program, an
-/// unwritable `--out`, a `--from` file that is not DHAT's) is found before the program
-/// runs and before anything is written; a program that fails still gets its census, with
-/// its status in [`MemoryCensus::exit_status`].
+/// The heaps of a native run, with its ownership census and notes.
+fn native_heaps(
+    logs: &[log::Log],
+    options: &Options,
+) -> (Vec<sites::Heap>, Ownership, Vec<String>) {
+    let mut symbolizer = crate::symbol::FileSymbolizer::default();
+    let (mut heaps, mut owned, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stackless = Figures::default();
+    for log in logs {
+        let p = native::process(log, options.sample_bytes, &mut symbolizer);
+        if !log.complete {
+            notes.push(format!(
+                "process {} did not reach exit (killed by a signal, or _exit): the census \
+                 holds what it did until then, and its blocks at exit are those live when it \
+                 stopped",
+                log.pid
+            ));
+        }
+        stackless.add(&p.stackless);
+        heaps.push(p.heap);
+        owned.push(p.ownership);
+    }
+    if options.sample_bytes > 0 {
+        notes.push(format!(
+            "sampled: about one allocation per {} bytes kept its stack; the sites' figures \
+             are scaled estimates, the totals, the processes' figures and the ownership \
+             census are exact",
+            options.sample_bytes
+        ));
+    } else if stackless.blocks > 0 {
+        notes.push(format!(
+            "{} bytes in {} blocks were allocated where no stack could be unwound; they are \
+             in the totals, not in a site",
+            stackless.bytes, stackless.blocks
+        ));
+    }
+    (heaps, native::merge(owned), notes)
+}
+
+/// Runs the census (see the module docs). Bad input (no such program, one the interposer
+/// cannot reach, no valgrind for `--dhat`, an unwritable `--out`, a `--from` file that is
+/// not DHAT's) is found before the program runs and before anything is written; a program
+/// that fails still gets its census, with its status in [`MemoryCensus::exit_status`].
 pub fn census(options: &Options) -> Result<Outcome> {
     check(options)?;
     // Files given are read (and checked) before anything is written; a run's, after it.
@@ -348,26 +421,54 @@ pub fn census(options: &Options) -> Result<Outcome> {
         Source::Run(_) => None,
     };
     let staging = Staging::new(&options.out)?;
-    let raw = staging.path().join("dhat");
-    let ran = dhat_files(options, &raw)?;
-    let post = Instant::now();
-    let files = match given {
-        Some(files) => files,
-        None => ran.files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?,
+    let (census, stacks) = match (&options.source, options.engine) {
+        (Source::Run(command), Engine::Native) => {
+            let raw = staging.path().join("heap");
+            let run = native::run(command, &raw, options.trace_children, options.sample_bytes)?;
+            let post = Instant::now();
+            let ran = Ran {
+                files: Vec::new(),
+                status: run.status,
+                seconds: run.seconds,
+                valgrind: String::new(),
+                command: command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+                program: Some(run.program),
+                log_dir: None,
+            };
+            let (heaps, ownership, notes) = native_heaps(&run.logs, options);
+            let (mut census, stacks) = build(&ran, &heaps, options);
+            census.notes.extend(notes);
+            census.ownership = Some(ownership);
+            census.post_processing_seconds = post.elapsed().as_secs_f64();
+            // The logs are big and read once: the census is what stays.
+            let _ = std::fs::remove_dir_all(&raw);
+            (census, stacks)
+        }
+        _ => {
+            let raw = staging.path().join("dhat");
+            let ran = dhat_files(options, &raw)?;
+            let post = Instant::now();
+            let files = match given {
+                Some(files) => files,
+                None => ran.files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?,
+            };
+            let heaps: Vec<sites::Heap> = files.into_iter().map(|f| dhat_heap(f, &ran)).collect();
+            let (mut census, stacks) = build(&ran, &heaps, options);
+            census.dhat_summary = dhat_summary(&raw);
+            if let Some(d) = census.dhat_summary.filter(|d| *d != census.totals) {
+                census.notes.push(format!(
+                    "the sites add up to {} bytes at the peak and {} at exit; DHAT's own \
+                     summary says {} and {}",
+                    census.totals.bytes_at_peak,
+                    census.totals.bytes_at_exit,
+                    d.bytes_at_peak,
+                    d.bytes_at_exit
+                ));
+            }
+            census.post_processing_seconds = post.elapsed().as_secs_f64();
+            (census, stacks)
+        }
     };
-    let (mut census, stacks) = build(&ran, files, options.trace_children)?;
-    census.dhat_summary = dhat_summary(&raw);
-    if let Some(d) = census.dhat_summary.filter(|d| *d != census.totals) {
-        census.notes.push(format!(
-            "the sites add up to {} bytes at the peak and {} at exit; DHAT's own summary says \
-             {} and {}",
-            census.totals.bytes_at_peak,
-            census.totals.bytes_at_exit,
-            d.bytes_at_peak,
-            d.bytes_at_exit
-        ));
-    }
-    census.post_processing_seconds = post.elapsed().as_secs_f64();
     for (name, bytes) in render::files(&census, &stacks)? {
         write_under(staging.path(), Path::new(name), &bytes)?;
     }

@@ -9,8 +9,11 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::stacks::Language;
 
-/// Version of `memory.json`.
-pub(crate) const MEMORY_SCHEMA_VERSION: u32 = 1;
+/// Version of `memory.json` (2: the native engine, ownership, who asked and who served;
+/// version 1 files still load).
+pub(crate) const MEMORY_SCHEMA_VERSION: u32 = 2;
+
+pub use super::sites::Family;
 
 /// The file's name in its directory.
 pub const MEMORY_FILE: &str = "memory.json";
@@ -59,8 +62,15 @@ pub struct Site {
     /// The figures, summed over DHAT's allocation points with this site.
     #[serde(flatten)]
     pub figures: Figures,
-    /// DHAT's allocation points (distinct stacks) gathered here.
+    /// Allocation points (distinct stacks) gathered here.
     pub points: usize,
+    /// The allocator that served it (absent in version 1 files).
+    #[serde(default)]
+    pub allocator: Option<Family>,
+    /// The language of the code that asked: the site's own, or for a Rust function called
+    /// straight from C to allocate (an allocator callback, as mlua hands Lua), C's.
+    #[serde(default)]
+    pub requested_by: Option<Language>,
 }
 
 impl Site {
@@ -71,6 +81,86 @@ impl Site {
             None => self.function.clone(),
         }
     }
+}
+
+/// How the heap was watched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// ffiprof's interposer, preloaded into the program.
+    Native,
+    /// valgrind's DHAT (the program on valgrind's synthetic CPU), or DHAT's files.
+    #[default]
+    Dhat,
+}
+
+/// Frees of blocks one allocator family served, by the family that took them back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyPair {
+    /// Who served the blocks.
+    pub allocated_by: Family,
+    /// Who took them back.
+    pub freed_by: Family,
+    /// Blocks.
+    pub blocks: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// Blocks one family allocated and another freed, by allocation and free site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrossedFree {
+    /// Who served the blocks.
+    pub allocated_by: Family,
+    /// Who took them back.
+    pub freed_by: Family,
+    /// The function that asked for them.
+    pub alloc_function: String,
+    /// The first Rust frame above a C-side allocation site.
+    pub alloc_rust_caller: Option<String>,
+    /// The function that freed them.
+    pub free_function: String,
+    /// The first Rust frame above a C-side free site.
+    pub free_rust_caller: Option<String>,
+    /// Blocks.
+    pub blocks: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// What is wrong with a free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvalidFreeKind {
+    /// The block had been freed before.
+    DoubleFree,
+    /// The address was never returned by an allocation the census saw.
+    NeverAllocated,
+}
+
+/// Invalid frees at one site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidFree {
+    /// What is wrong.
+    pub kind: InvalidFreeKind,
+    /// The function that freed.
+    pub function: String,
+    /// The first Rust frame above a C-side site.
+    pub rust_caller: Option<String>,
+    /// How many times.
+    pub count: u64,
+}
+
+/// Who allocated and who freed each block (the native engine only: DHAT keeps no stack
+/// for a free).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// Every free, by the families on both sides.
+    pub frees: Vec<FamilyPair>,
+    /// Blocks freed by another family than the one that served them, most bytes first.
+    pub crossed_frees: Vec<CrossedFree>,
+    /// Double frees and frees of what was never allocated.
+    pub invalid_frees: Vec<InvalidFree>,
 }
 
 /// One process DHAT followed.
@@ -96,13 +186,20 @@ pub struct MemoryCensus {
     pub environment: Environment,
     /// The program and its arguments as given.
     pub command: Vec<String>,
-    /// Its exit status under DHAT (128 + signal when killed).
+    /// Its exit status (128 + signal when killed).
     pub exit_status: i32,
-    /// valgrind's version line.
+    /// How the heap was watched (version 1 files: DHAT).
+    #[serde(default)]
+    pub engine: Engine,
+    /// With the native engine, about one allocation per this many bytes kept its stack
+    /// (the sites' figures are scaled); none: every one.
+    #[serde(default)]
+    pub sample_bytes: Option<u64>,
+    /// valgrind's version line (empty for the native engine).
     pub valgrind: String,
     /// Child processes followed.
     pub trace_children: bool,
-    /// Wall seconds of the DHAT run.
+    /// Wall seconds of the program's run, under DHAT or the interposer.
     pub dhat_seconds: f64,
     /// Seconds spent reading DHAT's files and building the census.
     pub post_processing_seconds: f64,
@@ -115,6 +212,15 @@ pub struct MemoryCensus {
     pub dhat_summary: Option<Figures>,
     /// Sums per language of the site.
     pub by_language: BTreeMap<String, Figures>,
+    /// Sums per allocator family that served.
+    #[serde(default)]
+    pub by_allocator: BTreeMap<String, Figures>,
+    /// Sums per language of the code that asked (through allocator callbacks).
+    #[serde(default)]
+    pub by_requester: BTreeMap<String, Figures>,
+    /// Who allocated and who freed (native engine).
+    #[serde(default)]
+    pub ownership: Option<Ownership>,
     /// False where the program's Rust allocations are not seen (a global allocator that
     /// does not call malloc): then the Rust side's figures are not a fact.
     pub rust_heap_seen: bool,
@@ -127,7 +233,7 @@ pub struct MemoryCensus {
 impl MemoryCensus {
     /// Reads `memory.json`, or `<dir>/memory.json`.
     pub fn load(path: &Path) -> Result<MemoryCensus> {
-        crate::output::load_versioned(path, MEMORY_FILE, MEMORY_SCHEMA_VERSION)
+        crate::output::load_versions(path, MEMORY_FILE, 1..=MEMORY_SCHEMA_VERSION)
     }
 
     /// As pretty JSON.

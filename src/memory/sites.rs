@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use object::{Object, ObjectSegment, ObjectSymbol};
+use serde::{Deserialize, Serialize};
 
 use super::dhat::{self, Point};
 use crate::stacks::{classify, Language};
@@ -51,9 +52,12 @@ pub(crate) fn is_allocator(function: &str) -> bool {
         "aligned_alloc",
         "valloc",
         "pvalloc",
+        "free",
+        "cfree",
     ];
     const PREFIXES: &[&str] = &[
         "operator new",
+        "operator delete",
         "__rust_alloc",
         "__rust_realloc",
         "__rust_alloc_zeroed",
@@ -227,6 +231,63 @@ pub(crate) fn place_all(ftbl: &[String], modules: &mut Modules) -> Vec<Option<Pl
         .collect()
 }
 
+/// The allocator family that served (or took back) a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Family {
+    /// Rust's global allocator (`__rust_alloc`, `__rust_dealloc` and what they reach).
+    #[serde(rename = "rust")]
+    Rust,
+    /// C's malloc and free, called directly from any language.
+    #[serde(rename = "c")]
+    C,
+    /// C++'s operator new and delete.
+    #[serde(rename = "c++")]
+    Cxx,
+}
+
+impl Family {
+    /// Its name in the census.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Rust => "rust",
+            Family::C => "c",
+            Family::Cxx => "c++",
+        }
+    }
+
+    /// The family of the allocator frames below a site (innermost first); `cxx` where the
+    /// call came through operator new or delete.
+    pub(crate) fn of(allocator_frames: &[&Placed], cxx: bool) -> Family {
+        let named = |p: &str| allocator_frames.iter().any(|f| f.function.starts_with(p));
+        if cxx || named("operator new") || named("operator delete") {
+            Family::Cxx
+        } else if allocator_frames.iter().any(|f| is_rust_allocator(f)) {
+            Family::Rust
+        } else {
+            Family::C
+        }
+    }
+}
+
+/// True for a frame of Rust's allocator: any allocator frame but C's entry points and
+/// C++'s operators.
+fn is_rust_allocator(f: &Placed) -> bool {
+    const C_ENTRIES: &[&str] = &[
+        "malloc",
+        "calloc",
+        "realloc",
+        "reallocarray",
+        "memalign",
+        "posix_memalign",
+        "aligned_alloc",
+        "valloc",
+        "pvalloc",
+        "free",
+        "cfree",
+    ];
+    f.allocator && !C_ENTRIES.contains(&f.function.as_str()) && !f.function.starts_with("operator ")
+}
+
 /// One point attributed: its stack from the root to the site, and its Rust caller.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Attributed {
@@ -234,12 +295,22 @@ pub(crate) struct Attributed {
     pub(crate) stack: Vec<Placed>,
     /// The first Rust frame above a C-side site.
     pub(crate) rust_caller: Option<String>,
+    /// The allocator that served it, told by the frames below the site.
+    pub(crate) family: Family,
+    /// The language of the code that asked: the site's, or, for a Rust site called
+    /// straight from C (an allocator callback, as mlua gives Lua), its caller's.
+    pub(crate) requested_by: Language,
 }
 
 /// The site and Rust caller of `point`.
 pub(crate) fn attribute(point: &Point, frames: &[Option<Placed>]) -> Attributed {
     // Innermost first, `[root]` left out.
     let stack: Vec<&Placed> = point.fs.iter().filter_map(|&i| frames[i].as_ref()).collect();
+    attribute_stack(&stack, false)
+}
+
+/// The site, Rust caller and family of a stack (innermost first).
+pub(crate) fn attribute_stack(stack: &[&Placed], cxx: bool) -> Attributed {
     let site = stack.iter().position(|f| !f.allocator).unwrap_or(stack.len().saturating_sub(1));
     let rust_caller = stack.get(site).filter(|s| s.language.is_c_side()).and_then(|_| {
         let above = &stack[site + 1..];
@@ -248,8 +319,15 @@ pub(crate) fn attribute(point: &Point, frames: &[Option<Placed>]) -> Attributed 
             .position(|f| f.language == Language::Rust && f.function != UNKNOWN_INLINED)?;
         Some(caller_name(&above[at..]))
     });
+    let family = Family::of(&stack[..site.min(stack.len())], cxx);
+    let site_language = stack.get(site).map_or(Language::Unknown, |s| s.language);
+    let caller = stack.get(site + 1).map(|f| f.language);
+    let requested_by = match caller {
+        Some(l) if site_language == Language::Rust && l.is_c_side() => l,
+        _ => site_language,
+    };
     let kept = stack.get(site..).unwrap_or(&[]).iter().rev().map(|&f| f.clone()).collect();
-    Attributed { stack: kept, rust_caller }
+    Attributed { stack: kept, rust_caller, family, requested_by }
 }
 
 /// What valgrind names an inlined frame whose name the debug info does not give.
@@ -270,8 +348,17 @@ fn caller_name(frames: &[&Placed]) -> String {
     }
 }
 
-/// How many points each distinct site gathers, keyed as memory.json keys its sites.
-pub(crate) type SiteKey = (String, String, Language, Option<String>);
+/// What keys a site in memory.json: the function that asked, its module and language,
+/// the Rust caller above it, the allocator that served and the language that asked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SiteKey {
+    pub(crate) function: String,
+    pub(crate) module: String,
+    pub(crate) language: Language,
+    pub(crate) rust_caller: Option<String>,
+    pub(crate) family: Family,
+    pub(crate) requested_by: Language,
+}
 
 /// Groups attributed points by site.
 pub(crate) fn group<'p>(
@@ -280,11 +367,31 @@ pub(crate) fn group<'p>(
     let mut sites: BTreeMap<SiteKey, Vec<(&Point, Attributed)>> = BTreeMap::new();
     for (p, a) in points {
         let Some(site) = a.stack.last() else { continue };
-        let key =
-            (site.function.clone(), site.module.clone(), site.language, a.rust_caller.clone());
+        let key = SiteKey {
+            function: site.function.clone(),
+            module: site.module.clone(),
+            language: site.language,
+            rust_caller: a.rust_caller.clone(),
+            family: a.family,
+            requested_by: a.requested_by,
+        };
         sites.entry(key).or_default().push((p, a));
     }
     sites
+}
+
+/// One process's heap, ready for its sites: its frame table and its allocation points
+/// (from DHAT's file, or the interposer's replayed log).
+#[derive(Debug)]
+pub(crate) struct Heap {
+    pub(crate) pid: u32,
+    pub(crate) command: String,
+    /// The frame table (`None` for the root).
+    pub(crate) frames: Vec<Option<Placed>>,
+    pub(crate) points: Vec<Point>,
+    /// The process's whole heap where counted apart from its points (the native engine,
+    /// exact where the points are sampled).
+    pub(crate) totals: Option<super::schema::Figures>,
 }
 
 #[cfg(test)]

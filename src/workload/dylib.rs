@@ -10,11 +10,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use super::cache::{cache_dir, fnv1a};
 use super::{runner, Input, Role, Variant, Workload};
 use crate::error::{Error, Result};
 use crate::ffi::DynPlusOne;
-use crate::output::write_atomic;
 
 const START: i32 = 7;
 
@@ -27,15 +25,7 @@ pub(super) fn library_path() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("FFIPROF_DYLIB") {
         return Ok(PathBuf::from(path));
     }
-    let dir = cache_dir();
-    let name = format!("libffiprof_dyn-{}-{:016x}.so", env!("CARGO_PKG_VERSION"), fnv1a(EMBEDDED));
-    let path = dir.join(name);
-    if std::fs::read(&path).is_ok_and(|bytes| bytes == EMBEDDED) {
-        return Ok(path);
-    }
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
-    write_atomic(&path, EMBEDDED)?;
-    Ok(path)
+    crate::cache::embedded("libffiprof_dyn", EMBEDDED)
 }
 
 /// The library, loaded once per process and kept loaded.

@@ -12,7 +12,6 @@
 mod arena;
 pub mod audit;
 mod buffer;
-mod cache;
 pub(crate) mod calibrate;
 mod callback;
 mod cstring;

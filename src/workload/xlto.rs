@@ -24,8 +24,8 @@ use std::sync::{Arc, OnceLock};
 use object::{Object, ObjectSymbol};
 use serde::{Deserialize, Serialize};
 
-use super::cache::{cache_dir, fnv1a};
 use super::{Placement, Prepare, Role, Variant, PLACEMENTS};
+use crate::cache::{cache_dir, fnv1a};
 use crate::error::{Error, Result};
 use crate::ffi::{self, XltoLoops};
 

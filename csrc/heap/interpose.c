@@ -1,0 +1,638 @@
+/* ffiprof's heap interposer: preloaded into the program `ffiprof memory` runs.
+ *
+ * Every call of the C allocator's entry points (malloc, calloc, realloc, reallocarray,
+ * free, posix_memalign, aligned_alloc, memalign, valloc, pvalloc) and of C++'s operator
+ * new and delete is written to a log, one file per process, in the order the heap changed:
+ * a free is logged before the block goes back to the allocator, an allocation after it
+ * came out, so an address handed from one thread to another is never seen live twice.
+ * Allocations (all of them, or about one per FFIPROF_HEAP_SAMPLE bytes) and frees carry
+ * their stack, unwound here with the program's own unwind tables (libgcc's unwinder) and
+ * kept once per distinct stack; every event carries its return address, from which
+ * ffiprof tells Rust's allocator from C's and C++'s. Nothing is counted here: ffiprof
+ * replays the log.
+ *
+ * The log is a file mapped shared: what was written stays in the page cache if the
+ * process is killed, so a census of what was seen can still be made.
+ *
+ * Record layout (64-bit words, native order): a header word, `kind | words << 8 | flags
+ * << 32`, written last, then the body. A zero header ends the log.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <unwind.h>
+
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+extern char **environ;
+
+#define EXPORT __attribute__((visibility("default")))
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+
+enum kind { K_ALLOC = 1, K_FREE = 2, K_REALLOC = 3, K_STACK = 4, K_MAPS = 5, K_CMD = 6, K_SKIP = 7, K_END = 8 };
+/* Event flags. */
+enum { F_SAMPLED = 1, F_CXX = 2, F_DOUBLE_FREE = 4, F_NEVER_ALLOCATED = 8 };
+
+#define MAX_FRAMES 100
+#define CHUNK_BYTES (64u << 20)
+#define CHUNK_WORDS (CHUNK_BYTES / 8)
+
+static int state; /* 0 not started, 1 starting, 2 logging, 3 off */
+static int log_fd = -1;
+static uint64_t *chunk;
+static uint64_t chunk_index, chunk_pos;
+static double sample_bytes;
+static uintptr_t self_lo, self_hi;
+
+static TLS int in_hook;
+static TLS int holding;
+static TLS int cxx_hint;
+static TLS double countdown;
+static TLS uint64_t rng;
+
+/* The log's lock: held for a few dozen instructions, so a thread that finds it taken spins
+ * (yielding after a while) rather than sleeping in the kernel and being woken. */
+static int spin;
+
+static void take(void) {
+    for (int tries = 0; __atomic_exchange_n(&spin, 1, __ATOMIC_ACQUIRE);) {
+        while (__atomic_load_n(&spin, __ATOMIC_RELAXED)) {
+            if (++tries > 200) { sched_yield(); tries = 0; }
+            else __builtin_ia32_pause();
+        }
+    }
+    holding = 1;
+}
+
+static void give(void) {
+    holding = 0;
+    __atomic_store_n(&spin, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- the log ---------------------------------------------------------------------- */
+
+static int map_chunk(uint64_t index) {
+    if (chunk) munmap(chunk, CHUNK_BYTES);
+    chunk = NULL;
+    if (ftruncate(log_fd, (off_t)((index + 1) * (uint64_t)CHUNK_BYTES)) != 0) return -1;
+    void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, log_fd,
+                   (off_t)(index * (uint64_t)CHUNK_BYTES));
+    if (m == MAP_FAILED) return -1;
+    chunk = m;
+    chunk_index = index;
+    chunk_pos = 0;
+    return 0;
+}
+
+/* Appends a record (lock held): body first, header last. */
+static void append(unsigned kind, uint64_t flags, const uint64_t *body, uint64_t n) {
+    if (state != 2) return;
+    uint64_t words = n + 1;
+    if (words > CHUNK_WORDS) return;
+    if (chunk_pos + words > CHUNK_WORDS) {
+        if (chunk_pos < CHUNK_WORDS) __atomic_store_n(&chunk[chunk_pos], (uint64_t)K_SKIP | (1ull << 8), __ATOMIC_RELEASE);
+        if (map_chunk(chunk_index + 1) != 0) { state = 3; return; }
+    }
+    memcpy(&chunk[chunk_pos + 1], body, n * 8);
+    __atomic_store_n(&chunk[chunk_pos], (uint64_t)kind | (words << 8) | (flags << 32), __ATOMIC_RELEASE);
+    chunk_pos += words;
+}
+
+/* Appends `len` bytes as a record of `kind` (lock held). */
+static void append_bytes(unsigned kind, const char *bytes, uint64_t len) {
+    static uint64_t words[(1 << 20) / 8 + 2];
+    if (len > sizeof words - 8) len = sizeof words - 8;
+    words[0] = len;
+    memset(&words[1 + len / 8], 0, 8);
+    memcpy(&words[1], bytes, len);
+    append(kind, 0, words, 1 + (len + 7) / 8);
+}
+
+/* ---- where code is mapped --------------------------------------------------------- */
+
+#define MAX_RANGES 4096
+static uintptr_t ranges[MAX_RANGES][2];
+static int n_ranges;
+
+static uint64_t read_file(const char *path, char *buf, uint64_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    uint64_t len = 0;
+    for (ssize_t got; len < cap && (got = read(fd, buf + len, cap - len)) > 0;) len += (uint64_t)got;
+    close(fd);
+    return len;
+}
+
+static uintptr_t hex(const char **p) {
+    uintptr_t v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else return v;
+    }
+}
+
+/* Reads /proc/self/maps into the log and the executable ranges (lock held). */
+static void log_maps(void) {
+    static char buf[1 << 20];
+    uint64_t len = read_file("/proc/self/maps", buf, sizeof buf - 1);
+    buf[len] = 0;
+    n_ranges = 0;
+    for (const char *p = buf; *p && n_ranges < MAX_RANGES;) {
+        uintptr_t lo = hex(&p);
+        p++;
+        uintptr_t hi = hex(&p);
+        if (p[1] && p[2] && p[3] == 'x') {
+            ranges[n_ranges][0] = lo;
+            ranges[n_ranges][1] = hi;
+            n_ranges++;
+        }
+        while (*p && *p != '\n') p++;
+        if (*p) p++;
+    }
+    append_bytes(K_MAPS, buf, len);
+}
+
+static int mapped(uintptr_t ip) {
+    for (int i = 0; i < n_ranges; i++)
+        if (ip >= ranges[i][0] && ip < ranges[i][1]) return 1;
+    return 0;
+}
+
+/* ---- tables (memory from mmap, never from the allocator being watched) ----------- */
+
+static void *pages(uint64_t bytes) {
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+/* Blocks: address -> state. An address keeps its entry once freed, so a second free of it
+ * is told from a free of what was never allocated. */
+enum { B_LIVE = 1, B_FREED = 2, B_UNLOGGED = 4 };
+struct block { uint64_t ptr, state; };
+static struct block *blocks;
+static uint64_t blocks_cap, blocks_len;
+
+static struct block *block_slot(struct block *table, uint64_t cap, uint64_t ptr) {
+    uint64_t i = mix(ptr) & (cap - 1);
+    while (table[i].ptr && table[i].ptr != ptr) i = (i + 1) & (cap - 1);
+    return &table[i];
+}
+
+static int blocks_grow(void) {
+    uint64_t cap = blocks_cap ? blocks_cap * 2 : (1u << 16);
+    struct block *table = pages(cap * sizeof *table);
+    if (!table) return -1;
+    for (uint64_t i = 0; i < blocks_cap; i++)
+        if (blocks[i].ptr) *block_slot(table, cap, blocks[i].ptr) = blocks[i];
+    if (blocks) munmap(blocks, blocks_cap * sizeof *blocks);
+    blocks = table;
+    blocks_cap = cap;
+    return 0;
+}
+
+static void block_set(uint64_t ptr, uint64_t st) {
+    if ((blocks_len + 1) * 2 > blocks_cap && blocks_grow() != 0) return;
+    struct block *b = block_slot(blocks, blocks_cap, ptr);
+    if (!b->ptr) blocks_len++;
+    b->ptr = ptr;
+    b->state = st;
+}
+
+static uint64_t block_get(uint64_t ptr) {
+    if (!blocks) return 0;
+    struct block *b = block_slot(blocks, blocks_cap, ptr);
+    return b->ptr ? b->state : 0;
+}
+
+/* Stacks: distinct return-address lists, numbered from 1 in the order first seen. */
+struct stack { uint64_t hash, id, off, len; };
+static struct stack *stacks;
+static uint64_t stacks_cap, stacks_len;
+static uint64_t *arena;
+static uint64_t arena_len;
+#define ARENA_WORDS (1ull << 27) /* 1 GiB reserved */
+
+static struct stack *stack_slot(struct stack *table, uint64_t cap, uint64_t hash, const uint64_t *ips, uint64_t n) {
+    uint64_t i = hash & (cap - 1);
+    for (;; i = (i + 1) & (cap - 1)) {
+        struct stack *s = &table[i];
+        if (!s->id) return s;
+        if (s->hash == hash && s->len == n && memcmp(&arena[s->off], ips, n * 8) == 0) return s;
+    }
+}
+
+static int stacks_grow(void) {
+    uint64_t cap = stacks_cap ? stacks_cap * 2 : (1u << 14);
+    struct stack *table = pages(cap * sizeof *table);
+    if (!table) return -1;
+    for (uint64_t i = 0; i < stacks_cap; i++)
+        if (stacks[i].id) {
+            uint64_t j = stacks[i].hash & (cap - 1);
+            while (table[j].id) j = (j + 1) & (cap - 1);
+            table[j] = stacks[i];
+        }
+    if (stacks) munmap(stacks, stacks_cap * sizeof *stacks);
+    stacks = table;
+    stacks_cap = cap;
+    return 0;
+}
+
+/* The stack's number, logging it (and the mappings, if one of its addresses is new) the
+ * first time (lock held). */
+static uint64_t stack_id(const uint64_t *ips, uint64_t n) {
+    if (n == 0) return 0;
+    if (!arena && !(arena = pages(ARENA_WORDS * 8))) return 0;
+    if ((stacks_len + 1) * 2 > stacks_cap && stacks_grow() != 0) return 0;
+    uint64_t hash = n;
+    for (uint64_t i = 0; i < n; i++) hash = mix(hash ^ ips[i]);
+    hash |= 1;
+    struct stack *s = stack_slot(stacks, stacks_cap, hash, ips, n);
+    if (s->id) return s->id;
+    if (arena_len + n > ARENA_WORDS) return 0;
+    for (uint64_t i = 0; i < n; i++)
+        if (!mapped((uintptr_t)ips[i])) { log_maps(); break; }
+    memcpy(&arena[arena_len], ips, n * 8);
+    *s = (struct stack){hash, ++stacks_len, arena_len, n};
+    arena_len += n;
+    uint64_t body[MAX_FRAMES + 1];
+    body[0] = s->id;
+    memcpy(&body[1], ips, n * 8);
+    append(K_STACK, 0, body, n + 1);
+    return s->id;
+}
+
+/* ---- unwinding ---------------------------------------------------------------------- */
+
+struct walk { uint64_t *ips; uint64_t n; };
+
+static _Unwind_Reason_Code on_frame(struct _Unwind_Context *ctx, void *arg) {
+    struct walk *w = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (ip == 0) return _URC_END_OF_STACK;
+    if (ip >= self_lo && ip < self_hi) return _URC_NO_REASON; /* the interposer's own */
+    w->ips[w->n++] = ip;
+    return w->n == MAX_FRAMES ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+static uint64_t unwind(uint64_t *ips) {
+    struct walk w = {ips, 0};
+    _Unwind_Backtrace(on_frame, &w);
+    return w.n;
+}
+
+/* ---- starting ----------------------------------------------------------------------- */
+
+static void anchor(void) {}
+
+static void find_self(void) {
+    Dl_info info;
+    if (!dladdr((void *)anchor, &info)) return;
+    /* The interposer's code: from its load address to the end of this file's text is
+     * enough for the unwinder's test, bounded by the next mapping. */
+    char buf[1 << 16];
+    uint64_t len = read_file("/proc/self/maps", buf, sizeof buf - 1);
+    buf[len] = 0;
+    uintptr_t me = (uintptr_t)anchor;
+    for (const char *p = buf; *p;) {
+        uintptr_t lo = hex(&p);
+        p++;
+        uintptr_t hi = hex(&p);
+        if (me >= lo && me < hi) { self_lo = lo; self_hi = hi; return; }
+        while (*p && *p != '\n') p++;
+        if (*p) p++;
+    }
+}
+
+/* Takes the interposer out of LD_PRELOAD, in place, where children are not followed. */
+static void unpreload(const char *self) {
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "LD_PRELOAD=", 11) != 0) continue;
+        char *v = *e + 11, *at = strstr(v, self);
+        if (!at) return;
+        char *end = at + strlen(self);
+        while (*end == ':' || *end == ' ') end++;
+        memmove(at, end, strlen(end) + 1);
+        return;
+    }
+}
+
+static int open_log(void) {
+    const char *dir = getenv("FFIPROF_HEAP_DIR");
+    if (!dir) return -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/heap.%d.log", dir, (int)getpid());
+    log_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (log_fd < 0) return -1;
+    chunk = NULL;
+    if (map_chunk(0) != 0) return -1;
+    state = 2;
+    static char cmd[1 << 16];
+    append_bytes(K_CMD, cmd, read_file("/proc/self/cmdline", cmd, sizeof cmd));
+    log_maps();
+    return 0;
+}
+
+static void before_fork(void) { take(); }
+static void after_fork_parent(void) { give(); }
+static void after_fork_child(void) {
+    /* The child logs to a file of its own; the blocks it inherits stay known, so their
+     * frees are not taken for invalid ones. */
+    if (state == 2) {
+        if (chunk) munmap(chunk, CHUNK_BYTES);
+        chunk = NULL;
+        close(log_fd);
+        if (open_log() != 0) state = 3;
+    }
+    give();
+}
+
+/* Starts logging on the first call (lock held): constructors of other libraries may
+ * allocate before this library's would run. */
+static void start(void) {
+    state = 1;
+    find_self();
+    const char *every = getenv("FFIPROF_HEAP_SAMPLE");
+    sample_bytes = every ? strtod(every, NULL) : 0;
+    const char *self = getenv("FFIPROF_HEAP_LIB");
+    const char *children = getenv("FFIPROF_HEAP_CHILDREN");
+    if (self && !(children && children[0] == '1')) unpreload(self);
+    if (open_log() != 0) state = 3;
+}
+
+static void finish(void) __attribute__((destructor(101)));
+static void finish(void) {
+    take();
+    append(K_END, 0, NULL, 0);
+    give();
+}
+
+/* ---- sampling ----------------------------------------------------------------------- */
+
+static double next_gap(void) {
+    if (!rng) rng = mix((uint64_t)(uintptr_t)&rng ^ (uint64_t)getpid() << 32) | 1;
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    double u = ((rng >> 11) + 0.5) / 9007199254740992.0;
+    return -log(u) * sample_bytes;
+}
+
+/* True where the allocation of `size` bytes is one to keep a stack for. */
+static int sampled(size_t size) {
+    if (sample_bytes <= 0) return 1;
+    if (countdown == 0) countdown = next_gap();
+    countdown -= (double)size;
+    if (countdown > 0) return 0;
+    while (countdown <= 0) countdown += next_gap();
+    return 1;
+}
+
+/* ---- the hooks ---------------------------------------------------------------------- */
+
+/* Enters a hook: false where the call is the interposer's own (nested) or logging is off;
+ * then the allocator is called directly and the block kept out of the log. */
+static int enter(void) {
+    if (in_hook) return 0;
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != 2) {
+        in_hook = 1;
+        take();
+        if (state == 0) start();
+        give();
+        in_hook = 0;
+        if (state != 2) return 0;
+    }
+    in_hook = 1;
+    return 1;
+}
+
+static void leave(void) { in_hook = 0; }
+
+static void note_unlogged(void *p) {
+    if (!p || state != 2 || holding) return;
+    take();
+    block_set((uint64_t)(uintptr_t)p, B_LIVE | B_UNLOGGED);
+    give();
+}
+
+static void logged_alloc(void *p, size_t size, uint64_t ip) {
+    uint64_t ips[MAX_FRAMES], n = 0;
+    int keep = sampled(size);
+    if (keep) n = unwind(ips);
+    uint64_t flags = (keep ? F_SAMPLED : 0) | (cxx_hint ? F_CXX : 0);
+    take();
+    uint64_t body[4] = {(uint64_t)(uintptr_t)p, size ? size : 1, stack_id(ips, n), ip};
+    block_set(body[0], B_LIVE);
+    append(K_ALLOC, flags, body, 4);
+    give();
+}
+
+#define ALLOC_HOOK(call, size)                                                  \
+    do {                                                                         \
+        if (!enter()) { void *p_ = (call); note_unlogged(p_); return p_; } \
+        void *p_ = (call);                                                       \
+        if (p_) logged_alloc(p_, (size), (uint64_t)(uintptr_t)__builtin_return_address(0)); \
+        leave();                                                                 \
+        return p_;                                                               \
+    } while (0)
+
+EXPORT void *malloc(size_t size) { ALLOC_HOOK(__libc_malloc(size), size); }
+
+EXPORT void *calloc(size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
+    ALLOC_HOOK(__libc_calloc(n, size), total);
+}
+
+EXPORT void *memalign(size_t align, size_t size) { ALLOC_HOOK(__libc_memalign(align, size), size); }
+EXPORT void *aligned_alloc(size_t align, size_t size) { ALLOC_HOOK(__libc_memalign(align, size), size); }
+EXPORT void *valloc(size_t size) { ALLOC_HOOK(__libc_valloc(size), size); }
+EXPORT void *pvalloc(size_t size) { ALLOC_HOOK(__libc_pvalloc(size), size); }
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size) {
+    if (align < sizeof(void *) || (align & (align - 1)) != 0) return EINVAL;
+    void *p;
+    if (!enter()) {
+        p = __libc_memalign(align, size);
+        note_unlogged(p);
+    } else {
+        p = __libc_memalign(align, size);
+        if (p) logged_alloc(p, size, (uint64_t)(uintptr_t)__builtin_return_address(0));
+        leave();
+    }
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+/* Logs a free (or the release of a block by realloc) before the block goes back. */
+static void logged_free(void *p, uint64_t ip, int full_stack) {
+    uint64_t ptr = (uint64_t)(uintptr_t)p;
+    take();
+    uint64_t st = block_get(ptr);
+    if (!full_stack && (st & B_LIVE) && !(st & B_UNLOGGED)) {
+        /* The common case when sampling: no stack to unwind, one turn of the lock. */
+        uint64_t body[3] = {ptr, 0, ip};
+        append(K_FREE, cxx_hint ? F_CXX : 0, body, 3);
+        block_set(ptr, B_FREED);
+        give();
+        return;
+    }
+    give();
+    if (st & B_UNLOGGED) {
+        take();
+        block_set(ptr, B_FREED | B_UNLOGGED);
+        give();
+        return;
+    }
+    uint64_t flags = (cxx_hint ? F_CXX : 0);
+    if (!(st & B_LIVE)) flags |= (st & B_FREED) ? F_DOUBLE_FREE : F_NEVER_ALLOCATED;
+    uint64_t ips[MAX_FRAMES], n = 0;
+    if (full_stack || (flags & (F_DOUBLE_FREE | F_NEVER_ALLOCATED))) n = unwind(ips);
+    take();
+    uint64_t body[3] = {ptr, stack_id(ips, n), ip};
+    append(K_FREE, flags, body, 3);
+    if (st & B_LIVE) block_set(ptr, B_FREED);
+    give();
+}
+
+static void free_hook(void *p, uint64_t ip) {
+    if (!p) return;
+    if (!enter()) {
+        if (state == 2 && !holding) {
+            take();
+            if (block_get((uint64_t)(uintptr_t)p) & B_UNLOGGED) block_set((uint64_t)(uintptr_t)p, B_FREED | B_UNLOGGED);
+            give();
+        }
+        __libc_free(p);
+        return;
+    }
+    logged_free(p, ip, sample_bytes <= 0);
+    leave();
+    __libc_free(p);
+}
+
+EXPORT void free(void *p) { free_hook(p, (uint64_t)(uintptr_t)__builtin_return_address(0)); }
+EXPORT void cfree(void *p) { free_hook(p, (uint64_t)(uintptr_t)__builtin_return_address(0)); }
+
+static void *realloc_hook(void *old, size_t size, uint64_t ip) {
+    if (!old) {
+        if (!enter()) { void *p = __libc_malloc(size); note_unlogged(p); return p; }
+        void *p = __libc_malloc(size);
+        if (p) logged_alloc(p, size, ip);
+        leave();
+        return p;
+    }
+    if (size == 0) { /* glibc frees the block and returns NULL */
+        free_hook(old, ip);
+        return NULL;
+    }
+    if (!enter()) return __libc_realloc(old, size);
+    uint64_t from = (uint64_t)(uintptr_t)old;
+    /* The lock is held across the call: the old address may be handed to another thread
+     * the moment it is released, and its log must not come first. */
+    take();
+    uint64_t st = block_get(from);
+    void *p = __libc_realloc(old, size);
+    if (p) {
+        if (st & B_UNLOGGED) {
+            block_set(from, B_FREED | B_UNLOGGED);
+            block_set((uint64_t)(uintptr_t)p, B_LIVE | B_UNLOGGED);
+        } else {
+            uint64_t body[5] = {from, (uint64_t)(uintptr_t)p, size, 0, ip};
+            uint64_t flags = (st & B_LIVE) ? 0 : (st & B_FREED) ? F_DOUBLE_FREE : F_NEVER_ALLOCATED;
+            append(K_REALLOC, flags, body, 5);
+            if (p != old) block_set(from, B_FREED);
+            block_set((uint64_t)(uintptr_t)p, B_LIVE);
+        }
+    }
+    give();
+    leave();
+    return p;
+}
+
+EXPORT void *realloc(void *old, size_t size) {
+    return realloc_hook(old, size, (uint64_t)(uintptr_t)__builtin_return_address(0));
+}
+
+EXPORT void *reallocarray(void *old, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
+    return realloc_hook(old, total, (uint64_t)(uintptr_t)__builtin_return_address(0));
+}
+
+/* ---- C++ ------------------------------------------------------------------------------
+ * operator new is libstdc++'s own (its new-handler and bad_alloc stay), called with the
+ * hint that the malloc it makes is C++'s; operator delete is free with the same hint. */
+
+static void *next_symbol(const char *name) {
+    in_hook++;
+    void *f = dlsym(RTLD_NEXT, name);
+    in_hook--;
+    return f;
+}
+
+#define NEW_HOOK(mangled, params, args)                                            \
+    EXPORT void *mangled params {                                                   \
+        static void *(*real) params;                                                \
+        if (!real) real = (void *(*) params)next_symbol(#mangled);                  \
+        cxx_hint++;                                                                 \
+        void *p = real args;                                                        \
+        cxx_hint--;                                                                 \
+        return p;                                                                   \
+    }
+
+NEW_HOOK(_Znwm, (size_t n), (n))
+NEW_HOOK(_Znam, (size_t n), (n))
+NEW_HOOK(_ZnwmSt11align_val_t, (size_t n, size_t a), (n, a))
+NEW_HOOK(_ZnamSt11align_val_t, (size_t n, size_t a), (n, a))
+
+#define DELETE_HOOK(mangled, params)                                                \
+    EXPORT void mangled params {                                                    \
+        cxx_hint++;                                                                 \
+        free_hook(p, (uint64_t)(uintptr_t)__builtin_return_address(0));            \
+        cxx_hint--;                                                                 \
+    }
+
+DELETE_HOOK(_ZdlPv, (void *p))
+DELETE_HOOK(_ZdaPv, (void *p))
+DELETE_HOOK(_ZdlPvm, (void *p, size_t n __attribute__((unused))))
+DELETE_HOOK(_ZdaPvm, (void *p, size_t n __attribute__((unused))))
+DELETE_HOOK(_ZdlPvSt11align_val_t, (void *p, size_t a __attribute__((unused))))
+DELETE_HOOK(_ZdaPvSt11align_val_t, (void *p, size_t a __attribute__((unused))))
+DELETE_HOOK(_ZdlPvmSt11align_val_t, (void *p, size_t n __attribute__((unused)), size_t a __attribute__((unused))))
+DELETE_HOOK(_ZdaPvmSt11align_val_t, (void *p, size_t n __attribute__((unused)), size_t a __attribute__((unused))))
+
+/* fork keeps the log consistent: registered once, at load. */
+static void setup(void) __attribute__((constructor(101)));
+static void setup(void) {
+    in_hook++;
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    in_hook--;
+}

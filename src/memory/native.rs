@@ -1,0 +1,419 @@
+//! The native engine: the program runs at its own speed with ffiprof's interposer
+//! (`csrc/heap/interpose.c`, embedded in ffiprof's binary and written to the cache
+//! directory) preloaded; its logs ([`super::log`]) are replayed as DHAT counts
+//! ([`super::replay`]), each address symbolized from the files the process mapped (inlined
+//! frames included), and each block's allocating and freeing sides told apart by the
+//! frames of the allocator they went through ([`super::sites::Family`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use super::log::{self, Log};
+use super::replay::{self, Count, Invalid, Replayed, Side};
+use super::schema::{
+    CrossedFree, Family, FamilyPair, Figures, InvalidFree, InvalidFreeKind, Ownership,
+};
+use super::sites::{self, attribute_stack, is_allocator_frame, Attributed, Heap, Placed};
+use crate::error::{Error, Result};
+use crate::stacks::classify;
+use crate::symbol::{FileSymbolizer, Frame};
+
+/// The interposer as build.rs built it.
+static EMBEDDED: &[u8] = include_bytes!(env!("FFIPROF_BUILT_HEAP_LIB"));
+
+/// What the program's run under the interposer left.
+pub(crate) struct Ran {
+    /// One log per process.
+    pub(crate) logs: Vec<Log>,
+    /// Its exit status as a shell reports it.
+    pub(crate) status: i32,
+    /// Wall seconds.
+    pub(crate) seconds: f64,
+    /// The program as found.
+    pub(crate) program: PathBuf,
+}
+
+/// Refuses a program the interposer cannot be preloaded into: a static executable (no
+/// dynamic loader reads LD_PRELOAD) or a setuid/setgid one (the loader ignores it).
+fn check_preloadable(program: &Path) -> Result<()> {
+    use object::Object;
+    use std::os::unix::fs::PermissionsExt;
+    let refuse = |reason: &str| {
+        Err(Error::CannotPreload { program: program.display().to_string(), reason: reason.into() })
+    };
+    if let Ok(meta) = std::fs::metadata(program) {
+        if meta.permissions().mode() & 0o6000 != 0 {
+            return refuse(
+                "it is setuid or setgid, and the dynamic loader ignores LD_PRELOAD for it",
+            );
+        }
+    }
+    let Some(data) = sites::mapped(program) else { return Ok(()) };
+    // A script (#!) is run by an interpreter that is checked when it starts.
+    let Ok(file) = object::File::parse(&*data) else { return Ok(()) };
+    let interp = file.sections().any(|s| {
+        use object::ObjectSection;
+        s.name().is_ok_and(|n| n == ".interp")
+    });
+    if !interp {
+        return refuse(
+            "it is statically linked: no dynamic loader runs in it to preload the interposer",
+        );
+    }
+    Ok(())
+}
+
+/// Runs `command` with the interposer preloaded, its logs into `raw`.
+pub(crate) fn run(
+    command: &[OsString],
+    raw: &Path,
+    trace_children: bool,
+    sample_bytes: u64,
+) -> Result<Ran> {
+    let program = crate::record::resolve_program(&command[0])?;
+    check_preloadable(&program)?;
+    let library = crate::cache::embedded("libffiprof_heap", EMBEDDED)?;
+    std::fs::create_dir_all(raw).map_err(|source| Error::Write { path: raw.to_owned(), source })?;
+    let mut preload = library.as_os_str().to_owned();
+    if let Some(theirs) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+        preload.push(":");
+        preload.push(theirs);
+    }
+    let mut cmd = Command::new(&program);
+    cmd.args(&command[1..])
+        .env("LD_PRELOAD", preload)
+        .env("FFIPROF_HEAP_LIB", &library)
+        .env("FFIPROF_HEAP_DIR", raw)
+        .env("FFIPROF_HEAP_SAMPLE", sample_bytes.to_string())
+        .env("FFIPROF_HEAP_CHILDREN", if trace_children { "1" } else { "0" });
+    // Ctrl-C reaches the program; ffiprof stays to read what it logged.
+    let _ = crate::ffi::interrupt_flag();
+    let start = Instant::now();
+    let status = cmd.status().map_err(|e| Error::NoSuchProgram {
+        program: program.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut logs = Vec::new();
+    for path in crate::valgrind::files_in(raw, "heap.")? {
+        logs.push(log::read(&path)?);
+    }
+    if logs.is_empty() {
+        return Err(Error::Internal(format!(
+            "the heap interposer wrote no log (the program's status {}): the program may \
+             clear LD_PRELOAD; run it under DHAT instead (--dhat)",
+            crate::ffi::shell_status(status)
+        )));
+    }
+    logs.sort_by_key(|l| l.pid);
+    Ok(Ran { logs, status: crate::ffi::shell_status(status), seconds, program })
+}
+
+/// A C library's exported functions, to name a frame as its library exports it: glibc's
+/// debug information names `strdup` by an internal alias (`__GI___strdup`), and DHAT,
+/// like a user, by the name the library exports. Of several names at one address, the
+/// one with the fewest leading underscores, then the shortest, is taken.
+struct Exports {
+    /// (start, end, name), by start.
+    functions: Vec<(u64, u64, String)>,
+}
+
+impl Exports {
+    fn of(file: &object::File<'_>) -> Exports {
+        use object::{Object, ObjectSymbol};
+        let mut best: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+        let rank = |n: &str| (n.len() - n.trim_start_matches('_').len(), n.len());
+        for s in file.dynamic_symbols() {
+            let kind_ok = s.kind() == object::SymbolKind::Text && s.is_definition() && s.size() > 0;
+            let Ok(name) = s.name() else { continue };
+            if !kind_ok || name.is_empty() {
+                continue;
+            }
+            let name = name.split('@').next().unwrap_or(name).to_owned();
+            let entry = best.entry(s.address()).or_insert_with(|| (s.size(), name.clone()));
+            if rank(&name) < rank(&entry.1) {
+                *entry = (s.size(), name);
+            }
+        }
+        let functions = best.into_iter().map(|(at, (size, name))| (at, at + size, name)).collect();
+        Exports { functions }
+    }
+
+    fn name(&self, address: u64) -> Option<&str> {
+        let i = self.functions.partition_point(|f| f.0 <= address).checked_sub(1)?;
+        let (start, end, name) = &self.functions[i];
+        (*start <= address && address < *end).then_some(name.as_str())
+    }
+}
+
+/// Every address of a log placed: its frames (inlined ones first), as the census's
+/// frame table holds them.
+#[derive(Default)]
+struct Placer {
+    /// The frame table (`[0]` stands for the root, as in DHAT's).
+    frames: Vec<Option<Placed>>,
+    /// Each address's frames in the table, innermost first.
+    at: HashMap<u64, Vec<usize>>,
+}
+
+impl Placer {
+    fn new(
+        log: &Log,
+        addresses: impl Iterator<Item = u64>,
+        symbolizer: &mut FileSymbolizer,
+    ) -> Placer {
+        let mut placer = Placer { frames: vec![None], at: HashMap::new() };
+        let mut by_file: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+        let mut unknown = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for ip in addresses.filter(|&ip| ip != 0) {
+            if !seen.insert(ip) {
+                continue;
+            }
+            match log.mapping(ip).filter(|m| m.path.starts_with('/')) {
+                Some(m) => {
+                    let offset = ip - 1 - m.range.start + m.offset;
+                    by_file.entry(m.path.clone()).or_default().push((ip, offset));
+                }
+                None => unknown.push(ip),
+            }
+        }
+        for (path, ips) in by_file {
+            let module =
+                Path::new(&path).file_name().map_or(path.clone(), |n| n.to_string_lossy().into());
+            let offsets: Vec<u64> = ips.iter().map(|p| p.1).collect();
+            let resolved =
+                symbolizer.resolve(Path::new(&path), &offsets, &module).unwrap_or_default();
+            let data = sites::mapped(Path::new(&path));
+            let file = data.as_ref().and_then(|d| object::File::parse(&**d).ok());
+            let exports = file.as_ref().map(Exports::of);
+            for (i, (ip, _)) in ips.iter().enumerate() {
+                let mut frames = resolved.get(i).cloned().unwrap_or_default();
+                // The outermost frame at the address is the function the code is in.
+                let exported = file.as_ref().zip(exports.as_ref()).and_then(|(file, exports)| {
+                    let mapping = log.mapping(*ip)?;
+                    exports.name(crate::maps::file_address(file, mapping, ip - 1)?)
+                });
+                if let (Some(name), Some(outer)) = (exported, frames.last_mut()) {
+                    if outer.file.as_deref().is_none_or(|f| !f.ends_with(".rs")) {
+                        outer.function = Some(name.to_owned());
+                    }
+                }
+                placer.add(*ip, frames, &module);
+            }
+        }
+        for ip in unknown {
+            placer.add(ip, Vec::new(), "");
+        }
+        placer
+    }
+
+    fn add(&mut self, ip: u64, mut frames: Vec<Frame>, module: &str) {
+        if frames.is_empty() {
+            frames.push(Frame {
+                function: None,
+                module: None,
+                file: None,
+                line: None,
+                inlined: false,
+            });
+        }
+        let mut indices = Vec::with_capacity(frames.len());
+        for frame in frames {
+            let function = frame.function.clone().unwrap_or_else(|| "???".into());
+            indices.push(self.frames.len());
+            self.frames.push(Some(Placed {
+                address: ip,
+                language: classify(ip, &frame),
+                allocator: is_allocator_frame(&function, frame.file.as_deref()),
+                function,
+                module: frame.module.clone().unwrap_or_else(|| module.to_owned()),
+            }));
+        }
+        self.at.insert(ip, indices);
+    }
+
+    /// The frame-table indices of a stack of return addresses.
+    fn indices(&self, ips: &[u64]) -> Vec<usize> {
+        ips.iter().flat_map(|ip| self.at.get(ip).into_iter().flatten().copied()).collect()
+    }
+
+    fn placed(&self, ips: &[u64]) -> Vec<&Placed> {
+        self.indices(ips).into_iter().filter_map(|i| self.frames[i].as_ref()).collect()
+    }
+}
+
+/// One process's heap and ownership from its log.
+pub(crate) struct Process {
+    /// Frames and points, for the sites.
+    pub(crate) heap: Heap,
+    /// Who allocated and freed.
+    pub(crate) ownership: Ownership,
+    /// Bytes and blocks allocated with no stack kept (unsampled, or not unwound).
+    pub(crate) stackless: Figures,
+}
+
+/// The side of a block's life, attributed (its stack, else its return address alone).
+fn side_of(log: &Log, placer: &Placer, side: &Side) -> Attributed {
+    let ips = log.stacks.get(&side.stack).cloned().unwrap_or_else(|| vec![side.ip]);
+    attribute_stack(&placer.placed(&ips), side.cxx)
+}
+
+fn site_name(a: &Attributed) -> String {
+    a.stack.last().map_or_else(|| "???".to_owned(), |s| s.function.clone())
+}
+
+/// The ownership census from the replay's pairs and invalid frees.
+fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
+    let mut memo: HashMap<Side, Attributed> = HashMap::new();
+    let mut attributed = |side: &Side| -> Attributed {
+        memo.entry(*side).or_insert_with(|| side_of(log, placer, side)).clone()
+    };
+    let mut frees: BTreeMap<(Family, Family), Count> = BTreeMap::new();
+    type CrossKey = (Family, Family, String, Option<String>, String, Option<String>);
+    let mut crossed: BTreeMap<CrossKey, Count> = BTreeMap::new();
+    for ((by, freed), count) in &replayed.pairs {
+        let (a, f) = (attributed(by), attributed(freed));
+        let sum = frees.entry((a.family, f.family)).or_default();
+        (sum.blocks, sum.bytes) = (sum.blocks + count.blocks, sum.bytes + count.bytes);
+        if a.family != f.family {
+            let key =
+                (a.family, f.family, site_name(&a), a.rust_caller, site_name(&f), f.rust_caller);
+            let sum = crossed.entry(key).or_default();
+            (sum.blocks, sum.bytes) = (sum.blocks + count.blocks, sum.bytes + count.bytes);
+        }
+    }
+    let mut invalid: BTreeMap<(InvalidFreeKind, String, Option<String>), u64> = BTreeMap::new();
+    for ((kind, side), n) in &replayed.invalid {
+        let a = attributed(side);
+        let kind = match kind {
+            Invalid::DoubleFree => InvalidFreeKind::DoubleFree,
+            Invalid::NeverAllocated => InvalidFreeKind::NeverAllocated,
+        };
+        *invalid.entry((kind, site_name(&a), a.rust_caller)).or_default() += n;
+    }
+    Ownership {
+        frees: frees
+            .into_iter()
+            .map(|((allocated_by, freed_by), c)| FamilyPair {
+                allocated_by,
+                freed_by,
+                blocks: c.blocks,
+                bytes: c.bytes,
+            })
+            .collect(),
+        crossed_frees: crossed
+            .into_iter()
+            .map(|((allocated_by, freed_by, af, ar, ff, fr), c)| CrossedFree {
+                allocated_by,
+                freed_by,
+                alloc_function: af,
+                alloc_rust_caller: ar,
+                free_function: ff,
+                free_rust_caller: fr,
+                blocks: c.blocks,
+                bytes: c.bytes,
+            })
+            .collect(),
+        invalid_frees: invalid
+            .into_iter()
+            .map(|((kind, function, rust_caller), count)| InvalidFree {
+                kind,
+                function,
+                rust_caller,
+                count,
+            })
+            .collect(),
+    }
+}
+
+/// One log replayed, symbolized and attributed.
+pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymbolizer) -> Process {
+    let replayed = replay::replay(&log.events, sample_bytes);
+    let event_ips = log.events.iter().map(|e| match *e {
+        log::Event::Alloc { ip, .. }
+        | log::Event::Free { ip, .. }
+        | log::Event::Realloc { ip, .. } => ip,
+    });
+    let stack_ips = log.stacks.values().flatten().copied();
+    let placer = Placer::new(log, stack_ips.chain(event_ips), symbolizer);
+    let mut points = Vec::new();
+    let mut stackless = Figures::default();
+    for (stack, figures) in &replayed.points {
+        let ips = log.stacks.get(stack).map(Vec::as_slice).unwrap_or(&[]);
+        if ips.is_empty() {
+            stackless.add(figures);
+            continue;
+        }
+        points.push(super::dhat::Point {
+            tb: figures.bytes,
+            tbk: figures.blocks,
+            gb: figures.bytes_at_peak,
+            gbk: figures.blocks_at_peak,
+            eb: figures.bytes_at_exit,
+            ebk: figures.blocks_at_exit,
+            fs: placer.indices(ips),
+        });
+    }
+    let ownership = ownership(log, &placer, &replayed);
+    let heap = Heap {
+        pid: log.pid,
+        command: log.command.clone(),
+        frames: placer.frames,
+        points,
+        totals: Some(replayed.totals),
+    };
+    Process { heap, ownership, stackless }
+}
+
+/// The processes' ownership censuses as one: sums of the same pairs, most bytes first.
+pub(crate) fn merge(all: Vec<Ownership>) -> Ownership {
+    let mut frees: BTreeMap<(Family, Family), (u64, u64)> = BTreeMap::new();
+    let mut crossed: Vec<CrossedFree> = Vec::new();
+    let mut invalid: Vec<InvalidFree> = Vec::new();
+    for o in all {
+        for f in o.frees {
+            let e = frees.entry((f.allocated_by, f.freed_by)).or_default();
+            (e.0, e.1) = (e.0 + f.blocks, e.1 + f.bytes);
+        }
+        for c in o.crossed_frees {
+            let same = |x: &&mut CrossedFree| {
+                (x.allocated_by, x.freed_by, &x.alloc_function, &x.alloc_rust_caller)
+                    == (c.allocated_by, c.freed_by, &c.alloc_function, &c.alloc_rust_caller)
+                    && (&x.free_function, &x.free_rust_caller)
+                        == (&c.free_function, &c.free_rust_caller)
+            };
+            match crossed.iter_mut().find(same) {
+                Some(x) => (x.blocks, x.bytes) = (x.blocks + c.blocks, x.bytes + c.bytes),
+                None => crossed.push(c),
+            }
+        }
+        for i in o.invalid_frees {
+            match invalid.iter_mut().find(|x| {
+                (x.kind, &x.function, &x.rust_caller) == (i.kind, &i.function, &i.rust_caller)
+            }) {
+                Some(x) => x.count += i.count,
+                None => invalid.push(i),
+            }
+        }
+    }
+    crossed.sort_by(|a, b| {
+        b.bytes.cmp(&a.bytes).then_with(|| a.alloc_function.cmp(&b.alloc_function))
+    });
+    Ownership {
+        frees: frees
+            .into_iter()
+            .map(|((allocated_by, freed_by), (blocks, bytes))| FamilyPair {
+                allocated_by,
+                freed_by,
+                blocks,
+                bytes,
+            })
+            .collect(),
+        crossed_frees: crossed,
+        invalid_frees: invalid,
+    }
+}
