@@ -142,11 +142,66 @@ impl Exports {
         Exports { functions }
     }
 
+    /// The program's own functions by their qualified names (`.symtab`, demangled): with
+    /// line tables only, debug information names a Rust function bare (`open_with_flags`).
+    fn qualified(file: &object::File<'_>) -> Exports {
+        use object::{Object, ObjectSymbol};
+        let mut functions: Vec<(u64, u64, String)> = file
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition() && s.size() > 0)
+            .filter_map(|s| {
+                let name = format!("{:#}", rustc_demangle::demangle(s.name().ok()?));
+                name.contains("::").then(|| (s.address(), s.address() + s.size(), name))
+            })
+            .collect();
+        functions.sort();
+        Exports { functions }
+    }
+
     fn name(&self, address: u64) -> Option<&str> {
         let i = self.functions.partition_point(|f| f.0 <= address).checked_sub(1)?;
         let (start, end, name) = &self.functions[i];
         (*start <= address && address < *end).then_some(name.as_str())
     }
+}
+
+/// Where Rust's allocator shims lie in a file (`__rust_alloc` and kin, `__rdl_*`,
+/// `__rg_*`), by file virtual address.
+fn rust_shims(file: &object::File<'_>) -> Vec<(u64, u64)> {
+    use object::{Object, ObjectSymbol};
+    const SHIMS: &[&str] = &["__rust_alloc", "__rust_realloc", "__rust_dealloc", "__rdl_", "__rg_"];
+    file.symbols()
+        .chain(file.dynamic_symbols())
+        .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+        .filter(|s| s.name().is_ok_and(|n| SHIMS.iter().any(|x| n.contains(x))))
+        .map(|s| (s.address(), s.address() + s.size()))
+        .collect()
+}
+
+/// True where the call that returns to `ip` is a direct call (`call rel32`) into one of
+/// Rust's allocator shims: the shim's own frame is gone when it jumped on to malloc or
+/// free (a tail call), but the call says whose allocator it was.
+fn calls_rust_shim(
+    data: &[u8],
+    file: &object::File<'_>,
+    m: &crate::maps::Mapping,
+    ip: u64,
+    shims: &[(u64, u64)],
+) -> bool {
+    if shims.is_empty() {
+        return false;
+    }
+    let offset = (ip - m.range.start + m.offset) as usize;
+    let Some(call) = offset.checked_sub(5).and_then(|at| data.get(at..offset)) else {
+        return false;
+    };
+    if call[0] != 0xE8 {
+        return false;
+    }
+    let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]) as i64;
+    let Some(here) = crate::maps::file_address(file, m, ip) else { return false };
+    let target = here.wrapping_add_signed(rel);
+    shims.iter().any(|&(lo, hi)| (lo..hi).contains(&target))
 }
 
 /// Every address of a log placed: its frames (inlined ones first), as the census's
@@ -157,6 +212,10 @@ struct Placer {
     frames: Vec<Option<Placed>>,
     /// Each address's frames in the table, innermost first.
     at: HashMap<u64, Vec<usize>>,
+    /// Addresses returned to from a direct call of Rust's allocator shims.
+    rust_call: std::collections::HashSet<u64>,
+    /// The frame that stands for such a shim, where a stack begins with such an address.
+    shim_frame: usize,
 }
 
 impl Placer {
@@ -165,7 +224,19 @@ impl Placer {
         addresses: impl Iterator<Item = u64>,
         symbolizer: &mut FileSymbolizer,
     ) -> Placer {
-        let mut placer = Placer { frames: vec![None], at: HashMap::new() };
+        let shim = Placed {
+            address: 0,
+            function: "__rust_alloc".into(),
+            module: String::new(),
+            language: crate::stacks::Language::Rust,
+            allocator: true,
+        };
+        let mut placer = Placer {
+            frames: vec![None, Some(shim)],
+            at: HashMap::new(),
+            rust_call: Default::default(),
+            shim_frame: 1,
+        };
         let mut by_file: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
         let mut unknown = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -190,16 +261,33 @@ impl Placer {
             let data = sites::mapped(Path::new(&path));
             let file = data.as_ref().and_then(|d| object::File::parse(&**d).ok());
             let exports = file.as_ref().map(Exports::of);
+            let qualified = file.as_ref().map(Exports::qualified);
+            let shims = file.as_ref().map(rust_shims).unwrap_or_default();
             for (i, (ip, _)) in ips.iter().enumerate() {
+                if let (Some(d), Some(f), Some(m)) =
+                    (data.as_ref(), file.as_ref(), log.mapping(*ip))
+                {
+                    if calls_rust_shim(d, f, m, *ip, &shims) {
+                        placer.rust_call.insert(*ip);
+                    }
+                }
                 let mut frames = resolved.get(i).cloned().unwrap_or_default();
                 // The outermost frame at the address is the function the code is in.
-                let exported = file.as_ref().zip(exports.as_ref()).and_then(|(file, exports)| {
-                    let mapping = log.mapping(*ip)?;
-                    exports.name(crate::maps::file_address(file, mapping, ip - 1)?)
-                });
-                if let (Some(name), Some(outer)) = (exported, frames.last_mut()) {
-                    if outer.file.as_deref().is_none_or(|f| !f.ends_with(".rs")) {
-                        outer.function = Some(name.to_owned());
+                let at = file
+                    .as_ref()
+                    .zip(log.mapping(*ip))
+                    .and_then(|(file, mapping)| crate::maps::file_address(file, mapping, ip - 1));
+                let exported = exports.as_ref().zip(at).and_then(|(e, at)| e.name(at));
+                let full = qualified.as_ref().zip(at).and_then(|(e, at)| e.name(at));
+                if let Some(outer) = frames.last_mut() {
+                    let rust = outer.file.as_deref().is_some_and(|f| f.ends_with(".rs"));
+                    let bare = outer.function.as_deref().is_some_and(|f| !f.contains("::"));
+                    match (exported, full) {
+                        (Some(name), _) if !rust => outer.function = Some(name.to_owned()),
+                        (_, Some(name)) if rust && bare => {
+                            outer.function = Some(crate::symbol::strip_rust_hash(name).to_owned())
+                        }
+                        _ => {}
                     }
                 }
                 placer.add(*ip, frames, &module);
@@ -236,9 +324,12 @@ impl Placer {
         self.at.insert(ip, indices);
     }
 
-    /// The frame-table indices of a stack of return addresses.
+    /// The frame-table indices of a stack of return addresses (innermost first); one that
+    /// begins where a call of Rust's allocator shim returns begins with the shim.
     fn indices(&self, ips: &[u64]) -> Vec<usize> {
-        ips.iter().flat_map(|ip| self.at.get(ip).into_iter().flatten().copied()).collect()
+        let shim = ips.first().filter(|ip| self.rust_call.contains(ip)).map(|_| self.shim_frame);
+        let frames = ips.iter().flat_map(|ip| self.at.get(ip).into_iter().flatten().copied());
+        shim.into_iter().chain(frames).collect()
     }
 
     fn placed(&self, ips: &[u64]) -> Vec<&Placed> {
@@ -262,8 +353,22 @@ fn side_of(log: &Log, placer: &Placer, side: &Side) -> Attributed {
     attribute_stack(&placer.placed(&ips), side.cxx)
 }
 
+/// The function a side is told by: its site, or for a Rust site inside Rust's own
+/// libraries (`format!`'s closure, a `drop_in_place`), the first frame above it that is
+/// not, where the user's code decided.
 fn site_name(a: &Attributed) -> String {
-    a.stack.last().map_or_else(|| "???".to_owned(), |s| s.function.clone())
+    const LIBRARIES: &[&str] = &["core::", "alloc::", "std::", "<core::", "<alloc::", "<std::"];
+    let library = |p: &&Placed| {
+        p.language == crate::stacks::Language::Rust
+            && LIBRARIES.iter().any(|l| p.function.starts_with(l))
+    };
+    let Some(site) = a.stack.last() else { return "???".to_owned() };
+    if !library(&site) {
+        return site.function.clone();
+    }
+    let user =
+        a.stack.iter().rev().find(|p| !library(p) && p.language == crate::stacks::Language::Rust);
+    user.unwrap_or(site).function.clone()
 }
 
 /// The ownership census from the replay's pairs and invalid frees.

@@ -69,12 +69,20 @@ fn site_sentence(s: &Site) -> String {
 
 /// Each language's share of `what` (bytes at the peak, or at exit).
 fn shares(c: &MemoryCensus, what: fn(&Figures) -> u64) -> String {
+    shares_of(c, &c.by_language, what)
+}
+
+/// Each name's share of `what` in `by`.
+fn shares_of(
+    c: &MemoryCensus,
+    by: &std::collections::BTreeMap<String, Figures>,
+    what: fn(&Figures) -> u64,
+) -> String {
     let total = what(&c.totals);
     if total == 0 {
         return "nothing".to_owned();
     }
-    let mut parts: Vec<(u64, String)> = c
-        .by_language
+    let mut parts: Vec<(u64, String)> = by
         .iter()
         .filter(|(_, f)| what(f) > 0)
         .map(|(l, f)| {
@@ -86,6 +94,71 @@ fn shares(c: &MemoryCensus, what: fn(&Figures) -> u64) -> String {
         .collect();
     parts.sort_by_key(|p| std::cmp::Reverse(p.0));
     parts.into_iter().map(|p| p.1).collect::<Vec<_>>().join(", ")
+}
+
+/// Who served, or who took back, in words.
+fn served(f: super::schema::Family) -> &'static str {
+    match f {
+        super::schema::Family::Rust => "Rust",
+        super::schema::Family::C => "C's malloc",
+        super::schema::Family::Cxx => "C++'s new",
+    }
+}
+
+fn freed(f: super::schema::Family) -> &'static str {
+    match f {
+        super::schema::Family::Rust => "Rust's allocator",
+        super::schema::Family::C => "C's free()",
+        super::schema::Family::Cxx => "C++'s delete",
+    }
+}
+
+fn under(r: &Option<String>) -> String {
+    r.as_ref().map_or(String::new(), |r| format!(" under {r}"))
+}
+
+/// One sentence per crossed free and invalid free (the most bytes first), and the count
+/// of frees by the family that served the block.
+fn ownership_sentences(c: &MemoryCensus, n: usize) -> Vec<String> {
+    let Some(o) = &c.ownership else { return Vec::new() };
+    let mut lines = Vec::new();
+    let total: u64 = o.frees.iter().map(|p| p.blocks).sum();
+    let crossed: u64 = o.crossed_frees.iter().map(|p| p.blocks).sum();
+    lines.push(format!(
+        "{} of {} freed blocks went back to another allocator than the one that served them",
+        fmt::count(crossed),
+        fmt::count(total)
+    ));
+    for x in o.crossed_frees.iter().take(n) {
+        lines.push(format!(
+            "{} block{} ({}) allocated by {} in {}{} were freed by {} in {}{}",
+            fmt::count(x.blocks),
+            if x.blocks == 1 { "" } else { "s" },
+            fmt::bytes(x.bytes),
+            served(x.allocated_by),
+            x.alloc_function,
+            under(&x.alloc_rust_caller),
+            freed(x.freed_by),
+            x.free_function,
+            under(&x.free_rust_caller)
+        ));
+    }
+    for i in &o.invalid_frees {
+        let what = match i.kind {
+            super::schema::InvalidFreeKind::DoubleFree => "double free",
+            super::schema::InvalidFreeKind::NeverAllocated => {
+                "free of an address no allocation the census saw returned"
+            }
+        };
+        lines.push(format!(
+            "{what}: {} time{} in {}{}",
+            fmt::count(i.count),
+            if i.count == 1 { "" } else { "s" },
+            i.function,
+            under(&i.rust_caller)
+        ));
+    }
+    lines
 }
 
 /// The C-side sites worth a sentence: the most bytes at the peak or at exit first.
@@ -124,6 +197,18 @@ impl MemoryCensus {
         if !self.rust_heap_seen {
             let _ = writeln!(s, "Rust's heap is not seen; C's is (see the note)");
         }
+        if self.by_requester != self.by_language && !self.by_requester.is_empty() {
+            let _ =
+                writeln!(s, "asked for by: {}", shares_of(self, &self.by_requester, |f| f.bytes));
+            let _ = writeln!(s, "served by: {}", shares_of(self, &self.by_allocator, |f| f.bytes));
+        }
+        let owned = ownership_sentences(self, 8);
+        if let Some((first, rest)) = owned.split_first() {
+            let _ = writeln!(s, "\nownership: {first}");
+            for line in rest {
+                let _ = writeln!(s, "- {line}");
+            }
+        }
         let sites = c_sites(self, 8);
         if !sites.is_empty() {
             let _ = writeln!(s, "\nthe largest C-side sites:");
@@ -147,6 +232,13 @@ impl MemoryCensus {
         s.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
         for (l, f) in &self.by_language {
             let _ = writeln!(s, "| {l} | {} |", figures_cells(f));
+        }
+        let owned = ownership_sentences(self, 50);
+        if let Some((first, rest)) = owned.split_first() {
+            let _ = writeln!(s, "\n## Ownership\n\n{first}.\n");
+            for line in rest {
+                let _ = writeln!(s, "- {line}.");
+            }
         }
         let _ = writeln!(s, "\n## The C side, in sentences\n");
         for site in c_sites(self, 20) {

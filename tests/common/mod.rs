@@ -261,3 +261,9 @@ pub fn open_to_every_user(
         .collect();
     (dir, copies)
 }
+
+/// A program's exit status as a shell reports it: 128 + the signal that ended it.
+pub fn shell_status(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
+}

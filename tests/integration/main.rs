@@ -12,6 +12,7 @@ mod crossings;
 mod installed;
 mod machine_code;
 mod memory;
+mod memory_ownership;
 mod profile;
 mod record;
 mod record_off_cpu;
