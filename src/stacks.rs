@@ -164,6 +164,12 @@ const THREAD_ROOTS: &[&str] = &["_start", "start_thread", "clone3", "clone", "__
 /// The start of the kernel half of the x86_64 address space.
 const KERNEL_START: u64 = 0xffff_8000_0000_0000;
 
+/// True for a module of the C runtime (libc, libm, the dynamic loader, libgcc_s...), by its
+/// file name.
+pub(crate) fn is_c_runtime_module(module: &str) -> bool {
+    C_RUNTIME_MODULES.iter().any(|m| module.starts_with(m))
+}
+
 /// Decides a frame's language (see the module docs for the rules).
 pub fn classify(addr: u64, frame: &Frame) -> Language {
     if addr >= KERNEL_START {
@@ -180,7 +186,7 @@ pub fn classify(addr: u64, frame: &Frame) -> Language {
         return Language::Glue;
     }
     let module = frame.module.as_deref().unwrap_or("");
-    if C_RUNTIME_MODULES.iter().any(|m| module.starts_with(m)) || C_RUNTIME_ENTRY.contains(&name) {
+    if is_c_runtime_module(module) || C_RUNTIME_ENTRY.contains(&name) {
         return Language::CRuntime;
     }
     let file = frame.file.as_deref().unwrap_or("");

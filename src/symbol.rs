@@ -98,7 +98,23 @@ impl FileSymbolizer {
         offsets: &[u64],
         module: &str,
     ) -> Result<Vec<Vec<Frame>>> {
-        let src = Source::Elf(blazesym::symbolize::source::Elf::new(path));
+        self.resolve_with(path, offsets, module, true)
+    }
+
+    /// As [`FileSymbolizer::resolve`], from the file's symbol tables alone where
+    /// `debug_info` is false: the C runtime's functions are known by the names it exports,
+    /// and reading its separate debug information (where installed) costs more than the
+    /// rest of a census.
+    pub(crate) fn resolve_with(
+        &mut self,
+        path: &Path,
+        offsets: &[u64],
+        module: &str,
+        debug_info: bool,
+    ) -> Result<Vec<Vec<Frame>>> {
+        let mut elf = blazesym::symbolize::source::Elf::new(path);
+        elf.debug_syms = debug_info;
+        let src = Source::Elf(elf);
         let results = self
             .inner
             .symbolize(&src, Input::FileOffset(offsets))

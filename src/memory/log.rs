@@ -97,35 +97,48 @@ pub(crate) fn parse(bytes: &[u8], pid: u32) -> std::result::Result<Log, String> 
         if words == 0 || at + words > total {
             return Err(format!("a record at byte {} runs past the end", at * 8));
         }
-        let body: Vec<u64> = (at + 1..at + words).map(word).collect();
+        let len = words - 1;
         let need = |n: usize| {
-            if body.len() < n {
+            if len < n {
                 Err(format!("a record of kind {kind} at byte {} is short", at * 8))
             } else {
                 Ok(())
             }
         };
+        // The body's words, read where they lie (millions of events: no copy each).
+        let b = |i: usize| word(at + 1 + i);
+        let body = || (at + 1..at + words).map(word).collect::<Vec<u64>>();
         match kind {
             ALLOC => {
                 need(4)?;
-                let (ptr, size, stack, ip) = (body[0], body[1], body[2], body[3]);
-                log.events.push(Event::Alloc { ptr, size, stack, ip, flags });
+                log.events.push(Event::Alloc {
+                    ptr: b(0),
+                    size: b(1),
+                    stack: b(2),
+                    ip: b(3),
+                    flags,
+                });
             }
             FREE => {
                 need(3)?;
-                log.events.push(Event::Free { ptr: body[0], stack: body[1], ip: body[2], flags });
+                log.events.push(Event::Free { ptr: b(0), stack: b(1), ip: b(2), flags });
             }
             REALLOC => {
                 need(5)?;
-                let (old, new, size, ip) = (body[0], body[1], body[2], body[4]);
-                log.events.push(Event::Realloc { old, new, size, ip, flags });
+                log.events.push(Event::Realloc {
+                    old: b(0),
+                    new: b(1),
+                    size: b(2),
+                    ip: b(4),
+                    flags,
+                });
             }
             STACK => {
                 need(1)?;
-                log.stacks.insert(body[0], body[1..].to_vec());
+                log.stacks.insert(b(0), body()[1..].to_vec());
             }
-            MAPS => log.mappings.extend(executable_mappings(&text(&body))),
-            CMD => log.command = text(&body).trim_end_matches('\0').replace('\0', " "),
+            MAPS => log.mappings.extend(executable_mappings(&text(&body()))),
+            CMD => log.command = text(&body()).trim_end_matches('\0').replace('\0', " "),
             END => log.complete = true,
             _ => return Err(format!("a record of unknown kind {kind} at byte {}", at * 8)),
         }

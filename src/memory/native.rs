@@ -142,20 +142,24 @@ impl Exports {
         Exports { functions }
     }
 
-    /// The program's own functions by their qualified names (`.symtab`, demangled): with
-    /// line tables only, debug information names a Rust function bare (`open_with_flags`).
-    fn qualified(file: &object::File<'_>) -> Exports {
+    /// The program's own functions as its symbol table names them (`.symtab`, mangled;
+    /// see [`Exports::qualified_name`]): with line tables only, debug information names a
+    /// Rust function bare (`open_with_flags`).
+    fn symbols(file: &object::File<'_>) -> Exports {
         use object::{Object, ObjectSymbol};
         let mut functions: Vec<(u64, u64, String)> = file
             .symbols()
             .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition() && s.size() > 0)
-            .filter_map(|s| {
-                let name = format!("{:#}", rustc_demangle::demangle(s.name().ok()?));
-                name.contains("::").then(|| (s.address(), s.address() + s.size(), name))
-            })
+            .filter_map(|s| Some((s.address(), s.address() + s.size(), s.name().ok()?.to_owned())))
             .collect();
         functions.sort();
         Exports { functions }
+    }
+
+    /// The demangled, qualified name of the function at `address`, where it has a path.
+    fn qualified_name(&self, address: u64) -> Option<String> {
+        let name = format!("{:#}", rustc_demangle::demangle(self.name(address)?));
+        name.contains("::").then(|| crate::symbol::strip_rust_hash(&name).to_owned())
     }
 
     fn name(&self, address: u64) -> Option<&str> {
@@ -202,6 +206,37 @@ fn calls_rust_shim(
     let Some(here) = crate::maps::file_address(file, m, ip) else { return false };
     let target = here.wrapping_add_signed(rel);
     shims.iter().any(|&(lo, hi)| (lo..hi).contains(&target))
+}
+
+/// The frames at `offsets` of `path`. The C runtime's are read from its symbol tables
+/// first, and from its separate debug information (where installed) only for what they
+/// leave unnamed (static functions such as `__fopen_internal`): reading libc's debug
+/// information takes longer than the rest of a census.
+fn resolve(
+    symbolizer: &mut FileSymbolizer,
+    path: &Path,
+    offsets: &[u64],
+    module: &str,
+) -> Vec<Vec<Frame>> {
+    let debug_first = !crate::stacks::is_c_runtime_module(module);
+    let mut frames =
+        symbolizer.resolve_with(path, offsets, module, debug_first).unwrap_or_default();
+    if debug_first {
+        return frames;
+    }
+    let unnamed: Vec<usize> = (0..offsets.len())
+        .filter(|&i| frames.get(i).is_none_or(|f| f.iter().all(|f| f.function.is_none())))
+        .collect();
+    if unnamed.is_empty() {
+        return frames;
+    }
+    let again: Vec<u64> = unnamed.iter().map(|&i| offsets[i]).collect();
+    let named = symbolizer.resolve_with(path, &again, module, true).unwrap_or_default();
+    frames.resize(offsets.len(), Vec::new());
+    for (i, f) in unnamed.into_iter().zip(named) {
+        frames[i] = f;
+    }
+    frames
 }
 
 /// Every address of a log placed: its frames (inlined ones first), as the census's
@@ -256,12 +291,11 @@ impl Placer {
             let module =
                 Path::new(&path).file_name().map_or(path.clone(), |n| n.to_string_lossy().into());
             let offsets: Vec<u64> = ips.iter().map(|p| p.1).collect();
-            let resolved =
-                symbolizer.resolve(Path::new(&path), &offsets, &module).unwrap_or_default();
+            let resolved = resolve(symbolizer, Path::new(&path), &offsets, &module);
             let data = sites::mapped(Path::new(&path));
             let file = data.as_ref().and_then(|d| object::File::parse(&**d).ok());
             let exports = file.as_ref().map(Exports::of);
-            let qualified = file.as_ref().map(Exports::qualified);
+            let symbols = file.as_ref().map(Exports::symbols);
             let shims = file.as_ref().map(rust_shims).unwrap_or_default();
             for (i, (ip, _)) in ips.iter().enumerate() {
                 if let (Some(d), Some(f), Some(m)) =
@@ -278,15 +312,13 @@ impl Placer {
                     .zip(log.mapping(*ip))
                     .and_then(|(file, mapping)| crate::maps::file_address(file, mapping, ip - 1));
                 let exported = exports.as_ref().zip(at).and_then(|(e, at)| e.name(at));
-                let full = qualified.as_ref().zip(at).and_then(|(e, at)| e.name(at));
+                let full = symbols.as_ref().zip(at).and_then(|(e, at)| e.qualified_name(at));
                 if let Some(outer) = frames.last_mut() {
                     let rust = outer.file.as_deref().is_some_and(|f| f.ends_with(".rs"));
                     let bare = outer.function.as_deref().is_some_and(|f| !f.contains("::"));
                     match (exported, full) {
                         (Some(name), _) if !rust => outer.function = Some(name.to_owned()),
-                        (_, Some(name)) if rust && bare => {
-                            outer.function = Some(crate::symbol::strip_rust_hash(name).to_owned())
-                        }
+                        (_, Some(name)) if rust && bare => outer.function = Some(name),
                         _ => {}
                     }
                 }

@@ -16,6 +16,7 @@
 //! counts and the ownership census stay exact: every event is in the log.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::log::{flag, Event};
 use super::schema::Figures;
@@ -78,10 +79,34 @@ pub(crate) struct Replayed {
     pub(crate) invalid: BTreeMap<(Invalid, Side), u64>,
 }
 
+/// A hasher for addresses and stack numbers (a multiply and a shift, as in rustc's
+/// FxHash): the replay looks up a block per event, and SipHash's resistance to chosen
+/// keys buys nothing for a program's own addresses.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type ByAddress<V> = HashMap<u64, V, BuildHasherDefault<AddressHasher>>;
+
 #[derive(Default)]
 struct Heap {
-    points: HashMap<u64, Point>,
-    blocks: HashMap<u64, Block>,
+    points: ByAddress<Point>,
+    blocks: ByAddress<Block>,
     live: (u64, u64),
     max: (u64, u64),
     epoch: u64,
