@@ -317,7 +317,10 @@ impl Placer {
                     let rust = outer.file.as_deref().is_some_and(|f| f.ends_with(".rs"));
                     let bare = outer.function.as_deref().is_some_and(|f| !f.contains("::"));
                     match (exported, full) {
-                        (Some(name), _) if !rust => outer.function = Some(name.to_owned()),
+                        // A mangled export (C++'s) is better said demangled, as found.
+                        (Some(name), _) if !rust && !name.starts_with("_Z") => {
+                            outer.function = Some(name.to_owned())
+                        }
                         (_, Some(name)) if rust && bare => outer.function = Some(name),
                         _ => {}
                     }

@@ -322,3 +322,23 @@ fn bad_input_is_refused_before_anything_is_written() {
         .code(2);
     assert!(!out.exists());
 }
+
+#[test]
+fn children_are_followed_only_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = format!("{} {}", program().display(), ARGS.map(|a| a.to_string()).join(" "));
+    let followed = tmp.path().join("followed");
+    run(ffiprof()
+        .args(["memory", "--trace-children", "--out"])
+        .arg(&followed)
+        .args(["--", "sh", "-c", &script]))
+    .success();
+    let c = MemoryCensus::load(&followed).unwrap();
+    assert!(c.processes.len() >= 2, "{:#?}", c.processes);
+    assert_planted(&c);
+    let alone = tmp.path().join("alone");
+    run(ffiprof().args(["memory", "--out"]).arg(&alone).args(["--", "sh", "-c", &script]))
+        .success();
+    let c = MemoryCensus::load(&alone).unwrap();
+    assert!(c.sites.iter().all(|s| !s.function.ends_with("mem_leak")), "{:#?}", c.sites);
+}

@@ -73,6 +73,7 @@ extern "C" {
     fn lib_init(f: LibAlloc, ud: *mut c_void);
     fn lib_new_table(n: usize) -> *mut c_void;
     fn lib_free_table(p: *mut c_void, n: usize);
+    fn raise(signal: i32) -> i32;
 }
 
 #[inline(never)]
@@ -149,6 +150,10 @@ fn main() {
     if mode == "double-free" {
         double_free();
         return;
+    }
+    if mode == "killed" {
+        kept_by_c(30);
+        unsafe { raise(9) };
     }
     rust_to_c_free(350);
     c_to_rust_drop(20);
@@ -268,4 +273,77 @@ fn a_double_free_is_reported_with_its_stack_and_the_program_meets_its_fate() {
     assert_eq!(invalid[0].rust_caller.as_deref(), Some("main::double_free"));
     assert_eq!(invalid[0].count, 1);
     assert!(c.notes.iter().any(|n| n.contains("did not reach exit")), "{:?}", c.notes);
+}
+
+#[test]
+fn a_program_killed_by_a_signal_still_leaves_the_census_of_what_it_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("killed");
+    run(ffiprof().args(["memory", "--out"]).arg(&dir).arg("--").arg(program()).arg("killed"))
+        .code(128 + 9);
+    let c = MemoryCensus::load(&dir).unwrap();
+    assert_eq!(c.exit_status, 137);
+    assert!(c.notes.iter().any(|n| n.contains("did not reach exit")), "{:?}", c.notes);
+    // The strings C kept were live when it died.
+    assert!(c.totals.blocks_at_exit >= 30, "{:?}", c.totals);
+    let exit = std::fs::read_to_string(dir.join("exit.folded")).unwrap();
+    let kept: u64 = exit
+        .lines()
+        .filter(|l| l.contains("main::kept_by_c"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(kept, strings("k", 30), "{exit}");
+}
+
+const CPP_SOURCE: &str = r#"
+#include <cstdlib>
+extern "C" void cpp_mismatch(int n) {
+    for (int i = 0; i < n; i++) {
+        char *volatile p = new char[16];
+        std::free(p);
+    }
+}
+extern "C" void cpp_pairs(int n) {
+    for (int i = 0; i < n; i++) {
+        int *volatile p = new int(i);
+        delete p;
+    }
+}
+"#;
+
+const CPP_RUST_SOURCE: &str = r#"
+extern "C" {
+    fn cpp_mismatch(n: i32);
+    fn cpp_pairs(n: i32);
+}
+
+fn main() {
+    unsafe { cpp_mismatch(9) };
+    unsafe { cpp_pairs(5) };
+}
+"#;
+
+#[test]
+fn cxx_new_freed_by_free_is_a_crossed_free() {
+    let test = "memory_ownership::cxx_new_freed_by_free_is_a_crossed_free";
+    if !common::tool_available(test, "g++", "--version", "apt-get install g++") {
+        return;
+    }
+    let program = common::build_linked(
+        "memory-cpp-program",
+        common::Foreign { compiler: "g++", file: "lib.cpp", source: CPP_SOURCE, libs: &["stdc++"] },
+        &[],
+        CPP_RUST_SOURCE,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cpp");
+    run(ffiprof().args(["memory", "--out"]).arg(&dir).arg("--").arg(&program)).success();
+    let o = MemoryCensus::load(&dir).unwrap().ownership.unwrap();
+    let crossed: Vec<_> =
+        o.crossed_frees.iter().filter(|x| x.allocated_by == Family::Cxx).collect();
+    assert_eq!(crossed.len(), 1, "{:#?}", o.crossed_frees);
+    assert_eq!((crossed[0].freed_by, crossed[0].blocks, crossed[0].bytes), (Family::C, 9, 9 * 16));
+    assert_eq!(crossed[0].alloc_function, "cpp_mismatch");
+    let pairs = o.frees.iter().find(|p| (p.allocated_by, p.freed_by) == (Family::Cxx, Family::Cxx));
+    assert!(pairs.is_some_and(|p| p.blocks >= 5), "{:#?}", o.frees);
 }
