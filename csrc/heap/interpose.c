@@ -290,7 +290,7 @@ static uint64_t stack_id(const uint64_t *ips, uint64_t n) {
 
 /* ---- unwinding ---------------------------------------------------------------------- */
 
-struct walk { uint64_t *ips; uint64_t n; };
+struct walk { uint64_t *ips; uint64_t n, max; };
 
 static _Unwind_Reason_Code on_frame(struct _Unwind_Context *ctx, void *arg) {
     struct walk *w = arg;
@@ -298,11 +298,14 @@ static _Unwind_Reason_Code on_frame(struct _Unwind_Context *ctx, void *arg) {
     if (ip == 0) return _URC_END_OF_STACK;
     if (ip >= self_lo && ip < self_hi) return _URC_NO_REASON; /* the interposer's own */
     w->ips[w->n++] = ip;
-    return w->n == MAX_FRAMES ? _URC_END_OF_STACK : _URC_NO_REASON;
+    return w->n == w->max ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
-static uint64_t unwind(uint64_t *ips) {
-    struct walk w = {ips, 0};
+/* A free's stack says who freed and the Rust code above: its first frames. */
+#define FREE_FRAMES 24
+
+static uint64_t unwind(uint64_t *ips, uint64_t max) {
+    struct walk w = {ips, 0, max};
     _Unwind_Backtrace(on_frame, &w);
     return w.n;
 }
@@ -444,7 +447,7 @@ static void note_unlogged(void *p) {
 static void logged_alloc(void *p, size_t size, uint64_t ip) {
     uint64_t ips[MAX_FRAMES], n = 0;
     int keep = sampled(size);
-    if (keep) n = unwind(ips);
+    if (keep) n = unwind(ips, MAX_FRAMES);
     uint64_t flags = (keep ? F_SAMPLED : 0) | (cxx_hint ? F_CXX : 0);
     take();
     uint64_t body[4] = {(uint64_t)(uintptr_t)p, size ? size : 1, stack_id(ips, n), ip};
@@ -514,7 +517,7 @@ static void logged_free(void *p, uint64_t ip, int full_stack) {
     uint64_t flags = (cxx_hint ? F_CXX : 0);
     if (!(st & B_LIVE)) flags |= (st & B_FREED) ? F_DOUBLE_FREE : F_NEVER_ALLOCATED;
     uint64_t ips[MAX_FRAMES], n = 0;
-    if (full_stack || (flags & (F_DOUBLE_FREE | F_NEVER_ALLOCATED))) n = unwind(ips);
+    if (full_stack || (flags & (F_DOUBLE_FREE | F_NEVER_ALLOCATED))) n = unwind(ips, FREE_FRAMES);
     take();
     uint64_t body[3] = {ptr, stack_id(ips, n), ip};
     append(K_FREE, flags, body, 3);

@@ -156,6 +156,13 @@ impl Exports {
         Exports { functions }
     }
 
+    /// The function `address` is in: its start and end.
+    fn range(&self, address: u64) -> Option<(u64, u64)> {
+        let i = self.functions.partition_point(|f| f.0 <= address).checked_sub(1)?;
+        let (start, end, _) = &self.functions[i];
+        (*start <= address && address < *end).then_some((*start, *end))
+    }
+
     /// The demangled, qualified name of the function at `address`, where it has a path.
     fn qualified_name(&self, address: u64) -> Option<String> {
         let name = format!("{:#}", rustc_demangle::demangle(self.name(address)?));
@@ -169,43 +176,171 @@ impl Exports {
     }
 }
 
+/// Names of Rust's allocator shims (any crate's mangling holds them).
+const SHIM_NAMES: &[&str] =
+    &["__rust_alloc", "__rust_realloc", "__rust_dealloc", "__rdl_", "__rg_"];
+
 /// Where Rust's allocator shims lie in a file (`__rust_alloc` and kin, `__rdl_*`,
-/// `__rg_*`), by file virtual address.
-fn rust_shims(file: &object::File<'_>) -> Vec<(u64, u64)> {
-    use object::{Object, ObjectSymbol};
-    const SHIMS: &[&str] = &["__rust_alloc", "__rust_realloc", "__rust_dealloc", "__rdl_", "__rg_"];
-    file.symbols()
-        .chain(file.dynamic_symbols())
-        .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
-        .filter(|s| s.name().is_ok_and(|n| SHIMS.iter().any(|x| n.contains(x))))
-        .map(|s| (s.address(), s.address() + s.size()))
-        .collect()
+/// `__rg_*`), by file virtual address, and the GOT slots that hold their addresses (Rust
+/// calls through the GOT, `call *slot(%rip)`, where the shim is another crate's symbol).
+#[derive(Default)]
+struct Shims {
+    ranges: Vec<(u64, u64)>,
+    slots: std::collections::HashSet<u64>,
 }
 
-/// True where the call that returns to `ip` is a direct call (`call rel32`) into one of
-/// Rust's allocator shims: the shim's own frame is gone when it jumped on to malloc or
-/// free (a tail call), but the call says whose allocator it was.
-fn calls_rust_shim(
+impl Shims {
+    /// True for a shim's name.
+    fn named(&self, name: &str) -> bool {
+        SHIM_NAMES.iter().any(|x| name.contains(x))
+    }
+
+    /// True for an address inside a shim.
+    fn contains(&self, address: u64) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&address))
+    }
+
+    fn of(file: &object::File<'_>) -> Shims {
+        use object::{Object, ObjectSymbol};
+        let named = |n: &str| SHIM_NAMES.iter().any(|x| n.contains(x));
+        let ranges: Vec<(u64, u64)> = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+            .filter(|s| s.name().is_ok_and(named))
+            .map(|s| (s.address(), s.address() + s.size()))
+            .collect();
+        let inside = |at: u64| ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&at));
+        let mut slots = std::collections::HashSet::new();
+        for (slot, r) in file.dynamic_relocations().into_iter().flatten() {
+            let shim = match r.target() {
+                object::RelocationTarget::Absolute => inside(r.addend() as u64),
+                object::RelocationTarget::Symbol(i) => file
+                    .symbol_by_index(i)
+                    .ok()
+                    .and_then(|s| s.name().ok().map(|n| named(n) || inside(s.address())))
+                    .unwrap_or(false),
+                _ => false,
+            };
+            if shim {
+                slots.insert(slot);
+            }
+        }
+        Shims { ranges, slots }
+    }
+
+    /// True where the call that returns to `ip` goes into one of Rust's allocator shims,
+    /// directly (`call rel32`) or through its GOT slot (`call *slot(%rip)`): the shim's
+    /// own frame is gone when it jumped on to malloc or free (a tail call), but the call
+    /// says whose allocator it was.
+    fn called_before(
+        &self,
+        data: &[u8],
+        file: &object::File<'_>,
+        m: &crate::maps::Mapping,
+        ip: u64,
+    ) -> bool {
+        if self.ranges.is_empty() && self.slots.is_empty() {
+            return false;
+        }
+        let offset = (ip - m.range.start + m.offset) as usize;
+        let Some(code) = offset.checked_sub(6).and_then(|at| data.get(at..offset)) else {
+            return false;
+        };
+        let Some(here) = crate::maps::file_address(file, m, ip) else { return false };
+        let rel = |b: &[u8]| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        if code[1] == 0xE8 {
+            let target = here.wrapping_add_signed(rel(&code[2..]));
+            if self.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&target)) {
+                return true;
+            }
+        }
+        code[0] == 0xFF
+            && code[1] == 0x15
+            && self.slots.contains(&here.wrapping_add_signed(rel(&code[2..])))
+    }
+}
+
+/// C's allocator entry points, as a function jumps to them.
+const C_ENTRIES: &[&str] =
+    &["malloc", "calloc", "realloc", "free", "posix_memalign", "aligned_alloc", "memalign"];
+
+/// Where the call that returns to `ip` went, when it is a direct call (`call rel32`): the
+/// callee's start, by file virtual address.
+fn direct_callee(
     data: &[u8],
     file: &object::File<'_>,
     m: &crate::maps::Mapping,
     ip: u64,
-    shims: &[(u64, u64)],
-) -> bool {
-    if shims.is_empty() {
-        return false;
-    }
+) -> Option<u64> {
     let offset = (ip - m.range.start + m.offset) as usize;
-    let Some(call) = offset.checked_sub(5).and_then(|at| data.get(at..offset)) else {
-        return false;
-    };
-    if call[0] != 0xE8 {
-        return false;
+    let code = data.get(offset.checked_sub(5)?..offset)?;
+    let here = crate::maps::file_address(file, m, ip)?;
+    (code[0] == 0xE8).then(|| {
+        here.wrapping_add_signed(i64::from(i32::from_le_bytes([
+            code[1], code[2], code[3], code[4],
+        ])))
+    })
+}
+
+/// The file offset of a virtual address of `file`.
+fn file_offset(file: &object::File<'_>, address: u64) -> Option<u64> {
+    use object::{Object, ObjectSegment};
+    file.segments().find_map(|s| {
+        let (offset, size) = s.file_range();
+        (s.address() <= address && address < s.address() + size)
+            .then(|| address - s.address() + offset)
+    })
+}
+
+/// True where the function `[start, end)` of `path` ends in Rust's allocator by tail
+/// jumps (a Rust drop whose last act is to free): a jump into one of Rust's shims, or to
+/// C's allocator with Rust's allocator inlined at the jump (its frames say so), directly or
+/// through the functions it jumps to in turn (a few deep). A free reached that way
+/// returns to the first function's caller, and no frame of Rust's allocator is left to
+/// tell whose free it was.
+fn tails_into_rust_allocator(
+    file: &object::File<'_>,
+    path: &Path,
+    function: (u64, u64),
+    symbols: &Exports,
+    shims: &Shims,
+    symbolizer: &mut FileSymbolizer,
+) -> bool {
+    use crate::machine_code::Leaves;
+    let mut todo = vec![(function, 0)];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(((start, end), depth)) = todo.pop() {
+        if depth > 4 || !seen.insert(start) {
+            continue;
+        }
+        let mut into_c = Vec::new();
+        for (at, to) in crate::machine_code::tail_jumps(file, start, end - start) {
+            match to {
+                Leaves::Import(name)
+                    if C_ENTRIES.contains(&name.split('@').next().unwrap_or("")) =>
+                {
+                    into_c.extend(file_offset(file, at))
+                }
+                Leaves::Import(name) if shims.named(&name) => return true,
+                Leaves::Code(t) if shims.contains(t) => return true,
+                Leaves::Code(t) => todo.extend(symbols.range(t).map(|r| (r, depth + 1))),
+                Leaves::Import(_) => {}
+            }
+        }
+        if into_c.is_empty() {
+            continue;
+        }
+        let frames = symbolizer.resolve_with(path, &into_c, "", true).unwrap_or_default();
+        let rust = frames.iter().flatten().any(|f| {
+            let name = f.function.as_deref().unwrap_or("");
+            is_allocator_frame(name, f.file.as_deref()) && !C_ENTRIES.contains(&name)
+        });
+        if rust {
+            return true;
+        }
     }
-    let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]) as i64;
-    let Some(here) = crate::maps::file_address(file, m, ip) else { return false };
-    let target = here.wrapping_add_signed(rel);
-    shims.iter().any(|&(lo, hi)| (lo..hi).contains(&target))
+    false
 }
 
 /// The frames at `offsets` of `path`. The C runtime's are read from its symbol tables
@@ -288,50 +423,70 @@ impl Placer {
             }
         }
         for (path, ips) in by_file {
-            let module =
-                Path::new(&path).file_name().map_or(path.clone(), |n| n.to_string_lossy().into());
-            let offsets: Vec<u64> = ips.iter().map(|p| p.1).collect();
-            let resolved = resolve(symbolizer, Path::new(&path), &offsets, &module);
-            let data = sites::mapped(Path::new(&path));
-            let file = data.as_ref().and_then(|d| object::File::parse(&**d).ok());
-            let exports = file.as_ref().map(Exports::of);
-            let symbols = file.as_ref().map(Exports::symbols);
-            let shims = file.as_ref().map(rust_shims).unwrap_or_default();
-            for (i, (ip, _)) in ips.iter().enumerate() {
-                if let (Some(d), Some(f), Some(m)) =
-                    (data.as_ref(), file.as_ref(), log.mapping(*ip))
-                {
-                    if calls_rust_shim(d, f, m, *ip, &shims) {
-                        placer.rust_call.insert(*ip);
-                    }
-                }
-                let mut frames = resolved.get(i).cloned().unwrap_or_default();
-                // The outermost frame at the address is the function the code is in.
-                let at = file
-                    .as_ref()
-                    .zip(log.mapping(*ip))
-                    .and_then(|(file, mapping)| crate::maps::file_address(file, mapping, ip - 1));
-                let exported = exports.as_ref().zip(at).and_then(|(e, at)| e.name(at));
-                let full = symbols.as_ref().zip(at).and_then(|(e, at)| e.qualified_name(at));
-                if let Some(outer) = frames.last_mut() {
-                    let rust = outer.file.as_deref().is_some_and(|f| f.ends_with(".rs"));
-                    let bare = outer.function.as_deref().is_some_and(|f| !f.contains("::"));
-                    match (exported, full) {
-                        // A mangled export (C++'s) is better said demangled, as found.
-                        (Some(name), _) if !rust && !name.starts_with("_Z") => {
-                            outer.function = Some(name.to_owned())
-                        }
-                        (_, Some(name)) if rust && bare => outer.function = Some(name),
-                        _ => {}
-                    }
-                }
-                placer.add(*ip, frames, &module);
-            }
+            placer.place_file(log, &path, &ips, symbolizer);
         }
         for ip in unknown {
             placer.add(ip, Vec::new(), "");
         }
         placer
+    }
+
+    /// Places the addresses `ips` (each with its file offset) of the file at `path`.
+    fn place_file(
+        &mut self,
+        log: &Log,
+        path: &str,
+        ips: &[(u64, u64)],
+        symbolizer: &mut FileSymbolizer,
+    ) {
+        let placer = self;
+        let module =
+            Path::new(path).file_name().map_or(path.to_owned(), |n| n.to_string_lossy().into());
+        let offsets: Vec<u64> = ips.iter().map(|p| p.1).collect();
+        let resolved = resolve(symbolizer, Path::new(path), &offsets, &module);
+        let data = sites::mapped(Path::new(path));
+        let file = data.as_ref().and_then(|d| object::File::parse(&**d).ok());
+        let exports = file.as_ref().map(Exports::of);
+        let symbols = file.as_ref().map(Exports::symbols);
+        let shims = file.as_ref().map(Shims::of).unwrap_or_default();
+        let mut tails: HashMap<(u64, u64), bool> = HashMap::new();
+        for (i, (ip, _)) in ips.iter().enumerate() {
+            if let (Some(d), Some(f), Some(m)) = (data.as_ref(), file.as_ref(), log.mapping(*ip)) {
+                let mut tail = || {
+                    let callee = direct_callee(d, f, m, *ip)?;
+                    let symbols = symbols.as_ref()?;
+                    let range = symbols.range(callee)?;
+                    Some(*tails.entry(range).or_insert_with(|| {
+                        let path = Path::new(path);
+                        tails_into_rust_allocator(f, path, range, symbols, &shims, symbolizer)
+                    }))
+                };
+                if shims.called_before(d, f, m, *ip) || tail().unwrap_or(false) {
+                    placer.rust_call.insert(*ip);
+                }
+            }
+            let mut frames = resolved.get(i).cloned().unwrap_or_default();
+            // The outermost frame at the address is the function the code is in.
+            let at = file
+                .as_ref()
+                .zip(log.mapping(*ip))
+                .and_then(|(file, mapping)| crate::maps::file_address(file, mapping, ip - 1));
+            let exported = exports.as_ref().zip(at).and_then(|(e, at)| e.name(at));
+            let full = symbols.as_ref().zip(at).and_then(|(e, at)| e.qualified_name(at));
+            if let Some(outer) = frames.last_mut() {
+                let rust = outer.file.as_deref().is_some_and(|f| f.ends_with(".rs"));
+                let bare = outer.function.as_deref().is_some_and(|f| !f.contains("::"));
+                match (exported, full) {
+                    // A mangled export (C++'s) is better said demangled, as found.
+                    (Some(name), _) if !rust && !name.starts_with("_Z") => {
+                        outer.function = Some(name.to_owned())
+                    }
+                    (_, Some(name)) if rust && bare => outer.function = Some(name),
+                    _ => {}
+                }
+            }
+            placer.add(*ip, frames, &module);
+        }
     }
 
     fn add(&mut self, ip: u64, mut frames: Vec<Frame>, module: &str) {

@@ -263,6 +263,9 @@ fn the_sqlite_examples_heap_is_c_under_rusqlites_callers() {
     // closes what it opens), and nothing taken for an invalid free.
     let ownership = c.ownership.as_ref().unwrap();
     assert!(ownership.invalid_frees.is_empty(), "{:#?}", ownership.invalid_frees);
+    // rusqlite keeps Rust's rule: what Rust allocated Rust frees, C's blocks C frees (its
+    // drops end in tail jumps to free, which leave no frame of Rust's allocator).
+    assert!(ownership.crossed_frees.is_empty(), "{:#?}", ownership.crossed_frees);
     let under_rusqlite: Vec<&Site> = c
         .sites
         .iter()
