@@ -85,6 +85,7 @@ mod pprof_proto;
 mod symbol;
 mod valgrind;
 
+pub mod cargo;
 pub mod cgo;
 pub mod cost;
 pub mod crossings;

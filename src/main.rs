@@ -1,6 +1,7 @@
 //! The `ffiprof` command line: parses flags into the library's options, calls the
 //! library, prints what it returns.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -151,7 +152,10 @@ struct RecordArgs {
     /// the time until the thread runs again.
     #[arg(long)]
     off_cpu: bool,
-    /// The program and its arguments, after `--`.
+    #[command(flatten)]
+    cargo: CargoArgs,
+    /// The program and its arguments, after `--` (with --bin or --example: the
+    /// arguments of the program built).
     #[arg(last = true, value_name = "PROGRAM")]
     command: Vec<std::ffi::OsString>,
 }
@@ -181,9 +185,70 @@ struct CrossingsArgs {
     /// Read these callgrind output files (one per process) instead of running a program.
     #[arg(long, value_name = "CALLGRIND_OUT", num_args = 1..)]
     from: Vec<PathBuf>,
-    /// The program and its arguments, after `--`.
+    #[command(flatten)]
+    cargo: CargoArgs,
+    /// The program and its arguments, after `--` (with --bin or --example: the
+    /// arguments of the program built).
     #[arg(last = true, value_name = "PROGRAM")]
     command: Vec<std::ffi::OsString>,
+}
+
+/// The package target a command builds and runs, as cargo's own flags say it.
+#[derive(clap::Args)]
+struct CargoArgs {
+    /// The package's Cargo.toml (default: cargo's own search from the current directory).
+    #[arg(long, value_name = "PATH")]
+    manifest_path: Option<PathBuf>,
+    /// The package to build, in a workspace of several.
+    #[arg(long, short = 'p', value_name = "NAME")]
+    package: Option<String>,
+    /// Build this binary in release and run it (the arguments after `--` are its own).
+    #[arg(long, value_name = "NAME", conflicts_with = "example")]
+    bin: Option<String>,
+    /// Build this example instead.
+    #[arg(long, value_name = "NAME")]
+    example: Option<String>,
+    /// Features to build with, as cargo takes them (space or comma separated).
+    #[arg(long, short = 'F')]
+    features: Vec<String>,
+    /// Build with every feature.
+    #[arg(long)]
+    all_features: bool,
+    /// Build without the default features.
+    #[arg(long)]
+    no_default_features: bool,
+}
+
+impl CargoArgs {
+    /// No flag given.
+    fn none() -> CargoArgs {
+        CargoArgs {
+            manifest_path: None,
+            package: None,
+            bin: None,
+            example: None,
+            features: Vec::new(),
+            all_features: false,
+            no_default_features: false,
+        }
+    }
+
+    fn selection(self) -> ffiprof::cargo::Selection {
+        let mut s = ffiprof::cargo::Selection::default();
+        s.manifest_path = self.manifest_path;
+        s.package = self.package;
+        s.bin = self.bin;
+        s.example = self.example;
+        s.features = self.features;
+        s.all_features = self.all_features;
+        s.no_default_features = self.no_default_features;
+        s
+    }
+}
+
+/// `command`, or with cargo's flags the built target and `command` as its arguments.
+fn built_program(cargo: CargoArgs, command: Vec<OsString>) -> ffiprof::Result<Vec<OsString>> {
+    ffiprof::cargo::program(&cargo.selection(), command, &mut |s| eprintln!("{s}"))
 }
 
 /// How `duel` and `xlto` run their rounds.
@@ -281,13 +346,18 @@ struct MemoryArgs {
     /// long programs: the interposer costs less the fewer stacks it unwinds.
     #[arg(long, value_name = "N")]
     sample_bytes: Option<u64>,
-    /// The program and its arguments, after `--`.
+    #[command(flatten)]
+    cargo: CargoArgs,
+    /// The program and its arguments, after `--` (with --bin or --example: the
+    /// arguments of the program built).
     #[arg(last = true, value_name = "PROGRAM")]
     command: Vec<std::ffi::OsString>,
 }
 
 fn memory(args: MemoryArgs) -> ffiprof::Result<ExitCode> {
     use ffiprof::memory::{self, Source};
+    let command = built_program(args.cargo, args.command)?;
+    let args = MemoryArgs { command, cargo: CargoArgs::none(), ..args };
     let name = program_name(&args.command, &args.from);
     let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("memory-{name}")));
     let source = match (args.command.is_empty(), args.from.is_empty()) {
@@ -329,27 +399,11 @@ fn memory(args: MemoryArgs) -> ffiprof::Result<ExitCode> {
 
 #[derive(clap::Args)]
 struct XltoArgs {
-    /// The package's Cargo.toml (default: cargo's own search from the current directory).
-    #[arg(long, value_name = "PATH")]
-    manifest_path: Option<PathBuf>,
-    /// The binary to build (needed where the package has several).
-    #[arg(long, value_name = "NAME", conflicts_with = "example")]
-    bin: Option<String>,
-    /// An example to build instead of a binary.
-    #[arg(long, value_name = "NAME")]
-    example: Option<String>,
+    #[command(flatten)]
+    cargo: CargoArgs,
     /// Output directory (default: results/xlto-<name>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Features to build with, as cargo takes them (space or comma separated).
-    #[arg(long, short = 'F')]
-    features: Vec<String>,
-    /// Build with every feature.
-    #[arg(long)]
-    all_features: bool,
-    /// Build without the default features.
-    #[arg(long)]
-    no_default_features: bool,
     /// Skip the third build (the C by the same clang without LTO), which tells the
     /// compiler's share of the change from the inlining's.
     #[arg(long)]
@@ -362,28 +416,18 @@ struct XltoArgs {
 }
 
 fn xlto(args: XltoArgs) -> ffiprof::Result<ExitCode> {
-    use ffiprof::xlto::{self, Kind};
-    let target = match (args.bin, args.example) {
-        (Some(name), _) => Some((Kind::Bin, name)),
-        (None, Some(name)) => Some((Kind::Example, name)),
-        (None, None) => None,
-    };
+    use ffiprof::xlto;
+    let selection = args.cargo.selection();
+    let target = selection.wanted().map(|(kind, name)| (kind, name.to_owned()));
     let name = target.as_ref().map_or_else(|| "program".to_owned(), |t| t.1.clone());
     let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("xlto-{name}")));
     let mut options = xlto::Options::new(out);
-    options.manifest_path = args.manifest_path;
+    options.manifest_path = selection.manifest_path.clone();
+    options.package = selection.package.clone();
     options.target = target;
     options.args = args.args;
     options.compiler_control = !args.no_compiler_control;
-    for f in &args.features {
-        options.feature_args.extend(["--features".to_owned(), f.clone()]);
-    }
-    if args.all_features {
-        options.feature_args.push("--all-features".into());
-    }
-    if args.no_default_features {
-        options.feature_args.push("--no-default-features".into());
-    }
+    options.feature_args = selection.feature_args();
     options.rounds = args.rounds.options()?;
     options.rounds.fail_on_status = false;
     let outcome = xlto::run(&options, &mut |stage| eprintln!("{stage}..."))?;
@@ -419,6 +463,8 @@ fn wrote_census(out: &std::path::Path, files: &str, status: i32) -> ExitCode {
 
 fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
     use ffiprof::crossings::{self, CostSource};
+    let command = built_program(args.cargo, args.command)?;
+    let args = CrossingsArgs { command, cargo: CargoArgs::none(), ..args };
     let name = program_name(&args.command, &args.from);
     let out =
         args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("crossings-{name}")));
@@ -441,7 +487,7 @@ fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
     use ffiprof::record::{self, Target};
     let target = match args.pid {
         Some(pid) => Target::Pid(pid),
-        None => Target::Command(args.command),
+        None => Target::Command(built_program(args.cargo, args.command)?),
     };
     let name = match &target {
         Target::Pid(pid) => format!("pid-{pid}"),

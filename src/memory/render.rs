@@ -198,9 +198,10 @@ impl MemoryCensus {
             let _ = writeln!(s, "Rust's heap is not seen; C's is (see the note)");
         }
         if self.by_requester != self.by_language && !self.by_requester.is_empty() {
-            let _ =
-                writeln!(s, "asked for by: {}", shares_of(self, &self.by_requester, |f| f.bytes));
-            let _ = writeln!(s, "served by: {}", shares_of(self, &self.by_allocator, |f| f.bytes));
+            let asked = shares_of(self, &self.by_requester, |f| f.bytes);
+            let served = shares_of(self, &self.by_allocator, |f| f.bytes);
+            let _ = writeln!(s, "allocated in all, by who asked: {asked}");
+            let _ = writeln!(s, "allocated in all, by who served: {served}");
         }
         let owned = ownership_sentences(self, 8);
         if let Some((first, rest)) = owned.split_first() {

@@ -1,372 +1,68 @@
-//! The package's binary built by cargo: which target (`cargo metadata`), and the release
-//! build as cargo would make it or with cross-language LTO (`cargo build
-//! --message-format=json`, read for the executable and for whether anything compiled).
+//! The release build's two xlto variants: cross-language LTO, and its compiler control
+//! (the packages' targets and builds are [`crate::cargo`]'s).
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
-use crate::error::{Error, Result};
+use crate::cargo::Recipe;
 use crate::workload::xlto::Toolchain;
 
-/// The kind of target built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// A `[[bin]]`.
-    Bin,
-    /// An `[[example]]`.
-    Example,
+/// The same build with cross-language LTO, into `target_dir`: the C and C++ compilers
+/// the matching clang with `-flto=thin` (and DWARF 4 where debuginfo is asked for:
+/// valgrind 3.19 cannot read the DWARF 5 that clang writes by default), rustc with
+/// `-Clinker-plugin-lto` and clang as the linker driving the matching lld. The user's
+/// own CFLAGS, CXXFLAGS and RUSTFLAGS are kept, ffiprof's appended.
+pub(crate) fn cross_language_lto(t: &Toolchain, target_dir: PathBuf) -> Recipe {
+    with_clang(t, target_dir, true)
 }
 
-impl Kind {
-    fn flag(self) -> &'static str {
-        match self {
-            Kind::Bin => "--bin",
-            Kind::Example => "--example",
+/// The compiler control: the C and C++ built by the same clang, without LTO, Rust as
+/// in the release build. Against it, the LTO build's change is the inlining's alone;
+/// against the release build, it is what changing the C compiler does.
+pub(crate) fn clang_without_lto(t: &Toolchain, target_dir: PathBuf) -> Recipe {
+    with_clang(t, target_dir, false)
+}
+
+fn with_clang(t: &Toolchain, target_dir: PathBuf, lto: bool) -> Recipe {
+    let append = |var: &str, extra: &str| {
+        let mut v = std::env::var_os(var).unwrap_or_default();
+        if !v.is_empty() {
+            v.push(" ");
         }
-    }
-}
-
-/// The target to build: its package, kind and name, and where cargo builds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Target {
-    /// The package's name.
-    pub package: String,
-    /// Binary or example.
-    pub kind: Kind,
-    /// The target's name.
-    pub name: String,
-    /// The manifest cargo was pointed at (absent: the current directory's).
-    pub manifest_path: Option<PathBuf>,
-    /// The workspace's target directory.
-    pub target_directory: PathBuf,
-    /// Feature flags given to every build (`--features F`, `--all-features`,
-    /// `--no-default-features`).
-    #[serde(default)]
-    pub feature_args: Vec<String>,
-}
-
-/// The cargo to run: `$CARGO` where set (as under `cargo run`), else `cargo`.
-fn cargo() -> OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
-fn manifest_args(manifest: Option<&Path>) -> Vec<OsString> {
-    manifest.map_or_else(Vec::new, |m| vec!["--manifest-path".into(), m.into()])
-}
-
-#[derive(Deserialize)]
-struct Metadata {
-    packages: Vec<Package>,
-    target_directory: PathBuf,
-}
-
-#[derive(Deserialize)]
-struct Package {
-    name: String,
-    targets: Vec<MetaTarget>,
-}
-
-#[derive(Deserialize)]
-struct MetaTarget {
-    name: String,
-    kind: Vec<String>,
-}
-
-/// Finds the target to build: `wanted` (a kind and a name), or the workspace's only
-/// binary. Bad input (no Cargo.toml, no such target, several binaries and no `--bin`) is
-/// the user's to fix.
-pub fn find_target(manifest: Option<&Path>, wanted: Option<(Kind, &str)>) -> Result<Target> {
-    let out = Command::new(cargo())
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .args(manifest_args(manifest))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::MissingTool {
-            tool: "cargo".into(),
-            install: format!("it could not be run ({e}); ffiprof xlto builds with cargo"),
-        })?;
-    if !out.status.success() {
-        return Err(Error::InvalidOption(format!(
-            "cargo cannot read the package: {}",
-            crate::fmt::last_lines(&String::from_utf8_lossy(&out.stderr), 5).trim()
-        )));
-    }
-    let meta: Metadata = serde_json::from_slice(&out.stdout).map_err(|e| {
-        Error::Internal(format!("cargo metadata wrote what ffiprof cannot read: {e}"))
-    })?;
-    choose(meta, manifest, wanted)
-}
-
-fn choose(meta: Metadata, manifest: Option<&Path>, wanted: Option<(Kind, &str)>) -> Result<Target> {
-    let of_kind = |kind: Kind| -> Vec<(String, String)> {
-        let k = match kind {
-            Kind::Bin => "bin",
-            Kind::Example => "example",
-        };
-        let mut found: Vec<(String, String)> = meta
-            .packages
-            .iter()
-            .flat_map(|p| p.targets.iter().map(move |t| (p, t)))
-            .filter(|(_, t)| t.kind.iter().any(|x| x == k))
-            .map(|(p, t)| (p.name.clone(), t.name.clone()))
-            .collect();
-        found.sort();
-        found
+        v.push(extra);
+        (var.to_owned(), v)
     };
-    let names = |v: &[(String, String)]| {
-        if v.is_empty() {
-            "none".to_owned()
-        } else {
-            v.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(", ")
-        }
-    };
-    let (kind, found) = match wanted {
-        Some((kind, name)) => {
-            let all = of_kind(kind);
-            let found: Vec<_> = all.iter().filter(|(_, t)| t == name).cloned().collect();
-            if found.is_empty() {
-                return Err(Error::InvalidOption(format!(
-                    "the package has no {} `{name}` (it has: {})",
-                    if kind == Kind::Bin { "binary" } else { "example" },
-                    names(&all)
-                )));
+    let clangxx = t.clang.with_file_name(
+        t.clang
+            .file_name()
+            .map_or("clang++".into(), |n| n.to_string_lossy().replacen("clang", "clang++", 1)),
+    );
+    let cxx = if clangxx.is_file() { clangxx } else { t.clang.clone() };
+    let c_flags =
+        if lto { "-flto=thin -fdebug-default-version=4" } else { "-fdebug-default-version=4" };
+    let rust_flags = [
+        "-Clinker-plugin-lto".to_owned(),
+        format!("-Clinker={}", t.clang.display()),
+        format!("-Clink-arg=--ld-path={}", t.lld.display()),
+    ];
+    let mut env = vec![
+        ("CC".to_owned(), t.clang.clone().into_os_string()),
+        ("CXX".to_owned(), cxx.into_os_string()),
+        append("CFLAGS", c_flags),
+        append("CXXFLAGS", c_flags),
+    ];
+    if !lto {
+        return Recipe { env, target_dir: Some(target_dir) };
+    }
+    // cargo reads CARGO_ENCODED_RUSTFLAGS (flags separated by 0x1f) before RUSTFLAGS.
+    match std::env::var_os("CARGO_ENCODED_RUSTFLAGS").filter(|v| !v.is_empty()) {
+        Some(mut encoded) => {
+            for f in &rust_flags {
+                encoded.push("\u{1f}");
+                encoded.push(f);
             }
-            (kind, found)
+            env.push(("CARGO_ENCODED_RUSTFLAGS".into(), encoded));
         }
-        None => {
-            let bins = of_kind(Kind::Bin);
-            if bins.len() != 1 {
-                return Err(Error::InvalidOption(format!(
-                    "say which program to build: --bin NAME (binaries: {}) or --example NAME \
-                     (examples: {})",
-                    names(&bins),
-                    names(&of_kind(Kind::Example))
-                )));
-            }
-            (Kind::Bin, bins)
-        }
-    };
-    let (package, name) = found.into_iter().next().expect("one target found");
-    Ok(Target {
-        package,
-        kind,
-        name,
-        manifest_path: manifest.map(Path::to_owned),
-        target_directory: meta.target_directory,
-        feature_args: Vec::new(),
-    })
-}
-
-/// One build of the target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Build {
-    /// The cargo command, as a shell would read it, environment first.
-    pub command: String,
-    /// The executable built.
-    pub executable: PathBuf,
-    /// Seconds cargo took.
-    pub seconds: f64,
-    /// Units cargo compiled (0: everything was up to date, nothing compiled).
-    pub compiled: usize,
-    /// Units in all.
-    pub units: usize,
-}
-
-/// How to build: the environment cargo gets beyond ffiprof's own, and the target directory.
-pub struct Recipe {
-    /// Variables set for cargo.
-    pub env: Vec<(String, OsString)>,
-    /// `--target-dir`, where not the workspace's own.
-    pub target_dir: Option<PathBuf>,
-}
-
-impl Recipe {
-    /// The package's ordinary release build: nothing changed.
-    pub fn release() -> Recipe {
-        Recipe { env: Vec::new(), target_dir: None }
+        None => env.push(append("RUSTFLAGS", &rust_flags.join(" "))),
     }
-
-    /// The same build with cross-language LTO, into `target_dir`: the C and C++ compilers
-    /// the matching clang with `-flto=thin` (and DWARF 4 where debuginfo is asked for:
-    /// valgrind 3.19 cannot read the DWARF 5 that clang writes by default), rustc with
-    /// `-Clinker-plugin-lto` and clang as the linker driving the matching lld. The user's
-    /// own CFLAGS, CXXFLAGS and RUSTFLAGS are kept, ffiprof's appended.
-    pub fn cross_language_lto(t: &Toolchain, target_dir: PathBuf) -> Recipe {
-        Recipe::with_clang(t, target_dir, true)
-    }
-
-    /// The compiler control: the C and C++ built by the same clang, without LTO, Rust as
-    /// in the release build. Against it, the LTO build's change is the inlining's alone;
-    /// against the release build, it is what changing the C compiler does.
-    pub fn clang_without_lto(t: &Toolchain, target_dir: PathBuf) -> Recipe {
-        Recipe::with_clang(t, target_dir, false)
-    }
-
-    fn with_clang(t: &Toolchain, target_dir: PathBuf, lto: bool) -> Recipe {
-        let append = |var: &str, extra: &str| {
-            let mut v = std::env::var_os(var).unwrap_or_default();
-            if !v.is_empty() {
-                v.push(" ");
-            }
-            v.push(extra);
-            (var.to_owned(), v)
-        };
-        let clangxx = t.clang.with_file_name(
-            t.clang
-                .file_name()
-                .map_or("clang++".into(), |n| n.to_string_lossy().replacen("clang", "clang++", 1)),
-        );
-        let cxx = if clangxx.is_file() { clangxx } else { t.clang.clone() };
-        let c_flags =
-            if lto { "-flto=thin -fdebug-default-version=4" } else { "-fdebug-default-version=4" };
-        let rust_flags = [
-            "-Clinker-plugin-lto".to_owned(),
-            format!("-Clinker={}", t.clang.display()),
-            format!("-Clink-arg=--ld-path={}", t.lld.display()),
-        ];
-        let mut env = vec![
-            ("CC".to_owned(), t.clang.clone().into_os_string()),
-            ("CXX".to_owned(), cxx.into_os_string()),
-            append("CFLAGS", c_flags),
-            append("CXXFLAGS", c_flags),
-        ];
-        if !lto {
-            return Recipe { env, target_dir: Some(target_dir) };
-        }
-        // cargo reads CARGO_ENCODED_RUSTFLAGS (flags separated by 0x1f) before RUSTFLAGS.
-        match std::env::var_os("CARGO_ENCODED_RUSTFLAGS").filter(|v| !v.is_empty()) {
-            Some(mut encoded) => {
-                for f in &rust_flags {
-                    encoded.push("\u{1f}");
-                    encoded.push(f);
-                }
-                env.push(("CARGO_ENCODED_RUSTFLAGS".into(), encoded));
-            }
-            None => env.push(append("RUSTFLAGS", &rust_flags.join(" "))),
-        }
-        Recipe { env, target_dir: Some(target_dir) }
-    }
-}
-
-#[derive(Deserialize)]
-struct Message {
-    reason: String,
-    #[serde(default)]
-    fresh: Option<bool>,
-    #[serde(default)]
-    executable: Option<PathBuf>,
-    #[serde(default)]
-    target: Option<MetaTarget>,
-}
-
-/// Builds `target` in release by `recipe`. A failing build is the user's to fix: its last
-/// lines are in the error.
-pub fn build(target: &Target, recipe: &Recipe) -> Result<Build> {
-    let mut args: Vec<OsString> =
-        ["build", "--release", "--message-format=json-render-diagnostics"]
-            .map(OsString::from)
-            .to_vec();
-    args.extend(["-p".into(), target.package.clone().into()]);
-    args.extend([target.kind.flag().into(), target.name.clone().into()]);
-    args.extend(manifest_args(target.manifest_path.as_deref()));
-    args.extend(target.feature_args.iter().map(OsString::from));
-    if let Some(dir) = &recipe.target_dir {
-        args.extend(["--target-dir".into(), dir.clone().into()]);
-    }
-    let shown: Vec<String> = recipe
-        .env
-        .iter()
-        .map(|(k, v)| format!("{k}={}", shell_quote(&v.to_string_lossy())))
-        .chain(std::iter::once("cargo".to_owned()))
-        .chain(args.iter().map(|a| shell_quote(&a.to_string_lossy())))
-        .collect();
-    let command = shown.join(" ");
-    let start = Instant::now();
-    let out = Command::new(cargo())
-        .args(&args)
-        .envs(recipe.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Internal(format!("cannot run cargo: {e}")))?;
-    let seconds = start.elapsed().as_secs_f64();
-    if !out.status.success() {
-        return Err(Error::UserBuild {
-            command,
-            status: crate::ffi::shell_status(out.status),
-            tail: crate::fmt::last_lines(&String::from_utf8_lossy(&out.stderr), 20),
-        });
-    }
-    let (mut executable, mut compiled, mut units) = (None, 0, 0);
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(m) = serde_json::from_str::<Message>(line) else { continue };
-        if m.reason != "compiler-artifact" {
-            continue;
-        }
-        units += 1;
-        compiled += usize::from(m.fresh == Some(false));
-        if m.target.as_ref().is_some_and(|t| t.name == target.name) && m.executable.is_some() {
-            executable = m.executable;
-        }
-    }
-    let executable = executable.ok_or_else(|| {
-        Error::Internal(format!("cargo built {} but named no executable for it", target.name))
-    })?;
-    Ok(Build { command, executable, seconds, compiled, units })
-}
-
-/// `s` quoted for a POSIX shell where it needs it.
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@".contains(c)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta(targets: &[(&str, &str, &str)]) -> Metadata {
-        let mut packages: Vec<Package> = Vec::new();
-        for &(p, kind, name) in targets {
-            let t = MetaTarget { name: name.into(), kind: vec![kind.into()] };
-            match packages.iter_mut().find(|x| x.name == p) {
-                Some(x) => x.targets.push(t),
-                None => packages.push(Package { name: p.into(), targets: vec![t] }),
-            }
-        }
-        Metadata { packages, target_directory: "target".into() }
-    }
-
-    #[test]
-    fn the_only_binary_is_chosen_and_several_need_a_name() {
-        let one = meta(&[("app", "bin", "app"), ("app", "lib", "app"), ("app", "example", "demo")]);
-        let t = choose(one, None, None).unwrap();
-        assert_eq!((t.package.as_str(), t.kind, t.name.as_str()), ("app", Kind::Bin, "app"));
-        let two = || meta(&[("a", "bin", "one"), ("b", "bin", "two"), ("b", "example", "ex")]);
-        let err = choose(two(), None, None).unwrap_err().to_string();
-        assert!(err.contains("--bin NAME (binaries: one, two)"), "{err}");
-        assert!(err.contains("(examples: ex)"), "{err}");
-        let t = choose(two(), None, Some((Kind::Bin, "two"))).unwrap();
-        assert_eq!(t.package, "b");
-        let t = choose(two(), None, Some((Kind::Example, "ex"))).unwrap();
-        assert_eq!((t.kind, t.name.as_str()), (Kind::Example, "ex"));
-        let err = choose(two(), None, Some((Kind::Bin, "three"))).unwrap_err();
-        assert!(err.is_usage() && err.to_string().contains("no binary `three`"), "{err}");
-        let none = meta(&[("lib", "lib", "lib")]);
-        assert!(choose(none, None, None).unwrap_err().to_string().contains("binaries: none"));
-    }
-
-    #[test]
-    fn commands_are_shown_as_a_shell_reads_them() {
-        assert_eq!(shell_quote("--release"), "--release");
-        assert_eq!(shell_quote("-flto=thin -g"), "'-flto=thin -g'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-    }
+    Recipe { env, target_dir: Some(target_dir) }
 }

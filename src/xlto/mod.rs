@@ -25,7 +25,7 @@ use crate::measure::programs::{self, Program};
 use crate::output::{write_under, Staging};
 use crate::workload::xlto::Toolchain;
 
-pub use cargo::{Build, Kind, Target};
+pub use crate::cargo::{Build, Kind, Target};
 pub use diff::{Objects, Reason, Remaining, Removed, WhyRemains};
 pub use report::{Builds, Xlto, XLTO_FILE, XLTO_SCHEMA_VERSION};
 
@@ -35,6 +35,8 @@ pub use report::{Builds, Xlto, XLTO_FILE, XLTO_SCHEMA_VERSION};
 pub struct Options {
     /// The package's Cargo.toml (default: cargo's own search from the current directory).
     pub manifest_path: Option<PathBuf>,
+    /// The package, in a workspace of several.
+    pub package: Option<String>,
     /// The binary or example (default: the workspace's only binary).
     pub target: Option<(Kind, String)>,
     /// The program's arguments.
@@ -56,6 +58,7 @@ impl Options {
         let rounds = programs::Options { fail_on_status: false, ..programs::Options::default() };
         Options {
             manifest_path: None,
+            package: None,
             target: None,
             args: Vec::new(),
             feature_args: Vec::new(),
@@ -115,15 +118,15 @@ fn build_all(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Built> {
     progress(&format!("building {} in release, as cargo would", target.name));
-    let release = cargo::build(target, &cargo::Recipe::release())?;
+    let release = crate::cargo::build(target, &crate::cargo::Recipe::release())?;
     progress(&format!("building {} in release with cross-language LTO", target.name));
     let lto_dir = lto_target_dir(target);
-    let lto = cargo::build(target, &cargo::Recipe::cross_language_lto(toolchain, lto_dir.clone()))?;
+    let lto = crate::cargo::build(target, &cargo::cross_language_lto(toolchain, lto_dir.clone()))?;
     let objects = Objects::read(&lto_dir.join("release").join("build"));
     let control = if control {
         progress(&format!("building {} in release, its C by clang without LTO", target.name));
         let dir = target.target_directory.join("ffiprof-xlto-clang");
-        Some(cargo::build(target, &cargo::Recipe::clang_without_lto(toolchain, dir))?)
+        Some(crate::cargo::build(target, &cargo::clang_without_lto(toolchain, dir))?)
     } else {
         None
     };
@@ -162,7 +165,11 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome>
     options.rounds.validate()?;
     let staging = Staging::new(&options.out)?;
     let wanted = options.target.as_ref().map(|(k, n)| (*k, n.as_str()));
-    let mut target = cargo::find_target(options.manifest_path.as_deref(), wanted)?;
+    let mut target = crate::cargo::find_target(
+        options.manifest_path.as_deref(),
+        options.package.as_deref(),
+        wanted,
+    )?;
     target.feature_args = options.feature_args.clone();
     let toolchain = crate::workload::xlto::toolchain().map_err(Error::Toolchain)?;
     crate::valgrind::version("the census runs each build under callgrind")?;

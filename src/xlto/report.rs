@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::cargo::{Build, Target};
 use super::diff::{self, Objects, Remaining, Removed};
+use crate::cargo::{Build, Target};
 use crate::crossings::{CallKind, Census};
 use crate::environment::Environment;
 use crate::error::{Error, Result};

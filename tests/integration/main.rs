@@ -6,6 +6,7 @@
 mod common;
 
 mod callgrind;
+mod cargo_targets;
 mod cgo;
 mod cli;
 mod crossings;
