@@ -88,6 +88,8 @@ mod valgrind;
 pub mod cargo;
 pub mod cgo;
 pub mod cost;
+#[cfg(feature = "criterion")]
+pub mod criterion;
 pub mod crossings;
 pub mod measure;
 pub mod memory;

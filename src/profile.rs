@@ -206,6 +206,8 @@ pub struct Written {
     pub profile: SamplerProfile,
     /// Its folded stacks, for differential flamegraphs.
     pub folded: String,
+    /// The stacks themselves, symbolized.
+    pub stacks: crate::stacks::Profile,
 }
 
 /// Symbolizes `raw` once, summarizes it, and writes `flamegraphs/<name>.svg`,
@@ -241,6 +243,7 @@ pub fn write_profile_files(
             },
         },
         folded: drawn.folded,
+        stacks: profile,
     })
 }
 
