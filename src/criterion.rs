@@ -1,7 +1,7 @@
 //! `ffiprof::criterion::Profiler` (cargo feature `criterion`): boundary flamegraphs for any
 //! crate's criterion benchmarks.
 //!
-//! ```ignore
+//! ```text
 //! let mut c = Criterion::default().with_profiler(ffiprof::criterion::Profiler::default());
 //! ```
 //!
