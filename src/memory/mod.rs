@@ -378,6 +378,7 @@ fn native_heaps(
     let mut symbolizer = crate::symbol::FileSymbolizer::default();
     let (mut heaps, mut owned, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     let mut stackless = Figures::default();
+    let mut untold = replay::Count::default();
     for log in logs {
         let p = native::process(log, options.sample_bytes, &mut symbolizer);
         if !log.complete {
@@ -389,6 +390,8 @@ fn native_heaps(
             ));
         }
         stackless.add(&p.stackless);
+        (untold.blocks, untold.bytes) =
+            (untold.blocks + p.untold.blocks, untold.bytes + p.untold.bytes);
         heaps.push(p.heap);
         owned.push(p.ownership);
     }
@@ -404,6 +407,14 @@ fn native_heaps(
             "{} bytes in {} blocks were allocated where no stack could be unwound; they are \
              in the totals, not in a site",
             stackless.bytes, stackless.blocks
+        ));
+    }
+    if untold.blocks > 0 {
+        notes.push(format!(
+            "{} of the blocks said allocated by Rust and freed by C ({} bytes) were freed from \
+             code without line tables, where Rust's own inlined free cannot be told from C's \
+             free(): build with debug information (debug = \"line-tables-only\") to tell them",
+            untold.blocks, untold.bytes
         ));
     }
     (heaps, native::merge(owned), notes)

@@ -16,7 +16,9 @@ use super::replay::{self, Count, Invalid, Replayed, Side};
 use super::schema::{
     CrossedFree, Family, FamilyPair, Figures, InvalidFree, InvalidFreeKind, Ownership,
 };
-use super::sites::{self, attribute_stack, is_allocator_frame, Attributed, Heap, Placed};
+use super::sites::{
+    self, attribute_stack, is_allocator_frame, Attributed, Heap, Placed, C_ENTRIES,
+};
 use crate::error::{Error, Result};
 use crate::stacks::classify;
 use crate::symbol::{FileSymbolizer, Frame};
@@ -261,10 +263,6 @@ impl Shims {
     }
 }
 
-/// C's allocator entry points, as a function jumps to them.
-const C_ENTRIES: &[&str] =
-    &["malloc", "calloc", "realloc", "free", "posix_memalign", "aligned_alloc", "memalign"];
-
 /// Where the call that returns to `ip` went, when it is a direct call (`call rel32`): the
 /// callee's start, by file virtual address.
 fn direct_callee(
@@ -384,6 +382,8 @@ struct Placer {
     at: HashMap<u64, Vec<usize>>,
     /// Addresses returned to from a direct call of Rust's allocator shims.
     rust_call: std::collections::HashSet<u64>,
+    /// Addresses whose code has no line tables: no inlined frame can show there.
+    unlined: std::collections::HashSet<u64>,
     /// The frame that stands for such a shim, where a stack begins with such an address.
     shim_frame: usize,
 }
@@ -405,6 +405,7 @@ impl Placer {
             frames: vec![None, Some(shim)],
             at: HashMap::new(),
             rust_call: Default::default(),
+            unlined: Default::default(),
             shim_frame: 1,
         };
         let mut by_file: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
@@ -499,6 +500,9 @@ impl Placer {
                 inlined: false,
             });
         }
+        if frames.iter().all(|f| f.file.is_none()) {
+            self.unlined.insert(ip);
+        }
         let mut indices = Vec::with_capacity(frames.len());
         for frame in frames {
             let function = frame.function.clone().unwrap_or_else(|| "???".into());
@@ -535,6 +539,9 @@ pub(crate) struct Process {
     pub(crate) ownership: Ownership,
     /// Bytes and blocks allocated with no stack kept (unsampled, or not unwound).
     pub(crate) stackless: Figures,
+    /// Rust's blocks said freed by C where the free was called from code without line
+    /// tables (see [`ownership`]).
+    pub(crate) untold: Count,
 }
 
 /// The side of a block's life, attributed (its stack, else its return address alone).
@@ -561,8 +568,10 @@ fn site_name(a: &Attributed) -> String {
     user.unwrap_or(site).function.clone()
 }
 
-/// The ownership census from the replay's pairs and invalid frees.
-fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
+/// The ownership census from the replay's pairs and invalid frees, and the blocks among
+/// its Rust-freed-by-C ones whose free was called from code without line tables: there
+/// Rust's inlined free cannot be told from C's `free()`.
+fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> (Ownership, Count) {
     let mut memo: HashMap<Side, Attributed> = HashMap::new();
     let mut attributed = |side: &Side| -> Attributed {
         memo.entry(*side).or_insert_with(|| side_of(log, placer, side)).clone()
@@ -570,10 +579,15 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
     let mut frees: BTreeMap<(Family, Family), Count> = BTreeMap::new();
     type CrossKey = (Family, Family, String, Option<String>, String, Option<String>);
     let mut crossed: BTreeMap<CrossKey, Count> = BTreeMap::new();
+    let mut untold = Count::default();
     for ((by, freed), count) in &replayed.pairs {
         let (a, f) = (attributed(by), attributed(freed));
         let sum = frees.entry((a.family, f.family)).or_default();
         (sum.blocks, sum.bytes) = (sum.blocks + count.blocks, sum.bytes + count.bytes);
+        if (a.family, f.family) == (Family::Rust, Family::C) && placer.unlined.contains(&freed.ip) {
+            (untold.blocks, untold.bytes) =
+                (untold.blocks + count.blocks, untold.bytes + count.bytes);
+        }
         if a.family != f.family {
             let key =
                 (a.family, f.family, site_name(&a), a.rust_caller, site_name(&f), f.rust_caller);
@@ -590,7 +604,7 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
         };
         *invalid.entry((kind, site_name(&a), a.rust_caller)).or_default() += n;
     }
-    Ownership {
+    let ownership = Ownership {
         frees: frees
             .into_iter()
             .map(|((allocated_by, freed_by), c)| FamilyPair {
@@ -622,7 +636,8 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
                 count,
             })
             .collect(),
-    }
+    };
+    (ownership, untold)
 }
 
 /// One log replayed, symbolized and attributed.
@@ -653,7 +668,7 @@ pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymboli
             fs: placer.indices(ips),
         });
     }
-    let ownership = ownership(log, &placer, &replayed);
+    let (ownership, untold) = ownership(log, &placer, &replayed);
     let heap = Heap {
         pid: log.pid,
         command: log.command.clone(),
@@ -661,7 +676,7 @@ pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymboli
         points,
         totals: Some(replayed.totals),
     };
-    Process { heap, ownership, stackless }
+    Process { heap, ownership, stackless, untold }
 }
 
 /// The processes' ownership censuses as one: sums of the same pairs, most bytes first.

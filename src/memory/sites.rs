@@ -40,21 +40,23 @@ pub(crate) fn is_allocator_frame(function: &str, file: Option<&str>) -> bool {
     is_allocator(function) || file.is_some_and(|f| ALLOCATOR_SOURCES.iter().any(|p| f.contains(p)))
 }
 
+/// C's allocator entry points (what the heap interposer hooks, C++'s operators apart).
+pub(crate) const C_ENTRIES: &[&str] = &[
+    "malloc",
+    "calloc",
+    "realloc",
+    "reallocarray",
+    "memalign",
+    "posix_memalign",
+    "aligned_alloc",
+    "valloc",
+    "pvalloc",
+    "free",
+    "cfree",
+];
+
 /// True for a frame of the allocator, by its name.
 pub(crate) fn is_allocator(function: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "malloc",
-        "calloc",
-        "realloc",
-        "reallocarray",
-        "memalign",
-        "posix_memalign",
-        "aligned_alloc",
-        "valloc",
-        "pvalloc",
-        "free",
-        "cfree",
-    ];
     const PREFIXES: &[&str] = &[
         "operator new",
         "operator delete",
@@ -71,7 +73,7 @@ pub(crate) fn is_allocator(function: &str) -> bool {
         "std::sys::alloc::",
         "std::sys::pal::unix::alloc::",
     ];
-    NAMES.contains(&function) || PREFIXES.iter().any(|p| function.starts_with(p))
+    C_ENTRIES.contains(&function) || PREFIXES.iter().any(|p| function.starts_with(p))
 }
 
 /// A shared library's exported functions and code ranges, relative to where it loads.
@@ -272,19 +274,6 @@ impl Family {
 /// True for a frame of Rust's allocator: any allocator frame but C's entry points and
 /// C++'s operators.
 fn is_rust_allocator(f: &Placed) -> bool {
-    const C_ENTRIES: &[&str] = &[
-        "malloc",
-        "calloc",
-        "realloc",
-        "reallocarray",
-        "memalign",
-        "posix_memalign",
-        "aligned_alloc",
-        "valloc",
-        "pvalloc",
-        "free",
-        "cfree",
-    ];
     f.allocator && !C_ENTRIES.contains(&f.function.as_str()) && !f.function.starts_with("operator ")
 }
 
