@@ -9,31 +9,9 @@
 //! contains `pow`; with `--profile-time` or `--list`, criterion's own modes, nothing is
 //! measured here.
 
-use ffiprof::measure::{self, Options};
+use ffiprof::measure;
+use ffiprof::measure::harness::{BenchArgs, RunMode};
 use ffiprof::workload;
-
-/// Criterion's flags that take a value (criterion 0.8's command line).
-const WITH_VALUE: &[&str] = &[
-    "--save-baseline",
-    "--baseline",
-    "--baseline-lenient",
-    "--load-baseline",
-    "--profile-time",
-    "--sample-size",
-    "--warm-up-time",
-    "--measurement-time",
-    "--nresamples",
-    "--noise-threshold",
-    "--confidence-level",
-    "--significance-level",
-    "--color",
-    "--output-format",
-    "--plotting-backend",
-    "--format",
-    "-b",
-    "-c",
-    "-s",
-];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,22 +26,22 @@ fn main() {
         }
         return;
     }
-    if args.iter().any(|a| a == "--profile-time" || a == "--list" || a == "--test") {
+    // Criterion's flags are skipped; under its `--profile-time` and `--list`, or without
+    // `--bench`, nothing is measured here.
+    let parsed = match BenchArgs::parse(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(e.exit_code());
+        }
+    };
+    if parsed.mode != RunMode::Measure {
         return;
     }
-    let mut filter: Option<&str> = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if WITH_VALUE.contains(&arg.as_str()) {
-            it.next();
-        } else if !arg.starts_with('-') {
-            filter.get_or_insert(arg);
-        }
-    }
-    let mut options = Options::default();
-    // Three processes per case, as `ffiprof bench` does, pooled: see measure::paired::pool.
+    let filter = parsed.filter.as_deref();
+    // Processes per case (three, as `ffiprof bench`), pooled: see measure::paired::pool.
     // They are this bench's own (`serve_child` above).
-    options.processes = 3;
+    let options = parsed.options();
     let mut cases = Vec::new();
     for w in workload::catalogue() {
         for input in &w.inputs {

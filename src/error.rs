@@ -308,6 +308,16 @@ impl Error {
             | Error::Internal(_) => false,
         }
     }
+
+    /// The status a program ends with for this error: 2 for what the user can fix
+    /// ([`Error::is_usage`]), 1 for ffiprof's own failures.
+    pub fn exit_code(&self) -> i32 {
+        if self.is_usage() {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 /// Result with ffiprof's [`Error`].

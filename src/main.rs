@@ -524,9 +524,6 @@ fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
     }
 }
 
-/// Processes each case is measured in by `bench` and `run`.
-const PROCESSES: usize = 3;
-
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SamplerArg {
     /// The pprof crate in this process: SIGPROF from setitimer, at most one sample per
@@ -638,7 +635,7 @@ fn list(names: &[String]) -> ffiprof::Result<()> {
 fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Result<()> {
     let workloads = workload::select(names)?;
     let mut options = measure::Options::new(quick);
-    options.processes = PROCESSES;
+    options.processes = measure::PROCESSES;
     options.count_instructions = true;
     let mut progress = |case: &measure::CaseResult| {
         let h = &case.header;
@@ -718,7 +715,7 @@ fn run(names: &[String], quick: bool, out: Option<PathBuf>, no_cgo: bool) -> ffi
     let mut options = run::Options::new(quick);
     options.out = out;
     options.no_cgo = no_cgo;
-    options.processes = PROCESSES;
+    options.processes = measure::PROCESSES;
     let mut on_step = |step: run::Step| match step {
         run::Step::Bench(w) => bar.set_message(format!("measuring {w} in paired rounds")),
         run::Step::Profile(w) => bar.set_message(format!("profiling {w}")),

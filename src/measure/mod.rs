@@ -7,6 +7,7 @@
 //! instructions and cycles per call.
 
 pub(crate) mod counters;
+pub mod harness;
 pub(crate) mod instructions;
 pub mod paired;
 pub mod programs;
@@ -131,6 +132,10 @@ impl Options {
         }
     }
 }
+
+/// Processes each case is measured in by `ffiprof bench`, `ffiprof run`, the paired bench
+/// and [`harness::Harness`], pooled ([`paired::pool`]).
+pub const PROCESSES: usize = 3;
 
 /// Confidence level of every interval ffiprof reports.
 pub const CONFIDENCE_LEVEL: f64 = 0.95;

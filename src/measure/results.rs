@@ -192,19 +192,25 @@ impl BenchResults {
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }
+        let placed = self.workloads.iter().any(|c| c.header.paired.placement_floor > 0.0);
+        let placement = if placed {
+            format!(
+                "placement = how far the control's ratio moves between code placements (each \
+                 measured loop built at {} offsets from a 64-byte boundary, one drawn per \
+                 subject and round)",
+                crate::workload::PLACEMENTS
+            )
+        } else {
+            "each subject's code at one place (no placement floor)".to_owned()
+        };
         let _ = writeln!(
             out,
             "\n{} over paired rounds (every variant and a control instance of the baseline \
              timed once per round, in shuffled order, on one shared input), 95% \
              distribution-free intervals; ratio and overhead per round against the same \
              round's baseline; noise = how far the control's ratio reaches from 1; \
-             placement = how far the control's ratio moves between code placements (each \
-             measured loop built at {} offsets from a 64-byte boundary, one drawn per \
-             subject and round); {} run on {}",
-            self.statistic,
-            crate::workload::PLACEMENTS,
-            self.mode,
-            self.environment.cpu
+             {placement}; {} run on {}",
+            self.statistic, self.mode, self.environment.cpu
         );
         out
     }

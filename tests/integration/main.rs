@@ -19,6 +19,7 @@ mod record;
 mod record_off_cpu;
 mod report;
 mod run_cli;
+mod user_package;
 mod workloads;
 mod xlto;
 mod xlto_command;

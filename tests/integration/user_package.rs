@@ -1,0 +1,203 @@
+//! ffiprof in a user's own crate: a fresh copy of `examples/wrapper` (a package wrapping a
+//! C function of its own, depending on ffiprof by path as a user's would) through `cargo
+//! bench` with ffiprof's criterion profiler and its paired harness, and through `cargo
+//! ffiprof crossings|record|memory --bin`.
+//!
+//! The copy builds in the workspace's own target directory, with the profile settings and
+//! resolved features of the workspace's build, so cargo reuses ffiprof's dependencies as
+//! the README's commands built them (see `SAME_BUILD`).
+
+use crate::common::{self, run};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use ffiprof::crossings::Census;
+use ffiprof::measure::BenchResults;
+use ffiprof::memory::MemoryCensus;
+
+/// The lines the copy gets beyond examples/wrapper's, so that cargo reuses the workspace's
+/// build: its release profile, and hashbrown's feature, which the examples' SQLite turns
+/// on there (features resolve alike, so every dependency of ffiprof is reused). ffiprof
+/// itself cannot be: cargo names a path dependency outside the workspace by its absolute
+/// path, so the copy compiles its own, here unoptimised and without debug information
+/// (about 20 s instead of 85 on a 2-core VM). The samplers' own dependencies, which do the
+/// unwinding, stay optimised.
+const SAME_BUILD: &str = r#"
+[profile.release.package."*"]
+debug = "line-tables-only"
+
+[profile.release.package.ffiprof]
+debug = false
+opt-level = 0
+"#;
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workspace's target directory (integration tests get `target/tmp`).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp has a parent").to_owned()
+}
+
+/// A fresh copy of examples/wrapper, made once per test run; its Cargo.toml.
+fn package() -> &'static Path {
+    static MADE: OnceLock<PathBuf> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("user-package");
+        let _ = std::fs::remove_dir_all(&dir);
+        let from = workspace().join("examples/wrapper");
+        for sub in ["", "c", "src", "benches"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+            for entry in std::fs::read_dir(from.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_file() {
+                    std::fs::copy(&path, dir.join(sub).join(path.file_name().unwrap())).unwrap();
+                }
+            }
+        }
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let ours = format!("path = {:?}", workspace().display().to_string());
+        let criterion_line = manifest
+            .lines()
+            .find(|l| l.starts_with("criterion = "))
+            .expect("the example names criterion");
+        let manifest = manifest
+            .replace("path = \"../..\"", &ours)
+            .replace("debug = \"line-tables-only\"", "debug = true")
+            .replace(
+                criterion_line,
+                &format!(
+                    "{criterion_line}\nhashbrown = {{ version = \"0.17\", default-features = false, features = \
+                     [\"default-hasher\"] }}"
+                ),
+            );
+        assert!(manifest.contains(&ours), "the example depends on ffiprof by `../..`");
+        std::fs::write(dir.join("Cargo.toml"), manifest + SAME_BUILD).unwrap();
+        std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+        dir.join("Cargo.toml")
+    })
+}
+
+/// `cargo ARGS` in the package, in the workspace's target directory.
+fn cargo(args: &[&str]) -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.args(args)
+        .current_dir(package().parent().unwrap())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("CARGO_MAKEFLAGS");
+    c
+}
+
+/// Samples (by weight) of folded `stacks` with a frame named `leaf`, and of those, the
+/// ones with a frame starting with `ancestor` before it.
+fn under(folded: &str, leaf: &str, ancestor: &str) -> (u64, u64) {
+    let (mut with_leaf, mut under) = (0, 0);
+    for line in folded.lines() {
+        let Some((stack, weight)) = line.rsplit_once(' ') else { continue };
+        let weight: u64 = weight.parse().unwrap();
+        let frames: Vec<&str> = stack.split(';').collect();
+        if let Some(at) = frames.iter().position(|f| *f == leaf) {
+            with_leaf += weight;
+            if frames[..at].iter().any(|f| f.starts_with(ancestor)) {
+                under += weight;
+            }
+        }
+    }
+    (with_leaf, under)
+}
+
+#[test]
+fn criterion_benches_of_a_users_crate_get_boundary_flamegraphs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("criterion");
+    let ran = run(cargo(&["bench", "--bench", "profiled", "--", "--profile-time", "1"])
+        .env("CRITERION_HOME", &home))
+    .success();
+    for (id, c_function) in [("per-call", "mix"), ("batched", "mix_all")] {
+        let dir = home.join("mix").join(id).join("4096").join("profile");
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+        let profile = &summary["profile"];
+        let folded = dir.join(profile["files"]["folded"].as_str().unwrap());
+        let flamegraph = dir.join(profile["files"]["flamegraph"].as_str().unwrap());
+        assert!(std::fs::read_to_string(&flamegraph).unwrap().contains("<svg"));
+        let (in_c, under_closure) =
+            under(&std::fs::read_to_string(&folded).unwrap(), c_function, "profiled::main::");
+        assert!(in_c > 100, "{id}: {in_c} samples in {c_function}; {}", ran.stderr);
+        assert!(
+            under_closure as f64 >= 0.99 * in_c as f64,
+            "{id}: {under_closure} of {in_c} samples in {c_function} under the bench closure"
+        );
+        let share = profile["summary"]["c_side_share"].as_f64().unwrap();
+        assert!(share > 0.5, "{id}: C side {share}");
+        assert!(ran.stderr.contains(&format!("mix/{id}/4096: ")), "{}", ran.stderr);
+    }
+}
+
+#[test]
+fn a_users_bench_target_prints_the_paired_table_and_its_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("paired.json");
+    let json_arg = json.to_str().unwrap();
+    let args = ["bench", "--bench", "paired", "--", "--quick", "--processes", "2"];
+    let ran = run(cargo(&args).args(["--json", json_arg])).success();
+    for row in ["batched (control)", "per-call", "in-rust", "noise ±"] {
+        assert!(ran.stdout.contains(row), "no `{row}` in\n{}", ran.stdout);
+    }
+    let results: BenchResults = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let case = &results.workloads[0];
+    assert_eq!(case.header.key(), "mix/4096");
+    let names: Vec<&str> = case.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["batched", "batched (control)", "per-call", "in-rust"]);
+    // criterion's modes and a filter matching nothing measure nothing; a bad value is
+    // the user's to fix.
+    let listed = run(&mut cargo(&["bench", "--bench", "paired", "--", "--list"])).success();
+    assert!(!listed.stdout.contains("per-call"), "{}", listed.stdout);
+    run(&mut cargo(&["bench", "--bench", "paired", "--", "nothing-here"]))
+        .success()
+        .stdout_has("no case matched `nothing-here`");
+    run(&mut cargo(&["bench", "--bench", "paired", "--", "--processes", "0"]))
+        .code(2)
+        .stderr_has("--processes 0");
+}
+
+#[test]
+fn cargo_ffiprof_counts_records_and_censuses_the_users_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ffiprof = |command: &str, out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-ffiprof"));
+        c.args(["ffiprof", command, "--manifest-path"])
+            .arg(package())
+            .args(["--bin", "mixsum", "--out"])
+            .arg(out)
+            .env("CARGO_TARGET_DIR", target_dir());
+        c
+    };
+    let mem = tmp.path().join("memory");
+    run(ffiprof("memory", &mem).args(["--", "1000", "7"])).success();
+    let census = MemoryCensus::load(&mem).unwrap();
+    let site = census.sites.iter().find(|s| s.function == "mix_describe").expect("C's site");
+    assert_eq!((site.figures.blocks, site.figures.bytes), (7, 7 * 32));
+    let ownership = census.ownership.as_ref().expect("the native engine tells ownership");
+    assert!(ownership.crossed_frees.is_empty(), "{:?}", ownership.crossed_frees);
+    let rec = tmp.path().join("record");
+    run(ffiprof("record", &rec).args(["--", "20000000", "1"])).success();
+    assert!(rec.join("summary.json").is_file());
+    if !common::valgrind_here("user_package::cargo_ffiprof_counts_the_users_binary") {
+        return;
+    }
+    let cross = tmp.path().join("crossings");
+    run(ffiprof("crossings", &cross).args(["--native-runs", "0", "--", "1234", "5"])).success();
+    let c = Census::load(&cross).unwrap();
+    let calls = |callee: &str| -> u64 {
+        c.crossings.iter().filter(|x| x.callee == callee).map(|x| x.calls).sum()
+    };
+    assert_eq!(
+        (calls("mix"), calls("mix_all"), calls("mix_describe")),
+        (1234, 1, 5),
+        "{:#?}",
+        c.crossings
+    );
+}
