@@ -223,6 +223,15 @@ impl Selection {
         }
     }
 
+    /// The target selected, found through cargo metadata, with the feature flags to build
+    /// it with.
+    pub fn find_target(&self) -> Result<Target> {
+        let mut target =
+            find_target(self.manifest_path.as_deref(), self.package.as_deref(), self.wanted())?;
+        target.feature_args = self.feature_args();
+        Ok(target)
+    }
+
     /// The feature flags for cargo.
     pub fn feature_args(&self) -> Vec<String> {
         let mut args = Vec::new();
@@ -252,12 +261,7 @@ pub fn program(
     if !selection.given() {
         return Ok(command);
     }
-    let mut target = find_target(
-        selection.manifest_path.as_deref(),
-        selection.package.as_deref(),
-        selection.wanted(),
-    )?;
-    target.feature_args = selection.feature_args();
+    let target = selection.find_target()?;
     let built = build(&target, &Recipe::release())?;
     say(&format!(
         "built {} ({} of {} units compiled, {:.1} s)",

@@ -107,7 +107,8 @@ pub enum Error {
         /// Why, and what would make it available.
         why: String,
     },
-    /// A file or directory could not be created or written while working.
+    /// A file or directory could not be created or written while working (a full disk, a
+    /// directory taken away): the machine's, so the user's to fix (exit status 2).
     #[error("cannot write {path}: {source}")]
     Write {
         /// The file or directory.
@@ -115,7 +116,8 @@ pub enum Error {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// A file could not be read.
+    /// A file ffiprof wrote itself, or one the system keeps (`/proc`), could not be read:
+    /// ffiprof's to fix (exit status 1). A file the user gave is [`Error::InputUnreadable`].
     #[error("cannot read {path}: {source}")]
     Read {
         /// The file.
@@ -262,6 +264,15 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// `profile`: no sampler could run, each for the reason given.
+    #[error("no sampler could run: {why}")]
+    NoSampler {
+        /// Each sampler's reason.
+        why: String,
+        /// Whether every one was refused by a setting the user can change (perf_event_open
+        /// and `kernel.perf_event_paranoid`): then the user's to fix.
+        user_fixable: bool,
+    },
     /// A bug or a broken invariant inside ffiprof (a helper thread panicked, a sampler
     /// stopped before it started).
     #[error("internal error: {0}")]
@@ -295,9 +306,9 @@ impl Error {
             | Error::UserBuild { .. }
             | Error::NotDhat { .. }
             | Error::CannotPreload { .. }
-            | Error::Toolchain(_) => true,
+            | Error::Toolchain(_)
+            | Error::Write { .. } => true,
             Error::DylibLoad { .. }
-            | Error::Write { .. }
             | Error::Read { .. }
             | Error::PerfSetup { .. }
             | Error::Pprof(_)
@@ -306,6 +317,7 @@ impl Error {
             | Error::Serialize { .. }
             | Error::Cgo { .. }
             | Error::Internal(_) => false,
+            Error::NoSampler { user_fixable, .. } => *user_fixable,
         }
     }
 
@@ -337,31 +349,76 @@ pub fn seconds(flag: &str, value: f64) -> Result<std::time::Duration> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_what_the_user_can_fix_is_a_usage_error() {
+    /// Every variant, with the status the README's table gives it.
+    fn every_variant() -> Vec<(Error, i32)> {
         let io = || std::io::Error::other("x");
-        let usage = [
-            Error::InvalidOption("x".into()),
-            Error::Destination { path: "p".into(), source: io() },
-            Error::ReportCorrupt { path: "p".into(), reason: "x".into() },
-            Error::NothingInCommon { old: "a".into(), new: "b".into() },
-            Error::PerfOpen { event: "cpu-clock".into(), source: io(), fix: "x".into() },
-            Error::MissingTool { tool: "valgrind".into(), install: "x".into() },
-            Error::CannotPreload { program: "p".into(), reason: "statically linked".into() },
-        ];
-        assert!(usage.iter().all(Error::is_usage));
-        let internal = [
-            Error::Internal("the perf reader thread panicked".into()),
-            Error::Cgo { what: "go build".into(), detail: "x".into() },
-            Error::Write { path: "p".into(), source: io() },
-            Error::Symbolize("x".into()),
-            Error::PerfSetup {
-                event: "cpu-clock".into(),
-                step: "mapping the ring buffer",
-                source: io(),
-                hint: String::new(),
-            },
-        ];
-        assert!(!internal.iter().any(Error::is_usage));
+        let json = || serde_json::from_str::<u8>("x").unwrap_err();
+        let s = || "x".to_owned();
+        vec![
+            (Error::UnknownWorkload { name: s(), known: s() }, 2),
+            (Error::UnknownVariant { workload: s(), name: s(), known: s() }, 2),
+            (Error::UnknownInput { workload: s(), name: s(), known: s() }, 2),
+            (Error::InvalidOption(s()), 2),
+            (Error::Destination { path: "p".into(), source: io() }, 2),
+            (Error::InputUnreadable { path: "p".into(), source: io() }, 2),
+            (Error::ReportCorrupt { path: "p".into(), reason: s() }, 2),
+            (Error::ReportSchema { path: "p".into(), found: s(), supported: 5 }, 2),
+            (Error::NothingInCommon { old: "a".into(), new: "b".into() }, 2),
+            (Error::DylibLoad { path: "p".into(), source: libloading::Error::DlOpenUnknown }, 1),
+            (Error::VariantUnavailable { variant: s(), why: s() }, 2),
+            (Error::Write { path: "p".into(), source: io() }, 2),
+            (Error::Read { path: "/proc/self/maps".into(), source: io() }, 1),
+            (Error::PerfOpen { event: s(), source: io(), fix: s() }, 2),
+            (Error::PerfSetup { event: s(), step: "mapping", source: io(), hint: s() }, 1),
+            (Error::NoSuchProgram { program: s(), reason: s() }, 2),
+            (Error::NoSuchProcess { pid: 1, reason: s() }, 2),
+            (Error::MissingTool { tool: s(), install: s() }, 2),
+            (Error::CensusCorrupt { path: "p".into(), reason: s() }, 2),
+            (Error::NotCallgrind { path: "p".into(), reason: s() }, 2),
+            (Error::InputIncomplete { path: "p".into(), what: s() }, 2),
+            (Error::UserBuild { command: s(), status: 101, tail: s() }, 2),
+            (Error::Toolchain(s()), 2),
+            (Error::NotDhat { path: "p".into(), reason: s() }, 2),
+            (Error::Pprof(s()), 1),
+            (Error::Symbolize(s()), 1),
+            (Error::Render { what: s(), source: io() }, 1),
+            (Error::Serialize { what: "x", source: json() }, 1),
+            (Error::Cgo { what: s(), detail: s() }, 1),
+            (Error::CannotPreload { program: s(), reason: s() }, 2),
+            (Error::NoSampler { why: s(), user_fixable: true }, 2),
+            (Error::NoSampler { why: s(), user_fixable: false }, 1),
+            (Error::Internal(s()), 1),
+        ]
+    }
+
+    #[test]
+    fn every_variant_exits_with_its_documented_status() {
+        for (e, status) in every_variant() {
+            assert_eq!(e.exit_code(), status, "{e:?}");
+            assert_eq!(e.is_usage(), status == 2, "{e:?}");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn every_variant_is_in_the_table() {
+        // A variant's discriminant is named by its Debug form's first word; a new variant
+        // missing from every_variant() shows here (is_usage's match makes it decided).
+        let named: std::collections::BTreeSet<String> = every_variant()
+            .iter()
+            .map(|(e, _)| {
+                let debug = format!("{e:?}");
+                debug.split(|c: char| !c.is_alphanumeric()).next().unwrap().to_owned()
+            })
+            .collect();
+        let source = include_str!("error.rs");
+        let declared: std::collections::BTreeSet<String> = source
+            [..source.find("impl Error").unwrap()]
+            .lines()
+            .filter_map(|l| l.strip_prefix("    "))
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+            .map(|l| l.split(|c: char| !c.is_alphanumeric()).next().unwrap().to_owned())
+            .collect();
+        assert_eq!(named, declared);
     }
 }

@@ -43,6 +43,8 @@
 //!   the paired engine (or a run's report), and the exact comparison of two censuses.
 //! - [`cgo`]: the same C called from Go, as a reference row in the report.
 //! - [`run`]: the main job, all of the above into one run directory.
+//! - [`comparison`]: `compare` of two runs, two crossings censuses or two heap censuses,
+//!   told apart by the files they hold.
 //!
 //! Below the sections, private to the crate: the environment a run names, the errors,
 //! flamegraph drawing, number formatting, atomic output files, the pprof encoding and
@@ -59,10 +61,12 @@
 //!
 //! # Exit statuses
 //!
-//! The binary exits 0 when the work is done; 2 when the user can fix what stopped it
-//! ([`Error::is_usage`]: a bad flag, a file that cannot be read or written, a tool to
-//! install, perf_event_open refused by a setting of the machine); 1 for an internal
-//! failure, ffiprof's to fix; 3 when `compare --fail-on-regression` finds a regression.
+//! One mapping decides the status: [`Error::exit_code`] for a command that failed, and
+//! [`Outcome::status`] for one that did its work. The binary exits 0 when the work is
+//! done; 2 when the user can fix what stopped it ([`Error::is_usage`]: a bad flag, a file
+//! given that cannot be read, an output that cannot be written, a tool to install,
+//! perf_event_open refused by a setting of the machine); 1 for an internal failure,
+//! ffiprof's to fix; 3 when `compare --fail-on-regression` finds a regression.
 //! `record` and `crossings` exit with the program's own status once their files are
 //! written, and say so on their last line (`ffiprof: the program exited with status N`);
 //! ffiprof's own failures there end before that line, with `error:` and status 1 or 2.
@@ -80,13 +84,16 @@ mod flame;
 mod fmt;
 mod machine_code;
 mod maps;
+mod outcome;
 mod output;
 mod pprof_proto;
+mod source;
 mod symbol;
 mod valgrind;
 
 pub mod cargo;
 pub mod cgo;
+pub mod comparison;
 pub mod cost;
 #[cfg(feature = "criterion")]
 pub mod criterion;
@@ -105,11 +112,9 @@ pub mod xlto;
 pub use environment::Environment;
 pub use error::{seconds, Error, Result};
 pub use measure::paired::Case;
+pub use outcome::{default_out, Outcome, EXIT_REGRESSION};
 pub use pprof_proto::{decode as decode_pprof, Decoded as DecodedPprof};
 pub use record::{record, RecordSummary, Target};
 pub use report::Report;
 pub use sample::{sampler, RawProfile, Sampler, SamplerKind};
-
-/// The exit status of a regression found by `compare --fail-on-regression` (0 is done, 1
-/// an internal failure, 2 the user's to fix).
-pub const EXIT_REGRESSION: u8 = 3;
+pub use source::Source;

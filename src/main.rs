@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ffiprof::report::compare;
 use ffiprof::sample::{PerfUnwind, SamplerKind};
-use ffiprof::{cost, measure, profile, run, workload};
+use ffiprof::{comparison, cost, measure, profile, run, workload, Outcome};
 
 /// Measures what it costs to cross the Rust/C boundary.
 #[derive(Parser)]
@@ -63,15 +63,18 @@ enum Command {
     /// crossing exactly; given two heap censuses (memory.json), their bytes and blocks per
     /// site exactly. --threshold and --metric apply to runs only: censuses are exact.
     Compare {
-        /// The older run.
+        /// The older run, crossings census or heap census (a directory, or its
+        /// report.json, crossings.json or memory.json).
         old: PathBuf,
-        /// The newer run.
+        /// The newer one, of the same kind.
         new: PathBuf,
         /// Changes of a time ratio below this many percent are never significant (runs
         /// only).
         #[arg(long, default_value_t = 5.0)]
         threshold: f64,
-        /// Exit with status 3 when the metric shows a significant slowdown.
+        /// Exit with status 3 on a regression: for runs, a significant slowdown by
+        /// --metric; for censuses, a new or busier crossing, a new site, more memory, or
+        /// more blocks freed by another allocator than the one that served them.
         #[arg(long)]
         fail_on_regression: bool,
         /// Which slowdowns --fail-on-regression fails on (runs only; a census's regression
@@ -97,9 +100,10 @@ enum Command {
     /// the crossings cost on this machine, and which are chatty. Writes crossings.json
     /// and crossings.md; exits with the program's status.
     Crossings(CrossingsArgs),
-    /// The heap on both sides of the boundary, under valgrind's DHAT: each allocation
-    /// site with its language and the Rust caller above C's, bytes and blocks allocated,
-    /// live at the heap's peak and never freed. Writes memory.json, memory.md,
+    /// The heap on both sides of the boundary, by ffiprof's preloaded interposer (or
+    /// valgrind's DHAT with --dhat): each allocation site with its language and the Rust
+    /// caller above C's, bytes and blocks allocated, live at the heap's peak and never
+    /// freed, and who freed what another allocator served. Writes memory.json, memory.md,
     /// flamegraphs and a pprof heap profile; exits with the program's status.
     Memory(MemoryArgs),
     /// Time two programs against each other, whole runs in paired, interleaved rounds
@@ -220,19 +224,6 @@ struct CargoArgs {
 }
 
 impl CargoArgs {
-    /// No flag given.
-    fn none() -> CargoArgs {
-        CargoArgs {
-            manifest_path: None,
-            package: None,
-            bin: None,
-            example: None,
-            features: Vec::new(),
-            all_features: false,
-            no_default_features: false,
-        }
-    }
-
     fn selection(self) -> ffiprof::cargo::Selection {
         let mut s = ffiprof::cargo::Selection::default();
         s.manifest_path = self.manifest_path;
@@ -301,19 +292,10 @@ struct DuelArgs {
 }
 
 fn duel(args: DuelArgs) -> ffiprof::Result<()> {
-    use ffiprof::measure::programs::{self, Program};
-    if args.names.len() > 2 {
-        return Err(ffiprof::Error::InvalidOption("--name is given at most twice (A, B)".into()));
-    }
+    use ffiprof::measure::programs;
     let options = args.rounds.options()?;
-    let mut names = args.names.into_iter();
-    let mut program = |line: &str| Program::from_command_line(names.next(), line, args.shell);
-    let programs = [program(&args.commands[0])?, program(&args.commands[1])?];
-    if programs[0].name == programs[1].name {
-        return Err(ffiprof::Error::InvalidOption(
-            "the two commands have the same name: tell them apart with -n NAME -n NAME".into(),
-        ));
-    }
+    let commands = [args.commands[0].clone(), args.commands[1].clone()];
+    let programs = programs::pair(args.names, &commands, args.shell)?;
     let duel = programs::duel(&programs, &options, args.json.as_deref())?;
     print!("{}", duel.table());
     println!("{} rounds ({}), {:.1} s", duel.rounds, duel.stop, duel.seconds);
@@ -354,26 +336,14 @@ struct MemoryArgs {
     command: Vec<std::ffi::OsString>,
 }
 
-fn memory(args: MemoryArgs) -> ffiprof::Result<ExitCode> {
-    use ffiprof::memory::{self, Source};
+fn memory(args: MemoryArgs) -> ffiprof::Result<Outcome> {
+    use ffiprof::memory;
     let command = built_program(args.cargo, args.command)?;
-    let args = MemoryArgs { command, cargo: CargoArgs::none(), ..args };
-    let name = program_name(&args.command, &args.from);
-    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("memory-{name}")));
-    let source = match (args.command.is_empty(), args.from.is_empty()) {
-        (false, true) => Source::Run(args.command),
-        (true, false) => Source::Files(args.from),
-        _ => {
-            return Err(ffiprof::Error::InvalidOption(
-                "give the program after `--` (ffiprof memory -- PROGRAM [ARGS...]), or DHAT's \
-                 files with --from, not both"
-                    .into(),
-            ))
-        }
-    };
+    let source = ffiprof::Source::from_args(command, args.from, "memory", "DHAT's files")?;
+    let out = args.out.unwrap_or_else(|| ffiprof::default_out("memory", &source.name()));
     let mut options = memory::Options::new(source, out);
     options.trace_children = args.trace_children;
-    if args.dhat || matches!(options.source, Source::Files(_)) {
+    if args.dhat || matches!(options.source, ffiprof::Source::Files(_)) {
         options.engine = memory::Engine::Dhat;
     }
     if let Some(n) = args.sample_bytes {
@@ -415,19 +385,15 @@ struct XltoArgs {
     args: Vec<std::ffi::OsString>,
 }
 
-fn xlto(args: XltoArgs) -> ffiprof::Result<ExitCode> {
+fn xlto(args: XltoArgs) -> ffiprof::Result<Outcome> {
     use ffiprof::xlto;
     let selection = args.cargo.selection();
-    let target = selection.wanted().map(|(kind, name)| (kind, name.to_owned()));
-    let name = target.as_ref().map_or_else(|| "program".to_owned(), |t| t.1.clone());
-    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("xlto-{name}")));
+    let name = selection.wanted().map_or("program", |(_, name)| name);
+    let out = args.out.unwrap_or_else(|| ffiprof::default_out("xlto", name));
     let mut options = xlto::Options::new(out);
-    options.manifest_path = selection.manifest_path.clone();
-    options.package = selection.package.clone();
-    options.target = target;
+    options.selection = selection;
     options.args = args.args;
     options.compiler_control = !args.no_compiler_control;
-    options.feature_args = selection.feature_args();
     options.rounds = args.rounds.options()?;
     options.rounds.fail_on_status = false;
     let outcome = xlto::run(&options, &mut |stage| eprintln!("{stage}..."))?;
@@ -441,34 +407,18 @@ fn xlto(args: XltoArgs) -> ffiprof::Result<ExitCode> {
     Ok(wrote_census(&outcome.out, &files, outcome.xlto.exit_status))
 }
 
-/// The name a census directory takes by default: the program's, or the first file's.
-fn program_name(command: &[std::ffi::OsString], from: &[PathBuf]) -> String {
-    command
-        .first()
-        .map(std::path::Path::new)
-        .or_else(|| from.first().map(PathBuf::as_path))
-        .and_then(|p| p.file_name())
-        .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned())
-}
-
 /// The last lines of a census command: where it wrote, and the program's status, which
 /// ffiprof exits with.
-fn wrote_census(out: &std::path::Path, files: &str, status: i32) -> ExitCode {
+fn wrote_census(out: &std::path::Path, files: &str, status: i32) -> Outcome {
     eprintln!("wrote {} ({files})", out.display());
-    if status != 0 {
-        eprintln!("ffiprof: the program exited with status {status}; so does ffiprof");
-    }
-    ExitCode::from(status.clamp(0, 255) as u8)
+    Outcome::Program(status)
 }
 
-fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
+fn crossings(args: CrossingsArgs) -> ffiprof::Result<Outcome> {
     use ffiprof::crossings::{self, CostSource};
     let command = built_program(args.cargo, args.command)?;
-    let args = CrossingsArgs { command, cargo: CargoArgs::none(), ..args };
-    let name = program_name(&args.command, &args.from);
-    let out =
-        args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("crossings-{name}")));
-    let source = crossings::Source::from_args(args.command, args.from)?;
+    let source = ffiprof::Source::from_args(command, args.from, "crossings", "callgrind files")?;
+    let out = args.out.unwrap_or_else(|| ffiprof::default_out("crossings", &source.name()));
     let mut options = crossings::Options::new(source, out);
     options.trace_children = args.trace_children;
     options.thresholds.min_calls = args.chatty_calls;
@@ -483,20 +433,13 @@ fn crossings(args: CrossingsArgs) -> ffiprof::Result<ExitCode> {
     Ok(wrote_census(&outcome.out, files, outcome.census.exit_status))
 }
 
-fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
+fn record(args: RecordArgs) -> ffiprof::Result<Outcome> {
     use ffiprof::record::{self, Target};
     let target = match args.pid {
         Some(pid) => Target::Pid(pid),
         None => Target::Command(built_program(args.cargo, args.command)?),
     };
-    let name = match &target {
-        Target::Pid(pid) => format!("pid-{pid}"),
-        Target::Command(cmd) => cmd
-            .first()
-            .and_then(|p| std::path::Path::new(p).file_name())
-            .map_or_else(|| "program".into(), |n| n.to_string_lossy().into_owned()),
-    };
-    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("record-{name}")));
+    let out = args.out.unwrap_or_else(|| ffiprof::default_out("record", &target.name()));
     let mut options = record::Options::new(target, out);
     options.frequency = args.frequency;
     options.stack_bytes = args.stack_bytes;
@@ -515,13 +458,7 @@ fn record(args: RecordArgs) -> ffiprof::Result<ExitCode> {
     }
     // ffiprof's own failures ended earlier, with `error:` and status 1 or 2; from here on
     // the status is the program's, said so on the last line.
-    match recorded.program.wait()? {
-        Some(code) => {
-            eprintln!("ffiprof: the program exited with status {code}; so does ffiprof");
-            Ok(ExitCode::from(code.clamp(0, 255) as u8))
-        }
-        None => Ok(ExitCode::SUCCESS),
-    }
+    Ok(recorded.program.wait()?.map_or(Outcome::Done, Outcome::Program))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -649,7 +586,7 @@ fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Resul
     Ok(())
 }
 
-fn profile(args: ProfileArgs) -> ffiprof::Result<ExitCode> {
+fn profile(args: ProfileArgs) -> ffiprof::Result<()> {
     let w = workload::find(&args.workload)?;
     let variants = profile::variants_to_profile(&w, args.variant.as_deref())?;
     let input = w.input(args.input.as_deref())?;
@@ -674,13 +611,7 @@ fn profile(args: ProfileArgs) -> ffiprof::Result<ExitCode> {
         eprintln!("warning: the {} sampler did not run: {}", f.sampler, f.error);
     }
     println!("wrote {}", profile::write_summary(&summary, &out)?.display());
-    if summary.profiles.is_empty() {
-        // The user's to fix (2) when every sampler was refused by a setting they can change.
-        let fixable = summary.failures.iter().all(|f| f.user_fixable);
-        eprintln!("error: no sampler could run");
-        return Ok(ExitCode::from(if fixable { 2 } else { 1 }));
-    }
-    Ok(ExitCode::SUCCESS)
+    summary.no_sampler().map_or(Ok(()), Err)
 }
 
 fn sampler_cost(args: CostArgs) -> ffiprof::Result<()> {
@@ -735,97 +666,48 @@ fn run(names: &[String], quick: bool, out: Option<PathBuf>, no_cgo: bool) -> ffi
     Ok(())
 }
 
-/// `compare` of two censuses, heap or crossings: exact, both of one kind.
-fn compare_censuses(
+fn compare(
     old: &std::path::Path,
     new: &std::path::Path,
+    options: &comparison::Options,
     fail_on_regression: bool,
-    out: Option<&std::path::Path>,
-) -> ffiprof::Result<ExitCode> {
-    let memory = ffiprof::memory::is_memory_census(old) || ffiprof::memory::is_memory_census(new);
-    let (kind, file): (&str, &str) =
-        if memory { ("heap", "memory.json") } else { ("crossings", "crossings.json") };
-    for p in [old, new] {
-        let ok = if memory {
-            ffiprof::memory::is_memory_census(p)
-        } else {
-            ffiprof::crossings::is_census(p)
-        };
-        if !ok {
-            return Err(ffiprof::Error::InvalidOption(format!(
-                "{} is not a {kind} census (no {file}): compare two {kind} censuses, or two runs",
-                p.display()
-            )));
-        }
+) -> ffiprof::Result<Outcome> {
+    let c = comparison::compare(old, new, options)?;
+    print!("{}", c.markdown);
+    match c.differentials {
+        Some(n) => println!("\nwrote {} ({n} differential flamegraphs)", c.out.display()),
+        None => println!("\nwrote {}", c.out.display()),
     }
-    let (markdown, dir, regressed) = if memory {
-        let (c, dir) = ffiprof::memory::compare_paths(old, new, out)?;
-        let regressed = c.regressed();
-        (c.markdown(), dir, regressed)
-    } else {
-        let (c, dir) = ffiprof::crossings::compare_paths(old, new, out)?;
-        let regressed = c.regressions().next().is_some();
-        (c.markdown(), dir, regressed)
-    };
-    print!("{markdown}");
-    println!("\nwrote {}", dir.display());
-    if fail_on_regression && regressed {
-        let what = if memory {
-            "a new site, more memory live or allocated, or more blocks freed by another \
-             allocator than the one that served them"
-        } else {
-            "more crossings or more work per crossing"
-        };
-        eprintln!("regression: {what} (see compare.md)");
-        return Ok(ExitCode::from(ffiprof::EXIT_REGRESSION));
+    if fail_on_regression && c.regressed {
+        eprintln!("regression: {} (see compare.md)", c.kind.regression());
+        return Ok(Outcome::Regression);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }
 
-fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
-    let done = |r: ffiprof::Result<()>| r.map(|()| ExitCode::SUCCESS);
+fn try_main(cli: Cli) -> ffiprof::Result<Outcome> {
+    let done = |r: ffiprof::Result<()>| r.map(|()| Outcome::Done);
     match cli.command {
-        Command::List { workloads, machine_code: false } => {
-            list(&workloads).map(|()| ExitCode::SUCCESS)
-        }
+        Command::List { workloads, machine_code: false } => done(list(&workloads)),
         Command::List { workloads, machine_code: true } => {
             let (read, missing) = workload::audit::audit(&workload::select(&workloads)?)?;
             print!("{}", workload::audit::table(&read, &missing));
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::Done)
         }
         Command::Bench { workloads, quick, json } => done(bench(&workloads, quick, json)),
         Command::Run { workloads, quick, out, no_cgo } => done(run(&workloads, quick, out, no_cgo)),
-        Command::Compare { old, new, fail_on_regression, out, .. }
-            if ffiprof::memory::is_memory_census(&old)
-                || ffiprof::memory::is_memory_census(&new)
-                || ffiprof::crossings::is_census(&old)
-                || ffiprof::crossings::is_census(&new) =>
-        {
-            compare_censuses(&old, &new, fail_on_regression, out.as_deref())
-        }
         Command::Compare { old, new, threshold, fail_on_regression, metric, out } => {
-            let mut options = compare::Options::default();
+            let mut options = comparison::Options::default();
             options.threshold_percent = threshold;
             options.out = out;
-            let outcome = compare::compare_runs(&old, &new, &options)?;
-            print!("{}", outcome.markdown);
-            println!(
-                "\nwrote {} ({} differential flamegraphs)",
-                outcome.out.display(),
-                outcome.differentials
-            );
-            let metric = match metric {
+            options.metric = match metric {
                 MetricArg::Time => compare::Metric::Time,
                 MetricArg::Instructions => compare::Metric::Instructions,
                 MetricArg::Both => compare::Metric::Both,
             };
-            if fail_on_regression && outcome.comparison.regressions(metric).next().is_some() {
-                eprintln!("regression: significant slowdown (see compare.md)");
-                return Ok(ExitCode::from(ffiprof::EXIT_REGRESSION));
-            }
-            Ok(ExitCode::SUCCESS)
+            compare(&old, &new, &options, fail_on_regression)
         }
-        Command::Profile(args) => profile(args),
+        Command::Profile(args) => done(profile(args)),
         Command::Record(args) => record(args),
         Command::Crossings(args) => crossings(args),
         Command::SamplerCost(args) => done(sampler_cost(args)),
@@ -834,7 +716,7 @@ fn try_main(cli: Cli) -> ffiprof::Result<ExitCode> {
         Command::Xlto(args) => xlto(args),
         Command::Exec { workload, variant, input, n } => {
             println!("{}", workload::exec(&workload, &variant, input.as_deref(), n)?);
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::Done)
         }
     }
 }
@@ -855,11 +737,17 @@ fn main() -> ExitCode {
             }
         };
     }
+    // One mapping from how the command ended to the status (ffiprof::Outcome, Error).
     match try_main(Cli::parse()) {
-        Ok(code) => code,
+        Ok(outcome) => {
+            if let Some(line) = outcome.last_line() {
+                eprintln!("{line}");
+            }
+            ExitCode::from(outcome.status())
+        }
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::from(if err.is_usage() { 2 } else { 1 })
+            ExitCode::from(err.exit_code() as u8)
         }
     }
 }

@@ -144,6 +144,22 @@ pub struct ProfileSummary {
     pub failures: Vec<SamplerFailure>,
 }
 
+impl ProfileSummary {
+    /// When no sampler ran: the error that says why, the user's to fix when every sampler
+    /// was refused by a setting they can change.
+    pub fn no_sampler(&self) -> Option<Error> {
+        if !self.profiles.is_empty() {
+            return None;
+        }
+        let why: Vec<String> =
+            self.failures.iter().map(|f| format!("{}: {}", f.sampler, f.error)).collect();
+        Some(Error::NoSampler {
+            why: if why.is_empty() { "none was asked for".into() } else { why.join("; ") },
+            user_fixable: self.failures.iter().all(|f| f.user_fixable),
+        })
+    }
+}
+
 /// File name stem of a profile: `<workload>.<variant>.<sampler>`, with the input after
 /// the workload when the workload has more than one.
 pub(crate) fn stem(

@@ -33,6 +33,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use crate::source::Source;
 pub use census::{Direction, Thresholds, Verdict};
 pub use compare::{compare_paths, CensusComparison};
 pub use cost::{CallKind, CostModel};
@@ -58,31 +59,6 @@ pub enum CostSource {
     Report(PathBuf),
     /// A model already measured or read (another census's).
     Given(CostModel),
-}
-
-/// What the census counts.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    /// A program and its arguments, run under callgrind.
-    Run(Vec<OsString>),
-    /// Callgrind's files, one per process, written before.
-    Files(Vec<PathBuf>),
-}
-
-impl Source {
-    /// The source the command line names: a program after `--`, or files with `--from`;
-    /// exactly one of the two.
-    pub fn from_args(command: Vec<OsString>, from: Vec<PathBuf>) -> Result<Source> {
-        match (command.is_empty(), from.is_empty()) {
-            (false, true) => Ok(Source::Run(command)),
-            (true, false) => Ok(Source::Files(from)),
-            _ => Err(Error::InvalidOption(
-                "give the program to count after `--` (ffiprof crossings -- PROGRAM [ARGS...]), \
-                 or callgrind files with --from, not both"
-                    .into(),
-            )),
-        }
-    }
 }
 
 /// What to count and where to write it.
@@ -118,11 +94,7 @@ impl Options {
 
     /// Checks the settings before anything runs.
     pub fn validate(&self) -> Result<()> {
-        let empty = match &self.source {
-            Source::Run(command) => command.is_empty(),
-            Source::Files(files) => files.is_empty(),
-        };
-        if empty {
+        if self.source.is_empty() {
             return Err(Error::InvalidOption(
                 "give the program to count after `--` (ffiprof crossings -- PROGRAM [ARGS...]), \
                  or callgrind files with --from"

@@ -36,6 +36,24 @@ pub struct Program {
     pub argv: Vec<OsString>,
 }
 
+/// The two programs of a duel, A then B, from their command lines as hyperfine takes them,
+/// named by `names` (at most two: A's, then B's) or by their commands. Two of one name
+/// cannot be told apart in a table: the user's to fix.
+pub fn pair(names: Vec<String>, commands: &[String; 2], shell: bool) -> Result<[Program; 2]> {
+    if names.len() > 2 {
+        return Err(Error::InvalidOption("--name is given at most twice (A, B)".into()));
+    }
+    let mut names = names.into_iter();
+    let mut program = |line: &str| Program::from_command_line(names.next(), line, shell);
+    let programs = [program(&commands[0])?, program(&commands[1])?];
+    if programs[0].name == programs[1].name {
+        return Err(Error::InvalidOption(
+            "the two commands have the same name: tell them apart with -n NAME -n NAME".into(),
+        ));
+    }
+    Ok(programs)
+}
+
 impl Program {
     /// A program from a command line as hyperfine takes one, a single string: split into
     /// words (quotes and backslashes as a POSIX shell reads them) and run directly, or run
@@ -450,6 +468,17 @@ pub fn rounds(runner: &mut dyn Runner, names: [&str; 2], o: &Options) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duel_needs_two_programs_told_apart() {
+        let commands = ["true".to_owned(), "true".to_owned()];
+        let e = pair(vec![], &commands, false).unwrap_err();
+        assert!(e.to_string().contains("-n NAME -n NAME"), "{e}");
+        let named = pair(vec!["a".into(), "b".into()], &commands, false).unwrap();
+        assert_eq!((named[0].name.as_str(), named[1].name.as_str()), ("a", "b"));
+        let three = vec!["a".into(), "b".into(), "c".into()];
+        assert!(matches!(pair(three, &commands, false), Err(Error::InvalidOption(_))));
+    }
 
     /// Programs whose runs take `base[i]` seconds, times a drift that moves the machine's
     /// speed by ±30% over the rounds, times ±1% of pseudo-random noise per run.

@@ -115,7 +115,32 @@ pub(crate) fn read(path: &Path) -> Result<File> {
     if let Some(bad) = file.pps.iter().flat_map(|p| &p.fs).find(|&&i| i >= file.ftbl.len()) {
         return Err(not_dhat(path, format!("a stack names frame {bad}, beyond the frame table")));
     }
+    for (k, p) in file.pps.iter().enumerate() {
+        if let Some(what) = inconsistent(p) {
+            return Err(not_dhat(
+                path,
+                format!("program point {k} is inconsistent ({what}): the file is cut or edited"),
+            ));
+        }
+    }
     Ok(file)
+}
+
+/// What of a point's figures cannot be: more live at a moment than allocated in all, bytes
+/// without blocks, or no stack.
+fn inconsistent(p: &Point) -> Option<String> {
+    let over =
+        [("gb", p.gb, p.tb), ("eb", p.eb, p.tb), ("gbk", p.gbk, p.tbk), ("ebk", p.ebk, p.tbk)]
+            .into_iter()
+            .find(|(_, part, whole)| part > whole);
+    if let Some((name, part, whole)) = over {
+        let total = if name.ends_with('k') { "tbk" } else { "tb" };
+        return Some(format!("{name} {part} is more than {total} {whole}"));
+    }
+    if p.tbk == 0 && p.tb > 0 {
+        return Some(format!("{} bytes in no block", p.tb));
+    }
+    p.fs.is_empty().then(|| "no stack".to_owned())
 }
 
 #[cfg(test)]
@@ -158,6 +183,19 @@ mod tests {
         let beyond = r#"{"dhatFileVersion":2,"mode":"heap","cmd":"x","pid":1,
             "pps":[{"tb":1,"tbk":1,"fs":[3]}],"ftbl":["[root]"]}"#;
         assert!(case("e", beyond).contains("beyond the frame table"));
+        let point = |figures: &str| {
+            format!(
+                r#"{{"dhatFileVersion":2,"mode":"heap","cmd":"x","pid":1,
+                "pps":[{{{figures},"fs":[1]}}],"ftbl":["[root]","0x1: f (f.c:1)"]}}"#
+            )
+        };
+        let more_live = case("f", &point(r#""tb":8,"tbk":1,"gb":16,"gbk":1"#));
+        assert!(more_live.contains("point 0 is inconsistent (gb 16 is more than tb 8)"));
+        assert!(case("g", &point(r#""tb":8,"tbk":1,"ebk":2"#)).contains("ebk 2 is more than tbk 1"));
+        assert!(case("h", &point(r#""tb":8,"tbk":0"#)).contains("8 bytes in no block"));
+        let fine = dir.path().join("fine");
+        std::fs::write(&fine, point(r#""tb":8,"tbk":1,"gb":8,"gbk":1,"eb":0,"ebk":0"#)).unwrap();
+        assert_eq!(read(&fine).unwrap().pps.len(), 1);
         assert!(read(&dir.path().join("missing")).unwrap_err().is_usage());
     }
 }

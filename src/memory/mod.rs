@@ -24,10 +24,10 @@ pub(crate) mod schema;
 pub(crate) mod sites;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub use crate::source::Source;
 pub use compare::{compare_paths, MemoryComparison};
 pub use schema::{
     is_memory_census, CrossedFree, Engine, Family, FamilyPair, Figures, InvalidFree,
@@ -42,15 +42,6 @@ use crate::valgrind::{self, Tool};
 /// Frames DHAT keeps per stack (valgrind's default, 12, cuts a C library's deep stacks
 /// before they reach the Rust that called in).
 const NUM_CALLERS: usize = 100;
-
-/// What the census reads: a program to run, or DHAT's files.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    /// A program and its arguments (run as [`Options::engine`] says).
-    Run(Vec<OsString>),
-    /// DHAT's JSON files, one per process, written before.
-    Files(Vec<PathBuf>),
-}
 
 /// What to census and where to write it.
 #[derive(Debug, Clone)]

@@ -73,6 +73,16 @@ pub enum Target {
     Pid(u32),
 }
 
+impl Target {
+    /// The name a recording of it takes by default: `pid-N`, or the program's file name.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Pid(pid) => format!("pid-{pid}"),
+            Target::Command(command) => crate::source::Source::Run(command.clone()).name(),
+        }
+    }
+}
+
 /// Settings of one recording.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -8,12 +8,13 @@
 //! directory of its own, reused on the next call); [`crate::crossings`] counts each
 //! build's crossings under callgrind; [`diff`] says which crossings are gone and why the
 //! others remain; [`crate::measure::programs`] times the two binaries against each other
-//! in paired rounds with an A/A control; [`report`] writes `xlto.json` and `xlto.md` and
-//! the words on the terminal.
+//! in paired rounds with an A/A control; [`schema`] is `xlto.json`, and `render` its words:
+//! `xlto.md` and the terminal's.
 
 pub mod cargo;
 pub mod diff;
-pub mod report;
+pub(crate) mod render;
+pub mod schema;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -27,22 +28,17 @@ use crate::workload::xlto::Toolchain;
 
 pub use crate::cargo::{Build, Kind, Target};
 pub use diff::{Objects, Reason, Remaining, Removed, WhyRemains};
-pub use report::{Builds, Xlto, XLTO_FILE, XLTO_SCHEMA_VERSION};
+pub use schema::{Builds, Xlto, XLTO_FILE, XLTO_SCHEMA_VERSION};
 
 /// What to build, run and where to write.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The package's Cargo.toml (default: cargo's own search from the current directory).
-    pub manifest_path: Option<PathBuf>,
-    /// The package, in a workspace of several.
-    pub package: Option<String>,
-    /// The binary or example (default: the workspace's only binary).
-    pub target: Option<(Kind, String)>,
+    /// The package and its binary or example (default: the workspace's only binary), and
+    /// the features to build it with, as cargo's flags name them.
+    pub selection: crate::cargo::Selection,
     /// The program's arguments.
     pub args: Vec<OsString>,
-    /// Feature flags for cargo (`--features F`, `--all-features`, `--no-default-features`).
-    pub feature_args: Vec<String>,
     /// The output directory (replaced whole when complete).
     pub out: PathBuf,
     /// How the two builds are timed.
@@ -57,11 +53,8 @@ impl Options {
     pub fn new(out: PathBuf) -> Options {
         let rounds = programs::Options { fail_on_status: false, ..programs::Options::default() };
         Options {
-            manifest_path: None,
-            package: None,
-            target: None,
+            selection: crate::cargo::Selection::default(),
             args: Vec::new(),
-            feature_args: Vec::new(),
             out,
             rounds,
             compiler_control: true,
@@ -164,13 +157,7 @@ fn count_all(
 pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome> {
     options.rounds.validate()?;
     let staging = Staging::new(&options.out)?;
-    let wanted = options.target.as_ref().map(|(k, n)| (*k, n.as_str()));
-    let mut target = crate::cargo::find_target(
-        options.manifest_path.as_deref(),
-        options.package.as_deref(),
-        wanted,
-    )?;
-    target.feature_args = options.feature_args.clone();
+    let target = options.selection.find_target()?;
     let toolchain = crate::workload::xlto::toolchain().map_err(Error::Toolchain)?;
     crate::valgrind::version("the census runs each build under callgrind")?;
     let built = build_all(&target, &toolchain, options.compiler_control, progress)?;
@@ -186,14 +173,14 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome>
         Program { name: "xlto".into(), argv: argv(&built.lto.executable) },
     ];
     let timing = programs::timed(&programs, &options.rounds)?;
-    let control = built.control.zip(control).map(|(build, census)| report::Control {
+    let control = built.control.zip(control).map(|(build, census)| schema::Control {
         instructions: census.totals.program_instructions,
         rust_to_c_calls: diff::rust_to_c_calls(&census),
         build,
         census: CENSUS_DIRS[2].to_owned(),
     });
     let code = diff::Code::open(&built.lto.executable);
-    let xlto = report::assemble(report::Parts {
+    let xlto = schema::assemble(schema::Parts {
         environment: Environment::detect(),
         target,
         toolchain: toolchain.versions,
