@@ -156,35 +156,73 @@ impl Happened {
     }
 }
 
-/// Records of each [`Kind`] handled, and the nanoseconds (monotonic clock) spent on them.
+/// Records of one kind handled, and the nanoseconds (monotonic clock) spent on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Cost {
+    /// Records.
+    pub records: u64,
+    /// Nanoseconds.
+    pub nanos: u64,
+}
+
+/// The [`Cost`] of each [`Kind`] of record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CostByKind {
-    /// Records, by kind.
-    pub records: [u64; 4],
-    /// Nanoseconds, by kind.
-    pub nanos: [u64; 4],
+    /// Samples on CPU.
+    pub cpu_sample: Cost,
+    /// Context-switch samples.
+    pub off_cpu_sample: Cost,
+    /// Switch records.
+    pub switch: Cost,
+    /// Any other record.
+    pub other: Cost,
 }
 
 impl CostByKind {
+    fn of_mut(&mut self, kind: Kind) -> &mut Cost {
+        match kind {
+            Kind::CpuSample => &mut self.cpu_sample,
+            Kind::OffCpuSample => &mut self.off_cpu_sample,
+            Kind::Switch => &mut self.switch,
+            Kind::Other => &mut self.other,
+        }
+    }
+
     /// Counts one record of `kind` that took `nanos`.
     pub(crate) fn add(&mut self, kind: Kind, nanos: u64) {
-        self.records[kind as usize] += 1;
-        self.nanos[kind as usize] += nanos;
+        let cost = self.of_mut(kind);
+        cost.records += 1;
+        cost.nanos += nanos;
     }
 
     /// The same records, with the time `later` (another stage's, on the same records)
     /// spent on each kind too.
     pub(crate) fn then(self, later: CostByKind) -> CostByKind {
         let mut sum = self;
-        for k in 0..4 {
-            sum.nanos[k] += later.nanos[k];
+        for kind in [Kind::CpuSample, Kind::OffCpuSample, Kind::Switch, Kind::Other] {
+            sum.of_mut(kind).nanos += later.of(kind).1;
         }
         sum
     }
 
+    /// Records and nanoseconds of every kind together.
+    pub(crate) fn total(&self) -> Cost {
+        let all = [self.cpu_sample, self.off_cpu_sample, self.switch, self.other];
+        Cost {
+            records: all.iter().map(|c| c.records).sum(),
+            nanos: all.iter().map(|c| c.nanos).sum(),
+        }
+    }
+
     /// Records and nanoseconds of `kind`.
     pub(crate) fn of(&self, kind: Kind) -> (u64, u64) {
-        (self.records[kind as usize], self.nanos[kind as usize])
+        let cost = match kind {
+            Kind::CpuSample => self.cpu_sample,
+            Kind::OffCpuSample => self.off_cpu_sample,
+            Kind::Switch => self.switch,
+            Kind::Other => self.other,
+        };
+        (cost.records, cost.nanos)
     }
 }
 

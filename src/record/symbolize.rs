@@ -20,11 +20,11 @@ use crate::stacks::Frame;
 use crate::symbol::FileSymbolizer;
 
 use super::intern::Collected;
-use super::unwind::{Loc, Modules};
+use super::unwind::{Loc, ModuleIndex, Modules};
 
 /// Offsets of one module to symbolize.
 struct Job {
-    module: u32,
+    module: ModuleIndex,
     file: Option<PathBuf>,
     name: String,
     offsets: Vec<u64>,
@@ -49,16 +49,25 @@ pub(crate) struct Background {
     handle: JoinHandle<Kept>,
 }
 
-/// No string: the index of `None` in [`Kept`].
-const NONE: u32 = u32::MAX;
+/// A string of [`Kept`], by its index, or [`StringIndex::NONE`] for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StringIndex(u32);
+
+impl StringIndex {
+    /// No string (`None`).
+    const NONE: StringIndex = StringIndex(u32::MAX);
+}
+
+/// A line number of [`KeptFrame`] that is not known.
+const NO_LINE: u32 = u32::MAX;
 
 /// A frame as [`Kept`] holds it: its strings by index, 20 bytes.
 #[derive(Debug, Clone, Copy)]
 struct KeptFrame {
-    function: u32,
-    module: u32,
-    file: u32,
-    /// [`NONE`] when unknown.
+    function: StringIndex,
+    module: StringIndex,
+    file: StringIndex,
+    /// [`NO_LINE`] when unknown.
     line: u32,
     inlined: bool,
 }
@@ -69,18 +78,18 @@ struct KeptFrame {
 #[derive(Default)]
 struct Kept {
     strings: Vec<Arc<str>>,
-    index: HashMap<Arc<str>, u32>,
+    index: HashMap<Arc<str>, StringIndex>,
     frames: HashMap<Loc, Box<[KeptFrame]>>,
     notes: Vec<String>,
 }
 
 impl Kept {
-    fn string(&mut self, s: Option<&str>) -> u32 {
-        let Some(s) = s else { return NONE };
+    fn string(&mut self, s: Option<&str>) -> StringIndex {
+        let Some(s) = s else { return StringIndex::NONE };
         if let Some(&i) = self.index.get(s) {
             return i;
         }
-        let i = self.strings.len() as u32;
+        let i = StringIndex(self.strings.len() as u32);
         let shared: Arc<str> = Arc::from(s);
         self.strings.push(shared.clone());
         self.index.insert(shared, i);
@@ -94,7 +103,7 @@ impl Kept {
                 function: self.string(f.function.as_deref()),
                 module: self.string(f.module.as_deref()),
                 file: self.string(f.file.as_deref()),
-                line: f.line.unwrap_or(NONE),
+                line: f.line.unwrap_or(NO_LINE),
                 inlined: f.inlined,
             })
             .collect();
@@ -102,7 +111,8 @@ impl Kept {
     }
 
     fn resolved(self) -> Resolved {
-        let text = |i: u32| (i != NONE).then(|| self.strings[i as usize].to_string());
+        let text =
+            |i: StringIndex| (i != StringIndex::NONE).then(|| self.strings[i.0 as usize].to_string());
         let frames = self
             .frames
             .iter()
@@ -113,7 +123,7 @@ impl Kept {
                         function: text(k.function),
                         module: text(k.module),
                         file: text(k.file),
-                        line: (k.line != NONE).then_some(k.line),
+                        line: (k.line != NO_LINE).then_some(k.line),
                         inlined: k.inlined,
                     })
                     .collect();
@@ -200,7 +210,7 @@ impl Background {
         let Some(jobs) = &self.jobs else { return };
         for chunk in locs.chunk_by(|a, b| a.module == b.module) {
             let module = chunk[0].module;
-            let file = modules.files.get(module as usize);
+            let file = module.get().and_then(|m| modules.files.get(m));
             let _ = jobs.send(Job {
                 module,
                 file: file.and_then(|f| f.file.clone()),
@@ -267,12 +277,12 @@ pub(crate) fn on_all_cores<J: Sync, S, T: Send>(
 /// read.
 pub(crate) fn finish(c: &Collected, resolved: Resolved) -> Resolved {
     let Resolved { frames: done, mut notes } = resolved;
-    let mut wanted: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut wanted: BTreeMap<ModuleIndex, Vec<u64>> = BTreeMap::new();
     for l in c.stacks.all_locs().filter(|l| !done.contains_key(l)) {
         wanted.entry(l.module).or_default().push(l.offset);
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-    let mut jobs: Vec<(u32, Vec<u64>)> = Vec::new();
+    let mut jobs: Vec<(ModuleIndex, Vec<u64>)> = Vec::new();
     for (module, mut offsets) in wanted {
         offsets.sort_unstable();
         offsets.dedup();
@@ -282,7 +292,7 @@ pub(crate) fn finish(c: &Collected, resolved: Resolved) -> Resolved {
     // Largest first, so that no core is left with a big run at the end.
     jobs.sort_by_key(|j| std::cmp::Reverse(j.1.len()));
     let results = on_all_cores(&jobs, FileSymbolizer::default, |symbolizer, (module, offsets)| {
-        let file = c.targets.modules.files.get(*module as usize);
+        let file = module.get().and_then(|m| c.targets.modules.files.get(m));
         let (frames, note) = resolve_module(
             symbolizer,
             file.and_then(|f| f.file.as_deref()),
@@ -325,11 +335,11 @@ mod tests {
         ];
         let b = vec![frame(None, None, None, false)];
         let mut kept = Kept::default();
-        kept.keep(Loc { module: 1, offset: 0x10 }, &a);
-        kept.keep(Loc { module: 1, offset: 0x20 }, &b);
+        kept.keep(Loc { module: ModuleIndex(1), offset: 0x10 }, &a);
+        kept.keep(Loc { module: ModuleIndex(1), offset: 0x20 }, &b);
         assert_eq!(kept.strings.len(), 4, "each distinct string once");
         let resolved = kept.resolved();
-        assert_eq!(resolved.frames[&Loc { module: 1, offset: 0x10 }], a);
-        assert_eq!(resolved.frames[&Loc { module: 1, offset: 0x20 }], b);
+        assert_eq!(resolved.frames[&Loc { module: ModuleIndex(1), offset: 0x10 }], a);
+        assert_eq!(resolved.frames[&Loc { module: ModuleIndex(1), offset: 0x20 }], b);
     }
 }

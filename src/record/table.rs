@@ -89,9 +89,10 @@ impl StackTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::unwind::ModuleIndex;
 
     fn loc(module: u32, offset: u64) -> Loc {
-        Loc { module, offset }
+        Loc { module: ModuleIndex(module), offset }
     }
 
     #[test]

@@ -11,19 +11,28 @@ use std::sync::Arc;
 use crate::maps::{executable_mappings, Mapping};
 use crate::sample::unwind::{StackUnwinder, UnwindSections, Unwound};
 
-/// A code location: a module (index into [`Modules::files`]) and the file offset of the
-/// lookup address (a return address's minus one), or an address in no known module.
+/// A module of a recording: its index into [`Modules::files`], or [`ModuleIndex::NONE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Loc {
-    /// Index of the module, or [`Loc::NO_MODULE`].
-    pub module: u32,
-    /// File offset in the module, or the address itself without one.
-    pub offset: u64,
+pub(crate) struct ModuleIndex(pub u32);
+
+impl ModuleIndex {
+    /// The module of an address outside every known mapping.
+    pub(crate) const NONE: ModuleIndex = ModuleIndex(u32::MAX);
+
+    /// The index into [`Modules::files`], or `None` for [`ModuleIndex::NONE`].
+    pub(crate) fn get(self) -> Option<usize> {
+        (self != ModuleIndex::NONE).then_some(self.0 as usize)
+    }
 }
 
-impl Loc {
-    /// The module index of an address outside every known mapping.
-    pub(crate) const NO_MODULE: u32 = u32::MAX;
+/// A code location: a module and the file offset of the lookup address (a return
+/// address's minus one), or an address in no known module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Loc {
+    /// The module, or [`ModuleIndex::NONE`].
+    pub module: ModuleIndex,
+    /// File offset in the module, or the address itself without one.
+    pub offset: u64,
 }
 
 /// A module the program mapped.
@@ -49,12 +58,12 @@ impl ModuleFile {
 pub(crate) struct Modules {
     /// The modules, by index.
     pub files: Vec<ModuleFile>,
-    by_path: HashMap<String, u32>,
-    sections: HashMap<u32, Option<Arc<UnwindSections>>>,
+    by_path: HashMap<String, ModuleIndex>,
+    sections: HashMap<ModuleIndex, Option<Arc<UnwindSections>>>,
 }
 
 impl Modules {
-    fn intern(&mut self, path: &str, vdso: Option<&Path>) -> Option<u32> {
+    fn intern(&mut self, path: &str, vdso: Option<&Path>) -> Option<ModuleIndex> {
         if let Some(&i) = self.by_path.get(path) {
             return Some(i);
         }
@@ -65,18 +74,18 @@ impl Modules {
         } else {
             return None; // [vsyscall], anonymous JIT code: no file
         };
-        let i = self.files.len() as u32;
+        let i = ModuleIndex(self.files.len() as u32);
         self.files.push(ModuleFile { path: path.to_owned(), file });
         self.by_path.insert(path.to_owned(), i);
         Some(i)
     }
 
-    fn sections(&mut self, module: u32) -> Option<Arc<UnwindSections>> {
+    fn sections(&mut self, module: ModuleIndex) -> Option<Arc<UnwindSections>> {
         let files = &self.files;
         self.sections
             .entry(module)
             .or_insert_with(|| {
-                let file = files[module as usize].file.as_ref()?;
+                let file = files[module.get()?].file.as_ref()?;
                 UnwindSections::read(file).map(Arc::new)
             })
             .clone()
@@ -86,7 +95,7 @@ impl Modules {
 struct Map {
     end: u64,
     offset: u64,
-    module: u32,
+    module: ModuleIndex,
 }
 
 #[derive(Default)]
@@ -101,7 +110,7 @@ impl Process {
             Some((&start, map)) if addr < map.end => {
                 Loc { module: map.module, offset: addr - start + map.offset }
             }
-            _ => Loc { module: Loc::NO_MODULE, offset: addr },
+            _ => Loc { module: ModuleIndex::NONE, offset: addr },
         }
     }
 }
@@ -193,7 +202,7 @@ impl Targets {
             .map(|(&start, m)| Mapping {
                 range: start..m.end,
                 offset: m.offset,
-                path: self.modules.files[m.module as usize].path.clone(),
+                path: self.modules.files[m.module.0 as usize].path.clone(),
             })
             .collect();
         self.processes.insert(child, Process::default());
@@ -267,19 +276,19 @@ mod tests {
         t.map(10, mapping(0x1000, 0x3000, 0x500, "/nonexistent/a.so"));
         t.map(10, mapping(0x8000, 0x9000, 0, "/nonexistent/b.so"));
         let p = &t.processes[&10];
-        assert_eq!(p.locate(0x1010), Loc { module: 0, offset: 0x510 });
-        assert_eq!(p.locate(0x8fff), Loc { module: 1, offset: 0xfff });
-        assert_eq!(p.locate(0x3000).module, Loc::NO_MODULE);
+        assert_eq!(p.locate(0x1010), Loc { module: ModuleIndex(0), offset: 0x510 });
+        assert_eq!(p.locate(0x8fff), Loc { module: ModuleIndex(1), offset: 0xfff });
+        assert_eq!(p.locate(0x3000).module, ModuleIndex::NONE);
         // A mapping over part of another replaces it.
         t.map(10, mapping(0x2000, 0x4000, 0, "/nonexistent/c.so"));
         let p = &t.processes[&10];
-        assert_eq!(p.locate(0x1010).module, Loc::NO_MODULE);
-        assert_eq!(p.locate(0x2010), Loc { module: 2, offset: 0x10 });
+        assert_eq!(p.locate(0x1010).module, ModuleIndex::NONE);
+        assert_eq!(p.locate(0x2010), Loc { module: ModuleIndex(2), offset: 0x10 });
         // A fork keeps the parent's mappings; an exec drops them.
         t.fork(10, 11);
-        assert_eq!(t.processes[&11].locate(0x8001), Loc { module: 1, offset: 1 });
+        assert_eq!(t.processes[&11].locate(0x8001), Loc { module: ModuleIndex(1), offset: 1 });
         t.exec(11);
-        assert_eq!(t.processes[&11].locate(0x8001).module, Loc::NO_MODULE);
+        assert_eq!(t.processes[&11].locate(0x8001).module, ModuleIndex::NONE);
         assert_eq!(t.modules.files[1].name(), "b.so");
         // Unreadable files leave the mapping without unwind information, noted.
         assert!(t.without_unwind_info().contains(&"/nonexistent/b.so".to_owned()));

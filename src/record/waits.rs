@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::stacks::{FrameId, Language, Profile};
 
-use super::collect::{CostByKind, Kind, OffCpu};
+use super::collect::{Cost, CostByKind, Kind, OffCpu};
 use super::intern::Collected;
 use super::offcpu::OffCpuLog;
 use super::summary::{OffCpuFiles, OffCpuRecording, ThreadTime, Wait};
@@ -131,8 +131,7 @@ pub(crate) fn waits(threads: &[(&Profile, &[u64])], top: usize) -> Vec<Wait> {
 /// loop, ordering records) evenly per record. Where preemption made the measured time
 /// exceed the CPU time, the measured times are scaled down to it.
 pub(crate) fn per_event_cost(cost: &CostByKind, thread_cpu_ns: u64) -> (Option<f64>, Option<f64>) {
-    let measured: u64 = cost.nanos.iter().sum();
-    let records: u64 = cost.records.iter().sum();
+    let Cost { records, nanos: measured } = cost.total();
     if records == 0 {
         return (None, None);
     }
@@ -255,8 +254,13 @@ mod tests {
         // 100 CPU samples took 300 us, 50 switches off a CPU 200 us for their samples and
         // 100 us for their 100 switch records, 50 other records 100 us: 700 us measured
         // of the thread's 1 000 us of CPU.
-        let cost =
-            CostByKind { records: [100, 50, 100, 50], nanos: [300_000, 200_000, 100_000, 100_000] };
+        let c = |records, nanos| Cost { records, nanos };
+        let cost = CostByKind {
+            cpu_sample: c(100, 300_000),
+            off_cpu_sample: c(50, 200_000),
+            switch: c(100, 100_000),
+            other: c(50, 100_000),
+        };
         let (sample, switch) = per_event_cost(&cost, 1_000_000);
         // The rest, 300 us over 300 records, 1 us each. A CPU sample: 3 + 1 = 4 us.
         assert!((sample.unwrap() - 4.0).abs() < 1e-9, "{sample:?}");

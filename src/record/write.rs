@@ -173,12 +173,12 @@ pub(crate) fn write_all(
 mod tests {
     use std::collections::HashMap;
 
-    use super::super::collect::{CostByKind, OffCpu};
+    use super::super::collect::{Cost, CostByKind, OffCpu};
     use super::super::intern::{ProcessLog, RecoveredFrames, ThreadLog};
     use super::super::samples::{SampleLog, SampleRecord};
     use super::super::summarize::{summarize, Described};
     use super::super::table::{StackId, StackTable};
-    use super::super::unwind::{Loc, Targets};
+    use super::super::unwind::{Loc, ModuleIndex, Targets};
     use super::*;
     use crate::environment::Environment;
     use crate::output::golden;
@@ -193,7 +193,7 @@ mod tests {
     /// preempted once for 1 ms in SQLite; the worker in a `Condvar` wait (std's futex wait, then libc's
     /// `syscall`) under `app::main`, twice 10 ms.
     fn hand_built(off_cpu: bool) -> (Collected, HashMap<Loc, Vec<Frame>>) {
-        let at = |module: u32, offset: u64| Loc { module, offset };
+        let at = |module: u32, offset: u64| Loc { module: ModuleIndex(module), offset };
         let frame = |function: &str, module: &str, file: &str| Frame {
             function: Some(function.into()),
             module: Some(module.into()),
@@ -368,8 +368,13 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let (mut collected, symbols) = hand_built(true);
         // 101 CPU samples, 6 switches off a CPU (their samples and 12 switch records).
-        collected.cost =
-            CostByKind { records: [101, 6, 12, 0], nanos: [303_000, 60_000, 12_000, 0] };
+        let cost = |records, nanos| Cost { records, nanos };
+        collected.cost = CostByKind {
+            cpu_sample: cost(101, 303_000),
+            off_cpu_sample: cost(6, 60_000),
+            switch: cost(12, 12_000),
+            other: Cost::default(),
+        };
         let summarized = summarize(&collected, &symbols, Vec::new(), &described);
         let mut summary = write_all(&collected, summarized, out.path(), Instant::now()).unwrap();
         summary.post_processing_seconds = 0.0;
