@@ -27,7 +27,7 @@
 //!   after sampling.
 //! - [`profile`]: sampling a workload end to end, rendering flamegraphs coloured by
 //!   language, differential flamegraphs and pprof protobuf profiles, and `summary.json`.
-//!   [`cost`] measures what a sampler costs.
+//!   [`sampler_cost`] measures what a sampler costs.
 //! - [`record`] ([`record()`]): the same for any program (`ffiprof record -- PROGRAM` or
 //!   `--pid`): every thread and child process sampled with perf events, unwound with the
 //!   program's own modules, symbolized while recording (each location once, on a thread
@@ -94,7 +94,6 @@ mod valgrind;
 pub mod cargo;
 pub mod cgo;
 pub mod comparison;
-pub mod cost;
 #[cfg(feature = "criterion")]
 pub mod criterion;
 pub mod crossings;
@@ -105,6 +104,7 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod sampler_cost;
 pub mod stacks;
 pub mod workload;
 pub mod xlto;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ffiprof::report::compare;
 use ffiprof::sample::{PerfUnwind, SamplerKind};
-use ffiprof::{comparison, cost, measure, profile, run, workload, Outcome};
+use ffiprof::{comparison, measure, profile, run, sampler_cost, workload, Outcome};
 
 /// Measures what it costs to cross the Rust/C boundary.
 #[derive(Parser)]
@@ -617,10 +617,12 @@ fn profile(args: ProfileArgs) -> ffiprof::Result<()> {
 fn sampler_cost(args: CostArgs) -> ffiprof::Result<()> {
     let mut options = ffiprof::sample::Options::default();
     options.frequency = args.frequency;
-    let plan =
-        cost::Plan { window: ffiprof::seconds("--window", args.window)?, rounds: args.rounds };
+    let plan = sampler_cost::Plan {
+        window: ffiprof::seconds("--window", args.window)?,
+        rounds: args.rounds,
+    };
     let samplers = args.sampler.kinds();
-    let table = cost::measure_all(
+    let table = sampler_cost::measure_all(
         &args.workload,
         &args.variant,
         args.input.as_deref(),

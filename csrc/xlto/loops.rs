@@ -1,4 +1,4 @@
-//! The Rust side of the cross-language LTO library (`src/workload/xlto.rs` builds it):
+//! The Rust side of the cross-language LTO library (`src/workload/per_call_xlto.rs` builds it):
 //! the per-call loops of the catalogue, written as in `src/workload/`, compiled by rustc
 //! with `-Clinker-plugin-lto` and linked by clang and lld with csrc's C compiled to LLVM
 //! bitcode, into a shared library ffiprof loads. LLVM then sees both sides of each call

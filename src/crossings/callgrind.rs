@@ -36,13 +36,31 @@ pub(crate) struct Function {
     pub self_instructions: u64,
 }
 
+/// A function of one [`CallGraph`]: its index in [`CallGraph::functions`]. Vectors of a
+/// graph's functions (their languages, their edges) are indexed by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct FnId(pub u32);
+
+impl<T> std::ops::Index<FnId> for Vec<T> {
+    type Output = T;
+    fn index(&self, id: FnId) -> &T {
+        &self[id.0 as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<FnId> for Vec<T> {
+    fn index_mut(&mut self, id: FnId) -> &mut T {
+        &mut self[id.0 as usize]
+    }
+}
+
 /// Calls from one function to another, summed over call sites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Edge {
-    /// Index of the caller in [`CallGraph::functions`].
-    pub caller: usize,
-    /// Index of the callee.
-    pub callee: usize,
+    /// The caller.
+    pub caller: FnId,
+    /// The callee.
+    pub callee: FnId,
     /// Calls made.
     pub calls: u64,
     /// Instructions executed inside those calls (the callee and everything below it).
@@ -164,12 +182,12 @@ fn source(file: &str) -> Option<String> {
 #[derive(Default)]
 struct Builder {
     graph: CallGraph,
-    index: HashMap<(String, String), usize>,
-    edges: HashMap<(usize, usize), usize>,
+    index: HashMap<(String, String), FnId>,
+    edges: HashMap<(FnId, FnId), usize>,
 }
 
 impl Builder {
-    fn function(&mut self, object: &str, name: &str, file: Option<&str>) -> usize {
+    fn function(&mut self, object: &str, name: &str, file: Option<&str>) -> FnId {
         let key = (object.to_owned(), name.to_owned());
         if let Some(&i) = self.index.get(&key) {
             let f = &mut self.graph.functions[i];
@@ -184,12 +202,12 @@ impl Builder {
             file: file.and_then(source),
             self_instructions: 0,
         });
-        let i = self.graph.functions.len() - 1;
+        let i = FnId(self.graph.functions.len() as u32 - 1);
         self.index.insert(key, i);
         i
     }
 
-    fn call(&mut self, caller: usize, callee: usize, calls: u64, inclusive: u64) {
+    fn call(&mut self, caller: FnId, callee: FnId, calls: u64, inclusive: u64) {
         let n = self.graph.edges.len();
         let i = *self.edges.entry((caller, callee)).or_insert(n);
         if i == n {
@@ -277,13 +295,13 @@ struct Reader {
     stated_total: Option<u64>,
     object: String,
     file: String,
-    current: Option<usize>,
+    current: Option<FnId>,
     /// The next call's target object, file and function.
     call_object: Option<String>,
     call_file: Option<String>,
     call_fn: Option<String>,
     /// The call waiting for its cost line: callee and calls.
-    pending: Option<(usize, u64)>,
+    pending: Option<(FnId, u64)>,
 }
 
 impl Reader {
@@ -467,8 +485,9 @@ totals: 820
         assert_eq!(parse(no_summary.as_bytes()).incomplete(), None);
     }
 
-    fn find<'a>(g: &'a CallGraph, name: &str) -> (usize, &'a Function) {
-        g.functions.iter().enumerate().find(|(_, f)| f.name == name).unwrap()
+    fn find<'a>(g: &'a CallGraph, name: &str) -> (FnId, &'a Function) {
+        let (i, f) = g.functions.iter().enumerate().find(|(_, f)| f.name == name).unwrap();
+        (FnId(i as u32), f)
     }
 
     #[test]
@@ -605,7 +624,8 @@ totals: 820
             }
             let g = parse(&bytes);
             for e in &g.edges {
-                assert!(e.caller < g.functions.len() && e.callee < g.functions.len());
+                let n = g.functions.len();
+                assert!((e.caller.0 as usize) < n && (e.callee.0 as usize) < n);
             }
         }
     }

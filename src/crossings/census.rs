@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::callgrind::{CallGraph, Edge};
+use super::callgrind::{CallGraph, Edge, FnId};
 use crate::stacks::{classify, Frame, Language};
 
 /// Which way a crossing goes.
@@ -174,10 +174,10 @@ struct Graph {
 
 /// An edge from a non-glue caller to a non-glue callee, glue looked through.
 struct Resolved {
-    callee: usize,
+    callee: FnId,
     calls: f64,
     inclusive: f64,
-    through: Vec<usize>,
+    through: Vec<FnId>,
     apportioned: bool,
 }
 
@@ -186,10 +186,10 @@ impl Graph {
     /// it calls; `share` is the part of the glue's calls they stand for.
     fn through(
         &self,
-        glue: usize,
+        glue: FnId,
         calls: f64,
         inclusive: f64,
-        path: &mut Vec<usize>,
+        path: &mut Vec<FnId>,
         out: &mut Vec<Resolved>,
         apportioned: bool,
     ) {
@@ -238,9 +238,10 @@ pub(crate) fn crossings(g: &CallGraph) -> (Vec<Counted>, u64) {
         calls_in[e.callee] = calls_in[e.callee].saturating_add(e.calls);
     }
     let graph = Graph { lang, out, calls_in };
-    let mut merged: BTreeMap<(usize, usize), Counted> = BTreeMap::new();
+    let mut merged: BTreeMap<(FnId, FnId), Counted> = BTreeMap::new();
     let mut unknown = 0u64;
     for (caller, edges) in graph.out.iter().enumerate() {
+        let caller = FnId(caller as u32);
         let from = graph.lang[caller];
         if !(from == Language::Rust || from.is_c_side())
             || is_valgrinds(&g.functions[caller].object)
@@ -276,7 +277,7 @@ pub(crate) fn crossings(g: &CallGraph) -> (Vec<Counted>, u64) {
                 if is_valgrinds(&g.functions[r.callee].object) {
                     continue;
                 }
-                let side = |i: usize| Side {
+                let side = |i: FnId| Side {
                     function: g.functions[i].name.clone(),
                     module: module(&g.functions[i].object),
                     language: graph.lang[i],

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::measure::paired::{Judgement, PairedSummary, PlacementRange};
 use crate::measure::{self, Interval};
 use crate::report::Report;
-use crate::workload::xlto;
+use crate::workload::per_call_xlto;
 use crate::workload::{self, Role};
 
 /// The kind of call a crossing is, for its cost.
@@ -165,12 +165,13 @@ fn read_case(
 ) -> Option<Measured> {
     let (overhead, ratio, placement) = find(variant)?;
     let measurable = summary.judge(&ratio, placement.as_ref()) == Judgement::Measurable;
-    let call = [(xlto::NAME, "cross-language LTO"), (INLINED, "the same work inlined in Rust")]
-        .into_iter()
-        .find_map(|(name, what)| {
-            let (inlined, _, _) = find(name)?;
-            Some((overhead.minus(&inlined), format!("{key} {variant} - {name} ({what})")))
-        });
+    let call =
+        [(per_call_xlto::NAME, "cross-language LTO"), (INLINED, "the same work inlined in Rust")]
+            .into_iter()
+            .find_map(|(name, what)| {
+                let (inlined, _, _) = find(name)?;
+                Some((overhead.minus(&inlined), format!("{key} {variant} - {name} ({what})")))
+            });
     Some(Measured { overhead, measurable, call })
 }
 
@@ -194,7 +195,7 @@ pub(crate) fn measure(budget: Duration) -> Result<CostModel> {
         let mut workload = workload::find(w)?;
         // The baseline and the one per-call variant: the others are not needed here.
         workload.variants.retain(|v| {
-            v.role == Role::Baseline || [variant, INLINED, xlto::NAME].contains(&v.name)
+            v.role == Role::Baseline || [variant, INLINED, per_call_xlto::NAME].contains(&v.name)
         });
         let input = workload.input(Some(input))?.clone();
         let mut options = measure::Options::new(true);

@@ -13,7 +13,7 @@
 //! from one native run before the census. Two censuses compare exactly ([`compare`]).
 //!
 //! One module per stage, in the order data flows, none importing a later one:
-//! [`Options`] (the [`Source`]: a program to run, or callgrind's files) -> `run` (the
+//! [`Options`] (the [`Source`]: a program to run, or callgrind's files) -> `execute` (the
 //! program natively, then under callgrind through the one valgrind runner, beside the
 //! cost measurement) -> `callgrind` (each file read into a call graph) -> `census` (each
 //! function's language, the edges that cross) -> `cost` (what a crossing costs) ->
@@ -25,8 +25,8 @@ pub(crate) mod callgrind;
 pub(crate) mod census;
 pub(crate) mod compare;
 pub(crate) mod cost;
+pub(crate) mod execute;
 pub(crate) mod render;
-pub(crate) mod run;
 pub(crate) mod schema;
 
 use std::ffi::OsString;
@@ -37,7 +37,7 @@ pub use crate::source::Source;
 pub use census::{Direction, Thresholds, Verdict};
 pub use compare::{compare_paths, CensusComparison};
 pub use cost::{CallKind, CostModel};
-pub use run::NativeTime;
+pub use execute::NativeTime;
 pub use schema::{Census, Crossing, Process, Totals, CENSUS_FILE, CENSUS_SCHEMA_VERSION};
 
 use crate::environment::Environment;
@@ -153,23 +153,23 @@ fn counts(
     options: &Options,
     checked: Checked,
     raw: &std::path::Path,
-) -> Result<(run::Ran, Option<Result<CostModel>>)> {
+) -> Result<(execute::Ran, Option<Result<CostModel>>)> {
     let measure = || match &options.costs {
         CostSource::Measure(budget) => Some(cost::measure(*budget)),
         CostSource::Report(_) | CostSource::Given(_) => None,
     };
     match checked {
         Checked::Run { valgrind, program, command } => {
-            let program = run::Program {
+            let program = execute::Program {
                 path: &program,
                 command: &command,
                 native_runs: options.native_runs,
                 trace_children: options.trace_children,
             };
-            run::under_callgrind(&program, raw, valgrind, measure)
+            execute::under_callgrind(&program, raw, valgrind, measure)
         }
         Checked::Files(files) => {
-            let ran = run::Ran {
+            let ran = execute::Ran {
                 valgrind: "(callgrind files given)".into(),
                 command: Vec::new(),
                 exit_status: 0,

@@ -307,7 +307,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::crossings::census::{Direction, Thresholds, Verdict};
     use crate::crossings::cost::{CostModel, KindCost};
-    use crate::crossings::run::NativeTime;
+    use crate::crossings::execute::NativeTime;
     use crate::crossings::schema::{Process, Totals, CENSUS_SCHEMA_VERSION};
     use crate::environment::Environment;
     use crate::output::golden;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::census::{Direction, Thresholds, Verdict};
 use super::cost::{CallKind, CostModel};
-use super::run::NativeTime;
+use super::execute::NativeTime;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::measure::Interval;

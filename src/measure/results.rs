@@ -9,7 +9,7 @@ use super::{Mode, Options, Statistic, CONFIDENCE_LEVEL};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fmt;
-use crate::workload::xlto::{self, Inlining};
+use crate::workload::per_call_xlto::{self, Inlining};
 use crate::workload::{Input, Role, Unavailable, Workload};
 
 /// Nanoseconds.
@@ -113,8 +113,8 @@ impl CaseResult {
         let inlining = case
             .variants
             .iter()
-            .any(|v| v.name == xlto::NAME)
-            .then(xlto::library)
+            .any(|v| v.name == per_call_xlto::NAME)
+            .then(per_call_xlto::library)
             .and_then(Result::ok)
             .and_then(|lib| lib.inspect(workload.name))
             .and_then(Result::ok);
@@ -140,7 +140,7 @@ pub fn case_notes<'a>(cases: impl IntoIterator<Item = &'a CaseResult> + Clone) -
         .collect();
     for case in cases {
         if let Some(i) = &case.inlining {
-            notes.push(format!("{}: {}: {}", case.header.key(), xlto::NAME, i.sentence()));
+            notes.push(format!("{}: {}: {}", case.header.key(), per_call_xlto::NAME, i.sentence()));
         }
     }
     notes

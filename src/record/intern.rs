@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::sample::unwind::Unwound;
+use crate::sample::dwarf::Unwound;
 use crate::sample::Event;
 
 use super::collect::{CostByKind, Happened, Sample, Timed};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::summary::{RecordFiles, ThreadFiles};
+use super::schema::{RecordFiles, ThreadFiles};
 use crate::profile::drawn_files;
 
 /// The stem of the files of all threads together.

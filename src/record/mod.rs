@@ -34,8 +34,8 @@ pub(crate) mod layout;
 pub(crate) mod offcpu;
 pub(crate) mod program;
 pub(crate) mod samples;
+pub(crate) mod schema;
 pub(crate) mod summarize;
-pub(crate) mod summary;
 pub(crate) mod symbolize;
 pub(crate) mod table;
 pub(crate) mod terminal;
@@ -61,7 +61,7 @@ use samples::SampleLog;
 use summarize::Described;
 
 pub use program::{resolve_program, Program};
-pub use summary::{OffCpuRecording, RecordSummary, Recording, ThreadSummary, ThreadTime, Wait};
+pub use schema::{OffCpuRecording, RecordSummary, Recording, ThreadSummary, ThreadTime, Wait};
 
 /// What to record.
 #[derive(Debug, Clone, PartialEq, Eq)]

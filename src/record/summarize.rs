@@ -24,7 +24,7 @@ use super::collect::OffCpu;
 use super::intern::{Collected, RecoveredFrames, ThreadLog};
 use super::layout;
 use super::samples::Weight;
-use super::summary::{
+use super::schema::{
     CFunction, Callback, Caller, Crossing, Health, ProcessSummary, Recording, ThreadSummary,
     RECORD_SCHEMA_VERSION,
 };

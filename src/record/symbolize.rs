@@ -111,8 +111,9 @@ impl Kept {
     }
 
     fn resolved(self) -> Resolved {
-        let text =
-            |i: StringIndex| (i != StringIndex::NONE).then(|| self.strings[i.0 as usize].to_string());
+        let text = |i: StringIndex| {
+            (i != StringIndex::NONE).then(|| self.strings[i.0 as usize].to_string())
+        };
         let frames = self
             .frames
             .iter()

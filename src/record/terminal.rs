@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::summary::{ProcessSummary, RecordSummary, ThreadSummary};
+use super::schema::{ProcessSummary, RecordSummary, ThreadSummary};
 use crate::fmt;
 
 /// Characters of a function name in the terminal's tables (summary.json keeps it whole).

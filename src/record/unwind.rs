@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::maps::{executable_mappings, Mapping};
-use crate::sample::unwind::{StackUnwinder, UnwindSections, Unwound};
+use crate::sample::dwarf::{StackUnwinder, UnwindSections, Unwound};
 
 /// A module of a recording: its index into [`Modules::files`], or [`ModuleIndex::NONE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

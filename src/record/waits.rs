@@ -9,7 +9,7 @@ use crate::stacks::{FrameId, Language, Profile};
 use super::collect::{Cost, CostByKind, Kind, OffCpu};
 use super::intern::Collected;
 use super::offcpu::OffCpuLog;
-use super::summary::{OffCpuFiles, OffCpuRecording, ThreadTime, Wait};
+use super::schema::{OffCpuFiles, OffCpuRecording, ThreadTime, Wait};
 use crate::profile::drawn_files;
 
 /// The stem of the off-CPU files of all threads.

@@ -16,8 +16,8 @@ use crate::{flame, pprof_proto};
 use super::firefox::{self, ThreadPart};
 use super::intern::Collected;
 use super::layout::ALL_THREADS;
+use super::schema::RecordSummary;
 use super::summarize::Analysis;
-use super::summary::RecordSummary;
 use super::symbolize::on_all_cores;
 use super::waits::{OFF_CPU, WALL};
 

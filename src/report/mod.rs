@@ -27,7 +27,7 @@ use crate::measure::{CaseHeader, Interval, Mode, Statistic};
 use crate::profile::SamplerProfile;
 use crate::sample::{PerfUnwind, SamplerKind};
 use crate::stacks::{BoundarySummary, Language};
-use crate::workload::xlto::{self, Inlining};
+use crate::workload::per_call_xlto::{self, Inlining};
 use crate::workload::Role;
 use crate::workload::Unavailable;
 
@@ -195,7 +195,7 @@ pub fn verdicts(
                 Judgement::Measurable if r.estimate > 1.0 => VerdictKind::Costs,
                 Judgement::Measurable => VerdictKind::Faster,
             };
-            let inlined = t.name == xlto::NAME && inlining.is_some_and(|i| i.inlined);
+            let inlined = t.name == per_call_xlto::NAME && inlining.is_some_and(|i| i.inlined);
             Some(Verdict {
                 variant: t.name.clone(),
                 kind,
@@ -278,10 +278,10 @@ pub fn answers(case: &ReportCase) -> Option<Answers> {
         case.variants.iter().find(|v| v.timing.name == name).map(|v| v.timing.ns_per_call)
     };
     let batched_ns = time(&case.header.baseline)?;
-    let per_call = case.verdict.iter().find(|v| v.variant != xlto::NAME)?;
+    let per_call = case.verdict.iter().find(|v| v.variant != per_call_xlto::NAME)?;
     let per_call_ns = time(&per_call.variant)?;
     let p = &case.header.paired;
-    let xlto = case.verdict.iter().find(|v| v.variant == xlto::NAME);
+    let xlto = case.verdict.iter().find(|v| v.variant == per_call_xlto::NAME);
     let saved = xlto.map(|x| per_call.overhead_ns_per_call.minus(&x.overhead_ns_per_call));
     let clear = p.floor() * per_call_ns.estimate;
     let inlining_saves_ns = saved.filter(|s| s.lower > clear);
@@ -294,12 +294,12 @@ pub fn answers(case: &ReportCase) -> Option<Answers> {
         per_call_verdict: per_call.kind,
         batching_saves_ns: (per_call.kind == VerdictKind::Costs)
             .then_some(per_call.overhead_ns_per_call),
-        xlto_ns: time(xlto::NAME),
+        xlto_ns: time(per_call_xlto::NAME),
         xlto_inlined: case.inlining.as_ref().map(|i| i.inlined),
         xlto_unavailable: case
             .unavailable
             .iter()
-            .find(|u| u.variant == xlto::NAME)
+            .find(|u| u.variant == per_call_xlto::NAME)
             .map(|u| u.why.clone()),
         inlining_saves_ns,
         xlto_slower_ns,

@@ -10,13 +10,13 @@
 //!   `setitimer`. Its rate is capped by the kernel tick (250 Hz on a 250 Hz kernel).
 //! - [`perf`]: `perf_event_open` on hardware cycles where the machine has them,
 //!   else on the cpu-clock software event; each sample carries the user registers and a
-//!   copy of the user stack, unwound with DWARF CFI ([`unwind`]), so frameless C code
+//!   copy of the user stack, unwound with DWARF CFI ([`dwarf`]), so frameless C code
 //!   keeps its caller.
 
+pub(crate) mod dwarf;
 pub(crate) mod perf;
 pub(crate) mod pprof;
 pub(crate) mod recover;
-pub(crate) mod unwind;
 
 pub use perf::fix_for;
 

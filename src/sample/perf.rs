@@ -18,7 +18,7 @@ use perf_event::data::Record as Parsed;
 use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, SampleFlag, Sampler as PerfEventSampler};
 
-use super::unwind::StackUnwinder;
+use super::dwarf::StackUnwinder;
 use super::{Event, Options, PerfUnwind, RawProfile, RawSample, Sampler, SamplerKind, Unwind};
 use crate::error::{Error, Result};
 

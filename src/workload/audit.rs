@@ -90,7 +90,7 @@ impl MeasuredLoop {
                 Error::Internal(format!("ffi declares no C loop {}", self.function))
             }),
             LoopCode::Rust(copies) => Ok(copies()),
-            LoopCode::CrossLanguageLto => super::xlto::addresses(self.function),
+            LoopCode::CrossLanguageLto => super::per_call_xlto::addresses(self.function),
         }
     }
 }

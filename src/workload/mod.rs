@@ -16,9 +16,9 @@ pub(crate) mod calibrate;
 mod callback;
 mod cstring;
 mod dylib;
+pub mod per_call_xlto;
 mod plusone;
 mod pow;
-pub mod xlto;
 
 pub use calibrate::both_sides_loop;
 pub use callback::{

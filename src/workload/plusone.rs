@@ -2,7 +2,9 @@
 
 use std::hint::black_box;
 
-use super::{placed, runner, xlto, Input, LoopCode, MeasuredLoop, Placed, Role, Variant, Workload};
+use super::{
+    per_call_xlto, placed, runner, Input, LoopCode, MeasuredLoop, Placed, Role, Variant, Workload,
+};
 use crate::ffi;
 
 const START: i32 = 7;
@@ -63,11 +65,11 @@ pub(super) fn workload() -> Workload {
                 placed: true,
                 needs: None,
             },
-            xlto::variant(
+            per_call_xlto::variant(
                 "the same Rust loop and C plusone, built with cross-language LTO into a \
                  shared library: the optimiser may inline plusone into the loop",
                 |_, _, at| {
-                    let (lib, start) = (xlto::library()?, black_box(START));
+                    let (lib, start) = (per_call_xlto::library()?, black_box(START));
                     runner(move |n| lib.plusone(at, start, n) as u32 as u64)
                 },
             ),
@@ -90,7 +92,7 @@ pub(super) fn workload() -> Workload {
                 &["per-call"],
                 LoopCode::Rust(|| PER_CALL.map(|f| f as usize)),
             ),
-            MeasuredLoop::new("ffiprof_xlto_plusone", &[xlto::NAME], LoopCode::CrossLanguageLto),
+            MeasuredLoop::new("ffiprof_xlto_plusone", &[per_call_xlto::NAME], LoopCode::CrossLanguageLto),
             MeasuredLoop::new(
                 "plusone::rust_inlined",
                 &["rust-inlined"],

@@ -3,7 +3,9 @@
 
 use std::hint::black_box;
 
-use super::{placed, runner, xlto, Input, LoopCode, MeasuredLoop, Placed, Role, Variant, Workload};
+use super::{
+    per_call_xlto, placed, runner, Input, LoopCode, MeasuredLoop, Placed, Role, Variant, Workload,
+};
 use crate::ffi;
 
 /// `a = pow(a, 3)` from `a = 0`: the seeds' chain, which stays at 0 (a fast path in libm).
@@ -63,11 +65,11 @@ pub(super) fn workload() -> Workload {
                 placed: true,
                 needs: None,
             },
-            xlto::variant(
+            per_call_xlto::variant(
                 "the same Rust loop built with cross-language LTO into a shared library; pow \
                  is glibc's libm, loaded at run time, which no LTO reaches",
                 |input, _, at| {
-                    let (lib, (a, e)) = (xlto::library()?, black_box(start(input)));
+                    let (lib, (a, e)) = (per_call_xlto::library()?, black_box(start(input)));
                     runner(move |n| lib.pow(at, a, e, n).to_bits())
                 },
             ),
@@ -79,7 +81,7 @@ pub(super) fn workload() -> Workload {
                 &["per-call"],
                 LoopCode::Rust(|| PER_CALL.map(|f| f as usize)),
             ),
-            MeasuredLoop::new("ffiprof_xlto_pow", &[xlto::NAME], LoopCode::CrossLanguageLto),
+            MeasuredLoop::new("ffiprof_xlto_pow", &[per_call_xlto::NAME], LoopCode::CrossLanguageLto),
         ],
     }
 }

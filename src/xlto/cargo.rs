@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::cargo::Recipe;
-use crate::workload::xlto::Toolchain;
+use crate::workload::per_call_xlto::Toolchain;
 
 /// The same build with cross-language LTO, into `target_dir`: the C and C++ compilers
 /// the matching clang with `-flto=thin` (and DWARF 4 where debuginfo is asked for:

@@ -24,7 +24,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::measure::programs::{self, Program};
 use crate::output::{write_under, Staging};
-use crate::workload::xlto::Toolchain;
+use crate::workload::per_call_xlto::Toolchain;
 
 pub use crate::cargo::{Build, Kind, Target};
 pub use diff::{Objects, Reason, Remaining, Removed, WhyRemains};
@@ -158,7 +158,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Outcome>
     options.rounds.validate()?;
     let staging = Staging::new(&options.out)?;
     let target = options.selection.find_target()?;
-    let toolchain = crate::workload::xlto::toolchain().map_err(Error::Toolchain)?;
+    let toolchain = crate::workload::per_call_xlto::toolchain().map_err(Error::Toolchain)?;
     crate::valgrind::version("the census runs each build under callgrind")?;
     let built = build_all(&target, &toolchain, options.compiler_control, progress)?;
     let (before, after, control) = count_all(&built, &options.args, staging.path(), progress)?;

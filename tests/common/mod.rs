@@ -128,7 +128,7 @@ pub fn valgrind_here(test: &str) -> bool {
 /// Whether the cross-language LTO toolchain (the clang and lld of rustc's LLVM major
 /// version) is here, for `per-call-xlto`; [`tool_available`]'s rules when it is not.
 pub fn xlto_here(test: &str) -> bool {
-    match ffiprof::workload::xlto::toolchain() {
+    match ffiprof::workload::per_call_xlto::toolchain() {
         Ok(_) => true,
         Err(why) => {
             skip(test, &why);
@@ -140,7 +140,7 @@ pub fn xlto_here(test: &str) -> bool {
 /// The plusone workload's variants this machine runs, in the order measured: with
 /// `per-call-xlto` where the cross-language LTO toolchain is here.
 pub fn plusone_variants() -> Vec<&'static str> {
-    let xlto = ffiprof::workload::xlto::toolchain().is_ok();
+    let xlto = ffiprof::workload::per_call_xlto::toolchain().is_ok();
     ["batched", "per-call", "per-call-xlto", "rust-inlined"]
         .into_iter()
         .filter(|v| xlto || *v != "per-call-xlto")
@@ -266,4 +266,16 @@ pub fn open_to_every_user(
 pub fn shell_status(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
+}
+
+/// Compares `actual` with the golden file `tests/data/NAME` (FFIPROF_BLESS=1 writes it
+/// instead, to accept a change).
+pub fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    if std::env::var_os("FFIPROF_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
+    assert_eq!(actual, expected, "{name} differs from its golden file (FFIPROF_BLESS=1 to accept)");
 }

@@ -356,15 +356,6 @@ fn memory_md_and_the_summary_match_their_golden_files() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let c = MemoryCensus::load(&data.join("memory-census.json")).unwrap();
     for (name, actual) in [("memory.md", c.markdown()), ("memory.txt", c.text())] {
-        let path = data.join(name);
-        if std::env::var_os("FFIPROF_BLESS").is_some() {
-            std::fs::write(&path, &actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
-        assert_eq!(
-            actual, expected,
-            "{name} differs from its golden file (FFIPROF_BLESS=1 to accept)"
-        );
+        common::golden(name, &actual);
     }
 }

@@ -2,7 +2,7 @@
 //! files for the Markdown (re-bless with FFIPROF_BLESS=1), and the significance logic on
 //! hand-made intervals.
 
-use crate::common::links;
+use crate::common::{self, links};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -172,19 +172,9 @@ fn with_answers(mut case: ReportCase) -> ReportCase {
     case
 }
 
-fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
-    if std::env::var_os("FFIPROF_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
-    assert_eq!(actual, expected, "{name} differs from its golden file (FFIPROF_BLESS=1 to accept)");
-}
-
 #[test]
-fn markdown_matches_golden() {
-    golden("report.md", &report::render_markdown(&report(figures(10.0, iv(1.5, 0.02)))));
+fn markdown_matches_common::golden() {
+    common::golden("report.md", &report::render_markdown(&report(figures(10.0, iv(1.5, 0.02)))));
 }
 
 #[test]
@@ -222,7 +212,7 @@ fn verdicts_are_data_worded_once() {
 fn json_round_trips_and_is_versioned() {
     let r = report(figures(10.0, iv(1.5, 0.02)));
     // Also the fixture the CLI tests read.
-    golden("report.json", &r.to_json());
+    common::golden("report.json", &r.to_json());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.json");
     std::fs::write(&path, r.to_json()).unwrap();
@@ -283,7 +273,7 @@ fn a_slower_ratio_is_a_time_regression() {
     assert_eq!(c.regressions(Metric::Time).count(), 1);
     assert_eq!(c.regressions(Metric::Instructions).count(), 0, "same instructions");
     assert!(report::compare::markdown(&c).contains("**slower**"));
-    golden("compare.md", &report::compare::markdown(&c));
+    common::golden("compare.md", &report::compare::markdown(&c));
 }
 
 #[test]
@@ -385,7 +375,7 @@ fn inlined_but_slower(xlto_instructions: Option<f64>) -> Report {
     case.header.name = "plusone".into();
     case.header.input = "int".into();
     let (ratio, reference) = (iv(2.24, 0.02), iv(2.26, 0.02));
-    let xlto = ffiprof::workload::xlto::NAME;
+    let xlto = ffiprof::workload::per_call_xlto::NAME;
     case.variants.push(variant(xlto, Role::PerCall, 0.91 * 2.24, Some(ratio), xlto_instructions));
     case.variants.push(variant(
         "rust-inlined",
@@ -394,7 +384,7 @@ fn inlined_but_slower(xlto_instructions: Option<f64>) -> Report {
         Some(reference),
         None,
     ));
-    case.inlining = Some(ffiprof::workload::xlto::Inlining {
+    case.inlining = Some(ffiprof::workload::per_call_xlto::Inlining {
         loop_symbol: "ffiprof_xlto_plusone".into(),
         callee: "ffiprof_plusone".into(),
         inlined: true,

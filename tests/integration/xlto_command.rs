@@ -333,15 +333,6 @@ fn xlto_md_and_the_terminal_text_match_their_golden_files() {
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let x = ffiprof::xlto::Xlto::load(&data.join("xlto.json")).unwrap();
     for (name, actual) in [("xlto.md", x.markdown()), ("xlto.txt", x.text())] {
-        let path = data.join(name);
-        if std::env::var_os("FFIPROF_BLESS").is_some() {
-            std::fs::write(&path, &actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
-        assert_eq!(
-            actual, expected,
-            "{name} differs from its golden file (FFIPROF_BLESS=1 to accept)"
-        );
+        common::golden(name, &actual);
     }
 }

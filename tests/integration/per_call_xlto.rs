@@ -59,7 +59,7 @@ fn plusone_is_inlined_across_the_boundary_and_pow_stays_a_call() {
         assert_eq!(pow["why"]["reason"], "imported", "{pow}");
         assert_eq!(pow["why"]["callee"], "pow", "{pow}");
         assert!(pow["why"]["library"].as_str().unwrap().contains("libm"), "{pow}");
-        let inlining: ffiprof::workload::xlto::Inlining =
+        let inlining: ffiprof::workload::per_call_xlto::Inlining =
             serde_json::from_value(pow.clone()).unwrap();
         let words = inlining.sentence();
         assert!(words.contains("not in the LTO unit") && words.contains("libm"), "{words}");
