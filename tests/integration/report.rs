@@ -173,7 +173,7 @@ fn with_answers(mut case: ReportCase) -> ReportCase {
 }
 
 #[test]
-fn markdown_matches_common::golden() {
+fn markdown_matches_golden() {
     common::golden("report.md", &report::render_markdown(&report(figures(10.0, iv(1.5, 0.02)))));
 }
 
