@@ -5,6 +5,7 @@
 //! path to write to, a report to read), for which the command line exits with status 2,
 //! and everything else, which is ffiprof's or the machine's failure (status 1).
 
+use crate::ids::Pid;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in ffiprof's library.
@@ -162,7 +163,7 @@ pub enum Error {
     #[error("no process {pid} to attach to: {reason}")]
     NoSuchProcess {
         /// The pid asked for.
-        pid: u32,
+        pid: Pid,
         /// Why.
         reason: String,
     },
@@ -371,7 +372,7 @@ mod tests {
             (Error::PerfOpen { event: s(), source: io(), fix: s() }, 2),
             (Error::PerfSetup { event: s(), step: "mapping", source: io(), hint: s() }, 1),
             (Error::NoSuchProgram { program: s(), reason: s() }, 2),
-            (Error::NoSuchProcess { pid: 1, reason: s() }, 2),
+            (Error::NoSuchProcess { pid: crate::Pid(1), reason: s() }, 2),
             (Error::MissingTool { tool: s(), install: s() }, 2),
             (Error::CensusCorrupt { path: "p".into(), reason: s() }, 2),
             (Error::NotCallgrind { path: "p".into(), reason: s() }, 2),

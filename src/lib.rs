@@ -82,6 +82,7 @@ mod error;
 mod ffi;
 mod flame;
 mod fmt;
+mod ids;
 mod machine_code;
 mod maps;
 mod outcome;
@@ -111,6 +112,7 @@ pub mod xlto;
 
 pub use environment::Environment;
 pub use error::{seconds, Error, Result};
+pub use ids::{Pid, Tid};
 pub use measure::paired::Case;
 pub use outcome::{default_out, Outcome, EXIT_REGRESSION};
 pub use pprof_proto::{decode as decode_pprof, Decoded as DecodedPprof};

@@ -436,7 +436,7 @@ fn crossings(args: CrossingsArgs) -> ffiprof::Result<Outcome> {
 fn record(args: RecordArgs) -> ffiprof::Result<Outcome> {
     use ffiprof::record::{self, Target};
     let target = match args.pid {
-        Some(pid) => Target::Pid(pid),
+        Some(pid) => Target::Pid(ffiprof::Pid(pid)),
         None => Target::Command(built_program(args.cargo, args.command)?),
     };
     let out = args.out.unwrap_or_else(|| ffiprof::default_out("record", &target.name()));
@@ -751,5 +751,45 @@ fn main() -> ExitCode {
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code() as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command, every flag and every value of a flag says what it is in `--help`.
+    #[test]
+    fn every_command_flag_and_value_has_help() {
+        fn check(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() {
+                missing.push(format!("{path}: the command"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+                for value in arg.get_possible_values() {
+                    if value.get_help().is_none() && !["true", "false"].contains(&value.get_name())
+                    {
+                        missing.push(format!("{path} {id}={}", value.get_name()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    check(sub, &path, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        check(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:#?}");
     }
 }

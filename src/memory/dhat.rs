@@ -12,6 +12,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::ids::Pid;
 
 /// One program point: an allocation stack and its figures.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -46,7 +47,7 @@ pub(crate) struct File {
     /// The command line.
     pub(crate) cmd: String,
     /// The process.
-    pub(crate) pid: u32,
+    pub(crate) pid: Pid,
     /// The points.
     pub(crate) pps: Vec<Point>,
     /// The frame table.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::ids::Pid;
 use crate::maps::{executable_mappings, Mapping};
 
 const ALLOC: u64 = 1;
@@ -49,7 +50,7 @@ pub(crate) enum Event {
 #[derive(Debug, Default)]
 pub(crate) struct Log {
     /// The process.
-    pub(crate) pid: u32,
+    pub(crate) pid: Pid,
     /// Its command line, arguments joined by spaces.
     pub(crate) command: String,
     /// Every event, in order.
@@ -76,7 +77,7 @@ fn text(words: &[u64]) -> String {
 }
 
 /// Reads the log in `bytes`, of process `pid`.
-pub(crate) fn parse(bytes: &[u8], pid: u32) -> std::result::Result<Log, String> {
+pub(crate) fn parse(bytes: &[u8], pid: Pid) -> std::result::Result<Log, String> {
     let word = |i: usize| -> u64 {
         u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
     };
@@ -153,7 +154,7 @@ pub(crate) fn read(path: &Path) -> Result<Log> {
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix("heap.")?.strip_suffix(".log")?.parse().ok())
-        .unwrap_or(0);
+        .map_or(Pid(0), Pid);
     // Mapped: the file is as long as the chunks the interposer mapped, mostly zeros that
     // are never read.
     let read_error = |source| Error::Read { path: path.to_owned(), source };
@@ -192,7 +193,7 @@ mod tests {
         words.extend(record(FREE, 4, &[0x2000, 0, 0x55d9]));
         words.extend(record(END, 0, &[]));
         words.extend([0, 0]);
-        let log = parse(&bytes(&words), 7).unwrap();
+        let log = parse(&bytes(&words), Pid(7)).unwrap();
         assert!(log.complete);
         assert_eq!(log.stacks[&1], vec![0x55d8, 0x55d9]);
         assert_eq!(log.mapping(0x55d8).unwrap().path, "/usr/bin/x");
@@ -210,11 +211,11 @@ mod tests {
     fn a_log_cut_short_is_read_to_its_last_whole_record() {
         let mut words = record(ALLOC, 1, &[0x1000, 24, 0, 0x55d8]);
         words.extend(record(FREE, 0, &[0x1000, 0, 0x55d9]));
-        let log = parse(&bytes(&words), 7).unwrap();
+        let log = parse(&bytes(&words), Pid(7)).unwrap();
         assert!(!log.complete);
         assert_eq!(log.events.len(), 2);
         let mut torn = words.clone();
         torn.truncate(words.len() - 1);
-        assert!(parse(&bytes(&torn), 7).is_err());
+        assert!(parse(&bytes(&torn), Pid(7)).is_err());
     }
 }

@@ -23,6 +23,7 @@ pub(crate) mod replay;
 pub(crate) mod schema;
 pub(crate) mod sites;
 
+use crate::ids::Pid;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -187,7 +188,7 @@ fn dhat_summary(dir: &Path) -> Option<Figures> {
 /// The objects valgrind read symbols from for process `pid` (`Reading syms from PATH` in
 /// its `-v` log under `dir`), in load order: its executable first, then the libraries it
 /// loaded, `dlopen`ed ones too.
-fn loaded(dir: Option<&Path>, pid: u32) -> Vec<PathBuf> {
+fn loaded(dir: Option<&Path>, pid: Pid) -> Vec<PathBuf> {
     let Some(dir) = dir else { return Vec::new() };
     let text = std::fs::read_to_string(dir.join(format!("valgrind.log.{pid}"))).unwrap_or_default();
     let mut found: Vec<PathBuf> = Vec::new();

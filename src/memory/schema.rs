@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
+use crate::ids::Pid;
 use crate::stacks::Language;
 
 /// Version of `memory.json` (2: the native engine, ownership, who asked and who served;
@@ -167,7 +168,7 @@ pub struct Ownership {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     /// Its pid under valgrind.
-    pub pid: u32,
+    pub pid: Pid,
     /// Its command line.
     pub command: String,
     /// Its figures, the sum of its points.

@@ -18,6 +18,7 @@ use object::{Object, ObjectSegment, ObjectSymbol};
 use serde::{Deserialize, Serialize};
 
 use super::dhat::{self, Point};
+use crate::ids::Pid;
 use crate::stacks::{classify, Language};
 use crate::symbol::Frame;
 
@@ -373,7 +374,7 @@ pub(crate) fn group<'p>(
 /// (from DHAT's file, or the interposer's replayed log).
 #[derive(Debug)]
 pub(crate) struct Heap {
-    pub(crate) pid: u32,
+    pub(crate) pid: Pid,
     pub(crate) command: String,
     /// The frame table (`None` for the root).
     pub(crate) frames: Vec<Option<Placed>>,

@@ -21,6 +21,7 @@ use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, Clock, Counter, SampleFlag, Sampler as Ring};
 
 use crate::error::{Error, Result};
+use crate::ids::{Pid, Tid};
 use crate::maps::Mapping;
 use crate::sample::perf::{fix_for, map_ring, probe_hardware, UNWIND_REGS};
 use crate::sample::Event;
@@ -55,9 +56,9 @@ pub(crate) enum OffCpu {
 #[derive(Debug, Clone)]
 pub(crate) struct Sample {
     /// Process.
-    pub pid: u32,
+    pub pid: Pid,
     /// Thread.
-    pub tid: u32,
+    pub tid: Tid,
     /// Period since the thread's previous sample (nanoseconds of CPU time for cpu-clock).
     pub period: u64,
     /// Instruction pointer.
@@ -80,16 +81,16 @@ pub(crate) enum Happened {
     /// An executable mapping appeared in a process.
     Map {
         /// Process.
-        pid: u32,
+        pid: Pid,
         /// The mapping.
         mapping: Mapping,
     },
     /// A thread was named, or a process executed a new program (`exec`).
     Comm {
         /// Process.
-        pid: u32,
+        pid: Pid,
         /// Thread.
-        tid: u32,
+        tid: Tid,
         /// The name.
         name: String,
         /// True for an exec.
@@ -98,16 +99,16 @@ pub(crate) enum Happened {
     /// A thread or process was started (a process when `pid != ppid`).
     Fork {
         /// New process (or the same, for a thread).
-        pid: u32,
+        pid: Pid,
         /// Parent process.
-        ppid: u32,
+        ppid: Pid,
         /// New thread.
-        tid: u32,
+        tid: Tid,
     },
     /// Samples the kernel could not write (the ring was full).
     Lost {
         /// Thread, when the record says.
-        tid: Option<u32>,
+        tid: Option<Tid>,
         /// How many.
         count: u64,
     },
@@ -116,9 +117,9 @@ pub(crate) enum Happened {
     /// A thread left a CPU (`out`), or ran again.
     Switch {
         /// Process.
-        pid: u32,
+        pid: Pid,
         /// Thread.
-        tid: u32,
+        tid: Tid,
         /// It left the CPU.
         out: bool,
         /// It left while still runnable: preempted, waiting for a CPU, not blocked.
@@ -127,7 +128,7 @@ pub(crate) enum Happened {
     /// A thread ended.
     Exit {
         /// Thread.
-        tid: u32,
+        tid: Tid,
     },
 }
 
@@ -306,9 +307,9 @@ impl Settings {
 
     /// The settings every event shares: the thread and CPU, inheritance, what a sample
     /// carries, the clock.
-    fn common(&self, builder: &mut Builder<'static>, tid: u32, cpu: usize) {
+    fn common(&self, builder: &mut Builder<'static>, tid: Tid, cpu: usize) {
         builder
-            .observe_pid(tid as i32)
+            .observe_pid(tid.0 as i32)
             .one_cpu(cpu)
             .inherit(true)
             .enable_on_exec(self.on_exec)
@@ -322,7 +323,7 @@ impl Settings {
 
     /// The sampled event (cycles or cpu-clock), which also asks for the side records:
     /// mappings, names, forks and exits, and switches when off-CPU time is recorded.
-    fn builder(&self, tid: u32, cpu: usize) -> Builder<'static> {
+    fn builder(&self, tid: Tid, cpu: usize) -> Builder<'static> {
         let mut builder = match self.event {
             Event::Cycles => Builder::new(Hardware::CPU_CYCLES),
             _ => Builder::new(Software::CPU_CLOCK),
@@ -343,7 +344,7 @@ impl Settings {
     /// The context-switch event: a sample at every switch-out. The switch happens in the
     /// kernel, so the event must not exclude it; the sample's user registers and stack
     /// are where the thread left user space.
-    fn switch_builder(&self, tid: u32, cpu: usize) -> Builder<'static> {
+    fn switch_builder(&self, tid: Tid, cpu: usize) -> Builder<'static> {
         let mut builder = Builder::new(Software::CONTEXT_SWITCHES);
         self.common(&mut builder, tid, cpu);
         builder.exclude_kernel(false).sample_period(1);
@@ -351,7 +352,7 @@ impl Settings {
     }
 
     /// The error for a refused perf_event_open on `tid`, with its fix.
-    fn refused(&self, source: io::Error, tid: u32) -> Error {
+    fn refused(&self, source: io::Error, tid: Tid) -> Error {
         let fix = match source.raw_os_error() {
             Some(libc::EPERM | libc::EACCES) => format!(
                 "process {tid} may not be observed by this user: record it as its owner, \
@@ -369,7 +370,7 @@ impl Session {
     /// inherited by what they start. With `on_exec` they start counting when the thread
     /// executes a program; otherwise call [`Session::enable`].
     pub(crate) fn open(
-        tids: &[u32],
+        tids: &[Tid],
         on_exec: bool,
         frequency: u64,
         stack_bytes: u32,
@@ -382,7 +383,8 @@ impl Session {
         let mut off_cpu_note = None;
         if off_cpu {
             let first_cpu = online_cpus().first().copied().unwrap_or(0);
-            let probe = settings.switch_builder(tids.first().copied().unwrap_or(0), first_cpu);
+            let probe =
+                settings.switch_builder(tids.first().copied().unwrap_or_default(), first_cpu);
             let probe = probe.build();
             settings.off_cpu = match probe {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
@@ -438,7 +440,7 @@ impl Session {
         }
         if session.rings.is_empty() {
             return Err(Error::NoSuchProcess {
-                pid: tids.first().copied().unwrap_or(0),
+                pid: Pid(tids.first().copied().unwrap_or_default().0),
                 reason: "every thread ended before recording could start".into(),
             });
         }
@@ -447,7 +449,7 @@ impl Session {
 
     /// Opens the context-switch event on `tid` and `cpu` into `ring`, when off-CPU
     /// samples are taken. A thread that ended meanwhile is left out.
-    fn add_switch_event(&mut self, tid: u32, cpu: usize, ring: RawFd) -> Result<()> {
+    fn add_switch_event(&mut self, tid: Tid, cpu: usize, ring: RawFd) -> Result<()> {
         if self.settings.off_cpu != OffCpu::Sampled {
             return Ok(());
         }
@@ -471,7 +473,7 @@ impl Session {
     /// Opens enabled events on every thread of a running process, `threads` telling which
     /// it has now.
     pub(crate) fn attach(
-        threads: impl Fn() -> Vec<u32>,
+        threads: impl Fn() -> Vec<Tid>,
         frequency: u64,
         stack_bytes: u32,
         off_cpu: bool,
@@ -485,7 +487,7 @@ impl Session {
         // until none is left.
         for _ in 0..10 {
             session.drain();
-            let forked: Vec<u32> = session
+            let forked: Vec<Tid> = session
                 .pending
                 .iter()
                 .filter_map(|t| match t.what {
@@ -493,7 +495,7 @@ impl Session {
                     _ => None,
                 })
                 .collect();
-            let new: Vec<u32> = threads()
+            let new: Vec<Tid> = threads()
                 .into_iter()
                 .filter(|t| !tids.contains(t) && !forked.contains(t))
                 .collect();
@@ -509,7 +511,7 @@ impl Session {
     /// Adds enabled events on threads that appeared while the session was being opened
     /// (started by a thread whose events were not open yet, so not inherited). Returns
     /// how many threads were added.
-    pub(crate) fn follow(&mut self, tids: &[u32]) -> Result<usize> {
+    pub(crate) fn follow(&mut self, tids: &[Tid]) -> Result<usize> {
         let mut added = 0;
         for &tid in tids {
             let mut any = false;
@@ -630,11 +632,11 @@ struct Kinds<'a> {
 
 /// The sample_id trailer (`sample_id_all` with TID and TIME, and the IDENTIFIER last when
 /// `identifier`): pid, tid, time.
-fn trailer(bytes: &[u8], identifier: bool) -> Option<(u32, u32, u64)> {
+fn trailer(bytes: &[u8], identifier: bool) -> Option<(Pid, Tid, u64)> {
     let n = bytes.len().checked_sub(if identifier { 8 } else { 0 })?;
     let tail = bytes.get(n.checked_sub(16)?..n)?;
-    let pid = u32::from_ne_bytes(tail[0..4].try_into().ok()?);
-    let tid = u32::from_ne_bytes(tail[4..8].try_into().ok()?);
+    let pid = Pid(u32::from_ne_bytes(tail[0..4].try_into().ok()?));
+    let tid = Tid(u32::from_ne_bytes(tail[4..8].try_into().ok()?));
     let time = u64::from_ne_bytes(tail[8..16].try_into().ok()?);
     Some((pid, tid, time))
 }
@@ -671,8 +673,8 @@ fn owned(
             return Some(Ok(Timed {
                 time: s.time().unwrap_or(0),
                 what: Happened::Sample(Sample {
-                    pid: s.pid().unwrap_or(0),
-                    tid: s.tid().unwrap_or(0),
+                    pid: Pid(s.pid().unwrap_or(0)),
+                    tid: Tid(s.tid().unwrap_or(0)),
                     period: s.period().unwrap_or(0),
                     ip,
                     sp,
@@ -692,7 +694,7 @@ fn owned(
                 return None;
             }
             Happened::Map {
-                pid: m.pid,
+                pid: Pid(m.pid),
                 mapping: Mapping {
                     range: m.addr..m.addr.saturating_add(m.len),
                     offset: m.pgoff,
@@ -701,18 +703,18 @@ fn owned(
             }
         }
         Parsed::Comm(c) => Happened::Comm {
-            pid: c.pid,
-            tid: c.tid,
+            pid: Pid(c.pid),
+            tid: Tid(c.tid),
             name: String::from_utf8_lossy(&c.comm).into_owned(),
             exec: record.misc() & MISC_COMM_EXEC != 0,
         },
-        Parsed::Fork(f) => Happened::Fork { pid: f.pid, ppid: f.ppid, tid: f.tid },
+        Parsed::Fork(f) => Happened::Fork { pid: Pid(f.pid), ppid: Pid(f.ppid), tid: Tid(f.tid) },
         Parsed::Lost(l) => Happened::Lost { tid: trailer(&bytes).map(|t| t.1), count: l.lost },
         Parsed::LostSamples(l) => {
             Happened::Lost { tid: trailer(&bytes).map(|t| t.1), count: l.lost }
         }
         Parsed::Throttle(_) => Happened::Throttle,
-        Parsed::Exit(e) => Happened::Exit { tid: e.tid },
+        Parsed::Exit(e) => Happened::Exit { tid: Tid(e.tid) },
         _ => return None,
     };
     Some(Ok(Timed { time: side_time(), what }))
@@ -728,11 +730,11 @@ mod tests {
         bytes.extend(7u32.to_ne_bytes());
         bytes.extend(9u32.to_ne_bytes());
         bytes.extend(123_456u64.to_ne_bytes());
-        assert_eq!(trailer(&bytes, false), Some((7, 9, 123_456)));
+        assert_eq!(trailer(&bytes, false), Some((Pid(7), Tid(9), 123_456)));
         assert_eq!(trailer(&[0; 8], false), None);
         // With the event's identifier after them.
         bytes.extend(42u64.to_ne_bytes());
-        assert_eq!(trailer(&bytes, true), Some((7, 9, 123_456)));
+        assert_eq!(trailer(&bytes, true), Some((Pid(7), Tid(9), 123_456)));
         assert_eq!(trailer(&[0; 16], true), None);
     }
 }

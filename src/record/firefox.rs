@@ -19,12 +19,14 @@ use crate::stacks::{boundary_marks, Entered, Language, Profile, ProfileStackId};
 use super::intern::ThreadLog;
 use super::samples::SampleRecord;
 use super::table::StackId;
+use crate::ids::Pid;
+use crate::ids::Tid;
 
 /// One thread's part: its log, its symbolized profile, and where each of the recording's
 /// stacks is in the profile (None when nothing was left of it).
 pub(crate) struct ThreadPart<'a> {
     /// Thread id.
-    pub tid: u32,
+    pub tid: Tid,
     /// What was recorded.
     pub log: &'a ThreadLog,
     /// Symbolized.
@@ -107,8 +109,8 @@ fn frame_infos(
 pub(crate) fn build(
     product: &str,
     threads: &[ThreadPart<'_>],
-    samples: impl Iterator<Item = (u32, SampleRecord)>,
-    process_names: &HashMap<u32, String>,
+    samples: impl Iterator<Item = (Tid, SampleRecord)>,
+    process_names: &HashMap<Pid, String>,
     start: u64,
     start_unix_nanos: i64,
     frequency: u64,
@@ -129,14 +131,14 @@ pub(crate) fn build(
         let pid = part.log.pid;
         let process = *processes.entry(pid).or_insert_with(|| {
             let name = process_names.get(&pid).cloned().unwrap_or_else(|| format!("pid {pid}"));
-            fx.add_process(&name, pid, at(start))
+            fx.add_process(&name, pid.0, at(start))
         });
         let first = part.log.first.unwrap_or(start);
-        let thread = fx.add_thread(process, part.tid, at(first), part.tid == pid);
+        let thread = fx.add_thread(process, part.tid.0, at(first), part.tid == pid.main_thread());
         let name = part.log.name.clone().unwrap_or_else(|| format!("tid {}", part.tid));
         fx.set_thread_name(thread, &name);
         let off = part.off_cpu.map(|_| {
-            let off = fx.add_thread(process, part.tid, at(first), false);
+            let off = fx.add_thread(process, part.tid.0, at(first), false);
             fx.set_thread_name(off, &format!("{name} off CPU (µs blocked)"));
             off
         });

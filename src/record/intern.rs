@@ -16,13 +16,14 @@ use super::program::{blocked_now, comm_of};
 use super::samples::{SampleFile, SampleLog, SampleRecord, Weight};
 use super::table::{StackId, StackTable};
 use super::unwind::{Loc, Modules, Targets, UserStack};
+use crate::ids::{Pid, Tid};
 
 /// One thread's samples: their weight on each distinct stack (the samples themselves, in
 /// time order, are in the recording's [`SampleFile`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ThreadLog {
     /// Its process.
-    pub pid: u32,
+    pub pid: Pid,
     /// Its name (comm), when known.
     pub name: Option<String>,
     /// Weight per stack, in the table's order.
@@ -72,7 +73,7 @@ impl RecoveredFrames {
 
 impl ThreadLog {
     /// A thread of process `pid`, with no sample yet.
-    pub(crate) fn new(pid: u32, name: Option<String>) -> ThreadLog {
+    pub(crate) fn new(pid: Pid, name: Option<String>) -> ThreadLog {
         ThreadLog { pid, name, ..ThreadLog::default() }
     }
 
@@ -91,7 +92,7 @@ impl ThreadLog {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ProcessLog {
     /// The process that forked it (unknown for the one launched or attached to).
-    pub ppid: Option<u32>,
+    pub ppid: Option<Pid>,
     /// Its command: the one it started with, then each program it executed.
     pub commands: Vec<String>,
 }
@@ -99,9 +100,9 @@ pub(crate) struct ProcessLog {
 /// Everything a recording collected, before symbolization.
 pub(crate) struct Collected {
     /// Threads by tid.
-    pub threads: BTreeMap<u32, ThreadLog>,
+    pub threads: BTreeMap<Tid, ThreadLog>,
     /// Every process seen, by pid.
-    pub processes: BTreeMap<u32, ProcessLog>,
+    pub processes: BTreeMap<Pid, ProcessLog>,
     /// The processes' modules.
     pub targets: Targets,
     /// Event sampled.
@@ -122,8 +123,8 @@ pub(crate) struct Collected {
 
 /// Folds the kernel's records into thread logs and process maps, in time order.
 pub(crate) struct Collector {
-    threads: BTreeMap<u32, ThreadLog>,
-    processes: BTreeMap<u32, ProcessLog>,
+    threads: BTreeMap<Tid, ThreadLog>,
+    processes: BTreeMap<Pid, ProcessLog>,
     targets: Targets,
     locs: Vec<Loc>,
     stacks: StackTable,
@@ -139,7 +140,7 @@ pub(crate) struct Collector {
     /// Stack copies done with, to hand back to the session.
     pub spare: Vec<Vec<u8>>,
     /// Processes whose `/proc/<pid>/maps` has been read since their last exec.
-    maps_read: HashSet<u32>,
+    maps_read: HashSet<Pid>,
     cost: CostByKind,
 }
 
@@ -178,7 +179,7 @@ impl Collector {
 
     /// A process ffiprof attached to: its threads now (those blocked now are off CPU
     /// from now on, as far as switch records can tell), and its mappings.
-    pub(crate) fn attached(&mut self, pid: u32, threads: &[u32]) {
+    pub(crate) fn attached(&mut self, pid: Pid, threads: &[Tid]) {
         let now = crate::ffi::monotonic_ns();
         for &tid in threads {
             let blocked = blocked_now(pid, tid) == Some(true);
@@ -230,10 +231,10 @@ impl Collector {
         })
     }
 
-    fn thread(&mut self, pid: u32, tid: u32) -> &mut ThreadLog {
+    fn thread(&mut self, pid: Pid, tid: Tid) -> &mut ThreadLog {
         self.processes.entry(pid).or_insert_with(|| ProcessLog {
             ppid: None,
-            commands: comm_of(pid, pid).into_iter().collect(),
+            commands: comm_of(pid, pid.main_thread()).into_iter().collect(),
         });
         self.threads.entry(tid).or_insert_with(|| ThreadLog::new(pid, comm_of(pid, tid)))
     }
@@ -299,7 +300,7 @@ impl Collector {
                 }
                 self.thread(pid, tid).name = Some(name.clone());
                 let commands = &mut self.processes.entry(pid).or_default().commands;
-                if exec || (commands.is_empty() && tid == pid) {
+                if exec || (commands.is_empty() && tid == pid.main_thread()) {
                     commands.push(name);
                 }
             }
@@ -339,34 +340,40 @@ mod tests {
     fn every_process_is_kept_with_its_parent_and_commands_sampled_or_not() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Collector::new(16384, SampleLog::create_in(dir.path()).unwrap());
-        let comm =
-            |pid, tid, name: &str, exec| Happened::Comm { pid, tid, name: name.into(), exec };
+        let comm = |pid, tid, name: &str, exec| Happened::Comm {
+            pid: Pid(pid),
+            tid: Tid(tid),
+            name: name.into(),
+            exec,
+        };
+        let fork =
+            |pid, ppid, tid| Happened::Fork { pid: Pid(pid), ppid: Pid(ppid), tid: Tid(tid) };
         c.apply_all(vec![
             event(comm(ROOT, ROOT, "cargo", true)),
             // A thread of the root, named, then a child that executes two programs in turn
             // (as rustup's proxy does), and a grandchild that never executes.
-            event(Happened::Fork { pid: ROOT, ppid: ROOT, tid: ROOT + 1 }),
+            event(fork(ROOT, ROOT, ROOT + 1)),
             event(comm(ROOT, ROOT + 1, "jobserver", false)),
-            event(Happened::Fork { pid: ROOT + 2, ppid: ROOT, tid: ROOT + 2 }),
+            event(fork(ROOT + 2, ROOT, ROOT + 2)),
             event(comm(ROOT + 2, ROOT + 2, "rustup", true)),
             event(comm(ROOT + 2, ROOT + 2, "rustc", true)),
-            event(Happened::Fork { pid: ROOT + 3, ppid: ROOT + 2, tid: ROOT + 3 }),
+            event(fork(ROOT + 3, ROOT + 2, ROOT + 3)),
         ]);
         let collected =
             c.finish(Event::CpuClock, (0, 1), Vec::new(), CostByKind::default()).unwrap();
-        let p = |ppid: Option<u32>, commands: &[&str]| ProcessLog {
+        let p = |ppid: Option<Pid>, commands: &[&str]| ProcessLog {
             ppid,
             commands: commands.iter().map(|c| c.to_string()).collect(),
         };
-        let expected: BTreeMap<u32, ProcessLog> = [
-            (ROOT, p(None, &["cargo"])),
-            (ROOT + 2, p(Some(ROOT), &["cargo", "rustup", "rustc"])),
-            (ROOT + 3, p(Some(ROOT + 2), &["rustc"])),
+        let expected: BTreeMap<Pid, ProcessLog> = [
+            (Pid(ROOT), p(None, &["cargo"])),
+            (Pid(ROOT + 2), p(Some(Pid(ROOT)), &["cargo", "rustup", "rustc"])),
+            (Pid(ROOT + 3), p(Some(Pid(ROOT + 2)), &["rustc"])),
         ]
         .into_iter()
         .collect();
         assert_eq!(collected.processes, expected);
         assert_eq!(collected.threads.len(), 4);
-        assert_eq!(collected.threads[&(ROOT + 1)].pid, ROOT);
+        assert_eq!(collected.threads[&Tid(ROOT + 1)].pid, Pid(ROOT));
     }
 }

@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 
 use super::schema::{RecordFiles, ThreadFiles};
+use crate::ids::Tid;
 use crate::profile::drawn_files;
 
 /// The stem of the files of all threads together.
 pub(crate) const ALL_THREADS: &str = "all-threads";
 
 /// The stem of a thread's own files.
-pub(crate) fn file_stem(tid: u32, name: &str) -> String {
+pub(crate) fn file_stem(tid: Tid, name: &str) -> String {
     let clean: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
     format!("thread-{tid}-{clean}")

@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::ffi;
+use crate::ids::Pid;
 use crate::output::Staging;
 use crate::sample::perf::Troubles;
 use crate::sample::MAX_FREQUENCY;
@@ -70,7 +71,7 @@ pub enum Target {
     /// instruction.
     Command(Vec<OsString>),
     /// Attach to this running process, all of its threads.
-    Pid(u32),
+    Pid(Pid),
 }
 
 impl Target {
@@ -188,7 +189,8 @@ fn open(options: &Options) -> Result<(Start, Session)> {
     Ok(match &options.target {
         Target::Command(command) => {
             let launched = Launched::fork(command)?;
-            let session = Session::open(&[launched.pid()], true, frequency, stack_bytes, off)?;
+            let session =
+                Session::open(&[launched.pid().main_thread()], true, frequency, stack_bytes, off)?;
             (Start::Launch(launched), session)
         }
         Target::Pid(pid) => {

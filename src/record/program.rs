@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::ffi::{self, GatedChild};
+use crate::ids::{Pid, Tid};
 
 /// Finds the program as execvp would: a path containing `/` as is, else the first
 /// executable file of that name on PATH.
@@ -44,7 +45,7 @@ pub fn resolve_program(program: &OsStr) -> Result<PathBuf> {
 }
 
 /// Whether process `pid` exists and has not ended.
-pub(crate) fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: Pid) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesized name: Z (zombie) and X (dead) have ended.
         Ok(stat) => stat
@@ -56,10 +57,11 @@ pub(crate) fn alive(pid: u32) -> bool {
 }
 
 /// The threads of process `pid` now, in tid order.
-pub(crate) fn threads_of(pid: u32) -> Vec<u32> {
-    let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+pub(crate) fn threads_of(pid: Pid) -> Vec<Tid> {
+    let mut tids: Vec<Tid> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect::<Vec<u32>>()
+            dir.filter_map(|e| Some(Tid(e.ok()?.file_name().to_str()?.parse().ok()?)))
+                .collect::<Vec<Tid>>()
         })
         .unwrap_or_default();
     tids.sort_unstable();
@@ -67,7 +69,7 @@ pub(crate) fn threads_of(pid: u32) -> Vec<u32> {
 }
 
 /// A thread's name (comm), if it still exists.
-pub(crate) fn comm_of(pid: u32, tid: u32) -> Option<String> {
+pub(crate) fn comm_of(pid: Pid, tid: Tid) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
         .ok()
         .map(|s| s.trim_end().to_owned())
@@ -75,7 +77,7 @@ pub(crate) fn comm_of(pid: u32, tid: u32) -> Option<String> {
 
 /// Whether a thread is blocked now (state `S` or `D` in `/proc/<pid>/task/<tid>/stat`,
 /// after the command's closing parenthesis); None if it is gone.
-pub(crate) fn blocked_now(pid: u32, tid: u32) -> Option<bool> {
+pub(crate) fn blocked_now(pid: Pid, tid: Tid) -> Option<bool> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
     Some(matches!(state, "S" | "D"))
@@ -109,8 +111,8 @@ impl Launched {
     }
 
     /// Its pid.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.pid() as u32
+    pub(crate) fn pid(&self) -> Pid {
+        Pid(self.child.pid() as u32)
     }
 
     /// Lets it exec: it runs from here on.
@@ -128,12 +130,12 @@ impl Launched {
 
 /// A process given by pid, running already.
 pub(crate) struct Attached {
-    pid: u32,
+    pid: Pid,
 }
 
 impl Attached {
     /// Process `pid`, if it is running.
-    pub(crate) fn to(pid: u32) -> Result<Attached> {
+    pub(crate) fn to(pid: Pid) -> Result<Attached> {
         if !alive(pid) {
             return Err(Error::NoSuchProcess {
                 pid,
@@ -144,7 +146,7 @@ impl Attached {
     }
 
     /// Its pid.
-    pub(crate) fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> Pid {
         self.pid
     }
 
@@ -156,14 +158,14 @@ impl Attached {
 
 /// The program while it is recorded.
 pub(crate) struct Running {
-    pid: u32,
+    pid: Pid,
     /// The child, when ffiprof started it.
     child: Option<GatedChild>,
 }
 
 impl Running {
     /// Its (first) process.
-    pub(crate) fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> Pid {
         self.pid
     }
 

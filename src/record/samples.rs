@@ -14,6 +14,7 @@ use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use super::table::StackId;
+use crate::ids::Tid;
 
 /// Bytes per sample in the file.
 const RECORD_BYTES: usize = 24;
@@ -48,19 +49,19 @@ pub(crate) struct SampleRecord {
     pub off_cpu: bool,
 }
 
-fn encode(tid: u32, s: &SampleRecord) -> [u8; RECORD_BYTES] {
+fn encode(tid: Tid, s: &SampleRecord) -> [u8; RECORD_BYTES] {
     let mut b = [0u8; RECORD_BYTES];
     b[0..8].copy_from_slice(&s.time.to_le_bytes());
     b[8..16].copy_from_slice(&s.period.to_le_bytes());
     b[16..20].copy_from_slice(&s.stack.to_raw().to_le_bytes());
-    let tid = (tid & !(TRUNCATED | OFF_CPU))
+    let tid = (tid.0 & !(TRUNCATED | OFF_CPU))
         | if s.truncated { TRUNCATED } else { 0 }
         | if s.off_cpu { OFF_CPU } else { 0 };
     b[20..24].copy_from_slice(&tid.to_le_bytes());
     b
 }
 
-fn decode(b: &[u8]) -> (u32, SampleRecord) {
+fn decode(b: &[u8]) -> (Tid, SampleRecord) {
     let word = |r: std::ops::Range<usize>| {
         let mut w = [0u8; 8];
         w[..r.len()].copy_from_slice(&b[r]);
@@ -74,7 +75,7 @@ fn decode(b: &[u8]) -> (u32, SampleRecord) {
         truncated: tid & TRUNCATED != 0,
         off_cpu: tid & OFF_CPU != 0,
     };
-    (tid & !(TRUNCATED | OFF_CPU), record)
+    (Tid(tid & !(TRUNCATED | OFF_CPU)), record)
 }
 
 /// The samples file while recording: append only.
@@ -94,7 +95,7 @@ impl SampleLog {
     }
 
     /// Appends thread `tid`'s sample.
-    pub(crate) fn push(&mut self, tid: u32, sample: &SampleRecord) {
+    pub(crate) fn push(&mut self, tid: Tid, sample: &SampleRecord) {
         if self.failed.is_some() {
             return;
         }
@@ -177,9 +178,9 @@ impl SampleReader<'_> {
 }
 
 impl Iterator for SampleReader<'_> {
-    type Item = (u32, SampleRecord);
+    type Item = (Tid, SampleRecord);
 
-    fn next(&mut self) -> Option<(u32, SampleRecord)> {
+    fn next(&mut self) -> Option<(Tid, SampleRecord)> {
         if self.failed.is_some() {
             return None;
         }
@@ -218,18 +219,18 @@ mod tests {
         // More than one read block.
         let n = 10_000u64;
         for i in 0..n {
-            log.push(4_194_303 - (i % 3) as u32, &sample(i));
+            log.push(Tid(4_194_303 - (i % 3) as u32), &sample(i));
         }
         let file = log.finish().unwrap();
         assert_eq!(file.len(), n);
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "the file is unlinked");
         for _ in 0..2 {
             let mut reader = file.reader();
-            let back: Vec<(u32, SampleRecord)> = reader.by_ref().collect();
+            let back: Vec<(Tid, SampleRecord)> = reader.by_ref().collect();
             reader.finish().unwrap();
             assert_eq!(back.len() as u64, n);
             for (i, (tid, s)) in back.into_iter().enumerate() {
-                assert_eq!((tid, s), (4_194_303 - (i % 3) as u32, sample(i as u64)));
+                assert_eq!((tid, s), (Tid(4_194_303 - (i % 3) as u32), sample(i as u64)));
             }
         }
     }

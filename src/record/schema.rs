@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
+use crate::ids::{Pid, Tid};
 use crate::sample::{Event, Unwind};
 use crate::stacks::{BoundarySummary, Language};
 
@@ -57,9 +58,9 @@ pub struct ThreadFiles {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadSummary {
     /// Thread id.
-    pub tid: u32,
+    pub tid: Tid,
     /// Process id.
-    pub pid: u32,
+    pub pid: Pid,
     /// Name (comm).
     pub name: String,
     /// Its process's command (the name of the process's main thread).
@@ -193,9 +194,9 @@ pub struct Callback {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessSummary {
     /// Process id.
-    pub pid: u32,
+    pub pid: Pid,
     /// The process that forked it, when that was recorded too.
-    pub ppid: Option<u32>,
+    pub ppid: Option<Pid>,
     /// The command it started with, then each program it executed.
     pub commands: Vec<String>,
     /// Its threads seen.
@@ -268,7 +269,7 @@ pub struct Recording {
     /// The command, when ffiprof started the program.
     pub command: Option<Vec<String>>,
     /// The program's (first) process.
-    pub pid: u32,
+    pub pid: Pid,
     /// Its exit code, if it ended while recording.
     pub exit_code: Option<i32>,
     /// Event sampled.

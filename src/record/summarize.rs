@@ -32,6 +32,7 @@ use super::symbolize::unknown_in;
 use super::table::{StackId, StackTable};
 use super::unwind::Loc;
 use super::waits;
+use crate::ids::{Pid, Tid};
 
 /// A thread is drawn on its own when it has at least this share of all samples (and
 /// [`BUSY_MIN_SAMPLES`]).
@@ -44,7 +45,7 @@ pub(crate) struct Described {
     /// The command, when ffiprof started the program.
     pub command: Option<Vec<String>>,
     /// The program's (first) process.
-    pub pid: u32,
+    pub pid: Pid,
     /// Its exit code, if it ended while recording.
     pub exit_code: Option<i32>,
     /// Samples per second asked for.
@@ -69,7 +70,7 @@ fn unknown() -> Frame {
 /// samples have it), and where each of the recording's stacks is in it.
 pub(crate) struct ThreadProfile {
     /// Its thread.
-    pub tid: u32,
+    pub tid: Tid,
     /// Symbolized.
     pub profile: Profile,
     /// The profile's stack of each of the recording's stacks (None: nothing was left).
@@ -106,7 +107,7 @@ fn thread_profile(
         }
         stacks.insert(stack, at);
     }
-    ThreadProfile { tid: 0, profile: builder.finish(), stacks, stem: None }
+    ThreadProfile { tid: Tid(0), profile: builder.finish(), stacks, stem: None }
 }
 
 /// The health figures of a profile whose stacks are one per sample, `truncated` of them
@@ -271,7 +272,7 @@ pub(crate) struct Analysis {
     /// The program's name, for titles.
     pub program: String,
     /// Each process's name, by pid.
-    pub process_names: HashMap<u32, String>,
+    pub process_names: HashMap<Pid, String>,
 }
 
 /// One thread: what summary.json says of it, and the profile its files are drawn from.
@@ -339,7 +340,7 @@ fn off_cpu_profile(
     }
     let runnable = thread_profile(&log.off_cpu.runnable_stacks, table, frames, micros);
     let wall = ThreadProfile {
-        tid: 0,
+        tid: Tid(0),
         profile: wall_profile(&cpu.profile, log, &profile.profile, &runnable.profile),
         stacks: HashMap::new(),
         stem: None,
@@ -379,7 +380,7 @@ fn truncation_note(threads: &[&ThreadSummary], stack_bytes: u32) -> Option<Strin
     ))
 }
 
-fn name_of(tid: u32, log: &ThreadLog) -> String {
+fn name_of(tid: Tid, log: &ThreadLog) -> String {
     log.name.clone().unwrap_or_else(|| format!("tid {tid}"))
 }
 
@@ -415,7 +416,7 @@ fn threads(
     c: &Collected,
     frames: &HashMap<Loc, Vec<Frame>>,
     d: &Described,
-    process_names: &HashMap<u32, String>,
+    process_names: &HashMap<Pid, String>,
 ) -> Vec<(Thread, String)> {
     let window = Duration::from_nanos(c.window.1.saturating_sub(c.window.0));
     let total: u64 = c.threads.values().map(|t| t.samples).sum();
@@ -470,10 +471,10 @@ pub(crate) fn summarize(
     d: &Described,
 ) -> Analysis {
     let window = Duration::from_nanos(c.window.1.saturating_sub(c.window.0));
-    let process_names: HashMap<u32, String> = c
+    let process_names: HashMap<Pid, String> = c
         .threads
         .iter()
-        .filter(|(&tid, log)| tid == log.pid)
+        .filter(|(&tid, log)| tid == log.pid.main_thread())
         .map(|(&tid, log)| (log.pid, name_of(tid, log)))
         .collect();
     let named = threads(c, frames, d, &process_names);
@@ -653,6 +654,7 @@ mod tests {
     }
 
     fn thread(tid: u32, pid: u32, name: &str, process: &str, samples: u64) -> ThreadSummary {
+        let (tid, pid) = (Tid(tid), Pid(pid));
         let p = Profile::from_named_stacks(&[(
             vec![("app::main", "app", Rust), ("sqlite3_step", "app", C)],
             samples,

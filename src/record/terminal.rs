@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::schema::{ProcessSummary, RecordSummary, ThreadSummary};
 use crate::fmt;
+use crate::ids::Pid;
 
 /// Characters of a function name in the terminal's tables (summary.json keeps it whole).
 const NAME: usize = 60;
@@ -77,7 +78,7 @@ pub(crate) fn thread_rows(threads: &[ThreadSummary]) -> (Vec<Vec<String>>, Optio
     let mut rows: Vec<(u64, usize, Vec<String>)> = groups
         .into_iter()
         .map(|(process, ts)| {
-            let processes: BTreeSet<u32> = ts.iter().map(|t| t.pid).collect();
+            let processes: BTreeSet<Pid> = ts.iter().map(|t| t.pid).collect();
             let label = match ts.as_slice() {
                 [t] => format!("{} ({})", t.name, t.tid),
                 _ => format!(

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::ids::Pid;
 use crate::maps::{executable_mappings, Mapping};
 use crate::sample::dwarf::{StackUnwinder, UnwindSections, Unwound};
 
@@ -133,7 +134,7 @@ pub(crate) struct UserStack<'a> {
 pub(crate) struct Targets {
     /// Every module seen.
     pub modules: Modules,
-    processes: HashMap<u32, Process>,
+    processes: HashMap<Pid, Process>,
     vdso: Option<tempfile::NamedTempFile>,
     frames: Vec<u64>,
 }
@@ -147,7 +148,7 @@ impl Targets {
     }
 
     /// Adds the executable mappings listed in `/proc/<pid>/maps` now.
-    pub(crate) fn read_proc_maps(&mut self, pid: u32) -> std::io::Result<()> {
+    pub(crate) fn read_proc_maps(&mut self, pid: Pid) -> std::io::Result<()> {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
         for m in executable_mappings(&maps) {
             self.map(pid, m);
@@ -156,7 +157,7 @@ impl Targets {
     }
 
     /// An executable mapping appeared in `pid`.
-    pub(crate) fn map(&mut self, pid: u32, mapping: Mapping) {
+    pub(crate) fn map(&mut self, pid: Pid, mapping: Mapping) {
         let vdso = self.vdso.as_ref().map(|f| f.path().to_owned());
         let Some(module) = self.modules.intern(&mapping.path, vdso.as_deref()) else { return };
         let sections = self.modules.sections(module);
@@ -189,12 +190,12 @@ impl Targets {
     }
 
     /// `pid` executed a new program: its old mappings are gone.
-    pub(crate) fn exec(&mut self, pid: u32) {
+    pub(crate) fn exec(&mut self, pid: Pid) {
         self.processes.insert(pid, Process::default());
     }
 
     /// `child` was forked from `parent` and starts with its mappings.
-    pub(crate) fn fork(&mut self, parent: u32, child: u32) {
+    pub(crate) fn fork(&mut self, parent: Pid, child: Pid) {
         let Some(p) = self.processes.get(&parent) else { return };
         let maps: Vec<Mapping> = p
             .maps
@@ -213,7 +214,7 @@ impl Targets {
 
     /// Unwinds one sample of `pid` into `out`, leaf first, as locations of lookup
     /// addresses (the leaf exact, each return address minus one).
-    pub(crate) fn unwind(&mut self, pid: u32, regs: &UserStack<'_>, out: &mut Vec<Loc>) -> Unwound {
+    pub(crate) fn unwind(&mut self, pid: Pid, regs: &UserStack<'_>, out: &mut Vec<Loc>) -> Unwound {
         out.clear();
         let process = self.processes.entry(pid).or_default();
         self.frames.clear();
@@ -273,22 +274,22 @@ mod tests {
     #[test]
     fn locations_follow_maps_forks_and_execs() {
         let mut t = Targets::new();
-        t.map(10, mapping(0x1000, 0x3000, 0x500, "/nonexistent/a.so"));
-        t.map(10, mapping(0x8000, 0x9000, 0, "/nonexistent/b.so"));
-        let p = &t.processes[&10];
+        t.map(Pid(10), mapping(0x1000, 0x3000, 0x500, "/nonexistent/a.so"));
+        t.map(Pid(10), mapping(0x8000, 0x9000, 0, "/nonexistent/b.so"));
+        let p = &t.processes[&Pid(10)];
         assert_eq!(p.locate(0x1010), Loc { module: ModuleIndex(0), offset: 0x510 });
         assert_eq!(p.locate(0x8fff), Loc { module: ModuleIndex(1), offset: 0xfff });
         assert_eq!(p.locate(0x3000).module, ModuleIndex::NONE);
         // A mapping over part of another replaces it.
-        t.map(10, mapping(0x2000, 0x4000, 0, "/nonexistent/c.so"));
-        let p = &t.processes[&10];
+        t.map(Pid(10), mapping(0x2000, 0x4000, 0, "/nonexistent/c.so"));
+        let p = &t.processes[&Pid(10)];
         assert_eq!(p.locate(0x1010).module, ModuleIndex::NONE);
         assert_eq!(p.locate(0x2010), Loc { module: ModuleIndex(2), offset: 0x10 });
         // A fork keeps the parent's mappings; an exec drops them.
-        t.fork(10, 11);
-        assert_eq!(t.processes[&11].locate(0x8001), Loc { module: ModuleIndex(1), offset: 1 });
-        t.exec(11);
-        assert_eq!(t.processes[&11].locate(0x8001).module, ModuleIndex::NONE);
+        t.fork(Pid(10), Pid(11));
+        assert_eq!(t.processes[&Pid(11)].locate(0x8001), Loc { module: ModuleIndex(1), offset: 1 });
+        t.exec(Pid(11));
+        assert_eq!(t.processes[&Pid(11)].locate(0x8001).module, ModuleIndex::NONE);
         assert_eq!(t.modules.files[1].name(), "b.so");
         // Unreadable files leave the mapping without unwind information, noted.
         assert!(t.without_unwind_info().contains(&"/nonexistent/b.so".to_owned()));

@@ -171,6 +171,7 @@ pub(crate) fn write_all(
 
 #[cfg(test)]
 mod tests {
+    use crate::ids::{Pid, Tid};
     use std::collections::HashMap;
 
     use super::super::collect::{Cost, CostByKind, OffCpu};
@@ -240,9 +241,9 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let mut log = SampleLog::create_in(dir.path()).unwrap();
-        let mut main_thread = ThreadLog::new(100, Some("app".into()));
+        let mut main_thread = ThreadLog::new(Pid(100), Some("app".into()));
         main_thread.lost = 2;
-        let mut worker = ThreadLog::new(100, Some("worker".into()));
+        let mut worker = ThreadLog::new(Pid(100), Some("worker".into()));
         for i in 0..60 {
             let stack = match i % 6 {
                 0 | 3 => in_rust,
@@ -251,17 +252,17 @@ mod tests {
             };
             let s = sample(i * 1_000_000, stack, false);
             main_thread.add(&s);
-            log.push(100, &s);
+            log.push(Tid(100), &s);
             if i < 40 {
                 let s = sample(i * 1_000_000 + 500, copying, false);
                 worker.add(&s);
-                log.push(101, &s);
+                log.push(Tid(101), &s);
             }
         }
         let s = sample(61_000_000, cut, true);
         worker.add(&s);
         worker.recovered = RecoveredFrames { samples: 4, by_frame_pointer: 1, by_scan: 3 };
-        log.push(101, &s);
+        log.push(Tid(101), &s);
         if off_cpu {
             let reading = stacks.intern(&[read, query, main, root]);
             let waiting = stacks.intern(&[syscall, futex, main, root]);
@@ -271,7 +272,7 @@ mod tests {
             for k in 0..4u64 {
                 m.sampled(reading, false);
                 m.switched_out(62_000_000 + k * 6_000_000, false);
-                log.push(100, &m.switched_in(67_000_000 + k * 6_000_000).unwrap());
+                log.push(Tid(100), &m.switched_in(67_000_000 + k * 6_000_000).unwrap());
             }
             m.sampled(in_c, false);
             m.switched_out(90_000_000, true);
@@ -279,18 +280,25 @@ mod tests {
             for k in 0..2u64 {
                 w.sampled(waiting, false);
                 w.switched_out(62_000_000 + k * 12_000_000, false);
-                log.push(101, &w.switched_in(72_000_000 + k * 12_000_000).unwrap());
+                log.push(Tid(101), &w.switched_in(72_000_000 + k * 12_000_000).unwrap());
             }
             w.exited(90_000_000);
             assert_eq!(m.window_ended(100_000_000), None);
         }
         let collected = Collected {
-            threads: [(100, main_thread), (101, worker), (102, ThreadLog::new(102, None))]
-                .into_iter()
-                .collect(),
+            threads: [
+                (Tid(100), main_thread),
+                (Tid(101), worker),
+                (Tid(102), ThreadLog::new(Pid(102), None)),
+            ]
+            .into_iter()
+            .collect(),
             processes: [
-                (100, ProcessLog { ppid: None, commands: vec!["app".into()] }),
-                (102, ProcessLog { ppid: Some(100), commands: vec!["app".into(), "sh".into()] }),
+                (Pid(100), ProcessLog { ppid: None, commands: vec!["app".into()] }),
+                (
+                    Pid(102),
+                    ProcessLog { ppid: Some(Pid(100)), commands: vec!["app".into(), "sh".into()] },
+                ),
             ]
             .into_iter()
             .collect(),
@@ -310,7 +318,7 @@ mod tests {
     fn summary_and_terminal_text_of_a_hand_built_recording_match_golden() {
         let described = Described {
             command: Some(vec!["app".into(), "--serve".into()]),
-            pid: 100,
+            pid: Pid(100),
             exit_code: Some(0),
             frequency: 1000,
             stack_bytes: 16384,
@@ -356,7 +364,7 @@ mod tests {
     fn off_cpu_time_waits_and_files_of_a_hand_built_recording() {
         let described = Described {
             command: Some(vec!["app".into()]),
-            pid: 100,
+            pid: Pid(100),
             exit_code: Some(0),
             frequency: 1000,
             stack_bytes: 16384,

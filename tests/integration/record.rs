@@ -449,7 +449,7 @@ fn attaches_to_a_running_process_and_follows_its_new_threads() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
     let s = summary(&dir);
-    assert_eq!(s.pid, child.id());
+    assert_eq!(s.pid, ffiprof::Pid(child.id()));
     // early-a and early-b ran all along; late started (at 0.8 s) while recording.
     for name in ["early-a", "early-b", "late"] {
         let t = thread(&s, name);
