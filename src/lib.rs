@@ -22,9 +22,10 @@
 //!   catalogue, then the paired table.)
 //! - [`sample`]: the samplers ([`sampler`]: the pprof crate; `perf_event_open` with DWARF
 //!   unwinding) that return raw addresses only ([`RawProfile`]).
-//! - [`stacks`]: addresses symbolized and each frame's language decided (Rust, C, C
-//!   runtime, ...), folded stacks and the boundary summary. A profile is symbolized once,
-//!   after sampling.
+//! - [`language`]: the rules that decide each frame's language (Rust, C, C++, C runtime,
+//!   glue, ...), for every section below.
+//! - [`stacks`]: addresses symbolized and each frame's language decided, folded stacks
+//!   and the boundary summary. A profile is symbolized once, after sampling.
 //! - [`profile`]: sampling a workload end to end, rendering flamegraphs coloured by
 //!   language, differential flamegraphs and pprof protobuf profiles, and `summary.json`.
 //!   [`sampler_cost`] measures what a sampler costs.
@@ -39,7 +40,7 @@
 //!   and HTML forms, and the comparison of two runs.
 //! - [`crossings`]: an exact census of any program's crossings (`ffiprof crossings --
 //!   PROGRAM`): calls and instructions per caller -> callee edge counted by callgrind,
-//!   each function's language by the rules of [`stacks`], what the crossings cost from
+//!   each function's language by the rules of [`language`], what the crossings cost from
 //!   the paired engine (or a run's report), and the exact comparison of two censuses.
 //! - [`cgo`]: the same C called from Go, as a reference row in the report.
 //! - [`run`]: the main job, all of the above into one run directory.
@@ -98,6 +99,7 @@ pub mod comparison;
 #[cfg(feature = "criterion")]
 pub mod criterion;
 pub mod crossings;
+pub mod language;
 pub mod measure;
 pub mod memory;
 pub mod profile;

@@ -343,18 +343,11 @@ fn memory(args: MemoryArgs) -> ffiprof::Result<Outcome> {
     let out = args.out.unwrap_or_else(|| ffiprof::default_out("memory", &source.name()));
     let mut options = memory::Options::new(source, out);
     options.trace_children = args.trace_children;
-    if args.dhat || matches!(options.source, ffiprof::Source::Files(_)) {
+    if args.dhat {
         options.engine = memory::Engine::Dhat;
     }
     if let Some(n) = args.sample_bytes {
-        if n == 0 {
-            return Err(ffiprof::Error::InvalidOption(
-                "--sample-bytes 0 samples nothing: give a number of bytes (524288 keeps \
-                 about one stack per 512 KiB allocated), or leave it out to keep every stack"
-                    .into(),
-            ));
-        }
-        options.sample_bytes = n;
+        options.sample_every(n)?;
     }
     let outcome = memory::census(&options)?;
     eprint!("{}", outcome.census.text());

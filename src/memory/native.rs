@@ -351,7 +351,7 @@ fn resolve(
     offsets: &[u64],
     module: &str,
 ) -> Vec<Vec<Frame>> {
-    let debug_first = !crate::stacks::is_c_runtime_module(module);
+    let debug_first = !crate::language::is_c_runtime_module(module);
     let mut frames =
         symbolizer.resolve_with(path, offsets, module, debug_first).unwrap_or_default();
     if debug_first {
