@@ -112,9 +112,11 @@ fn under(folded: &str, leaf: &str, ancestor: &str) -> (u64, u64) {
 fn criterion_benches_of_a_users_crate_get_boundary_flamegraphs() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("criterion");
-    let ran = run(cargo(&["bench", "--bench", "profiled", "--", "--profile-time", "1"])
-        .env("CRITERION_HOME", &home))
-    .success();
+    // Every bench target, as a user runs them: criterion's profiles, and the paired
+    // bench, which measures nothing under --profile-time.
+    let ran =
+        run(cargo(&["bench", "--", "--profile-time", "1"]).env("CRITERION_HOME", &home)).success();
+    assert!(!ran.stdout.contains("Paired rounds"), "{}", ran.stdout);
     for (id, c_function) in [("per-call", "mix"), ("batched", "mix_all")] {
         let dir = home.join("mix").join(id).join("4096").join("profile");
         let summary: serde_json::Value =
@@ -161,6 +163,10 @@ fn a_users_bench_target_prints_the_paired_table_and_its_json() {
     run(&mut cargo(&["bench", "--bench", "paired", "--", "--processes", "0"]))
         .code(2)
         .stderr_has("--processes 0");
+    // `cargo test --benches` (no --bench): each case runs a few rounds, nothing is judged.
+    let tried = run(&mut cargo(&["test", "--release", "--bench", "paired"])).success();
+    assert!(tried.stdout.contains("Testing mix/4096: "), "{}", tried.stdout);
+    assert!(!tried.stdout.contains("Paired rounds"), "{}", tried.stdout);
 }
 
 #[test]
