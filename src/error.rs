@@ -215,7 +215,7 @@ pub enum Error {
     },
     /// The compilers cross-language LTO needs are missing or do not match rustc.
     #[error("{0}")]
-    Toolchain(String),
+    Toolchain(crate::workload::per_call_xlto::NoToolchain),
     /// A file given to `memory --from` is not DHAT's JSON.
     #[error(
         "{path}: not DHAT's JSON ({reason}); give the files that valgrind --tool=dhat writes \
@@ -349,6 +349,7 @@ pub fn seconds(flag: &str, value: f64) -> Result<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::per_call_xlto::NoToolchain;
 
     /// Every variant, with the status the README's table gives it.
     fn every_variant() -> Vec<(Error, i32)> {
@@ -378,7 +379,7 @@ mod tests {
             (Error::NotCallgrind { path: "p".into(), reason: s() }, 2),
             (Error::InputIncomplete { path: "p".into(), what: s() }, 2),
             (Error::UserBuild { command: s(), status: 101, tail: s() }, 2),
-            (Error::Toolchain(s()), 2),
+            (Error::Toolchain(NoToolchain::NoRustc { rustc: "rustc".into() }), 2),
             (Error::NotDhat { path: "p".into(), reason: s() }, 2),
             (Error::Pprof(s()), 1),
             (Error::Symbolize(s()), 1),

@@ -98,15 +98,94 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
 }
 
+/// Why there is no cross-language LTO toolchain here: data, worded once by `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoToolchain {
+    /// rustc (or `RUSTC`) does not run.
+    NoRustc {
+        /// The rustc tried.
+        rustc: PathBuf,
+    },
+    /// `rustc -vV` names no LLVM version.
+    NoLlvmVersion {
+        /// The rustc asked.
+        rustc: PathBuf,
+    },
+    /// A tool named by its environment variable does not run.
+    GivenDoesNotRun {
+        /// The variable (`FFIPROF_XLTO_CLANG`).
+        env: &'static str,
+        /// What it names.
+        path: PathBuf,
+        /// rustc's LLVM major version.
+        major: u32,
+    },
+    /// A tool named by its environment variable is of another LLVM version.
+    GivenOtherVersion {
+        /// The variable.
+        env: &'static str,
+        /// What it names.
+        path: PathBuf,
+        /// The first line of its `--version`.
+        version: String,
+        /// rustc's LLVM major version.
+        major: u32,
+    },
+    /// None of the names on PATH is of rustc's LLVM version.
+    NotOnPath {
+        /// The names looked for (`clang-22`, `clang`).
+        names: Vec<String>,
+        /// rustc's LLVM major version.
+        major: u32,
+    },
+}
+
+impl std::fmt::Display for NoToolchain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let major = match self {
+            NoToolchain::NoRustc { rustc } => {
+                return write!(f, "cannot run {} (set RUSTC)", rustc.display())
+            }
+            NoToolchain::NoLlvmVersion { rustc } => {
+                return write!(f, "{} -vV names no LLVM version", rustc.display())
+            }
+            NoToolchain::GivenDoesNotRun { env, path, major } => {
+                write!(f, "{env}={} does not run", path.display())?;
+                major
+            }
+            NoToolchain::GivenOtherVersion { env, path, version, major } => {
+                write!(f, "{env}={} is `{version}`, not LLVM {major}", path.display())?;
+                major
+            }
+            NoToolchain::NotOnPath { names, major } => {
+                write!(f, "no {} of LLVM {major} on PATH", names.join(" or "))?;
+                major
+            }
+        };
+        write!(
+            f,
+            ": cross-language LTO needs the clang and lld of rustc's LLVM {major} (Debian: \
+             apt-get install clang-{major} lld-{major}; or set FFIPROF_XLTO_CLANG and \
+             FFIPROF_XLTO_LLD)"
+        )
+    }
+}
+
 /// `env` if set, else the first of `names` on PATH whose version (the number after
 /// `marker` in `--version`) is `major`.
-fn find_tool(env: &str, names: &[String], marker: &str, major: u32) -> Result<PathBuf, String> {
+fn find_tool(
+    env: &'static str,
+    names: &[String],
+    marker: &str,
+    major: u32,
+) -> Result<PathBuf, NoToolchain> {
     if let Some(path) = std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from) {
-        let version = first_line(&path, &["--version"])
-            .ok_or_else(|| format!("{env}={} does not run", path.display()))?;
+        let Some(version) = first_line(&path, &["--version"]) else {
+            return Err(NoToolchain::GivenDoesNotRun { env, path, major });
+        };
         return match major_after(&version, marker) {
             Some(m) if m == major => Ok(path),
-            _ => Err(format!("{env}={} is `{version}`, not LLVM {major}", path.display())),
+            _ => Err(NoToolchain::GivenOtherVersion { env, path, version, major }),
         };
     }
     names
@@ -115,11 +194,11 @@ fn find_tool(env: &str, names: &[String], marker: &str, major: u32) -> Result<Pa
         .find(|path| {
             first_line(path, &["--version"]).and_then(|v| major_after(&v, marker)) == Some(major)
         })
-        .ok_or_else(|| format!("no {} of LLVM {major} on PATH", names.join(" or ")))
+        .ok_or_else(|| NoToolchain::NotOnPath { names: names.to_vec(), major })
 }
 
-/// The toolchain on this machine, or why there is none (with what to install).
-pub fn toolchain() -> Result<Toolchain, String> {
+/// The toolchain on this machine, or why there is none.
+pub fn toolchain() -> Result<Toolchain, NoToolchain> {
     let rustc = std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
     let verbose = Command::new(&rustc)
         .arg("-vV")
@@ -127,24 +206,21 @@ pub fn toolchain() -> Result<Toolchain, String> {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .ok_or_else(|| format!("cannot run {} (set RUSTC)", rustc.display()))?;
+        .ok_or_else(|| NoToolchain::NoRustc { rustc: rustc.clone() })?;
     let major = major_after(&verbose, "LLVM version: ")
-        .ok_or_else(|| format!("{} -vV names no LLVM version", rustc.display()))?;
-    let install = format!(
-        "cross-language LTO needs the clang and lld of rustc's LLVM {major} \
-         (Debian: apt-get install clang-{major} lld-{major}; or set FFIPROF_XLTO_CLANG and \
-         FFIPROF_XLTO_LLD)"
-    );
+        .ok_or_else(|| NoToolchain::NoLlvmVersion { rustc: rustc.clone() })?;
     let clang = find_tool(
         "FFIPROF_XLTO_CLANG",
         &[format!("clang-{major}"), "clang".into()],
         "clang version ",
         major,
-    )
-    .map_err(|why| format!("{why}: {install}"))?;
-    let lld =
-        find_tool("FFIPROF_XLTO_LLD", &[format!("ld.lld-{major}"), "ld.lld".into()], "LLD ", major)
-            .map_err(|why| format!("{why}: {install}"))?;
+    )?;
+    let lld = find_tool(
+        "FFIPROF_XLTO_LLD",
+        &[format!("ld.lld-{major}"), "ld.lld".into()],
+        "LLD ",
+        major,
+    )?;
     let versions = [(&rustc, "--version"), (&clang, "--version"), (&lld, "--version")]
         .iter()
         .filter_map(|(p, a)| first_line(p, &[a]))
@@ -270,7 +346,7 @@ fn build_key(t: &Toolchain) -> u64 {
 pub(crate) fn library() -> Result<Arc<Library>> {
     static LIBRARY: OnceLock<Result<Arc<Library>, String>> = OnceLock::new();
     let made = LIBRARY.get_or_init(|| {
-        let toolchain = toolchain()?;
+        let toolchain = toolchain().map_err(|why| why.to_string())?;
         let path = cache_dir().join(format!(
             "libffiprof_xlto-{}-{:016x}.so",
             env!("CARGO_PKG_VERSION"),
@@ -437,6 +513,33 @@ pub fn inspect(path: &Path, workload: &str) -> Option<Result<Inlining>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_tool_is_named_with_what_to_install() {
+        let names = vec!["ffiprof-no-such-clang-22".to_owned(), "ffiprof-no-such-clang".into()];
+        // An environment variable no one sets: the names on PATH are looked for.
+        let why = find_tool("FFIPROF_TEST_UNSET_TOOL", &names, "clang version ", 22).unwrap_err();
+        assert_eq!(why, NoToolchain::NotOnPath { names, major: 22 });
+        let words = why.to_string();
+        assert!(
+            words.starts_with(
+                "no ffiprof-no-such-clang-22 or ffiprof-no-such-clang of LLVM 22 on PATH: "
+            ),
+            "{words}"
+        );
+        assert!(words.contains("apt-get install clang-22 lld-22"), "{words}");
+        let other = NoToolchain::GivenOtherVersion {
+            env: "FFIPROF_XLTO_LLD",
+            path: "/opt/ld.lld".into(),
+            version: "LLD 17.0.6".into(),
+            major: 22,
+        };
+        assert!(other
+            .to_string()
+            .starts_with("FFIPROF_XLTO_LLD=/opt/ld.lld is `LLD 17.0.6`, not LLVM 22: "));
+        let rustc = NoToolchain::NoRustc { rustc: "/x/rustc".into() };
+        assert_eq!(rustc.to_string(), "cannot run /x/rustc (set RUSTC)");
+    }
 
     #[test]
     fn why_a_call_stays_is_data_and_older_reports_words_still_load() {

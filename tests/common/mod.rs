@@ -131,7 +131,7 @@ pub fn xlto_here(test: &str) -> bool {
     match ffiprof::workload::per_call_xlto::toolchain() {
         Ok(_) => true,
         Err(why) => {
-            skip(test, &why);
+            skip(test, &why.to_string());
             false
         }
     }
