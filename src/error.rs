@@ -215,7 +215,7 @@ pub enum Error {
     },
     /// The compilers cross-language LTO needs are missing or do not match rustc.
     #[error("{0}")]
-    Toolchain(crate::workload::per_call_xlto::NoToolchain),
+    Toolchain(NoToolchain),
     /// A file given to `memory --from` is not DHAT's JSON.
     #[error(
         "{path}: not DHAT's JSON ({reason}); give the files that valgrind --tool=dhat writes \
@@ -333,6 +333,80 @@ impl Error {
     }
 }
 
+/// Why there is no cross-language LTO toolchain here (the `per-call-xlto` variant, `ffiprof
+/// xlto`): data, worded once by `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoToolchain {
+    /// rustc (or `RUSTC`) does not run.
+    NoRustc {
+        /// The rustc tried.
+        rustc: PathBuf,
+    },
+    /// `rustc -vV` names no LLVM version.
+    NoLlvmVersion {
+        /// The rustc asked.
+        rustc: PathBuf,
+    },
+    /// A tool named by its environment variable does not run.
+    GivenDoesNotRun {
+        /// The variable (`FFIPROF_XLTO_CLANG`).
+        env: &'static str,
+        /// What it names.
+        path: PathBuf,
+        /// rustc's LLVM major version.
+        major: u32,
+    },
+    /// A tool named by its environment variable is of another LLVM version.
+    GivenOtherVersion {
+        /// The variable.
+        env: &'static str,
+        /// What it names.
+        path: PathBuf,
+        /// The first line of its `--version`.
+        version: String,
+        /// rustc's LLVM major version.
+        major: u32,
+    },
+    /// None of the names on PATH is of rustc's LLVM version.
+    NotOnPath {
+        /// The names looked for (`clang-22`, `clang`).
+        names: Vec<String>,
+        /// rustc's LLVM major version.
+        major: u32,
+    },
+}
+
+impl std::fmt::Display for NoToolchain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let major = match self {
+            NoToolchain::NoRustc { rustc } => {
+                return write!(f, "cannot run {} (set RUSTC)", rustc.display())
+            }
+            NoToolchain::NoLlvmVersion { rustc } => {
+                return write!(f, "{} -vV names no LLVM version", rustc.display())
+            }
+            NoToolchain::GivenDoesNotRun { env, path, major } => {
+                write!(f, "{env}={} does not run", path.display())?;
+                major
+            }
+            NoToolchain::GivenOtherVersion { env, path, version, major } => {
+                write!(f, "{env}={} is `{version}`, not LLVM {major}", path.display())?;
+                major
+            }
+            NoToolchain::NotOnPath { names, major } => {
+                write!(f, "no {} of LLVM {major} on PATH", names.join(" or "))?;
+                major
+            }
+        };
+        write!(
+            f,
+            ": cross-language LTO needs the clang and lld of rustc's LLVM {major} (Debian: \
+             apt-get install clang-{major} lld-{major}; or set FFIPROF_XLTO_CLANG and \
+             FFIPROF_XLTO_LLD)"
+        )
+    }
+}
+
 /// Result with ffiprof's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -349,7 +423,6 @@ pub fn seconds(flag: &str, value: f64) -> Result<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::per_call_xlto::NoToolchain;
 
     /// Every variant, with the status the README's table gives it.
     fn every_variant() -> Vec<(Error, i32)> {
@@ -373,7 +446,7 @@ mod tests {
             (Error::PerfOpen { event: s(), source: io(), fix: s() }, 2),
             (Error::PerfSetup { event: s(), step: "mapping", source: io(), hint: s() }, 1),
             (Error::NoSuchProgram { program: s(), reason: s() }, 2),
-            (Error::NoSuchProcess { pid: crate::Pid(1), reason: s() }, 2),
+            (Error::NoSuchProcess { pid: Pid(1), reason: s() }, 2),
             (Error::MissingTool { tool: s(), install: s() }, 2),
             (Error::CensusCorrupt { path: "p".into(), reason: s() }, 2),
             (Error::NotCallgrind { path: "p".into(), reason: s() }, 2),

@@ -970,23 +970,23 @@ pub(crate) fn monotonic_ns() -> u64 {
 }
 
 /// The calling thread's kernel id.
-pub(crate) fn thread_id() -> crate::Tid {
+pub(crate) fn thread_id() -> crate::ids::Tid {
     // SAFETY: gettid has no preconditions.
-    crate::Tid(unsafe { libc::gettid() } as u32)
+    crate::ids::Tid(unsafe { libc::gettid() } as u32)
 }
 
 /// Puts thread `tid` of this process in SCHED_IDLE: it runs only on a CPU nothing else
 /// wants.
-pub(crate) fn set_idle_priority(tid: crate::Tid) -> std::io::Result<()> {
+pub(crate) fn set_idle_priority(tid: crate::ids::Tid) -> std::io::Result<()> {
     set_policy(tid, libc::SCHED_IDLE)
 }
 
 /// Puts thread `tid` of this process back in the normal policy (SCHED_OTHER).
-pub(crate) fn set_normal_priority(tid: crate::Tid) -> std::io::Result<()> {
+pub(crate) fn set_normal_priority(tid: crate::ids::Tid) -> std::io::Result<()> {
     set_policy(tid, libc::SCHED_OTHER)
 }
 
-fn set_policy(tid: crate::Tid, policy: libc::c_int) -> std::io::Result<()> {
+fn set_policy(tid: crate::ids::Tid, policy: libc::c_int) -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: param is a valid sched_param; tid names a thread or the call fails.
     if unsafe { libc::sched_setscheduler(tid.0 as libc::pid_t, policy, &param) } != 0 {

@@ -45,7 +45,7 @@ pub(crate) struct Background {
     jobs: Option<Sender<Job>>,
     stop: Arc<AtomicBool>,
     /// The thread's kernel id while it is in SCHED_IDLE.
-    idle: Arc<Mutex<Option<crate::Tid>>>,
+    idle: Arc<Mutex<Option<crate::ids::Tid>>>,
     handle: JoinHandle<Kept>,
 }
 

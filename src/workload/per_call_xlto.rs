@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Placement, Prepare, Role, Variant, PLACEMENTS};
 use crate::cache::{cache_dir, fnv1a};
+pub use crate::error::NoToolchain;
 use crate::error::{Error, Result};
 use crate::ffi::{self, XltoLoops};
 
@@ -96,79 +97,6 @@ fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
-}
-
-/// Why there is no cross-language LTO toolchain here: data, worded once by `Display`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoToolchain {
-    /// rustc (or `RUSTC`) does not run.
-    NoRustc {
-        /// The rustc tried.
-        rustc: PathBuf,
-    },
-    /// `rustc -vV` names no LLVM version.
-    NoLlvmVersion {
-        /// The rustc asked.
-        rustc: PathBuf,
-    },
-    /// A tool named by its environment variable does not run.
-    GivenDoesNotRun {
-        /// The variable (`FFIPROF_XLTO_CLANG`).
-        env: &'static str,
-        /// What it names.
-        path: PathBuf,
-        /// rustc's LLVM major version.
-        major: u32,
-    },
-    /// A tool named by its environment variable is of another LLVM version.
-    GivenOtherVersion {
-        /// The variable.
-        env: &'static str,
-        /// What it names.
-        path: PathBuf,
-        /// The first line of its `--version`.
-        version: String,
-        /// rustc's LLVM major version.
-        major: u32,
-    },
-    /// None of the names on PATH is of rustc's LLVM version.
-    NotOnPath {
-        /// The names looked for (`clang-22`, `clang`).
-        names: Vec<String>,
-        /// rustc's LLVM major version.
-        major: u32,
-    },
-}
-
-impl std::fmt::Display for NoToolchain {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let major = match self {
-            NoToolchain::NoRustc { rustc } => {
-                return write!(f, "cannot run {} (set RUSTC)", rustc.display())
-            }
-            NoToolchain::NoLlvmVersion { rustc } => {
-                return write!(f, "{} -vV names no LLVM version", rustc.display())
-            }
-            NoToolchain::GivenDoesNotRun { env, path, major } => {
-                write!(f, "{env}={} does not run", path.display())?;
-                major
-            }
-            NoToolchain::GivenOtherVersion { env, path, version, major } => {
-                write!(f, "{env}={} is `{version}`, not LLVM {major}", path.display())?;
-                major
-            }
-            NoToolchain::NotOnPath { names, major } => {
-                write!(f, "no {} of LLVM {major} on PATH", names.join(" or "))?;
-                major
-            }
-        };
-        write!(
-            f,
-            ": cross-language LTO needs the clang and lld of rustc's LLVM {major} (Debian: \
-             apt-get install clang-{major} lld-{major}; or set FFIPROF_XLTO_CLANG and \
-             FFIPROF_XLTO_LLD)"
-        )
-    }
 }
 
 /// `env` if set, else the first of `names` on PATH whose version (the number after
