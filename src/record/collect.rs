@@ -217,12 +217,8 @@ impl CostByKind {
 
     /// Records and nanoseconds of `kind`.
     pub(crate) fn of(&self, kind: Kind) -> (u64, u64) {
-        let cost = match kind {
-            Kind::CpuSample => self.cpu_sample,
-            Kind::OffCpuSample => self.off_cpu_sample,
-            Kind::Switch => self.switch,
-            Kind::Other => self.other,
-        };
+        let mut all = *self;
+        let cost = *all.of_mut(kind);
         (cost.records, cost.nanos)
     }
 }

@@ -16,17 +16,15 @@ use ffiprof::crossings::Census;
 use ffiprof::measure::BenchResults;
 use ffiprof::memory::MemoryCensus;
 
-/// The lines the copy gets beyond examples/wrapper's, so that cargo reuses the workspace's
-/// build: its release profile, and hashbrown's feature, which the examples' SQLite turns
-/// on there (features resolve alike, so every dependency of ffiprof is reused). ffiprof
+/// What the copy gets beyond examples/wrapper's lines (whose release profile already
+/// gives every dependency line tables, as the workspace's does), so that cargo reuses the
+/// workspace's build: hashbrown's feature, which the examples' SQLite turns on there
+/// (features then resolve alike, so every dependency of ffiprof is reused). ffiprof
 /// itself cannot be: cargo names a path dependency outside the workspace by its absolute
 /// path, so the copy compiles its own, here unoptimised and without debug information
 /// (about 20 s instead of 85 on a 2-core VM). The samplers' own dependencies, which do the
 /// unwinding, stay optimised.
 const SAME_BUILD: &str = r#"
-[profile.release.package."*"]
-debug = "line-tables-only"
-
 [profile.release.package.ffiprof]
 debug = false
 opt-level = 0
@@ -65,7 +63,6 @@ fn package() -> &'static Path {
             .expect("the example names criterion");
         let manifest = manifest
             .replace("path = \"../..\"", &ours)
-            .replace("debug = \"line-tables-only\"", "debug = true")
             .replace(
                 criterion_line,
                 &format!(
