@@ -67,6 +67,7 @@ impl<T> Default for HandleRegistry<T> {
 }
 
 impl<T> HandleRegistry<T> {
+    #[inline]
     fn objects(&self) -> MutexGuard<'_, Objects<T>> {
         // A panic while holding the lock cannot leave the map half-updated (every update
         // is one insert or remove), so a poisoned lock is still safe to use.
@@ -85,7 +86,8 @@ impl<T> HandleRegistry<T> {
         self.objects().remove(&handle.0).ok_or(CallbackError::StaleHandle(handle.0))
     }
 
-    /// Runs `f` on the object under the lock.
+    /// Runs `f` on the object under the lock (per item, in the handle callbacks).
+    #[inline]
     pub fn with<R>(&self, handle: Handle, f: impl FnOnce(&T) -> R) -> Result<R, CallbackError> {
         self.objects().get(&handle.0).map(f).ok_or(CallbackError::StaleHandle(handle.0))
     }

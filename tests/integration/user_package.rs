@@ -18,8 +18,9 @@ use ffiprof::memory::MemoryCensus;
 
 /// What the copy gets beyond examples/wrapper's lines (whose release profile already
 /// gives every dependency line tables, as the workspace's does), so that cargo reuses the
-/// workspace's build: hashbrown's feature, which the examples' SQLite turns on there
-/// (features then resolve alike, so every dependency of ffiprof is reused). ffiprof
+/// workspace's build: the workspace's `lto = "off"` (see `WORKSPACE_LTO`), and hashbrown's
+/// feature, which the examples' SQLite turns on there (features then resolve alike, so
+/// every dependency of ffiprof is reused). ffiprof
 /// itself cannot be: cargo names a path dependency outside the workspace by its absolute
 /// path, so the copy compiles its own, here unoptimised and without debug information
 /// (about 20 s instead of 85 on a 2-core VM). The samplers' own dependencies, which do the
@@ -29,6 +30,11 @@ const SAME_BUILD: &str = r#"
 debug = false
 opt-level = 0
 "#;
+
+/// The workspace's release profile compiles without LTO between codegen units, which
+/// every dependency's compilation carries; a user's crate (examples/wrapper) keeps cargo's
+/// default, so the copy takes the workspace's line.
+const WORKSPACE_LTO: &str = "[profile.release]\nlto = \"off\"\n";
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,6 +77,8 @@ fn package() -> &'static Path {
                 ),
             );
         assert!(manifest.contains(&ours), "the example depends on ffiprof by `../..`");
+        assert!(manifest.contains("[profile.release]\n"), "the example has a release profile");
+        let manifest = manifest.replace("[profile.release]\n", WORKSPACE_LTO);
         std::fs::write(dir.join("Cargo.toml"), manifest + SAME_BUILD).unwrap();
         std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
         dir.join("Cargo.toml")
