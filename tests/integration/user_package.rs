@@ -16,11 +16,10 @@ use ffiprof::crossings::Census;
 use ffiprof::measure::BenchResults;
 use ffiprof::memory::MemoryCensus;
 
-/// What the copy gets beyond examples/wrapper's lines (whose release profile already
-/// gives every dependency line tables, as the workspace's does), so that cargo reuses the
-/// workspace's build: the workspace's `lto = "off"` (see `WORKSPACE_LTO`), and hashbrown's
-/// feature, which the examples' SQLite turns on there (features then resolve alike, so
-/// every dependency of ffiprof is reused). ffiprof
+/// What the copy gets beyond examples/wrapper's lines, so that cargo reuses the
+/// workspace's build: the workspace's release profile in place of the example's own (see
+/// `profile_sections`), and hashbrown's feature, which the examples' SQLite turns on there
+/// (features then resolve alike, so every dependency of ffiprof is reused). ffiprof
 /// itself cannot be: cargo names a path dependency outside the workspace by its absolute
 /// path, so the copy compiles its own, here unoptimised and without debug information
 /// (about 20 s instead of 85 on a 2-core VM). The samplers' own dependencies, which do the
@@ -31,10 +30,32 @@ debug = false
 opt-level = 0
 "#;
 
-/// The workspace's release profile compiles without LTO between codegen units, which
-/// every dependency's compilation carries; a user's crate (examples/wrapper) keeps cargo's
-/// default, so the copy takes the workspace's line.
-const WORKSPACE_LTO: &str = "[profile.release]\nlto = \"off\"\n";
+/// The sections of a Cargo.toml whose header passes `keep` (a section runs from its
+/// `[header]` line to the next), in order.
+fn sections(manifest: &str, keep: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    let mut kept = true;
+    for line in manifest.lines() {
+        if line.starts_with('[') {
+            kept = keep(line);
+        }
+        if kept {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The workspace's `[profile.release…]` sections: every dependency is compiled with
+/// these settings (debug information, LTO, optimisation), and a build with other settings
+/// would compile them all again.
+fn profile_sections() -> String {
+    let ours = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
+    let profile = sections(&ours, |h| h.starts_with("[profile.release"));
+    assert!(profile.contains("[profile.release]"), "the workspace has a release profile");
+    profile
+}
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -77,9 +98,9 @@ fn package() -> &'static Path {
                 ),
             );
         assert!(manifest.contains(&ours), "the example depends on ffiprof by `../..`");
-        assert!(manifest.contains("[profile.release]\n"), "the example has a release profile");
-        let manifest = manifest.replace("[profile.release]\n", WORKSPACE_LTO);
-        std::fs::write(dir.join("Cargo.toml"), manifest + SAME_BUILD).unwrap();
+        let manifest = sections(&manifest, |h| !h.starts_with("[profile."));
+        std::fs::write(dir.join("Cargo.toml"), manifest + &profile_sections() + SAME_BUILD)
+            .unwrap();
         std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
         dir.join("Cargo.toml")
     })

@@ -118,6 +118,14 @@ fn package(name: &str, bins: &[&str], broken: bool) -> PathBuf {
     dir
 }
 
+/// The demo package with its one binary, written once per test run and shared by the
+/// tests that run it whole: each builds it as a user's second `xlto` would, reusing what
+/// the other built (cargo's lock keeps their builds apart).
+fn demo() -> &'static Path {
+    static DEMO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| package("xlto-demo", &["demo"], false))
+}
+
 fn xlto(package: &Path, out: &Path, extra: &[&str], program_args: &[&str]) -> common::Ran {
     run(ffiprof()
         .arg("xlto")
@@ -151,11 +159,11 @@ fn lto_inlines_the_cheap_crossing_and_says_why_the_rest_remain() {
     if !common::valgrind_here(test) || !common::xlto_here(test) {
         return;
     }
-    let pkg = package("xlto-demo", &["demo"], false);
+    let pkg = demo();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("xlto");
     let (n, m) = (60_000u64, 12u64);
-    let ran = xlto(&pkg, &out, &[], &[&n.to_string(), &m.to_string()]).success();
+    let ran = xlto(pkg, &out, &[], &[&n.to_string(), &m.to_string()]).success();
     let x = json(&out.join("xlto.json"));
     let before = Census::load(&out.join("release")).unwrap();
     let after = Census::load(&out.join("xlto")).unwrap();
@@ -226,7 +234,7 @@ fn lto_inlines_the_cheap_crossing_and_says_why_the_rest_remain() {
     assert!(text.contains("Rust->C calls; the program ran"), "{text}");
 
     // A second call compiles nothing: both builds are cargo's own, reused.
-    xlto(&pkg, &out, &[], &[&n.to_string(), &m.to_string()]).success();
+    xlto(pkg, &out, &[], &[&n.to_string(), &m.to_string()]).success();
     let again = json(&out.join("xlto.json"));
     assert_eq!(again["builds"]["release"]["compiled"], 0, "{}", again["builds"]);
     assert_eq!(again["builds"]["xlto"]["compiled"], 0, "{}", again["builds"]);
@@ -248,10 +256,10 @@ fn the_programs_status_passes_through_with_the_files_written() {
     if !common::valgrind_here(test) || !common::xlto_here(test) {
         return;
     }
-    let pkg = package("xlto-demo-status", &["demo"], false);
+    let pkg = demo();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("xlto");
-    xlto(&pkg, &out, &["--no-compiler-control"], &["1000", "1", "7"])
+    xlto(pkg, &out, &["--no-compiler-control"], &["1000", "1", "7"])
         .code(7)
         .stderr_has("exited with status 7");
     let x = json(&out.join("xlto.json"));
