@@ -106,7 +106,7 @@ pub enum Error {
         /// The variant.
         variant: String,
         /// Why, and what would make it available.
-        why: String,
+        why: Unavailability,
     },
     /// A file or directory could not be created or written while working (a full disk, a
     /// directory taken away): the machine's, so the user's to fix (exit status 2).
@@ -407,6 +407,51 @@ impl std::fmt::Display for NoToolchain {
     }
 }
 
+/// Why a variant cannot be measured on this machine (`per-call-xlto` without its
+/// toolchain, say): data, worded once by `Display`. A report keeps the words (its `why` is
+/// a string, as it always was); one read back holds them as [`Unavailability::Said`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailability {
+    /// No clang and lld of rustc's LLVM version.
+    Toolchain(NoToolchain),
+    /// The variant's library did not build: the build's own words (a compiler's).
+    Build(String),
+    /// The variant's library built, and did not load.
+    Load {
+        /// The library.
+        path: PathBuf,
+        /// The loader's words (`dlerror`).
+        error: String,
+    },
+    /// The words of a report written earlier.
+    Said(String),
+}
+
+impl std::fmt::Display for Unavailability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unavailability::Toolchain(why) => write!(f, "{why}"),
+            Unavailability::Build(words) => write!(f, "building its library: {words}"),
+            Unavailability::Load { path, error } => {
+                write!(f, "cannot load {}: {error}", path.display())
+            }
+            Unavailability::Said(words) => f.write_str(words),
+        }
+    }
+}
+
+impl serde::Serialize for Unavailability {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unavailability {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(Unavailability::Said)
+    }
+}
+
 /// Result with ffiprof's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -440,7 +485,7 @@ mod tests {
             (Error::ReportSchema { path: "p".into(), found: s(), supported: 5 }, 2),
             (Error::NothingInCommon { old: "a".into(), new: "b".into() }, 2),
             (Error::DylibLoad { path: "p".into(), source: libloading::Error::DlOpenUnknown }, 1),
-            (Error::VariantUnavailable { variant: s(), why: s() }, 2),
+            (Error::VariantUnavailable { variant: s(), why: Unavailability::Said(s()) }, 2),
             (Error::Write { path: "p".into(), source: io() }, 2),
             (Error::Read { path: "/proc/self/maps".into(), source: io() }, 1),
             (Error::PerfOpen { event: s(), source: io(), fix: s() }, 2),
@@ -473,6 +518,25 @@ mod tests {
             assert_eq!(e.is_usage(), status == 2, "{e:?}");
             assert!(!e.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn an_unavailability_is_worded_once_and_a_report_keeps_its_words() {
+        let why = Unavailability::Toolchain(NoToolchain::NotOnPath {
+            names: vec!["clang-22".to_owned()],
+            major: 22,
+        });
+        let words = why.to_string();
+        assert!(words.starts_with("no clang-22 of LLVM 22 on PATH: "), "{words}");
+        let json = serde_json::to_string(&why).unwrap();
+        assert_eq!(json, serde_json::to_string(&words).unwrap(), "a report's `why` is a string");
+        let back: Unavailability = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Unavailability::Said(words.clone()));
+        assert_eq!(back.to_string(), words);
+        let load = Unavailability::Load { path: "/x/lib.so".into(), error: "bad ELF".into() };
+        assert_eq!(load.to_string(), "cannot load /x/lib.so: bad ELF");
+        let build = Unavailability::Build("clang failed".into());
+        assert_eq!(build.to_string(), "building its library: clang failed");
     }
 
     #[test]

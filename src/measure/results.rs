@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::paired::{Judgement, PairedCase, PairedSummary, PairedVariant};
 use super::{Mode, Options, Statistic, CONFIDENCE_LEVEL};
 use crate::environment::Environment;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unavailability};
 use crate::fmt;
 use crate::workload::per_call_xlto::{self, Inlining};
 use crate::workload::{Input, Role, Unavailable, Workload};
@@ -125,10 +125,10 @@ impl CaseResult {
 /// Lines for the reader about `cases`: each variant left out (once per reason, with the
 /// cases it concerns), and what the cross-language LTO library's code says of each loop.
 pub fn case_notes<'a>(cases: impl IntoIterator<Item = &'a CaseResult> + Clone) -> Vec<String> {
-    let mut left_out: Vec<(&str, &str, Vec<String>)> = Vec::new();
+    let mut left_out: Vec<(&str, &Unavailability, Vec<String>)> = Vec::new();
     for case in cases.clone() {
         for u in &case.unavailable {
-            match left_out.iter_mut().find(|(v, why, _)| *v == u.variant && *why == u.why) {
+            match left_out.iter_mut().find(|(v, why, _)| *v == u.variant && **why == u.why) {
                 Some(entry) => entry.2.push(case.header.key()),
                 None => left_out.push((&u.variant, &u.why, vec![case.header.key()])),
             }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unavailability};
 use crate::measure::counters::{Availability, Counters};
 use crate::measure::instructions::same_work;
 use crate::measure::paired::{Judgement, PairedVariant, PlacementRange};
@@ -257,7 +257,7 @@ pub struct Answers {
     /// Whether its loop's machine code still calls the C function.
     pub xlto_inlined: Option<bool>,
     /// Why it was not measured, where it exists for the workload but not here.
-    pub xlto_unavailable: Option<String>,
+    pub xlto_unavailable: Option<Unavailability>,
     /// Per-call minus per-call-xlto, where it clears the case's floors: what inlining
     /// across the boundary saves per call.
     pub inlining_saves_ns: Option<Interval>,

@@ -28,6 +28,8 @@ pub use callback::{
 use std::any::Any;
 use std::rc::Rc;
 
+/// Why a variant is left out on a machine (lives with the errors, which carry it).
+pub use crate::error::Unavailability;
 use crate::error::{Error, Result};
 pub use audit::{LoopCode, LoopSide, MeasuredLoop};
 
@@ -126,8 +128,8 @@ pub(crate) fn shared_as<T: 'static>(shared: &Shared) -> Rc<T> {
 pub struct Unavailable {
     /// The variant.
     pub variant: String,
-    /// Why it was not measured.
-    pub why: String,
+    /// Why it was not measured (in a report: the words).
+    pub why: Unavailability,
 }
 
 /// One way of doing a workload's work.
@@ -145,15 +147,23 @@ pub struct Variant {
     /// once per placement.
     pub placed: bool,
     /// What the variant needs of this machine beyond ffiprof itself (a compiler), checked
-    /// before it is measured: an [`Error::VariantUnavailable`] leaves it out with a note.
-    /// `None` for a variant that always runs.
-    pub needs: Option<fn() -> Result<()>>,
+    /// before it is measured: an [`Unavailability`] leaves it out with a note. `None` for a
+    /// variant that always runs.
+    pub needs: Option<fn() -> Result<(), Unavailability>>,
 }
 
 impl Variant {
     /// Whether this machine can run the variant ([`Variant::needs`]).
     pub fn available(&self) -> Result<()> {
-        self.needs.map_or(Ok(()), |needs| needs())
+        match self.unavailable() {
+            None => Ok(()),
+            Some(why) => Err(Error::VariantUnavailable { variant: self.name.to_owned(), why }),
+        }
+    }
+
+    /// Why this machine cannot run the variant, where it cannot.
+    pub fn unavailable(&self) -> Option<Unavailability> {
+        self.needs.and_then(|needs| needs().err())
     }
 
     /// The placements the variant's code exists at: all of them, or only the first.
@@ -203,11 +213,9 @@ impl Workload {
         let mut here = Vec::new();
         let mut missing = Vec::new();
         for v in &self.variants {
-            match v.available() {
-                Ok(()) => here.push(v),
-                Err(e) => {
-                    missing.push(Unavailable { variant: v.name.to_owned(), why: e.to_string() })
-                }
+            match v.unavailable() {
+                None => here.push(v),
+                Some(why) => missing.push(Unavailable { variant: v.name.to_owned(), why }),
             }
         }
         (here, missing)
@@ -313,4 +321,40 @@ impl<F: FnMut(u64) -> u64> Runner for FnRunner<F> {
 /// Boxes a closure as a [`Runner`].
 fn runner(f: impl FnMut(u64) -> u64 + 'static) -> Result<Box<dyn Runner>> {
     Ok(Box::new(FnRunner(f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::NoToolchain;
+
+    fn no_clang() -> std::result::Result<(), Unavailability> {
+        Err(Unavailability::Toolchain(NoToolchain::NotOnPath {
+            names: vec!["clang-22".to_owned(), "clang".to_owned()],
+            major: 22,
+        }))
+    }
+
+    #[test]
+    fn a_variant_this_machine_cannot_run_is_left_out_with_its_reason_as_data() {
+        let mut plusone =
+            catalogue().into_iter().find(|w| w.name == "plusone").expect("plusone exists");
+        let v = plusone.variants.iter_mut().find(|v| v.name == per_call_xlto::NAME).unwrap();
+        v.needs = Some(no_clang);
+        let (here, missing) = plusone.available_variants();
+        assert!(here.iter().all(|v| v.name != per_call_xlto::NAME));
+        assert_eq!(
+            missing,
+            vec![Unavailable {
+                variant: per_call_xlto::NAME.to_owned(),
+                why: no_clang().unwrap_err()
+            }]
+        );
+        let refused = plusone.variant(per_call_xlto::NAME).unwrap().available().unwrap_err();
+        assert!(
+            matches!(&refused, Error::VariantUnavailable { why, .. } if *why == no_clang().unwrap_err()),
+            "{refused:?}"
+        );
+        assert_eq!(refused.exit_code(), 2, "what to install is the user's to do");
+    }
 }

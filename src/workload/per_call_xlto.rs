@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::{Placement, Prepare, Role, Variant, PLACEMENTS};
 use crate::cache::{cache_dir, fnv1a};
 pub use crate::error::NoToolchain;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unavailability};
 use crate::ffi::{self, XltoLoops};
 
 /// The variant's name in every workload that has it.
@@ -61,7 +61,7 @@ pub(super) fn variant(about: &'static str, prepare: Prepare) -> Variant {
         about,
         prepare,
         placed: true,
-        needs: Some(|| library().map(drop)),
+        needs: Some(|| made().map(drop)),
     }
 }
 
@@ -272,23 +272,28 @@ fn build_key(t: &Toolchain) -> u64 {
 /// [`Error::VariantUnavailable`], saying why and what to install, when this machine cannot
 /// build it; the failure is remembered, so it is tried once.
 pub(crate) fn library() -> Result<Arc<Library>> {
-    static LIBRARY: OnceLock<Result<Arc<Library>, String>> = OnceLock::new();
-    let made = LIBRARY.get_or_init(|| {
-        let toolchain = toolchain().map_err(|why| why.to_string())?;
-        let path = cache_dir().join(format!(
-            "libffiprof_xlto-{}-{:016x}.so",
-            env!("CARGO_PKG_VERSION"),
-            build_key(&toolchain)
-        ));
-        if !path.exists() {
-            build(&toolchain, &path).map_err(|why| format!("building its library: {why}"))?;
-        }
-        let loops =
-            XltoLoops::open(&path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
-        Ok(Arc::new(Library { loops, path, toolchain }))
-    });
-    made.clone()
-        .map_err(|why| Error::VariantUnavailable { variant: NAME.to_owned(), why: why.clone() })
+    made().map_err(|why| Error::VariantUnavailable { variant: NAME.to_owned(), why })
+}
+
+/// The library, or why this machine has none (remembered: tried once per process).
+fn made() -> Result<Arc<Library>, Unavailability> {
+    static LIBRARY: OnceLock<Result<Arc<Library>, Unavailability>> = OnceLock::new();
+    LIBRARY
+        .get_or_init(|| {
+            let toolchain = toolchain().map_err(Unavailability::Toolchain)?;
+            let path = cache_dir().join(format!(
+                "libffiprof_xlto-{}-{:016x}.so",
+                env!("CARGO_PKG_VERSION"),
+                build_key(&toolchain)
+            ));
+            if !path.exists() {
+                build(&toolchain, &path).map_err(Unavailability::Build)?;
+            }
+            let loops = XltoLoops::open(&path)
+                .map_err(|e| Unavailability::Load { path: path.clone(), error: e.to_string() })?;
+            Ok(Arc::new(Library { loops, path, toolchain }))
+        })
+        .clone()
 }
 
 /// What the library's machine code says of one workload's per-call loop.
