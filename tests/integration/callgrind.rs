@@ -106,7 +106,7 @@ fn instructions_per_call_match_an_independent_count() {
         return;
     }
     // Independently: whole-process totals of `exec` at two lengths, differenced. Two runs'
-    // start-up can differ by a few instructions (see xlto_command), 100 000 calls apart:
+    // start-up can differ by a few instructions (see cross_language_lto), 100 000 calls apart:
     // the per-call figure, a whole number, is rounded to take that out.
     let dir = tempfile::tempdir().unwrap();
     let (n1, n2) = (100_000u64, 200_000u64);

@@ -5,13 +5,23 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// libtest starts tests in the order of their names, one per core; the modules with the
+// longest tests (cargo packages of their own built, whole quick runs) are named to start
+// early, beside the short tests, rather than last and alone (on 2 cores that was 6 s of
+// one core idle at the end). ffiprof in a user's crate (a copy of
+// examples/wrapper, built and benchmarked as theirs):
+mod a_users_crate;
 mod callgrind;
 mod cargo_targets;
 mod cgo;
 mod cli;
+// `ffiprof xlto` (three builds of a package, their censuses, a timing) and `duel`:
+mod cross_language_lto;
 mod crossings;
 mod installed;
 mod machine_code;
+// `ffiprof run` and `compare`, the README's main job:
+mod main_job;
 mod memory;
 mod memory_ownership;
 mod per_call_xlto;
@@ -19,7 +29,4 @@ mod profile;
 mod record;
 mod record_off_cpu;
 mod report;
-mod run_cli;
-mod user_package;
 mod workloads;
-mod xlto_command;

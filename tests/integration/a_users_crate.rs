@@ -220,7 +220,9 @@ fn cargo_ffiprof_counts_records_and_censuses_the_users_binary() {
     let rec = tmp.path().join("record");
     run(ffiprof("record", &rec).args(["--", "20000000", "1"])).success();
     assert!(rec.join("summary.json").is_file());
-    if !common::valgrind_here("user_package::cargo_ffiprof_counts_the_users_binary") {
+    if !common::valgrind_here(
+        "a_users_crate::cargo_ffiprof_counts_records_and_censuses_the_users_binary",
+    ) {
         return;
     }
     let cross = tmp.path().join("crossings");
