@@ -718,9 +718,11 @@ fn try_main(cli: Cli) -> ffiprof::Result<Outcome> {
 
 fn main() -> ExitCode {
     // The hidden commands that bench and run start in child processes: one case measured
-    // in this process, printed as JSON; the batches callgrind counts.
+    // in this process, printed as JSON; the batches callgrind counts; one sampler's
+    // profiles, taken beside the other's.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(measured) = measure::serve_child(&args) {
+    let served = measure::serve_child(&args).or_else(|| profile::beside::serve_child(&args));
+    if let Some(measured) = served {
         return match measured {
             Ok(json) => {
                 print!("{json}");

@@ -14,6 +14,7 @@ use crate::environment::Environment;
 use crate::error::Result;
 use crate::measure::{self, counters, instructions, CaseResult, Statistic};
 use crate::output::{point_latest, write_atomic, Staging};
+use crate::profile::beside::Beside;
 use crate::profile::{self, ProfileSummary};
 use crate::report::{
     self, CgoReference, CgoStatus, Report, ReportCase, ReportVariant, RunEnvironment,
@@ -286,9 +287,10 @@ pub fn run(
     };
     let mut report = new_report(options);
     let counters_on = report.environment.hardware_counters.available;
-    // Timing first, each case alone on the machine; then the profiles and the
-    // instruction counts side by side, one on each core: neither is a timing (samples are
-    // proportions of CPU time, callgrind counts), so they may share the machine.
+    // Timing first, each case alone on the machine; then the profiles (the two samplers
+    // in two processes) and the instruction counts side by side: none of them is a
+    // timing (samples are proportions of CPU time, callgrind counts), so they may share
+    // the machine.
     let timed = time_cases(workloads, options, on_step)?;
     for note in measure::case_notes(timed.iter().map(|t| &t.2)) {
         add_note(&mut report, note);
@@ -298,16 +300,31 @@ pub fn run(
         measure::ffiprof_exe(options.counting_exe.as_deref())
             .map(|exe| std::thread::spawn(move || instructions::count(&exe, &workloads)))
     });
+    // Each sampler's profiles in a child process of its own, beside each other
+    // (profile::beside): the two samplers on the two cores.
+    let names = |w: &Workload| -> Vec<&'static str> {
+        w.available_variants().0.iter().map(|v| v.name).collect()
+    };
+    let cases: Vec<_> = timed.iter().map(|(w, input, _)| (*w, *input, names(w))).collect();
+    let mut beside = measure::ffiprof_exe(options.counting_exe.as_deref())
+        .ok()
+        .and_then(|exe| Beside::start(&exe, &cases, &profile_options, &dir));
     for (w, input, case) in timed {
         on_step(Step::Profile(format!("{}/{}", w.name, input.name)));
-        let names: Vec<&str> = w.available_variants().0.iter().map(|v| v.name).collect();
-        let summary = profile::profile_workload(w, &names, input, &profile_options, &dir)?;
+        let names = names(w);
+        let summary = match beside.as_mut() {
+            Some(beside) => beside.profile(w, &names, input, &profile_options, &dir)?,
+            None => profile::profile_workload(w, &names, input, &profile_options, &dir)?,
+        };
         on_step(Step::Done);
         for f in &summary.failures {
             add_note(&mut report, format!("{} sampler did not run: {}", f.sampler, f.error));
         }
         report.workloads.push(report_case(w, input, case, &summary, counters_on));
         write_report(&report, &dir)?;
+    }
+    for note in beside.map(Beside::finish).unwrap_or_default() {
+        add_note(&mut report, note);
     }
     on_step(Step::Instructions);
     let unavailable = report.environment.instruction_counts.detail.clone();

@@ -15,7 +15,6 @@ import (
 	"runtime/cgo"
 	"runtime/pprof"
 	"sort"
-	"testing"
 	"time"
 )
 
@@ -58,18 +57,38 @@ type output struct {
 
 var sink uint64
 
-// measure runs fn (n calls per op) as a Go benchmark `runs` times: the median ns per call,
-// with the fastest and slowest run as its range.
-func measure(runs, n int, fn func(n int) uint64) (interval, uint64) {
+// measure times fn (n calls per op) in `runs` runs of about `benchtime` each: the median
+// ns per call, with the fastest and slowest run as its range. The ops per run come from
+// one calibration (doubling until an op batch takes a twentieth of benchtime), which also
+// warms the code up. testing.Benchmark would do the same work but ramp up to its count
+// again in every run (1, 100, 10 000, ... ops), and those discarded rounds took about as
+// long as the timed one.
+func measure(runs, n int, benchtime time.Duration, fn func(n int) uint64) (interval, uint64) {
 	var check uint64
+	ops := 1
+	for {
+		start := time.Now()
+		for j := 0; j < ops; j++ {
+			check = fn(n)
+		}
+		took := time.Since(start)
+		if took >= benchtime/20 || ops >= 1<<30 {
+			ops = int(float64(ops) * float64(benchtime) / float64(took+1))
+			break
+		}
+		ops *= 2
+	}
+	if ops < 1 {
+		ops = 1
+	}
 	perCall := make([]float64, 0, runs)
 	for i := 0; i < runs; i++ {
-		r := testing.Benchmark(func(b *testing.B) {
-			for j := 0; j < b.N; j++ {
-				check = fn(n)
-			}
-		})
-		perCall = append(perCall, float64(r.T.Nanoseconds())/float64(r.N)/float64(n))
+		start := time.Now()
+		for j := 0; j < ops; j++ {
+			check = fn(n)
+		}
+		took := time.Since(start)
+		perCall = append(perCall, float64(took.Nanoseconds())/float64(ops)/float64(n))
 	}
 	sink += check
 	sort.Float64s(perCall)
@@ -89,11 +108,6 @@ func main() {
 	benchtime := flag.Duration("benchtime", 300*time.Millisecond, "time per benchmark run")
 	profileTime := flag.Duration("profiletime", 2*time.Second, "time per CPU profile")
 	flag.Parse()
-	// testing.Benchmark reads the -test.benchtime flag.
-	testing.Init()
-	if err := flag.Set("test.benchtime", benchtime.String()); err != nil {
-		fatal(err)
-	}
 
 	state := &stepState{mult: 0x2545f4914f6cdd1d}
 	handle := cgo.NewHandle(state)
@@ -129,7 +143,7 @@ func main() {
 	for _, c := range cases {
 		w := workload{Name: c.name, Input: c.input, Baseline: "batched", Calls: c.calls}
 		for _, b := range c.benches {
-			ns, check := measure(*runs, c.calls, b.fn)
+			ns, check := measure(*runs, c.calls, *benchtime, b.fn)
 			w.Variants = append(w.Variants, variant{b.name, b.role, ns, fmt.Sprint(check)})
 			fmt.Fprintf(os.Stderr, "cgo %s/%s/%s: %.2f ns/call\n", c.name, c.input, b.name, ns.Estimate)
 		}

@@ -169,7 +169,7 @@ pub enum PerfUnwind {
 }
 
 /// Sampler settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Options {
     /// Samples per second asked for. Default: 1000.

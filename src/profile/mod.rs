@@ -10,6 +10,8 @@
 //! `profiles/<workload>.<variant>.<sampler>.pb.gz`, `summary.json` (with the input after
 //! the workload's name for workloads measured at several inputs).
 
+pub mod beside;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
