@@ -593,8 +593,14 @@ fn profile(args: ProfileArgs) -> ffiprof::Result<()> {
     options.duration = ffiprof::seconds("--duration", args.duration)?;
     let out =
         args.out.unwrap_or_else(|| PathBuf::from("results").join(format!("profile-{}", w.name)));
-    let summary = profile::profile_workload(&w, &variants, input, &options, &out)?;
+    // Each sampler in a child process of this binary, the samplers at once.
+    let exe = measure::ffiprof_exe(None)?;
+    let (summary, notes) =
+        profile::beside::profile_workload(&exe, &w, &variants, input, &options, &out)?;
     print!("{}", summary.table());
+    for note in notes {
+        eprintln!("note: {note}");
+    }
     for p in &summary.profiles {
         for note in &p.profile.notes {
             eprintln!("note: {} / {}: {note}", p.variant, p.profile.sampler);

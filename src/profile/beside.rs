@@ -100,6 +100,27 @@ pub fn serve_child(args: &[String]) -> Option<Result<String>> {
     }
 }
 
+/// [`super::profile_workload`] with each sampler in a child process of `exe` (an ffiprof
+/// binary), all at once; with the notes of [`Beside::finish`].
+pub fn profile_workload(
+    exe: &Path,
+    workload: &Workload,
+    names: &[&str],
+    input: &Input,
+    options: &Options,
+    out: &Path,
+) -> Result<(ProfileSummary, Vec<String>)> {
+    options.validate()?;
+    let case = [(workload, input, names.to_vec())];
+    match Beside::start(exe, &case, options, out) {
+        Some(mut beside) => {
+            let summary = beside.profile(workload, names, input, options, out)?;
+            Ok((summary, beside.finish()))
+        }
+        None => Ok((super::profile_workload(workload, names, input, options, out)?, Vec::new())),
+    }
+}
+
 /// The parent side: a child of ffiprof per sampler, each taking its sampler's profiles of
 /// a list of cases, all at once.
 pub struct Beside {
