@@ -15,6 +15,8 @@ mod callgrind;
 mod cargo_targets;
 mod cgo;
 mod cli;
+// The criterion test of the user's crate, started once the copy's first build is under way:
+mod criterion_profiles;
 // `ffiprof xlto` (three builds of a package, their censuses, a timing) and `duel`:
 mod cross_language_lto;
 mod crossings;
