@@ -270,6 +270,49 @@ fn cgo_reference(options: &Options, dir: &Path, report: &Report) -> CgoReference
     }
 }
 
+/// Profiles every timed case under both samplers, each sampler in a child process of its
+/// own, beside each other (profile::beside: the two samplers on the two cores), and adds
+/// each case to `report`, written out as it goes.
+fn profile_cases(
+    timed: Vec<(&Workload, &Input, CaseResult)>,
+    options: &Options,
+    dir: &Path,
+    report: &mut Report,
+    on_step: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let profile_options = profile::Options {
+        sample: options.sample.clone(),
+        duration: options.profile_window(),
+        ..Default::default()
+    };
+    let counters_on = report.environment.hardware_counters.available;
+    let names = |w: &Workload| -> Vec<&'static str> {
+        w.available_variants().0.iter().map(|v| v.name).collect()
+    };
+    let cases: Vec<_> = timed.iter().map(|(w, input, _)| (*w, *input, names(w))).collect();
+    let mut beside = measure::ffiprof_exe(options.counting_exe.as_deref())
+        .ok()
+        .and_then(|exe| Beside::start(&exe, &cases, &profile_options, dir));
+    for (w, input, case) in timed {
+        on_step(Step::Profile(format!("{}/{}", w.name, input.name)));
+        let names = names(w);
+        let summary = match beside.as_mut() {
+            Some(beside) => beside.profile(w, &names, input, &profile_options, dir)?,
+            None => profile::profile_workload(w, &names, input, &profile_options, dir)?,
+        };
+        on_step(Step::Done);
+        for f in &summary.failures {
+            add_note(report, format!("{} sampler did not run: {}", f.sampler, f.error));
+        }
+        report.workloads.push(report_case(w, input, case, &summary, counters_on));
+        write_report(report, dir)?;
+    }
+    for note in beside.map(Beside::finish).unwrap_or_default() {
+        add_note(report, note);
+    }
+    Ok(())
+}
+
 /// Benchmarks and profiles `workloads` into a run directory and returns the report and
 /// the directory. An unwritable destination fails before any benchmark starts.
 pub fn run(
@@ -280,13 +323,7 @@ pub fn run(
     let dest = options.out.clone().unwrap_or_else(default_dir);
     let staging = Staging::new(&dest)?;
     let dir = staging.path().to_owned();
-    let profile_options = profile::Options {
-        sample: options.sample.clone(),
-        duration: options.profile_window(),
-        ..Default::default()
-    };
     let mut report = new_report(options);
-    let counters_on = report.environment.hardware_counters.available;
     // Timing first, each case alone on the machine; then the profiles (the two samplers
     // in two processes) and the instruction counts side by side: none of them is a
     // timing (samples are proportions of CPU time, callgrind counts), so they may share
@@ -300,32 +337,7 @@ pub fn run(
         measure::ffiprof_exe(options.counting_exe.as_deref())
             .map(|exe| std::thread::spawn(move || instructions::count(&exe, &workloads)))
     });
-    // Each sampler's profiles in a child process of its own, beside each other
-    // (profile::beside): the two samplers on the two cores.
-    let names = |w: &Workload| -> Vec<&'static str> {
-        w.available_variants().0.iter().map(|v| v.name).collect()
-    };
-    let cases: Vec<_> = timed.iter().map(|(w, input, _)| (*w, *input, names(w))).collect();
-    let mut beside = measure::ffiprof_exe(options.counting_exe.as_deref())
-        .ok()
-        .and_then(|exe| Beside::start(&exe, &cases, &profile_options, &dir));
-    for (w, input, case) in timed {
-        on_step(Step::Profile(format!("{}/{}", w.name, input.name)));
-        let names = names(w);
-        let summary = match beside.as_mut() {
-            Some(beside) => beside.profile(w, &names, input, &profile_options, &dir)?,
-            None => profile::profile_workload(w, &names, input, &profile_options, &dir)?,
-        };
-        on_step(Step::Done);
-        for f in &summary.failures {
-            add_note(&mut report, format!("{} sampler did not run: {}", f.sampler, f.error));
-        }
-        report.workloads.push(report_case(w, input, case, &summary, counters_on));
-        write_report(&report, &dir)?;
-    }
-    for note in beside.map(Beside::finish).unwrap_or_default() {
-        add_note(&mut report, note);
-    }
+    profile_cases(timed, options, &dir, &mut report, on_step)?;
     on_step(Step::Instructions);
     let unavailable = report.environment.instruction_counts.detail.clone();
     match joined_counts(counting, &unavailable) {

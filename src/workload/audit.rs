@@ -108,7 +108,8 @@ pub struct LoopAudit {
     pub side: LoopSide,
     /// The placement read.
     pub placement: usize,
-    /// The symbol at its address.
+    /// The symbol at its address, demangled without Rust's hash or crate disambiguators
+    /// (legacy and v0 mangling alike).
     pub symbol: String,
     /// The file it was read from.
     pub file: PathBuf,
@@ -286,7 +287,7 @@ impl CodeReader {
             variants: l.variants.iter().map(|v| (*v).to_owned()).collect(),
             side: l.side(),
             placement: at.index(),
-            symbol: rustc_demangle::demangle(name).to_string(),
+            symbol: format!("{:#}", rustc_demangle::demangle(name)),
             file: Path::new(&mapping.path).to_owned(),
             loops: loops.iter().map(|b| (b.head % 64, b.instructions)).collect(),
             round_trips,

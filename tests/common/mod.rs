@@ -279,3 +279,10 @@ pub fn golden(name: &str, actual: &str) {
         .unwrap_or_else(|_| panic!("{} missing: run with FFIPROF_BLESS=1", path.display()));
     assert_eq!(actual, expected, "{name} differs from its golden file (FFIPROF_BLESS=1 to accept)");
 }
+
+/// Whether a demangled Rust function's path is in crate `krate`: `krate::Type::f` in the
+/// legacy mangling, `<krate::Type>::f` in v0's (`-C symbol-mangling-version=v0`, nightly's
+/// default), which writes an inherent method's type in angle brackets.
+pub fn in_crate(function: &str, krate: &str) -> bool {
+    function.trim_start_matches('<').strip_prefix(krate).is_some_and(|rest| rest.starts_with("::"))
+}

@@ -98,9 +98,9 @@ fn census(dir: &Path, args: [u64; 6], engine: &[&str]) -> (MemoryCensus, common:
 }
 
 /// A function's name as both symbolizers agree on it: the last path segment, without
-/// generics or a symbol version (valgrind names an inlined frame by its bare DWARF name,
-/// `map_or_else<&str, ..>`, blazesym by its path, `core::option::Option<T>::map_or_else`;
-/// valgrind keeps `@@GLIBC_2.32`).
+/// generics (before or after it) or a symbol version (valgrind names an inlined frame by
+/// its bare DWARF name, `map_or_else<&str, ..>`, blazesym by its path,
+/// `core::option::Option<T>::map_or_else`; valgrind keeps `@@GLIBC_2.32`).
 fn plain(name: &str) -> String {
     let name = name.split(" (inlined into").next().unwrap_or(name);
     let name = name.split("@@").next().unwrap_or(name).replace("->", "");
@@ -113,7 +113,10 @@ fn plain(name: &str) -> String {
             _ => {}
         }
     }
-    bare.rsplit("::").next().unwrap_or(&bare).to_owned()
+    // v0 mangling (rustc's `-C symbol-mangling-version=v0`, nightly's default) names a
+    // generic function's arguments after it, `collect::<Vec<u64>>`: the path ends in `::`.
+    let bare = bare.trim_end_matches("::");
+    bare.rsplit("::").next().unwrap_or(bare).to_owned()
 }
 
 /// Every site's figures by its plain key (function, language, Rust caller).

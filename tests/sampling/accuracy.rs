@@ -40,6 +40,13 @@ fn sample_variant(
     (profile, summary)
 }
 
+/// Whether a demangled name is `function`: v0 mangling (`-C symbol-mangling-version=v0`,
+/// nightly's default) names a generic function's arguments after it, `per_call_loop::<0>`
+/// (the placement), where the legacy mangling names `per_call_loop` alone.
+fn is_function(name: &str, function: &str) -> bool {
+    name.strip_prefix(function).is_some_and(|rest| rest.is_empty() || rest.starts_with("::<"))
+}
+
 fn boundary_exactness(kind: SamplerKind, hz: u64, seconds: f64) {
     let w = workload::find("pow").unwrap();
     let (profile, summary) =
@@ -51,11 +58,9 @@ fn boundary_exactness(kind: SamplerKind, hz: u64, seconds: f64) {
             continue;
         }
         in_libm += stack.weight;
-        if stack
-            .frames
-            .iter()
-            .any(|&i| profile.frame(i).function == "ffiprof::workload::pow::per_call_loop")
-        {
+        if stack.frames.iter().any(|&i| {
+            is_function(&profile.frame(i).function, "ffiprof::workload::pow::per_call_loop")
+        }) {
             with_loop += stack.weight;
         }
     }
