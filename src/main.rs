@@ -47,7 +47,7 @@ enum Command {
     Run {
         /// Workloads to run (default: all).
         workloads: Vec<String>,
-        /// Short benchmarks and profiles (about a minute and a half).
+        /// Short benchmarks and profiles (about half a minute on 2 cores).
         #[arg(long)]
         quick: bool,
         /// Run directory (default: results/<date>-<host>, with results/latest pointing at it).
