@@ -173,7 +173,8 @@ impl Beside {
     }
 
     /// Profiles the next case: `workload` at `input`, the variants `names`, under every
-    /// sampler of `options`, as [`super::profile_workload`] would one sampler after the
+    /// sampler this was started with (from its child, or here with `options`' settings
+    /// when the child failed), as [`super::profile_workload`] would one sampler after the
     /// other.
     pub fn profile(
         &mut self,
