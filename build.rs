@@ -65,7 +65,9 @@ fn main() {
     let source = csrc.join("heap/interpose.c");
     println!("cargo:rerun-if-changed={}", source.display());
     let mut cmd = compiler.to_command();
-    cmd.args(["-O2", "-g", "-Wall", "-Wextra", "-fvisibility=hidden", "-shared", "-fPIC", "-o"])
+    // -fexceptions: a bad_alloc thrown by operator new unwinds through its hook.
+    cmd.args(["-O2", "-g", "-Wall", "-Wextra", "-fexceptions", "-fvisibility=hidden"])
+        .args(["-shared", "-fPIC", "-o"])
         .arg(&heap)
         .arg(&source)
         .args(["-lm", "-ldl", "-pthread"]);

@@ -102,63 +102,6 @@ pub(crate) fn calls_in(
     Ok(calls)
 }
 
-/// Where a tail jump goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Leaves {
-    /// An imported function, by name (through its GOT slot or PLT stub).
-    Import(String),
-    /// Code of the same file, by virtual address (a direct jump, or a GOT slot the loader
-    /// fills with an address of the file).
-    Code(u64),
-}
-
-/// What a GOT slot at `address` holds: an import, or an address of the file.
-fn got_target(file: &object::File<'_>, address: u64) -> Option<Leaves> {
-    if let Some(name) = got_symbol(file, address) {
-        return Some(Leaves::Import(name));
-    }
-    file.dynamic_relocations()?.find(|(offset, _)| *offset == address).and_then(|(_, r)| {
-        (r.target() == RelocationTarget::Absolute).then(|| Leaves::Code(r.addend() as u64))
-    })
-}
-
-/// The jumps by which the function `[start, start + size)` leaves as its last act (tail
-/// calls, after which no frame of the function is left on the stack), each with where it
-/// goes: through a GOT slot, to a PLT stub, or straight to other code.
-pub(crate) fn tail_jumps(file: &object::File<'_>, start: u64, size: u64) -> Vec<(u64, Leaves)> {
-    let Some(bytes) = code_at(file, start, size) else { return Vec::new() };
-    Decoder::with_ip(64, bytes, start, DecoderOptions::NONE)
-        .into_iter()
-        .filter_map(|i| {
-            let to = match i.flow_control() {
-                FlowControl::IndirectBranch if i.is_ip_rel_memory_operand() => {
-                    got_target(file, i.ip_rel_memory_address())?
-                }
-                FlowControl::UnconditionalBranch => {
-                    let t = i.near_branch_target();
-                    if t >= start && t < start + size {
-                        return None;
-                    }
-                    let via_plt = code_at(file, t, 16).and_then(|stub| {
-                        let first = Decoder::with_ip(64, stub, t, DecoderOptions::NONE).decode();
-                        let first = if first.mnemonic() == Mnemonic::Endbr64 {
-                            Decoder::with_ip(64, &stub[4..], t + 4, DecoderOptions::NONE).decode()
-                        } else {
-                            first
-                        };
-                        first
-                            .is_ip_rel_memory_operand()
-                            .then(|| got_symbol(file, first.ip_rel_memory_address()))?
-                    });
-                    via_plt.map_or(Leaves::Code(t), Leaves::Import)
-                }
-                _ => return None,
-            };
-            Some((i.ip(), to))
-        })
-        .collect()
-}
-
 /// How a loop's machine code goes through a stack slot on every item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

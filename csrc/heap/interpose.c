@@ -34,6 +34,8 @@
 #include <unistd.h>
 #include <unwind.h>
 
+#include <link.h>
+
 extern void *__libc_malloc(size_t);
 extern void __libc_free(void *);
 extern void *__libc_calloc(size_t, size_t);
@@ -63,6 +65,13 @@ static uintptr_t self_lo, self_hi;
 
 static TLS int in_hook;
 static TLS int holding;
+/* Blocks allocated while this thread held the log's lock (a signal handler's, run inside
+ * the interposer), to be marked once it is given back: their frees are then no surprise. */
+static TLS uint64_t pending[32];
+static TLS int n_pending;
+/* Set once a block could be neither logged nor marked: from then on a free of an unknown
+ * address is not called one of what was never allocated. */
+static int untracked;
 static TLS int cxx_hint;
 static TLS double countdown;
 static TLS uint64_t rng;
@@ -81,9 +90,43 @@ static void take(void) {
     holding = 1;
 }
 
+static void block_set(uint64_t ptr, uint64_t st);
+
 static void give(void) {
+    while (n_pending > 0) block_set(pending[--n_pending], 5 /* B_LIVE | B_UNLOGGED */);
     holding = 0;
     __atomic_store_n(&spin, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- the allocator that serves ---------------------------------------------------------
+ * The next definitions after this library's (a user's LD_PRELOAD of jemalloc or tcmalloc,
+ * or one the program links, keeps serving); glibc's own until they are found. */
+static void *(*next_malloc)(size_t) = __libc_malloc;
+static void (*next_free)(void *) = __libc_free;
+static void *(*next_calloc)(size_t, size_t) = __libc_calloc;
+static void *(*next_realloc)(void *, size_t) = __libc_realloc;
+static void *(*next_memalign)(size_t, size_t) = __libc_memalign;
+static void *(*next_valloc)(size_t) = __libc_valloc;
+static void *(*next_pvalloc)(size_t) = __libc_pvalloc;
+
+static void find_next_allocator(void) {
+#define NEXT(var, name)                                 \
+    do {                                                \
+        void *f_ = dlsym(RTLD_NEXT, name);              \
+        if (f_) *(void **)&var = f_;                    \
+    } while (0)
+    void *(*m)(size_t) = dlsym(RTLD_NEXT, "malloc");
+    void (*f)(void *) = dlsym(RTLD_NEXT, "free");
+    /* Only a whole allocator is taken: glibc's malloc with another's free would not do. */
+    if (!m || !f || (m == __libc_malloc && f == __libc_free)) return;
+    NEXT(next_calloc, "calloc");
+    NEXT(next_realloc, "realloc");
+    NEXT(next_memalign, "memalign");
+    NEXT(next_valloc, "valloc");
+    NEXT(next_pvalloc, "pvalloc");
+    next_free = f;
+    next_malloc = m;
+#undef NEXT
 }
 
 /* ---- the log ---------------------------------------------------------------------- */
@@ -362,9 +405,22 @@ static int open_log(void) {
     return 0;
 }
 
-static void before_fork(void) { take(); }
-static void after_fork_parent(void) { give(); }
+/* fork() from a signal handler that interrupted this thread inside the interposer: the
+ * lock is already this thread's, and the tables may be half-written; the child does not
+ * log. */
+static TLS int fork_nested;
+static void before_fork(void) {
+    fork_nested = holding;
+    if (!fork_nested) take();
+}
+static void after_fork_parent(void) {
+    if (!fork_nested) give();
+}
 static void after_fork_child(void) {
+    if (fork_nested) {
+        state = 3;
+        return;
+    }
     /* The child logs to a file of its own; the blocks it inherits stay known, so their
      * frees are not taken for invalid ones. */
     if (state == 2) {
@@ -381,6 +437,7 @@ static void after_fork_child(void) {
 static void start(void) {
     state = 1;
     find_self();
+    find_next_allocator();
     const char *every = getenv("FFIPROF_HEAP_SAMPLE");
     sample_bytes = every ? strtod(every, NULL) : 0;
     const char *self = getenv("FFIPROF_HEAP_LIB");
@@ -391,9 +448,20 @@ static void start(void) {
 
 static void finish(void) __attribute__((destructor(101)));
 static void finish(void) {
+    /* exit() called by a signal handler that interrupted this thread inside the
+     * interposer: the lock is this thread's own, and what it was writing is unfinished;
+     * the log stops here, without its end, as a program killed would leave it. */
+    if (holding) {
+        __atomic_store_n(&state, 3, __ATOMIC_RELEASE);
+        return;
+    }
+    in_hook++;
     take();
     append(K_END, 0, NULL, 0);
+    /* Nothing after the end: other threads go on unlogged until the process is gone. */
+    __atomic_store_n(&state, 3, __ATOMIC_RELEASE);
     give();
+    in_hook--;
 }
 
 /* ---- sampling ----------------------------------------------------------------------- */
@@ -423,7 +491,9 @@ static int sampled(size_t size) {
  * then the allocator is called directly and the block kept out of the log. */
 static int enter(void) {
     if (in_hook) return 0;
-    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != 2) {
+    int now = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    if (now == 3) return 0;
+    if (now != 2) {
         in_hook = 1;
         take();
         if (state == 0) start();
@@ -438,7 +508,12 @@ static int enter(void) {
 static void leave(void) { in_hook = 0; }
 
 static void note_unlogged(void *p) {
-    if (!p || state != 2 || holding) return;
+    if (!p || state != 2) return;
+    if (holding) {
+        if (n_pending < (int)(sizeof pending / sizeof pending[0])) pending[n_pending++] = (uint64_t)(uintptr_t)p;
+        else untracked = 1;
+        return;
+    }
     take();
     block_set((uint64_t)(uintptr_t)p, B_LIVE | B_UNLOGGED);
     give();
@@ -465,27 +540,27 @@ static void logged_alloc(void *p, size_t size, uint64_t ip) {
         return p_;                                                               \
     } while (0)
 
-EXPORT void *malloc(size_t size) { ALLOC_HOOK(__libc_malloc(size), size); }
+EXPORT void *malloc(size_t size) { ALLOC_HOOK(next_malloc(size), size); }
 
 EXPORT void *calloc(size_t n, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
-    ALLOC_HOOK(__libc_calloc(n, size), total);
+    ALLOC_HOOK(next_calloc(n, size), total);
 }
 
-EXPORT void *memalign(size_t align, size_t size) { ALLOC_HOOK(__libc_memalign(align, size), size); }
-EXPORT void *aligned_alloc(size_t align, size_t size) { ALLOC_HOOK(__libc_memalign(align, size), size); }
-EXPORT void *valloc(size_t size) { ALLOC_HOOK(__libc_valloc(size), size); }
-EXPORT void *pvalloc(size_t size) { ALLOC_HOOK(__libc_pvalloc(size), size); }
+EXPORT void *memalign(size_t align, size_t size) { ALLOC_HOOK(next_memalign(align, size), size); }
+EXPORT void *aligned_alloc(size_t align, size_t size) { ALLOC_HOOK(next_memalign(align, size), size); }
+EXPORT void *valloc(size_t size) { ALLOC_HOOK(next_valloc(size), size); }
+EXPORT void *pvalloc(size_t size) { ALLOC_HOOK(next_pvalloc(size), size); }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     if (align < sizeof(void *) || (align & (align - 1)) != 0) return EINVAL;
     void *p;
     if (!enter()) {
-        p = __libc_memalign(align, size);
+        p = next_memalign(align, size);
         note_unlogged(p);
     } else {
-        p = __libc_memalign(align, size);
+        p = next_memalign(align, size);
         if (p) logged_alloc(p, size, (uint64_t)(uintptr_t)__builtin_return_address(0));
         leave();
     }
@@ -515,7 +590,10 @@ static void logged_free(void *p, uint64_t ip, int full_stack) {
         return;
     }
     uint64_t flags = (cxx_hint ? F_CXX : 0);
-    if (!(st & B_LIVE)) flags |= (st & B_FREED) ? F_DOUBLE_FREE : F_NEVER_ALLOCATED;
+    if (!(st & B_LIVE)) {
+        if (st & B_FREED) flags |= F_DOUBLE_FREE;
+        else if (!__atomic_load_n(&untracked, __ATOMIC_RELAXED)) flags |= F_NEVER_ALLOCATED;
+    }
     uint64_t ips[MAX_FRAMES], n = 0;
     if (full_stack || (flags & (F_DOUBLE_FREE | F_NEVER_ALLOCATED))) n = unwind(ips, FREE_FRAMES);
     take();
@@ -533,12 +611,12 @@ static void free_hook(void *p, uint64_t ip) {
             if (block_get((uint64_t)(uintptr_t)p) & B_UNLOGGED) block_set((uint64_t)(uintptr_t)p, B_FREED | B_UNLOGGED);
             give();
         }
-        __libc_free(p);
+        next_free(p);
         return;
     }
     logged_free(p, ip, sample_bytes <= 0);
     leave();
-    __libc_free(p);
+    next_free(p);
 }
 
 EXPORT void free(void *p) { free_hook(p, (uint64_t)(uintptr_t)__builtin_return_address(0)); }
@@ -546,8 +624,8 @@ EXPORT void cfree(void *p) { free_hook(p, (uint64_t)(uintptr_t)__builtin_return_
 
 static void *realloc_hook(void *old, size_t size, uint64_t ip) {
     if (!old) {
-        if (!enter()) { void *p = __libc_malloc(size); note_unlogged(p); return p; }
-        void *p = __libc_malloc(size);
+        if (!enter()) { void *p = next_malloc(size); note_unlogged(p); return p; }
+        void *p = next_malloc(size);
         if (p) logged_alloc(p, size, ip);
         leave();
         return p;
@@ -556,13 +634,13 @@ static void *realloc_hook(void *old, size_t size, uint64_t ip) {
         free_hook(old, ip);
         return NULL;
     }
-    if (!enter()) return __libc_realloc(old, size);
+    if (!enter()) return next_realloc(old, size);
     uint64_t from = (uint64_t)(uintptr_t)old;
     /* The lock is held across the call: the old address may be handed to another thread
      * the moment it is released, and its log must not come first. */
     take();
     uint64_t st = block_get(from);
-    void *p = __libc_realloc(old, size);
+    void *p = next_realloc(old, size);
     if (p) {
         if (st & B_UNLOGGED) {
             block_set(from, B_FREED | B_UNLOGGED);
@@ -601,36 +679,91 @@ static void *next_symbol(const char *name) {
     return f;
 }
 
-#define NEW_HOOK(mangled, params, args)                                            \
+/* The operator where it is not in the global scope: a C host that dlopens a C++ library
+ * RTLD_LOCAL binds that library's operators here, while libstdc++ came in with it,
+ * local. Any loaded object but this one that defines the name will do. */
+struct lookup { const char *name; void *found; };
+
+static int look_in(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size;
+    struct lookup *l = arg;
+    if (!info->dlpi_name || !info->dlpi_name[0]) return 0;
+    void *h = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+    if (!h) return 0;
+    void *f = dlsym(h, l->name);
+    dlclose(h);
+    if (f && !((uintptr_t)f >= self_lo && (uintptr_t)f < self_hi)) {
+        l->found = f;
+        return 1;
+    }
+    return 0;
+}
+
+static void *operator_symbol(const char *name) {
+    void *f = next_symbol(name);
+    if (f) return f;
+    struct lookup l = {name, NULL};
+    in_hook++;
+    dl_iterate_phdr(look_in, &l);
+    in_hook--;
+    return l.found;
+}
+
+/* Undoes the hint when operator new returns or throws (bad_alloc through here: this file
+ * is built with -fexceptions, so the unwinder runs the cleanup). */
+static void cxx_done(int *unused) {
+    (void)unused;
+    cxx_hint--;
+}
+
+/* operator new is the next definition's (libstdc++'s: its new-handler and bad_alloc stay),
+ * called with the hint that the malloc it makes is C++'s. Where none can be found, it is
+ * malloc's, as libstdc++'s own is, with nothing thrown. */
+#define NEW_HOOK(mangled, params, args, fallback)                                  \
     EXPORT void *mangled params {                                                   \
         static void *(*real) params;                                                \
-        if (!real) real = (void *(*) params)next_symbol(#mangled);                  \
-        cxx_hint++;                                                                 \
-        void *p = real args;                                                        \
-        cxx_hint--;                                                                 \
-        return p;                                                                   \
+        if (!real) real = (void *(*) params)operator_symbol(#mangled);              \
+        int hint __attribute__((cleanup(cxx_done))) = cxx_hint++;                   \
+        (void)hint;                                                                 \
+        return real ? real args : (fallback);                                       \
     }
 
-NEW_HOOK(_Znwm, (size_t n), (n))
-NEW_HOOK(_Znam, (size_t n), (n))
-NEW_HOOK(_ZnwmSt11align_val_t, (size_t n, size_t a), (n, a))
-NEW_HOOK(_ZnamSt11align_val_t, (size_t n, size_t a), (n, a))
+NEW_HOOK(_Znwm, (size_t n), (n), malloc(n ? n : 1))
+NEW_HOOK(_Znam, (size_t n), (n), malloc(n ? n : 1))
+NEW_HOOK(_ZnwmSt11align_val_t, (size_t n, size_t a), (n, a), aligned_alloc(a, (n + a - 1) / a * a))
+NEW_HOOK(_ZnamSt11align_val_t, (size_t n, size_t a), (n, a), aligned_alloc(a, (n + a - 1) / a * a))
 
-#define DELETE_HOOK(mangled, params)                                                \
+/* operator delete: a block this interposer's malloc handed out is freed here, with the
+ * hint; any other (an allocator's own operator new served it, as tcmalloc's does) goes to
+ * the next definition, as it would without ffiprof. */
+static int ours(void *p) {
+    if (!p || state != 2 || holding) return 1;
+    take();
+    uint64_t st = block_get((uint64_t)(uintptr_t)p);
+    give();
+    return (st & B_LIVE) != 0;
+}
+
+#define DELETE_HOOK(mangled, params, args)                                          \
     EXPORT void mangled params {                                                    \
+        static void (*real) params;                                                 \
+        if (!ours(p)) {                                                             \
+            if (!real) real = (void (*) params)operator_symbol(#mangled);           \
+            if (real) { real args; return; }                                        \
+        }                                                                           \
         cxx_hint++;                                                                 \
         free_hook(p, (uint64_t)(uintptr_t)__builtin_return_address(0));            \
         cxx_hint--;                                                                 \
     }
 
-DELETE_HOOK(_ZdlPv, (void *p))
-DELETE_HOOK(_ZdaPv, (void *p))
-DELETE_HOOK(_ZdlPvm, (void *p, size_t n __attribute__((unused))))
-DELETE_HOOK(_ZdaPvm, (void *p, size_t n __attribute__((unused))))
-DELETE_HOOK(_ZdlPvSt11align_val_t, (void *p, size_t a __attribute__((unused))))
-DELETE_HOOK(_ZdaPvSt11align_val_t, (void *p, size_t a __attribute__((unused))))
-DELETE_HOOK(_ZdlPvmSt11align_val_t, (void *p, size_t n __attribute__((unused)), size_t a __attribute__((unused))))
-DELETE_HOOK(_ZdaPvmSt11align_val_t, (void *p, size_t n __attribute__((unused)), size_t a __attribute__((unused))))
+DELETE_HOOK(_ZdlPv, (void *p), (p))
+DELETE_HOOK(_ZdaPv, (void *p), (p))
+DELETE_HOOK(_ZdlPvm, (void *p, size_t n), (p, n))
+DELETE_HOOK(_ZdaPvm, (void *p, size_t n), (p, n))
+DELETE_HOOK(_ZdlPvSt11align_val_t, (void *p, size_t a), (p, a))
+DELETE_HOOK(_ZdaPvSt11align_val_t, (void *p, size_t a), (p, a))
+DELETE_HOOK(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t a), (p, n, a))
+DELETE_HOOK(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t a), (p, n, a))
 
 /* fork keeps the log consistent: registered once, at load. */
 static void setup(void) __attribute__((constructor(101)));

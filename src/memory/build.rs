@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::execute::{loaded, Ran};
 use super::schema::{self, Engine, Figures, MemoryCensus, Ownership, Process, Site};
-use super::{dhat, log, native, render, replay, sites, Options};
+use super::{dhat, log, native, render, sites, Options};
 use crate::environment::Environment;
 
 /// True where the program links a global allocator that does not call malloc (jemalloc,
@@ -52,7 +52,8 @@ fn modules(file: &dhat::File, ran: &Ran) -> sites::Modules {
 /// DHAT's file as a heap: its frames placed in their modules.
 pub(crate) fn dhat_heap(file: dhat::File, ran: &Ran) -> sites::Heap {
     let frames = sites::place_all(&file.ftbl, &mut modules(&file, ran));
-    sites::Heap { pid: file.pid, command: file.cmd, frames, points: file.pps, totals: None }
+    let (pid, command, points) = (file.pid, file.cmd, file.pps);
+    sites::Heap { pid, command, frames, points, families: Vec::new(), totals: None }
 }
 
 /// Every heap's points attributed and summed into sites (sorted, the most bytes at the
@@ -63,7 +64,13 @@ fn sites_of(heaps: &[sites::Heap]) -> (Vec<Site>, Vec<Process>, render::Stacks) 
     let mut processes = Vec::new();
     for heap in heaps {
         let mut process = Figures::default();
-        let attributed = heap.points.iter().map(|p| (p, sites::attribute(p, &heap.frames)));
+        let attributed = heap.points.iter().enumerate().map(|(i, p)| {
+            let mut a = sites::attribute(p, &heap.frames);
+            if let Some(&family) = heap.families.get(i) {
+                a.family = family;
+            }
+            (p, a)
+        });
         for (key, points) in sites::group(attributed) {
             let site = all.entry(key.clone()).or_insert_with(|| Site {
                 function: key.function.clone(),
@@ -181,7 +188,6 @@ pub(crate) fn native_heaps(
     let mut symbolizer = crate::symbol::FileSymbolizer::default();
     let (mut heaps, mut owned, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     let mut stackless = Figures::default();
-    let mut untold = replay::Count::default();
     for log in logs {
         let p = native::process(log, options.sample_bytes, &mut symbolizer);
         if !log.complete {
@@ -193,8 +199,6 @@ pub(crate) fn native_heaps(
             ));
         }
         stackless.add(&p.stackless);
-        (untold.blocks, untold.bytes) =
-            (untold.blocks + p.untold.blocks, untold.bytes + p.untold.bytes);
         heaps.push(p.heap);
         owned.push(p.ownership);
     }
@@ -210,14 +214,6 @@ pub(crate) fn native_heaps(
             "{} bytes in {} blocks were allocated where no stack could be unwound; they are \
              in the totals, not in a site",
             stackless.bytes, stackless.blocks
-        ));
-    }
-    if untold.blocks > 0 {
-        notes.push(format!(
-            "{} of the blocks said allocated by Rust and freed by C ({} bytes) were freed from \
-             code without line tables, where Rust's own inlined free cannot be told from C's \
-             free(): build with debug information (debug = \"line-tables-only\") to tell them",
-            untold.blocks, untold.bytes
         ));
     }
     (heaps, native::merge(owned), notes)

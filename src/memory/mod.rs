@@ -16,6 +16,7 @@
 //! `compare`.
 
 pub(crate) mod build;
+pub(crate) mod calls;
 pub(crate) mod compare;
 pub(crate) mod dhat;
 pub(crate) mod execute;
@@ -33,7 +34,8 @@ pub use crate::source::Source;
 pub use compare::{compare_paths, MemoryComparison};
 pub use schema::{
     is_memory_census, CrossedFree, Engine, Family, FamilyPair, Figures, InvalidFree,
-    InvalidFreeKind, MemoryCensus, Ownership, Process, Site, MEMORY_FILE,
+    InvalidFreeKind, MemoryCensus, Ownership, Process, Site, UnknownFamily, UnknownSide, Untold,
+    MEMORY_FILE,
 };
 
 use crate::error::{Error, Result};

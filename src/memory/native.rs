@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use super::calls::{self, Reach, Untold};
 use super::log::{self, Log};
 use super::replay::{self, Count, Invalid, Replayed, Side};
 use super::schema::{
     CrossedFree, Family, FamilyPair, Figures, InvalidFree, InvalidFreeKind, Ownership,
+    UnknownFamily, UnknownSide,
 };
-use super::sites::{
-    self, attribute_stack, is_allocator_frame, Attributed, Heap, Placed, C_ENTRIES,
-};
+use super::sites::{self, attribute_stack, is_allocator_frame, Attributed, Heap, Placed};
 use crate::error::{Error, Result};
 use crate::stacks::classify;
 use crate::symbol::{FileSymbolizer, Frame};
@@ -158,13 +158,6 @@ impl Exports {
         Exports { functions }
     }
 
-    /// The function `address` is in: its start and end.
-    fn range(&self, address: u64) -> Option<(u64, u64)> {
-        let i = self.functions.partition_point(|f| f.0 <= address).checked_sub(1)?;
-        let (start, end, _) = &self.functions[i];
-        (*start <= address && address < *end).then_some((*start, *end))
-    }
-
     /// The demangled, qualified name of the function at `address`, where it has a path.
     fn qualified_name(&self, address: u64) -> Option<String> {
         let name = format!("{:#}", rustc_demangle::demangle(self.name(address)?));
@@ -178,109 +171,6 @@ impl Exports {
     }
 }
 
-/// Names of Rust's allocator shims (any crate's mangling holds them).
-const SHIM_NAMES: &[&str] =
-    &["__rust_alloc", "__rust_realloc", "__rust_dealloc", "__rdl_", "__rg_"];
-
-/// Where Rust's allocator shims lie in a file (`__rust_alloc` and kin, `__rdl_*`,
-/// `__rg_*`), by file virtual address, and the GOT slots that hold their addresses (Rust
-/// calls through the GOT, `call *slot(%rip)`, where the shim is another crate's symbol).
-#[derive(Default)]
-struct Shims {
-    ranges: Vec<(u64, u64)>,
-    slots: std::collections::HashSet<u64>,
-}
-
-impl Shims {
-    /// True for a shim's name.
-    fn named(&self, name: &str) -> bool {
-        SHIM_NAMES.iter().any(|x| name.contains(x))
-    }
-
-    /// True for an address inside a shim.
-    fn contains(&self, address: u64) -> bool {
-        self.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&address))
-    }
-
-    fn of(file: &object::File<'_>) -> Shims {
-        use object::{Object, ObjectSymbol};
-        let named = |n: &str| SHIM_NAMES.iter().any(|x| n.contains(x));
-        let ranges: Vec<(u64, u64)> = file
-            .symbols()
-            .chain(file.dynamic_symbols())
-            .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
-            .filter(|s| s.name().is_ok_and(named))
-            .map(|s| (s.address(), s.address() + s.size()))
-            .collect();
-        let inside = |at: u64| ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&at));
-        let mut slots = std::collections::HashSet::new();
-        for (slot, r) in file.dynamic_relocations().into_iter().flatten() {
-            let shim = match r.target() {
-                object::RelocationTarget::Absolute => inside(r.addend() as u64),
-                object::RelocationTarget::Symbol(i) => file
-                    .symbol_by_index(i)
-                    .ok()
-                    .and_then(|s| s.name().ok().map(|n| named(n) || inside(s.address())))
-                    .unwrap_or(false),
-                _ => false,
-            };
-            if shim {
-                slots.insert(slot);
-            }
-        }
-        Shims { ranges, slots }
-    }
-
-    /// True where the call that returns to `ip` goes into one of Rust's allocator shims,
-    /// directly (`call rel32`) or through its GOT slot (`call *slot(%rip)`): the shim's
-    /// own frame is gone when it jumped on to malloc or free (a tail call), but the call
-    /// says whose allocator it was.
-    fn called_before(
-        &self,
-        data: &[u8],
-        file: &object::File<'_>,
-        m: &crate::maps::Mapping,
-        ip: u64,
-    ) -> bool {
-        if self.ranges.is_empty() && self.slots.is_empty() {
-            return false;
-        }
-        let offset = (ip - m.range.start + m.offset) as usize;
-        let Some(code) = offset.checked_sub(6).and_then(|at| data.get(at..offset)) else {
-            return false;
-        };
-        let Some(here) = crate::maps::file_address(file, m, ip) else { return false };
-        let rel = |b: &[u8]| i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-        if code[1] == 0xE8 {
-            let target = here.wrapping_add_signed(rel(&code[2..]));
-            if self.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&target)) {
-                return true;
-            }
-        }
-        code[0] == 0xFF
-            && code[1] == 0x15
-            && self.slots.contains(&here.wrapping_add_signed(rel(&code[2..])))
-    }
-}
-
-/// Where the call that returns to `ip` went, when it is a direct call (`call rel32`): the
-/// callee's start, by file virtual address.
-fn direct_callee(
-    data: &[u8],
-    file: &object::File<'_>,
-    m: &crate::maps::Mapping,
-    ip: u64,
-) -> Option<u64> {
-    let offset = (ip - m.range.start + m.offset) as usize;
-    let code = data.get(offset.checked_sub(5)?..offset)?;
-    let here = crate::maps::file_address(file, m, ip)?;
-    (code[0] == 0xE8).then(|| {
-        here.wrapping_add_signed(i64::from(i32::from_le_bytes([
-            code[1], code[2], code[3], code[4],
-        ])))
-    })
-}
-
 /// The file offset of a virtual address of `file`.
 fn file_offset(file: &object::File<'_>, address: u64) -> Option<u64> {
     use object::{Object, ObjectSegment};
@@ -291,54 +181,41 @@ fn file_offset(file: &object::File<'_>, address: u64) -> Option<u64> {
     })
 }
 
-/// True where the function `[start, end)` of `path` ends in Rust's allocator by tail
-/// jumps (a Rust drop whose last act is to free): a jump into one of Rust's shims, or to
-/// C's allocator with Rust's allocator inlined at the jump (its frames say so), directly or
-/// through the functions it jumps to in turn (a few deep). A free reached that way
-/// returns to the first function's caller, and no frame of Rust's allocator is left to
-/// tell whose free it was.
-fn tails_into_rust_allocator(
+/// True for a frame of std's own allocator (`System`, the shims), by name or source.
+fn is_std_allocator(frame: &Frame) -> bool {
+    const SOURCES: &[&str] = &["/library/std/src/alloc.rs", "/library/std/src/sys/alloc/"];
+    frame.function.as_deref().and_then(calls::entry_family) == Some(Family::Rust)
+        || frame.file.as_deref().is_some_and(|f| SOURCES.iter().any(|s| f.contains(s)))
+}
+
+/// Settles a C verdict that rests on Rust code calling C's allocator ([`Reach::rust_sites`])
+/// by the sites' line tables: Rust's allocator inlined there makes it Rust's; line tables
+/// without it, C's; none, unknown.
+fn settle(
+    reach: &Reach,
     file: &object::File<'_>,
     path: &Path,
-    function: (u64, u64),
-    symbols: &Exports,
-    shims: &Shims,
     symbolizer: &mut FileSymbolizer,
-) -> bool {
-    use crate::machine_code::Leaves;
-    let mut todo = vec![(function, 0)];
-    let mut seen = std::collections::HashSet::new();
-    while let Some(((start, end), depth)) = todo.pop() {
-        if depth > 4 || !seen.insert(start) {
-            continue;
-        }
-        let mut into_c = Vec::new();
-        for (at, to) in crate::machine_code::tail_jumps(file, start, end - start) {
-            match to {
-                Leaves::Import(name)
-                    if C_ENTRIES.contains(&name.split('@').next().unwrap_or("")) =>
-                {
-                    into_c.extend(file_offset(file, at))
-                }
-                Leaves::Import(name) if shims.named(&name) => return true,
-                Leaves::Code(t) if shims.contains(t) => return true,
-                Leaves::Code(t) => todo.extend(symbols.range(t).map(|r| (r, depth + 1))),
-                Leaves::Import(_) => {}
-            }
-        }
-        if into_c.is_empty() {
-            continue;
-        }
-        let frames = symbolizer.resolve_with(path, &into_c, "", true).unwrap_or_default();
-        let rust = frames.iter().flatten().any(|f| {
-            let name = f.function.as_deref().unwrap_or("");
-            is_allocator_frame(name, f.file.as_deref()) && !C_ENTRIES.contains(&name)
-        });
-        if rust {
-            return true;
-        }
+) -> std::result::Result<Family, Untold> {
+    if reach.rust_sites.is_empty() {
+        return reach.family;
     }
-    false
+    let offsets: Vec<u64> = reach.rust_sites.iter().filter_map(|&a| file_offset(file, a)).collect();
+    let frames = symbolizer.resolve_with(path, &offsets, "", true).unwrap_or_default();
+    let mut verdicts = frames.iter().map(|frames| {
+        if frames.iter().any(is_std_allocator) {
+            Ok(Family::Rust)
+        } else if frames.iter().any(|f| f.file.is_some()) {
+            Ok(Family::C)
+        } else {
+            Err(Untold::RustWithoutLineTables)
+        }
+    });
+    let first = verdicts.next().unwrap_or(Err(Untold::RustWithoutLineTables));
+    match verdicts.find(|v| *v != first) {
+        None => first,
+        Some(_) => Err(Untold::Unresolved),
+    }
 }
 
 /// The frames at `offsets` of `path`. The C runtime's are read from its symbol tables
@@ -373,41 +250,27 @@ fn resolve(
 }
 
 /// Every address of a log placed: its frames (inlined ones first), as the census's
-/// frame table holds them.
+/// frame table holds them; and for each address the allocator returned to, the family
+/// its call reached ([`calls`]).
 #[derive(Default)]
 struct Placer {
     /// The frame table (`[0]` stands for the root, as in DHAT's).
     frames: Vec<Option<Placed>>,
     /// Each address's frames in the table, innermost first.
     at: HashMap<u64, Vec<usize>>,
-    /// Addresses returned to from a direct call of Rust's allocator shims.
-    rust_call: std::collections::HashSet<u64>,
-    /// Addresses whose code has no line tables: no inlined frame can show there.
-    unlined: std::collections::HashSet<u64>,
-    /// The frame that stands for such a shim, where a stack begins with such an address.
-    shim_frame: usize,
+    /// For each address the allocator returned to: the family, and the frame of the
+    /// function that jumped on to the allocator (lost from the stack), if any.
+    reached: HashMap<u64, (std::result::Result<Family, Untold>, Option<usize>)>,
 }
 
 impl Placer {
     fn new(
         log: &Log,
         addresses: impl Iterator<Item = u64>,
+        returns: &std::collections::HashSet<u64>,
         symbolizer: &mut FileSymbolizer,
     ) -> Placer {
-        let shim = Placed {
-            address: 0,
-            function: "__rust_alloc".into(),
-            module: String::new(),
-            language: crate::stacks::Language::Rust,
-            allocator: true,
-        };
-        let mut placer = Placer {
-            frames: vec![None, Some(shim)],
-            at: HashMap::new(),
-            rust_call: Default::default(),
-            unlined: Default::default(),
-            shim_frame: 1,
-        };
+        let mut placer = Placer { frames: vec![None], ..Placer::default() };
         let mut by_file: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
         let mut unknown = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -424,20 +287,23 @@ impl Placer {
             }
         }
         for (path, ips) in by_file {
-            placer.place_file(log, &path, &ips, symbolizer);
+            placer.place_file(log, &path, &ips, returns, symbolizer);
         }
         for ip in unknown {
             placer.add(ip, Vec::new(), "");
+            placer.reached.insert(ip, (Err(Untold::NoCode), None));
         }
         placer
     }
 
-    /// Places the addresses `ips` (each with its file offset) of the file at `path`.
+    /// Places the addresses `ips` (each with its file offset) of the file at `path`, and
+    /// tells the family of those among `returns`.
     fn place_file(
         &mut self,
         log: &Log,
         path: &str,
         ips: &[(u64, u64)],
+        returns: &std::collections::HashSet<u64>,
         symbolizer: &mut FileSymbolizer,
     ) {
         let placer = self;
@@ -449,28 +315,42 @@ impl Placer {
         let file = data.as_ref().and_then(|d| object::File::parse(&**d).ok());
         let exports = file.as_ref().map(Exports::of);
         let symbols = file.as_ref().map(Exports::symbols);
-        let shims = file.as_ref().map(Shims::of).unwrap_or_default();
-        let mut tails: HashMap<(u64, u64), bool> = HashMap::new();
+        let mut code = file.as_ref().map(calls::CodeFile::new);
+        let mut tails: HashMap<u64, usize> = HashMap::new();
         for (i, (ip, _)) in ips.iter().enumerate() {
-            if let (Some(d), Some(f), Some(m)) = (data.as_ref(), file.as_ref(), log.mapping(*ip)) {
-                let mut tail = || {
-                    let callee = direct_callee(d, f, m, *ip)?;
-                    let symbols = symbols.as_ref()?;
-                    let range = symbols.range(callee)?;
-                    Some(*tails.entry(range).or_insert_with(|| {
-                        let path = Path::new(path);
-                        tails_into_rust_allocator(f, path, range, symbols, &shims, symbolizer)
-                    }))
+            let mapping = log.mapping(*ip);
+            if returns.contains(ip) {
+                let here = file
+                    .as_ref()
+                    .zip(mapping)
+                    .and_then(|(f, m)| crate::maps::file_address(f, m, *ip));
+                let verdict = match (code.as_mut(), file.as_ref(), here) {
+                    (Some(code), Some(f), Some(here)) => {
+                        let reach = code.reached(here);
+                        let family = settle(&reach, f, Path::new(path), symbolizer);
+                        let tail = reach.tail.filter(|_| family.is_ok()).map(|start| {
+                            *tails.entry(start).or_insert_with(|| {
+                                let raw = code.function_at(start).map_or("???", |f| f.2);
+                                let named = file_offset(f, start)
+                                    .and_then(|o| {
+                                        let path = Path::new(path);
+                                        symbolizer.resolve_with(path, &[o], &module, true).ok()
+                                    })
+                                    .and_then(|mut v| v.pop()?.pop()?.function);
+                                placer.tail_frame(start, raw, named, &module)
+                            })
+                        });
+                        (family, tail)
+                    }
+                    _ => (Err(Untold::NoCode), None),
                 };
-                if shims.called_before(d, f, m, *ip) || tail().unwrap_or(false) {
-                    placer.rust_call.insert(*ip);
-                }
+                placer.reached.insert(*ip, verdict);
             }
             let mut frames = resolved.get(i).cloned().unwrap_or_default();
             // The outermost frame at the address is the function the code is in.
             let at = file
                 .as_ref()
-                .zip(log.mapping(*ip))
+                .zip(mapping)
                 .and_then(|(file, mapping)| crate::maps::file_address(file, mapping, ip - 1));
             let exported = exports.as_ref().zip(at).and_then(|(e, at)| e.name(at));
             let full = symbols.as_ref().zip(at).and_then(|(e, at)| e.qualified_name(at));
@@ -490,6 +370,32 @@ impl Placer {
         }
     }
 
+    /// A frame for a function the stack lost (it jumped on to the allocator): its name
+    /// demangled, its language as a frame of that name would have.
+    fn tail_frame(&mut self, start: u64, raw: &str, named: Option<String>, module: &str) -> usize {
+        let demangled = format!("{:#}", rustc_demangle::demangle(raw));
+        let function = if demangled != raw {
+            crate::symbol::strip_rust_hash(&demangled).to_owned()
+        } else {
+            named.unwrap_or_else(|| raw.to_owned())
+        };
+        let frame = Frame {
+            function: Some(function.clone()),
+            module: Some(module.to_owned()),
+            file: None,
+            line: None,
+            inlined: false,
+        };
+        self.frames.push(Some(Placed {
+            address: start,
+            language: classify(start, &frame),
+            allocator: is_allocator_frame(&function, None),
+            function,
+            module: module.to_owned(),
+        }));
+        self.frames.len() - 1
+    }
+
     fn add(&mut self, ip: u64, mut frames: Vec<Frame>, module: &str) {
         if frames.is_empty() {
             frames.push(Frame {
@@ -499,9 +405,6 @@ impl Placer {
                 line: None,
                 inlined: false,
             });
-        }
-        if frames.iter().all(|f| f.file.is_none()) {
-            self.unlined.insert(ip);
         }
         let mut indices = Vec::with_capacity(frames.len());
         for frame in frames {
@@ -518,12 +421,21 @@ impl Placer {
         self.at.insert(ip, indices);
     }
 
-    /// The frame-table indices of a stack of return addresses (innermost first); one that
-    /// begins where a call of Rust's allocator shim returns begins with the shim.
+    /// The frame-table indices of a stack of return addresses (innermost first), with the
+    /// frame of a function that jumped on to the allocator where the code proves one.
     fn indices(&self, ips: &[u64]) -> Vec<usize> {
-        let shim = ips.first().filter(|ip| self.rust_call.contains(ip)).map(|_| self.shim_frame);
+        let tail = ips.first().and_then(|ip| self.reached.get(ip)?.1);
         let frames = ips.iter().flat_map(|ip| self.at.get(ip).into_iter().flatten().copied());
-        shim.into_iter().chain(frames).collect()
+        tail.into_iter().chain(frames).collect()
+    }
+
+    /// The family of the allocator a side went through: C++'s where it came through the
+    /// operators, else what its call reached.
+    fn family(&self, side: &Side) -> std::result::Result<Family, Untold> {
+        if side.cxx {
+            return Ok(Family::Cxx);
+        }
+        self.reached.get(&side.ip).map_or(Err(Untold::NoCode), |r| r.0)
     }
 
     fn placed(&self, ips: &[u64]) -> Vec<&Placed> {
@@ -539,15 +451,16 @@ pub(crate) struct Process {
     pub(crate) ownership: Ownership,
     /// Bytes and blocks allocated with no stack kept (unsampled, or not unwound).
     pub(crate) stackless: Figures,
-    /// Rust's blocks said freed by C where the free was called from code without line
-    /// tables (see [`ownership`]).
-    pub(crate) untold: Count,
 }
 
-/// The side of a block's life, attributed (its stack, else its return address alone).
-fn side_of(log: &Log, placer: &Placer, side: &Side) -> Attributed {
+/// The side of a block's life, attributed (its stack, else its return address alone),
+/// with the family its call reached, or unknown and why.
+fn side_of(log: &Log, placer: &Placer, side: &Side) -> (Attributed, Option<Untold>) {
     let ips = log.stacks.get(&side.stack).cloned().unwrap_or_else(|| vec![side.ip]);
-    attribute_stack(&placer.placed(&ips), side.cxx)
+    let mut a = attribute_stack(&placer.placed(&ips), side.cxx);
+    let family = placer.family(side);
+    a.family = family.unwrap_or(Family::Unknown);
+    (a, family.err())
 }
 
 /// The function a side is told by: its site, or for a Rust site inside Rust's own
@@ -568,27 +481,28 @@ fn site_name(a: &Attributed) -> String {
     user.unwrap_or(site).function.clone()
 }
 
-/// The ownership census from the replay's pairs and invalid frees, and the blocks among
-/// its Rust-freed-by-C ones whose free was called from code without line tables: there
-/// Rust's inlined free cannot be told from C's `free()`.
-fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> (Ownership, Count) {
-    let mut memo: HashMap<Side, Attributed> = HashMap::new();
-    let mut attributed = |side: &Side| -> Attributed {
+/// The ownership census from the replay's pairs and invalid frees. A free is crossed only
+/// where both families are told and differ; where one is not, the pair counts as unknown,
+/// with why.
+fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
+    let mut memo: HashMap<Side, (Attributed, Option<Untold>)> = HashMap::new();
+    let mut attributed = |side: &Side| -> (Attributed, Option<Untold>) {
         memo.entry(*side).or_insert_with(|| side_of(log, placer, side)).clone()
     };
     let mut frees: BTreeMap<(Family, Family), Count> = BTreeMap::new();
     type CrossKey = (Family, Family, String, Option<String>, String, Option<String>);
     let mut crossed: BTreeMap<CrossKey, Count> = BTreeMap::new();
-    let mut untold = Count::default();
+    let mut unknown: BTreeMap<(UnknownSide, Untold), Count> = BTreeMap::new();
     for ((by, freed), count) in &replayed.pairs {
-        let (a, f) = (attributed(by), attributed(freed));
+        let ((a, a_why), (f, f_why)) = (attributed(by), attributed(freed));
         let sum = frees.entry((a.family, f.family)).or_default();
         (sum.blocks, sum.bytes) = (sum.blocks + count.blocks, sum.bytes + count.bytes);
-        if (a.family, f.family) == (Family::Rust, Family::C) && placer.unlined.contains(&freed.ip) {
-            (untold.blocks, untold.bytes) =
-                (untold.blocks + count.blocks, untold.bytes + count.bytes);
+        let whys = [(UnknownSide::Allocation, a_why), (UnknownSide::Free, f_why)];
+        for (side, why) in whys.into_iter().filter_map(|(s, w)| Some((s, w?))) {
+            let sum = unknown.entry((side, why)).or_default();
+            (sum.blocks, sum.bytes) = (sum.blocks + count.blocks, sum.bytes + count.bytes);
         }
-        if a.family != f.family {
+        if a.family != f.family && a_why.is_none() && f_why.is_none() {
             let key =
                 (a.family, f.family, site_name(&a), a.rust_caller, site_name(&f), f.rust_caller);
             let sum = crossed.entry(key).or_default();
@@ -597,7 +511,7 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> (Ownership, Cou
     }
     let mut invalid: BTreeMap<(InvalidFreeKind, String, Option<String>), u64> = BTreeMap::new();
     for ((kind, side), n) in &replayed.invalid {
-        let a = attributed(side);
+        let (a, _) = attributed(side);
         let kind = match kind {
             Invalid::DoubleFree => InvalidFreeKind::DoubleFree,
             Invalid::NeverAllocated => InvalidFreeKind::NeverAllocated,
@@ -636,8 +550,17 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> (Ownership, Cou
                 count,
             })
             .collect(),
+        unknown: unknown
+            .into_iter()
+            .map(|((side, reason), c)| UnknownFamily {
+                side,
+                reason,
+                blocks: c.blocks,
+                bytes: c.bytes,
+            })
+            .collect(),
     };
-    (ownership, untold)
+    ownership
 }
 
 /// One log replayed, symbolized and attributed.
@@ -648,9 +571,10 @@ pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymboli
         | log::Event::Free { ip, .. }
         | log::Event::Realloc { ip, .. } => ip,
     });
+    let returns: std::collections::HashSet<u64> = event_ips.clone().collect();
     let stack_ips = log.stacks.values().flatten().copied();
-    let placer = Placer::new(log, stack_ips.chain(event_ips), symbolizer);
-    let mut points = Vec::new();
+    let placer = Placer::new(log, stack_ips.chain(event_ips), &returns, symbolizer);
+    let (mut points, mut families) = (Vec::new(), Vec::new());
     let mut stackless = Figures::default();
     for (stack, figures) in &replayed.points {
         let ips = log.stacks.get(stack).map(Vec::as_slice).unwrap_or(&[]);
@@ -667,16 +591,20 @@ pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymboli
             ebk: figures.blocks_at_exit,
             fs: placer.indices(ips),
         });
+        let cxx = replayed.cxx_stacks.contains(stack);
+        let side = Side { stack: *stack, ip: ips[0], cxx };
+        families.push(placer.family(&side).unwrap_or(Family::Unknown));
     }
-    let (ownership, untold) = ownership(log, &placer, &replayed);
+    let ownership = ownership(log, &placer, &replayed);
     let heap = Heap {
         pid: log.pid,
         command: log.command.clone(),
         frames: placer.frames,
         points,
+        families,
         totals: Some(replayed.totals),
     };
-    Process { heap, ownership, stackless, untold }
+    Process { heap, ownership, stackless }
 }
 
 /// The processes' ownership censuses as one: sums of the same pairs, most bytes first.
@@ -684,7 +612,12 @@ pub(crate) fn merge(all: Vec<Ownership>) -> Ownership {
     let mut frees: BTreeMap<(Family, Family), (u64, u64)> = BTreeMap::new();
     let mut crossed: Vec<CrossedFree> = Vec::new();
     let mut invalid: Vec<InvalidFree> = Vec::new();
+    let mut unknown: BTreeMap<(UnknownSide, Untold), (u64, u64)> = BTreeMap::new();
     for o in all {
+        for u in o.unknown {
+            let e = unknown.entry((u.side, u.reason)).or_default();
+            (e.0, e.1) = (e.0 + u.blocks, e.1 + u.bytes);
+        }
         for f in o.frees {
             let e = frees.entry((f.allocated_by, f.freed_by)).or_default();
             (e.0, e.1) = (e.0 + f.blocks, e.1 + f.bytes);
@@ -725,5 +658,9 @@ pub(crate) fn merge(all: Vec<Ownership>) -> Ownership {
             .collect(),
         crossed_frees: crossed,
         invalid_frees: invalid,
+        unknown: unknown
+            .into_iter()
+            .map(|((side, reason), (blocks, bytes))| UnknownFamily { side, reason, blocks, bytes })
+            .collect(),
     }
 }

@@ -102,6 +102,7 @@ fn served(f: super::schema::Family) -> &'static str {
         super::schema::Family::Rust => "Rust",
         super::schema::Family::C => "C's malloc",
         super::schema::Family::Cxx => "C++'s new",
+        super::schema::Family::Unknown => "an allocator not told",
     }
 }
 
@@ -110,6 +111,7 @@ fn freed(f: super::schema::Family) -> &'static str {
         super::schema::Family::Rust => "Rust's allocator",
         super::schema::Family::C => "C's free()",
         super::schema::Family::Cxx => "C++'s delete",
+        super::schema::Family::Unknown => "an allocator not told",
     }
 }
 
@@ -141,6 +143,20 @@ fn ownership_sentences(c: &MemoryCensus, n: usize) -> Vec<String> {
             freed(x.freed_by),
             x.free_function,
             under(&x.free_rust_caller)
+        ));
+    }
+    for u in &o.unknown {
+        let side = match u.side {
+            super::schema::UnknownSide::Allocation => "allocation",
+            super::schema::UnknownSide::Free => "free",
+        };
+        lines.push(format!(
+            "{} freed block{} ({}) are not checked, their {side}'s allocator not told: {}; \
+             none of them is called crossed",
+            fmt::count(u.blocks),
+            if u.blocks == 1 { "" } else { "s" },
+            fmt::bytes(u.bytes),
+            u.reason
         ));
     }
     for i in &o.invalid_frees {

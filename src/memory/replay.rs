@@ -77,6 +77,8 @@ pub(crate) struct Replayed {
     pub(crate) pairs: HashMap<(Side, Side), Count>,
     /// Invalid frees, by kind and freeing side.
     pub(crate) invalid: BTreeMap<(Invalid, Side), u64>,
+    /// Stacks of allocations that came through C++'s operator new.
+    pub(crate) cxx_stacks: std::collections::HashSet<u64>,
 }
 
 /// A hasher for addresses and stack numbers (a multiply and a shift, as in rustc's
@@ -247,6 +249,9 @@ pub(crate) fn replay(events: &[Event], sample_bytes: u64) -> Replayed {
                 let sampled = flags & flag::SAMPLED != 0;
                 let (weight, stack) =
                     if sampled { (weight(size, sample_bytes), stack) } else { (0.0, 0) };
+                if cxx(flags) && stack != 0 {
+                    heap.out.cxx_stacks.insert(stack);
+                }
                 heap.alloc(ptr, size, weight, Side { stack, ip, cxx: cxx(flags) });
             }
             Event::Free { ptr, stack, ip, flags } => {

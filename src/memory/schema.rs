@@ -14,6 +14,7 @@ use crate::stacks::Language;
 /// version 1 files still load).
 pub(crate) const MEMORY_SCHEMA_VERSION: u32 = 2;
 
+pub use super::calls::Untold;
 pub use super::sites::Family;
 
 /// The file's name in its directory.
@@ -152,6 +153,30 @@ pub struct InvalidFree {
     pub count: u64,
 }
 
+/// The side of a block's life whose family could not be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownSide {
+    /// The allocation.
+    Allocation,
+    /// The free.
+    Free,
+}
+
+/// Freed blocks one side of which went through an allocator that could not be told, by
+/// side and reason: none of them is claimed crossed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownFamily {
+    /// Which side.
+    pub side: UnknownSide,
+    /// Why.
+    pub reason: Untold,
+    /// Blocks.
+    pub blocks: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
 /// Who allocated and who freed each block (the native engine only: DHAT keeps no stack
 /// for a free).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +187,9 @@ pub struct Ownership {
     pub crossed_frees: Vec<CrossedFree>,
     /// Double frees and frees of what was never allocated.
     pub invalid_frees: Vec<InvalidFree>,
+    /// Frees one side of which could not be told (counted as `unknown` in `frees`).
+    #[serde(default)]
+    pub unknown: Vec<UnknownFamily>,
 }
 
 /// One process DHAT followed.

@@ -246,6 +246,9 @@ pub enum Family {
     /// C++'s operator new and delete.
     #[serde(rename = "c++")]
     Cxx,
+    /// Not told: the call that reached the allocator left no proof of whose it was.
+    #[serde(rename = "unknown")]
+    Unknown,
 }
 
 impl Family {
@@ -255,6 +258,7 @@ impl Family {
             Family::Rust => "rust",
             Family::C => "c",
             Family::Cxx => "c++",
+            Family::Unknown => "unknown",
         }
     }
 
@@ -379,6 +383,9 @@ pub(crate) struct Heap {
     /// The frame table (`None` for the root).
     pub(crate) frames: Vec<Option<Placed>>,
     pub(crate) points: Vec<Point>,
+    /// Each point's family where told apart from its frames (the native engine's, from
+    /// the machine code); empty for DHAT's, whose frames tell it.
+    pub(crate) families: Vec<Family>,
     /// The process's whole heap where counted apart from its points (the native engine,
     /// exact where the points are sampled).
     pub(crate) totals: Option<super::schema::Figures>,
