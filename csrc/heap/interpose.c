@@ -81,21 +81,25 @@ static TLS uint64_t rng;
 static int spin;
 
 static void take(void) {
+    /* `holding` is set before the lock is taken and cleared after it is given back, so a
+     * signal handler on this thread never finds the lock this thread's without knowing. */
+    holding = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     for (int tries = 0; __atomic_exchange_n(&spin, 1, __ATOMIC_ACQUIRE);) {
         while (__atomic_load_n(&spin, __ATOMIC_RELAXED)) {
             if (++tries > 200) { sched_yield(); tries = 0; }
             else __builtin_ia32_pause();
         }
     }
-    holding = 1;
 }
 
 static void block_set(uint64_t ptr, uint64_t st);
 
 static void give(void) {
     while (n_pending > 0) block_set(pending[--n_pending], 5 /* B_LIVE | B_UNLOGGED */);
-    holding = 0;
     __atomic_store_n(&spin, 0, __ATOMIC_RELEASE);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    holding = 0;
 }
 
 /* ---- the allocator that serves ---------------------------------------------------------

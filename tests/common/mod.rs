@@ -186,6 +186,18 @@ pub fn build_linked(
     flags: &[&str],
     rust_source: &str,
 ) -> std::path::PathBuf {
+    build_linked_with(name, foreign, flags, rust_source, &["-g"])
+}
+
+/// [`build_linked`] with rustc's flags beside `-O` given (`-g` there; none for cargo's
+/// release profile without debug information, `-C strip=symbols` for a stripped one).
+pub fn build_linked_with(
+    name: &str,
+    foreign: Foreign<'_>,
+    flags: &[&str],
+    rust_source: &str,
+    rust_flags: &[&str],
+) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(foreign.file), foreign.source).unwrap();
@@ -201,11 +213,7 @@ pub fn build_linked(
     run_ok(Command::new("ar").current_dir(&dir).args(["rcs", "libtest.a", "lib.o"]));
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let mut link = Command::new(rustc);
-    link.current_dir(&dir).args([
-        "--edition",
-        "2021",
-        "-O",
-        "-g",
+    link.current_dir(&dir).args(["--edition", "2021", "-O"]).args(rust_flags).args([
         "main.rs",
         "-L",
         ".",

@@ -25,6 +25,7 @@ mod machine_code;
 // `ffiprof run` and `compare`, the README's main job:
 mod main_job;
 mod memory;
+mod memory_correct;
 mod memory_ownership;
 mod per_call_xlto;
 mod profile;
