@@ -463,22 +463,9 @@ fn side_of(log: &Log, placer: &Placer, side: &Side) -> (Attributed, Option<Untol
     (a, family.err())
 }
 
-/// The function a side is told by: its site, or for a Rust site inside Rust's own
-/// libraries (`format!`'s closure, a `drop_in_place`), the first frame above it that is
-/// not, where the user's code decided.
+/// The function a side is told by: its site ([`Attributed::site`]).
 fn site_name(a: &Attributed) -> String {
-    const LIBRARIES: &[&str] = &["core::", "alloc::", "std::", "<core::", "<alloc::", "<std::"];
-    let library = |p: &&Placed| {
-        p.language == crate::stacks::Language::Rust
-            && LIBRARIES.iter().any(|l| p.function.starts_with(l))
-    };
-    let Some(site) = a.stack.last() else { return "???".to_owned() };
-    if !library(&site) {
-        return site.function.clone();
-    }
-    let user =
-        a.stack.iter().rev().find(|p| !library(p) && p.language == crate::stacks::Language::Rust);
-    user.unwrap_or(site).function.clone()
+    a.site().map_or_else(|| "???".to_owned(), |p| p.function.clone())
 }
 
 /// The ownership census from the replay's pairs and invalid frees. A free is crossed only
@@ -518,7 +505,7 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
         };
         *invalid.entry((kind, site_name(&a), a.rust_caller)).or_default() += n;
     }
-    let ownership = Ownership {
+    Ownership {
         frees: frees
             .into_iter()
             .map(|((allocated_by, freed_by), c)| FamilyPair {
@@ -559,8 +546,7 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
                 bytes: c.bytes,
             })
             .collect(),
-    };
-    ownership
+    }
 }
 
 /// One log replayed, symbolized and attributed.

@@ -296,6 +296,30 @@ pub(crate) struct Attributed {
     pub(crate) requested_by: Language,
 }
 
+/// True for a frame of Rust's standard library (`core`, `alloc`, `std`): code the
+/// program's author did not write, where no site is worth naming.
+fn is_rust_library(p: &Placed) -> bool {
+    const LIBRARIES: &[&str] = &["core::", "alloc::", "std::", "<core::", "<alloc::", "<std::"];
+    p.language == Language::Rust && LIBRARIES.iter().any(|l| p.function.starts_with(l))
+}
+
+impl Attributed {
+    /// The function a crossed or invalid free is told by: the first frame above the
+    /// allocator that is not Rust's standard library (`main::name` under `format!`'s
+    /// closures, not `core::option::Option<T>::map_or_else`); the first above the
+    /// allocator where every frame is the library's. (Sites keep the first frame above the
+    /// allocator: DHAT names inlined frames bare, without the path this needs, and the
+    /// two engines' sites are the same.)
+    pub(crate) fn site(&self) -> Option<&Placed> {
+        let mut frames = self.stack.iter().rev();
+        let first = frames.next()?;
+        if !is_rust_library(first) {
+            return Some(first);
+        }
+        Some(frames.find(|p| !is_rust_library(p)).unwrap_or(first))
+    }
+}
+
 /// The site and Rust caller of `point`.
 pub(crate) fn attribute(point: &Point, frames: &[Option<Placed>]) -> Attributed {
     // Innermost first, `[root]` left out.
@@ -434,6 +458,27 @@ mod tests {
         assert_eq!(c_thread.rust_caller, None);
         let only_malloc = attribute(&point(vec![1]), &frames);
         assert_eq!(only_malloc.stack.last().unwrap().function, "malloc");
+    }
+
+    #[test]
+    fn a_site_is_the_programs_own_code_above_rusts_library() {
+        let frames = vec![
+            None,
+            placed("__rustc::__rust_alloc", Language::Rust),
+            placed("core::fmt::write", Language::Rust),
+            placed("core::option::Option<T>::map_or_else", Language::Rust),
+            placed("own_cross::name", Language::Rust),
+            placed("own_cross::into_raw_leak", Language::Rust),
+            placed("std::rt::lang_start_internal", Language::Rust),
+        ];
+        let point = |fs: Vec<usize>| Point { tb: 1, tbk: 1, gb: 0, gbk: 0, eb: 0, ebk: 0, fs };
+        let a = attribute(&point(vec![1, 2, 3, 4, 5]), &frames);
+        assert_eq!(a.site().unwrap().function, "own_cross::name");
+        // The whole stack above the allocator stays, for the pictures.
+        assert_eq!(a.stack.last().unwrap().function, "core::fmt::write");
+        // All of it the library's: the first frame above the allocator.
+        let a = attribute(&point(vec![1, 2, 6]), &frames);
+        assert_eq!(a.site().unwrap().function, "core::fmt::write");
     }
 
     #[test]
