@@ -17,10 +17,11 @@
 //!   no symbol (a stripped program), or jumps reaching more than one family: unknown, and
 //!   why ([`Untold`]). Nothing is guessed.
 //!
-//! Rust code without line tables that calls C's allocator is the one case the code alone
-//! cannot settle: Rust's own allocator inlined there (under LTO) looks the same as a call
-//! of `libc::free`. The caller checks such sites against their line tables
-//! ([`Reach::rust_sites`]).
+//! Rust or C++ code without line tables that calls C's allocator is the one case the code
+//! alone cannot settle: Rust's own allocator inlined there (under LTO), or libstdc++'s
+//! `operator delete` inlined into a library that links it in (rustc's LLVM), looks the
+//! same as a call of `free`. The caller checks such sites against their line tables
+//! ([`Reach::checked_sites`]).
 
 use std::collections::HashMap;
 
@@ -44,6 +45,10 @@ pub enum Untold {
     /// Rust code without line tables called C's allocator: Rust's own allocator inlined
     /// there cannot be told from a call of C's.
     RustWithoutLineTables,
+    /// C++ code without line tables called C's allocator: an `operator new` or `delete`
+    /// inlined there (LTO inlines libstdc++'s where it is linked in) cannot be told from a
+    /// call of `malloc` or `free`.
+    CxxWithoutLineTables,
     /// The code has no symbol table (a stripped program or library).
     NoSymbols,
     /// The called function's last jumps reach no allocator that can be named, or more
@@ -66,6 +71,10 @@ impl std::fmt::Display for Untold {
                  allocator looks the same: build with debug = \"line-tables-only\" (ffiprof \
                  memory --bin does) to tell them"
             }
+            Untold::CxxWithoutLineTables => {
+                "C++ code without line tables called C's allocator, where an inlined operator \
+                 new or delete looks the same: build it with -g1 to tell them"
+            }
             Untold::NoSymbols => {
                 "the code has no symbol table (stripped): build without strip = \"symbols\" \
                  to tell them"
@@ -87,19 +96,19 @@ pub(crate) struct Reach {
     /// The function called that jumped on to the allocator (not itself an allocator
     /// entry), by file virtual address: a frame the stack lost.
     pub(crate) tail: Option<u64>,
-    /// Where Rust code without line tables may have called C's allocator (file virtual
-    /// addresses of the call or jump): [`Reach::family`] is C only if their line tables show
-    /// no Rust allocator inlined there, and unknown where they have none.
-    pub(crate) rust_sites: Vec<u64>,
+    /// Where Rust or C++ code called C's allocator (file virtual addresses of the call or
+    /// jump), each with what it is where it has no line tables: [`Reach::family`] is C
+    /// only if their line tables show no allocator of Rust's or C++'s inlined there.
+    pub(crate) checked_sites: Vec<(u64, Untold)>,
 }
 
 impl Reach {
     fn told(family: Family) -> Reach {
-        Reach { family: Ok(family), tail: None, rust_sites: Vec::new() }
+        Reach { family: Ok(family), tail: None, checked_sites: Vec::new() }
     }
 
     fn untold(why: Untold) -> Reach {
-        Reach { family: Err(why), tail: None, rust_sites: Vec::new() }
+        Reach { family: Err(why), tail: None, checked_sites: Vec::new() }
     }
 }
 
@@ -144,6 +153,18 @@ pub(crate) fn entry_family(name: &str) -> Option<Family> {
 
 fn libc_entry(name: &str) -> bool {
     C_ENTRIES.contains(&name.trim_start_matches("__libc_"))
+}
+
+/// What a call of C's allocator from the function named `name` needs to be told from an
+/// inlined allocator of its language: Rust's and C++'s inline theirs.
+fn inlining_language(name: &str) -> Option<Untold> {
+    if is_rust_symbol(name) {
+        Some(Untold::RustWithoutLineTables)
+    } else if name.starts_with("_Z") {
+        Some(Untold::CxxWithoutLineTables)
+    } else {
+        None
+    }
 }
 
 /// True for a Rust symbol (v0 `_R`, or legacy `_ZN...17h<hash>E`).
@@ -299,7 +320,7 @@ impl<'d> CodeFile<'d> {
         let Some((start, end, name)) = self.function_at(here.saturating_sub(1)) else {
             return self.reached_without_symbols(here);
         };
-        let rust = is_rust_symbol(name);
+        let inlines = inlining_language(name);
         if let Some(family) = entry_family(name) {
             return Reach::told(family);
         }
@@ -312,8 +333,8 @@ impl<'d> CodeFile<'d> {
         }
         let target = Self::call_target(&code, at, self);
         let mut reach = self.target(target, 0);
-        if reach.family == Ok(Family::C) && reach.tail.is_none() && rust {
-            reach.rust_sites.push(code[at].ip());
+        if let (Ok(Family::C), None, Some(why)) = (reach.family, reach.tail, inlines) {
+            reach.checked_sites.push((code[at].ip(), why));
         }
         reach
     }
@@ -363,7 +384,7 @@ impl<'d> CodeFile<'d> {
         if let Some(known) = self.tails.get(&start) {
             return known.clone();
         }
-        let rust = is_rust_symbol(name);
+        let inlines = inlining_language(name);
         let code = self.decode(start, end).to_vec();
         let mut found: Vec<Reach> = Vec::new();
         for (at, i) in code.iter().enumerate() {
@@ -383,8 +404,10 @@ impl<'d> CodeFile<'d> {
             if reach.family.is_err() {
                 continue;
             }
-            if reach.family == Ok(Family::C) && rust && reach.rust_sites.is_empty() {
-                reach.rust_sites.push(i.ip());
+            if let (Ok(Family::C), Some(why)) = (reach.family, inlines) {
+                if reach.checked_sites.is_empty() {
+                    reach.checked_sites.push((i.ip(), why));
+                }
             }
             found.push(reach);
         }
@@ -393,7 +416,7 @@ impl<'d> CodeFile<'d> {
             Some((first, rest)) if rest.iter().all(|r| r.family == first.family) => Reach {
                 family: first.family,
                 tail: Some(start),
-                rust_sites: found.iter().flat_map(|r| r.rust_sites.iter().copied()).collect(),
+                checked_sites: found.iter().flat_map(|r| r.checked_sites.iter().copied()).collect(),
             },
             Some(_) => Reach::untold(Untold::Unresolved),
         };

@@ -188,30 +188,41 @@ fn is_std_allocator(frame: &Frame) -> bool {
         || frame.file.as_deref().is_some_and(|f| SOURCES.iter().any(|s| f.contains(s)))
 }
 
-/// Settles a C verdict that rests on Rust code calling C's allocator ([`Reach::rust_sites`])
-/// by the sites' line tables: Rust's allocator inlined there makes it Rust's; line tables
-/// without it, C's; none, unknown.
+/// Settles a C verdict that rests on Rust or C++ code calling C's allocator
+/// ([`Reach::checked_sites`]) by the sites' line tables: Rust's allocator inlined there
+/// makes it Rust's, an operator new or delete C++'s; line tables without either, C's;
+/// none, unknown.
 fn settle(
     reach: &Reach,
     file: &object::File<'_>,
     path: &Path,
     symbolizer: &mut FileSymbolizer,
 ) -> std::result::Result<Family, Untold> {
-    if reach.rust_sites.is_empty() {
+    if reach.checked_sites.is_empty() {
         return reach.family;
     }
-    let offsets: Vec<u64> = reach.rust_sites.iter().filter_map(|&a| file_offset(file, a)).collect();
+    let offsets: Vec<u64> =
+        reach.checked_sites.iter().filter_map(|&(a, _)| file_offset(file, a)).collect();
     let frames = symbolizer.resolve_with(path, &offsets, "", true).unwrap_or_default();
-    let mut verdicts = frames.iter().map(|frames| {
+    let operator =
+        |f: &Frame| f.function.as_deref().and_then(calls::entry_family) == Some(Family::Cxx);
+    let none = Vec::new();
+    let lines = frames.iter().chain(std::iter::repeat(&none));
+    let mut verdicts = reach.checked_sites.iter().zip(lines).map(|(&(_, unlined), frames)| {
         if frames.iter().any(is_std_allocator) {
             Ok(Family::Rust)
-        } else if frames.iter().any(|f| f.file.is_some()) {
+        } else if frames.iter().any(operator) {
+            Ok(Family::Cxx)
+        } else if frames.first().is_some_and(|f| f.file.is_some() && f.line.is_some_and(|l| l > 0))
+        {
+            // The innermost frame is where the call is; its line 0 is code the compiler
+            // made of several (LTO's merges): no source says what was inlined there.
             Ok(Family::C)
         } else {
-            Err(Untold::RustWithoutLineTables)
+            Err(unlined)
         }
     });
-    let first = verdicts.next().unwrap_or(Err(Untold::RustWithoutLineTables));
+    let first = verdicts.next().unwrap_or(Err(Untold::Unresolved));
     match verdicts.find(|v| *v != first) {
         None => first,
         Some(_) => Err(Untold::Unresolved),

@@ -318,3 +318,54 @@ fn exit_from_a_signal_handler_among_allocating_threads_never_hangs() {
         assert_eq!(status.code(), Some(0), "run {i}");
     }
 }
+
+/// C++ that carries its own libstdc++ (linked in statically, as rustc's LLVM and its
+/// linker do): its operators are not interposed, and `operator delete` jumps on to
+/// `free`, or is inlined into its callers under LTO.
+const STATIC_CXX: &str = r#"
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+int main() {
+    std::map<std::string, std::shared_ptr<std::vector<int>>> m;
+    for (int i = 0; i < 300; i++) {
+        auto v = std::make_shared<std::vector<int>>(i % 17 + 1, i);
+        m[std::to_string(i) + std::string(30, 'x')] = v;
+    }
+    long total = 0;
+    for (auto &kv : m) total += kv.second->size();
+    m.clear();
+    for (int i = 0; i < 100; i++) {
+        char *volatile s = strdup("abc");
+        free(s);
+    }
+    std::printf("%ld\n", total);
+}
+"#;
+
+#[test]
+fn cxx_with_its_own_libstdcxx_is_never_crossed() {
+    let test = "memory_correct::cxx_with_its_own_libstdcxx_is_never_crossed";
+    if !common::tool_available(test, "g++", "--version", "apt-get install g++") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-static-cxx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.cpp"), STATIC_CXX).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, lto) in [("static", "-fno-lto"), ("static-lto", "-flto")] {
+        compile(&dir, &["g++", "-O2", lto, "p.cpp", "-static-libstdc++", "-o", name]);
+        let c = census_as_bare(&dir.join(name), &[], &tmp.path().join(name));
+        silent(&c);
+        let o = c.ownership.as_ref().unwrap();
+        let told = |f: Family| {
+            o.frees.iter().filter(|p| p.allocated_by == f).map(|p| p.blocks).sum::<u64>()
+        };
+        assert!(told(Family::Cxx) >= 300, "{name}: {:#?}", o.frees);
+        assert!(told(Family::C) >= 100, "{name}: {:#?}", o.frees);
+    }
+}
