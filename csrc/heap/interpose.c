@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -48,12 +49,12 @@ extern char **environ;
 #define EXPORT __attribute__((visibility("default")))
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
-enum kind { K_ALLOC = 1, K_FREE = 2, K_REALLOC = 3, K_STACK = 4, K_MAPS = 5, K_CMD = 6, K_SKIP = 7, K_END = 8 };
+enum kind { K_ALLOC = 1, K_FREE = 2, K_REALLOC = 3, K_STACK = 4, K_MAPS = 5, K_CMD = 6, K_SKIP = 7, K_END = 8, K_LOST = 9 };
 /* Event flags. */
 enum { F_SAMPLED = 1, F_CXX = 2, F_DOUBLE_FREE = 4, F_NEVER_ALLOCATED = 8 };
 
 #define MAX_FRAMES 100
-#define CHUNK_BYTES (64u << 20)
+#define CHUNK_BYTES (16u << 20)
 #define CHUNK_WORDS (CHUNK_BYTES / 8)
 
 static int state; /* 0 not started, 1 starting, 2 logging, 3 off */
@@ -72,6 +73,7 @@ static TLS int n_pending;
 /* Set once a block could be neither logged nor marked: from then on a free of an unknown
  * address is not called one of what was never allocated. */
 static int untracked;
+static int follow_children;
 static TLS int cxx_hint;
 static TLS double countdown;
 static TLS uint64_t rng;
@@ -135,10 +137,15 @@ static void find_next_allocator(void) {
 
 /* ---- the log ---------------------------------------------------------------------- */
 
+/* Maps the log's chunk `index`, its blocks reserved first: a file that cannot grow (a
+ * full disk or tmpfs, the process's file size limit) is refused here, never met as a
+ * SIGBUS or SIGXFSZ inside the program's malloc. */
 static int map_chunk(uint64_t index) {
-    if (chunk) munmap(chunk, CHUNK_BYTES);
-    chunk = NULL;
-    if (ftruncate(log_fd, (off_t)((index + 1) * (uint64_t)CHUNK_BYTES)) != 0) return -1;
+    uint64_t end = (index + 1) * (uint64_t)CHUNK_BYTES;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && end > limit.rlim_cur)
+        return -1;
+    if (posix_fallocate(log_fd, (off_t)(index * (uint64_t)CHUNK_BYTES), CHUNK_BYTES) != 0) return -1;
     void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, log_fd,
                    (off_t)(index * (uint64_t)CHUNK_BYTES));
     if (m == MAP_FAILED) return -1;
@@ -152,10 +159,18 @@ static int map_chunk(uint64_t index) {
 static void append(unsigned kind, uint64_t flags, const uint64_t *body, uint64_t n) {
     if (state != 2) return;
     uint64_t words = n + 1;
-    if (words > CHUNK_WORDS) return;
-    if (chunk_pos + words > CHUNK_WORDS) {
-        if (chunk_pos < CHUNK_WORDS) __atomic_store_n(&chunk[chunk_pos], (uint64_t)K_SKIP | (1ull << 8), __ATOMIC_RELEASE);
-        if (map_chunk(chunk_index + 1) != 0) { state = 3; return; }
+    /* The last word of a chunk is kept for a record saying the log stops there. */
+    if (words > CHUNK_WORDS - 1) return;
+    if (chunk_pos + words > CHUNK_WORDS - 1) {
+        uint64_t *old = chunk, old_pos = chunk_pos;
+        if (map_chunk(chunk_index + 1) != 0) {
+            chunk = old;
+            __atomic_store_n(&old[old_pos], (uint64_t)K_LOST | (1ull << 8), __ATOMIC_RELEASE);
+            __atomic_store_n(&state, 3, __ATOMIC_RELEASE);
+            return;
+        }
+        __atomic_store_n(&old[old_pos], (uint64_t)K_SKIP | (1ull << 8), __ATOMIC_RELEASE);
+        munmap(old, CHUNK_BYTES);
     }
     memcpy(&chunk[chunk_pos + 1], body, n * 8);
     __atomic_store_n(&chunk[chunk_pos], (uint64_t)kind | (words << 8) | (flags << 32), __ATOMIC_RELEASE);
@@ -397,8 +412,13 @@ static int open_log(void) {
     const char *dir = getenv("FFIPROF_HEAP_DIR");
     if (!dir) return -1;
     char path[4096];
-    snprintf(path, sizeof path, "%s/heap.%d.log", dir, (int)getpid());
-    log_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* A program an exec started keeps the pid: each image logs to a file of its own,
+     * numbered in the order they ran. */
+    for (int image = 0; image < 1000; image++) {
+        snprintf(path, sizeof path, "%s/heap.%d.%d.log", dir, (int)getpid(), image);
+        log_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (log_fd >= 0 || errno != EEXIST) break;
+    }
     if (log_fd < 0) return -1;
     chunk = NULL;
     if (map_chunk(0) != 0) return -1;
@@ -425,8 +445,10 @@ static void after_fork_child(void) {
         state = 3;
         return;
     }
-    /* The child logs to a file of its own; the blocks it inherits stay known, so their
-     * frees are not taken for invalid ones. */
+    /* Children are followed only when asked (--trace-children). A followed child logs to a
+     * file of its own; the blocks it inherits stay known, so their frees are not taken for
+     * invalid ones. */
+    if (state == 2 && !follow_children) state = 3;
     if (state == 2) {
         if (chunk) munmap(chunk, CHUNK_BYTES);
         chunk = NULL;
@@ -446,7 +468,8 @@ static void start(void) {
     sample_bytes = every ? strtod(every, NULL) : 0;
     const char *self = getenv("FFIPROF_HEAP_LIB");
     const char *children = getenv("FFIPROF_HEAP_CHILDREN");
-    if (self && !(children && children[0] == '1')) unpreload(self);
+    follow_children = children && children[0] == '1';
+    if (self && !follow_children) unpreload(self);
     if (open_log() != 0) state = 3;
 }
 

@@ -180,22 +180,52 @@ pub(crate) fn build(
     (census, stacks)
 }
 
+/// What the reader should know of how a log ends, if anything: `exec` where the process
+/// went on to run another program, `status` for the program's own process.
+fn ending_note(log: &log::Log, exec: bool, status: Option<i32>) -> Option<String> {
+    let pid = log.pid;
+    let how = match log.ending {
+        log::Ending::Exit => return None,
+        log::Ending::Stopped if exec => "ran another program (exec) without exit()",
+        log::Ending::Stopped => match status {
+            Some(s) if s > 128 => "was killed by a signal",
+            Some(_) => "left through _exit or an exec, without exit()",
+            None => "was killed by a signal, or left through _exit or an exec",
+        },
+        log::Ending::Lost => {
+            return Some(format!(
+                "process {pid}'s heap log could not grow (a full disk or tmpfs, or the file \
+                 size limit) after its first {} events: the program went on unlogged, and \
+                 the census holds what it did until then",
+                log.event_count
+            ))
+        }
+        log::Ending::Cut => "was stopped as it wrote its heap log (its last record is cut short)",
+    };
+    Some(format!(
+        "process {pid} did not reach exit ({how}): the census holds what it did until then \
+         ({} events), and its blocks at exit are those live when it stopped",
+        log.event_count
+    ))
+}
+
 /// The heaps of a native run, with its ownership census and notes.
 pub(crate) fn native_heaps(
-    logs: &[log::Log],
+    run: &native::Ran,
     options: &Options,
 ) -> (Vec<sites::Heap>, Ownership, Vec<String>) {
     let mut symbolizer = crate::symbol::FileSymbolizer::default();
-    let (mut heaps, mut owned, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut heaps, mut owned, mut notes) = (Vec::new(), Vec::new(), run.left_out.clone());
     let mut stackless = Figures::default();
-    for log in logs {
+    for (i, log) in run.logs.iter().enumerate() {
         let p = native::process(log, options.sample_bytes, &mut symbolizer);
-        if !log.complete {
+        let exec = run.logs.get(i + 1).is_some_and(|next| next.pid == log.pid);
+        notes.extend(ending_note(log, exec, (log.pid == run.pid).then_some(run.status)));
+        if log.image > 0 {
             notes.push(format!(
-                "process {} did not reach exit (killed by a signal, or _exit): the census \
-                 holds what it did until then, and its blocks at exit are those live when it \
-                 stopped",
-                log.pid
+                "process {} ran another program (exec): its census is summed with the \
+                 first's (`{}`)",
+                log.pid, log.command
             ));
         }
         stackless.add(&p.stackless);

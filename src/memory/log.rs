@@ -1,8 +1,9 @@
 //! The heap interposer's log, read (`csrc/heap/interpose.c` writes it, one file per
 //! process): records of 64-bit words, each a header (`kind | words << 8 | flags << 32`)
 //! and its body, in the order the heap changed. A zero header ends the log; a log without
-//! its end record is of a process that did not reach `exit` (killed by a signal, or
-//! `_exit`), and holds what it did up to then.
+//! its end record is of a process that did not reach `exit` (killed by a signal, `_exit`,
+//! or an exec), and holds what it did up to then; a lost record says the log could not
+//! grow, and a last record cut short is read up to its start ([`Ending`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,9 +20,10 @@ const MAPS: u64 = 5;
 const CMD: u64 = 6;
 const SKIP: u64 = 7;
 const END: u64 = 8;
+const LOST: u64 = 9;
 
 /// The bytes the interposer maps at a time; a record never crosses one.
-const CHUNK: usize = 64 << 20;
+const CHUNK: usize = 16 << 20;
 
 /// Event flags, as the interposer sets them.
 pub(crate) mod flag {
@@ -46,27 +48,80 @@ pub(crate) enum Event {
     Realloc { old: u64, new: u64, size: u64, ip: u64, flags: u32 },
 }
 
-/// One process's log.
-#[derive(Debug, Default)]
+/// How a log ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Its end record: the process reached `exit`.
+    Exit,
+    /// No end record: the process stopped without `exit` (a signal, `_exit`, or an exec
+    /// into another program).
+    #[default]
+    Stopped,
+    /// The interposer could not grow the log (a full disk or tmpfs, the file size limit):
+    /// the program went on unlogged from there.
+    Lost,
+    /// Its last record is cut short (the process was stopped as it wrote it).
+    Cut,
+}
+
+/// The log's bytes: mapped from its file, or owned (tests).
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn get(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One process's log: its stacks, mappings and command read once, its events read from
+/// the file each time they are walked ([`Log::events`]): a log of hundreds of millions of
+/// events is replayed in the memory its live blocks and distinct stacks take.
 pub(crate) struct Log {
     /// The process.
     pub(crate) pid: Pid,
+    /// Which program the process ran, counting from 0, where it ran several (exec).
+    pub(crate) image: u32,
     /// Its command line, arguments joined by spaces.
     pub(crate) command: String,
-    /// Every event, in order.
-    pub(crate) events: Vec<Event>,
     /// Stacks by number: return addresses, innermost first.
     pub(crate) stacks: HashMap<u64, Vec<u64>>,
     /// Its executable mappings, the latest reading of each address range last.
     pub(crate) mappings: Vec<Mapping>,
-    /// False where the process never reached `exit`.
-    pub(crate) complete: bool,
+    /// How it ends.
+    pub(crate) ending: Ending,
+    /// Its events.
+    pub(crate) event_count: u64,
+    bytes: Bytes,
+    /// Where its records end (in words).
+    end: usize,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("pid", &self.pid)
+            .field("image", &self.image)
+            .field("ending", &self.ending)
+            .field("event_count", &self.event_count)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Log {
     /// The mapping `address` lay in (the latest one read that covers it).
     pub(crate) fn mapping(&self, address: u64) -> Option<&Mapping> {
         self.mappings.iter().rev().find(|m| m.range.contains(&address))
+    }
+
+    /// Every event, in order, read from the log's bytes.
+    pub(crate) fn events(&self) -> impl Iterator<Item = Event> + '_ {
+        Records { bytes: self.bytes.get(), at: 0, end: self.end }.filter_map(|r| r.event())
     }
 }
 
@@ -76,91 +131,166 @@ fn text(words: &[u64]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Reads the log in `bytes`, of process `pid`.
-pub(crate) fn parse(bytes: &[u8], pid: Pid) -> std::result::Result<Log, String> {
+/// One record, read where it lies.
+struct Record<'b> {
+    kind: u64,
+    flags: u32,
+    bytes: &'b [u8],
+    /// Its body's first word and length, in words.
+    at: usize,
+    len: usize,
+}
+
+impl Record<'_> {
+    fn word(&self, i: usize) -> u64 {
+        let at = (self.at + i) * 8;
+        u64::from_le_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    fn body(&self) -> Vec<u64> {
+        (0..self.len).map(|i| self.word(i)).collect()
+    }
+
+    /// The words an event of this kind needs.
+    fn needs(&self) -> usize {
+        match self.kind {
+            ALLOC => 4,
+            FREE => 3,
+            REALLOC => 5,
+            STACK => 1,
+            _ => 0,
+        }
+    }
+
+    fn event(&self) -> Option<Event> {
+        let (b, flags) = (|i| self.word(i), self.flags);
+        Some(match self.kind {
+            ALLOC => Event::Alloc { ptr: b(0), size: b(1), stack: b(2), ip: b(3), flags },
+            FREE => Event::Free { ptr: b(0), stack: b(1), ip: b(2), flags },
+            REALLOC => Event::Realloc { old: b(0), new: b(1), size: b(2), ip: b(4), flags },
+            _ => return None,
+        })
+    }
+}
+
+/// The records of a log's bytes up to `end` (words), chunk skips followed.
+struct Records<'b> {
+    bytes: &'b [u8],
+    at: usize,
+    end: usize,
+}
+
+impl<'b> Iterator for Records<'b> {
+    type Item = Record<'b>;
+
+    fn next(&mut self) -> Option<Record<'b>> {
+        loop {
+            if self.at >= self.end {
+                return None;
+            }
+            let at = self.at * 8;
+            let header = u64::from_le_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"));
+            let (kind, words, flags) =
+                (header & 0xff, ((header >> 8) & 0xff_ffff) as usize, (header >> 32) as u32);
+            if kind == SKIP {
+                self.at = (self.at * 8 / CHUNK + 1) * CHUNK / 8;
+                continue;
+            }
+            let record = Record { kind, flags, bytes: self.bytes, at: self.at + 1, len: words - 1 };
+            self.at += words;
+            return Some(record);
+        }
+    }
+}
+
+/// Reads the log in `bytes`, of process `pid`: checks every record, keeps the stacks,
+/// mappings and command, and where the records end. A last record cut short ends the log
+/// there ([`Ending::Cut`]); a malformed one before it is an error.
+fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, String> {
+    let data = bytes.get();
     let word = |i: usize| -> u64 {
-        u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
     };
-    let total = bytes.len() / 8;
-    let mut log = Log { pid, ..Log::default() };
+    let total = data.len() / 8;
+    let mut log = Log {
+        pid,
+        image,
+        command: String::new(),
+        stacks: HashMap::new(),
+        mappings: Vec::new(),
+        ending: Ending::Stopped,
+        event_count: 0,
+        bytes: Bytes::Owned(Vec::new()),
+        end: 0,
+    };
     let mut at = 0usize;
     while at < total {
         let header = word(at);
         if header == 0 {
             break;
         }
-        let (kind, words, flags) =
-            (header & 0xff, ((header >> 8) & 0xff_ffff) as usize, (header >> 32) as u32);
+        let (kind, words) = (header & 0xff, ((header >> 8) & 0xff_ffff) as usize);
         if kind == SKIP {
             at = (at * 8 / CHUNK + 1) * CHUNK / 8;
             continue;
         }
-        if words == 0 || at + words > total {
-            return Err(format!("a record at byte {} runs past the end", at * 8));
+        if words == 0 {
+            return Err(format!("a record at byte {} has no length", at * 8));
         }
-        let len = words - 1;
-        let need = |n: usize| {
-            if len < n {
-                Err(format!("a record of kind {kind} at byte {} is short", at * 8))
-            } else {
-                Ok(())
-            }
-        };
-        // The body's words, read where they lie (millions of events: no copy each).
-        let b = |i: usize| word(at + 1 + i);
-        let body = || (at + 1..at + words).map(word).collect::<Vec<u64>>();
+        if at + words > total {
+            // Written as the process stopped, or the file cut: read up to here.
+            log.ending = Ending::Cut;
+            break;
+        }
+        let record = Record { kind, flags: 0, bytes: data, at: at + 1, len: words - 1 };
+        if record.len < record.needs() {
+            return Err(format!("a record of kind {kind} at byte {} is short", at * 8));
+        }
         match kind {
-            ALLOC => {
-                need(4)?;
-                log.events.push(Event::Alloc {
-                    ptr: b(0),
-                    size: b(1),
-                    stack: b(2),
-                    ip: b(3),
-                    flags,
-                });
-            }
-            FREE => {
-                need(3)?;
-                log.events.push(Event::Free { ptr: b(0), stack: b(1), ip: b(2), flags });
-            }
-            REALLOC => {
-                need(5)?;
-                log.events.push(Event::Realloc {
-                    old: b(0),
-                    new: b(1),
-                    size: b(2),
-                    ip: b(4),
-                    flags,
-                });
-            }
+            ALLOC | FREE | REALLOC => log.event_count += 1,
             STACK => {
-                need(1)?;
-                log.stacks.insert(b(0), body()[1..].to_vec());
+                let body = record.body();
+                log.stacks.insert(body[0], body[1..].to_vec());
             }
-            MAPS => log.mappings.extend(executable_mappings(&text(&body()))),
-            CMD => log.command = text(&body()).trim_end_matches('\0').replace('\0', " "),
-            END => log.complete = true,
+            MAPS => log.mappings.extend(executable_mappings(&text(&record.body()))),
+            CMD => log.command = text(&record.body()).trim_end_matches('\0').replace('\0', " "),
+            END => log.ending = Ending::Exit,
+            LOST => {
+                log.ending = Ending::Lost;
+                at += words;
+                break;
+            }
             _ => return Err(format!("a record of unknown kind {kind} at byte {}", at * 8)),
         }
         at += words;
     }
+    log.end = at;
+    log.bytes = bytes;
     Ok(log)
 }
 
-/// Reads the log at `path` (`heap.<pid>.log`).
+/// Reads the log in `bytes`, of process `pid` (tests).
+#[cfg(test)]
+pub(crate) fn parse(bytes: &[u8], pid: Pid) -> std::result::Result<Log, String> {
+    parse_bytes(Bytes::Owned(bytes.to_vec()), pid, 0)
+}
+
+/// The pid and image of a log's file name (`heap.<pid>.<image>.log`).
+pub(crate) fn named(path: &Path) -> Option<(Pid, u32)> {
+    let name = path.file_name()?.to_str()?.strip_prefix("heap.")?.strip_suffix(".log")?;
+    let (pid, image) = name.split_once('.')?;
+    Some((Pid(pid.parse().ok()?), image.parse().ok()?))
+}
+
+/// Reads the log at `path` (`heap.<pid>.<image>.log`).
 pub(crate) fn read(path: &Path) -> Result<Log> {
-    let pid = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("heap.")?.strip_suffix(".log")?.parse().ok())
-        .map_or(Pid(0), Pid);
+    let (pid, image) = named(path).unwrap_or((Pid(0), 0));
     // Mapped: the file is as long as the chunks the interposer mapped, mostly zeros that
     // are never read.
     let read_error = |source| Error::Read { path: path.to_owned(), source };
     let file = std::fs::File::open(path).map_err(read_error)?;
     let bytes = crate::ffi::map_file(&file).map_err(read_error)?;
-    parse(&bytes, pid).map_err(|reason| {
+    parse_bytes(Bytes::Mapped(bytes), pid, image).map_err(|reason| {
         Error::Internal(format!("the heap log {} is unreadable: {reason}", path.display()))
     })
 }
@@ -194,11 +324,12 @@ mod tests {
         words.extend(record(END, 0, &[]));
         words.extend([0, 0]);
         let log = parse(&bytes(&words), Pid(7)).unwrap();
-        assert!(log.complete);
+        assert_eq!(log.ending, Ending::Exit);
         assert_eq!(log.stacks[&1], vec![0x55d8, 0x55d9]);
         assert_eq!(log.mapping(0x55d8).unwrap().path, "/usr/bin/x");
+        assert_eq!(log.event_count, 3);
         assert_eq!(
-            log.events,
+            log.events().collect::<Vec<_>>(),
             vec![
                 Event::Alloc { ptr: 0x1000, size: 24, stack: 1, ip: 0x55d8, flags: flag::SAMPLED },
                 Event::Realloc { old: 0x1000, new: 0x2000, size: 48, ip: 0x55d8, flags: 0 },
@@ -212,10 +343,25 @@ mod tests {
         let mut words = record(ALLOC, 1, &[0x1000, 24, 0, 0x55d8]);
         words.extend(record(FREE, 0, &[0x1000, 0, 0x55d9]));
         let log = parse(&bytes(&words), Pid(7)).unwrap();
-        assert!(!log.complete);
-        assert_eq!(log.events.len(), 2);
+        assert_eq!(log.ending, Ending::Stopped);
+        assert_eq!(log.events().count(), 2);
         let mut torn = words.clone();
         torn.truncate(words.len() - 1);
-        assert!(parse(&bytes(&torn), Pid(7)).is_err());
+        let log = parse(&bytes(&torn), Pid(7)).unwrap();
+        assert_eq!((log.ending, log.events().count()), (Ending::Cut, 1));
+        // A record of an unknown kind is not a log of this interposer.
+        assert!(parse(&bytes(&record(42, 0, &[1])), Pid(7)).is_err());
+        // A lost record: the log could not grow; nothing after it is read.
+        let mut lost = record(ALLOC, 1, &[0x1000, 24, 0, 0x55d8]);
+        lost.extend(record(LOST, 0, &[]));
+        lost.extend(record(FREE, 0, &[0x1000, 0, 0x55d9]));
+        let log = parse(&bytes(&lost), Pid(7)).unwrap();
+        assert_eq!((log.ending, log.events().count()), (Ending::Lost, 1));
+    }
+
+    #[test]
+    fn a_logs_name_says_its_process_and_image() {
+        assert_eq!(named(Path::new("/x/heap.42.1.log")), Some((Pid(42), 1)));
+        assert_eq!(named(Path::new("/x/heap.42.log")), None);
     }
 }

@@ -129,10 +129,10 @@ pub fn census(options: &Options) -> Result<Outcome> {
                 seconds: run.seconds,
                 valgrind: String::new(),
                 command: command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-                program: Some(run.program),
+                program: Some(run.program.clone()),
                 log_dir: None,
             };
-            let (heaps, ownership, notes) = build::native_heaps(&run.logs, options);
+            let (heaps, ownership, notes) = build::native_heaps(&run, options);
             let (mut census, stacks) = build::build(&ran, &heaps, options);
             census.notes.extend(notes);
             census.ownership = Some(ownership);

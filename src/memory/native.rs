@@ -36,6 +36,10 @@ pub(crate) struct Ran {
     pub(crate) seconds: f64,
     /// The program as found.
     pub(crate) program: PathBuf,
+    /// The program's own process.
+    pub(crate) pid: crate::ids::Pid,
+    /// Logs that could not be read, each said in a sentence: left out, the rest kept.
+    pub(crate) left_out: Vec<String>,
 }
 
 /// Refuses a program the interposer cannot be preloaded into: a static executable (no
@@ -94,14 +98,26 @@ pub(crate) fn run(
     // Ctrl-C reaches the program; ffiprof stays to read what it logged.
     let _ = crate::ffi::interrupt_flag();
     let start = Instant::now();
-    let status = cmd.status().map_err(|e| Error::NoSuchProgram {
+    let no_such = |e: std::io::Error| Error::NoSuchProgram {
         program: program.display().to_string(),
         reason: e.to_string(),
-    })?;
+    };
+    let mut child = cmd.spawn().map_err(no_such)?;
+    let pid = crate::ids::Pid(child.id());
+    let status = child.wait().map_err(no_such)?;
     let seconds = start.elapsed().as_secs_f64();
-    let mut logs = Vec::new();
+    let (mut logs, mut left_out) = (Vec::new(), Vec::new());
     for path in crate::valgrind::files_in(raw, "heap.")? {
-        logs.push(log::read(&path)?);
+        match log::read(&path) {
+            Ok(log) => logs.push(log),
+            Err(e) => left_out.push(match log::named(&path) {
+                Some((pid, _)) => format!("process {pid}'s heap log is left out: {e}"),
+                None => format!("a heap log is left out: {e}"),
+            }),
+        }
+    }
+    if logs.is_empty() && !left_out.is_empty() {
+        return Err(Error::Internal(left_out.join("; ")));
     }
     if logs.is_empty() {
         return Err(Error::Internal(format!(
@@ -110,8 +126,9 @@ pub(crate) fn run(
             crate::ffi::shell_status(status)
         )));
     }
-    logs.sort_by_key(|l| l.pid);
-    Ok(Ran { logs, status: crate::ffi::shell_status(status), seconds, program })
+    logs.sort_by_key(|l| (l.pid, l.image));
+    let status = crate::ffi::shell_status(status);
+    Ok(Ran { logs, status, seconds, program, pid, left_out })
 }
 
 /// A C library's exported functions, to name a frame as its library exports it: glibc's
@@ -562,15 +579,15 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
 
 /// One log replayed, symbolized and attributed.
 pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymbolizer) -> Process {
-    let replayed = replay::replay(&log.events, sample_bytes);
-    let event_ips = log.events.iter().map(|e| match *e {
+    let replayed = replay::replay(log.events(), sample_bytes);
+    let event_ips = log.events().map(|e| match e {
         log::Event::Alloc { ip, .. }
         | log::Event::Free { ip, .. }
         | log::Event::Realloc { ip, .. } => ip,
     });
-    let returns: std::collections::HashSet<u64> = event_ips.clone().collect();
+    let returns: std::collections::HashSet<u64> = event_ips.collect();
     let stack_ips = log.stacks.values().flatten().copied();
-    let placer = Placer::new(log, stack_ips.chain(event_ips), &returns, symbolizer);
+    let placer = Placer::new(log, stack_ips.chain(returns.iter().copied()), &returns, symbolizer);
     let (mut points, mut families) = (Vec::new(), Vec::new());
     let mut stackless = Figures::default();
     for (stack, figures) in &replayed.points {

@@ -240,11 +240,11 @@ pub(crate) fn weight(size: u64, every: u64) -> f64 {
 
 /// Replays `events`, sampled one per `sample_bytes` bytes (0: every allocation has its
 /// stack).
-pub(crate) fn replay(events: &[Event], sample_bytes: u64) -> Replayed {
+pub(crate) fn replay(events: impl IntoIterator<Item = Event>, sample_bytes: u64) -> Replayed {
     let mut heap = Heap::default();
     let cxx = |flags: u32| flags & flag::CXX != 0;
     for e in events {
-        match *e {
+        match e {
             Event::Alloc { ptr, size, stack, ip, flags } => {
                 let sampled = flags & flag::SAMPLED != 0;
                 let (weight, stack) =
@@ -298,7 +298,7 @@ mod tests {
             free(3),        // 150 again, the later peak: stack 2 holds 150
             alloc(4, 0, 1), // counts as 1 byte
         ];
-        let r = replay(&events, 0);
+        let r = replay(events, 0);
         assert_eq!(r.points[&1], figures(101, 2, 0, 0, 1, 1));
         assert_eq!(r.points[&2], figures(150, 2, 150, 2, 50, 1));
         assert_eq!(r.totals, figures(251, 4, 150, 2, 51, 2));
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_peak_at_the_end_is_taken_at_the_end() {
-        let r = replay(&[alloc(1, 10, 1), free(1), alloc(2, 30, 2)], 0);
+        let r = replay([alloc(1, 10, 1), free(1), alloc(2, 30, 2)], 0);
         assert_eq!(r.points[&1], figures(10, 1, 0, 0, 0, 0));
         assert_eq!(r.points[&2], figures(30, 1, 30, 1, 30, 1));
     }
@@ -315,7 +315,7 @@ mod tests {
     fn realloc_keeps_the_stack_and_counts_a_block_of_the_new_size() {
         let grow = Event::Realloc { old: 1, new: 2, size: 300, ip: 5, flags: 0 };
         let shrink = Event::Realloc { old: 2, new: 2, size: 20, ip: 5, flags: 0 };
-        let r = replay(&[alloc(1, 100, 1), grow, shrink], 0);
+        let r = replay([alloc(1, 100, 1), grow, shrink], 0);
         assert_eq!(r.points[&1], figures(420, 3, 300, 1, 20, 1));
         assert_eq!(r.totals, figures(420, 3, 300, 1, 20, 1));
     }
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn frees_pair_their_sides_and_invalid_ones_are_counted_apart() {
         let double = Event::Free { ptr: 1, stack: 7, ip: 70, flags: flag::DOUBLE_FREE };
-        let r = replay(&[alloc(1, 8, 1), free(1), double, free(42)], 0);
+        let r = replay([alloc(1, 8, 1), free(1), double, free(42)], 0);
         let by = Side { stack: 1, ip: 10, cxx: false };
         let freed = Side { stack: 9, ip: 90, cxx: false };
         assert_eq!(r.pairs[&(by, freed)], Count { blocks: 1, bytes: 8 });
@@ -337,7 +337,7 @@ mod tests {
     fn sampled_allocations_are_scaled_and_the_totals_stay_exact() {
         let every = 1000;
         let unsampled = Event::Alloc { ptr: 2, size: 500, stack: 5, ip: 1, flags: 0 };
-        let r = replay(&[alloc(1, 1000, 1), unsampled], every);
+        let r = replay([alloc(1, 1000, 1), unsampled], every);
         let w = weight(1000, every);
         assert!((w - 1.0 / (1.0 - (-1.0f64).exp())).abs() < 1e-12);
         assert_eq!(r.points[&1].bytes, (1000.0 * w).round() as u64);

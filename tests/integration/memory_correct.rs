@@ -369,3 +369,41 @@ fn cxx_with_its_own_libstdcxx_is_never_crossed() {
         assert!(told(Family::C) >= 100, "{name}: {:#?}", o.frees);
     }
 }
+
+/// A program whose file size limit is smaller than its heap log would grow to (as under
+/// `ulimit -f`, or a small tmpfs): it runs as it does bare, and the census says the log
+/// stopped and after how many events.
+const LIMITED_C: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+int main(void) {
+    struct rlimit limit = {40 << 20, 40 << 20};
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) return 9;
+    unsigned long sum = 0;
+    for (int i = 0; i < 1500000; i++) {
+        char *volatile p = malloc(16 + i % 64);
+        p[0] = (char)i;
+        sum += (unsigned char)p[0];
+        free(p);
+    }
+    printf("%lu\n", sum);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_log_that_cannot_grow_stops_and_the_program_goes_on() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-file-limit");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("limited.c"), LIMITED_C).unwrap();
+    compile(&dir, &["gcc", "-O2", "-g", "limited.c", "-o", "limited"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let c = census_as_bare(&dir.join("limited"), &[], &tmp.path().join("c"));
+    let note = c.notes.iter().find(|n| n.contains("could not grow"));
+    assert!(note.is_some_and(|n| n.contains("after its first")), "{:?}", c.notes);
+    // What was logged is counted: the first 32 MiB of the log, hundreds of thousands of
+    // events, and fewer than the program made.
+    assert!(c.totals.blocks > 100_000 && c.totals.blocks < 1_500_000, "{:?}", c.totals);
+    silent(&c);
+}
