@@ -270,13 +270,30 @@ pub fn program(
         built.units,
         built.seconds
     ));
-    if !has_debug_info(&built.executable) {
-        say("note: the release profile builds it without debug information, so inlined \
-             frames and source files are not seen; add `debug = \"line-tables-only\"` under \
-             [profile.release] in Cargo.toml");
-    }
+    let built = if has_debug_info(&built.executable) {
+        built
+    } else {
+        // As cargo-flamegraph does: the profile's own settings, with line tables and
+        // symbols, which the samplers and the heap census read.
+        let lined = build(&target, &Recipe::with_line_tables())?;
+        say(&format!(
+            "the release profile builds it without debug information: built again with line \
+             tables ({}; {} of {} units compiled, {:.1} s), so that inlined frames, source \
+             files and the allocator inlined into Rust code are seen; add `debug = \
+             \"line-tables-only\"` under [profile.release] in Cargo.toml to build it once",
+            LINE_TABLES.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+            lined.compiled,
+            lined.units,
+            lined.seconds
+        ));
+        lined
+    };
     Ok(std::iter::once(built.executable.into_os_string()).chain(command).collect())
 }
+
+/// Cargo's settings that add line tables to the release profile and keep its symbols.
+const LINE_TABLES: &[(&str, &str)] =
+    &[("CARGO_PROFILE_RELEASE_DEBUG", "line-tables-only"), ("CARGO_PROFILE_RELEASE_STRIP", "none")];
 
 /// True where the executable carries DWARF line tables.
 fn has_debug_info(path: &Path) -> bool {
@@ -314,6 +331,12 @@ impl Recipe {
     /// The package's ordinary release build: nothing changed.
     pub fn release() -> Recipe {
         Recipe { env: Vec::new(), target_dir: None }
+    }
+
+    /// The release build with line tables and symbols ([`LINE_TABLES`]).
+    pub fn with_line_tables() -> Recipe {
+        let env = LINE_TABLES.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Recipe { env, target_dir: None }
     }
 }
 

@@ -205,6 +205,17 @@ pub(crate) struct Placed {
     pub(crate) language: Language,
     /// A frame of the allocator ([`is_allocator_frame`]).
     pub(crate) allocator: bool,
+    /// A frame of Rust's standard library ([`is_library_frame`]).
+    pub(crate) library: bool,
+}
+
+/// True for a frame of Rust's standard library (`core`, `alloc`, `std`), by its path or
+/// its source file (line tables name an inlined function bare: `map_or_else<..>`).
+pub(crate) fn is_library_frame(function: &str, file: Option<&str>) -> bool {
+    const LIBRARIES: &[&str] = &["core::", "alloc::", "std::", "<core::", "<alloc::", "<std::"];
+    const SOURCES: &[&str] = &["/library/core/src/", "/library/alloc/src/", "/library/std/src/"];
+    LIBRARIES.iter().any(|l| function.starts_with(l))
+        || file.is_some_and(|f| SOURCES.iter().any(|s| f.contains(s)))
 }
 
 /// The frame table of one file, each entry placed (`None` for `[root]`).
@@ -227,6 +238,7 @@ pub(crate) fn place_all(ftbl: &[String], modules: &mut Modules) -> Vec<Option<Pl
                 address: f.address,
                 language: classify(f.address, &frame),
                 allocator: is_allocator_frame(&f.function, f.file.as_deref()),
+                library: is_library_frame(&f.function, f.file.as_deref()),
                 function: f.function,
                 module: module.unwrap_or_default(),
             })
@@ -296,20 +308,17 @@ pub(crate) struct Attributed {
     pub(crate) requested_by: Language,
 }
 
-/// True for a frame of Rust's standard library (`core`, `alloc`, `std`): code the
-/// program's author did not write, where no site is worth naming.
+/// True for a frame of Rust's standard library: code the program's author did not write,
+/// where no site is worth naming.
 fn is_rust_library(p: &Placed) -> bool {
-    const LIBRARIES: &[&str] = &["core::", "alloc::", "std::", "<core::", "<alloc::", "<std::"];
-    p.language == Language::Rust && LIBRARIES.iter().any(|l| p.function.starts_with(l))
+    p.language == Language::Rust && p.library
 }
 
 impl Attributed {
-    /// The function a crossed or invalid free is told by: the first frame above the
-    /// allocator that is not Rust's standard library (`main::name` under `format!`'s
-    /// closures, not `core::option::Option<T>::map_or_else`); the first above the
-    /// allocator where every frame is the library's. (Sites keep the first frame above the
-    /// allocator: DHAT names inlined frames bare, without the path this needs, and the
-    /// two engines' sites are the same.)
+    /// The site a user can act on: the first frame above the allocator that is not Rust's
+    /// standard library (`main::name` under `format!`'s closures, not
+    /// `core::option::Option<T>::map_or_else`); the first above the allocator where every
+    /// frame is the library's.
     pub(crate) fn site(&self) -> Option<&Placed> {
         let mut frames = self.stack.iter().rev();
         let first = frames.next()?;
@@ -384,7 +393,7 @@ pub(crate) fn group<'p>(
 ) -> BTreeMap<SiteKey, Vec<(&'p Point, Attributed)>> {
     let mut sites: BTreeMap<SiteKey, Vec<(&Point, Attributed)>> = BTreeMap::new();
     for (p, a) in points {
-        let Some(site) = a.stack.last() else { continue };
+        let Some(site) = a.site() else { continue };
         let key = SiteKey {
             function: site.function.clone(),
             module: site.module.clone(),
@@ -426,6 +435,7 @@ mod tests {
             module: "m".into(),
             language,
             allocator: is_allocator(function),
+            library: is_library_frame(function, None),
         })
     }
 
@@ -521,6 +531,7 @@ mod tests {
             module: "m".into(),
             language: Language::Rust,
             allocator: false,
+            library: false,
         };
         let (a, b, c) = (frame(1, "step"), frame(1, "rusqlite::row::Rows::next"), frame(2, "main"));
         assert_eq!(caller_name(&[&a, &b, &c]), "step (inlined into rusqlite::row::Rows::next)");

@@ -407,3 +407,92 @@ fn a_log_that_cannot_grow_stops_and_the_program_goes_on() {
     assert!(c.totals.blocks > 100_000 && c.totals.blocks < 1_500_000, "{:?}", c.totals);
     silent(&c);
 }
+
+const PACKAGE_BUILD_RS: &str = r#"
+use std::process::Command;
+fn main() {
+    let out = std::env::var("OUT_DIR").unwrap();
+    let ok = |c: &mut Command| assert!(c.status().unwrap().success());
+    ok(Command::new("cc").args(["-O2", "-c", "lib.c", "-o"]).arg(format!("{out}/lib.o")));
+    ok(Command::new("ar").args(["rcs"]).arg(format!("{out}/libtail.a")).arg(format!("{out}/lib.o")));
+    println!("cargo:rustc-link-search=native={out}");
+    println!("cargo:rustc-link-lib=static=tail");
+    println!("cargo:rerun-if-changed=lib.c");
+}
+"#;
+
+/// Cargo's release profile without debug information, stripped, as many users ship it.
+const PACKAGE_MANIFEST: &str = r#"
+[package]
+name = "tailpkg"
+version = "0.1.0"
+edition = "2021"
+build = "build.rs"
+
+[profile.release]
+debug = false
+strip = "symbols"
+
+[workspace]
+"#;
+
+#[test]
+fn bin_builds_add_line_tables_and_the_crossings_are_exact() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-stripped-package");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    for (file, text) in [
+        ("Cargo.toml", PACKAGE_MANIFEST),
+        ("build.rs", PACKAGE_BUILD_RS),
+        ("lib.c", TAIL_C),
+        ("src/main.rs", TAIL_RUST),
+    ] {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mem");
+    let ran = run(ffiprof()
+        .args(["memory", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .args(["--bin", "tailpkg", "--out"])
+        .arg(&out))
+    .success();
+    assert!(ran.stderr.contains("built again with line tables"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("CARGO_PROFILE_RELEASE_DEBUG=line-tables-only"), "{}", ran.stderr);
+    assert_eq!(ran.stdout, "done\n");
+    let c = MemoryCensus::load(&out).unwrap();
+    let o = c.ownership.as_ref().unwrap();
+    assert_eq!(o.crossed_frees.len(), 1, "{:#?}", o.crossed_frees);
+    let x = &o.crossed_frees[0];
+    assert_eq!((x.allocated_by, x.freed_by, x.blocks), (Family::Rust, Family::C, 50));
+    assert_eq!(x.free_function, "c_take_and_free");
+    assert_eq!(x.free_rust_caller.as_deref(), Some("tailpkg::rust_to_c_free"));
+    assert!(o.invalid_frees.is_empty(), "{:#?}", o.invalid_frees);
+    // Sampled, the ownership census is the same: every free is in the log either way.
+    let sampled = tmp.path().join("sampled");
+    run(ffiprof()
+        .args(["memory", "--sample-bytes", "524288", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .args(["--bin", "tailpkg", "--out"])
+        .arg(&sampled))
+    .success();
+    let s = MemoryCensus::load(&sampled).unwrap().ownership.unwrap();
+    assert_eq!((&s.frees, &s.invalid_frees, &s.unknown), (&o.frees, &o.invalid_frees, &o.unknown));
+    // Each crossed free the same but for the allocation's site: an allocation sampling
+    // kept no stack for is named by the code that called the allocator.
+    let key = |x: &ffiprof::memory::CrossedFree| {
+        (
+            x.allocated_by,
+            x.freed_by,
+            x.free_function.clone(),
+            x.free_rust_caller.clone(),
+            x.blocks,
+            x.bytes,
+        )
+    };
+    assert_eq!(
+        s.crossed_frees.iter().map(key).collect::<Vec<_>>(),
+        o.crossed_frees.iter().map(key).collect::<Vec<_>>()
+    );
+    // With every stack kept, the allocation is named where the program asked.
+    assert_eq!(x.alloc_function, "tailpkg::rust_to_c_free");
+}
