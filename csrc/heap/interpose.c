@@ -256,7 +256,7 @@ static uint64_t mix(uint64_t x) {
 
 /* Blocks: address -> state. An address keeps its entry once freed, so a second free of it
  * is told from a free of what was never allocated. */
-enum { B_LIVE = 1, B_FREED = 2, B_UNLOGGED = 4 };
+enum { B_LIVE = 1, B_FREED = 2, B_UNLOGGED = 4, B_FOREIGN = 8 };
 struct block { uint64_t ptr, state; };
 static struct block *blocks;
 static uint64_t blocks_cap, blocks_len;
@@ -546,17 +546,24 @@ static void note_unlogged(void *p) {
     give();
 }
 
-static void logged_alloc(void *p, size_t size, uint64_t ip) {
+/* Allocations this thread logged: an operator new that logged none served its block
+ * from an allocator of its own (tcmalloc's, jemalloc's). */
+static TLS uint64_t logged_allocs;
+
+static void logged_block(void *p, size_t size, uint64_t ip, uint64_t state_bits) {
     uint64_t ips[MAX_FRAMES], n = 0;
     int keep = sampled(size);
     if (keep) n = unwind(ips, MAX_FRAMES);
     uint64_t flags = (keep ? F_SAMPLED : 0) | (cxx_hint ? F_CXX : 0);
     take();
     uint64_t body[4] = {(uint64_t)(uintptr_t)p, size ? size : 1, stack_id(ips, n), ip};
-    block_set(body[0], B_LIVE);
+    block_set(body[0], B_LIVE | state_bits);
     append(K_ALLOC, flags, body, 4);
     give();
+    logged_allocs++;
 }
+
+static void logged_alloc(void *p, size_t size, uint64_t ip) { logged_block(p, size, ip, 0); }
 
 #define ALLOC_HOOK(call, size)                                                  \
     do {                                                                         \
@@ -752,8 +759,21 @@ static void cxx_done(int *unused) {
         if (!real) real = (void *(*) params)operator_symbol(#mangled);              \
         int hint __attribute__((cleanup(cxx_done))) = cxx_hint++;                   \
         (void)hint;                                                                 \
-        return real ? real args : (fallback);                                       \
+        if (!real) return (fallback);                                               \
+        uint64_t before = logged_allocs;                                            \
+        void *p = real args;                                                        \
+        if (p && logged_allocs == before) foreign_new(p, n, RETURN_ADDRESS);        \
+        return p;                                                                   \
     }
+
+#define RETURN_ADDRESS ((uint64_t)(uintptr_t)__builtin_return_address(0))
+
+/* A block an operator new served from its own allocator, logged as C++'s. */
+static void foreign_new(void *p, size_t n, uint64_t ip) {
+    if (!enter()) return;
+    logged_block(p, n, ip, B_FOREIGN);
+    leave();
+}
 
 NEW_HOOK(_Znwm, (size_t n), (n), malloc(n ? n : 1))
 NEW_HOOK(_Znam, (size_t n), (n), malloc(n ? n : 1))
@@ -761,25 +781,35 @@ NEW_HOOK(_ZnwmSt11align_val_t, (size_t n, size_t a), (n, a), aligned_alloc(a, (n
 NEW_HOOK(_ZnamSt11align_val_t, (size_t n, size_t a), (n, a), aligned_alloc(a, (n + a - 1) / a * a))
 
 /* operator delete: a block this interposer's malloc handed out is freed here, with the
- * hint; any other (an allocator's own operator new served it, as tcmalloc's does) goes to
- * the next definition, as it would without ffiprof. */
-static int ours(void *p) {
-    if (!p || state != 2 || holding) return 1;
+ * hint; one another allocator's operator new served (tcmalloc's, jemalloc's) is logged
+ * freed and goes to the next definition, as does any other, as it would without ffiprof. */
+static uint64_t block_state(void *p) {
+    if (!p || state != 2 || holding) return B_LIVE;
     take();
     uint64_t st = block_get((uint64_t)(uintptr_t)p);
     give();
-    return (st & B_LIVE) != 0;
+    return st;
 }
 
 #define DELETE_HOOK(mangled, params, args)                                          \
     EXPORT void mangled params {                                                    \
         static void (*real) params;                                                 \
-        if (!ours(p)) {                                                             \
+        uint64_t st = block_state(p);                                               \
+        if (!(st & B_LIVE) || (st & B_FOREIGN)) {                                   \
             if (!real) real = (void (*) params)operator_symbol(#mangled);           \
-            if (real) { real args; return; }                                        \
+            if (real) {                                                             \
+                if ((st & B_FOREIGN) && enter()) {                                  \
+                    cxx_hint++;                                                     \
+                    logged_free(p, RETURN_ADDRESS, sample_bytes <= 0);              \
+                    cxx_hint--;                                                     \
+                    leave();                                                        \
+                }                                                                   \
+                real args;                                                          \
+                return;                                                             \
+            }                                                                       \
         }                                                                           \
         cxx_hint++;                                                                 \
-        free_hook(p, (uint64_t)(uintptr_t)__builtin_return_address(0));            \
+        free_hook(p, RETURN_ADDRESS);                                               \
         cxx_hint--;                                                                 \
     }
 

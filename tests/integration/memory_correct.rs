@@ -496,3 +496,149 @@ fn bin_builds_add_line_tables_and_the_crossings_are_exact() {
     // With every stack kept, the allocation is named where the program asked.
     assert_eq!(x.alloc_function, "tailpkg::rust_to_c_free");
 }
+
+/// The census with `LD_PRELOAD` set for both the bare run and ffiprof's.
+fn census_with_preload(program: &Path, preload: &Path, out: &Path) -> MemoryCensus {
+    let bare = Command::new(program).env("LD_PRELOAD", preload).output().unwrap();
+    let ran = run(ffiprof()
+        .env("LD_PRELOAD", preload)
+        .args(["memory", "--out"])
+        .arg(out)
+        .arg("--")
+        .arg(program));
+    assert_eq!(ran.status.code(), bare.status.code(), "{}", ran.stderr);
+    assert_eq!(ran.stdout, String::from_utf8_lossy(&bare.stdout), "{}", ran.stderr);
+    MemoryCensus::load(out).unwrap()
+}
+
+/// C++ and C allocating, with a question only the serving allocator can answer
+/// (`malloc_usable_size`).
+const ALLOCATOR_CPP: &str = r#"
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+#include <malloc.h>
+int main() {
+    std::map<int, std::string> m;
+    for (int i = 0; i < 2000; i++) m[i] = std::string(50 + i % 100, 'q');
+    std::vector<void *> v;
+    for (int i = 0; i < 1000; i++) v.push_back(malloc(100 + i));
+    size_t usable = 0;
+    for (void *p : v) usable += malloc_usable_size(p) >= 100;
+    for (void *p : v) free(p);
+    std::printf("%zu %zu\n", m.size(), usable);
+}
+"#;
+
+/// A user's own allocator preloaded (jemalloc's and tcmalloc's define operator new and
+/// delete too): it keeps serving, and the census is the one glibc's malloc gives.
+#[test]
+fn a_users_preloaded_allocator_keeps_serving_and_is_counted() {
+    let test = "memory_correct::a_users_preloaded_allocator_keeps_serving_and_is_counted";
+    if !common::tool_available(test, "g++", "--version", "apt-get install g++") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-preloaded-allocator");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.cpp"), ALLOCATOR_CPP).unwrap();
+    compile(&dir, &["g++", "-O2", "-g", "p.cpp", "-o", "p"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = census_as_bare(&dir.join("p"), &[], &tmp.path().join("plain"));
+    silent(&plain);
+    let multiarch = Command::new("gcc").arg("-dumpmachine").output().unwrap();
+    let lib_dir = Path::new("/usr/lib").join(String::from_utf8_lossy(&multiarch.stdout).trim());
+    for (lib, package) in
+        [("libjemalloc.so.2", "libjemalloc2"), ("libtcmalloc_minimal.so.4", "libtcmalloc-minimal4")]
+    {
+        let path = lib_dir.join(lib);
+        if !path.is_file() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{lib} is missing: apt-get install {package}"
+            );
+            eprintln!("SKIPPED {test} ({lib}): apt-get install {package}");
+            continue;
+        }
+        let c = census_with_preload(&dir.join("p"), &path, &tmp.path().join(lib));
+        silent(&c);
+        let o = c.ownership.as_ref().unwrap();
+        assert_eq!(o.frees, plain.ownership.as_ref().unwrap().frees, "{lib}");
+    }
+}
+
+/// Threads allocate while the program forks a child that allocates and leaves, then the
+/// program becomes another (exec without fork).
+const FORK_EXEC_C: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile int stop;
+static void *work(void *arg) {
+    (void)arg;
+    for (unsigned i = 0; !stop; i++) {
+        void *volatile p = malloc(32 + i % 200);
+        free(p);
+    }
+    return NULL;
+}
+int main(int argc, char **argv) {
+    if (argc > 1) {
+        char *volatile p = malloc(77);
+        free(p);
+        printf("after exec\n");
+        return 0;
+    }
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, work, NULL);
+    usleep(10000);
+    pid_t child = fork();
+    if (child == 0) {
+        for (int i = 0; i < 1000; i++) {
+            char *volatile p = malloc(64);
+            free(p);
+        }
+        exit(3);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    stop = 1;
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    printf("child %d\n", WEXITSTATUS(status));
+    fflush(stdout);
+    execl("/proc/self/exe", argv[0], "after", (char *)NULL);
+    return 1;
+}
+"#;
+
+#[test]
+fn fork_without_exec_and_exec_without_fork_run_as_bare_and_are_told() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-fork-exec");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("fe.c"), FORK_EXEC_C).unwrap();
+    compile(&dir, &["gcc", "-O2", "-g", "fe.c", "-o", "fe", "-pthread"]);
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..10 {
+        let c = census_as_bare(&dir.join("fe"), &[], &tmp.path().join(format!("alone{i}")));
+        silent(&c);
+        // Not followed: the child is not counted, and the exec is said.
+        assert_eq!(c.processes.len(), 1, "{:?}", c.processes);
+        assert!(c.notes.iter().any(|n| n.contains("_exit or an exec")), "{:?}", c.notes);
+    }
+    let out = tmp.path().join("followed");
+    let ran = run(ffiprof()
+        .args(["memory", "--trace-children", "--out"])
+        .arg(&out)
+        .arg("--")
+        .arg(dir.join("fe")))
+    .success();
+    assert_eq!(ran.stdout, "child 3\nafter exec\n");
+    let c = MemoryCensus::load(&out).unwrap();
+    silent(&c);
+    // The program, its child, and the program it became.
+    assert_eq!(c.processes.len(), 3, "{:?}", c.processes);
+    assert!(c.notes.iter().any(|n| n.contains("ran another program (exec)")), "{:?}", c.notes);
+}
