@@ -606,19 +606,12 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
 /* Logs a free (or the release of a block by realloc) before the block goes back. */
 static void logged_free(void *p, uint64_t ip, int full_stack) {
     uint64_t ptr = (uint64_t)(uintptr_t)p;
+    uint64_t ips[MAX_FRAMES], n = 0;
+    /* Every stack kept: unwound before the lock is taken, and the lock taken once. */
+    if (full_stack) n = unwind(ips, FREE_FRAMES);
     take();
     uint64_t st = block_get(ptr);
-    if (!full_stack && (st & B_LIVE) && !(st & B_UNLOGGED)) {
-        /* The common case when sampling: no stack to unwind, one turn of the lock. */
-        uint64_t body[3] = {ptr, 0, ip};
-        append(K_FREE, cxx_hint ? F_CXX : 0, body, 3);
-        block_set(ptr, B_FREED);
-        give();
-        return;
-    }
-    give();
     if (st & B_UNLOGGED) {
-        take();
         block_set(ptr, B_FREED | B_UNLOGGED);
         give();
         return;
@@ -627,10 +620,13 @@ static void logged_free(void *p, uint64_t ip, int full_stack) {
     if (!(st & B_LIVE)) {
         if (st & B_FREED) flags |= F_DOUBLE_FREE;
         else if (!__atomic_load_n(&untracked, __ATOMIC_RELAXED)) flags |= F_NEVER_ALLOCATED;
+        if (!full_stack && (flags & (F_DOUBLE_FREE | F_NEVER_ALLOCATED))) {
+            /* Sampling keeps no free's stack but an invalid one's. */
+            give();
+            n = unwind(ips, FREE_FRAMES);
+            take();
+        }
     }
-    uint64_t ips[MAX_FRAMES], n = 0;
-    if (full_stack || (flags & (F_DOUBLE_FREE | F_NEVER_ALLOCATED))) n = unwind(ips, FREE_FRAMES);
-    take();
     uint64_t body[3] = {ptr, stack_id(ips, n), ip};
     append(K_FREE, flags, body, 3);
     if (st & B_LIVE) block_set(ptr, B_FREED);
