@@ -119,9 +119,15 @@ impl Log {
         self.mappings.iter().rev().find(|m| m.range.contains(&address))
     }
 
-    /// Every event, in order, read from the log's bytes.
+    /// Every event, in order, read from the log's bytes (pages of a mapped file let go
+    /// once read past).
     pub(crate) fn events(&self) -> impl Iterator<Item = Event> + '_ {
-        Records { bytes: self.bytes.get(), at: 0, end: self.end }.filter_map(|r| r.event())
+        let map = match &self.bytes {
+            Bytes::Mapped(m) => Some(m),
+            Bytes::Owned(_) => None,
+        };
+        let records = Records { bytes: self.bytes.get(), at: 0, end: self.end, map, released: 0 };
+        records.filter_map(|r| r.event())
     }
 }
 
@@ -173,17 +179,28 @@ impl Record<'_> {
     }
 }
 
-/// The records of a log's bytes up to `end` (words), chunk skips followed.
+/// The records of a log's bytes up to `end` (words), chunk skips followed; the pages of
+/// `map` read past are let go a window at a time.
 struct Records<'b> {
     bytes: &'b [u8],
     at: usize,
     end: usize,
+    map: Option<&'b memmap2::Mmap>,
+    /// Bytes let go so far.
+    released: usize,
 }
+
+/// How much of a mapped log is read before the pages behind are let go.
+const WINDOW: usize = 32 << 20;
 
 impl<'b> Iterator for Records<'b> {
     type Item = Record<'b>;
 
     fn next(&mut self) -> Option<Record<'b>> {
+        if let Some(map) = self.map.filter(|_| self.at * 8 >= self.released + 2 * WINDOW) {
+            crate::ffi::release_pages(map, self.released, WINDOW);
+            self.released += WINDOW;
+        }
         loop {
             if self.at >= self.end {
                 return None;
@@ -224,7 +241,14 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
         end: 0,
     };
     let mut at = 0usize;
+    let mut released = 0usize;
     while at < total {
+        if let Bytes::Mapped(map) = &bytes {
+            if at * 8 >= released + 2 * WINDOW {
+                crate::ffi::release_pages(map, released, WINDOW);
+                released += WINDOW;
+            }
+        }
         let header = word(at);
         if header == 0 {
             break;
@@ -357,6 +381,94 @@ mod tests {
         lost.extend(record(FREE, 0, &[0x1000, 0, 0x55d9]));
         let log = parse(&bytes(&lost), Pid(7)).unwrap();
         assert_eq!((log.ending, log.events().count()), (Ending::Lost, 1));
+    }
+
+    /// Writes a log of `pairs` allocations and frees to `path` as the interposer lays it
+    /// out: chunks of [`CHUNK`] bytes, a skip record where the next record would not fit
+    /// (the interposer keeps a chunk's last word for a lost record). At most 64 blocks
+    /// are live at once; 8 stacks.
+    fn write_log(path: &Path, pairs: u64) {
+        use std::io::Write;
+        let mut out =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+        let chunk_words = (CHUNK / 8) as u64;
+        let mut pos = 0u64;
+        let mut put = |r: &[u64], out: &mut std::io::BufWriter<std::fs::File>| {
+            let n = r.len() as u64;
+            if pos % chunk_words + n > chunk_words - 1 {
+                let skip = SKIP | (1 << 8);
+                let pad = chunk_words - pos % chunk_words;
+                out.write_all(&skip.to_le_bytes()).unwrap();
+                out.write_all(&vec![0u8; ((pad - 1) * 8) as usize]).unwrap();
+                pos += pad;
+            }
+            for w in r {
+                out.write_all(&w.to_le_bytes()).unwrap();
+            }
+            pos += n;
+        };
+        for s in 1..=8u64 {
+            put(&record(STACK, 0, &[s, 0x1000 + s, 0x2000]), &mut out);
+        }
+        for i in 0..pairs {
+            let ptr = 0x10_0000 + (i % 64) * 0x100;
+            put(&record(ALLOC, 1, &[ptr, 16 + i % 32, 1 + i % 8, 0x1000 + 1 + i % 8]), &mut out);
+            put(&record(FREE, 0, &[ptr, 0, 0x3000]), &mut out);
+        }
+        put(&record(END, 0, &[]), &mut out);
+        out.flush().unwrap();
+    }
+
+    /// The bytes of `pairs` allocations of `16 + i % 32` bytes.
+    fn bytes_of(pairs: u64) -> u64 {
+        (0..pairs).map(|i| 16 + i % 32).sum()
+    }
+
+    #[test]
+    fn a_log_over_64_mib_is_replayed_whole_from_its_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("heap.7.0.log");
+        // 9 words a pair: 1 000 000 pairs are 72 MB, five chunks.
+        let pairs = 1_000_000;
+        write_log(&path, pairs);
+        assert!(std::fs::metadata(&path).unwrap().len() > 64 << 20);
+        let log = read(&path).unwrap();
+        assert_eq!((log.pid, log.image, log.ending), (Pid(7), 0, Ending::Exit));
+        assert_eq!(log.event_count, 2 * pairs);
+        let r = crate::memory::replay::replay(log.events(), 0);
+        assert_eq!((r.totals.blocks, r.totals.bytes), (pairs, bytes_of(pairs)));
+        assert_eq!((r.totals.blocks_at_exit, r.totals.bytes_at_exit), (0, 0));
+        assert_eq!(r.pairs.values().map(|c| c.blocks).sum::<u64>(), pairs);
+    }
+
+    /// More than 100 million events from a 3.6 GB file, replayed in the memory the live
+    /// blocks and stacks take: run by hand (`cargo test --release --lib -- --ignored
+    /// hundred_million`); it prints the peak resident set before and after.
+    #[test]
+    #[ignore = "writes 3.6 GB; run by hand"]
+    fn a_hundred_million_events_are_replayed_in_bounded_memory() {
+        // The peak resident set, in KiB.
+        let peak = || -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmHWM")).unwrap().to_owned();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("heap.7.0.log");
+        let pairs = 50_500_000;
+        write_log(&path, pairs);
+        eprintln!(
+            "written: peak {} KiB, {} bytes",
+            peak(),
+            std::fs::metadata(&path).unwrap().len()
+        );
+        let log = read(&path).unwrap();
+        let r = crate::memory::replay::replay(log.events(), 0);
+        assert_eq!((r.totals.blocks, r.totals.bytes), (pairs, bytes_of(pairs)));
+        eprintln!("replayed {} events: peak {} KiB", log.event_count, peak());
+        assert!(log.event_count > 100_000_000);
+        // The file is 3.6 GB; what stays resident is a few windows of it.
+        assert!(peak() < 256 << 10, "{} KiB", peak());
     }
 
     #[test]
