@@ -517,7 +517,9 @@ static int sampled(size_t size) {
 /* Enters a hook: false where the call is the interposer's own (nested) or logging is off;
  * then the allocator is called directly and the block kept out of the log. */
 static int enter(void) {
-    if (in_hook) return 0;
+    /* A signal handler run while this thread holds the lock (or waits for it, or is
+     * between fork's prepare and parent handlers) must not wait for it: unlogged. */
+    if (in_hook || holding) return 0;
     int now = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
     if (now == 3) return 0;
     if (now != 2) {

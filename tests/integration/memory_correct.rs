@@ -642,3 +642,74 @@ fn fork_without_exec_and_exec_without_fork_run_as_bare_and_are_told() {
     assert_eq!(c.processes.len(), 3, "{:?}", c.processes);
     assert!(c.notes.iter().any(|n| n.contains("ran another program (exec)")), "{:?}", c.notes);
 }
+
+/// A timer's signal handler that allocates and frees, and one that forks. glibc's malloc
+/// is not async-signal-safe: the program allocates in its handler only where the thread
+/// it interrupted is not inside malloc, free or fork itself (bare, it would corrupt
+/// glibc's heap); under ffiprof the interposer's own work around them is what a handler
+/// may interrupt.
+const HANDLER_C: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void *volatile kept[64];
+static volatile sig_atomic_t busy, ticks, allocated;
+static void on_alarm(int s) {
+    (void)s;
+    ticks++;
+    if (busy) return;
+    unsigned i = allocated++ % 64;
+    free(kept[i]);
+    kept[i] = malloc(24 + i);
+}
+static void on_usr1(int s) {
+    (void)s;
+    busy = 1;
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    busy = 0;
+    waitpid(child, NULL, 0);
+}
+int main(void) {
+    signal(SIGALRM, on_alarm);
+    signal(SIGUSR1, on_usr1);
+    struct itimerval every = {{0, 200}, {0, 200}};
+    setitimer(ITIMER_REAL, &every, NULL);
+    unsigned long sum = 0;
+    for (int i = 0; i < 400000; i++) {
+        busy = 1;
+        char *volatile p = malloc(16 + i % 100);
+        busy = 0;
+        p[0] = 1;
+        sum += p[0];
+        busy = 1;
+        free(p);
+        busy = 0;
+        if (i % 50000 == 0) raise(SIGUSR1);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    busy = 1;
+    for (int i = 0; i < 64; i++) free(kept[i]);
+    printf("%lu\n", sum);
+    return 0;
+}
+"#;
+
+#[test]
+fn signal_handlers_that_allocate_free_and_fork_are_no_errors() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-signal-handlers");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("h.c"), HANDLER_C).unwrap();
+    compile(&dir, &["gcc", "-O2", "-g", "h.c", "-o", "h"]);
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        let c = census_as_bare(&dir.join("h"), &[], &tmp.path().join(format!("run{i}")));
+        silent(&c);
+        assert!(c.totals.blocks >= 400_000, "{:?}", c.totals);
+    }
+}
