@@ -49,8 +49,11 @@ fn amount(b: u64, k: u64) -> String {
 fn site_sentence(s: &Site) -> String {
     let f = &s.figures;
     let caller = match &s.rust_caller {
-        Some(r) => format!("asked for under {r}"),
-        None => "with no Rust frame above it (a C thread, or C's own start)".to_owned(),
+        Some(r) => format!(", asked for under {r}"),
+        None if s.language.is_c_side() => {
+            ", with no Rust frame above it (a C thread, or C's own start)".to_owned()
+        }
+        None => String::new(),
     };
     let exit = if f.blocks_at_exit == 0 {
         "frees all of it by exit".to_owned()
@@ -59,7 +62,7 @@ fn site_sentence(s: &Site) -> String {
     };
     let module = if s.module.is_empty() { String::new() } else { format!(", {}", s.module) };
     format!(
-        "{} ({}{module}) holds {} at the peak, {caller}, and {exit} ({} allocated in all)",
+        "{} ({}{module}) holds {} at the peak{caller}, and {exit} ({} allocated in all)",
         s.function,
         s.language.name(),
         amount(f.bytes_at_peak, f.blocks_at_peak),
@@ -179,7 +182,18 @@ fn ownership_sentences(c: &MemoryCensus, n: usize) -> Vec<String> {
 
 /// The C-side sites worth a sentence: the most bytes at the peak or at exit first.
 fn c_sites(c: &MemoryCensus, n: usize) -> Vec<&Site> {
-    let mut v: Vec<&Site> = c.sites.iter().filter(|s| s.language.is_c_side()).collect();
+    largest(c, n, |s| s.language.is_c_side())
+}
+
+/// The Rust sites worth a sentence, Rust's leaks among them (`CString::into_raw` strings
+/// never taken back), the most bytes at the peak or at exit first.
+fn rust_sites(c: &MemoryCensus, n: usize) -> Vec<&Site> {
+    largest(c, n, |s| s.language == crate::stacks::Language::Rust)
+}
+
+/// The `n` sites `keep` keeps with the most bytes at the peak or at exit (then in all).
+fn largest(c: &MemoryCensus, n: usize, keep: impl Fn(&Site) -> bool) -> Vec<&Site> {
+    let mut v: Vec<&Site> = c.sites.iter().filter(|s| keep(s)).collect();
     v.sort_by(|a, b| {
         let key =
             |s: &Site| (s.figures.bytes_at_peak.max(s.figures.bytes_at_exit), s.figures.bytes);
@@ -226,11 +240,12 @@ impl MemoryCensus {
                 let _ = writeln!(s, "- {line}");
             }
         }
-        let sites = c_sites(self, 8);
-        if !sites.is_empty() {
-            let _ = writeln!(s, "\nthe largest C-side sites:");
-            for site in sites {
-                let _ = writeln!(s, "- {}", site_sentence(site));
+        for (side, sites) in [("C-side", c_sites(self, 8)), ("Rust", rust_sites(self, 5))] {
+            if !sites.is_empty() {
+                let _ = writeln!(s, "\nthe largest {side} sites:");
+                for site in sites {
+                    let _ = writeln!(s, "- {}", site_sentence(site));
+                }
             }
         }
         for n in &self.notes {
@@ -259,6 +274,10 @@ impl MemoryCensus {
         }
         let _ = writeln!(s, "\n## The C side, in sentences\n");
         for site in c_sites(self, 20) {
+            let _ = writeln!(s, "- {}.", site_sentence(site));
+        }
+        let _ = writeln!(s, "\n## The Rust side, in sentences\n");
+        for site in rust_sites(self, 20) {
             let _ = writeln!(s, "- {}.", site_sentence(site));
         }
         let _ = writeln!(s, "\n## Sites\n");
