@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::execute::{loaded, Ran};
-use super::schema::{self, Engine, Figures, MemoryCensus, Ownership, Process, Site};
+use super::schema::{
+    self, Engine, Figures, MemoryCensus, Ownership, Process, Site, StackFrame, StackTable,
+};
 use super::{dhat, log, native, render, sites, Options};
 use crate::environment::Environment;
 
@@ -58,8 +60,10 @@ pub(crate) fn dhat_heap(file: dhat::File, ran: &Ran) -> sites::Heap {
 
 /// Every heap's points attributed and summed into sites (sorted, the most bytes at the
 /// peak first) and processes, with the stacks for the pictures.
-fn sites_of(heaps: &[sites::Heap]) -> (Vec<Site>, Vec<Process>, render::Stacks) {
+fn sites_of(heaps: &[sites::Heap]) -> (Vec<Site>, Vec<Process>, render::Stacks, StackTable) {
     let mut stacks = render::Stacks::default();
+    let mut table = StackTable::default();
+    let (mut frame_ids, mut stack_ids) = Default::default();
     let mut all: BTreeMap<sites::SiteKey, Site> = BTreeMap::new();
     let mut processes = Vec::new();
     for heap in heaps {
@@ -81,6 +85,7 @@ fn sites_of(heaps: &[sites::Heap]) -> (Vec<Site>, Vec<Process>, render::Stacks) 
                 points: 0,
                 allocator: Some(key.family),
                 requested_by: Some(key.requested_by),
+                stacks: Vec::new(),
             });
             for (p, a) in points {
                 let f = Figures {
@@ -94,6 +99,15 @@ fn sites_of(heaps: &[sites::Heap]) -> (Vec<Site>, Vec<Process>, render::Stacks) 
                 site.figures.add(&f);
                 site.points += 1;
                 process.add(&f);
+                let frames = a.stack.iter().map(|p| StackFrame {
+                    function: p.function.clone(),
+                    module: p.module.clone(),
+                    language: p.language,
+                });
+                let id = table.intern(frames, &mut frame_ids, &mut stack_ids);
+                if !site.stacks.contains(&id) {
+                    site.stacks.push(id);
+                }
                 stacks.push(a.stack, f);
             }
         }
@@ -106,7 +120,7 @@ fn sites_of(heaps: &[sites::Heap]) -> (Vec<Site>, Vec<Process>, render::Stacks) 
             .cmp(&(a.figures.bytes_at_peak, a.figures.bytes_at_exit, a.figures.bytes))
             .then_with(|| a.label().cmp(&b.label()))
     });
-    (sites, processes, stacks)
+    (sites, processes, stacks, table)
 }
 
 /// Sums of the sites' figures by a name each site is given.
@@ -130,7 +144,7 @@ pub(crate) fn build(
         let first = heaps.first()?.command.split_whitespace().next()?.to_owned();
         Path::new(&first).is_file().then(|| PathBuf::from(first))
     });
-    let (sites, processes, stacks) = sites_of(heaps);
+    let (sites, processes, stacks, stack_table) = sites_of(heaps);
     let mut totals = Figures::default();
     for p in &processes {
         totals.add(&p.figures);
@@ -175,6 +189,7 @@ pub(crate) fn build(
         ownership: None,
         rust_heap_seen: allocator.is_none(),
         sites,
+        stack_table,
         notes,
     };
     (census, stacks)

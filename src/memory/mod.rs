@@ -34,8 +34,8 @@ pub use crate::source::Source;
 pub use compare::{compare_paths, MemoryComparison};
 pub use schema::{
     is_memory_census, CrossedFree, Engine, Family, FamilyPair, Figures, InvalidFree,
-    InvalidFreeKind, MemoryCensus, Ownership, Process, Site, UnknownFamily, UnknownSide, Untold,
-    MEMORY_FILE,
+    InvalidFreeKind, MemoryCensus, Ownership, Process, Site, StackFrame, StackTable, UnknownFamily,
+    UnknownSide, Untold, MEMORY_FILE,
 };
 
 use crate::error::{Error, Result};

@@ -73,6 +73,64 @@ pub struct Site {
     /// straight from C to allocate (an allocator callback, as mlua hands Lua), C's.
     #[serde(default)]
     pub requested_by: Option<Language>,
+    /// Its whole stacks, as indices into [`MemoryCensus::stack_table`]'s stacks (absent
+    /// in files written before the table).
+    #[serde(default)]
+    pub stacks: Vec<usize>,
+}
+
+/// One frame of the stack table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StackFrame {
+    /// Its function.
+    pub function: String,
+    /// Its object's file name (empty where unknown).
+    pub module: String,
+    /// Its language.
+    pub language: Language,
+}
+
+/// Every site's whole stacks, each frame and each stack once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackTable {
+    /// The frames.
+    pub frames: Vec<StackFrame>,
+    /// The stacks: frame indices, root first, the first frame above the allocator last
+    /// (the site is that frame, or the first of the program's own code above it).
+    pub stacks: Vec<Vec<usize>>,
+}
+
+impl StackTable {
+    /// The index of `stack` (root first), added with its frames where new.
+    pub(crate) fn intern(
+        &mut self,
+        stack: impl Iterator<Item = StackFrame>,
+        frames: &mut std::collections::HashMap<StackFrame, usize>,
+        stacks: &mut std::collections::HashMap<Vec<usize>, usize>,
+    ) -> usize {
+        let ids: Vec<usize> = stack
+            .map(|f| {
+                *frames.entry(f.clone()).or_insert_with(|| {
+                    self.frames.push(f);
+                    self.frames.len() - 1
+                })
+            })
+            .collect();
+        *stacks.entry(ids.clone()).or_insert_with(|| {
+            self.stacks.push(ids);
+            self.stacks.len() - 1
+        })
+    }
+
+    /// The functions of stack `i`, root first.
+    pub fn functions(&self, i: usize) -> Vec<&str> {
+        self.stacks
+            .get(i)
+            .into_iter()
+            .flatten()
+            .map(|&f| self.frames[f].function.as_str())
+            .collect()
+    }
 }
 
 impl Site {
@@ -255,6 +313,9 @@ pub struct MemoryCensus {
     pub rust_heap_seen: bool,
     /// Sites, the most bytes at the peak first.
     pub sites: Vec<Site>,
+    /// Every site's whole stacks ([`Site::stacks`] index them).
+    #[serde(default)]
+    pub stack_table: StackTable,
     /// What the reader should know.
     pub notes: Vec<String>,
 }

@@ -493,8 +493,16 @@ fn bin_builds_add_line_tables_and_the_crossings_are_exact() {
         s.crossed_frees.iter().map(key).collect::<Vec<_>>(),
         o.crossed_frees.iter().map(key).collect::<Vec<_>>()
     );
-    // With every stack kept, the allocation is named where the program asked.
+    // With every stack kept, the allocation is named where the program asked, and the
+    // site keeps its whole stacks, root to the allocator (format!'s frames above it).
     assert_eq!(x.alloc_function, "tailpkg::rust_to_c_free");
+    let site = c.sites.iter().find(|s| s.function == "tailpkg::rust_to_c_free").unwrap();
+    assert!(!site.stacks.is_empty());
+    for &i in &site.stacks {
+        let functions = c.stack_table.functions(i);
+        let at = functions.iter().position(|f| *f == "tailpkg::rust_to_c_free");
+        assert!(at.is_some_and(|at| functions[at - 1] == "tailpkg::main"), "{functions:?}");
+    }
 }
 
 /// The census with `LD_PRELOAD` set for both the bare run and ffiprof's.
