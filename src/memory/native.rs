@@ -418,7 +418,7 @@ impl Placer {
             address: start,
             language: classify(start, &frame),
             allocator: is_allocator_frame(&function, None),
-            library: sites::is_library_frame(&function, None),
+            standard_library: sites::is_library_frame(&function, None),
             function,
             module: module.to_owned(),
         }));
@@ -443,7 +443,7 @@ impl Placer {
                 address: ip,
                 language: classify(ip, &frame),
                 allocator: is_allocator_frame(&function, frame.file.as_deref()),
-                library: sites::is_library_frame(&function, frame.file.as_deref()),
+                standard_library: sites::is_library_frame(&function, frame.file.as_deref()),
                 function,
                 module: frame.module.clone().unwrap_or_else(|| module.to_owned()),
             }));

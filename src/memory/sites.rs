@@ -206,7 +206,7 @@ pub(crate) struct Placed {
     /// A frame of the allocator ([`is_allocator_frame`]).
     pub(crate) allocator: bool,
     /// A frame of Rust's standard library ([`is_library_frame`]).
-    pub(crate) library: bool,
+    pub(crate) standard_library: bool,
 }
 
 /// True for a frame of Rust's standard library (`core`, `alloc`, `std`), by its path or
@@ -238,7 +238,7 @@ pub(crate) fn place_all(ftbl: &[String], modules: &mut Modules) -> Vec<Option<Pl
                 address: f.address,
                 language: classify(f.address, &frame),
                 allocator: is_allocator_frame(&f.function, f.file.as_deref()),
-                library: is_library_frame(&f.function, f.file.as_deref()),
+                standard_library: is_library_frame(&f.function, f.file.as_deref()),
                 function: f.function,
                 module: module.unwrap_or_default(),
             })
@@ -311,7 +311,7 @@ pub(crate) struct Attributed {
 /// True for a frame of Rust's standard library: code the program's author did not write,
 /// where no site is worth naming.
 fn is_rust_library(p: &Placed) -> bool {
-    p.language == Language::Rust && p.library
+    p.language == Language::Rust && p.standard_library
 }
 
 impl Attributed {
@@ -435,7 +435,7 @@ mod tests {
             module: "m".into(),
             language,
             allocator: is_allocator(function),
-            library: is_library_frame(function, None),
+            standard_library: is_library_frame(function, None),
         })
     }
 
@@ -531,7 +531,7 @@ mod tests {
             module: "m".into(),
             language: Language::Rust,
             allocator: false,
-            library: false,
+            standard_library: false,
         };
         let (a, b, c) = (frame(1, "step"), frame(1, "rusqlite::row::Rows::next"), frame(2, "main"));
         assert_eq!(caller_name(&[&a, &b, &c]), "step (inlined into rusqlite::row::Rows::next)");

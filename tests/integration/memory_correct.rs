@@ -228,6 +228,17 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// A directory of the tests' own, `name`, holding `files` (name, text).
+fn sources(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    for (file, text) in files {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
 fn compile(dir: &Path, args: &[&str]) {
     let out = Command::new(args[0]).current_dir(dir).args(&args[1..]).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -243,10 +254,7 @@ fn a_c_host_that_dlopens_a_cxx_library_locally_runs_as_it_does_bare() {
     if !common::tool_available(test, "g++", "--version", "apt-get install g++") {
         return;
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-plugin-host");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("plugin.cpp"), PLUGIN_CPP).unwrap();
-    std::fs::write(dir.join("host.c"), HOST_C).unwrap();
+    let dir = sources("memory-plugin-host", &[("plugin.cpp", PLUGIN_CPP), ("host.c", HOST_C)]);
     compile(&dir, &["g++", "-O2", "-g", "-shared", "-fPIC", "plugin.cpp", "-o", "libplugin.so"]);
     compile(&dir, &["gcc", "-O2", "-g", "host.c", "-o", "host", "-ldl"]);
     let plugin = dir.join("libplugin.so");
@@ -289,9 +297,7 @@ int main(int argc, char **argv) {
 
 #[test]
 fn exit_from_a_signal_handler_among_allocating_threads_never_hangs() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-signal-exit");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("sig.c"), SIGNAL_C).unwrap();
+    let dir = sources("memory-signal-exit", &[("sig.c", SIGNAL_C)]);
     compile(&dir, &["gcc", "-O2", "-g", "sig.c", "-o", "sig", "-pthread"]);
     let tmp = tempfile::tempdir().unwrap();
     for i in 0..50 {
@@ -353,9 +359,7 @@ fn cxx_with_its_own_libstdcxx_is_never_crossed() {
     if !common::tool_available(test, "g++", "--version", "apt-get install g++") {
         return;
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-static-cxx");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("p.cpp"), STATIC_CXX).unwrap();
+    let dir = sources("memory-static-cxx", &[("p.cpp", STATIC_CXX)]);
     let tmp = tempfile::tempdir().unwrap();
     for (name, lto) in [("static", "-fno-lto"), ("static-lto", "-flto")] {
         compile(&dir, &["g++", "-O2", lto, "p.cpp", "-static-libstdc++", "-o", name]);
@@ -394,9 +398,7 @@ int main(void) {
 
 #[test]
 fn a_log_that_cannot_grow_stops_and_the_program_goes_on() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-file-limit");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("limited.c"), LIMITED_C).unwrap();
+    let dir = sources("memory-file-limit", &[("limited.c", LIMITED_C)]);
     compile(&dir, &["gcc", "-O2", "-g", "limited.c", "-o", "limited"]);
     let tmp = tempfile::tempdir().unwrap();
     let c = census_as_bare(&dir.join("limited"), &[], &tmp.path().join("c"));
@@ -438,16 +440,15 @@ strip = "symbols"
 
 #[test]
 fn bin_builds_add_line_tables_and_the_crossings_are_exact() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-stripped-package");
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    for (file, text) in [
-        ("Cargo.toml", PACKAGE_MANIFEST),
-        ("build.rs", PACKAGE_BUILD_RS),
-        ("lib.c", TAIL_C),
-        ("src/main.rs", TAIL_RUST),
-    ] {
-        std::fs::write(dir.join(file), text).unwrap();
-    }
+    let dir = sources(
+        "memory-stripped-package",
+        &[
+            ("Cargo.toml", PACKAGE_MANIFEST),
+            ("build.rs", PACKAGE_BUILD_RS),
+            ("lib.c", TAIL_C),
+            ("src/main.rs", TAIL_RUST),
+        ],
+    );
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("mem");
     let ran = run(ffiprof()
@@ -548,9 +549,7 @@ fn a_users_preloaded_allocator_keeps_serving_and_is_counted() {
     if !common::tool_available(test, "g++", "--version", "apt-get install g++") {
         return;
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-preloaded-allocator");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("p.cpp"), ALLOCATOR_CPP).unwrap();
+    let dir = sources("memory-preloaded-allocator", &[("p.cpp", ALLOCATOR_CPP)]);
     compile(&dir, &["g++", "-O2", "-g", "p.cpp", "-o", "p"]);
     let tmp = tempfile::tempdir().unwrap();
     let plain = census_as_bare(&dir.join("p"), &[], &tmp.path().join("plain"));
@@ -624,9 +623,7 @@ int main(int argc, char **argv) {
 
 #[test]
 fn fork_without_exec_and_exec_without_fork_run_as_bare_and_are_told() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-fork-exec");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("fe.c"), FORK_EXEC_C).unwrap();
+    let dir = sources("memory-fork-exec", &[("fe.c", FORK_EXEC_C)]);
     compile(&dir, &["gcc", "-O2", "-g", "fe.c", "-o", "fe", "-pthread"]);
     let tmp = tempfile::tempdir().unwrap();
     for i in 0..4 {
@@ -710,9 +707,7 @@ int main(void) {
 
 #[test]
 fn signal_handlers_that_allocate_free_and_fork_are_no_errors() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memory-signal-handlers");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("h.c"), HANDLER_C).unwrap();
+    let dir = sources("memory-signal-handlers", &[("h.c", HANDLER_C)]);
     compile(&dir, &["gcc", "-O2", "-g", "h.c", "-o", "h"]);
     let tmp = tempfile::tempdir().unwrap();
     for i in 0..2 {
