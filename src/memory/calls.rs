@@ -255,7 +255,8 @@ impl<'d> CodeFile<'d> {
         self.function_at(address).filter(|f| f.0 == address).map(|f| f.2)
     }
 
-    fn decode(&mut self, start: u64, end: u64) -> &[Instruction] {
+    /// The function `[start, end)` decoded (once): read with [`CodeFile::code`].
+    fn decode(&mut self, start: u64, end: u64) {
         let file = self.file;
         self.decoded.entry(start).or_insert_with(|| {
             code_at(file, start, end - start)
@@ -263,7 +264,12 @@ impl<'d> CodeFile<'d> {
                     Decoder::with_ip(64, bytes, start, DecoderOptions::NONE).into_iter().collect()
                 })
                 .unwrap_or_default()
-        })
+        });
+    }
+
+    /// The instructions of the function at `start`, once decoded.
+    fn code(&self, start: u64) -> &[Instruction] {
+        self.decoded.get(&start).map_or(&[], Vec::as_slice)
     }
 
     /// What a PLT stub at `at` jumps through, if it is one.
@@ -294,25 +300,51 @@ impl<'d> CodeFile<'d> {
         self.got.get(&slot).cloned().unwrap_or(Target::Pointer)
     }
 
-    /// Where the call `code[at]` goes.
-    fn call_target(code: &[Instruction], at: usize, this: &CodeFile<'_>) -> Target {
+    /// Where the call or jump `code[at]` goes.
+    fn call_target(&self, code: &[Instruction], at: usize) -> Target {
         let i = &code[at];
         match i.flow_control() {
             FlowControl::Call | FlowControl::UnconditionalBranch => {
-                this.direct(i.near_branch_target())
+                self.direct(i.near_branch_target())
             }
             FlowControl::IndirectCall | FlowControl::IndirectBranch => {
                 if i.is_ip_rel_memory_operand() {
-                    this.slot(i.ip_rel_memory_address())
+                    self.slot(i.ip_rel_memory_address())
                 } else if i.op0_kind() == OpKind::Register {
                     register_slot(code, at, i.op0_register())
-                        .map_or(Target::Pointer, |s| this.slot(s))
+                        .map_or(Target::Pointer, |s| self.slot(s))
                 } else {
                     Target::Pointer
                 }
             }
             _ => Target::Pointer,
         }
+    }
+
+    /// The function at `start`'s call that returns to `here`: its address and target.
+    fn call_returning_to(&self, start: u64, here: u64) -> Option<(u64, Target)> {
+        let code = self.code(start);
+        let at = code.iter().position(|i| i.next_ip() == here)?;
+        matches!(code[at].flow_control(), FlowControl::Call | FlowControl::IndirectCall)
+            .then(|| (code[at].ip(), self.call_target(code, at)))
+    }
+
+    /// The jumps by which the function `[start, end)` leaves as its last act, each with
+    /// its address and target (jumps within the function and through registers are not).
+    fn last_jumps(&self, start: u64, end: u64) -> Vec<(u64, Target)> {
+        let code = self.code(start);
+        let leaves = |i: &Instruction| match i.flow_control() {
+            FlowControl::UnconditionalBranch => {
+                let t = i.near_branch_target();
+                t < start || t >= end
+            }
+            FlowControl::IndirectBranch => i.is_ip_rel_memory_operand(),
+            _ => false,
+        };
+        (0..code.len())
+            .filter(|&at| leaves(&code[at]))
+            .map(|at| (code[at].ip(), self.call_target(code, at)))
+            .collect()
     }
 
     /// What the call that returns to `here` (a file virtual address) reached.
@@ -324,17 +356,13 @@ impl<'d> CodeFile<'d> {
         if let Some(family) = entry_family(name) {
             return Reach::told(family);
         }
-        let code = self.decode(start, end).to_vec();
-        let Some(at) = code.iter().position(|i| i.next_ip() == here) else {
+        self.decode(start, end);
+        let Some((call, target)) = self.call_returning_to(start, here) else {
             return Reach::untold(Untold::NoCode);
         };
-        if !matches!(code[at].flow_control(), FlowControl::Call | FlowControl::IndirectCall) {
-            return Reach::untold(Untold::NoCode);
-        }
-        let target = Self::call_target(&code, at, self);
         let mut reach = self.target(target, 0);
         if let (Ok(Family::C), None, Some(why)) = (reach.family, reach.tail, inlines) {
-            reach.checked_sites.push((code[at].ip(), why));
+            reach.checked_sites.push((call, why));
         }
         reach
     }
@@ -385,28 +413,16 @@ impl<'d> CodeFile<'d> {
             return known.clone();
         }
         let inlines = inlining_language(name);
-        let code = self.decode(start, end).to_vec();
+        self.decode(start, end);
         let mut found: Vec<Reach> = Vec::new();
-        for (at, i) in code.iter().enumerate() {
-            let leaves = match i.flow_control() {
-                FlowControl::UnconditionalBranch => {
-                    let t = i.near_branch_target();
-                    t < start || t >= end
-                }
-                FlowControl::IndirectBranch => i.is_ip_rel_memory_operand(),
-                _ => false,
-            };
-            if !leaves {
-                continue;
-            }
-            let next = Self::call_target(&code, at, self);
+        for (jump, next) in self.last_jumps(start, end) {
             let mut reach = self.target(next, depth + 1);
             if reach.family.is_err() {
                 continue;
             }
             if let (Ok(Family::C), Some(why)) = (reach.family, inlines) {
                 if reach.checked_sites.is_empty() {
-                    reach.checked_sites.push((i.ip(), why));
+                    reach.checked_sites.push((jump, why));
                 }
             }
             found.push(reach);
