@@ -16,6 +16,8 @@ pub enum Kind {
     Crossings,
     /// Two heap censuses (`memory.json`).
     Heap,
+    /// Two lifetimes censuses (`lifetimes.json`).
+    Lifetimes,
 }
 
 impl Kind {
@@ -23,6 +25,8 @@ impl Kind {
     pub fn census_of(path: &Path) -> Option<Kind> {
         if crate::memory::is_memory_census(path) {
             Some(Kind::Heap)
+        } else if crate::lifetimes::is_lifetimes_census(path) {
+            Some(Kind::Lifetimes)
         } else if crate::crossings::is_census(path) {
             Some(Kind::Crossings)
         } else {
@@ -54,6 +58,7 @@ impl Kind {
             Kind::Runs => "report.json",
             Kind::Crossings => crate::crossings::CENSUS_FILE,
             Kind::Heap => crate::memory::MEMORY_FILE,
+            Kind::Lifetimes => crate::lifetimes::LIFETIMES_FILE,
         }
     }
 
@@ -66,6 +71,7 @@ impl Kind {
                 "a new site, more memory live or allocated, or more blocks freed by another \
                  allocator than the one that served them"
             }
+            Kind::Lifetimes => "a new memory error, or one found more often",
         }
     }
 }
@@ -76,6 +82,7 @@ impl std::fmt::Display for Kind {
             Kind::Runs => "run",
             Kind::Crossings => "crossings",
             Kind::Heap => "heap",
+            Kind::Lifetimes => "lifetimes",
         })
     }
 }
@@ -139,6 +146,11 @@ pub fn compare(old: &Path, new: &Path, options: &Options) -> Result<Compared> {
         Kind::Heap => {
             let (c, dir) = crate::memory::compare_paths(old, new, out)?;
             let regressed = c.regressed();
+            Ok(Compared { kind, markdown: c.markdown(), out: dir, differentials: None, regressed })
+        }
+        Kind::Lifetimes => {
+            let (c, dir) = crate::lifetimes::compare_paths(old, new, out)?;
+            let regressed = c.regressions().next().is_some();
             Ok(Compared { kind, markdown: c.markdown(), out: dir, differentials: None, regressed })
         }
     }

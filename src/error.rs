@@ -227,6 +227,17 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A file given to `lifetimes --from` is not memcheck's XML.
+    #[error(
+        "{path}: not memcheck's XML ({reason}); give the files that valgrind --tool=memcheck \
+         --xml=yes --xml-file=FILE writes"
+    )]
+    NotMemcheck {
+        /// The path.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// The pprof crate failed.
     #[error("pprof sampler: {0}")]
     Pprof(String),
@@ -306,6 +317,7 @@ impl Error {
             | Error::InputIncomplete { .. }
             | Error::UserBuild { .. }
             | Error::NotDhat { .. }
+            | Error::NotMemcheck { .. }
             | Error::CannotPreload { .. }
             | Error::Toolchain(_)
             | Error::Write { .. } => true,

@@ -100,6 +100,7 @@ pub mod comparison;
 pub mod criterion;
 pub mod crossings;
 pub mod language;
+pub mod lifetimes;
 pub mod measure;
 pub mod memory;
 pub mod profile;

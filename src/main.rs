@@ -106,6 +106,13 @@ enum Command {
     /// freed, and who freed what another allocator served. Writes memory.json, memory.md,
     /// flamegraphs and a pprof heap profile; exits with the program's status.
     Memory(MemoryArgs),
+    /// Memory kept past the call, under valgrind's memcheck: C reading what Rust freed, Rust
+    /// reading what C freed, writes past a buffer, pointers into a Vec that moved, frees
+    /// by the wrong side; each with the side that touched the block, the allocator that
+    /// owned it and the one that freed it. Writes lifetimes.json, lifetimes.md and a
+    /// flamegraph of the accesses; exits with the program's status (3 with
+    /// --fail-on-error when any error was found).
+    Lifetimes(LifetimesArgs),
     /// Time two programs against each other, whole runs in paired, interleaved rounds
     /// (`duel 'CMD A' 'CMD B'`, A the baseline): CPU and wall time, each ratio to A with
     /// its interval, and an A/A control (A run again as a third arm) for the noise floor.
@@ -358,6 +365,47 @@ fn memory(args: MemoryArgs) -> ffiprof::Result<Outcome> {
         }
     };
     Ok(wrote_census(&outcome.out, files, outcome.census.exit_status))
+}
+
+#[derive(clap::Args)]
+struct LifetimesArgs {
+    /// Output directory (default: results/lifetimes-<program>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Follow child processes too.
+    #[arg(long)]
+    trace_children: bool,
+    /// Read these memcheck XML files (`valgrind --tool=memcheck --xml=yes
+    /// --xml-file=FILE`, one per process) instead of running a program.
+    #[arg(long, value_name = "XML", num_args = 1..)]
+    from: Vec<PathBuf>,
+    /// Exit with status 3 when any error was found (else the program's status).
+    #[arg(long)]
+    fail_on_error: bool,
+    #[command(flatten)]
+    cargo: CargoArgs,
+    /// The program and its arguments, after `--` (with --bin or --example: the
+    /// arguments of the program built).
+    #[arg(last = true, value_name = "PROGRAM")]
+    command: Vec<std::ffi::OsString>,
+}
+
+fn lifetimes(args: LifetimesArgs) -> ffiprof::Result<Outcome> {
+    use ffiprof::lifetimes;
+    let command = built_program(args.cargo, args.command)?;
+    let source =
+        ffiprof::Source::from_args(command, args.from, "lifetimes", "memcheck's XML files")?;
+    let out = args.out.unwrap_or_else(|| ffiprof::default_out("lifetimes", &source.name()));
+    let mut options = lifetimes::Options::new(source, out);
+    options.trace_children = args.trace_children;
+    let outcome = lifetimes::census(&options)?;
+    eprint!("{}", outcome.census.text());
+    let status = outcome.census.exit_status;
+    let done = wrote_census(&outcome.out, "lifetimes.json, lifetimes.md, access.svg", status);
+    if args.fail_on_error && outcome.census.total > 0 {
+        return Ok(Outcome::Errors(outcome.census.total));
+    }
+    Ok(done)
 }
 
 #[derive(clap::Args)]
@@ -714,6 +762,7 @@ fn try_main(cli: Cli) -> ffiprof::Result<Outcome> {
         Command::SamplerCost(args) => done(sampler_cost(args)),
         Command::Duel(args) => done(duel(args)),
         Command::Memory(args) => memory(args),
+        Command::Lifetimes(args) => lifetimes(args),
         Command::Xlto(args) => xlto(args),
         Command::Exec { workload, variant, input, n } => {
             println!("{}", workload::exec(&workload, &variant, input.as_deref(), n)?);

@@ -18,6 +18,9 @@ pub enum Outcome {
     Done,
     /// `compare --fail-on-regression` found a regression.
     Regression,
+    /// `lifetimes --fail-on-error` found this many memory errors (status
+    /// [`EXIT_REGRESSION`], 3).
+    Errors(u64),
     /// The program ffiprof ran ended with this status (128 + the signal when one ended
     /// it); ffiprof ends with it too.
     Program(i32),
@@ -29,7 +32,7 @@ impl Outcome {
     pub fn status(self) -> u8 {
         match self {
             Outcome::Done => 0,
-            Outcome::Regression => EXIT_REGRESSION,
+            Outcome::Regression | Outcome::Errors(_) => EXIT_REGRESSION,
             Outcome::Program(status) => status.clamp(0, 255) as u8,
         }
     }
@@ -40,6 +43,10 @@ impl Outcome {
             Outcome::Program(status) if status != 0 => {
                 Some(format!("ffiprof: the program exited with status {status}; so does ffiprof"))
             }
+            Outcome::Errors(n) => Some(format!(
+                "ffiprof: {n} memory error{} found (--fail-on-error): status {EXIT_REGRESSION}",
+                if n == 1 { "" } else { "s" }
+            )),
             _ => None,
         }
     }

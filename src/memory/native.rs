@@ -209,7 +209,7 @@ fn is_std_allocator(frame: &Frame) -> bool {
 /// ([`Reach::checked_sites`]) by the sites' line tables: Rust's allocator inlined there
 /// makes it Rust's, an operator new or delete C++'s; line tables without either, C's;
 /// none, unknown.
-fn settle(
+pub(crate) fn settle(
     reach: &Reach,
     file: &object::File<'_>,
     path: &Path,

@@ -21,6 +21,7 @@ mod criterion_profiles;
 mod cross_language_lto;
 mod crossings;
 mod installed;
+mod lifetimes;
 mod machine_code;
 // `ffiprof run` and `compare`, the README's main job:
 mod main_job;
