@@ -382,6 +382,12 @@ struct LifetimesArgs {
     /// Exit with status 3 when any error was found (else the program's status).
     #[arg(long)]
     fail_on_error: bool,
+    /// Run the program at its own speed instead of under memcheck, about one allocation in
+    /// N (1000 when N is left out) on guard pages: a read or write after its free or past
+    /// its end faults and is reported, and the program goes on. For long runs; 1 guards
+    /// every allocation that fits a page.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000", conflicts_with = "from")]
+    guard: Option<u64>,
     #[command(flatten)]
     cargo: CargoArgs,
     /// The program and its arguments, after `--` (with --bin or --example: the
@@ -398,10 +404,21 @@ fn lifetimes(args: LifetimesArgs) -> ffiprof::Result<Outcome> {
     let out = args.out.unwrap_or_else(|| ffiprof::default_out("lifetimes", &source.name()));
     let mut options = lifetimes::Options::new(source, out);
     options.trace_children = args.trace_children;
+    if let Some(n) = args.guard {
+        if n == 0 {
+            return Err(ffiprof::Error::InvalidOption(
+                "--guard 0 guards nothing: give N to guard about one allocation in N (1 for \
+                 every one), or leave --guard out to run under memcheck"
+                    .into(),
+            ));
+        }
+        options.guard = n;
+    }
     let outcome = lifetimes::census(&options)?;
     eprint!("{}", outcome.census.text());
     let status = outcome.census.exit_status;
     let done = wrote_census(&outcome.out, "lifetimes.json, lifetimes.md, access.svg", status);
+
     if args.fail_on_error && outcome.census.total > 0 {
         return Ok(Outcome::Errors(outcome.census.total));
     }

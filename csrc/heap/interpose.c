@@ -14,6 +14,14 @@
  * The log is a file mapped shared: what was written stays in the page cache if the
  * process is killed, so a census of what was seen can still be made.
  *
+ * With FFIPROF_HEAP_GUARD=N (`ffiprof lifetimes --guard N`) nothing is logged but about one
+ * allocation in N, which is served from a pool of guard pages instead (the design of
+ * GWP-ASan and Electric Fence): the block ends where its page ends and an inaccessible page
+ * follows; once freed, its page is made inaccessible and kept so for a while (a
+ * quarantine). A fault on them is logged with its stack, the page made accessible again,
+ * and the program goes on as it would have; bytes written into the block's slack are
+ * found at its free. Every other allocation goes straight to the allocator.
+ *
  * Record layout (64-bit words, native order): a header word, `kind | words << 8 | flags
  * << 32`, written last, then the body. A zero header ends the log.
  */
@@ -24,6 +32,8 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <ucontext.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +59,9 @@ extern char **environ;
 #define EXPORT __attribute__((visibility("default")))
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
-enum kind { K_ALLOC = 1, K_FREE = 2, K_REALLOC = 3, K_STACK = 4, K_MAPS = 5, K_CMD = 6, K_SKIP = 7, K_END = 8, K_LOST = 9 };
+enum kind { K_ALLOC = 1, K_FREE = 2, K_REALLOC = 3, K_STACK = 4, K_MAPS = 5, K_CMD = 6, K_SKIP = 7, K_END = 8, K_LOST = 9, K_FAULT = 10, K_SLACK = 11 };
 /* Event flags. */
-enum { F_SAMPLED = 1, F_CXX = 2, F_DOUBLE_FREE = 4, F_NEVER_ALLOCATED = 8 };
+enum { F_SAMPLED = 1, F_CXX = 2, F_DOUBLE_FREE = 4, F_NEVER_ALLOCATED = 8, F_MOVED = 16, F_GUARDED = 32, F_WRITE = 64 };
 
 #define MAX_FRAMES 100
 #define CHUNK_BYTES (16u << 20)
@@ -237,6 +247,14 @@ static int mapped(uintptr_t ip) {
     for (int i = 0; i < n_ranges; i++)
         if (ip >= ranges[i][0] && ip < ranges[i][1]) return 1;
     return 0;
+}
+
+/* A definition after this library's, looked up with the hooks passing straight through. */
+static void *next_symbol_early(const char *name) {
+    in_hook++;
+    void *f = dlsym(RTLD_NEXT, name);
+    in_hook--;
+    return f;
 }
 
 /* ---- tables (memory from mmap, never from the allocator being watched) ----------- */
@@ -458,6 +476,8 @@ static void after_fork_child(void) {
     give();
 }
 
+static void guard_start(const char *every);
+
 /* Starts logging on the first call (lock held): constructors of other libraries may
  * allocate before this library's would run. */
 static void start(void) {
@@ -471,6 +491,8 @@ static void start(void) {
     follow_children = children && children[0] == '1';
     if (self && !follow_children) unpreload(self);
     if (open_log() != 0) state = 3;
+    const char *guard = getenv("FFIPROF_HEAP_GUARD");
+    if (state == 2 && guard) guard_start(guard);
 }
 
 static void finish(void) __attribute__((destructor(101)));
@@ -567,8 +589,294 @@ static void logged_block(void *p, size_t size, uint64_t ip, uint64_t state_bits)
 
 static void logged_alloc(void *p, size_t size, uint64_t ip) { logged_block(p, size, ip, 0); }
 
+/* ---- guard pages (FFIPROF_HEAP_GUARD=N) ------------------------------------------------
+ * A pool of slots, each a data page and an inaccessible page after it; a guarded block
+ * ends where its data page ends (rounded up to malloc's 16-byte alignment: the bytes
+ * between its end and the page's, and those before it, are slack filled with a pattern).
+ * A freed block's page is made inaccessible and the slot waits in a quarantine before it
+ * serves again. */
+
+#define GUARD_PAGE 4096u
+#define GUARD_SLOTS (1u << 16)
+#define GUARD_QUARANTINE (1u << 12)
+#define GUARD_POOL ((uint64_t)GUARD_SLOTS * 2 * GUARD_PAGE)
+#define SLACK 0xA5
+
+enum { G_FREE = 0, G_LIVE = 1, G_QUARANTINED = 2 };
+struct gslot { uint64_t size; uint32_t state; uint32_t opened; };
+
+static uint64_t guard_every; /* 0: off */
+static char *pool;
+static struct gslot *gslots;
+static uint32_t *gfree, n_gfree;
+static uint32_t *gquar, gquar_head, gquar_len;
+static TLS uint64_t guard_left;
+
+static void logged_free(void *p, uint64_t ip, int full_stack);
+/* Flags the next logged free carries (F_MOVED: a realloc moved the block). */
+static TLS uint64_t free_flags;
+
+static int in_pool(const void *p) {
+    return pool && (const char *)p >= pool && (const char *)p < pool + GUARD_POOL;
+}
+
+static uint64_t rounded16(uint64_t size) { return (size + 15) & ~15ull; }
+
+static uint64_t next_random(void) {
+    if (!rng) rng = mix((uint64_t)(uintptr_t)&rng ^ (uint64_t)getpid() << 32) | 1;
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* True about once in guard_every calls (evenly spread gaps averaging it; every call for 1). */
+static int guard_due(void) {
+    if (guard_every <= 1) return 1;
+    if (guard_left == 0) guard_left = 1 + next_random() % (2 * guard_every - 1);
+    if (--guard_left) return 0;
+    guard_left = 1 + next_random() % (2 * guard_every - 1);
+    return 1;
+}
+
+/* A slot for `size` bytes, or NULL (too big, or the pool is full: the allocator serves). */
+static void *guard_take(uint64_t size) {
+    if (size == 0) size = 1;
+    uint64_t r = rounded16(size);
+    if (r > GUARD_PAGE) return NULL;
+    take();
+    uint32_t slot;
+    if (n_gfree) slot = gfree[--n_gfree];
+    else if (gquar_len) {
+        slot = gquar[gquar_head];
+        gquar_head = (gquar_head + 1) % GUARD_QUARANTINE;
+        gquar_len--;
+    } else { give(); return NULL; }
+    struct gslot *g = &gslots[slot];
+    g->state = G_LIVE;
+    g->size = size;
+    uint32_t opened = g->opened;
+    g->opened = 0;
+    give();
+    char *data = pool + (uint64_t)slot * 2 * GUARD_PAGE;
+    if (opened & 2) mprotect(data + GUARD_PAGE, GUARD_PAGE, PROT_NONE);
+    if (mprotect(data, GUARD_PAGE, PROT_READ | PROT_WRITE) != 0) return NULL;
+    char *p = data + GUARD_PAGE - r;
+    memset(data, SLACK, GUARD_PAGE - r);
+    memset(p + size, SLACK, r - size);
+    return p;
+}
+
+/* The first byte of a guarded block's slack that is not the pattern: its offset from the
+ * block's start (negative before it), or 0 where all is intact. */
+static int64_t slack_written(const char *p, uint64_t size) {
+    const char *data = (const char *)((uintptr_t)p & ~(uintptr_t)(GUARD_PAGE - 1));
+    for (const char *q = p + size; q < data + GUARD_PAGE; q++)
+        if ((unsigned char)*q != SLACK) return q - p;
+    for (const char *q = p - 1; q >= data; q--)
+        if ((unsigned char)*q != SLACK) return q - p;
+    return 0;
+}
+
+/* Gives a guarded block back: its slack checked, its page made inaccessible, its slot to
+ * the quarantine (the oldest there to the free slots). */
+static void guard_release(void *p, uint64_t ip, int logging) {
+    uint64_t slot = (uint64_t)((char *)p - pool) / (2 * GUARD_PAGE);
+    struct gslot *g = &gslots[slot];
+    take();
+    int live = g->state == G_LIVE;
+    if (live) g->state = G_QUARANTINED;
+    give();
+    if (!live) return;
+    int64_t at = slack_written(p, g->size);
+    if (at != 0 && logging) {
+        uint64_t ips[MAX_FRAMES];
+        uint64_t n = unwind(ips, FREE_FRAMES);
+        take();
+        uint64_t body[5] = {(uint64_t)(uintptr_t)p, g->size, (uint64_t)at, stack_id(ips, n), ip};
+        append(K_SLACK, 0, body, 5);
+        give();
+    }
+    char *data = pool + slot * 2 * GUARD_PAGE;
+    mprotect(data, GUARD_PAGE, PROT_NONE);
+    take();
+    if (gquar_len == GUARD_QUARANTINE) {
+        uint32_t oldest = gquar[gquar_head];
+        gquar_head = (gquar_head + 1) % GUARD_QUARANTINE;
+        gquar_len--;
+        gslots[oldest].state = G_FREE;
+        gfree[n_gfree++] = oldest;
+    }
+    gquar[(gquar_head + gquar_len) % GUARD_QUARANTINE] = (uint32_t)slot;
+    gquar_len++;
+    give();
+}
+
+/* A guarded block for `size` bytes, logged with its stack; NULL where none can be had. */
+static void *guarded_alloc(uint64_t size, int zero, uint64_t ip) {
+    if (in_hook || holding || !guard_due()) return NULL;
+    if (!enter()) return NULL;
+    void *p = guard_take(size);
+    if (p) {
+        if (zero) memset(p, 0, size);
+        logged_block(p, size, ip, 0);
+    }
+    leave();
+    return p;
+}
+
+/* Frees a guarded block (moved: realloc moved it), logged where logging is on. */
+static void guarded_free(void *p, uint64_t ip, int moved) {
+    if (!enter()) {
+        guard_release(p, ip, 0);
+        return;
+    }
+    free_flags = F_GUARDED | (moved ? F_MOVED : 0);
+    logged_free(p, ip, 1);
+    free_flags = 0;
+    guard_release(p, ip, 1);
+    leave();
+}
+
+/* The program's own action for SIGSEGV, kept here while the interposer's handler is the
+ * one installed: its sigaction() and signal() calls for SIGSEGV read and set this. */
+static struct sigaction user_segv;
+static int guard_handler_on;
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+
+static void find_sigaction(void) {
+    if (!real_sigaction) real_sigaction = (int (*)(int, const struct sigaction *, struct sigaction *))next_symbol_early("sigaction");
+}
+
+/* A fault on the pool: logged with the stack from the faulting instruction, and the page
+ * opened, so the access is done as it would have been without ffiprof. */
+static void guard_fault(uintptr_t address, ucontext_t *uc) {
+    uint64_t off = address - (uintptr_t)pool, slot = off / (2 * GUARD_PAGE);
+    int in_guard = off % (2 * GUARD_PAGE) >= GUARD_PAGE;
+    char *data = pool + slot * 2 * GUARD_PAGE;
+    struct gslot *g = &gslots[slot];
+    uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+    uint64_t write = (uc->uc_mcontext.gregs[REG_ERR] & 2) ? F_WRITE : 0;
+    if (!holding && state == 2) {
+        int nested = in_hook;
+        in_hook = 1;
+        /* From the faulting instruction on, which stands as a return address would (one
+         * past it: readers look up the byte before a return address). */
+        uint64_t ips[MAX_FRAMES], n = unwind(ips, MAX_FRAMES), from = n;
+        for (uint64_t i = 0; i < n; i++)
+            if (ips[i] == rip) { from = i; break; }
+        if (from == n) { from = 0; n = 1; }
+        ips[from] = rip + 1;
+        uint64_t block = (uint64_t)(uintptr_t)(data + GUARD_PAGE - rounded16(g->size));
+        take();
+        uint64_t body[5] = {address, block, g->size, stack_id(ips + from, n - from), rip + 1};
+        append(K_FAULT, write, body, 5);
+        give();
+        in_hook = nested;
+    }
+    mprotect(in_guard ? data + GUARD_PAGE : data, GUARD_PAGE, PROT_READ | PROT_WRITE);
+    __atomic_fetch_or(&g->opened, in_guard ? 2u : 1u, __ATOMIC_RELAXED);
+}
+
+/* Any other SIGSEGV is the program's: its handler runs as the kernel would have run it;
+ * with none, the default action is restored and the fault happens again, unhandled. */
+static void on_fault(int sig, siginfo_t *si, void *ucv) {
+    if (si && si->si_code > 0 && in_pool(si->si_addr)) {
+        guard_fault((uintptr_t)si->si_addr, ucv);
+        return;
+    }
+    struct sigaction u = user_segv;
+    if (u.sa_flags & SA_RESETHAND) {
+        memset(&user_segv, 0, sizeof user_segv);
+        user_segv.sa_handler = SIG_DFL;
+    }
+    if ((u.sa_flags & SA_SIGINFO) && u.sa_sigaction) {
+        u.sa_sigaction(sig, si, ucv);
+        return;
+    }
+    if (!(u.sa_flags & SA_SIGINFO) && u.sa_handler != SIG_DFL && u.sa_handler != SIG_IGN) {
+        u.sa_handler(sig);
+        return;
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    find_sigaction();
+    if (real_sigaction) real_sigaction(sig, &dfl, NULL);
+    /* Sent, not a fault: it would not come again by itself. */
+    if (!si || si->si_code <= 0) raise(sig);
+}
+
+/* Starts guarding (lock held, from start()). */
+static void guard_start(const char *every) {
+    uint64_t n = strtoull(every, NULL, 10);
+    if (n == 0) return;
+    void *m = mmap(NULL, GUARD_POOL, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    gslots = pages(GUARD_SLOTS * sizeof *gslots);
+    gfree = pages(GUARD_SLOTS * sizeof *gfree);
+    gquar = pages(GUARD_QUARANTINE * sizeof *gquar);
+    find_sigaction();
+    if (m == MAP_FAILED || !gslots || !gfree || !gquar || !real_sigaction) return;
+    for (uint32_t i = 0; i < GUARD_SLOTS; i++) gfree[i] = GUARD_SLOTS - 1 - i;
+    n_gfree = GUARD_SLOTS;
+    struct sigaction ours;
+    memset(&ours, 0, sizeof ours);
+    ours.sa_sigaction = on_fault;
+    ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigemptyset(&ours.sa_mask);
+    if (real_sigaction(SIGSEGV, &ours, &user_segv) != 0) return;
+    pool = m;
+    guard_handler_on = 1;
+    guard_every = n;
+    sample_bytes = 0;
+}
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+    find_sigaction();
+    if (sig == SIGSEGV && guard_handler_on) {
+        if (old) *old = user_segv;
+        if (act) user_segv = *act;
+        return 0;
+    }
+    if (!real_sigaction) { errno = ENOSYS; return -1; }
+    return real_sigaction(sig, act, old);
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t handler) {
+    if (sig == SIGSEGV && guard_handler_on) {
+        sighandler_t was = (user_segv.sa_flags & SA_SIGINFO) ? (sighandler_t)(void *)user_segv.sa_sigaction : user_segv.sa_handler;
+        memset(&user_segv, 0, sizeof user_segv);
+        user_segv.sa_handler = handler;
+        user_segv.sa_flags = SA_RESTART;
+        return was;
+    }
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    act.sa_flags = SA_RESTART;
+    sigemptyset(&act.sa_mask);
+    if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
+    return old.sa_handler;
+}
+
+EXPORT size_t malloc_usable_size(void *p) {
+    if (p && in_pool(p)) return gslots[((char *)p - pool) / (2 * GUARD_PAGE)].size;
+    static size_t (*next)(void *);
+    if (!next) next = (size_t (*)(void *))next_symbol_early("malloc_usable_size");
+    return next ? next(p) : 0;
+}
+
+/* Whether allocations are guarded (logging started first, where it has not). */
+static int guarding(void) {
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) < 2 && !in_hook && !holding) {
+        if (enter()) leave();
+    }
+    return guard_every != 0;
+}
+
 #define ALLOC_HOOK(call, size)                                                  \
     do {                                                                         \
+        if (guard_every) return (call);                                          \
         if (!enter()) { void *p_ = (call); note_unlogged(p_); return p_; } \
         void *p_ = (call);                                                       \
         if (p_) logged_alloc(p_, (size), (uint64_t)(uintptr_t)__builtin_return_address(0)); \
@@ -576,11 +884,21 @@ static void logged_alloc(void *p, size_t size, uint64_t ip) { logged_block(p, si
         return p_;                                                               \
     } while (0)
 
-EXPORT void *malloc(size_t size) { ALLOC_HOOK(next_malloc(size), size); }
+EXPORT void *malloc(size_t size) {
+    if (guarding()) {
+        void *p = guarded_alloc(size, 0, (uint64_t)(uintptr_t)__builtin_return_address(0));
+        return p ? p : next_malloc(size);
+    }
+    ALLOC_HOOK(next_malloc(size), size);
+}
 
 EXPORT void *calloc(size_t n, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
+    if (guarding()) {
+        void *p = guarded_alloc(total, 1, (uint64_t)(uintptr_t)__builtin_return_address(0));
+        return p ? p : next_calloc(n, size);
+    }
     ALLOC_HOOK(next_calloc(n, size), total);
 }
 
@@ -592,7 +910,9 @@ EXPORT void *pvalloc(size_t size) { ALLOC_HOOK(next_pvalloc(size), size); }
 EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     if (align < sizeof(void *) || (align & (align - 1)) != 0) return EINVAL;
     void *p;
-    if (!enter()) {
+    if (guard_every) {
+        p = next_memalign(align, size);
+    } else if (!enter()) {
         p = next_memalign(align, size);
         note_unlogged(p);
     } else {
@@ -618,7 +938,7 @@ static void logged_free(void *p, uint64_t ip, int full_stack) {
         give();
         return;
     }
-    uint64_t flags = (cxx_hint ? F_CXX : 0);
+    uint64_t flags = (cxx_hint ? F_CXX : 0) | free_flags;
     if (!(st & B_LIVE)) {
         if (st & B_FREED) flags |= F_DOUBLE_FREE;
         else if (!__atomic_load_n(&untracked, __ATOMIC_RELAXED)) flags |= F_NEVER_ALLOCATED;
@@ -637,6 +957,8 @@ static void logged_free(void *p, uint64_t ip, int full_stack) {
 
 static void free_hook(void *p, uint64_t ip) {
     if (!p) return;
+    if (in_pool(p)) { guarded_free(p, ip, 0); return; }
+    if (guard_every) { next_free(p); return; }
     if (!enter()) {
         if (state == 2 && !holding) {
             take();
@@ -654,7 +976,27 @@ static void free_hook(void *p, uint64_t ip) {
 EXPORT void free(void *p) { free_hook(p, (uint64_t)(uintptr_t)__builtin_return_address(0)); }
 EXPORT void cfree(void *p) { free_hook(p, (uint64_t)(uintptr_t)__builtin_return_address(0)); }
 
+/* realloc of a guarded block: always moved (a new block, guarded or not), as memcheck's
+ * realloc moves every block, so a pointer kept into the old one is found. */
+static void *guarded_realloc(void *old, size_t size, uint64_t ip) {
+    if (size == 0) { guarded_free(old, ip, 0); return NULL; }
+    uint64_t slot = (uint64_t)((char *)old - pool) / (2 * GUARD_PAGE);
+    uint64_t had = gslots[slot].size;
+    void *p = guarded_alloc(size, 0, ip);
+    if (!p) p = next_malloc(size);
+    if (!p) return NULL;
+    memcpy(p, old, had < size ? had : size);
+    guarded_free(old, ip, 1);
+    return p;
+}
+
 static void *realloc_hook(void *old, size_t size, uint64_t ip) {
+    if (old && in_pool(old)) return guarded_realloc(old, size, ip);
+    if (guarding()) {
+        if (old) return next_realloc(old, size);
+        void *p = guarded_alloc(size, 0, ip);
+        return p ? p : next_malloc(size);
+    }
     if (!old) {
         if (!enter()) { void *p = next_malloc(size); note_unlogged(p); return p; }
         void *p = next_malloc(size);
@@ -768,7 +1110,7 @@ static void cxx_done(int *unused) {
 
 /* A block an operator new served from its own allocator, logged as C++'s. */
 static void foreign_new(void *p, size_t n, uint64_t ip) {
-    if (!enter()) return;
+    if (guard_every || !enter()) return;
     logged_block(p, n, ip, B_FOREIGN);
     leave();
 }

@@ -152,9 +152,9 @@ fn prove(calls: &[Call], frames: &[&memcheck::Frame]) -> HashMap<Call, Proof> {
 /// A stack of the allocator (an allocation's or a free's) attributed: its site, the Rust
 /// caller above it, and the family, told by the frames where they show Rust's or C++'s
 /// allocator, else by the machine code of the call.
-struct Told {
-    attributed: Attributed,
-    family: Result<Family, Untold>,
+pub(crate) struct Told {
+    pub(crate) attributed: Attributed,
+    pub(crate) family: Result<Family, Untold>,
 }
 
 fn tell(stack: &memcheck::Stack, proofs: &HashMap<Call, Proof>) -> Told {
@@ -193,7 +193,7 @@ fn tell(stack: &memcheck::Stack, proofs: &HashMap<Call, Proof>) -> Told {
 /// The frame whose code touched the memory: the first above the C runtime's functions
 /// (`memcpy`, `strlen`) and Rust's standard library (a slice's index), which act for
 /// their caller; and the Rust caller above it where it is C's.
-fn toucher(frames: &[Placed]) -> (usize, Option<String>) {
+pub(crate) fn toucher(frames: &[Placed]) -> (usize, Option<String>) {
     let at = frames
         .iter()
         .position(|f| {
@@ -269,21 +269,11 @@ fn site_name(a: &Attributed) -> Option<String> {
     a.site().map(|s| s.function.clone())
 }
 
-/// Every error of every file, told and gathered: errors alike in every field but their
-/// stacks and count are one entry, their counts summed (memcheck's own per-stack counts).
-pub(crate) fn tell_all(files: &[memcheck::File]) -> Vec<LifetimeError> {
-    let reported: Vec<(&memcheck::File, &Reported)> =
-        files.iter().flat_map(|f| f.errors.iter().map(move |e| (f, e))).collect();
-    let mut calls: Vec<Call> =
-        reported.iter().flat_map(|(_, e)| e.stacks.iter().filter_map(call_of)).collect();
-    calls.sort();
-    calls.dedup();
-    let frames: Vec<&memcheck::Frame> =
-        reported.iter().flat_map(|(_, e)| e.stacks.iter().flat_map(|s| s.frames.iter())).collect();
-    let proofs = prove(&calls, &frames);
+/// Errors alike in every field but their stacks and count made one, their counts summed;
+/// the most frequent first.
+pub(crate) fn gather(errors: impl IntoIterator<Item = LifetimeError>) -> Vec<LifetimeError> {
     let mut gathered: BTreeMap<String, LifetimeError> = BTreeMap::new();
-    for (file, e) in reported {
-        let entry = one(e, &proofs, file.count(e));
+    for entry in errors {
         let key = entry.key();
         match gathered.get_mut(&key) {
             Some(known) => known.count += entry.count,
@@ -297,7 +287,43 @@ pub(crate) fn tell_all(files: &[memcheck::File]) -> Vec<LifetimeError> {
     errors
 }
 
-/// One error told.
+/// Every error of every file, told and gathered (memcheck's own per-stack counts summed).
+pub(crate) fn tell_all(files: &[memcheck::File]) -> Vec<LifetimeError> {
+    let reported: Vec<(&memcheck::File, &Reported)> =
+        files.iter().flat_map(|f| f.errors.iter().map(move |e| (f, e))).collect();
+    let mut calls: Vec<Call> =
+        reported.iter().flat_map(|(_, e)| e.stacks.iter().filter_map(call_of)).collect();
+    calls.sort();
+    calls.dedup();
+    let frames: Vec<&memcheck::Frame> =
+        reported.iter().flat_map(|(_, e)| e.stacks.iter().flat_map(|s| s.frames.iter())).collect();
+    let proofs = prove(&calls, &frames);
+    gather(reported.into_iter().map(|(file, e)| one(e, &proofs, file.count(e))))
+}
+
+/// Where the memory was touched: an access's stack (innermost first), or a free's, told
+/// as a free is.
+pub(crate) enum Touched {
+    Access(Vec<Placed>),
+    Free(Told),
+}
+
+/// What an error is made of, however it was found (memcheck's report, a guard page's
+/// fault).
+pub(crate) struct Parts {
+    pub(crate) kind: ErrorKind,
+    pub(crate) access: Option<Access>,
+    pub(crate) size: Option<u64>,
+    pub(crate) touched: Touched,
+    /// The block's allocation, and its earlier free where it was freed.
+    pub(crate) alloc: Option<Told>,
+    pub(crate) free: Option<Told>,
+    pub(crate) block_size: Option<u64>,
+    pub(crate) count: u64,
+    pub(crate) what: String,
+}
+
+/// One error of memcheck's told.
 fn one(e: &Reported, proofs: &HashMap<Call, Proof>, count: u64) -> LifetimeError {
     let first = e.stacks.first().cloned().unwrap_or_default();
     let later = |free: bool| {
@@ -312,7 +338,6 @@ fn one(e: &Reported, proofs: &HashMap<Call, Proof>, count: u64) -> LifetimeError
     };
     let address = e.auxwhat.iter().find_map(|a| place(a));
     let free_stack = later(true);
-    let alloc_stack = later(false);
     let moved = free_stack
         .and_then(|s| s.frames.first())
         .is_some_and(|f| f.function.as_deref().is_some_and(|n| n.starts_with("realloc")));
@@ -341,25 +366,49 @@ fn one(e: &Reported, proofs: &HashMap<Call, Proof>, count: u64) -> LifetimeError
         "InvalidJump" => (ErrorKind::InvalidJump, None),
         _ => (ErrorKind::Other, None),
     };
+    let touched = if access == Some(Access::Free) {
+        Touched::Free(tell(&first, proofs))
+    } else {
+        Touched::Access(first.frames.iter().map(placed).collect())
+    };
+    error_of(Parts {
+        kind,
+        access,
+        size: if access == Some(Access::Free) { None } else { access_size(&e.what) },
+        touched,
+        alloc: later(false).map(|s| tell(s, proofs)),
+        free: free_stack.map(|s| tell(s, proofs)),
+        block_size: address.map(|p| p.block_size),
+        count,
+        what: e.what.clone(),
+    })
+}
+
+fn innermost_last(t: &Told) -> Vec<StackFrame> {
+    stack_frames(&t.attributed.stack.iter().rev().cloned().collect::<Vec<_>>())
+}
+
+/// An error told from its parts: the sides, the families, whether it crossed.
+pub(crate) fn error_of(p: Parts) -> LifetimeError {
+    let Parts { kind, access, size, touched, alloc, free, block_size, count, what } = p;
     // A free's own stack is told as a free is: its site above the allocator, its family.
-    let (accessed_by, access_function, access_rust_caller, access_frames, own_free) =
-        if access == Some(Access::Free) {
-            let told = tell(&first, proofs);
+    let (accessed_by, access_function, access_rust_caller, access_frames, own_free) = match touched
+    {
+        Touched::Free(told) => {
             let site = told.attributed.site().cloned();
             let language = site.as_ref().map_or(Language::Unknown, |s| s.language);
             let name = site.map_or_else(|| "???".to_owned(), |s| s.function);
             let frames: Vec<Placed> = told.attributed.stack.iter().rev().cloned().collect();
             (language, name, told.attributed.rust_caller.clone(), frames, Some(told.family))
-        } else {
-            let frames: Vec<Placed> = first.frames.iter().map(placed).collect();
+        }
+        Touched::Access(frames) => {
             let (at, caller) = toucher(&frames);
             let f = frames.get(at);
             let language = f.map_or(Language::Unknown, |f| f.language);
             let name = f.map_or_else(|| "???".to_owned(), |f| f.function.clone());
             (language, name, caller, frames, None)
-        };
-    let alloc = alloc_stack.map(|s| tell(s, proofs));
-    let free = free_stack.map(|s| tell(s, proofs));
+        }
+    };
     let family = |t: &Told| t.family.unwrap_or(Family::Unknown);
     let allocated_by = alloc.as_ref().map(family);
     // The block's free: the earlier one a second free or a read found, else (a mismatched
@@ -374,43 +423,38 @@ fn one(e: &Reported, proofs: &HashMap<Call, Proof>, count: u64) -> LifetimeError
         .flatten()
         .find_map(|t| t.family.err())
         .or(own_free.and_then(|f| f.err()));
-    let side = |l: Language| if l == Language::Rust { "rust" } else { "c" };
     let owner_side = |f: Family| match f {
         Family::Rust => Some("rust"),
         Family::C | Family::Cxx => Some("c"),
         Family::Unknown => None,
     };
-    let touched = (accessed_by != Language::Unknown).then(|| side(accessed_by));
+    let touched_side = match accessed_by {
+        Language::Unknown => None,
+        Language::Rust => Some("rust"),
+        _ => Some("c"),
+    };
+    let owner = allocated_by.and_then(owner_side);
     let crossed = match kind {
         ErrorKind::MismatchedFree | ErrorKind::InvalidFree => {
-            match (
-                allocated_by.and_then(owner_side),
-                own_free.and_then(|f| f.ok()).and_then(owner_side),
-            ) {
+            match (owner, own_free.and_then(|f| f.ok()).and_then(owner_side)) {
                 (Some(a), Some(b)) => Some(a != b),
                 _ => None,
             }
         }
-        _ => match (touched, allocated_by.and_then(owner_side)) {
+        _ => match (touched_side, owner) {
             (Some(t), Some(o)) => Some(t != o),
             _ => None,
         },
     };
     let stacks = Stacks {
         access: stack_frames(&access_frames),
-        allocation: alloc
-            .as_ref()
-            .map(|t| stack_frames(&t.attributed.stack.iter().rev().cloned().collect::<Vec<_>>()))
-            .unwrap_or_default(),
-        free: free
-            .as_ref()
-            .map(|t| stack_frames(&t.attributed.stack.iter().rev().cloned().collect::<Vec<_>>()))
-            .unwrap_or_default(),
+        allocation: alloc.as_ref().map(innermost_last).unwrap_or_default(),
+        free: free.as_ref().map(innermost_last).unwrap_or_default(),
     };
     LifetimeError {
         kind,
         access,
-        size: if access == Some(Access::Free) { None } else { access_size(&e.what) },
+        size,
         accessed_by,
         access_function,
         access_rust_caller,
@@ -420,11 +464,11 @@ fn one(e: &Reported, proofs: &HashMap<Call, Proof>, count: u64) -> LifetimeError
         freed_by,
         free_function: free.as_ref().and_then(|t| site_name(&t.attributed)),
         free_rust_caller: free.as_ref().and_then(|t| t.attributed.rust_caller.clone()),
-        block_size: address.map(|p| p.block_size),
+        block_size,
         count,
         crossed,
         untold,
-        what: e.what.clone(),
+        what,
         stacks,
     }
 }

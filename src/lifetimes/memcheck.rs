@@ -62,6 +62,8 @@ pub(crate) struct File {
     pub(crate) cut: bool,
     /// The signal that ended the process, where one did (`<fatal_signal>`).
     pub(crate) fatal_signal: Option<String>,
+    /// What valgrind's own code said to the user (`<clientmsg>`), in order.
+    pub(crate) messages: Vec<String>,
 }
 
 impl File {
@@ -211,6 +213,7 @@ pub(crate) fn parse(input: impl BufRead) -> std::result::Result<File, String> {
                     ("valgrindoutput", "pid") => file.pid = number(&value).unwrap_or(0),
                     ("argv", "exe") => file.command.insert(0, value.trim().to_owned()),
                     ("argv", "arg") => file.command.push(value.trim().to_owned()),
+                    ("clientmsg", "text") => file.messages.push(value.trim().to_owned()),
                     ("fatal_signal", "signame") => file.fatal_signal = Some(value.trim().into()),
                     ("pair", "count") => pair.0 = number(&value),
                     ("pair", "unique") => pair.1 = number(&value),

@@ -12,6 +12,7 @@
 //! `lifetimes.md` and a flamegraph of where the memory was touched.
 
 pub(crate) mod attribute;
+pub(crate) mod guard;
 pub(crate) mod memcheck;
 pub(crate) mod schema;
 
@@ -43,12 +44,15 @@ pub struct Options {
     pub out: PathBuf,
     /// Follow child processes.
     pub trace_children: bool,
+    /// 0: run the program under memcheck. N: run it at its own speed, about one
+    /// allocation in N on guard pages ([`guard`]).
+    pub guard: u64,
 }
 
 impl Options {
-    /// Options for `source`, writing to `out`.
+    /// Options for `source`, writing to `out`, under memcheck.
     pub fn new(source: Source, out: PathBuf) -> Options {
-        Options { source, out, trace_children: false }
+        Options { source, out, trace_children: false, guard: 0 }
     }
 }
 
@@ -66,6 +70,66 @@ struct Ran {
     seconds: f64,
     valgrind: String,
     command: Vec<String>,
+    /// What valgrind's own logs say that the reader should know.
+    notes: Vec<String>,
+}
+
+/// What valgrind's messages say of a run the program would not have had bare.
+fn valgrind_notes(files: &[memcheck::File]) -> Vec<String> {
+    let mut notes = Vec::new();
+    // valgrind's operator new cannot throw std::bad_alloc: it ends the program instead.
+    if files.iter().flat_map(|f| &f.messages).any(|m| m.contains("cannot throw exceptions")) {
+        notes.push(
+            "an operator new failed, and memcheck cannot throw std::bad_alloc: it ended the \
+             program (status 1) where the program would have caught it; run with --guard to \
+             keep the program's own behaviour"
+                .into(),
+        );
+    }
+    notes
+}
+
+/// The program run with guard pages: its processes and what their logs found.
+fn guarded(
+    command: &[std::ffi::OsString],
+    raw: &Path,
+    options: &Options,
+) -> Result<LifetimeCensus> {
+    use crate::memory::native;
+    let ran = native::run(command, raw, options.trace_children, 0, options.guard)?;
+    let mut symbolizer = crate::symbol::FileSymbolizer::default();
+    let mut processes = Vec::new();
+    let mut all = Vec::new();
+    for log in &ran.logs {
+        let errors = guard::errors(log, &mut symbolizer);
+        processes.push(Process {
+            pid: u64::from(log.pid.0),
+            command: log.command.split(' ').map(str::to_owned).collect(),
+            errors: errors.iter().map(|e| e.count).sum(),
+            cut: log.ending != crate::memory::log::Ending::Exit,
+        });
+        all.extend(errors);
+    }
+    let _ = std::fs::remove_dir_all(raw);
+    let errors = attribute::gather(all);
+    let mut notes = vec![format!(
+        "guard pages: about one allocation in {} of at most 4096 bytes was guarded; errors \
+         in the others are not seen, and each guarded page reports its first fault (the page \
+         is then opened for the program to go on)",
+        options.guard
+    )];
+    notes.extend(ran.left_out.iter().cloned());
+    Ok(census_of(
+        command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        ran.status,
+        ran.seconds,
+        "guard".into(),
+        Some(options.guard),
+        processes,
+        errors,
+        None,
+        notes,
+    ))
 }
 
 /// Runs the program under memcheck into `raw` (XML, one file per process).
@@ -101,8 +165,9 @@ fn run(command: &[std::ffi::OsString], raw: &Path, trace_children: bool) -> Resu
     }
     // A process memcheck left unfinished (an exec: the file of the image it left) holds
     // what it saw; a file that is not XML at all is said and left out.
-    let files = paths.iter().filter_map(|p| memcheck::read(p).ok()).collect();
+    let files: Vec<memcheck::File> = paths.iter().filter_map(|p| memcheck::read(p).ok()).collect();
     Ok(Ran {
+        notes: valgrind_notes(&files),
         files,
         status: finished.status,
         seconds: finished.seconds,
@@ -112,6 +177,11 @@ fn run(command: &[std::ffi::OsString], raw: &Path, trace_children: bool) -> Resu
 }
 
 fn check(options: &Options) -> Result<()> {
+    if options.guard > 0 && matches!(options.source, Source::Files(_)) {
+        return Err(Error::InvalidOption(
+            "--guard runs the program: give it after `--`, not memcheck's files".into(),
+        ));
+    }
     match &options.source {
         Source::Run(command) if command.is_empty() => Err(Error::InvalidOption(
             "give the program after `--` (ffiprof lifetimes -- PROGRAM [ARGS...]), or \
@@ -125,31 +195,25 @@ fn check(options: &Options) -> Result<()> {
     }
 }
 
-/// The census of what memcheck's `files` hold.
-fn build(ran: Ran) -> LifetimeCensus {
-    let errors = attribute::tell_all(&ran.files);
+/// The census of its parts, with its totals and the notes every census has.
+#[allow(clippy::too_many_arguments)]
+fn census_of(
+    command: Vec<String>,
+    exit_status: i32,
+    seconds: f64,
+    engine: String,
+    guard: Option<u64>,
+    processes: Vec<Process>,
+    errors: Vec<LifetimeError>,
+    memcheck_total: Option<u64>,
+    mut notes: Vec<String>,
+) -> LifetimeCensus {
     let total = errors.iter().map(|e| e.count).sum();
     let crossed = errors.iter().filter(|e| e.crossed == Some(true)).map(|e| e.count).sum();
-    let processes: Vec<Process> = ran
-        .files
-        .iter()
-        .map(|f| Process {
-            pid: f.pid,
-            command: f.command.clone(),
-            errors: f.errors.iter().map(|e| f.count(e)).sum(),
-            cut: f.cut,
-        })
-        .collect();
-    let memcheck_total = ran
-        .files
-        .iter()
-        .map(|f| if f.counts.is_empty() { f.errors.len() as u64 } else { f.counts.values().sum() })
-        .sum();
-    let mut notes = Vec::new();
     for p in processes.iter().filter(|p| p.cut) {
         notes.push(format!(
-            "memcheck's file of process {} ends early (the process was killed, or exec'd \
-             another program): its errors are counted once each",
+            "the record of process {} ends early (the process was killed, or exec'd another \
+             program): what it held is counted",
             p.pid
         ));
     }
@@ -166,19 +230,14 @@ fn build(ran: Ran) -> LifetimeCensus {
             if n == 1 { "" } else { "s" }
         ));
     }
-    for f in ran.files.iter().filter(|f| f.fatal_signal.is_some()) {
-        notes.push(format!(
-            "process {} ended with {}",
-            f.pid,
-            f.fatal_signal.as_deref().unwrap_or("a signal")
-        ));
-    }
     LifetimeCensus {
         schema_version: schema::LIFETIMES_SCHEMA_VERSION,
-        command: ran.command,
-        exit_status: ran.status,
-        valgrind: ran.valgrind,
-        seconds: ran.seconds,
+        command,
+        exit_status,
+        engine,
+        guard,
+        valgrind: String::new(),
+        seconds,
         processes,
         errors,
         total,
@@ -186,6 +245,44 @@ fn build(ran: Ran) -> LifetimeCensus {
         crossed,
         notes,
     }
+}
+
+/// The census of what memcheck's `files` hold.
+fn build(ran: Ran) -> LifetimeCensus {
+    let errors = attribute::tell_all(&ran.files);
+    let processes: Vec<Process> = ran
+        .files
+        .iter()
+        .map(|f| Process {
+            pid: f.pid,
+            command: f.command.clone(),
+            errors: f.errors.iter().map(|e| f.count(e)).sum(),
+            cut: f.cut,
+        })
+        .collect();
+    let memcheck_total = ran
+        .files
+        .iter()
+        .map(|f| if f.counts.is_empty() { f.errors.len() as u64 } else { f.counts.values().sum() })
+        .sum();
+    let mut notes = ran.notes.clone();
+    notes.extend(ran.files.iter().filter(|f| f.fatal_signal.is_some()).map(|f| {
+        let signal = f.fatal_signal.as_deref().unwrap_or("a signal");
+        format!("process {} ended with {signal}", f.pid)
+    }));
+    let mut census = census_of(
+        ran.command,
+        ran.status,
+        ran.seconds,
+        "memcheck".into(),
+        None,
+        processes,
+        errors,
+        Some(memcheck_total),
+        notes,
+    );
+    census.valgrind = ran.valgrind;
+    census
 }
 
 /// A flamegraph of where memory was touched, weighted by the errors' counts, coloured by
@@ -221,9 +318,14 @@ pub fn census(options: &Options) -> Result<Outcome> {
         Source::Run(_) => None,
     };
     let staging = Staging::new(&options.out)?;
+    if let (Source::Run(command), true) = (&options.source, options.guard > 0) {
+        let census = guarded(command, &staging.path().join("heap"), options)?;
+        return write(census, staging);
+    }
     let ran = match (&options.source, given) {
         (_, Some(files)) => Ran {
             command: files.first().map(|f| f.command.clone()).unwrap_or_default(),
+            notes: valgrind_notes(&files),
             files,
             status: 0,
             seconds: 0.0,
@@ -235,7 +337,11 @@ pub fn census(options: &Options) -> Result<Outcome> {
         }
         (Source::Files(_), None) => unreachable!("files given are read above"),
     };
-    let census = build(ran);
+    write(build(ran), staging)
+}
+
+/// Writes the census's files and puts the directory in place.
+fn write(census: LifetimeCensus, staging: Staging) -> Result<Outcome> {
     let (svg, folded) = access_flamegraph(&census)?;
     write_under(staging.path(), Path::new(LIFETIMES_FILE), census.to_json()?.as_bytes())?;
     write_under(staging.path(), Path::new("lifetimes.md"), census.markdown().as_bytes())?;

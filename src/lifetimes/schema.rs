@@ -298,7 +298,12 @@ pub struct LifetimeCensus {
     pub command: Vec<String>,
     /// The program's exit status.
     pub exit_status: i32,
-    /// valgrind's version.
+    /// How the errors were found: `memcheck` (every access checked), or `guard` (guard
+    /// pages on about one allocation in [`LifetimeCensus::guard`], at the program's speed).
+    pub engine: String,
+    /// Guard mode: about one allocation in this many was guarded.
+    pub guard: Option<u64>,
+    /// valgrind's version (memcheck).
     pub valgrind: String,
     /// Wall seconds under memcheck.
     pub seconds: f64,
@@ -308,8 +313,9 @@ pub struct LifetimeCensus {
     pub errors: Vec<LifetimeError>,
     /// Occurrences in all: the errors' counts summed.
     pub total: u64,
-    /// memcheck's own total (its per-error counts, summed over processes).
-    pub memcheck_total: u64,
+    /// memcheck's own total (its per-error counts, summed over processes); none in guard
+    /// mode.
+    pub memcheck_total: Option<u64>,
     /// Occurrences where the side that touched a block is not the side that owned it.
     pub crossed: u64,
     /// What the reader should know.
@@ -336,13 +342,15 @@ impl LifetimeCensus {
 
     /// The first line: how many errors, how many crossed.
     pub fn headline(&self) -> String {
+        let finder = if self.guard.is_some() { "guard pages found" } else { "memcheck found" };
         if self.total == 0 {
-            return "memcheck found no error: no block was touched after its free, past its \
-                    end or freed twice"
-                .into();
+            return format!(
+                "{finder} no error: no block was touched after its free, past its end or \
+                 freed twice"
+            );
         }
         format!(
-            "memcheck found {} error{} at {} site{}; {} of them crossed the boundary (the side \
+            "{finder} {} error{} at {} site{}; {} of them crossed the boundary (the side \
              that touched a block is not the side that owned it)",
             crate::fmt::count(self.total),
             plural(self.total),

@@ -21,6 +21,8 @@ const CMD: u64 = 6;
 const SKIP: u64 = 7;
 const END: u64 = 8;
 const LOST: u64 = 9;
+const FAULT: u64 = 10;
+const SLACK: u64 = 11;
 
 /// The bytes the interposer maps at a time; a record never crosses one.
 const CHUNK: usize = 16 << 20;
@@ -35,6 +37,10 @@ pub(crate) mod flag {
     pub(crate) const DOUBLE_FREE: u32 = 4;
     /// A free of an address never allocated (as far as the interposer saw).
     pub(crate) const NEVER_ALLOCATED: u32 = 8;
+    /// A free that `realloc` made: it moved the block.
+    pub(crate) const MOVED: u32 = 16;
+    /// A fault's access was a write.
+    pub(crate) const WRITE: u32 = 64;
 }
 
 /// What happened to the heap.
@@ -46,6 +52,25 @@ pub(crate) enum Event {
     Free { ptr: u64, stack: u64, ip: u64, flags: u32 },
     /// A block changed size (and maybe address).
     Realloc { old: u64, new: u64, size: u64, ip: u64, flags: u32 },
+    /// Guard mode: an access faulted on a guarded block's pages (`address`), the block at
+    /// `block` of `size` bytes; `stack` from the faulting instruction `ip`.
+    Fault { address: u64, block: u64, size: u64, stack: u64, ip: u64, flags: u32 },
+    /// Guard mode: a guarded block's slack was found written at its free, first at
+    /// `offset` from its start (negative before it).
+    Slack { block: u64, size: u64, offset: i64, stack: u64, ip: u64 },
+}
+
+impl Event {
+    /// The return address (or faulting instruction) the event carries.
+    pub(crate) fn ip(&self) -> u64 {
+        match *self {
+            Event::Alloc { ip, .. }
+            | Event::Free { ip, .. }
+            | Event::Realloc { ip, .. }
+            | Event::Fault { ip, .. }
+            | Event::Slack { ip, .. } => ip,
+        }
+    }
 }
 
 /// How a log ends.
@@ -163,6 +188,7 @@ impl Record<'_> {
             ALLOC => 4,
             FREE => 3,
             REALLOC => 5,
+            FAULT | SLACK => 5,
             STACK => 1,
             _ => 0,
         }
@@ -174,6 +200,17 @@ impl Record<'_> {
             ALLOC => Event::Alloc { ptr: b(0), size: b(1), stack: b(2), ip: b(3), flags },
             FREE => Event::Free { ptr: b(0), stack: b(1), ip: b(2), flags },
             REALLOC => Event::Realloc { old: b(0), new: b(1), size: b(2), ip: b(4), flags },
+            FAULT => Event::Fault {
+                address: b(0),
+                block: b(1),
+                size: b(2),
+                stack: b(3),
+                ip: b(4),
+                flags,
+            },
+            SLACK => {
+                Event::Slack { block: b(0), size: b(1), offset: b(2) as i64, stack: b(3), ip: b(4) }
+            }
             _ => return None,
         })
     }
@@ -271,7 +308,7 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
             return Err(format!("a record of kind {kind} at byte {} is short", at * 8));
         }
         match kind {
-            ALLOC | FREE | REALLOC => log.event_count += 1,
+            ALLOC | FREE | REALLOC | FAULT | SLACK => log.event_count += 1,
             STACK => {
                 let body = record.body();
                 log.stacks.insert(body[0], body[1..].to_vec());

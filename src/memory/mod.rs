@@ -121,7 +121,7 @@ pub fn census(options: &Options) -> Result<Outcome> {
     let (census, stacks) = match (&options.source, options.engine) {
         (Source::Run(command), Engine::Native) => {
             let raw = staging.path().join("heap");
-            let run = native::run(command, &raw, options.trace_children, options.sample_bytes)?;
+            let run = native::run(command, &raw, options.trace_children, options.sample_bytes, 0)?;
             let post = Instant::now();
             let ran = execute::Ran {
                 files: Vec::new(),

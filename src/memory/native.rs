@@ -72,12 +72,15 @@ fn check_preloadable(program: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `command` with the interposer preloaded, its logs into `raw`.
+/// Runs `command` with the interposer preloaded, its logs into `raw`; with `guard` > 0,
+/// about one allocation in `guard` on guard pages and nothing else logged (`lifetimes
+/// --guard`).
 pub(crate) fn run(
     command: &[OsString],
     raw: &Path,
     trace_children: bool,
     sample_bytes: u64,
+    guard: u64,
 ) -> Result<Ran> {
     let program = crate::record::resolve_program(&command[0])?;
     check_preloadable(&program)?;
@@ -95,6 +98,9 @@ pub(crate) fn run(
         .env("FFIPROF_HEAP_DIR", raw)
         .env("FFIPROF_HEAP_SAMPLE", sample_bytes.to_string())
         .env("FFIPROF_HEAP_CHILDREN", if trace_children { "1" } else { "0" });
+    if guard > 0 {
+        cmd.env("FFIPROF_HEAP_GUARD", guard.to_string());
+    }
     // Ctrl-C reaches the program; ffiprof stays to read what it logged.
     let _ = crate::ffi::interrupt_flag();
     let start = Instant::now();
@@ -119,7 +125,8 @@ pub(crate) fn run(
     if logs.is_empty() && !left_out.is_empty() {
         return Err(Error::Internal(left_out.join("; ")));
     }
-    if logs.is_empty() {
+    // Guard mode logs only what it guards: a program that allocated nothing has no log.
+    if logs.is_empty() && guard == 0 {
         return Err(Error::Internal(format!(
             "the heap interposer wrote no log (the program's status {}): the program may \
              clear LD_PRELOAD; run it under DHAT instead (--dhat)",
@@ -281,7 +288,7 @@ fn resolve(
 /// frame table holds them; and for each address the allocator returned to, the family
 /// its call reached ([`calls`]).
 #[derive(Default)]
-struct Placer {
+pub(crate) struct Placer {
     /// The frame table (`[0]` stands for the root, as in DHAT's).
     frames: Vec<Option<Placed>>,
     /// Each address's frames in the table, innermost first.
@@ -292,7 +299,7 @@ struct Placer {
 }
 
 impl Placer {
-    fn new(
+    pub(crate) fn new(
         log: &Log,
         addresses: impl Iterator<Item = u64>,
         returns: &std::collections::HashSet<u64>,
@@ -468,7 +475,8 @@ impl Placer {
         self.reached.get(&side.ip).map_or(Err(Untold::NoCode), |r| r.0)
     }
 
-    fn placed(&self, ips: &[u64]) -> Vec<&Placed> {
+    /// The frames of a stack of return addresses (innermost first), placed.
+    pub(crate) fn placed(&self, ips: &[u64]) -> Vec<&Placed> {
         self.indices(ips).into_iter().filter_map(|i| self.frames[i].as_ref()).collect()
     }
 }
@@ -485,7 +493,7 @@ pub(crate) struct Process {
 
 /// The side of a block's life, attributed (its stack, else its return address alone),
 /// with the family its call reached, or unknown and why.
-fn side_of(log: &Log, placer: &Placer, side: &Side) -> (Attributed, Option<Untold>) {
+pub(crate) fn side_of(log: &Log, placer: &Placer, side: &Side) -> (Attributed, Option<Untold>) {
     let ips = log.stacks.get(&side.stack).cloned().unwrap_or_else(|| vec![side.ip]);
     let mut a = attribute_stack(&placer.placed(&ips), side.cxx);
     let family = placer.family(side);
@@ -582,11 +590,7 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
 /// One log replayed, symbolized and attributed.
 pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymbolizer) -> Process {
     let replayed = replay::replay(log.events(), sample_bytes);
-    let event_ips = log.events().map(|e| match e {
-        log::Event::Alloc { ip, .. }
-        | log::Event::Free { ip, .. }
-        | log::Event::Realloc { ip, .. } => ip,
-    });
+    let event_ips = log.events().map(|e| e.ip());
     let returns: std::collections::HashSet<u64> = event_ips.collect();
     let stack_ips = log.stacks.values().flatten().copied();
     let placer = Placer::new(log, stack_ips.chain(returns.iter().copied()), &returns, symbolizer);

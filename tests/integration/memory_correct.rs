@@ -131,6 +131,33 @@ fn silent(c: &MemoryCensus) {
     assert!(o.invalid_frees.is_empty(), "{:#?}", o.invalid_frees);
 }
 
+/// `ffiprof lifetimes` finds nothing in a correct program, under memcheck and with every
+/// allocation on guard pages, and the program ends as it does bare.
+fn no_lifetime_errors(program: &Path, args: &[&str], out: &Path) {
+    if !common::valgrind_here("memory_correct::no_lifetime_errors") {
+        return;
+    }
+    let bare = Command::new(program).args(args).output().unwrap();
+    for mode in [&[][..], &["--guard", "1"][..]] {
+        let dir = out.join(if mode.is_empty() { "memcheck" } else { "guard" });
+        let ran = run(ffiprof()
+            .args(["lifetimes", "--out"])
+            .arg(&dir)
+            .args(mode)
+            .arg("--")
+            .arg(program)
+            .args(args));
+        let c = ffiprof::lifetimes::LifetimeCensus::load(&dir).unwrap();
+        // memcheck's operator new cannot throw bad_alloc: it ends the program, and says so.
+        let no_throw = c.notes.iter().any(|n| n.contains("cannot throw std::bad_alloc"));
+        if !(mode.is_empty() && no_throw) {
+            assert_eq!(ran.status.code(), bare.status.code(), "{mode:?}: {}", ran.stderr);
+        }
+        assert_eq!(c.total, 0, "{mode:?}: {}", ran.stderr);
+        assert!(c.memcheck_total.is_none_or(|n| n == 0), "{mode:?}");
+    }
+}
+
 fn unknown_because(c: &MemoryCensus, why: Untold) -> u64 {
     let o = c.ownership.as_ref().unwrap();
     o.unknown.iter().filter(|u| u.reason == why).map(|u| u.blocks).sum()
@@ -147,6 +174,7 @@ fn destroy_callbacks_and_dyn_drops_are_never_crossed_in_any_build() {
         let program = build(name, REGISTRY_C, REGISTRY_RUST, flags);
         let c = census_as_bare(&program, &[], &tmp.path().join(name));
         silent(&c);
+        no_lifetime_errors(&program, &[], &tmp.path().join(format!("{name}-lifetimes")));
         let o = c.ownership.as_ref().unwrap();
         let unknown: u64 = o
             .frees
@@ -261,6 +289,7 @@ fn a_c_host_that_dlopens_a_cxx_library_locally_runs_as_it_does_bare() {
     let tmp = tempfile::tempdir().unwrap();
     let c = census_as_bare(&dir.join("host"), &[plugin.to_str().unwrap()], &tmp.path().join("c"));
     silent(&c);
+    no_lifetime_errors(&dir.join("host"), &[plugin.to_str().unwrap()], &tmp.path().join("l"));
     assert!(c.by_allocator.get("c++").is_some_and(|f| f.blocks >= 200), "{:#?}", c.by_allocator);
 }
 
@@ -365,6 +394,7 @@ fn cxx_with_its_own_libstdcxx_is_never_crossed() {
         compile(&dir, &["g++", "-O2", lto, "p.cpp", "-static-libstdc++", "-o", name]);
         let c = census_as_bare(&dir.join(name), &[], &tmp.path().join(name));
         silent(&c);
+        no_lifetime_errors(&dir.join(name), &[], &tmp.path().join(format!("{name}-lifetimes")));
         let o = c.ownership.as_ref().unwrap();
         let told = |f: Family| {
             o.frees.iter().filter(|p| p.allocated_by == f).map(|p| p.blocks).sum::<u64>()
@@ -715,4 +745,5 @@ fn signal_handlers_that_allocate_free_and_fork_are_no_errors() {
         silent(&c);
         assert!(c.totals.blocks >= 400_000, "{:?}", c.totals);
     }
+    no_lifetime_errors(&dir.join("h"), &[], &tmp.path().join("lifetimes"));
 }
