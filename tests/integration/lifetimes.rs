@@ -475,3 +475,45 @@ fn the_programs_own_fault_handling_keeps_working_under_guard_pages() {
         }
     }
 }
+
+const MISMATCH_CPP: &str = r#"
+#include <cstdlib>
+#include <cstdio>
+extern "C" int *cxx_make(void) { return new int[4](); }
+extern "C" void c_release_with_free(int *p) { free(p); }
+"#;
+
+/// A block C++'s new served, freed by C's free under Rust: memcheck's mismatched free,
+/// told with both families and crossed.
+#[test]
+fn a_mismatched_free_names_both_allocators() {
+    let test = "lifetimes::a_mismatched_free_names_both_allocators";
+    if !common::valgrind_here(test)
+        || !common::tool_available(test, "g++", "--version", "apt-get install g++")
+    {
+        return;
+    }
+    let program = common::build_linked(
+        "lifetimes-mismatch",
+        Foreign { compiler: "g++", file: "lib.cpp", source: MISMATCH_CPP, libs: &["stdc++"] },
+        &[],
+        "extern \"C\" { fn cxx_make() -> *mut i32; fn c_release_with_free(p: *mut i32); }\n\
+         #[inline(never)] fn hand_back() { let mut n = 0; for _ in 0..3 { unsafe { c_release_with_free(cxx_make()) }; n += 1; } std::hint::black_box(n); }\n\
+         fn main() { hand_back(); println!(\"ok\"); }\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (c, ran) = census(&program, &tmp.path().join("m"), &[]);
+    assert_eq!(ran.status.code(), Some(0), "{}", ran.stderr);
+    // The loop unrolled gives memcheck three call sites; their sides are the same.
+    let all = of_kind(&c, ErrorKind::MismatchedFree);
+    assert_eq!(all.iter().map(|e| e.count).sum::<u64>(), 3, "{all:#?}");
+    for e in all {
+        assert_eq!(e.access, Some(Access::Free), "{e:#?}");
+        assert_eq!((e.allocated_by, e.freed_by), (Some(Family::Cxx), Some(Family::C)), "{e:#?}");
+        assert_eq!(e.access_function, "c_release_with_free");
+        assert_eq!(e.alloc_function.as_deref(), Some("cxx_make"));
+        assert_eq!(e.crossed, Some(false), "both C's side: {e:#?}");
+        assert!(e.access_rust_caller.as_deref().is_some_and(|r| r.starts_with("main::")));
+    }
+    assert_eq!(c.memcheck_total, Some(c.total));
+}
