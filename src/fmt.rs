@@ -146,15 +146,18 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>], text_columns: usize) 
     let mut out = String::new();
     let mut line = |cells: &mut dyn Iterator<Item = &str>| {
         let cells: Vec<&str> = cells.collect();
+        let mut text = String::new();
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            let sep = if i + 1 == cells.len() { "\n" } else { "  " };
+            let sep = if i + 1 == cells.len() { "" } else { "  " };
             let pad = " ".repeat(w.saturating_sub(cell.chars().count()));
             if i < text_columns {
-                let _ = write!(out, "{cell}{pad}{sep}");
+                let _ = write!(text, "{cell}{pad}{sep}");
             } else {
-                let _ = write!(out, "{pad}{cell}{sep}");
+                let _ = write!(text, "{pad}{cell}{sep}");
             }
         }
+        // No line longer than its cells need: a last column left empty adds no spaces.
+        let _ = writeln!(out, "{}", text.trim_end());
     };
     line(&mut header.iter().copied());
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();

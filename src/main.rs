@@ -615,13 +615,37 @@ struct CostArgs {
     sampler: SamplerArg,
 }
 
+/// `text` after `lead`, wrapped at 100 columns, each further line indented to where the
+/// text began.
+fn wrapped(lead: &str, text: &str) -> String {
+    const WIDTH: usize = 100;
+    let indent = lead.chars().count();
+    let mut out = lead.to_owned();
+    let mut column = indent;
+    for (i, word) in text.split_whitespace().enumerate() {
+        let n = word.chars().count();
+        if i > 0 && column + 1 + n > WIDTH {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            column = indent;
+        } else if i > 0 {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += n;
+    }
+    out
+}
+
 fn list(names: &[String]) -> ffiprof::Result<()> {
     for w in workload::select(names)? {
-        println!("{:<10} {}", w.name, w.about);
+        println!("{}", wrapped(&format!("{:<10} ", w.name), w.about));
         let inputs: Vec<&str> = w.inputs.iter().map(|i| i.name).collect();
-        println!("{:<10}   inputs: {}", "", inputs.join(", "));
+        println!("{}", wrapped(&format!("{:<10}   inputs: ", ""), &inputs.join(", ")));
         for v in &w.variants {
-            println!("{:<10}   {:<16} {:<9}  {}", "", v.name, v.role, v.about);
+            let lead = format!("{:<10}   {:<16} {:<9}  ", "", v.name, v.role.to_string());
+            println!("{}", wrapped(&lead, v.about));
         }
     }
     Ok(())
@@ -805,6 +829,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         };
+    }
+    // Output piped into a reader that stops early (`| head`) ends ffiprof quietly, as it
+    // ends other tools, rather than with a panic at the next line printed.
+    // SAFETY: setting a signal's disposition to its default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     // One mapping from how the command ended to the status (ffiprof::Outcome, Error).
     match try_main(Cli::parse()) {

@@ -249,9 +249,9 @@ pub fn table(cases: &[CaseResult]) -> String {
         "ratio [95% CI]",
         "instr/call",
         "batch",
-        "case",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut notes = String::new();
     for case in cases {
         let head = &case.header;
         let base_instructions = case.variants.first().and_then(|b| b.instructions);
@@ -284,11 +284,12 @@ pub fn table(cases: &[CaseResult]) -> String {
                 }),
                 v.instructions.map_or("-".to_owned(), |i| format!("{:.1}", i.per_call)),
                 v.batch.to_string(),
-                if v.role == Role::Baseline { case_note(head) } else { String::new() },
             ]);
         }
+        let _ = writeln!(notes, "{}/{}: {}", head.name, head.input, case_note(head));
     }
     let mut out = fmt::table(&header, &rows, 3);
+    out.push_str(&notes);
     out.push_str(
         "* measurable: the ratio's interval clears 1, the case's noise floor and its placement \
          floor, and every placement pair's median ratio lies on the same side\n\

@@ -191,11 +191,30 @@ pub fn table(read: &[LoopAudit], missing: &[Unavailable]) -> String {
         LoopSide::C => "C",
         LoopSide::CrossLanguageLto => "Rust+C, LTO",
     };
+    // A finding longer than a terminal's last column takes is shortened in the table and
+    // said in full once below it, by its number.
+    const FINDING: usize = 60;
+    let mut in_full: Vec<String> = Vec::new();
     let rows: Vec<Vec<String>> = read
         .iter()
         .map(|a| {
             let loops: Vec<String> =
                 a.loops.iter().map(|(at, n)| format!("+{at} ({n} instr)")).collect();
+            let sentence = a.sentence();
+            let finding = if sentence.chars().count() <= FINDING {
+                sentence
+            } else {
+                let n = match in_full.iter().position(|s| *s == sentence) {
+                    Some(i) => i + 1,
+                    None => {
+                        in_full.push(sentence.clone());
+                        in_full.len()
+                    }
+                };
+                let mark = format!("… [{n}]");
+                let cut: String = sentence.chars().take(FINDING - mark.chars().count()).collect();
+                format!("{}{mark}", cut.trim_end())
+            };
             vec![
                 a.workload.clone(),
                 a.function.clone(),
@@ -203,12 +222,15 @@ pub fn table(read: &[LoopAudit], missing: &[Unavailable]) -> String {
                 side(a.side).to_owned(),
                 a.placement.to_string(),
                 loops.join(", "),
-                a.sentence(),
+                finding,
             ]
         })
         .collect();
     let header = ["workload", "function", "variants", "code", "placement", "loops", "finding"];
     let mut out = crate::fmt::table(&header, &rows, header.len());
+    for (i, s) in in_full.iter().enumerate() {
+        out.push_str(&format!("[{}] {s}\n", i + 1));
+    }
     for m in missing {
         out.push_str(&format!("not loaded here: {}: {}\n", m.variant, m.why));
     }

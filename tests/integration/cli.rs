@@ -4,6 +4,7 @@ use crate::common::{self, ffiprof, run, usage_error};
 #[test]
 fn list_names_every_workload_and_variant() {
     let text = run(ffiprof().arg("list")).success().stdout;
+    crate::readme::shown("list", &text);
     for w in ffiprof::workload::catalogue() {
         assert!(text.contains(w.name), "list lacks {}", w.name);
         for v in &w.variants {
@@ -19,10 +20,11 @@ fn list_names_every_workload_and_variant() {
 fn quick_bench_writes_json_of_the_documented_shape() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.json");
-    run(ffiprof().args(["bench", "plusone", "--quick", "--json"]).arg(&path))
+    let ran = run(ffiprof().args(["bench", "plusone", "--quick", "--json"]).arg(&path))
         .success()
         .stdout_has("per-call")
         .stdout_has("ns/call");
+    crate::readme::shown("bench", &ran.stdout);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(json["schema_version"], 3);

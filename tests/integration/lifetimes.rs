@@ -239,6 +239,16 @@ fn every_planted_error_is_told_with_its_sides_and_counted_exactly() {
         assert_eq!(ran.stdout, String::from_utf8_lossy(&bare.stdout));
         exact(&c, build);
         assert!(ran.stderr.contains("C's c_read_held"), "{}", ran.stderr);
+        if flags.len() == 1 {
+            // What the terminal says, the README's example (the paths of the run left out).
+            let said: String = ran
+                .stderr
+                .lines()
+                .filter(|l| !l.starts_with("wrote ") && !l.starts_with("ffiprof: "))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            common::golden("lifetimes.txt", &said);
+        }
         let md = std::fs::read_to_string(out.join("lifetimes.md")).unwrap();
         assert!(md.contains("use-after-move") && md.contains("C kept the pointer"), "{md}");
         let svg = std::fs::read_to_string(out.join("access.svg")).unwrap();

@@ -30,6 +30,7 @@ mod memory_correct;
 mod memory_ownership;
 mod per_call_xlto;
 mod profile;
+mod readme;
 mod record;
 mod record_off_cpu;
 mod report;
