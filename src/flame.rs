@@ -41,6 +41,19 @@ pub(crate) fn legend() -> String {
     format!("colours: {}", parts.join(", "))
 }
 
+/// Characters of a title that fit the image's width (1 200 px, inferno's 17 px title font)
+/// with room to spare: a longer one is cut, its end marked.
+const TITLE_CHARS: usize = 90;
+
+/// `title`, cut to [`TITLE_CHARS`] where longer (a command line, a long program name).
+fn fitted_title(title: &str) -> String {
+    if title.chars().count() <= TITLE_CHARS {
+        return title.to_owned();
+    }
+    let cut: String = title.chars().take(TITLE_CHARS - 1).collect();
+    format!("{}…", cut.trim_end())
+}
+
 fn render_err(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Render { what: what.to_owned(), source }
 }
@@ -53,7 +66,7 @@ fn draw(
     count_name: &str,
 ) -> Result<Vec<u8>> {
     let mut options = inferno::flamegraph::Options::default();
-    options.title = title.to_owned();
+    options.title = fitted_title(title);
     options.subtitle = Some(subtitle);
     options.count_name = count_name.to_owned();
     options.palette_map = palette;
@@ -110,6 +123,15 @@ pub(crate) fn differential(before: &str, after: &str, title: &str) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_title_is_cut_to_fit_the_image() {
+        assert_eq!(fitted_title("pow / chain / per-call"), "pow / chain / per-call");
+        let long = format!("bytes live at the heap's peak: {}", "./prog --flag ".repeat(20));
+        let fitted = fitted_title(&long);
+        assert_eq!(fitted.chars().count(), TITLE_CHARS);
+        assert!(fitted.ends_with('…') && fitted.starts_with("bytes live at the heap's peak"));
+    }
     use crate::stacks::Language::*;
 
     #[test]
@@ -126,6 +148,8 @@ mod tests {
         assert!(svg.contains(&rgb(language_color(Rust))), "no Rust-coloured frame");
         assert!(svg.contains(&rgb(language_color(CRuntime))), "no C-runtime-coloured frame");
         assert!(svg.contains("colours: rust = orange"));
+        // The legend once: as the subtitle, not in the title too.
+        assert_eq!(svg.matches("colours:").count(), 1);
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub mod lifetimes;
 pub mod measure;
 pub mod memory;
 pub mod profile;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod run;

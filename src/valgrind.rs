@@ -64,6 +64,9 @@ impl Tool<'_> {
             .arg(program)
             .args(args);
         let _ = crate::ffi::interrupt_flag();
+        let tool = self.args.iter().find_map(|a| a.strip_prefix("--tool=")).unwrap_or("valgrind");
+        let name = program.file_name().map_or(program.as_os_str(), |n| n).to_string_lossy();
+        crate::progress::running(format!("running {name} under {tool}"));
         let start = Instant::now();
         let status =
             cmd.status().map_err(|e| Error::Internal(format!("cannot start valgrind: {e}")))?;

@@ -223,6 +223,7 @@ pub fn count(options: &Options) -> Result<Outcome> {
     let environment = Environment::detect();
     let (ran, measured) = counts(options, checked, &raw)?;
     let post = Instant::now();
+    crate::progress::stage("reading callgrind's files and the boundary's edges");
     let graphs = callgrind::read_graphs(&ran.files)?;
     let mut notes = Vec::new();
     let cost_model = cost_model(from_report, measured, &mut notes);

@@ -97,6 +97,7 @@ fn guarded(
 ) -> Result<LifetimeCensus> {
     use crate::memory::native;
     let ran = native::run(command, raw, options.trace_children, 0, options.guard)?;
+    crate::progress::stage("telling each fault's sides and allocators");
     let mut symbolizer = crate::symbol::FileSymbolizer::default();
     let mut processes = Vec::new();
     let mut all = Vec::new();
@@ -337,6 +338,7 @@ pub fn census(options: &Options) -> Result<Outcome> {
         }
         (Source::Files(_), None) => unreachable!("files given are read above"),
     };
+    crate::progress::stage("telling each error's sides and allocators");
     write(build(ran), staging)
 }
 

@@ -123,6 +123,7 @@ pub fn census(options: &Options) -> Result<Outcome> {
             let raw = staging.path().join("heap");
             let run = native::run(command, &raw, options.trace_children, options.sample_bytes, 0)?;
             let post = Instant::now();
+            crate::progress::stage("replaying the heap log and naming the sites");
             let ran = execute::Ran {
                 files: Vec::new(),
                 status: run.status,
@@ -145,6 +146,7 @@ pub fn census(options: &Options) -> Result<Outcome> {
             let raw = staging.path().join("dhat");
             let ran = execute::dhat_files(options, &raw)?;
             let post = Instant::now();
+            crate::progress::stage("reading DHAT's files and naming the sites");
             let files = match given {
                 Some(files) => files,
                 None => ran.files.iter().map(|f| dhat::read(f)).collect::<Result<_>>()?,

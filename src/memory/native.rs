@@ -103,6 +103,12 @@ pub(crate) fn run(
     }
     // Ctrl-C reaches the program; ffiprof stays to read what it logged.
     let _ = crate::ffi::interrupt_flag();
+    let name = program.file_name().map_or(program.as_os_str(), |n| n).to_string_lossy();
+    crate::progress::running(if guard > 0 {
+        format!("running {name} with guard pages")
+    } else {
+        format!("running {name} with the heap interposer")
+    });
     let start = Instant::now();
     let no_such = |e: std::io::Error| Error::NoSuchProgram {
         program: program.display().to_string(),

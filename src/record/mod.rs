@@ -264,6 +264,10 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
             attached.running()
         }
     };
+    crate::progress::running(match options.target.command_line() {
+        Some(command) => format!("recording {}", command.join(" ")),
+        None => format!("recording process {}", running.pid()),
+    });
     let start = ffi::monotonic_ns();
     let started = Instant::now();
     let cpu_at_start = ffi::own_cpu_seconds();
@@ -285,6 +289,7 @@ pub fn record(options: &Options, interrupted: &AtomicBool) -> Result<Recorded> {
     let end = ffi::monotonic_ns();
     collector.apply_all(session.in_order(true));
     let done_recording = Instant::now();
+    crate::progress::stage("symbolizing the stacks, writing flamegraphs and profiles");
     let recorder_cpu = ffi::own_cpu_seconds() - cpu_at_start;
     let recording_thread_cpu_ns = ffi::thread_cpu_ns().saturating_sub(thread_cpu_at_start);
     let resolved = background.map(symbolize::Background::finish).unwrap_or_default();

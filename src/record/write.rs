@@ -70,19 +70,10 @@ fn write_off_cpu(s: &Analysis, out: &Path) -> Result<()> {
         return Ok(());
     };
     let Some(files) = &r.files else { return Ok(()) };
-    let title = format!(
-        "{}: where threads wait, off CPU — {:.3} s blocked ({})",
-        s.program,
-        r.with_stack_seconds,
-        flame::legend()
-    );
+    let title = format!("{}: where threads wait, {:.3} s blocked", s.program, r.with_stack_seconds);
     draw_counting(profile, OFF_CPU, &title, "µs", out)?;
     if let Some(wall) = &s.wall {
-        let title = format!(
-            "{}: where the time went, on CPU and off ([blocked], [waiting for a CPU]) ({})",
-            s.program,
-            flame::legend()
-        );
+        let title = format!("{}: where the time went, on CPU and off", s.program);
         draw_counting(wall, WALL, &title, "µs", out)?;
     }
     let values: Vec<Vec<i64>> = profile
@@ -137,11 +128,8 @@ pub(crate) fn write_all(
                 }
                 Job::All => {
                     let title = format!(
-                        "{}: all threads — {} ({} samples, {})",
-                        s.program,
-                        c.event,
-                        s.recording.overall.boundary.samples,
-                        flame::legend()
+                        "{}: all threads, {}, {} samples",
+                        s.program, c.event, s.recording.overall.boundary.samples
                     );
                     draw(&s.labelled, ALL_THREADS, &title, out)?;
                     let comment = format!("ffiprof record {}; {}", s.program, flame::legend());

@@ -133,3 +133,60 @@ fn sampler_cost_and_compare_reject_bad_inputs_with_exit_2() {
         usage_error(args, message);
     }
 }
+
+/// Runs `args` with stderr on a pseudo-terminal (as a user's terminal) and returns what
+/// was drawn there.
+fn stderr_on_a_terminal(args: &[&str]) -> String {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors, owned here from then on.
+    let made = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(made, 0, "openpty");
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut child = ffiprof().args(args).stderr(std::process::Stdio::from(slave)).spawn().unwrap();
+    let mut reader = std::fs::File::from(master);
+    let mut drawn = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The terminal reads until the last writer closes (EIO on Linux).
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        drawn.extend_from_slice(&buf[..n]);
+    }
+    child.wait().unwrap();
+    String::from_utf8_lossy(&drawn).into_owned()
+}
+
+/// A long command says where it is on a terminal (the program running, the
+/// post-processing), and nothing of it where stderr is a file or a pipe.
+#[test]
+fn long_commands_show_progress_on_a_terminal_only() {
+    if !common::valgrind_here("cli::long_commands_show_progress_on_a_terminal_only") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("a");
+    let args = ["lifetimes", "--out", out.to_str().unwrap(), "--", "sh", "-c", "sleep 1.5"];
+    let drawn = stderr_on_a_terminal(&args);
+    assert!(drawn.contains("running sh under memcheck ("), "{drawn:?}");
+    assert!(drawn.contains("telling each error's sides"), "{drawn:?}");
+    assert!(drawn.contains("memcheck found no error"), "the result follows: {drawn:?}");
+    let piped = run(ffiprof().args(["lifetimes", "--out"]).arg(tmp.path().join("b")).args([
+        "--",
+        "sh",
+        "-c",
+        "sleep 1.5",
+    ]));
+    assert!(!piped.stderr.contains("running sh"), "{}", piped.stderr);
+    assert!(piped.stderr.contains("memcheck found no error"), "{}", piped.stderr);
+}

@@ -43,9 +43,8 @@ fn mask(line: &str) -> String {
         if digit(i) || (c[i] == '-' && digit(i + 1)) {
             i += 1;
             loop {
-                if digit(i) {
-                    i += 1;
-                } else if matches!(c.get(i), Some('.') | Some(',')) && digit(i + 1) {
+                let separator = matches!(c.get(i), Some('.') | Some(','));
+                if digit(i) || (separator && digit(i + 1)) {
                     i += 1;
                 } else if c.get(i) == Some(&' ') && (1..=3).all(|k| digit(i + k)) && !digit(i + 4) {
                     i += 4;
