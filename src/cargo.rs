@@ -262,6 +262,7 @@ pub fn program(
         return Ok(command);
     }
     let target = selection.find_target()?;
+    crate::progress::stage("building the program with cargo");
     let built = build(&target, &Recipe::release())?;
     say(&format!(
         "built {} ({} of {} units compiled, {:.1} s)",
@@ -275,6 +276,7 @@ pub fn program(
     } else {
         // As cargo-flamegraph does: the profile's own settings, with line tables and
         // symbols, which the samplers and the heap census read.
+        crate::progress::stage("building the program again with line tables");
         let lined = build(&target, &Recipe::with_line_tables())?;
         say(&format!(
             "the release profile builds it without debug information: built again with line \

@@ -511,6 +511,7 @@ mod tests {
             (Error::UserBuild { command: s(), status: 101, tail: s() }, 2),
             (Error::Toolchain(NoToolchain::NoRustc { rustc: "rustc".into() }), 2),
             (Error::NotDhat { path: "p".into(), reason: s() }, 2),
+            (Error::NotMemcheck { path: "p".into(), reason: s() }, 2),
             (Error::Pprof(s()), 1),
             (Error::Symbolize(s()), 1),
             (Error::Render { what: s(), source: io() }, 1),

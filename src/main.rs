@@ -15,7 +15,7 @@ use args::*;
 
 /// `command`, or with cargo's flags the built target and `command` as its arguments.
 fn built_program(cargo: CargoArgs, command: Vec<OsString>) -> ffiprof::Result<Vec<OsString>> {
-    ffiprof::cargo::program(&cargo.selection(), command, &mut |s| ffiprof::progress::stage(s))
+    ffiprof::cargo::program(&cargo.selection(), command, &mut |s| ffiprof::progress::say(s))
 }
 
 fn duel(args: DuelArgs) -> ffiprof::Result<()> {
