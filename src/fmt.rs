@@ -134,6 +134,15 @@ fn collapse_brackets(name: &str) -> Option<String> {
     open.is_empty().then_some(out)
 }
 
+/// A count per call: whole where it is (`1`, `0`), else to two decimals (`0.25`).
+pub(crate) fn per_call_count(x: f64) -> String {
+    if (x - x.round()).abs() < 0.005 {
+        format!("{:.0}", x.round() + 0.0)
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 /// Aligned plain-text table: the first `text_columns` columns left-aligned, the rest
 /// (figures) right-aligned, a rule under the header.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>], text_columns: usize) -> String {

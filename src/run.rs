@@ -182,6 +182,17 @@ fn add_instructions(report: &mut Report, counts: &[instructions::Counted]) {
     }
 }
 
+/// Adds allocations per call to every variant of `report` and judges its cases again
+/// with them.
+fn add_allocations(report: &mut Report, counts: &[crate::measure::allocations::Counted]) {
+    for case in &mut report.workloads {
+        let variants = case.variants.iter_mut().map(|v| &mut v.timing);
+        crate::measure::allocations::attach(counts, &case.header, variants);
+        case.verdict = report::verdicts(&case.header, &case.variants, case.inlining.as_ref());
+        case.answers = report::answers(case);
+    }
+}
+
 fn add_note(report: &mut Report, note: String) {
     if !report.notes.contains(&note) {
         report.notes.push(note);
@@ -343,6 +354,13 @@ pub fn run(
     match joined_counts(counting, &unavailable) {
         Ok(counts) => add_instructions(&mut report, &counts),
         Err(note) => report.notes.push(note),
+    }
+    // Allocations per call: ffiprof's batches once more, under its heap interposer.
+    let allocations = measure::ffiprof_exe(options.counting_exe.as_deref())
+        .and_then(|exe| crate::measure::allocations::count(&exe, workloads));
+    match allocations {
+        Ok(counts) => add_allocations(&mut report, &counts),
+        Err(e) => report.notes.push(format!("allocations per call not counted: {e}")),
     }
     on_step(Step::Done);
     for kind in SamplerKind::ALL {

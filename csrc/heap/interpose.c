@@ -59,7 +59,7 @@ extern char **environ;
 #define EXPORT __attribute__((visibility("default")))
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
-enum kind { K_ALLOC = 1, K_FREE = 2, K_REALLOC = 3, K_STACK = 4, K_MAPS = 5, K_CMD = 6, K_SKIP = 7, K_END = 8, K_LOST = 9, K_FAULT = 10, K_SLACK = 11 };
+enum kind { K_ALLOC = 1, K_FREE = 2, K_REALLOC = 3, K_STACK = 4, K_MAPS = 5, K_CMD = 6, K_SKIP = 7, K_END = 8, K_LOST = 9, K_FAULT = 10, K_SLACK = 11, K_MARK = 12 };
 /* Event flags. */
 enum { F_SAMPLED = 1, F_CXX = 2, F_DOUBLE_FREE = 4, F_NEVER_ALLOCATED = 8, F_MOVED = 16, F_GUARDED = 32, F_WRITE = 64 };
 
@@ -1161,6 +1161,16 @@ DELETE_HOOK(_ZdlPvSt11align_val_t, (void *p, size_t a), (p, a))
 DELETE_HOOK(_ZdaPvSt11align_val_t, (void *p, size_t a), (p, a))
 DELETE_HOOK(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t a), (p, n, a))
 DELETE_HOOK(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t a), (p, n, a))
+
+/* A mark in the log (`ffiprof __count-allocations` bounds each batch it runs with two):
+ * the events between two marks are the batch's. */
+EXPORT void ffiprof_heap_mark(uint64_t id) {
+    if (!enter()) return;
+    take();
+    append(K_MARK, 0, &id, 1);
+    give();
+    leave();
+}
 
 /* fork keeps the log consistent: registered once, at load. */
 static void setup(void) __attribute__((constructor(101)));

@@ -149,7 +149,14 @@ pub(crate) fn language(function: &super::callgrind::Function) -> Language {
         line: None,
         inlined: false,
     };
-    classify(0, &frame)
+    match classify(0, &frame) {
+        // A trampoline written in Rust (profiles draw ffiprof's own as glue) is the Rust
+        // code C calls: the call into it crosses.
+        Language::Glue if function.name.contains("::") && function.name.contains("_trampoline") => {
+            Language::Rust
+        }
+        language => language,
+    }
 }
 
 /// valgrind's own objects preloaded into the program: not the program's code.

@@ -65,7 +65,7 @@ pub(crate) fn errors(log: &Log, symbolizer: &mut FileSymbolizer) -> Vec<Lifetime
                     freed.insert(ptr, (block, side, flags & flag::MOVED != 0));
                 }
             }
-            Event::Realloc { .. } => {}
+            Event::Realloc { .. } | Event::Mark { .. } => {}
             Event::Fault { address, block, size, stack, ip, flags } => {
                 let access = if flags & flag::WRITE != 0 { Access::Write } else { Access::Read };
                 let (kind, alloc, free) = if let Some(b) = live.get(&block) {

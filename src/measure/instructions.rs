@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use super::counters::Availability;
+use super::paired::CrossingsPerCall;
 pub use super::paired::InstructionCount;
 use super::paired::PairedVariant;
 use super::CaseHeader;
@@ -58,13 +59,13 @@ pub(crate) fn availability() -> Availability {
 }
 
 /// Calls per counted batch: a tenth of an iteration, at least one.
-fn length(input: &Input) -> u64 {
+pub(crate) fn length(input: &Input) -> u64 {
     (input.calls_per_iteration / 10).max(1)
 }
 
 /// Labels of the batches [`run_batches`] runs, in order: `(workload, input, variant)`
 /// with the control named as the paired engine names it, each twice (n, then 2n).
-fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
+pub(crate) fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for w in workloads {
         for input in &w.inputs {
@@ -81,9 +82,12 @@ fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
 }
 
 /// Runs every variant of `workloads` (and a control instance of each baseline) at n and
-/// 2n calls, each batch through [`ffiprof_counted_batch`], on one shared input per case,
-/// in the order the parent expects. What `ffiprof __count-instructions` does under callgrind.
-pub fn run_batches(workloads: &[Workload]) -> Result<()> {
+/// 2n calls, each batch through `batch`, on one shared input per case, in the order
+/// [`labels`] gives: what the counting commands run.
+pub(crate) fn each_batch(
+    workloads: &[Workload],
+    batch: &mut dyn FnMut(&mut dyn Runner, u64),
+) -> Result<()> {
     for w in workloads {
         for input in &w.inputs {
             let shared = (w.share)(input);
@@ -98,21 +102,30 @@ pub fn run_batches(workloads: &[Workload]) -> Result<()> {
             for runner in &mut runners {
                 // Warm at the longer length: first-call effects and heap growth out.
                 std::hint::black_box(runner.run(2 * n));
-                ffiprof_counted_batch(runner.as_mut(), n);
-                ffiprof_counted_batch(runner.as_mut(), 2 * n);
+                batch(runner.as_mut(), n);
+                batch(runner.as_mut(), 2 * n);
             }
         }
     }
     Ok(())
 }
 
-/// The instruction total of each part callgrind dumped after a counted batch, in order.
-fn after_parts(dir: &Path) -> Result<Vec<u64>> {
+/// Every batch through [`ffiprof_counted_batch`]: what `ffiprof __count-instructions`
+/// does under callgrind.
+pub fn run_batches(workloads: &[Workload]) -> Result<()> {
+    each_batch(workloads, &mut |runner, n| {
+        ffiprof_counted_batch(runner, n);
+    })
+}
+
+/// The instruction total of each part callgrind dumped after a counted batch, with its
+/// file, in order.
+fn after_parts(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>> {
     let read = |path: &Path| {
         std::fs::read_to_string(path)
             .map_err(|source| Error::Read { path: path.to_owned(), source })
     };
-    let mut parts: Vec<(u64, u64)> = Vec::new();
+    let mut parts: Vec<(u64, u64, std::path::PathBuf)> = Vec::new();
     for entry in
         std::fs::read_dir(dir).map_err(|source| Error::Read { path: dir.to_owned(), source })?
     {
@@ -128,7 +141,7 @@ fn after_parts(dir: &Path) -> Result<Vec<u64>> {
         let part = field("part:").and_then(|p| p.parse().ok());
         let total = field("totals:").or_else(|| field("summary:")).and_then(|t| t.parse().ok());
         match (part, total) {
-            (Some(part), Some(total)) => parts.push((part, total)),
+            (Some(part), Some(total)) => parts.push((part, total, path)),
             _ => {
                 return Err(Error::Internal(format!(
                     "callgrind part {} has no part number or total",
@@ -138,11 +151,32 @@ fn after_parts(dir: &Path) -> Result<Vec<u64>> {
         }
     }
     parts.sort_unstable();
-    Ok(parts.into_iter().map(|(_, total)| total).collect())
+    Ok(parts.into_iter().map(|(_, total, path)| (total, path)).collect())
 }
 
-/// One count: `(workload, input, variant, count)`.
-pub(crate) type Counted = (String, String, String, InstructionCount);
+/// The boundary's calls in one part callgrind dumped: (Rust to C, C to Rust, of the first
+/// those into the C runtime), the C runtime counted as C.
+fn crossings_in(part: &Path) -> Result<(u64, u64, u64)> {
+    use crate::crossings::census::{crossings, Direction};
+    let bytes =
+        std::fs::read(part).map_err(|source| Error::Read { path: part.to_owned(), source })?;
+    let graph = crate::crossings::callgrind::parse(&bytes);
+    let (counted, _) = crossings(&graph);
+    let mut calls = (0u64, 0u64, 0u64);
+    for c in counted {
+        match c.direction {
+            Direction::RustToC => calls.0 += c.calls,
+            Direction::RustToCRuntime => {
+                (calls.0, calls.2) = (calls.0 + c.calls, calls.2 + c.calls)
+            }
+            Direction::CToRust | Direction::CRuntimeToRust => calls.1 += c.calls,
+        }
+    }
+    Ok(calls)
+}
+
+/// One count: `(workload, input, variant, instructions, crossings)`.
+pub(crate) type Counted = (String, String, String, InstructionCount, Option<CrossingsPerCall>);
 
 /// Puts each count of `counts` that belongs to the case `header` into its variant.
 pub(crate) fn attach<'a>(
@@ -151,10 +185,11 @@ pub(crate) fn attach<'a>(
     variants: impl Iterator<Item = &'a mut PairedVariant>,
 ) {
     for v in variants {
-        v.instructions = counts
+        let found = counts
             .iter()
-            .find(|(w, i, name, _)| *w == header.name && *i == header.input && *name == v.name)
-            .map(|c| c.3);
+            .find(|(w, i, name, ..)| *w == header.name && *i == header.input && *name == v.name);
+        v.instructions = found.map(|c| c.3);
+        v.crossings_per_call = found.and_then(|c| c.4);
     }
 }
 
@@ -205,7 +240,17 @@ pub fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
             let mut baseline = None;
             let subjects = w.available_variants().0.len() + 1;
             for (pair, (workload, input, variant)) in batches.by_ref().take(subjects) {
-                let per_call = (pair[1] as f64 - pair[0] as f64) / n;
+                let per_call = (pair[1].0 as f64 - pair[0].0 as f64) / n;
+                // A part that cannot be read leaves the crossings uncounted, not the
+                // instructions.
+                let crossings = crossings_in(&pair[0].1).and_then(|short| {
+                    let long = crossings_in(&pair[1].1)?;
+                    Ok(CrossingsPerCall {
+                        rust_to_c: (long.0 as f64 - short.0 as f64) / n,
+                        c_to_rust: (long.1 as f64 - short.1 as f64) / n,
+                        into_c_runtime: (long.2 as f64 - short.2 as f64) / n,
+                    })
+                });
                 let overhead_per_call = baseline.map(|b| per_call - b);
                 baseline.get_or_insert(per_call);
                 counted.push((
@@ -213,6 +258,7 @@ pub fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
                     input,
                     variant,
                     InstructionCount { per_call, overhead_per_call },
+                    crossings.ok(),
                 ));
             }
         }

@@ -6,6 +6,7 @@
 //! paired table. Where the machine has hardware counters, [`counters`] counts
 //! instructions and cycles per call.
 
+pub(crate) mod allocations;
 pub(crate) mod counters;
 pub mod harness;
 pub(crate) mod instructions;
@@ -161,6 +162,22 @@ pub fn attach_instruction_counts(
     Ok(())
 }
 
+/// Counts allocations per call of every variant of `workloads` with the heap interposer
+/// (the executable, `options.exe` or this one, serving [`serve_child`]) and attaches them
+/// to `cases`.
+pub fn attach_allocation_counts(
+    cases: &mut [CaseResult],
+    workloads: &[Workload],
+    options: &Options,
+) -> Result<()> {
+    let exe = ffiprof_exe(options.exe.as_deref())?;
+    let counts = allocations::count(&exe, workloads)?;
+    for case in cases {
+        allocations::attach(&counts, &case.header, case.variants.iter_mut());
+    }
+    Ok(())
+}
+
 /// The ffiprof binary to start for hidden commands: `exe` if given, else this process's
 /// executable.
 pub fn ffiprof_exe(exe: Option<&Path>) -> Result<PathBuf> {
@@ -273,6 +290,11 @@ pub fn serve_child(args: &[String]) -> Option<Result<String>> {
                 .and_then(|workloads| run_batches(&workloads))
                 .map(|()| String::new()),
         ),
+        [command, rest @ ..] if command == allocations::COMMAND => Some(
+            crate::workload::select(rest)
+                .and_then(|workloads| allocations::run_batches(&workloads))
+                .map(|()| String::new()),
+        ),
         _ => None,
     }
 }
@@ -346,6 +368,9 @@ pub fn bench(
     if options.count_instructions {
         if let Err(why) = attach_instruction_counts(&mut results.workloads, workloads, options) {
             results.notes.push(format!("instructions per call not counted: {why}"));
+        }
+        if let Err(why) = attach_allocation_counts(&mut results.workloads, workloads, options) {
+            results.notes.push(format!("allocations per call not counted: {why}"));
         }
     }
     if let Some(file) = json_file {

@@ -170,6 +170,90 @@ pub struct InstructionCount {
     pub overhead_per_call: Option<f64>,
 }
 
+/// Crossings of the boundary per call of one variant, counted under callgrind beside its
+/// instructions (the C runtime counts as C: libm's `pow`, `malloc`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CrossingsPerCall {
+    /// Calls from Rust into C, C++ or the C runtime.
+    pub rust_to_c: f64,
+    /// Calls from C, C++ or the C runtime into Rust (callbacks).
+    pub c_to_rust: f64,
+    /// Of `rust_to_c`, the calls into the C runtime (libc's `malloc`, `memchr`, libm).
+    #[serde(default)]
+    pub into_c_runtime: f64,
+}
+
+impl CrossingsPerCall {
+    /// Both ways.
+    pub fn total(&self) -> f64 {
+        self.rust_to_c + self.c_to_rust
+    }
+
+    /// For a table: `1`, or `1 + 1 back` with callbacks.
+    pub fn cell(&self) -> String {
+        let n = |x: f64| crate::fmt::per_call_count(x);
+        if self.c_to_rust == 0.0 {
+            n(self.rust_to_c)
+        } else {
+            format!("{} + {} back", n(self.rust_to_c), n(self.c_to_rust))
+        }
+    }
+}
+
+/// Blocks and bytes per call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlocksPerCall {
+    /// Allocations (a `realloc` is one).
+    pub blocks: f64,
+    /// Bytes asked for.
+    pub bytes: f64,
+}
+
+/// Allocations per call of one variant, by the allocator that served them, counted with
+/// the heap interposer in a run apart from the timed ones ([`super::allocations`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct AllocationsPerCall {
+    /// Rust's global allocator.
+    pub rust: BlocksPerCall,
+    /// C's malloc, called from any language.
+    pub c: BlocksPerCall,
+    /// C++'s operator new.
+    #[serde(rename = "c++")]
+    pub cxx: BlocksPerCall,
+    /// Served by an allocator the machine code does not tell.
+    #[serde(default)]
+    pub unknown: BlocksPerCall,
+}
+
+impl AllocationsPerCall {
+    /// Blocks per call, every allocator.
+    pub fn blocks(&self) -> f64 {
+        self.rust.blocks + self.c.blocks + self.cxx.blocks + self.unknown.blocks
+    }
+
+    /// Each allocator with its blocks per call, those with none left out.
+    pub fn by_family(&self) -> Vec<(&'static str, BlocksPerCall)> {
+        [("rust", self.rust), ("c", self.c), ("c++", self.cxx), ("unknown", self.unknown)]
+            .into_iter()
+            .filter(|(_, b)| b.blocks != 0.0)
+            .collect()
+    }
+
+    /// For a table: `0`, `1 rust`, `1 rust, 2 c`.
+    pub fn cell(&self) -> String {
+        let parts: Vec<String> = self
+            .by_family()
+            .iter()
+            .map(|(f, b)| format!("{} {f}", crate::fmt::per_call_count(b.blocks)))
+            .collect();
+        if parts.is_empty() {
+            "0".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
 /// How far a variant's ratio moves with code placement: the lowest and highest ratio of
 /// a (variant's placement, baseline's placement) pair, from an additive model of the pairs'
 /// median ratios (see `placement_range` in this module's source).
@@ -236,6 +320,12 @@ pub struct PairedVariant {
     /// the engine leaves it empty.
     #[serde(default)]
     pub instructions: Option<InstructionCount>,
+    /// Crossings per call, where counted (under callgrind, beside the instructions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossings_per_call: Option<CrossingsPerCall>,
+    /// Allocations per call by allocator, where counted (with the heap interposer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations_per_call: Option<AllocationsPerCall>,
     /// How many placements of its code the subject ran at (1: one copy).
     #[serde(default = "one")]
     pub placements: usize,
@@ -624,6 +714,8 @@ fn summarize(
                 overhead_ns_per_call: relative.map(|r| r.0),
                 ratio: relative.map(|r| r.1),
                 instructions: None,
+                crossings_per_call: None,
+                allocations_per_call: None,
                 placements,
                 placement: (i > 0).then(|| placement_range(rounds, i)).flatten(),
             }
@@ -751,6 +843,8 @@ pub fn pool(cases: &[PairedCase]) -> Option<PairedCase> {
                 overhead_ns_per_call: optional(|v| v.overhead_ns_per_call),
                 ratio: optional(|v| v.ratio),
                 instructions: None,
+                crossings_per_call: None,
+                allocations_per_call: None,
                 placements: all[0].placements,
                 placement: all.iter().filter_map(|v| v.placement).reduce(|a, b| a.union(&b)),
             }
@@ -905,6 +999,8 @@ mod tests {
                 overhead_ns_per_call: r.map(|r| iv(10.0 * (r - 1.0))),
                 ratio: r.map(iv),
                 instructions: None,
+                crossings_per_call: None,
+                allocations_per_call: None,
                 placements: 1,
                 placement: None,
             };

@@ -248,6 +248,8 @@ pub fn table(cases: &[CaseResult]) -> String {
         "overhead ns/call [95% CI]",
         "ratio [95% CI]",
         "instr/call",
+        "crossings/call",
+        "allocs/call",
         "batch",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -283,6 +285,8 @@ pub fn table(cases: &[CaseResult]) -> String {
                     format!("{}{mark}", with_interval(r, ratio_figure))
                 }),
                 v.instructions.map_or("-".to_owned(), |i| format!("{:.1}", i.per_call)),
+                v.crossings_per_call.map_or("-".to_owned(), |c| c.cell()),
+                v.allocations_per_call.map_or("-".to_owned(), |a| a.cell()),
                 v.batch.to_string(),
             ]);
         }

@@ -23,6 +23,7 @@ const END: u64 = 8;
 const LOST: u64 = 9;
 const FAULT: u64 = 10;
 const SLACK: u64 = 11;
+const MARK: u64 = 12;
 
 /// The bytes the interposer maps at a time; a record never crosses one.
 const CHUNK: usize = 16 << 20;
@@ -58,6 +59,8 @@ pub(crate) enum Event {
     /// Guard mode: a guarded block's slack was found written at its free, first at
     /// `offset` from its start (negative before it).
     Slack { block: u64, size: u64, offset: i64, stack: u64, ip: u64 },
+    /// A mark the program put in the log (`ffiprof_heap_mark`): batches' bounds.
+    Mark { id: u64 },
 }
 
 impl Event {
@@ -69,6 +72,7 @@ impl Event {
             | Event::Realloc { ip, .. }
             | Event::Fault { ip, .. }
             | Event::Slack { ip, .. } => ip,
+            Event::Mark { .. } => 0,
         }
     }
 }
@@ -189,6 +193,7 @@ impl Record<'_> {
             FREE => 3,
             REALLOC => 5,
             FAULT | SLACK => 5,
+            MARK => 1,
             STACK => 1,
             _ => 0,
         }
@@ -211,6 +216,7 @@ impl Record<'_> {
             SLACK => {
                 Event::Slack { block: b(0), size: b(1), offset: b(2) as i64, stack: b(3), ip: b(4) }
             }
+            MARK => Event::Mark { id: b(0) },
             _ => return None,
         })
     }
@@ -308,7 +314,7 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
             return Err(format!("a record of kind {kind} at byte {} is short", at * 8));
         }
         match kind {
-            ALLOC | FREE | REALLOC | FAULT | SLACK => log.event_count += 1,
+            ALLOC | FREE | REALLOC | FAULT | SLACK | MARK => log.event_count += 1,
             STACK => {
                 let body = record.body();
                 log.stacks.insert(body[0], body[1..].to_vec());

@@ -474,7 +474,7 @@ impl Placer {
 
     /// The family of the allocator a side went through: C++'s where it came through the
     /// operators, else what its call reached.
-    fn family(&self, side: &Side) -> std::result::Result<Family, Untold> {
+    pub(crate) fn family(&self, side: &Side) -> std::result::Result<Family, Untold> {
         if side.cxx {
             return Ok(Family::Cxx);
         }

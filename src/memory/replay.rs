@@ -261,7 +261,7 @@ pub(crate) fn replay(events: impl IntoIterator<Item = Event>, sample_bytes: u64)
                 heap.realloc(old, new, size, Side { stack: 0, ip, cxx: cxx(flags) })
             }
             // Guard mode's findings: the lifetimes census reads them.
-            Event::Fault { .. } | Event::Slack { .. } => {}
+            Event::Fault { .. } | Event::Slack { .. } | Event::Mark { .. } => {}
         }
     }
     heap.finish()

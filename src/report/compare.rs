@@ -94,13 +94,28 @@ pub struct VariantChange {
     pub instructions: Change,
     /// C-side share before and after (perf sampler where present).
     pub c_side: Option<(f64, f64)>,
+    /// Crossings per call before and after (both ways), where both runs counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossings_per_call: Option<(f64, f64)>,
+    /// Allocations per call before and after (blocks, every allocator), where both runs
+    /// counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations_per_call: Option<(f64, f64)>,
 }
 
 impl VariantChange {
-    /// True when the metric says slower.
+    /// More crossings or allocations per call than before: counted, so any increase (past
+    /// rounding) is one.
+    pub fn counts_more(&self) -> bool {
+        let more = |p: Option<(f64, f64)>| p.is_some_and(|(a, b)| b > a + 0.005);
+        more(self.crossings_per_call) || more(self.allocations_per_call)
+    }
+
+    /// True when the metric says slower; counted work (instructions, crossings,
+    /// allocations per call) is what `instructions` judges.
     pub fn regressed(&self, metric: Metric) -> bool {
         let time = self.time == Change::Slower;
-        let instructions = self.instructions == Change::Slower;
+        let instructions = self.instructions == Change::Slower || self.counts_more();
         match metric {
             Metric::Time => time,
             Metric::Instructions => instructions,
@@ -244,6 +259,16 @@ pub fn compare(
                 instruction_change,
                 instructions,
                 c_side: c_side(ov).zip(c_side(nv)),
+                crossings_per_call: ov
+                    .timing
+                    .crossings_per_call
+                    .zip(nv.timing.crossings_per_call)
+                    .map(|(a, b)| (a.total(), b.total())),
+                allocations_per_call: ov
+                    .timing
+                    .allocations_per_call
+                    .zip(nv.timing.allocations_per_call)
+                    .map(|(a, b)| (a.blocks(), b.blocks())),
             });
         }
     }
@@ -318,7 +343,29 @@ pub fn markdown(c: &Comparison) -> String {
             if c.only_in_new.is_empty() { "none".to_owned() } else { c.only_in_new.join(", ") }
         );
     }
-    for (metric, name) in [(Metric::Time, "time"), (Metric::Instructions, "instructions")] {
+    let count = crate::fmt::per_call_count;
+    let counted: Vec<String> = c
+        .changes
+        .iter()
+        .filter_map(|ch| {
+            let mut said = Vec::new();
+            for (what, pair) in
+                [("crossings", ch.crossings_per_call), ("allocations", ch.allocations_per_call)]
+            {
+                if let Some((a, b)) = pair.filter(|(a, b)| (a - b).abs() > 0.005) {
+                    said.push(format!("{what} {} -> {}", count(a), count(b)));
+                }
+            }
+            (!said.is_empty()).then(|| {
+                format!("{}/{}/{}: {}", ch.workload, ch.input, ch.variant, said.join(", "))
+            })
+        })
+        .collect();
+    if !counted.is_empty() {
+        let _ = writeln!(out, "\nPer call, counted: {}.", counted.join("; "));
+    }
+    let counted_work = "counted work (instructions, crossings or allocations per call)";
+    for (metric, name) in [(Metric::Time, "time"), (Metric::Instructions, counted_work)] {
         let slower: Vec<String> = c
             .regressions(metric)
             .map(|r| format!("{}/{}/{}", r.workload, r.input, r.variant))

@@ -233,7 +233,7 @@ fn ratio(r: Option<&crate::measure::Interval>) -> String {
 }
 
 fn headline(out: &mut String, report: &Report) {
-    out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [95% CI]</th><th>overhead/call</th><th>ratio [95% CI]</th><th>instr/call</th><th>C side</th></tr>");
+    out.push_str("<table><tr><th>workload</th><th>input</th><th>variant</th><th>ns/call [95% CI]</th><th>overhead/call</th><th>ratio [95% CI]</th><th>instr/call</th><th>crossings/call</th><th>allocs/call</th><th>C side</th></tr>");
     for case in &report.workloads {
         let (name, input) = (escape(&case.header.name), escape(&case.header.input));
         for v in &case.variants {
@@ -241,7 +241,7 @@ fn headline(out: &mut String, report: &Report) {
             let i = &t.ns_per_call;
             let _ = write!(
                 out,
-                "<tr><td><a href=\"#{name}-{input}\">{name}</a></td><td>{input}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+                "<tr><td><a href=\"#{name}-{input}\">{name}</a></td><td>{input}</td><td>{}</td><td class=n>{} [{}, {}]</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td></tr>",
                 escape(&t.name),
                 ns(i.estimate),
                 ns(i.lower),
@@ -252,6 +252,8 @@ fn headline(out: &mut String, report: &Report) {
                     r.estimate, r.lower, r.upper
                 )),
                 instructions(v),
+                t.crossings_per_call.map_or("-".to_owned(), |c| c.cell()),
+                escape(&t.allocations_per_call.map_or("-".to_owned(), |a| a.cell())),
                 v.c_side().map_or("-".into(), |(s, _)| pct(s, 0))
             );
         }

@@ -78,15 +78,15 @@ fn header(out: &mut String, report: &Report) {
 fn headline(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
-        "| workload | input | variant | ns/call [95% CI] | overhead/call | ratio [95% CI] | instr/call | C side |"
+        "| workload | input | variant | ns/call [95% CI] | overhead/call | ratio [95% CI] | instr/call | crossings/call | allocs/call | C side |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for case in &report.workloads {
         for v in &case.variants {
             let t = &v.timing;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 case.header.name,
                 case.header.input,
                 t.name,
@@ -94,6 +94,8 @@ fn headline(out: &mut String, report: &Report) {
                 t.overhead_ns_per_call.as_ref().map_or("baseline".to_owned(), interval),
                 ratio_interval(t.ratio.as_ref()),
                 instructions(v),
+                t.crossings_per_call.map_or("-".to_owned(), |c| c.cell()),
+                t.allocations_per_call.map_or("-".to_owned(), |a| a.cell()),
                 v.c_side().map_or("-".to_owned(), |(s, _)| pct(s, 0))
             );
         }
@@ -103,8 +105,11 @@ fn headline(out: &mut String, report: &Report) {
         "\nns/call: {} over paired rounds (every variant, and a control instance of the \
          baseline, timed once per round in shuffled order on one shared input), with its {} \
          distribution-free interval; overhead and ratio per round against the same round's \
-         baseline; the control's spread is the case's noise floor. instr/call: {}. C side: \
-         share of samples whose innermost non-glue frame is C or the C runtime (perf sampler \
+         baseline; the control's spread is the case's noise floor. instr/call: {}. \
+         crossings/call: calls from Rust into C or the C runtime (and back into Rust, `back`) \
+         per call, under callgrind; allocs/call: blocks allocated per call by the allocator \
+         that served them, with the heap interposer; both counted in runs apart from the \
+         timed ones, at two run lengths. C side: share of samples whose innermost non-glue frame is C or the C runtime (perf sampler \
          where it ran, else pprof).\n",
         report.statistic,
         pct(report.confidence_level, 0),

@@ -22,6 +22,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result, Unavailability};
 use crate::measure::counters::{Availability, Counters};
 use crate::measure::instructions::same_work;
+use crate::measure::paired::{AllocationsPerCall, CrossingsPerCall};
 use crate::measure::paired::{Judgement, PairedVariant, PlacementRange};
 use crate::measure::{CaseHeader, Interval, Mode, Statistic};
 use crate::profile::SamplerProfile;
@@ -155,6 +156,12 @@ pub struct Verdict {
     pub control_ratio: Option<Interval>,
     /// Instructions per call of the variant and of the baseline, where counted.
     pub instructions: Option<(f64, f64)>,
+    /// Crossings per call of the variant and of the baseline, where counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossings: Option<(CrossingsPerCall, CrossingsPerCall)>,
+    /// Allocations per call of the variant and of the baseline, where counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<(AllocationsPerCall, AllocationsPerCall)>,
 }
 
 /// Judges every per-call variant of a case against its baseline: measurable where the
@@ -173,6 +180,8 @@ pub fn verdicts(
     let p = &header.paired;
     let base_instructions =
         variants.first().and_then(|b| b.timing.instructions).map(|i| i.per_call);
+    let base_crossings = variants.first().and_then(|b| b.timing.crossings_per_call);
+    let base_allocations = variants.first().and_then(|b| b.timing.allocations_per_call);
     let control_ratio =
         variants.iter().find(|v| v.timing.role == Role::Control).and_then(|v| v.timing.ratio);
     variants
@@ -208,6 +217,8 @@ pub fn verdicts(
                 placement: t.placement,
                 control_ratio: control_ratio.filter(|_| p.too_noisy),
                 instructions,
+                crossings: t.crossings_per_call.zip(base_crossings),
+                allocations: t.allocations_per_call.zip(base_allocations),
             })
         })
         .collect()

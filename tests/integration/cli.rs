@@ -67,6 +67,19 @@ fn quick_bench_writes_json_of_the_documented_shape() {
             assert!(v["ratio"]["estimate"].as_f64().unwrap() > 0.0);
         }
     }
+    // Crossings per call, counted under callgrind beside the instructions: one per item for
+    // the per-call loop, none for the batched loop, the inlined Rust or the LTO build.
+    if counted {
+        let crossings = |name: &str| {
+            let v = variants.iter().find(|v| v["name"] == name).unwrap();
+            let c = &v["crossings_per_call"];
+            c["rust_to_c"].as_f64().unwrap() + c["c_to_rust"].as_f64().unwrap()
+        };
+        assert_eq!(crossings("per-call"), 1.0, "{variants:#?}");
+        for name in ["batched", "batched (control)", "rust-inlined"] {
+            assert_eq!(crossings(name), 0.0, "{name}: {variants:#?}");
+        }
+    }
     // No temporary file is left beside the result.
     let names: Vec<_> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -189,4 +202,81 @@ fn long_commands_show_progress_on_a_terminal_only() {
     ]));
     assert!(!piped.stderr.contains("running sh"), "{}", piped.stderr);
     assert!(piped.stderr.contains("memcheck found no error"), "{}", piped.stderr);
+}
+
+/// Allocations per call, by the allocator that served them, known by construction:
+/// `new-cstring` makes one Rust `CString` per call, `reuse-buffer` none, and neither asks C
+/// for memory.
+#[test]
+fn allocations_per_call_are_counted_by_allocator() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cstring.json");
+    let ran = run(ffiprof().args(["bench", "cstring", "--quick", "--json"]).arg(&path)).success();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let case = &json["workloads"][0];
+    let variant = |name: &str| {
+        case["variants"].as_array().unwrap().iter().find(|v| v["name"] == name).unwrap().clone()
+    };
+    let blocks = |v: &serde_json::Value, family: &str| {
+        v["allocations_per_call"][family]["blocks"].as_f64().unwrap()
+    };
+    let new = variant("new-cstring");
+    assert_eq!(blocks(&new, "rust"), 1.0, "{new:#}");
+    assert!(new["allocations_per_call"]["rust"]["bytes"].as_f64().unwrap() > 0.0);
+    let reuse = variant("reuse-buffer");
+    for v in [&new, &reuse, &variant("batched")] {
+        assert_eq!((blocks(v, "c"), blocks(v, "c++"), blocks(v, "unknown")), (0.0, 0.0, 0.0));
+    }
+    assert_eq!(blocks(&reuse, "rust"), 0.0, "{reuse:#}");
+    // The table says so too.
+    let row = ran.stdout.lines().find(|l| l.contains("new-cstring")).unwrap();
+    assert!(row.contains("1 rust"), "{row}");
+}
+
+/// The crossings per call `bench` counts are those `ffiprof crossings` counts of the same
+/// loop run at two lengths.
+#[test]
+fn crossings_per_call_agree_with_the_crossings_census() {
+    if !common::valgrind_here("cli::crossings_per_call_agree_with_the_crossings_census") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_ffiprof");
+    let calls = |n: u64| -> u64 {
+        let out = tmp.path().join(format!("c{n}"));
+        run(ffiprof().args(["crossings", "--out"]).arg(&out).args([
+            "--",
+            exe,
+            "exec",
+            "cstring",
+            "new-cstring",
+            "--n",
+            &n.to_string(),
+        ]))
+        .success();
+        let census: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("crossings.json")).unwrap())
+                .unwrap();
+        census["crossings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["direction"].as_str().unwrap().starts_with("rust-to-c"))
+            .map(|c| c["calls"].as_u64().unwrap())
+            .sum()
+    };
+    let per_call = (calls(4000) - calls(2000)) as f64 / 2000.0;
+    let path = tmp.path().join("b.json");
+    run(ffiprof().args(["bench", "cstring", "--quick", "--json"]).arg(&path)).success();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let v = json["workloads"][0]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "new-cstring")
+        .unwrap()
+        .clone();
+    assert_eq!(v["crossings_per_call"]["rust_to_c"].as_f64().unwrap(), per_call, "{v:#}");
 }

@@ -6,7 +6,9 @@ use crate::common::{self, links};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ffiprof::measure::paired::{PairedSummary, PairedVariant, PlacementRange, Stop};
+use ffiprof::measure::paired::{
+    AllocationsPerCall, CrossingsPerCall, PairedSummary, PairedVariant, PlacementRange, Stop,
+};
 use ffiprof::measure::{Availability, InstructionCount};
 use ffiprof::measure::{CaseHeader, Interval, Mode, Statistic};
 use ffiprof::profile::{ProfileFiles, SamplerProfile};
@@ -58,6 +60,13 @@ fn variant(
             ratio,
             instructions: instr
                 .map(|per_call| InstructionCount { per_call, overhead_per_call: None }),
+            // Counted where instructions are: one crossing per item for a per-call variant.
+            crossings_per_call: instr.map(|_| CrossingsPerCall {
+                rust_to_c: if role == Role::PerCall { 1.0 } else { 0.0 },
+                c_to_rust: 0.0,
+                into_c_runtime: 0.0,
+            }),
+            allocations_per_call: instr.map(|_| AllocationsPerCall::default()),
             placements: 1,
             placement: None,
         },
