@@ -150,9 +150,9 @@ pub(crate) fn language(function: &super::callgrind::Function) -> Language {
         inlined: false,
     };
     match classify(0, &frame) {
-        // A trampoline written in Rust (profiles draw ffiprof's own as glue) is the Rust
-        // code C calls: the call into it crosses.
-        Language::Glue if function.name.contains("::") && function.name.contains("_trampoline") => {
+        // A trampoline whose source is Rust (profiles draw ffiprof's own as glue) is the
+        // Rust code C calls back: the call into it crosses.
+        Language::Glue if function.file.as_deref().is_some_and(|f| f.ends_with(".rs")) => {
             Language::Rust
         }
         language => language,

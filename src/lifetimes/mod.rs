@@ -25,6 +25,7 @@ pub use schema::{
 };
 
 use crate::error::{Error, Result};
+use crate::language::Language;
 use crate::output::{write_under, Staging};
 use crate::source::Source;
 use crate::stacks::{NamedStack, Profile};
@@ -293,12 +294,16 @@ fn access_flamegraph(census: &LifetimeCensus) -> Result<(Vec<u8>, String)> {
         .errors
         .iter()
         .map(|e| {
-            let frames = e
+            let mut frames: Vec<(&str, &str, crate::language::Language)> = e
                 .stacks
                 .access
                 .iter()
                 .map(|f| (f.function.as_str(), f.module.as_str(), f.language))
                 .collect();
+            if frames.is_empty() {
+                // Slack found written at a free: who wrote it is not known.
+                frames.push(("[not known: found at the block's free]", "", Language::Unknown));
+            }
             (frames, e.count)
         })
         .collect();

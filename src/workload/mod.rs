@@ -19,6 +19,7 @@ mod dylib;
 pub mod per_call_xlto;
 mod plusone;
 mod pow;
+mod sqlite;
 
 pub use calibrate::both_sides_loop;
 pub use callback::{
@@ -272,6 +273,7 @@ pub fn catalogue() -> Vec<Workload> {
         cstring::workload(),
         callback::workload(),
         arena::workload(),
+        sqlite::workload(),
     ]
 }
 

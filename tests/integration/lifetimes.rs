@@ -111,6 +111,16 @@ fn correct_uses() -> u64 {
 }
 
 fn main() {
+    // One byte past a 17-byte buffer: inside a guarded block's alignment slack.
+    if std::env::args().nth(1).as_deref() == Some("slack") {
+        for _ in 0..black_box(2) {
+            let mut v: Vec<u8> = Vec::with_capacity(17);
+            unsafe { c_fill(v.as_mut_ptr(), 18) };
+            unsafe { v.set_len(17) };
+            black_box(&v);
+        }
+        return;
+    }
     // A double free aborts under glibc: asked for alone.
     if std::env::args().nth(1).as_deref() == Some("double-free") {
         for _ in 0..black_box(2) { unsafe { c_double_free() }; }
@@ -406,6 +416,16 @@ fn guard_pages_find_the_same_errors_and_the_program_goes_on() {
         assert_eq!(ran.status.code(), Some(0), "{build}: {}", ran.stderr);
         let e = only(&c, ErrorKind::InvalidFree);
         assert_eq!((e.count, e.access_function.as_str()), (2, "c_double_free"), "{build}");
+
+        // Written into the slack the page does not guard: found when the block is freed.
+        let (c, ran) = census_of(&program, &["slack"], &tmp.path().join("s"), &["--guard", "1"]);
+        assert_eq!(ran.status.code(), Some(0), "{build}: {}", ran.stderr);
+        let e = only(&c, ErrorKind::Overflow);
+        assert_eq!((e.count, e.access, e.block_size), (2, Some(Access::Write), Some(17)), "{e:#?}");
+        assert_eq!(e.accessed_by, Language::Unknown, "who wrote it is not known: {e:#?}");
+        // Rust's, where the machine code proves it; never C's.
+        assert_ne!(e.allocated_by, Some(Family::C), "{build}: {e:#?}");
+        assert_eq!(e.alloc_function.as_deref(), Some("main::main"), "{build}: {e:#?}");
     }
     // --guard 0 guards nothing: the user's to fix.
     let ran = run(ffiprof().args(["lifetimes", "--guard", "0", "--", "true"]));
