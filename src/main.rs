@@ -210,6 +210,7 @@ fn bench(names: &[String], quick: bool, json: Option<PathBuf>) -> ffiprof::Resul
     let mut options = measure::Options::new(quick);
     options.processes = measure::PROCESSES;
     options.count_instructions = true;
+    options.count_crossings = Some(ffiprof::crossings::boundary_calls);
     let mut progress = |case: &measure::CaseResult| {
         let h = &case.header;
         eprintln!("measured {}/{}: {}", h.name, h.input, measure::case_note(h));

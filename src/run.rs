@@ -345,8 +345,11 @@ pub fn run(
     }
     let counting = report.environment.instruction_counts.available.then(|| {
         let workloads = workloads.to_vec();
-        measure::ffiprof_exe(options.counting_exe.as_deref())
-            .map(|exe| std::thread::spawn(move || instructions::count(&exe, &workloads)))
+        measure::ffiprof_exe(options.counting_exe.as_deref()).map(|exe| {
+            std::thread::spawn(move || {
+                instructions::count(&exe, &workloads, Some(crate::crossings::boundary_calls))
+            })
+        })
     });
     profile_cases(timed, options, &dir, &mut report, on_step)?;
     on_step(Step::Instructions);

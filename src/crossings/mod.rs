@@ -265,6 +265,27 @@ pub fn count(options: &Options) -> Result<Outcome> {
     Ok(Outcome { census, out })
 }
 
+/// The boundary's calls in one callgrind file (a part dumped for one batch, as the
+/// instruction count dumps them): (Rust to C, C to Rust, of the first those into the C
+/// runtime), by the census's own rules. What `bench` and `run` count per call.
+pub fn boundary_calls(part: &Path) -> Result<(u64, u64, u64)> {
+    use census::Direction;
+    let bytes =
+        std::fs::read(part).map_err(|source| Error::Read { path: part.to_owned(), source })?;
+    let (counted, _) = census::crossings(&callgrind::parse(&bytes));
+    let mut calls = (0u64, 0u64, 0u64);
+    for c in counted {
+        match c.direction {
+            Direction::RustToC => calls.0 += c.calls,
+            Direction::RustToCRuntime => {
+                (calls.0, calls.2) = (calls.0 + c.calls, calls.2 + c.calls)
+            }
+            Direction::CToRust | Direction::CRuntimeToRust => calls.1 += c.calls,
+        }
+    }
+    Ok(calls)
+}
+
 /// True when `path` is a census: a `crossings.json`, or a directory holding one.
 pub fn is_census(path: &Path) -> bool {
     crate::output::holds(path, CENSUS_FILE)

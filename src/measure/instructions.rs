@@ -154,26 +154,10 @@ fn after_parts(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>> {
     Ok(parts.into_iter().map(|(_, total, path)| (total, path)).collect())
 }
 
-/// The boundary's calls in one part callgrind dumped: (Rust to C, C to Rust, of the first
-/// those into the C runtime), the C runtime counted as C.
-fn crossings_in(part: &Path) -> Result<(u64, u64, u64)> {
-    use crate::crossings::census::{crossings, Direction};
-    let bytes =
-        std::fs::read(part).map_err(|source| Error::Read { path: part.to_owned(), source })?;
-    let graph = crate::crossings::callgrind::parse(&bytes);
-    let (counted, _) = crossings(&graph);
-    let mut calls = (0u64, 0u64, 0u64);
-    for c in counted {
-        match c.direction {
-            Direction::RustToC => calls.0 += c.calls,
-            Direction::RustToCRuntime => {
-                (calls.0, calls.2) = (calls.0 + c.calls, calls.2 + c.calls)
-            }
-            Direction::CToRust | Direction::CRuntimeToRust => calls.1 += c.calls,
-        }
-    }
-    Ok(calls)
-}
+/// Counts the boundary's calls in one part callgrind dumped: (Rust to C, C to Rust, of
+/// the first those into the C runtime). The crossings census gives it
+/// ([`crate::crossings::boundary_calls`]); measuring stays below the censuses.
+pub type CrossingCounter = fn(&Path) -> Result<(u64, u64, u64)>;
 
 /// One count: `(workload, input, variant, instructions, crossings)`.
 pub(crate) type Counted = (String, String, String, InstructionCount, Option<CrossingsPerCall>);
@@ -195,8 +179,13 @@ pub(crate) fn attach<'a>(
 
 /// Counts instructions per call of every variant of `workloads` (the control instance
 /// too) by running this program under callgrind; returns `(workload, input, variant,
-/// count)` in catalogue order. `exe` is ffiprof's own binary.
-pub fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
+/// count, crossings)` in catalogue order, the crossings per call where `crossings` counts
+/// them. `exe` is ffiprof's own binary.
+pub fn count(
+    exe: &Path,
+    workloads: &[Workload],
+    crossings: Option<CrossingCounter>,
+) -> Result<Vec<Counted>> {
     let dir = tempfile::tempdir()
         .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
     let out_file = dir.path().join("callgrind.out");
@@ -243,9 +232,10 @@ pub fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
                 let per_call = (pair[1].0 as f64 - pair[0].0 as f64) / n;
                 // A part that cannot be read leaves the crossings uncounted, not the
                 // instructions.
-                let crossings = crossings_in(&pair[0].1).and_then(|short| {
-                    let long = crossings_in(&pair[1].1)?;
-                    Ok(CrossingsPerCall {
+                let crossed = crossings.and_then(|crossings_in| {
+                    let short = crossings_in(&pair[0].1).ok()?;
+                    let long = crossings_in(&pair[1].1).ok()?;
+                    Some(CrossingsPerCall {
                         rust_to_c: (long.0 as f64 - short.0 as f64) / n,
                         c_to_rust: (long.1 as f64 - short.1 as f64) / n,
                         into_c_runtime: (long.2 as f64 - short.2 as f64) / n,
@@ -258,7 +248,7 @@ pub fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
                     input,
                     variant,
                     InstructionCount { per_call, overhead_per_call },
-                    crossings.ok(),
+                    crossed,
                 ));
             }
         }

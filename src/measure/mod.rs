@@ -26,7 +26,9 @@ use crate::output::AtomicFile;
 use crate::workload::{Input, Workload};
 
 pub use counters::Availability;
-pub use instructions::{count as count_instructions, run_batches, InstructionCount};
+pub use instructions::{
+    count as count_instructions, run_batches, CrossingCounter, InstructionCount,
+};
 pub use results::{
     case_note, case_notes, table, BenchResults, CaseHeader, CaseResult, Interval, Nanos,
 };
@@ -85,6 +87,9 @@ pub struct Options {
     /// `bench`: also count instructions per call under callgrind, running [`Options::exe`]
     /// (or this executable) with its hidden `__count-instructions` command. Default: false.
     pub count_instructions: bool,
+    /// `bench`: with the instructions, the crossings per call, counted by this (the
+    /// crossings census's [`crate::crossings::boundary_calls`]). Default: none.
+    pub count_crossings: Option<instructions::CrossingCounter>,
 }
 
 #[allow(clippy::derivable_impls)] // written out so each default is stated once, here
@@ -97,6 +102,7 @@ impl Default for Options {
             exe: None,
             seed: None,
             count_instructions: false,
+            count_crossings: None,
         }
     }
 }
@@ -155,7 +161,7 @@ pub fn attach_instruction_counts(
         return Err(Error::Internal(available.detail));
     }
     let exe = ffiprof_exe(options.exe.as_deref())?;
-    let counts = instructions::count(&exe, workloads)?;
+    let counts = instructions::count(&exe, workloads, options.count_crossings)?;
     for case in cases {
         instructions::attach(&counts, &case.header, case.variants.iter_mut());
     }

@@ -117,7 +117,8 @@ fn instructions_per_call_match_an_independent_count() {
     // ffiprof's counter: every variant in one process, dumps around each batch.
     let plusone = ffiprof::workload::find("plusone").unwrap();
     let exe = Path::new(env!("CARGO_BIN_EXE_ffiprof"));
-    let counts = ffiprof::measure::count_instructions(exe, &[plusone]).unwrap();
+    let boundary = Some(ffiprof::crossings::boundary_calls as ffiprof::measure::CrossingCounter);
+    let counts = ffiprof::measure::count_instructions(exe, &[plusone], boundary).unwrap();
     let names: Vec<&str> = counts.iter().map(|c| c.2.as_str()).collect();
     let mut expected = common::plusone_variants();
     expected.insert(1, "batched (control)");
@@ -128,5 +129,9 @@ fn instructions_per_call_match_an_independent_count() {
     let (base, control) = (counts[0].3.per_call, counts[1].3.per_call);
     assert_eq!(base, control, "the control runs the baseline's code");
     assert_eq!(per_call.overhead_per_call, Some(per_call.per_call - base));
+    // Beside the instructions, the crossings: one call of C's plusone per item.
+    let crossed = counts[2].4.expect("crossings counted");
+    assert_eq!((crossed.rust_to_c, crossed.c_to_rust), (1.0, 0.0));
+    assert_eq!(counts[0].4.map(|c| c.total()), Some(0.0), "batched: one call per batch");
     eprintln!("plusone: batched {base}, per-call {} instructions per call", per_call.per_call);
 }
