@@ -15,6 +15,19 @@ fn instructions(v: &Verdict) -> String {
 const MACHINES_DOING: &str =
     "the machine's doing (memory, code placement, branch prediction, the CPU's front end)";
 
+/// What the overhead of a per-call variant is: one plain crossing, or (where it crosses
+/// more than once or allocates per item, as a real library's calls do) all it does beyond
+/// the baseline.
+fn extra(v: &Verdict) -> &'static str {
+    let crosses_more = v.crossings.is_some_and(|(c, _)| c.total() > 1.0);
+    let allocates = v.allocations.is_some_and(|(a, _)| a.blocks() > 0.0);
+    if crosses_more || allocates {
+        "what it does beyond that (its crossings, allocations and the library's own work)"
+    } else {
+        "the crossing"
+    }
+}
+
 /// A measurable difference in words: what it costs or saves, and whose doing it is.
 fn measured(v: &Verdict, name: &str, baseline: &str) -> String {
     let (o, r) = (&v.overhead_ns_per_call, &v.ratio);
@@ -29,11 +42,12 @@ fn measured(v: &Verdict, name: &str, baseline: &str) -> String {
             instructions(v),
         ),
         VerdictKind::Costs => format!(
-            "{name} costs {} more per call than {baseline} {bounds}, {:.2}x{}; the crossing is \
-             {} of each per-call item, so batching pays off wherever calls are many",
+            "{name} costs {} more per call than {baseline} {bounds}, {:.2}x{}; {} is {} of \
+             each per-call item, so batching pays off wherever calls are many",
             ns(o.estimate),
             r.estimate,
             instructions(v),
+            extra(v),
             pct(v.crossing_share, 0)
         ),
         VerdictKind::SlowerOnFewerInstructions => format!(
