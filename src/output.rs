@@ -196,6 +196,23 @@ pub(crate) fn compare_dir(old: &Path, new: &Path, out: Option<&Path>) -> PathBuf
     }
 }
 
+/// Writes a census comparison into the directory for it ([`compare_dir`]): `compare.json`
+/// from `comparison`, `compare.md` from `markdown`; returns the directory.
+pub(crate) fn write_comparison(
+    old: &Path,
+    new: &Path,
+    out: Option<&Path>,
+    comparison: &impl serde::Serialize,
+    markdown: &str,
+) -> Result<PathBuf> {
+    let out = compare_dir(old, new, out);
+    let json = serde_json::to_string_pretty(comparison)
+        .map_err(|source| Error::Serialize { what: "compare.json", source })?;
+    write_under(&out, Path::new("compare.json"), json.as_bytes())?;
+    write_under(&out, Path::new("compare.md"), markdown.as_bytes())?;
+    Ok(out)
+}
+
 /// Points `latest` beside `dir` at `dir` (a relative symlink, replaced atomically).
 pub(crate) fn point_latest(dir: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };

@@ -18,7 +18,6 @@ use super::census::Direction;
 use super::schema::{Census, Crossing};
 use crate::error::Result;
 use crate::fmt::signed_pct;
-use crate::output::write_under;
 
 /// Version of a census comparison's compare.json.
 pub(crate) const CENSUS_COMPARE_SCHEMA_VERSION: u32 = 1;
@@ -257,11 +256,7 @@ pub fn compare_paths(
 ) -> Result<(CensusComparison, PathBuf)> {
     let (o, n) = (Census::load(old)?, Census::load(new)?);
     let comparison = compare(&o, &n, old, new);
-    let out = crate::output::compare_dir(old, new, out);
-    let json = serde_json::to_string_pretty(&comparison)
-        .map_err(|source| crate::error::Error::Serialize { what: "compare.json", source })?;
-    write_under(&out, Path::new("compare.json"), json.as_bytes())?;
-    write_under(&out, Path::new("compare.md"), comparison.markdown().as_bytes())?;
+    let out = crate::output::write_comparison(old, new, out, &comparison, &comparison.markdown())?;
     Ok((comparison, out))
 }
 

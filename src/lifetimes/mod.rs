@@ -212,11 +212,15 @@ fn census_of(
 ) -> LifetimeCensus {
     let total = errors.iter().map(|e| e.count).sum();
     let crossed = errors.iter().filter(|e| e.crossed == Some(true)).map(|e| e.count).sum();
-    for p in processes.iter().filter(|p| p.cut) {
+    let mut cut: Vec<u64> = processes.iter().filter(|p| p.cut).map(|p| p.pid).collect();
+    cut.dedup();
+    if !cut.is_empty() {
+        let pids: Vec<String> = cut.iter().map(u64::to_string).collect();
         notes.push(format!(
-            "the record of process {} ends early (the process was killed, or exec'd another \
-             program): what it held is counted",
-            p.pid
+            "the record of process{} {} ends early (killed, or exec'd another program): what \
+             it held is counted",
+            if cut.len() == 1 { "" } else { "es" },
+            pids.join(", ")
         ));
     }
     let mut untold: BTreeMap<String, u64> = BTreeMap::new();
@@ -434,10 +438,6 @@ pub fn compare_paths(
 ) -> Result<(LifetimesComparison, PathBuf)> {
     let (o, n) = (LifetimeCensus::load(old)?, LifetimeCensus::load(new)?);
     let comparison = LifetimesComparison::of(&o, &n);
-    let out = crate::output::compare_dir(old, new, out);
-    let json = serde_json::to_string_pretty(&comparison)
-        .map_err(|source| Error::Serialize { what: "compare.json", source })?;
-    write_under(&out, Path::new("compare.json"), json.as_bytes())?;
-    write_under(&out, Path::new("compare.md"), comparison.markdown().as_bytes())?;
+    let out = crate::output::write_comparison(old, new, out, &comparison, &comparison.markdown())?;
     Ok((comparison, out))
 }

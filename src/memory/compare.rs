@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{Figures, MemoryCensus, Ownership};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fmt;
-use crate::output::write_under;
 use crate::stacks::Language;
 
 /// Version of a heap comparison's compare.json.
@@ -276,10 +275,6 @@ pub fn compare_paths(
 ) -> Result<(MemoryComparison, PathBuf)> {
     let (o, n) = (MemoryCensus::load(old)?, MemoryCensus::load(new)?);
     let comparison = compare(&o, &n, old, new);
-    let out = crate::output::compare_dir(old, new, out);
-    let json = serde_json::to_string_pretty(&comparison)
-        .map_err(|source| Error::Serialize { what: "compare.json", source })?;
-    write_under(&out, Path::new("compare.json"), json.as_bytes())?;
-    write_under(&out, Path::new("compare.md"), comparison.markdown().as_bytes())?;
+    let out = crate::output::write_comparison(old, new, out, &comparison, &comparison.markdown())?;
     Ok((comparison, out))
 }
