@@ -34,6 +34,22 @@ struct Finding {
     what: String,
 }
 
+/// Bytes the instruction at `at` (an address of the process) reads or writes, decoded from
+/// the file mapped there; none where the code cannot be read or the instruction has no
+/// memory operand.
+fn access_size(log: &Log, at: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let m = log.mapping(at)?;
+    let mut file = std::fs::File::open(&m.path).ok()?;
+    file.seek(SeekFrom::Start(at - m.range.start + m.offset)).ok()?;
+    let mut bytes = [0u8; 15];
+    let n = file.read(&mut bytes).ok()?;
+    let mut decoder =
+        iced_x86::Decoder::with_ip(64, &bytes[..n], at, iced_x86::DecoderOptions::NONE);
+    let size = decoder.decode().memory_size().size() as u64;
+    (size > 0).then_some(size)
+}
+
 /// What the log of one process found, told and gathered.
 pub(crate) fn errors(log: &Log, symbolizer: &mut FileSymbolizer) -> Vec<LifetimeError> {
     let cxx = |flags: u32| flags & flag::CXX != 0;
@@ -87,7 +103,8 @@ pub(crate) fn errors(log: &Log, symbolizer: &mut FileSymbolizer) -> Vec<Lifetime
                 found.push(Finding {
                     kind,
                     access: Some(access),
-                    size: None,
+                    // The log keeps one past the faulting instruction, as a return address.
+                    size: access_size(log, ip - 1),
                     touched: Ok((stack, ip)),
                     alloc,
                     free,

@@ -401,7 +401,7 @@ fn guard_pages_find_the_same_errors_and_the_program_goes_on() {
             .find(|e| e.kind == ErrorKind::UseAfterFree && e.accessed_by == Language::C)
             .unwrap();
         assert_eq!(e.access_function, "c_read_held", "{build}");
-        assert_eq!(e.access, Some(Access::Read), "{build}");
+        assert_eq!((e.access, e.size), (Some(Access::Read), Some(8)), "{build}: {e:#?}");
         assert_eq!(
             (e.allocated_by, e.freed_by, e.crossed),
             (Some(Family::Rust), Some(Family::Rust), Some(true))
@@ -409,6 +409,7 @@ fn guard_pages_find_the_same_errors_and_the_program_goes_on() {
         assert_eq!(e.alloc_function.as_deref(), Some("main::c_reads_after_rust_drop"), "{build}");
         let e = c.errors.iter().find(|e| e.kind == ErrorKind::Overflow).unwrap();
         assert_eq!((e.access, e.access_function.as_str()), (Some(Access::Write), "c_fill"));
+        assert_eq!(e.size, Some(1), "one byte written past the end: {e:#?}");
         assert_eq!(e.alloc_function.as_deref(), Some("main::c_writes_past_rust_buffer"));
 
         let (c, ran) =
