@@ -304,6 +304,36 @@ fn more_instructions_are_a_regression_whatever_the_time() {
     assert_eq!(c.regressions(Metric::Both).count(), 1);
 }
 
+/// More crossings or allocations per call are counted work, as instructions are: any
+/// increase is a regression, whatever the time; fewer is none.
+#[test]
+fn more_crossings_or_allocations_per_call_are_a_regression() {
+    let old = report(figures(10.0, iv(1.5, 0.02)));
+    fn per_call_variant(r: &mut Report) -> &mut PairedVariant {
+        let v = r.workloads[0].variants.iter_mut().find(|v| v.timing.name == "per-call");
+        &mut v.unwrap().timing
+    }
+    let mut crossing = old.clone();
+    per_call_variant(&mut crossing).crossings_per_call.as_mut().unwrap().rust_to_c = 2.0;
+    let mut allocating = old.clone();
+    per_call_variant(&mut allocating).allocations_per_call.as_mut().unwrap().rust.blocks = 1.0;
+    for new in [&crossing, &allocating] {
+        let c = changes(&old, new);
+        assert!(per_call(&c).counts_more(), "{:?}", per_call(&c));
+        assert_eq!(c.regressions(Metric::Instructions).count(), 1);
+        assert_eq!(c.regressions(Metric::Time).count(), 0);
+        let md = ffiprof::report::compare::markdown(&c);
+        assert!(md.contains("Per call, counted: pow/chain/per-call:"), "{md}");
+        // The other way round, fewer: no regression.
+        assert_eq!(changes(new, &old).regressions(Metric::Both).count(), 0);
+    }
+    // The verdict says what a variant does per item beside its time.
+    let case = &mut allocating.workloads[0];
+    case.verdict = ffiprof::report::verdicts(&case.header, &case.variants, None);
+    let verdict = ffiprof::report::case_verdict(case);
+    assert!(verdict.contains("per item: 1 crossing and 1 Rust allocation"), "{verdict}");
+}
+
 #[test]
 fn overlapping_ratios_changes_inside_the_floor_or_noisy_cases_are_not_significant() {
     let old = report(figures(10.0, iv(1.5, 0.1)));
