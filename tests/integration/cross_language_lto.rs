@@ -316,6 +316,7 @@ fn duel_never_calls_a_program_different_from_itself() {
     }
     assert!(d["rounds"].as_u64().unwrap() >= 12);
     assert!(ran.stdout.contains("CPU time"), "{}", ran.stdout);
+    crate::readme::shown("duel", &ran.stdout);
     // Bad input: names alike, a program that fails, an unwritable --json.
     run(ffiprof().args(["duel", "true", "true"])).usage_error("-n NAME -n NAME");
     run(ffiprof().args(["duel", "true", "false"])).usage_error("exited with status 1");
