@@ -850,13 +850,11 @@ EXPORT sighandler_t signal(int sig, sighandler_t handler) {
         user_segv.sa_flags = SA_RESTART;
         return was;
     }
-    struct sigaction act, old;
-    memset(&act, 0, sizeof act);
-    act.sa_handler = handler;
-    act.sa_flags = SA_RESTART;
-    sigemptyset(&act.sa_mask);
-    if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
-    return old.sa_handler;
+    /* Anything else is the C library's own signal(), as without ffiprof. */
+    static sighandler_t (*next)(int, sighandler_t);
+    if (!next) next = (sighandler_t (*)(int, sighandler_t))next_symbol_early("signal");
+    if (!next) { errno = ENOSYS; return SIG_ERR; }
+    return next(sig, handler);
 }
 
 EXPORT size_t malloc_usable_size(void *p) {

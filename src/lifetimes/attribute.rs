@@ -263,8 +263,7 @@ fn stack_frames(frames: &[Placed]) -> Vec<StackFrame> {
         .collect()
 }
 
-/// The site's name: its function, with the function it was inlined into where its own
-/// name is bare.
+/// The site's name: the function of [`Attributed::site`].
 fn site_name(a: &Attributed) -> Option<String> {
     a.site().map(|s| s.function.clone())
 }
