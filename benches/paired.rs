@@ -9,8 +9,8 @@
 //! contains `pow`; with `--profile-time` or `--list`, criterion's own modes, nothing is
 //! measured here.
 
+use ffiprof::harness::{BenchArgs, RunMode};
 use ffiprof::measure;
-use ffiprof::measure::harness::{BenchArgs, RunMode};
 use ffiprof::workload;
 
 fn main() {
@@ -61,14 +61,21 @@ fn main() {
     if cases.is_empty() {
         return;
     }
-    // Instructions per call under callgrind, as `ffiprof bench` counts them, so that the
-    // two tables mark every case alike (`=` and `!` need the counts).
+    // Instructions and crossings per call under callgrind, and allocations per call under
+    // the heap interposer, as `ffiprof bench` counts them (in runs of this bench apart
+    // from the timed ones), so that the two tables show every case alike (`=` and `!`
+    // need the instruction counts).
     let measured: Vec<workload::Workload> = workload::catalogue()
         .into_iter()
         .filter(|w| cases.iter().any(|c| c.header.name == w.name))
         .collect();
+    let mut options = options;
+    options.count_crossings = Some(ffiprof::crossings::boundary_calls);
     if let Err(why) = measure::attach_instruction_counts(&mut cases, &measured, &options) {
-        eprintln!("note: instructions per call not counted: {why}");
+        eprintln!("note: instructions and crossings per call not counted: {why}");
+    }
+    if let Err(why) = measure::attach_allocation_counts(&mut cases, &measured, &options) {
+        eprintln!("note: allocations per call not counted: {why}");
     }
     println!("\nPaired rounds (ffiprof's figures: every variant and a control instance of the");
     println!(

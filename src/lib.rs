@@ -99,6 +99,7 @@ pub mod comparison;
 #[cfg(feature = "criterion")]
 pub mod criterion;
 pub mod crossings;
+pub mod harness;
 pub mod language;
 pub mod lifetimes;
 pub mod measure;

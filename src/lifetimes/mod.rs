@@ -97,7 +97,7 @@ fn guarded(
     options: &Options,
 ) -> Result<LifetimeCensus> {
     use crate::memory::native;
-    let ran = native::run(command, raw, options.trace_children, 0, options.guard)?;
+    let ran = native::run(command, raw, options.trace_children, 0, options.guard, &[])?;
     crate::progress::stage("telling each fault's sides and allocators");
     let mut symbolizer = crate::symbol::FileSymbolizer::default();
     let mut processes = Vec::new();

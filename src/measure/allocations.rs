@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::instructions::{each_batch, labels, length};
+use super::instructions::{each_batch, labels, Label};
 use super::paired::{AllocationsPerCall, BlocksPerCall, PairedVariant};
 use super::CaseHeader;
 use crate::error::{Error, Result};
@@ -47,12 +47,15 @@ fn mark(id: u64) {
 /// interposer.
 pub(crate) fn run_batches(workloads: &[Workload]) -> Result<()> {
     let mut k = 0u64;
-    each_batch(workloads, &mut |runner, n| {
-        mark(2 * k);
-        std::hint::black_box(runner.run(std::hint::black_box(n)));
-        mark(2 * k + 1);
-        k += 1;
-    })
+    each_batch(workloads, &mut |run, n| marked(&mut k, run, n))
+}
+
+/// One batch between the marks `2k` and `2k + 1`, then the next `k`.
+pub(crate) fn marked(k: &mut u64, run: &mut dyn FnMut(u64) -> u64, n: u64) {
+    mark(2 * *k);
+    std::hint::black_box(run(std::hint::black_box(n)));
+    mark(2 * *k + 1);
+    *k += 1;
 }
 
 /// One count: `(workload, input, variant, allocations per call)`.
@@ -84,17 +87,29 @@ struct Batch {
 /// Counts the allocations per call of every variant of `workloads` (the control instance
 /// too) by running `exe` (ffiprof) under its heap interposer; in catalogue order.
 pub(crate) fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> {
-    let dir = tempfile::tempdir()
-        .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
     let command: Vec<OsString> = std::iter::once(exe.as_os_str().to_owned())
         .chain(std::iter::once(COMMAND.into()))
         .chain(workloads.iter().map(|w| w.name.into()))
         .collect();
+    count_labelled(&command, &[], &labels(workloads))
+}
+
+/// Counts allocations per call by running `command` with `env` under the heap
+/// interposer: a program that runs the batches `labels` name, in their order, each between
+/// its two marks ([`marked`]).
+pub(crate) fn count_labelled(
+    command: &[OsString],
+    env: &[(&str, String)],
+    labels: &[Label],
+) -> Result<Vec<Counted>> {
+    let dir = tempfile::tempdir()
+        .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
     // No stacks: one allocation per 2^62 bytes keeps none.
-    let ran = crate::memory::native::run(&command, dir.path(), false, 1 << 62, 0)?;
+    let ran = crate::memory::native::run(command, dir.path(), false, 1 << 62, 0, env)?;
     if ran.status != 0 {
         return Err(Error::Internal(format!(
-            "counting allocations: ffiprof {COMMAND} exited with status {}",
+            "counting allocations: {} exited with status {}",
+            command[0].to_string_lossy(),
             ran.status
         )));
     }
@@ -122,7 +137,6 @@ pub(crate) fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> 
             _ => {}
         }
     }
-    let labels = labels(workloads);
     if batches != 2 * labels.len() as u64 {
         return Err(Error::Internal(format!(
             "counting allocations: {batches} batches marked, {} expected",
@@ -147,27 +161,23 @@ pub(crate) fn count(exe: &Path, workloads: &[Workload]) -> Result<Vec<Counted>> 
         };
         *sum = (sum.0 + 1, sum.1 + size);
     }
-    let mut counted = Vec::with_capacity(labels.len());
-    let mut pairs = per_batch.chunks(2).zip(labels);
-    for w in workloads {
-        for input in &w.inputs {
-            let n = length(input) as f64;
-            let subjects = w.available_variants().0.len() + 1;
-            for (pair, (workload, input, variant)) in pairs.by_ref().take(subjects) {
-                let per = |short: (u64, u64), long: (u64, u64)| BlocksPerCall {
-                    blocks: (long.0 as f64 - short.0 as f64) / n,
-                    bytes: (long.1 as f64 - short.1 as f64) / n,
-                };
-                let (short, long) = (pair[0], pair[1]);
-                let allocations = AllocationsPerCall {
-                    rust: per(short.rust, long.rust),
-                    c: per(short.c, long.c),
-                    cxx: per(short.cxx, long.cxx),
-                    unknown: per(short.unknown, long.unknown),
-                };
-                counted.push((workload, input, variant, allocations));
-            }
-        }
-    }
+    let per = |short: (u64, u64), long: (u64, u64), n: f64| BlocksPerCall {
+        blocks: (long.0 as f64 - short.0 as f64) / n,
+        bytes: (long.1 as f64 - short.1 as f64) / n,
+    };
+    let counted = per_batch
+        .chunks(2)
+        .zip(labels)
+        .map(|(pair, label)| {
+            let (short, long, n) = (pair[0], pair[1], label.n as f64);
+            let allocations = AllocationsPerCall {
+                rust: per(short.rust, long.rust, n),
+                c: per(short.c, long.c, n),
+                cxx: per(short.cxx, long.cxx, n),
+                unknown: per(short.unknown, long.unknown, n),
+            };
+            (label.workload.clone(), label.input.clone(), label.variant.clone(), allocations)
+        })
+        .collect();
     Ok(counted)
 }

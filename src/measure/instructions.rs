@@ -19,7 +19,7 @@ use super::paired::PairedVariant;
 use super::CaseHeader;
 use crate::error::{Error, Result};
 use crate::valgrind::Tool;
-use crate::workload::{Input, Placement, Runner, Workload};
+use crate::workload::{Input, Placement, Workload};
 
 /// Two instruction counts within this share of each other are the same work.
 pub(crate) const SAME_WORK: f64 = 0.005;
@@ -38,8 +38,8 @@ pub(crate) const COMMAND: &str = "__count-instructions";
 /// One batch, kept out of line so callgrind sees its calls.
 #[no_mangle]
 #[inline(never)]
-pub(crate) fn ffiprof_counted_batch(runner: &mut dyn Runner, n: u64) -> u64 {
-    std::hint::black_box(runner.run(std::hint::black_box(n)))
+pub(crate) fn ffiprof_counted_batch(run: &mut dyn FnMut(u64) -> u64, n: u64) -> u64 {
+    std::hint::black_box(run(std::hint::black_box(n)))
 }
 
 /// Whether valgrind can count here, and which.
@@ -63,9 +63,28 @@ pub(crate) fn length(input: &Input) -> u64 {
     (input.calls_per_iteration / 10).max(1)
 }
 
-/// Labels of the batches [`run_batches`] runs, in order: `(workload, input, variant)`
-/// with the control named as the paired engine names it, each twice (n, then 2n).
-pub(crate) fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
+/// One subject counted: its case (`name`, `input`), its name (the control named as the
+/// paired engine names it) and the length `n` of its shorter batch. A counting run runs
+/// each subject at n and then 2n calls, the subjects of a case one after the other, the
+/// baseline first.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Label {
+    pub(crate) workload: String,
+    pub(crate) input: String,
+    pub(crate) variant: String,
+    pub(crate) n: u64,
+}
+
+impl Label {
+    /// Whether this label and `other` are subjects of one case.
+    fn same_case(&self, other: &Label) -> bool {
+        self.workload == other.workload && self.input == other.input
+    }
+}
+
+/// Labels of the batches [`run_batches`] runs, in order: every subject of every case,
+/// each run twice (n, then 2n).
+pub(crate) fn labels(workloads: &[Workload]) -> Vec<Label> {
     let mut out = Vec::new();
     for w in workloads {
         for input in &w.inputs {
@@ -73,12 +92,30 @@ pub(crate) fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
             let names = std::iter::once(base.to_owned())
                 .chain(std::iter::once(super::paired::control_name(base)))
                 .chain(w.available_variants().0.into_iter().skip(1).map(|v| v.name.to_owned()));
-            for name in names {
-                out.push((w.name.to_owned(), input.name.to_owned(), name));
+            for variant in names {
+                out.push(Label {
+                    workload: w.name.to_owned(),
+                    input: input.name.to_owned(),
+                    variant,
+                    n: length(input),
+                });
             }
         }
     }
     out
+}
+
+/// The first label of the case each label belongs to (its baseline), by index.
+pub(crate) fn baselines(labels: &[Label]) -> Vec<usize> {
+    let mut first = 0;
+    (0..labels.len())
+        .map(|i| {
+            if !labels[i].same_case(&labels[first]) {
+                first = i;
+            }
+            first
+        })
+        .collect()
 }
 
 /// Runs every variant of `workloads` (and a control instance of each baseline) at n and
@@ -86,7 +123,7 @@ pub(crate) fn labels(workloads: &[Workload]) -> Vec<(String, String, String)> {
 /// [`labels`] gives: what the counting commands run.
 pub(crate) fn each_batch(
     workloads: &[Workload],
-    batch: &mut dyn FnMut(&mut dyn Runner, u64),
+    batch: &mut super::paired::CountBatch<'_>,
 ) -> Result<()> {
     for w in workloads {
         for input in &w.inputs {
@@ -100,10 +137,11 @@ pub(crate) fn each_batch(
             }
             let n = length(input);
             for runner in &mut runners {
+                let mut run = |n| runner.run(n);
                 // Warm at the longer length: first-call effects and heap growth out.
-                std::hint::black_box(runner.run(2 * n));
-                batch(runner.as_mut(), n);
-                batch(runner.as_mut(), 2 * n);
+                std::hint::black_box(run(2 * n));
+                batch(&mut run, n);
+                batch(&mut run, 2 * n);
             }
         }
     }
@@ -113,8 +151,8 @@ pub(crate) fn each_batch(
 /// Every batch through [`ffiprof_counted_batch`]: what `ffiprof __count-instructions`
 /// does under callgrind.
 pub fn run_batches(workloads: &[Workload]) -> Result<()> {
-    each_batch(workloads, &mut |runner, n| {
-        ffiprof_counted_batch(runner, n);
+    each_batch(workloads, &mut |run, n| {
+        ffiprof_counted_batch(run, n);
     })
 }
 
@@ -186,6 +224,21 @@ pub fn count(
     workloads: &[Workload],
     crossings: Option<CrossingCounter>,
 ) -> Result<Vec<Counted>> {
+    let args: Vec<OsString> =
+        std::iter::once(COMMAND).chain(workloads.iter().map(|w| w.name)).map(Into::into).collect();
+    count_labelled(exe, &args, &[], &labels(workloads), crossings)
+}
+
+/// Counts instructions (and crossings) per call by running `exe` with `args` and `env`
+/// under callgrind: a program that runs the batches `labels` name, in their order, each
+/// inside [`ffiprof_counted_batch`].
+pub(crate) fn count_labelled(
+    exe: &Path,
+    args: &[OsString],
+    env: &[(&str, &str)],
+    labels: &[Label],
+    crossings: Option<CrossingCounter>,
+) -> Result<Vec<Counted>> {
     let dir = tempfile::tempdir()
         .map_err(|source| Error::Write { path: std::env::temp_dir(), source })?;
     let out_file = dir.path().join("callgrind.out");
@@ -200,11 +253,9 @@ pub fn count(
         ],
         dir: dir.path(),
         trace_children: false,
-        env: Vec::new(),
+        env: env.to_vec(),
     };
-    let args: Vec<OsString> =
-        std::iter::once(COMMAND).chain(workloads.iter().map(|w| w.name)).map(Into::into).collect();
-    let finished = tool.run(exe, &args)?;
+    let finished = tool.run(exe, args)?;
     if finished.status != 0 {
         return Err(Error::Internal(format!(
             "callgrind failed (status {}): {}",
@@ -213,7 +264,6 @@ pub fn count(
         )));
     }
     let totals = after_parts(dir.path())?;
-    let labels = labels(workloads);
     if totals.len() != 2 * labels.len() {
         return Err(Error::Internal(format!(
             "callgrind dumped {} batches, {} expected",
@@ -221,37 +271,30 @@ pub fn count(
             2 * labels.len()
         )));
     }
+    let mut per_call = Vec::with_capacity(labels.len());
     let mut counted = Vec::with_capacity(labels.len());
-    let mut batches = totals.chunks(2).zip(labels);
-    for w in workloads {
-        for input in &w.inputs {
-            let n = length(input) as f64;
-            let mut baseline = None;
-            let subjects = w.available_variants().0.len() + 1;
-            for (pair, (workload, input, variant)) in batches.by_ref().take(subjects) {
-                let per_call = (pair[1].0 as f64 - pair[0].0 as f64) / n;
-                // A part that cannot be read leaves the crossings uncounted, not the
-                // instructions.
-                let crossed = crossings.and_then(|crossings_in| {
-                    let short = crossings_in(&pair[0].1).ok()?;
-                    let long = crossings_in(&pair[1].1).ok()?;
-                    Some(CrossingsPerCall {
-                        rust_to_c: (long.0 as f64 - short.0 as f64) / n,
-                        c_to_rust: (long.1 as f64 - short.1 as f64) / n,
-                        into_c_runtime: (long.2 as f64 - short.2 as f64) / n,
-                    })
-                });
-                let overhead_per_call = baseline.map(|b| per_call - b);
-                baseline.get_or_insert(per_call);
-                counted.push((
-                    workload,
-                    input,
-                    variant,
-                    InstructionCount { per_call, overhead_per_call },
-                    crossed,
-                ));
-            }
-        }
+    for ((pair, label), baseline) in totals.chunks(2).zip(labels).zip(baselines(labels)) {
+        let n = label.n as f64;
+        let here = (pair[1].0 as f64 - pair[0].0 as f64) / n;
+        per_call.push(here);
+        // A part that cannot be read leaves the crossings uncounted, not the instructions.
+        let crossed = crossings.and_then(|crossings_in| {
+            let short = crossings_in(&pair[0].1).ok()?;
+            let long = crossings_in(&pair[1].1).ok()?;
+            Some(CrossingsPerCall {
+                rust_to_c: (long.0 as f64 - short.0 as f64) / n,
+                c_to_rust: (long.1 as f64 - short.1 as f64) / n,
+                into_c_runtime: (long.2 as f64 - short.2 as f64) / n,
+            })
+        });
+        let overhead_per_call = (baseline != counted.len()).then(|| here - per_call[baseline]);
+        counted.push((
+            label.workload.clone(),
+            label.input.clone(),
+            label.variant.clone(),
+            InstructionCount { per_call: here, overhead_per_call },
+            crossed,
+        ));
     }
     Ok(counted)
 }

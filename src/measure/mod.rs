@@ -8,7 +8,6 @@
 
 pub(crate) mod allocations;
 pub(crate) mod counters;
-pub mod harness;
 pub(crate) mod instructions;
 pub mod paired;
 pub mod programs;
@@ -141,7 +140,7 @@ impl Options {
 }
 
 /// Processes each case is measured in by `ffiprof bench`, `ffiprof run`, the paired bench
-/// and [`harness::Harness`], pooled ([`paired::pool`]).
+/// and [`crate::harness::Harness`], pooled ([`paired::pool`]).
 pub const PROCESSES: usize = 3;
 
 /// Confidence level of every interval ffiprof reports.

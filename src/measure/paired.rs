@@ -439,6 +439,9 @@ impl PairedCase {
     }
 }
 
+/// What a counting run does with one batch: runs `run` at n calls, counted.
+pub(crate) type CountBatch<'a> = dyn FnMut(&mut dyn FnMut(u64) -> u64, u64) + 'a;
+
 /// One subject of a case: its name, its role, and its code at each placement.
 struct Slot<'a> {
     name: String,
@@ -505,6 +508,19 @@ impl<'a> Case<'a> {
         assert!(!placements.is_empty(), "a variant needs at least one placement");
         self.subjects.push(Slot { name: name.to_owned(), role, placements });
         self
+    }
+
+    /// Runs each subject (at its first placement) at `n` and then `2n` calls through
+    /// `batch`, after a warming run at 2n, the baseline first, in the order the measured
+    /// case lists them: what a counting run does with the case, timing nothing.
+    pub(crate) fn count_batches(mut self, n: u64, batch: &mut CountBatch<'_>) {
+        for slot in &mut self.subjects {
+            let subject = &mut slot.placements[0];
+            let mut run = |n| subject.run(n);
+            std::hint::black_box(run(2 * n));
+            batch(&mut run, n);
+            batch(&mut run, 2 * n);
+        }
     }
 
     /// Measures the case with the monotonic clock.

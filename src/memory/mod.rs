@@ -121,7 +121,8 @@ pub fn census(options: &Options) -> Result<Outcome> {
     let (census, stacks) = match (&options.source, options.engine) {
         (Source::Run(command), Engine::Native) => {
             let raw = staging.path().join("heap");
-            let run = native::run(command, &raw, options.trace_children, options.sample_bytes, 0)?;
+            let run =
+                native::run(command, &raw, options.trace_children, options.sample_bytes, 0, &[])?;
             let post = Instant::now();
             crate::progress::stage("replaying the heap log and naming the sites");
             let ran = execute::Ran {

@@ -74,13 +74,14 @@ fn check_preloadable(program: &Path) -> Result<()> {
 
 /// Runs `command` with the interposer preloaded, its logs into `raw`; with `guard` > 0,
 /// about one allocation in `guard` on guard pages and nothing else logged (`lifetimes
-/// --guard`).
+/// --guard`); `env` is set for the program too.
 pub(crate) fn run(
     command: &[OsString],
     raw: &Path,
     trace_children: bool,
     sample_bytes: u64,
     guard: u64,
+    env: &[(&str, String)],
 ) -> Result<Ran> {
     let program = crate::record::resolve_program(&command[0])?;
     check_preloadable(&program)?;
@@ -101,6 +102,7 @@ pub(crate) fn run(
     if guard > 0 {
         cmd.env("FFIPROF_HEAP_GUARD", guard.to_string());
     }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     // Ctrl-C reaches the program; ffiprof stays to read what it logged.
     let _ = crate::ffi::interrupt_flag();
     let name = program.file_name().map_or(program.as_os_str(), |n| n).to_string_lossy();

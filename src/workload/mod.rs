@@ -16,10 +16,12 @@ pub(crate) mod calibrate;
 mod callback;
 mod cstring;
 mod dylib;
+mod lua;
 pub mod per_call_xlto;
 mod plusone;
 mod pow;
 mod sqlite;
+mod zstd;
 
 pub use calibrate::both_sides_loop;
 pub use callback::{
@@ -274,6 +276,8 @@ pub fn catalogue() -> Vec<Workload> {
         callback::workload(),
         arena::workload(),
         sqlite::workload(),
+        zstd::workload(),
+        lua::workload(),
     ]
 }
 

@@ -138,6 +138,24 @@ fn a_users_bench_target_prints_the_paired_table_and_its_json() {
     assert_eq!(case.header.key(), "mix/4096");
     let names: Vec<&str> = case.variants.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, ["batched", "batched (control)", "per-call", "in-rust"]);
+    // Three costs per item, counted in runs of the bench apart from the timed ones: no
+    // allocation anywhere; one crossing per item for the per-call loop, none for the
+    // others (the batched call's one crossing per pass is below one per item).
+    for v in &case.variants {
+        let a = v.allocations_per_call.unwrap_or_else(|| panic!("{}: not counted", v.name));
+        assert_eq!((a.rust.blocks, a.c.blocks, a.unknown.blocks), (0.0, 0.0, 0.0), "{}", v.name);
+    }
+    if common::valgrind_here("a_users_crate::a_users_bench_target_prints_the_paired_table") {
+        let crossings = |name: &str| {
+            let v = case.variants.iter().find(|v| v.name == name).unwrap();
+            let c = v.crossings_per_call.unwrap_or_else(|| panic!("{name}: not counted"));
+            c.rust_to_c + c.c_to_rust
+        };
+        assert_eq!(crossings("per-call"), 1.0);
+        assert_eq!(crossings("in-rust"), 0.0);
+        assert!(crossings("batched") < 0.01, "{}", crossings("batched"));
+        assert!(ran.stdout.lines().any(|l| l.contains("per-call") && l.contains(" 1 ")));
+    }
     // criterion's modes and a filter matching nothing measure nothing; a bad value is
     // the user's to fix.
     let listed = run(&mut cargo(&["bench", "--bench", "paired", "--", "--list"])).success();

@@ -234,6 +234,55 @@ fn allocations_per_call_are_counted_by_allocator() {
     assert!(row.contains("1 rust"), "{row}");
 }
 
+/// The real libraries' three costs per item, known by construction: zstd's `per-message`
+/// makes a context (C blocks) per message and `reused-context` none; SQLite's per-row and
+/// Lua's per-item variants cross at least twice per item (a statement's bind and step, a
+/// push and a call), their batched forms almost never.
+#[test]
+fn real_libraries_count_their_allocations_and_crossings_per_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("real.json");
+    run(ffiprof().args(["bench", "sqlite", "zstd", "lua", "--quick", "--json"]).arg(&path))
+        .success();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let variant = |workload: &str, name: &str| {
+        let case = json["workloads"].as_array().unwrap().iter().find(|w| w["name"] == workload);
+        let case = case.unwrap_or_else(|| panic!("{workload} was measured"));
+        case["variants"].as_array().unwrap().iter().find(|v| v["name"] == name).unwrap().clone()
+    };
+    let blocks = |v: &serde_json::Value, family: &str| {
+        v["allocations_per_call"][family]["blocks"].as_f64().unwrap()
+    };
+    let per_message = variant("zstd", "per-message");
+    assert!(blocks(&per_message, "c") >= 1.0, "{per_message:#}");
+    let reused = variant("zstd", "reused-context");
+    assert!(blocks(&reused, "c") + blocks(&reused, "rust") < 0.01, "{reused:#}");
+    if !common::valgrind_here("cli::real_libraries_count_their_allocations_and_crossings_per_item")
+    {
+        return;
+    }
+    let crossings = |v: &serde_json::Value| {
+        let c = &v["crossings_per_call"];
+        c["rust_to_c"].as_f64().unwrap() + c["c_to_rust"].as_f64().unwrap()
+    };
+    for (workload, per_item, batched) in [
+        ("sqlite", "per-row-autocommit", "batched"),
+        ("sqlite", "per-row-transaction", "batched"),
+        ("sqlite", "prepare-cached", "batched"),
+        ("lua", "per-item", "batched"),
+        ("lua", "rust-callback", "batched"),
+        ("zstd", "per-message", "batched"),
+    ] {
+        let (v, b) = (variant(workload, per_item), variant(workload, batched));
+        assert!(crossings(&v) >= 2.0, "{workload}/{per_item}: {v:#}");
+        assert!(crossings(&b) < 0.01, "{workload}/{batched}: {b:#}");
+    }
+    // The Rust callback is called from Lua's C once per item.
+    let callback = variant("lua", "rust-callback");
+    assert_eq!(callback["crossings_per_call"]["c_to_rust"].as_f64().unwrap(), 1.0, "{callback:#}");
+}
+
 /// The crossings per call `bench` counts are those `ffiprof crossings` counts of the same
 /// loop run at two lengths.
 #[test]

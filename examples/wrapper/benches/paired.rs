@@ -3,7 +3,7 @@
 //! control, as `ffiprof bench` times its catalogue. `cargo bench --bench paired` prints
 //! the table; `-- --json FILE` writes it as JSON too; `-- --quick` is shorter.
 
-use ffiprof::measure::harness::Harness;
+use ffiprof::harness::Harness;
 use ffiprof::measure::paired::Case;
 use ffiprof::workload::Role;
 

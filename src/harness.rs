@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! // benches/paired.rs
-//! use ffiprof::measure::harness::Harness;
+//! use ffiprof::harness::Harness;
 //! use ffiprof::measure::paired::Case;
 //! use ffiprof::workload::Role;
 //!
@@ -39,16 +39,23 @@
 //! `--profile-time` and `--list` nothing is measured here. Without `--bench` (as `cargo
 //! test --benches` runs bench targets) each case runs a few short rounds, a check that its
 //! closures run, and nothing is judged.
+//!
+//! After the timed cases, each variant's instructions and crossings per call (under
+//! callgrind, where valgrind is installed) and allocations per call (under ffiprof's heap
+//! interposer) are counted in two more runs of this executable (`FFIPROF_HARNESS_COUNT`
+//! says which), never inside a timed round, and shown beside the timings.
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::paired::{self, Case, PairedCase};
-use super::results::{BenchResults, CaseHeader, CaseResult};
-use super::{Options, PROCESSES};
 use crate::error::{Error, Result};
+use crate::measure::instructions::{self, ffiprof_counted_batch, Label};
+use crate::measure::paired::{self, Case, PairedCase};
+use crate::measure::results::{BenchResults, CaseHeader, CaseResult};
+use crate::measure::{allocations, Options, PROCESSES};
 use crate::output::write_atomic;
 
 /// Criterion 0.8's flags that take a value, skipped with their values.
@@ -170,6 +177,58 @@ const CHILD_OUT: &str = "FFIPROF_HARNESS_OUT";
 const CHILD_BUDGET_MS: &str = "FFIPROF_HARNESS_BUDGET_MS";
 const CHILD_SEED: &str = "FFIPROF_HARNESS_SEED";
 
+/// A counting run of this executable, started by its parent after the timed cases:
+/// `instructions` (under callgrind) or `allocations` (under the heap interposer), and the
+/// calls per batch of each case, one `name/input<TAB>n` per line.
+const COUNT_MODE: &str = "FFIPROF_HARNESS_COUNT";
+const COUNT_LENGTHS: &str = "FFIPROF_HARNESS_COUNT_LENGTHS";
+
+/// What a counting run does: every case its parent measured, each subject at n and 2n
+/// calls, inside callgrind's counted function or between the interposer's marks.
+#[derive(Debug)]
+struct Counting {
+    allocations: bool,
+    lengths: Vec<(String, u64)>,
+    marks: u64,
+}
+
+impl Counting {
+    fn from_env() -> Option<Counting> {
+        let allocations = match std::env::var(COUNT_MODE).ok()?.as_str() {
+            "allocations" => true,
+            "instructions" => false,
+            _ => return None,
+        };
+        let lengths = std::env::var(COUNT_LENGTHS).ok()?;
+        let lengths = lengths
+            .lines()
+            .filter_map(|l| l.rsplit_once('\t'))
+            .filter_map(|(key, n)| Some((key.to_owned(), n.parse().ok()?)))
+            .collect();
+        Some(Counting { allocations, lengths, marks: 0 })
+    }
+
+    /// The calls per batch of the case `key`, where the parent measured it.
+    fn length(&self, key: &str) -> Option<u64> {
+        self.lengths.iter().find(|(k, _)| k == key).map(|&(_, n)| n)
+    }
+
+    /// Runs one batch as this run counts it.
+    fn batch(&mut self, run: &mut dyn FnMut(u64) -> u64, n: u64) {
+        if self.allocations {
+            allocations::marked(&mut self.marks, run, n);
+        } else {
+            ffiprof_counted_batch(run, n);
+        }
+    }
+}
+
+/// Calls per counted batch of a measured case: a tenth of its smallest timed batch, at
+/// least one (as `ffiprof bench` counts a tenth of an iteration).
+fn counted_length(case: &CaseResult) -> u64 {
+    (case.variants.iter().map(|v| v.batch).min().unwrap_or(1) / 10).max(1)
+}
+
 #[derive(Debug)]
 struct Child {
     case: String,
@@ -194,6 +253,7 @@ impl Child {
 pub struct Harness {
     args: BenchArgs,
     child: Option<Child>,
+    counting: Option<Counting>,
     cases: Vec<CaseResult>,
 }
 
@@ -210,7 +270,12 @@ impl Harness {
 
     /// The harness for `args`.
     pub fn new(args: BenchArgs) -> Harness {
-        Harness { args, child: Child::from_env(), cases: Vec::new() }
+        Harness {
+            args,
+            child: Child::from_env(),
+            counting: Counting::from_env(),
+            cases: Vec::new(),
+        }
     }
 
     /// Measures the case `name/input`, when selected: `build` makes it from the engine's
@@ -223,6 +288,13 @@ impl Harness {
         build: impl FnOnce(paired::Options) -> Case<'a>,
     ) -> &mut Self {
         let key = format!("{name}/{input}");
+        let engine = self.engine();
+        if let Some(counting) = &mut self.counting {
+            if let Some(n) = counting.length(&key) {
+                build(engine).count_batches(n, &mut |run, n| counting.batch(run, n));
+            }
+            return self;
+        }
         if let Some(child) = &self.child {
             if child.case == key {
                 let options =
@@ -306,7 +378,10 @@ impl Harness {
 
     /// Prints the paired table of the cases measured and writes the JSON asked for. A
     /// child process that reaches here never met its case: it ends with status 1.
-    pub fn finish(self) {
+    pub fn finish(mut self) {
+        if self.counting.is_some() {
+            return;
+        }
         if let Some(child) = &self.child {
             exit_with(&Error::Internal(format!(
                 "this process was started to measure {} and the bench never gave it",
@@ -321,6 +396,7 @@ impl Harness {
             println!("no case matched `{filter}`");
             return;
         }
+        self.count();
         let results = self.results();
         println!("\nPaired rounds (every variant and a control instance of the baseline,");
         println!("interleaved on one shared input; medians, 95% distribution-free intervals):\n");
@@ -332,6 +408,62 @@ impl Harness {
                 exit_with(&e);
             }
             println!("wrote {}", path.display());
+        }
+    }
+}
+
+impl Harness {
+    /// Counts instructions and crossings per call (under callgrind) and allocations per
+    /// call (under the heap interposer) of every measured case, in runs of this executable
+    /// apart from the timed ones, and puts them beside the timings; what cannot be
+    /// counted here is said in a note, and the table shows `-`.
+    fn count(&mut self) {
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => return eprintln!("note: nothing counted: cannot find this executable: {e}"),
+        };
+        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let lengths: String = self
+            .cases
+            .iter()
+            .map(|c| format!("{}/{}\t{}\n", c.header.name, c.header.input, counted_length(c)))
+            .collect();
+        let labels: Vec<Label> = self
+            .cases
+            .iter()
+            .flat_map(|c| {
+                c.variants.iter().map(|v| Label {
+                    workload: c.header.name.clone(),
+                    input: c.header.input.clone(),
+                    variant: v.name.clone(),
+                    n: counted_length(c),
+                })
+            })
+            .collect();
+        let available = instructions::availability();
+        if available.available {
+            let env = [(COUNT_MODE, "instructions"), (COUNT_LENGTHS, lengths.as_str())];
+            let counter = Some(crate::crossings::boundary_calls as instructions::CrossingCounter);
+            match instructions::count_labelled(&exe, &args, &env, &labels, counter) {
+                Ok(counts) => {
+                    for case in &mut self.cases {
+                        instructions::attach(&counts, &case.header, case.variants.iter_mut());
+                    }
+                }
+                Err(e) => eprintln!("note: instructions and crossings per call not counted: {e}"),
+            }
+        } else {
+            eprintln!("note: {}", available.detail);
+        }
+        let command: Vec<OsString> = std::iter::once(exe.into_os_string()).chain(args).collect();
+        let env = [(COUNT_MODE, "allocations".to_owned()), (COUNT_LENGTHS, lengths)];
+        match allocations::count_labelled(&command, &env, &labels) {
+            Ok(counts) => {
+                for case in &mut self.cases {
+                    allocations::attach(&counts, &case.header, case.variants.iter_mut());
+                }
+            }
+            Err(e) => eprintln!("note: allocations per call not counted: {e}"),
         }
     }
 }
