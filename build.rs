@@ -63,13 +63,19 @@ fn main() {
     // exported, and libgcc's unwinder walks the program's stacks.
     let heap = out_dir.join("libffiprof_heap.so");
     let source = csrc.join("heap/interpose.c");
-    println!("cargo:rerun-if-changed={}", source.display());
+    let walker = csrc.join("heap/walk.c");
+    for file in ["heap/interpose.c", "heap/walk.c", "heap/walk.h"] {
+        println!("cargo:rerun-if-changed={}", csrc.join(file).display());
+    }
     let mut cmd = compiler.to_command();
     // -fexceptions: a bad_alloc thrown by operator new unwinds through its hook.
     cmd.args(["-O2", "-g", "-Wall", "-Wextra", "-fexceptions", "-fvisibility=hidden"])
         .args(["-shared", "-fPIC", "-o"])
         .arg(&heap)
         .arg(&source)
+        .arg(&walker)
+        // The walker reads its own frame pointer to start from its caller's registers.
+        .arg("-fno-omit-frame-pointer")
         .args(["-lm", "-ldl", "-pthread"]);
     let status = cmd.status().expect("the C compiler ran above");
     assert!(status.success(), "building {} failed: {status}", heap.display());

@@ -43,6 +43,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "walk.h"
 #include <unwind.h>
 
 #include <link.h>
@@ -384,10 +386,45 @@ static _Unwind_Reason_Code on_frame(struct _Unwind_Context *ctx, void *arg) {
 /* A free's stack says who freed and the Rust code above: its first frames. */
 #define FREE_FRAMES 24
 
-static uint64_t unwind(uint64_t *ips, uint64_t max) {
+/* Stacks are walked from cached unwind rules (walk.c), or by libgcc where those give up
+ * or FFIPROF_HEAP_UNWIND=libgcc says so. FFIPROF_HEAP_UNWIND=check walks every stack both
+ * ways and says at exit, on stderr, how many were walked each way and how many differed:
+ * a test's view, never a user's. */
+static int fast_unwind, check_unwind;
+static uint64_t walked_fast, walked_libgcc, walked_differently;
+
+static uint64_t libgcc_unwind(uint64_t *ips, uint64_t max) {
     struct walk w = {ips, 0, max};
     _Unwind_Backtrace(on_frame, &w);
     return w.n;
+}
+
+static uint64_t unwind(uint64_t *ips, uint64_t max) {
+    int64_t n = fast_unwind ? ffiprof_fast_unwind(ips, max, self_lo, self_hi) : -1;
+    if (n < 0) {
+        if (check_unwind) __atomic_fetch_add(&walked_libgcc, 1, __ATOMIC_RELAXED);
+        return libgcc_unwind(ips, max);
+    }
+    if (check_unwind) {
+        __atomic_fetch_add(&walked_fast, 1, __ATOMIC_RELAXED);
+        uint64_t theirs[MAX_FRAMES];
+        uint64_t m = libgcc_unwind(theirs, max);
+        if (m != (uint64_t)n || memcmp(theirs, ips, m * 8) != 0)
+            __atomic_fetch_add(&walked_differently, 1, __ATOMIC_RELAXED);
+    }
+    return (uint64_t)n;
+}
+
+static void say_walks(void) __attribute__((destructor(102)));
+static void say_walks(void) {
+    if (!check_unwind) return;
+    char line[200];
+    int len = snprintf(line, sizeof line,
+                       "ffiprof-heap: stacks walked from cached rules %llu, by libgcc %llu, "
+                       "differing %llu\n",
+                       (unsigned long long)walked_fast, (unsigned long long)walked_libgcc,
+                       (unsigned long long)walked_differently);
+    if (len > 0) (void)!write(2, line, (size_t)len);
 }
 
 /* ---- starting ----------------------------------------------------------------------- */
@@ -490,6 +527,9 @@ static void start(void) {
     const char *children = getenv("FFIPROF_HEAP_CHILDREN");
     follow_children = children && children[0] == '1';
     if (self && !follow_children) unpreload(self);
+    const char *walk = getenv("FFIPROF_HEAP_UNWIND");
+    check_unwind = walk && strcmp(walk, "check") == 0;
+    if (!(walk && strcmp(walk, "libgcc") == 0)) fast_unwind = ffiprof_fast_unwind_start();
     if (open_log() != 0) state = 3;
     const char *guard = getenv("FFIPROF_HEAP_GUARD");
     if (state == 2 && guard) guard_start(guard);

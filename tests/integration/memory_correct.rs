@@ -115,13 +115,43 @@ fn build(name: &str, c: &str, rust: &str, rust_flags: &[&str]) -> PathBuf {
     common::build_linked_with(name, foreign, &[], rust, rust_flags)
 }
 
-/// The census of `program`, checked to run as it does bare: same output, same status.
+/// The census of `program`, checked to run as it does bare: same output, same status;
+/// and every stack the interposer walked from its cached unwind rules is the one libgcc's
+/// unwinder walks (`FFIPROF_HEAP_UNWIND=check` walks each both ways and says so at exit).
 fn census_as_bare(program: &Path, args: &[&str], out: &Path) -> MemoryCensus {
     let bare = Command::new(program).args(args).output().unwrap();
-    let ran = run(ffiprof().args(["memory", "--out"]).arg(out).arg("--").arg(program).args(args));
+    let ran = run(ffiprof()
+        .env("FFIPROF_HEAP_UNWIND", "check")
+        .args(["memory", "--out"])
+        .arg(out)
+        .arg("--")
+        .arg(program)
+        .args(args));
     assert_eq!(ran.status.code(), bare.status.code(), "{}", ran.stderr);
     assert_eq!(ran.stdout, String::from_utf8_lossy(&bare.stdout), "{}", ran.stderr);
+    let fast = walks_agree(&ran.stderr);
+    assert!(fast > 0 || bare.status.code().is_none(), "no stack walked from the rules");
     MemoryCensus::load(out).unwrap()
+}
+
+/// The stacks walked from cached rules, summed over the processes that said so; fails
+/// where one differed from libgcc's walk of the same stack.
+fn walks_agree(stderr: &str) -> u64 {
+    let mut fast = 0;
+    for line in stderr.lines() {
+        let Some(said) = line.strip_prefix("ffiprof-heap: stacks walked from cached rules ") else {
+            continue;
+        };
+        let numbers: Vec<u64> = said
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse().unwrap())
+            .collect();
+        assert_eq!(numbers.len(), 3, "{line}");
+        assert_eq!(numbers[2], 0, "walks that differ from libgcc's: {line}");
+        fast += numbers[0];
+    }
+    fast
 }
 
 /// No crossed free and no invalid one.
