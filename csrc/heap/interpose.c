@@ -1200,6 +1200,16 @@ DELETE_HOOK(_ZdaPvSt11align_val_t, (void *p, size_t a), (p, a))
 DELETE_HOOK(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t a), (p, n, a))
 DELETE_HOOK(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t a), (p, n, a))
 
+/* A library unloaded takes its code's addresses with it, and one loaded later may take
+ * them: the stack walker's rules for them may no longer hold (walk.c). */
+EXPORT int dlclose(void *handle) {
+    static int (*next_dlclose)(void *);
+    if (!next_dlclose) next_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+    int closed = next_dlclose ? next_dlclose(handle) : -1;
+    ffiprof_fast_unwind_forget();
+    return closed;
+}
+
 /* A mark in the log (`ffiprof __count-allocations` bounds each batch it runs with two):
  * the events between two marks are the batch's. */
 EXPORT void ffiprof_heap_mark(uint64_t id) {

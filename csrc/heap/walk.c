@@ -340,13 +340,13 @@ int ffiprof_fast_unwind_start(void) {
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (t == MAP_FAILED) return 0;
     __atomic_store_n(&table, (struct slot *)t, __ATOMIC_RELEASE);
-    tables_made++;
     return 1;
 }
 
 void ffiprof_fast_unwind_forget(void) {
     /* Called after a dlclose: rules for the addresses it freed may no longer hold. */
-    if (tables_made >= MAX_TABLES) {
+    if (!__atomic_load_n(&table, __ATOMIC_ACQUIRE)) return;
+    if (__atomic_fetch_add(&tables_made, 1, __ATOMIC_ACQ_REL) >= MAX_TABLES) {
         __atomic_store_n(&given_up, 1, __ATOMIC_RELEASE);
         return;
     }

@@ -129,15 +129,15 @@ fn census_as_bare(program: &Path, args: &[&str], out: &Path) -> MemoryCensus {
         .args(args));
     assert_eq!(ran.status.code(), bare.status.code(), "{}", ran.stderr);
     assert_eq!(ran.stdout, String::from_utf8_lossy(&bare.stdout), "{}", ran.stderr);
-    let fast = walks_agree(&ran.stderr);
+    let (fast, _) = walks_agree(&ran.stderr);
     assert!(fast > 0 || bare.status.code().is_none(), "no stack walked from the rules");
     MemoryCensus::load(out).unwrap()
 }
 
-/// The stacks walked from cached rules, summed over the processes that said so; fails
-/// where one differed from libgcc's walk of the same stack.
-fn walks_agree(stderr: &str) -> u64 {
-    let mut fast = 0;
+/// The stacks walked from cached rules and by libgcc, summed over the processes that said
+/// so; fails where one walked from the rules differed from libgcc's walk of the same stack.
+fn walks_agree(stderr: &str) -> (u64, u64) {
+    let (mut fast, mut libgcc) = (0, 0);
     for line in stderr.lines() {
         let Some(said) = line.strip_prefix("ffiprof-heap: stacks walked from cached rules ") else {
             continue;
@@ -150,8 +150,9 @@ fn walks_agree(stderr: &str) -> u64 {
         assert_eq!(numbers.len(), 3, "{line}");
         assert_eq!(numbers[2], 0, "walks that differ from libgcc's: {line}");
         fast += numbers[0];
+        libgcc += numbers[1];
     }
-    fast
+    (fast, libgcc)
 }
 
 /// No crossed free and no invalid one.
@@ -321,6 +322,69 @@ fn a_c_host_that_dlopens_a_cxx_library_locally_runs_as_it_does_bare() {
     silent(&c);
     no_lifetime_errors(&dir.join("host"), &[plugin.to_str().unwrap()], &tmp.path().join("l"));
     assert!(c.by_allocator.get("c++").is_some_and(|f| f.blocks >= 200), "{:#?}", c.by_allocator);
+}
+
+/// A library whose allocating function keeps a frame of `FRAME` bytes: built twice, the
+/// two differ in that frame's size alone, code at the same addresses.
+const FRAMED_C: &str = r#"
+#include <stdlib.h>
+__attribute__((noinline)) static void *deep(int n) {
+    volatile char buf[FRAME];
+    buf[0] = (char)n;
+    void *p = malloc(16 + (size_t)(buf[0] & 1));
+    buf[1] = (char)(p != NULL);
+    return buf[1] ? p : NULL;
+}
+void *plugin_make(int n) { return deep(n); }
+"#;
+
+/// Loads each library in turn, allocates through it, unloads it; three times over.
+const RELOAD_C: &str = r#"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    long made = 0;
+    for (int round = 0; round < 3; round++)
+        for (int k = 1; k < argc; k++) {
+            void *h = dlopen(argv[k], RTLD_NOW | RTLD_LOCAL);
+            if (!h) { fprintf(stderr, "%s\n", dlerror()); return 1; }
+            void *(*make)(int) = (void *(*)(int))dlsym(h, "plugin_make");
+            for (int i = 0; i < 100; i++) { void *p = make(i); made += p != NULL; free(p); }
+            dlclose(h);
+        }
+    printf("made %ld\n", made);
+    return 0;
+}
+"#;
+
+/// Libraries unloaded and others loaded where they were (a plugin host reloading): the
+/// rules the stack walker kept for the first one's code must not be followed for the
+/// second's. Every stack is walked as libgcc walks it, and none is left to libgcc (the
+/// walker starts afresh after each dlclose rather than trip over rules gone stale).
+#[test]
+fn libraries_unloaded_and_reloaded_are_walked_from_their_own_rules() {
+    let dir = sources("memory-reload", &[("framed.c", FRAMED_C), ("host.c", RELOAD_C)]);
+    for (lib, frame) in [("liba.so", "-DFRAME=256"), ("libb.so", "-DFRAME=512")] {
+        compile(&dir, &["gcc", "-O2", "-g", "-shared", "-fPIC", frame, "framed.c", "-o", lib]);
+    }
+    compile(&dir, &["gcc", "-O2", "-g", "host.c", "-o", "host", "-ldl"]);
+    let libs = [dir.join("liba.so"), dir.join("libb.so")];
+    let args: Vec<&str> = libs.iter().map(|l| l.to_str().unwrap()).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = run(ffiprof()
+        .env("FFIPROF_HEAP_UNWIND", "check")
+        .args(["memory", "--out"])
+        .arg(tmp.path().join("c"))
+        .arg("--")
+        .arg(dir.join("host"))
+        .args(&args))
+    .success();
+    assert_eq!(ran.stdout, "made 600\n");
+    let (fast, libgcc) = walks_agree(&ran.stderr);
+    assert!(fast >= 600, "{}", ran.stderr);
+    assert_eq!(libgcc, 0, "{}", ran.stderr);
+    silent(&MemoryCensus::load(&tmp.path().join("c")).unwrap());
 }
 
 /// Five threads allocate; the one a SIGTERM lands on exits from its handler, perhaps
