@@ -59,8 +59,9 @@ fn main() {
     // The dylib workload finds the library here unless FFIPROF_DYLIB says otherwise.
     println!("cargo:rustc-env=FFIPROF_BUILT_DYLIB={}", dylib.display());
 
-    // The heap interposer `ffiprof memory` preloads: only its allocator entry points are
-    // exported, and libgcc's unwinder walks the program's stacks.
+    // The heap interposer `ffiprof memory` preloads: only its allocator entry points and the
+    // few calls it must see (sigaction, signal, dlclose) are exported; walk.c (or libgcc's
+    // unwinder) walks the program's stacks.
     let heap = out_dir.join("libffiprof_heap.so");
     let source = csrc.join("heap/interpose.c");
     let walker = csrc.join("heap/walk.c");

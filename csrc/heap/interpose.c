@@ -6,7 +6,7 @@
  * a free is logged before the block goes back to the allocator, an allocation after it
  * came out, so an address handed from one thread to another is never seen live twice.
  * Allocations (all of them, or about one per FFIPROF_HEAP_SAMPLE bytes) and frees carry
- * their stack, unwound here with the program's own unwind tables (libgcc's unwinder) and
+ * their stack, unwound here with the program's own unwind tables (walk.c, or libgcc's unwinder) and
  * kept once per distinct stack; every event carries its return address, from which
  * ffiprof tells Rust's allocator from C's and C++'s. Nothing is counted here: ffiprof
  * replays the log.

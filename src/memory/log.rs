@@ -5,7 +5,6 @@
 //! or an exec), and holds what it did up to then; a lost record says the log could not
 //! grow, and a last record cut short is read up to its start ([`Ending`]).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -119,7 +118,7 @@ pub(crate) struct Log {
     /// Its command line, arguments joined by spaces.
     pub(crate) command: String,
     /// Stacks by number: return addresses, innermost first.
-    pub(crate) stacks: HashMap<u64, Vec<u64>>,
+    pub(crate) stacks: super::replay::Fast<u64, Vec<u64>>,
     /// Its executable mappings, the latest reading of each address range last.
     pub(crate) mappings: Vec<Mapping>,
     /// How it ends.
@@ -276,7 +275,7 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
         pid,
         image,
         command: String::new(),
-        stacks: HashMap::new(),
+        stacks: Default::default(),
         mappings: Vec::new(),
         ending: Ending::Stopped,
         event_count: 0,

@@ -74,18 +74,18 @@ pub(crate) struct Replayed {
     /// The whole heap, exact.
     pub(crate) totals: Figures,
     /// Frees of known blocks, by (allocating side, freeing side).
-    pub(crate) pairs: HashMap<(Side, Side), Count>,
+    pub(crate) pairs: Fast<(Side, Side), Count>,
     /// Invalid frees, by kind and freeing side.
     pub(crate) invalid: BTreeMap<(Invalid, Side), u64>,
     /// Stacks of allocations that came through C++'s operator new.
-    pub(crate) cxx_stacks: std::collections::HashSet<u64>,
+    pub(crate) cxx_stacks: std::collections::HashSet<u64, BuildHasherDefault<AddressHasher>>,
 }
 
 /// A hasher for addresses and stack numbers (a multiply and a shift, as in rustc's
 /// FxHash): the replay looks up a block per event, and SipHash's resistance to chosen
 /// keys buys nothing for a program's own addresses.
 #[derive(Default)]
-struct AddressHasher(u64);
+pub(crate) struct AddressHasher(u64);
 
 impl Hasher for AddressHasher {
     fn finish(&self) -> u64 {
@@ -103,7 +103,11 @@ impl Hasher for AddressHasher {
     }
 }
 
-type ByAddress<V> = HashMap<u64, V, BuildHasherDefault<AddressHasher>>;
+/// A map whose keys are addresses, stack numbers or sides, hashed as [`AddressHasher`]
+/// hashes them: looked up once per event of the log.
+pub(crate) type Fast<K, V> = HashMap<K, V, BuildHasherDefault<AddressHasher>>;
+
+type ByAddress<V> = Fast<u64, V>;
 
 #[derive(Default)]
 struct Heap {
