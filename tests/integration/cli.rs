@@ -204,6 +204,25 @@ fn long_commands_show_progress_on_a_terminal_only() {
     assert!(piped.stderr.contains("memcheck found no error"), "{}", piped.stderr);
 }
 
+/// `sampler-cost` measures both samplers in paired windows: each row has its sampler, an
+/// effective rate, samples taken and a slowdown interval, and the README shows the table.
+#[test]
+fn sampler_cost_measures_both_samplers() {
+    let ran = run(ffiprof().args(["sampler-cost", "--window", "0.05", "--rounds", "6"])).success();
+    for sampler in ["pprof", "perf"] {
+        let row = ran.stdout.lines().find(|l| l.starts_with(sampler)).unwrap_or_else(|| {
+            panic!("no {sampler} row in\n{}", ran.stdout);
+        });
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let effective: f64 = cells[3].parse().unwrap();
+        let samples: u64 = cells[cells.len() - 2].parse().unwrap();
+        assert!(effective > 0.0 && samples > 0, "{row}");
+        assert!(row.contains('[') && row.contains('%'), "{row}");
+    }
+    assert!(ran.stdout.contains("6 paired rounds of 0.05 s windows"), "{}", ran.stdout);
+    crate::readme::shown("sampler-cost", &ran.stdout);
+}
+
 /// Allocations per call, by the allocator that served them, known by construction:
 /// `new-cstring` makes one Rust `CString` per call, `reuse-buffer` none, and neither asks C
 /// for memory.

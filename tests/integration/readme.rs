@@ -40,7 +40,7 @@ fn mask(line: &str) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < c.len() {
-        if digit(i) || (c[i] == '-' && digit(i + 1)) {
+        if digit(i) || (matches!(c[i], '-' | '+') && digit(i + 1)) {
             i += 1;
             loop {
                 let separator = matches!(c.get(i), Some('.') | Some(','));
@@ -96,7 +96,7 @@ pub fn shown(name: &str, actual: &str) {
 }
 
 /// The blocks whose command a test runs and checks with [`shown`].
-const CHECKED_BY_THEIR_TESTS: &[&str] = &["bench", "list", "duel"];
+const CHECKED_BY_THEIR_TESTS: &[&str] = &["bench", "list", "duel", "sampler-cost"];
 
 #[test]
 fn numbers_are_masked_and_the_rest_kept() {
@@ -107,6 +107,8 @@ fn numbers_are_masked_and_the_rest_kept() {
         "mixsum::mix_each -> mix # inlined"
     );
     assert_ne!(mask("per-call 3.2"), mask("batched 3.2"));
+    assert_eq!(mask("+0.09% [-0.10%, +0.35%]"), "#% [#%, #%]");
+    assert_eq!(mask("c++ 12"), "c++ #");
     assert_eq!(mask("CPU   969.00 µs  972.00 µs  1.000"), mask("CPU   4.680 s    4.761 s  1.020"));
 }
 
