@@ -106,14 +106,6 @@ fn per_item(_: &Input, shared: &Shared, _: Placement) -> Result<Box<dyn Runner>>
 }
 
 pub(super) fn workload() -> Workload {
-    let variant = |name, role, about, prepare| Variant {
-        name,
-        role,
-        about,
-        prepare,
-        placed: false,
-        needs: None,
-    };
     Workload {
         name: "lua",
         about: "a function per item in Lua 5.4 (mlua, vendored C): Rust calls Lua per item, \
@@ -121,19 +113,19 @@ pub(super) fn workload() -> Workload {
         inputs: vec![Input { name: "items", value: 0, calls_per_iteration: 1_000 }],
         share: items,
         variants: vec![
-            variant(
+            Variant::plain(
                 "batched",
                 Role::Baseline,
                 "one call: a Lua loop over the items calls the Lua function",
                 batched,
             ),
-            variant(
+            Variant::plain(
                 "per-item",
                 Role::PerCall,
                 "Rust's loop calls the Lua function once per item (Function::call)",
                 per_item,
             ),
-            variant(
+            Variant::plain(
                 "rust-callback",
                 Role::PerCall,
                 "one call: a Lua loop over the items calls a Rust function per item",

@@ -156,6 +156,17 @@ pub struct Variant {
 }
 
 impl Variant {
+    /// A variant whose code exists once (not [`Variant::placed`]) and that every machine
+    /// can run.
+    pub(crate) fn plain(
+        name: &'static str,
+        role: Role,
+        about: &'static str,
+        prepare: Prepare,
+    ) -> Variant {
+        Variant { name, role, about, prepare, placed: false, needs: None }
+    }
+
     /// Whether this machine can run the variant ([`Variant::needs`]).
     pub fn available(&self) -> Result<()> {
         match self.unavailable() {

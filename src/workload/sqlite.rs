@@ -98,14 +98,6 @@ fn batched(conn: &Connection, first: u64, n: u64) -> rusqlite::Result<()> {
 }
 
 pub(super) fn workload() -> Workload {
-    let variant = |name, role, about, prepare| Variant {
-        name,
-        role,
-        about,
-        prepare,
-        placed: false,
-        needs: None,
-    };
     Workload {
         name: "sqlite",
         about: "rows into SQLite (rusqlite, bundled C): a statement per row in autocommit, per \
@@ -113,25 +105,25 @@ pub(super) fn workload() -> Workload {
         inputs: vec![Input { name: "rows", value: 0, calls_per_iteration: 1_000 }],
         share: nothing_shared,
         variants: vec![
-            variant(
+            Variant::plain(
                 "batched",
                 Role::Baseline,
                 "one statement: SQLite's C makes and inserts every row, one transaction",
                 |_, _, _| inserting(database()?, batched),
             ),
-            variant(
+            Variant::plain(
                 "per-row-autocommit",
                 Role::PerCall,
                 "conn.execute per row: a statement prepared and a transaction committed per row",
                 |_, _, _| inserting(database()?, per_row_autocommit),
             ),
-            variant(
+            Variant::plain(
                 "per-row-transaction",
                 Role::PerCall,
                 "conn.execute per row, inside one transaction: a statement prepared per row",
                 |_, _, _| inserting(database()?, per_row_in_transaction),
             ),
-            variant(
+            Variant::plain(
                 "prepare-cached",
                 Role::PerCall,
                 "prepare_cached per row inside one transaction: the statement bound and run",

@@ -163,14 +163,6 @@ fn reused_context(_: &Input, shared: &Shared, _: super::Placement) -> Result<Box
 use super::Runner;
 
 pub(super) fn workload() -> Workload {
-    let variant = |name, role, about, prepare| Variant {
-        name,
-        role,
-        about,
-        prepare,
-        placed: false,
-        needs: None,
-    };
     Workload {
         name: "zstd",
         about: "small messages through zstd (the zstd crate, bundled C): a new context per \
@@ -178,20 +170,20 @@ pub(super) fn workload() -> Workload {
         inputs: vec![Input { name: "256B", value: 256, calls_per_iteration: 200 }],
         share: messages,
         variants: vec![
-            variant(
+            Variant::plain(
                 "batched",
                 Role::Baseline,
                 "one call, one frame over all the messages (smaller output: messages share \
                  matches)",
                 batched,
             ),
-            variant(
+            Variant::plain(
                 "per-message",
                 Role::PerCall,
                 "zstd::bulk::compress per message: a context made and freed, a new Vec each",
                 per_message,
             ),
-            variant(
+            Variant::plain(
                 "reused-context",
                 Role::PerCall,
                 "one bulk::Compressor, a frame per message into one reused buffer",
