@@ -324,6 +324,25 @@ fn a_c_host_that_dlopens_a_cxx_library_locally_runs_as_it_does_bare() {
     assert!(c.by_allocator.get("c++").is_some_and(|f| f.blocks >= 200), "{:#?}", c.by_allocator);
 }
 
+/// Four threads of the SQLite example allocate and free at once (Rust over SQLite's C,
+/// their stacks through std's thread start and glibc's clone): every stack is walked from
+/// the cached rules, none left to libgcc, each as libgcc walks it.
+#[test]
+fn threads_are_walked_from_the_rules_as_libgcc_walks_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = run(ffiprof()
+        .env("FFIPROF_HEAP_UNWIND", "check")
+        .args(["memory", "--out"])
+        .arg(tmp.path().join("c"))
+        .arg("--")
+        .arg(common::example("sqlite_threads"))
+        .args(["--threads", "4", "--rounds", "2"]))
+    .success();
+    let (fast, libgcc) = walks_agree(&ran.stderr);
+    assert!(fast > 10_000, "{}", ran.stderr);
+    assert_eq!(libgcc, 0, "{}", ran.stderr);
+}
+
 /// A library whose allocating function keeps a frame of `FRAME` bytes: built twice, the
 /// two differ in that frame's size alone, code at the same addresses.
 const FRAMED_C: &str = r#"
