@@ -5,6 +5,7 @@
 //! or an exec), and holds what it did up to then; a lost record says the log could not
 //! grow, and a last record cut short is read up to its start ([`Ending`]).
 
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -118,7 +119,7 @@ pub(crate) struct Log {
     /// Its command line, arguments joined by spaces.
     pub(crate) command: String,
     /// Stacks by number: return addresses, innermost first.
-    pub(crate) stacks: super::replay::Fast<u64, Vec<u64>>,
+    pub(crate) stacks: Fast<u64, Vec<u64>>,
     /// Its executable mappings, the latest reading of each address range last.
     pub(crate) mappings: Vec<Mapping>,
     /// How it ends.
@@ -336,6 +337,35 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
 }
 
 /// Reads the log in `bytes`, of process `pid` (tests).
+/// A hasher for addresses and stack numbers (a multiply and a shift, as in rustc's
+/// FxHash): the replay looks up a block per event, and SipHash's resistance to chosen
+/// keys buys nothing for a program's own addresses.
+#[derive(Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// A map whose keys are addresses, stack numbers or sides, hashed as [`AddressHasher`]
+/// hashes them: looked up once per event of the log.
+pub(crate) type Fast<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<AddressHasher>>;
+
+/// A set hashed as [`Fast`] is.
+pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<AddressHasher>>;
+
 #[cfg(test)]
 pub(crate) fn parse(bytes: &[u8], pid: Pid) -> std::result::Result<Log, String> {
     parse_bytes(Bytes::Owned(bytes.to_vec()), pid, 0)

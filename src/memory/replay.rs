@@ -15,10 +15,9 @@
 //! stack's figures (as tcmalloc and jemalloc scale their samples). The totals, block
 //! counts and the ownership census stay exact: every event is in the log.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 
-use super::log::{flag, Event};
+use super::log::{flag, Event, Fast, FastSet};
 use super::schema::Figures;
 
 /// One side of a block's life: where it was allocated or freed.
@@ -78,34 +77,8 @@ pub(crate) struct Replayed {
     /// Invalid frees, by kind and freeing side.
     pub(crate) invalid: BTreeMap<(Invalid, Side), u64>,
     /// Stacks of allocations that came through C++'s operator new.
-    pub(crate) cxx_stacks: std::collections::HashSet<u64, BuildHasherDefault<AddressHasher>>,
+    pub(crate) cxx_stacks: FastSet<u64>,
 }
-
-/// A hasher for addresses and stack numbers (a multiply and a shift, as in rustc's
-/// FxHash): the replay looks up a block per event, and SipHash's resistance to chosen
-/// keys buys nothing for a program's own addresses.
-#[derive(Default)]
-pub(crate) struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-/// A map whose keys are addresses, stack numbers or sides, hashed as [`AddressHasher`]
-/// hashes them: looked up once per event of the log.
-pub(crate) type Fast<K, V> = HashMap<K, V, BuildHasherDefault<AddressHasher>>;
 
 type ByAddress<V> = Fast<u64, V>;
 

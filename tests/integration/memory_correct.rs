@@ -120,18 +120,28 @@ fn build(name: &str, c: &str, rust: &str, rust_flags: &[&str]) -> PathBuf {
 /// unwinder walks (`FFIPROF_HEAP_UNWIND=check` walks each both ways and says so at exit).
 fn census_as_bare(program: &Path, args: &[&str], out: &Path) -> MemoryCensus {
     let bare = Command::new(program).args(args).output().unwrap();
-    let ran = run(ffiprof()
-        .env("FFIPROF_HEAP_UNWIND", "check")
-        .args(["memory", "--out"])
-        .arg(out)
-        .arg("--")
-        .arg(program)
-        .args(args));
+    let ran = checked_census(program, args, out);
     assert_eq!(ran.status.code(), bare.status.code(), "{}", ran.stderr);
     assert_eq!(ran.stdout, String::from_utf8_lossy(&bare.stdout), "{}", ran.stderr);
     let (fast, _) = walks_agree(&ran.stderr);
     assert!(fast > 0 || bare.status.code().is_none(), "no stack walked from the rules");
     MemoryCensus::load(out).unwrap()
+}
+
+/// `ffiprof memory` of `program` into `out`, every stack walked both ways (the counts on
+/// stderr, read by [`walks_agree`]).
+fn checked_census<S: AsRef<std::ffi::OsStr>>(
+    program: &Path,
+    args: &[S],
+    out: &Path,
+) -> common::Ran {
+    run(ffiprof()
+        .env("FFIPROF_HEAP_UNWIND", "check")
+        .args(["memory", "--out"])
+        .arg(out)
+        .arg("--")
+        .arg(program)
+        .args(args))
 }
 
 /// The stacks walked from cached rules and by libgcc, summed over the processes that said
@@ -330,14 +340,9 @@ fn a_c_host_that_dlopens_a_cxx_library_locally_runs_as_it_does_bare() {
 #[test]
 fn threads_are_walked_from_the_rules_as_libgcc_walks_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let ran = run(ffiprof()
-        .env("FFIPROF_HEAP_UNWIND", "check")
-        .args(["memory", "--out"])
-        .arg(tmp.path().join("c"))
-        .arg("--")
-        .arg(common::example("sqlite_threads"))
-        .args(["--threads", "4", "--rounds", "2"]))
-    .success();
+    let args = ["--threads", "4", "--rounds", "2"];
+    let ran =
+        checked_census(&common::example("sqlite_threads"), &args, &tmp.path().join("c")).success();
     let (fast, libgcc) = walks_agree(&ran.stderr);
     assert!(fast > 10_000, "{}", ran.stderr);
     assert_eq!(libgcc, 0, "{}", ran.stderr);
@@ -391,14 +396,7 @@ fn libraries_unloaded_and_reloaded_are_walked_from_their_own_rules() {
     let libs = [dir.join("liba.so"), dir.join("libb.so")];
     let args: Vec<&str> = libs.iter().map(|l| l.to_str().unwrap()).collect();
     let tmp = tempfile::tempdir().unwrap();
-    let ran = run(ffiprof()
-        .env("FFIPROF_HEAP_UNWIND", "check")
-        .args(["memory", "--out"])
-        .arg(tmp.path().join("c"))
-        .arg("--")
-        .arg(dir.join("host"))
-        .args(&args))
-    .success();
+    let ran = checked_census(&dir.join("host"), &args, &tmp.path().join("c")).success();
     assert_eq!(ran.stdout, "made 600\n");
     let (fast, libgcc) = walks_agree(&ran.stderr);
     assert!(fast >= 600, "{}", ran.stderr);
