@@ -42,6 +42,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "walk.h"
@@ -66,22 +67,19 @@ enum kind { K_ALLOC = 1, K_FREE = 2, K_REALLOC = 3, K_STACK = 4, K_MAPS = 5, K_C
 enum { F_SAMPLED = 1, F_CXX = 2, F_DOUBLE_FREE = 4, F_NEVER_ALLOCATED = 8, F_MOVED = 16, F_GUARDED = 32, F_WRITE = 64 };
 
 #define MAX_FRAMES 100
-#define CHUNK_BYTES (16u << 20)
+/* The log is written in chunks of this size, each a thread's own (see "the log"). */
+#define CHUNK_BYTES (1u << 20)
 #define CHUNK_WORDS (CHUNK_BYTES / 8)
 
 static int state; /* 0 not started, 1 starting, 2 logging, 3 off */
 static int log_fd = -1;
-static uint64_t *chunk;
-static uint64_t chunk_index, chunk_pos;
 static double sample_bytes;
 static uintptr_t self_lo, self_hi;
 
 static TLS int in_hook;
+/* This thread holds the interposer's lock (taken only on rare paths: starting, a stack
+ * not seen before, a thread's first call, the guard pool, fork). */
 static TLS int holding;
-/* Blocks allocated while this thread held the log's lock (a signal handler's, run inside
- * the interposer), to be marked once it is given back: their frees are then no surprise. */
-static TLS uint64_t pending[32];
-static TLS int n_pending;
 /* Set once a block could be neither logged nor marked: from then on a free of an unknown
  * address is not called one of what was never allocated. */
 static int untracked;
@@ -90,8 +88,9 @@ static TLS int cxx_hint;
 static TLS double countdown;
 static TLS uint64_t rng;
 
-/* The log's lock: held for a few dozen instructions, so a thread that finds it taken spins
- * (yielding after a while) rather than sleeping in the kernel and being woken. */
+/* The interposer's lock: held for a few dozen instructions, so a thread that finds it
+ * taken spins (yielding after a while) rather than sleeping in the kernel. No allocator
+ * call takes it but on the rare paths above. */
 static int spin;
 
 static void take(void) {
@@ -107,10 +106,7 @@ static void take(void) {
     }
 }
 
-static void block_set(uint64_t ptr, uint64_t st);
-
 static void give(void) {
-    while (n_pending > 0) block_set(pending[--n_pending], 5 /* B_LIVE | B_UNLOGGED */);
     __atomic_store_n(&spin, 0, __ATOMIC_RELEASE);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     holding = 0;
@@ -147,12 +143,44 @@ static void find_next_allocator(void) {
 #undef NEXT
 }
 
-/* ---- the log ---------------------------------------------------------------------- */
+/* ---- the log ----------------------------------------------------------------------
+ * Each thread writes its own chunks of the file, so that no allocator call waits for
+ * another thread's: a chunk is CHUNK_BYTES, the next one of the file claimed with an
+ * atomic counter, and holds one thread's records (a thread that ends leaves its stream to
+ * the next thread that starts). Every record's first body word is its number in one
+ * sequence the process's threads share (an atomic counter): the log's order is the
+ * sequence's, and ffiprof merges the chunks by it. A free takes its number before the block
+ * goes back to the allocator, an allocation after it came out: an address handed from one
+ * thread to another is never seen live twice. In a chunk, a zero header ends its records;
+ * its last two words are kept for a record saying the log could not grow. */
 
-/* Maps the log's chunk `index`, its blocks reserved first: a file that cannot grow (a
- * full disk or tmpfs, the process's file size limit) is refused here, never met as a
+#define STACK_CACHE 1024
+/* A stack this thread has seen: its number, and where its addresses lie in the arena. */
+struct scache { uint64_t hash, id, off, len; };
+
+struct stream {
+    uint64_t *chunk; /* NULL: none mapped yet */
+    uint64_t pos;    /* words written in the chunk */
+    /* Set while the thread writes a record (or between a realloc's two numbers): a signal
+     * handler on the thread leaves its calls unlogged, and exit waits for it. */
+    int busy;
+    int used; /* a thread's */
+    struct stream *next;
+    struct scache cache[STACK_CACHE];
+};
+
+static struct stream *streams; /* every stream, newest first (lock held to change) */
+static TLS struct stream *me;
+static uint64_t next_chunk; /* the file's next chunk (atomic) */
+static uint64_t next_seq = 1; /* the sequence (atomic) */
+static pthread_key_t stream_key;
+static int stream_key_made;
+
+/* Maps a new chunk of the log for `s`, its blocks reserved first: a file that cannot grow
+ * (a full disk or tmpfs, the process's file size limit) is refused here, never met as a
  * SIGBUS or SIGXFSZ inside the program's malloc. */
-static int map_chunk(uint64_t index) {
+static int map_chunk(struct stream *s) {
+    uint64_t index = __atomic_fetch_add(&next_chunk, 1, __ATOMIC_RELAXED);
     uint64_t end = (index + 1) * (uint64_t)CHUNK_BYTES;
     struct rlimit limit;
     if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && end > limit.rlim_cur)
@@ -161,42 +189,109 @@ static int map_chunk(uint64_t index) {
     void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, log_fd,
                    (off_t)(index * (uint64_t)CHUNK_BYTES));
     if (m == MAP_FAILED) return -1;
-    chunk = m;
-    chunk_index = index;
-    chunk_pos = 0;
+    if (s->chunk) munmap(s->chunk, CHUNK_BYTES);
+    s->chunk = m;
+    s->pos = 0;
     return 0;
 }
 
-/* Appends a record (lock held): body first, header last. */
-static void append(unsigned kind, uint64_t flags, const uint64_t *body, uint64_t n) {
-    if (state != 2) return;
+/* Begins a record of thread stream `s`: its number in the sequence, or 0 where logging
+ * stopped. The stream is busy until end(). The counter's atomic add orders the busy flag
+ * before the check of the state, as exit's change of the state comes before its look at
+ * the flags: a record is either written whole before the end or not begun. */
+static uint64_t begin(struct stream *s) {
+    __atomic_store_n(&s->busy, 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    uint64_t seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&state, __ATOMIC_SEQ_CST) != 2) {
+        __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+        return 0;
+    }
+    return seq;
+}
+
+static void end(struct stream *s) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Writes a record to `s` (between begin and end): body first, header last; body[0] is the
+ * record's number. Where no chunk can be had, the log says it was lost from here on and
+ * logging stops. */
+static void put(struct stream *s, unsigned kind, uint64_t flags, const uint64_t *body, uint64_t n) {
     uint64_t words = n + 1;
-    /* The last word of a chunk is kept for a record saying the log stops there. */
-    if (words > CHUNK_WORDS - 1) return;
-    if (chunk_pos + words > CHUNK_WORDS - 1) {
-        uint64_t *old = chunk, old_pos = chunk_pos;
-        if (map_chunk(chunk_index + 1) != 0) {
-            chunk = old;
-            __atomic_store_n(&old[old_pos], (uint64_t)K_LOST | (1ull << 8), __ATOMIC_RELEASE);
+    if (words > CHUNK_WORDS - 2) return;
+    if (!s->chunk || s->pos + words > CHUNK_WORDS - 2) {
+        uint64_t *old = s->chunk, old_pos = s->pos;
+        if (map_chunk(s) != 0) {
+            if (old) {
+                old[old_pos + 1] = body[0];
+                __atomic_store_n(&old[old_pos], (uint64_t)K_LOST | (2ull << 8), __ATOMIC_RELEASE);
+            }
             __atomic_store_n(&state, 3, __ATOMIC_RELEASE);
             return;
         }
-        __atomic_store_n(&old[old_pos], (uint64_t)K_SKIP | (1ull << 8), __ATOMIC_RELEASE);
-        munmap(old, CHUNK_BYTES);
     }
-    memcpy(&chunk[chunk_pos + 1], body, n * 8);
-    __atomic_store_n(&chunk[chunk_pos], (uint64_t)kind | (words << 8) | (flags << 32), __ATOMIC_RELEASE);
-    chunk_pos += words;
+    memcpy(&s->chunk[s->pos + 1], body, n * 8);
+    __atomic_store_n(&s->chunk[s->pos], (uint64_t)kind | (words << 8) | (flags << 32), __ATOMIC_RELEASE);
+    s->pos += words;
 }
 
-/* Appends `len` bytes as a record of `kind` (lock held). */
-static void append_bytes(unsigned kind, const char *bytes, uint64_t len) {
-    static uint64_t words[(1 << 20) / 8 + 2];
-    if (len > sizeof words - 8) len = sizeof words - 8;
-    words[0] = len;
-    memset(&words[1 + len / 8], 0, 8);
-    memcpy(&words[1], bytes, len);
-    append(kind, 0, words, 1 + (len + 7) / 8);
+/* A record on its own: numbered, written. */
+static void record(struct stream *s, unsigned kind, uint64_t flags, uint64_t *body, uint64_t n) {
+    uint64_t seq = begin(s);
+    if (!seq) return;
+    body[0] = seq;
+    put(s, kind, flags, body, n);
+    end(s);
+}
+
+/* Writes `len` bytes as a record of `kind` (lock held: one buffer serves every thread). */
+static void record_bytes(struct stream *s, unsigned kind, const char *bytes, uint64_t len) {
+    static uint64_t words[CHUNK_WORDS - 8];
+    if (len > sizeof words - 24) len = sizeof words - 24;
+    words[1] = len;
+    memset(&words[2 + len / 8], 0, 8);
+    memcpy(&words[2], bytes, len);
+    record(s, kind, 0, words, 2 + (len + 7) / 8);
+}
+
+static void *pages(uint64_t bytes);
+
+static void stream_release(void *v);
+
+/* A stream for this thread (lock held): one a thread that ended left, or a new one. */
+static struct stream *stream_locked(void) {
+    struct stream *s = streams;
+    while (s && s->used) s = s->next;
+    if (!s) {
+        s = pages(sizeof *s);
+        if (!s) return NULL;
+        s->next = streams;
+        __atomic_store_n(&streams, s, __ATOMIC_RELEASE);
+    }
+    s->used = 1;
+    me = s;
+    /* Given back when the thread ends (keys below 32 need no allocation). */
+    if (stream_key_made) pthread_setspecific(stream_key, s);
+    return s;
+}
+
+static struct stream *stream_get(void) {
+    take();
+    struct stream *s = stream_locked();
+    give();
+    return s;
+}
+
+/* The thread ends: its stream serves the next thread that starts. A later call on this
+ * thread (another key's destructor) takes one again. */
+static void stream_release(void *v) {
+    struct stream *s = v;
+    if (me == s) me = NULL;
+    take();
+    s->used = 0;
+    give();
 }
 
 /* ---- where code is mapped --------------------------------------------------------- */
@@ -225,7 +320,7 @@ static uintptr_t hex(const char **p) {
 }
 
 /* Reads /proc/self/maps into the log and the executable ranges (lock held). */
-static void log_maps(void) {
+static void log_maps(struct stream *st) {
     static char buf[1 << 20];
     uint64_t len = read_file("/proc/self/maps", buf, sizeof buf - 1);
     buf[len] = 0;
@@ -242,7 +337,7 @@ static void log_maps(void) {
         while (*p && *p != '\n') p++;
         if (*p) p++;
     }
-    append_bytes(K_MAPS, buf, len);
+    record_bytes(st, K_MAPS, buf, len);
 }
 
 static int mapped(uintptr_t ip) {
@@ -274,46 +369,53 @@ static uint64_t mix(uint64_t x) {
     return x ^ (x >> 33);
 }
 
-/* Blocks: address -> state. An address keeps its entry once freed, so a second free of it
- * is told from a free of what was never allocated. */
+/* Blocks: address -> state, four bits per 8 bytes of address space (every allocator
+ * aligns its blocks to 8 bytes at least), in a leaf per 4 GiB mapped when first written
+ * and touched only where blocks are: no lock, no table to grow, and a signal handler may
+ * read and write it. An address keeps its state once freed, so a second free of it is told
+ * from a free of what was never allocated. */
 enum { B_LIVE = 1, B_FREED = 2, B_UNLOGGED = 4, B_FOREIGN = 8 };
-struct block { uint64_t ptr, state; };
-static struct block *blocks;
-static uint64_t blocks_cap, blocks_len;
+#define LEAF_SHIFT 32
+#define LEAVES (1u << (47 - LEAF_SHIFT))
+#define LEAF_BYTES ((1ull << LEAF_SHIFT) / 16)
+static uint8_t *leaves[LEAVES];
 
-static struct block *block_slot(struct block *table, uint64_t cap, uint64_t ptr) {
-    uint64_t i = mix(ptr) & (cap - 1);
-    while (table[i].ptr && table[i].ptr != ptr) i = (i + 1) & (cap - 1);
-    return &table[i];
-}
-
-static int blocks_grow(void) {
-    uint64_t cap = blocks_cap ? blocks_cap * 2 : (1u << 16);
-    struct block *table = pages(cap * sizeof *table);
-    if (!table) return -1;
-    for (uint64_t i = 0; i < blocks_cap; i++)
-        if (blocks[i].ptr) *block_slot(table, cap, blocks[i].ptr) = blocks[i];
-    if (blocks) munmap(blocks, blocks_cap * sizeof *blocks);
-    blocks = table;
-    blocks_cap = cap;
-    return 0;
+static uint8_t *leaf(uint64_t ptr, int make) {
+    uint64_t i = ptr >> LEAF_SHIFT;
+    if (i >= LEAVES) return NULL;
+    uint8_t *l = __atomic_load_n(&leaves[i], __ATOMIC_ACQUIRE);
+    if (l || !make) return l;
+    uint8_t *m = pages(LEAF_BYTES);
+    if (!m) {
+        __atomic_store_n(&untracked, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    if (__atomic_compare_exchange_n(&leaves[i], &l, m, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return m;
+    munmap(m, LEAF_BYTES); /* another thread's came first */
+    return l;
 }
 
 static void block_set(uint64_t ptr, uint64_t st) {
-    if ((blocks_len + 1) * 2 > blocks_cap && blocks_grow() != 0) return;
-    struct block *b = block_slot(blocks, blocks_cap, ptr);
-    if (!b->ptr) blocks_len++;
-    b->ptr = ptr;
-    b->state = st;
+    uint8_t *l = leaf(ptr, 1);
+    if (!l) return;
+    uint8_t *byte = &l[(ptr & ((1ull << LEAF_SHIFT) - 1)) >> 4];
+    unsigned shift = (ptr & 8) ? 4 : 0;
+    uint8_t was = __atomic_load_n(byte, __ATOMIC_RELAXED), now;
+    do now = (uint8_t)((was & ~(0xfu << shift)) | (st << shift));
+    while (!__atomic_compare_exchange_n(byte, &was, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 }
 
 static uint64_t block_get(uint64_t ptr) {
-    if (!blocks) return 0;
-    struct block *b = block_slot(blocks, blocks_cap, ptr);
-    return b->ptr ? b->state : 0;
+    uint8_t *l = leaf(ptr, 0);
+    if (!l) return 0;
+    uint8_t byte = __atomic_load_n(&l[(ptr & ((1ull << LEAF_SHIFT) - 1)) >> 4], __ATOMIC_RELAXED);
+    return (byte >> ((ptr & 8) ? 4 : 0)) & 0xf;
 }
 
-/* Stacks: distinct return-address lists, numbered from 1 in the order first seen. */
+/* Stacks: distinct return-address lists, numbered from 1 in the order first seen. Each
+ * thread looks a stack up in its own cache first; the shared table is searched, and
+ * grown, under the lock only for a stack the thread has not seen. Addresses kept in the
+ * arena never move. */
 struct stack { uint64_t hash, id, off, len; };
 static struct stack *stacks;
 static uint64_t stacks_cap, stacks_len;
@@ -346,28 +448,40 @@ static int stacks_grow(void) {
     return 0;
 }
 
-/* The stack's number, logging it (and the mappings, if one of its addresses is new) the
- * first time (lock held). */
-static uint64_t stack_id(const uint64_t *ips, uint64_t n) {
-    if (n == 0) return 0;
-    if (!arena && !(arena = pages(ARENA_WORDS * 8))) return 0;
-    if ((stacks_len + 1) * 2 > stacks_cap && stacks_grow() != 0) return 0;
-    uint64_t hash = n;
-    for (uint64_t i = 0; i < n; i++) hash = mix(hash ^ ips[i]);
-    hash |= 1;
+/* The stack's entry in the shared table, logged (with the mappings, if one of its
+ * addresses is new) the first time (lock held); NULL where it cannot be kept. */
+static const struct stack *stack_locked(struct stream *st, uint64_t hash, const uint64_t *ips, uint64_t n) {
+    if (!arena && !(arena = pages(ARENA_WORDS * 8))) return NULL;
+    if ((stacks_len + 1) * 2 > stacks_cap && stacks_grow() != 0) return NULL;
     struct stack *s = stack_slot(stacks, stacks_cap, hash, ips, n);
-    if (s->id) return s->id;
-    if (arena_len + n > ARENA_WORDS) return 0;
+    if (s->id) return s;
+    if (arena_len + n > ARENA_WORDS) return NULL;
     for (uint64_t i = 0; i < n; i++)
-        if (!mapped((uintptr_t)ips[i])) { log_maps(); break; }
+        if (!mapped((uintptr_t)ips[i])) { log_maps(st); break; }
     memcpy(&arena[arena_len], ips, n * 8);
     *s = (struct stack){hash, ++stacks_len, arena_len, n};
     arena_len += n;
-    uint64_t body[MAX_FRAMES + 1];
-    body[0] = s->id;
-    memcpy(&body[1], ips, n * 8);
-    append(K_STACK, 0, body, n + 1);
-    return s->id;
+    uint64_t body[MAX_FRAMES + 2];
+    body[1] = s->id;
+    memcpy(&body[2], ips, n * 8);
+    record(st, K_STACK, 0, body, n + 2);
+    return s;
+}
+
+/* The stack's number (0: none). */
+static uint64_t stack_id(struct stream *st, const uint64_t *ips, uint64_t n) {
+    if (n == 0) return 0;
+    uint64_t hash = n;
+    for (uint64_t i = 0; i < n; i++) hash = mix(hash ^ ips[i]);
+    hash |= 1;
+    struct scache *c = &st->cache[(hash >> 7) & (STACK_CACHE - 1)];
+    if (c->hash == hash && c->len == n && memcmp(&arena[c->off], ips, n * 8) == 0) return c->id;
+    take();
+    const struct stack *s = stack_locked(st, hash, ips, n);
+    if (s) *c = (struct scache){hash, s->id, s->off, n};
+    uint64_t id = s ? s->id : 0;
+    give();
+    return id;
 }
 
 /* ---- unwinding ---------------------------------------------------------------------- */
@@ -475,13 +589,35 @@ static int open_log(void) {
         if (log_fd >= 0 || errno != EEXIST) break;
     }
     if (log_fd < 0) return -1;
-    chunk = NULL;
-    if (map_chunk(0) != 0) return -1;
+    /* The first chunk is this thread's (lock held). */
+    struct stream *s = stream_locked();
+    if (!s || map_chunk(s) != 0) return -1;
     state = 2;
     static char cmd[1 << 16];
-    append_bytes(K_CMD, cmd, read_file("/proc/self/cmdline", cmd, sizeof cmd));
-    log_maps();
+    record_bytes(s, K_CMD, cmd, read_file("/proc/self/cmdline", cmd, sizeof cmd));
+    log_maps(s);
     return 0;
+}
+
+/* A forked child starts a log of its own: the parent's threads, streams and stacks are
+ * not its (lock held). */
+static void forget_log(void) {
+    for (struct stream *s = streams, *next; s; s = next) {
+        next = s->next;
+        if (s->chunk) munmap(s->chunk, CHUNK_BYTES);
+        munmap(s, sizeof *s);
+    }
+    streams = NULL;
+    me = NULL;
+    next_chunk = 0;
+    next_seq = 1;
+    if (stacks) munmap(stacks, stacks_cap * sizeof *stacks);
+    if (arena) munmap(arena, ARENA_WORDS * 8);
+    stacks = NULL;
+    arena = NULL;
+    stacks_cap = stacks_len = arena_len = 0;
+    close(log_fd);
+    log_fd = -1;
 }
 
 /* fork() from a signal handler that interrupted this thread inside the interposer: the
@@ -489,7 +625,7 @@ static int open_log(void) {
  * log. */
 static TLS int fork_nested;
 static void before_fork(void) {
-    fork_nested = holding;
+    fork_nested = holding || (me && me->busy);
     if (!fork_nested) take();
 }
 static void after_fork_parent(void) {
@@ -505,9 +641,7 @@ static void after_fork_child(void) {
      * invalid ones. */
     if (state == 2 && !follow_children) state = 3;
     if (state == 2) {
-        if (chunk) munmap(chunk, CHUNK_BYTES);
-        chunk = NULL;
-        close(log_fd);
+        forget_log();
         if (open_log() != 0) state = 3;
     }
     give();
@@ -540,16 +674,34 @@ static void finish(void) {
     /* exit() called by a signal handler that interrupted this thread inside the
      * interposer: the lock is this thread's own, and what it was writing is unfinished;
      * the log stops here, without its end, as a program killed would leave it. */
-    if (holding) {
+    if (holding || (me && me->busy)) {
         __atomic_store_n(&state, 3, __ATOMIC_RELEASE);
         return;
     }
+    /* Nothing after the end: other threads go on unlogged until the process is gone. No
+     * record begins from here; those begun are waited for (a while: a thread stopped
+     * inside the allocator is not waited for forever), so that every record numbered
+     * before the end is whole. */
+    if (__atomic_exchange_n(&state, 3, __ATOMIC_SEQ_CST) != 2) return;
     in_hook++;
-    take();
-    append(K_END, 0, NULL, 0);
-    /* Nothing after the end: other threads go on unlogged until the process is gone. */
-    __atomic_store_n(&state, 3, __ATOMIC_RELEASE);
-    give();
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (struct stream *s = __atomic_load_n(&streams, __ATOMIC_ACQUIRE); s; s = s->next)
+        for (int tries = 0; __atomic_load_n(&s->busy, __ATOMIC_SEQ_CST);) {
+            if (++tries < 200) { __builtin_ia32_pause(); continue; }
+            tries = 0;
+            sched_yield();
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > 100000000L) goto late;
+        }
+late:;
+    struct stream *s = me ? me : stream_get();
+    if (s) {
+        __atomic_store_n(&s->busy, 1, __ATOMIC_RELAXED);
+        uint64_t body[1] = {__atomic_fetch_add(&next_seq, 1, __ATOMIC_SEQ_CST)};
+        put(s, K_END, 0, body, 1);
+        end(s);
+    }
     in_hook--;
 }
 
@@ -577,11 +729,15 @@ static int sampled(size_t size) {
 /* ---- the hooks ---------------------------------------------------------------------- */
 
 /* Enters a hook: false where the call is the interposer's own (nested) or logging is off;
- * then the allocator is called directly and the block kept out of the log. */
+ * then the allocator is called directly and the block kept out of the log. True: `me` is
+ * this thread's stream. */
 static int enter(void) {
     /* A signal handler run while this thread holds the lock (or waits for it, or is
-     * between fork's prepare and parent handlers) must not wait for it: unlogged. */
+     * between fork's prepare and parent handlers), or writes a record, must not wait for
+     * either: unlogged. */
     if (in_hook || holding) return 0;
+    struct stream *s = me;
+    if (s && __atomic_load_n(&s->busy, __ATOMIC_RELAXED)) return 0;
     int now = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
     if (now == 3) return 0;
     if (now != 2) {
@@ -593,21 +749,18 @@ static int enter(void) {
         if (state != 2) return 0;
     }
     in_hook = 1;
+    if (!me && !stream_get()) {
+        in_hook = 0;
+        return 0;
+    }
     return 1;
 }
 
 static void leave(void) { in_hook = 0; }
 
+/* A block kept out of the log: its free is then no surprise. */
 static void note_unlogged(void *p) {
-    if (!p || state != 2) return;
-    if (holding) {
-        if (n_pending < (int)(sizeof pending / sizeof pending[0])) pending[n_pending++] = (uint64_t)(uintptr_t)p;
-        else untracked = 1;
-        return;
-    }
-    take();
-    block_set((uint64_t)(uintptr_t)p, B_LIVE | B_UNLOGGED);
-    give();
+    if (p && state == 2) block_set((uint64_t)(uintptr_t)p, B_LIVE | B_UNLOGGED);
 }
 
 /* Allocations this thread logged: an operator new that logged none served its block
@@ -619,11 +772,10 @@ static void logged_block(void *p, size_t size, uint64_t ip, uint64_t state_bits)
     int keep = sampled(size);
     if (keep) n = unwind(ips, MAX_FRAMES);
     uint64_t flags = (keep ? F_SAMPLED : 0) | (cxx_hint ? F_CXX : 0);
-    take();
-    uint64_t body[4] = {(uint64_t)(uintptr_t)p, size ? size : 1, stack_id(ips, n), ip};
-    block_set(body[0], B_LIVE | state_bits);
-    append(K_ALLOC, flags, body, 4);
-    give();
+    struct stream *s = me;
+    uint64_t body[5] = {0, (uint64_t)(uintptr_t)p, size ? size : 1, stack_id(s, ips, n), ip};
+    block_set(body[1], B_LIVE | state_bits);
+    record(s, K_ALLOC, flags, body, 5);
     logged_allocs++;
 }
 
@@ -732,10 +884,8 @@ static void guard_release(void *p, uint64_t ip, int logging) {
     if (at != 0 && logging) {
         uint64_t ips[MAX_FRAMES];
         uint64_t n = unwind(ips, FREE_FRAMES);
-        take();
-        uint64_t body[5] = {(uint64_t)(uintptr_t)p, g->size, (uint64_t)at, stack_id(ips, n), ip};
-        append(K_SLACK, 0, body, 5);
-        give();
+        uint64_t body[6] = {0, (uint64_t)(uintptr_t)p, g->size, (uint64_t)at, stack_id(me, ips, n), ip};
+        record(me, K_SLACK, 0, body, 6);
     }
     char *data = pool + slot * 2 * GUARD_PAGE;
     mprotect(data, GUARD_PAGE, PROT_NONE);
@@ -797,7 +947,8 @@ static void guard_fault(uintptr_t address, ucontext_t *uc) {
     struct gslot *g = &gslots[slot];
     uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
     uint64_t write = (uc->uc_mcontext.gregs[REG_ERR] & 2) ? F_WRITE : 0;
-    if (!holding && state == 2) {
+    struct stream *st = me;
+    if (!holding && state == 2 && !(st && st->busy) && (st || (st = stream_get()))) {
         int nested = in_hook;
         in_hook = 1;
         /* From the faulting instruction on, which stands as a return address would (one
@@ -808,10 +959,8 @@ static void guard_fault(uintptr_t address, ucontext_t *uc) {
         if (from == n) { from = 0; n = 1; }
         ips[from] = rip + 1;
         uint64_t block = (uint64_t)(uintptr_t)(data + GUARD_PAGE - rounded16(g->size));
-        take();
-        uint64_t body[5] = {address, block, g->size, stack_id(ips + from, n - from), rip + 1};
-        append(K_FAULT, write, body, 5);
-        give();
+        uint64_t body[6] = {0, address, block, g->size, stack_id(st, ips + from, n - from), rip + 1};
+        record(st, K_FAULT, write, body, 6);
         in_hook = nested;
     }
     mprotect(in_guard ? data + GUARD_PAGE : data, GUARD_PAGE, PROT_READ | PROT_WRITE);
@@ -967,30 +1116,23 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
 static void logged_free(void *p, uint64_t ip, int full_stack) {
     uint64_t ptr = (uint64_t)(uintptr_t)p;
     uint64_t ips[MAX_FRAMES], n = 0;
-    /* Every stack kept: unwound before the lock is taken, and the lock taken once. */
     if (full_stack) n = unwind(ips, FREE_FRAMES);
-    take();
     uint64_t st = block_get(ptr);
     if (st & B_UNLOGGED) {
         block_set(ptr, B_FREED | B_UNLOGGED);
-        give();
         return;
     }
     uint64_t flags = (cxx_hint ? F_CXX : 0) | free_flags;
     if (!(st & B_LIVE)) {
         if (st & B_FREED) flags |= F_DOUBLE_FREE;
         else if (!__atomic_load_n(&untracked, __ATOMIC_RELAXED)) flags |= F_NEVER_ALLOCATED;
-        if (!full_stack && (flags & (F_DOUBLE_FREE | F_NEVER_ALLOCATED))) {
-            /* Sampling keeps no free's stack but an invalid one's. */
-            give();
-            n = unwind(ips, FREE_FRAMES);
-            take();
-        }
+        /* Sampling keeps no free's stack but an invalid one's. */
+        if (!full_stack && (flags & (F_DOUBLE_FREE | F_NEVER_ALLOCATED))) n = unwind(ips, FREE_FRAMES);
     }
-    uint64_t body[3] = {ptr, stack_id(ips, n), ip};
-    append(K_FREE, flags, body, 3);
+    struct stream *s = me;
+    uint64_t body[4] = {0, ptr, stack_id(s, ips, n), ip};
+    record(s, K_FREE, flags, body, 4);
     if (st & B_LIVE) block_set(ptr, B_FREED);
-    give();
 }
 
 static void free_hook(void *p, uint64_t ip) {
@@ -998,11 +1140,8 @@ static void free_hook(void *p, uint64_t ip) {
     if (in_pool(p)) { guarded_free(p, ip, 0); return; }
     if (guard_every) { next_free(p); return; }
     if (!enter()) {
-        if (state == 2 && !holding) {
-            take();
-            if (block_get((uint64_t)(uintptr_t)p) & B_UNLOGGED) block_set((uint64_t)(uintptr_t)p, B_FREED | B_UNLOGGED);
-            give();
-        }
+        if (state == 2 && (block_get((uint64_t)(uintptr_t)p) & B_UNLOGGED))
+            block_set((uint64_t)(uintptr_t)p, B_FREED | B_UNLOGGED);
         next_free(p);
         return;
     }
@@ -1048,24 +1187,41 @@ static void *realloc_hook(void *old, size_t size, uint64_t ip) {
     }
     if (!enter()) return next_realloc(old, size);
     uint64_t from = (uint64_t)(uintptr_t)old;
-    /* The lock is held across the call: the old address may be handed to another thread
-     * the moment it is released, and its log must not come first. */
-    take();
     uint64_t st = block_get(from);
-    void *p = next_realloc(old, size);
-    if (p) {
-        if (st & B_UNLOGGED) {
+    if (st & B_UNLOGGED) {
+        void *p = next_realloc(old, size);
+        if (p) {
             block_set(from, B_FREED | B_UNLOGGED);
             block_set((uint64_t)(uintptr_t)p, B_LIVE | B_UNLOGGED);
-        } else {
-            uint64_t body[5] = {from, (uint64_t)(uintptr_t)p, size, 0, ip};
-            uint64_t flags = (st & B_LIVE) ? 0 : (st & B_FREED) ? F_DOUBLE_FREE : F_NEVER_ALLOCATED;
-            append(K_REALLOC, flags, body, 5);
-            if (p != old) block_set(from, B_FREED);
-            block_set((uint64_t)(uintptr_t)p, B_LIVE);
         }
+        leave();
+        return p;
     }
-    give();
+    /* Two numbers: the old block's release, taken before the call (its address may be
+     * handed to another thread the moment it is released, and that thread's log must come
+     * after), and the new block's, taken after it (its address may have been freed by
+     * another thread just before). The stream stays busy between them, so that this
+     * thread's records keep their order. */
+    struct stream *s = me;
+    uint64_t released = begin(s);
+    if (!released) {
+        leave();
+        return next_realloc(old, size);
+    }
+    if (st & B_LIVE) block_set(from, B_FREED);
+    void *p = next_realloc(old, size);
+    if (!p) {
+        if (st & B_LIVE) block_set(from, st);
+        end(s);
+        leave();
+        return NULL;
+    }
+    block_set((uint64_t)(uintptr_t)p, B_LIVE);
+    uint64_t taken = __atomic_fetch_add(&next_seq, 1, __ATOMIC_SEQ_CST);
+    uint64_t flags = (st & B_LIVE) ? 0 : (st & B_FREED) ? F_DOUBLE_FREE : F_NEVER_ALLOCATED;
+    uint64_t body[6] = {released, from, (uint64_t)(uintptr_t)p, size, taken, ip};
+    put(s, K_REALLOC, flags, body, 6);
+    end(s);
     leave();
     return p;
 }
@@ -1162,11 +1318,8 @@ NEW_HOOK(_ZnamSt11align_val_t, (size_t n, size_t a), (n, a), aligned_alloc(a, (n
  * hint; one another allocator's operator new served (tcmalloc's, jemalloc's) is logged
  * freed and goes to the next definition, as does any other, as it would without ffiprof. */
 static uint64_t block_state(void *p) {
-    if (!p || state != 2 || holding) return B_LIVE;
-    take();
-    uint64_t st = block_get((uint64_t)(uintptr_t)p);
-    give();
-    return st;
+    if (!p || state != 2) return B_LIVE;
+    return block_get((uint64_t)(uintptr_t)p);
 }
 
 #define DELETE_HOOK(mangled, params, args)                                          \
@@ -1214,9 +1367,8 @@ EXPORT int dlclose(void *handle) {
  * the events between two marks are the batch's. */
 EXPORT void ffiprof_heap_mark(uint64_t id) {
     if (!enter()) return;
-    take();
-    append(K_MARK, 0, &id, 1);
-    give();
+    uint64_t body[2] = {0, id};
+    record(me, K_MARK, 0, body, 2);
     leave();
 }
 
@@ -1225,5 +1377,6 @@ static void setup(void) __attribute__((constructor(101)));
 static void setup(void) {
     in_hook++;
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    stream_key_made = pthread_key_create(&stream_key, stream_release) == 0;
     in_hook--;
 }

@@ -81,7 +81,7 @@ pub(crate) fn errors(log: &Log, symbolizer: &mut FileSymbolizer) -> Vec<Lifetime
                     freed.insert(ptr, (block, side, flags & flag::MOVED != 0));
                 }
             }
-            Event::Realloc { .. } | Event::Mark { .. } => {}
+            Event::Realloc { .. } | Event::Release { .. } | Event::Mark { .. } => {}
             Event::Fault { address, block, size, stack, ip, flags } => {
                 let access = if flags & flag::WRITE != 0 { Access::Write } else { Access::Read };
                 let (kind, alloc, free) = if let Some(b) = live.get(&block) {

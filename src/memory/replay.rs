@@ -86,6 +86,8 @@ type ByAddress<V> = Fast<u64, V>;
 struct Heap {
     points: ByAddress<Point>,
     blocks: ByAddress<Block>,
+    /// Blocks `realloc` released from their old address, by token, until they arrive.
+    moving: ByAddress<Block>,
     live: (u64, u64),
     max: (u64, u64),
     epoch: u64,
@@ -156,8 +158,9 @@ impl Heap {
         pair.bytes += block.size;
     }
 
-    fn realloc(&mut self, old: u64, new: u64, size: u64, by: Side) {
-        let Some(mut block) = self.blocks.remove(&old) else {
+    fn realloc(&mut self, old: u64, new: u64, size: u64, by: Side, token: u64) {
+        let block = if token != 0 { self.moving.remove(&token) } else { self.blocks.remove(&old) };
+        let Some(mut block) = block else {
             // Its allocation was not seen: counted from here, with no stack.
             self.alloc(new, size, 1.0, Side { stack: 0, ..by });
             return;
@@ -234,8 +237,13 @@ pub(crate) fn replay(events: impl IntoIterator<Item = Event>, sample_bytes: u64)
             Event::Free { ptr, stack, ip, flags } => {
                 heap.free(ptr, Side { stack, ip, cxx: cxx(flags) }, flags)
             }
-            Event::Realloc { old, new, size, ip, flags } => {
-                heap.realloc(old, new, size, Side { stack: 0, ip, cxx: cxx(flags) })
+            Event::Release { old, token } => {
+                if let Some(block) = heap.blocks.remove(&old) {
+                    heap.moving.insert(token, block);
+                }
+            }
+            Event::Realloc { old, new, size, ip, flags, token } => {
+                heap.realloc(old, new, size, Side { stack: 0, ip, cxx: cxx(flags) }, token)
             }
             // Guard mode's findings: the lifetimes census reads them.
             Event::Fault { .. } | Event::Slack { .. } | Event::Mark { .. } => {}
@@ -292,8 +300,8 @@ mod tests {
 
     #[test]
     fn realloc_keeps_the_stack_and_counts_a_block_of_the_new_size() {
-        let grow = Event::Realloc { old: 1, new: 2, size: 300, ip: 5, flags: 0 };
-        let shrink = Event::Realloc { old: 2, new: 2, size: 20, ip: 5, flags: 0 };
+        let grow = Event::Realloc { old: 1, new: 2, size: 300, ip: 5, flags: 0, token: 0 };
+        let shrink = Event::Realloc { old: 2, new: 2, size: 20, ip: 5, flags: 0, token: 0 };
         let r = replay([alloc(1, 100, 1), grow, shrink], 0);
         assert_eq!(r.points[&1], figures(420, 3, 300, 1, 20, 1));
         assert_eq!(r.totals, figures(420, 3, 300, 1, 20, 1));
