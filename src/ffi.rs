@@ -1066,14 +1066,3 @@ pub(crate) fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // files mapped are those of running programs, which are not rewritten in place.
     unsafe { memmap2::Mmap::map(file) }
 }
-
-/// Lets the kernel drop the pages of `map` in `[offset, offset + len)` from this process
-/// (a log read once, front to back, keeps no more of itself resident than the window
-/// being read). Pages read again are read from the file again.
-pub(crate) fn release_pages(map: &memmap2::Mmap, offset: usize, len: usize) {
-    // SAFETY: `map` is a private, read-only mapping of a file that is never written
-    // through it: MADV_DONTNEED drops its pages, and a later read faults them in again
-    // from the file with the same bytes (no private copy exists to lose). The range is
-    // within the mapping: callers pass what they have read.
-    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
-}

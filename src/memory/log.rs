@@ -101,17 +101,33 @@ pub(crate) enum Ending {
     Cut,
 }
 
-/// The log's bytes: mapped from its file, or owned (tests).
-enum Bytes {
-    Mapped(memmap2::Mmap),
+/// Where the log's bytes are: its file, read a chunk at a time (read, not mapped: on a
+/// virtual machine a page fault costs more than copying the page), or owned (tests).
+enum Source {
+    File(std::fs::File, usize),
     Owned(Vec<u8>),
 }
 
-impl Bytes {
-    fn get(&self) -> &[u8] {
+impl Source {
+    /// Its length in words.
+    fn words(&self) -> usize {
         match self {
-            Bytes::Mapped(m) => m,
-            Bytes::Owned(v) => v,
+            Source::File(_, len) => len / 8,
+            Source::Owned(v) => v.len() / 8,
+        }
+    }
+
+    /// Reads the words `[start, end)` into `buf`.
+    fn read(&self, start: usize, end: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        buf.resize((end - start) * 8, 0);
+        match self {
+            Source::File(file, _) => {
+                std::os::unix::fs::FileExt::read_exact_at(file, buf, (start * 8) as u64)
+            }
+            Source::Owned(v) => {
+                buf.copy_from_slice(&v[start * 8..end * 8]);
+                Ok(())
+            }
         }
     }
 }
@@ -143,7 +159,7 @@ pub(crate) struct Log {
     pub(crate) ending: Ending,
     /// Its events.
     pub(crate) event_count: u64,
-    bytes: Bytes,
+    source: Source,
     /// Its chunks, by the number of their first record.
     chunks: Vec<Chunk>,
     /// Records numbered from here on are after the end (or were lost).
@@ -167,21 +183,18 @@ impl Log {
         self.mappings.iter().rev().find(|m| m.range.contains(&address))
     }
 
-    /// Every event, in order: the threads' chunks merged by their records' numbers, a
-    /// mapped file's pages let go once a chunk is read.
+    /// Every event, in order: the threads' chunks merged by their records' numbers, each
+    /// chunk read when the merge reaches it and let go once read.
     pub(crate) fn events(&self) -> impl Iterator<Item = Event> + '_ {
-        let map = match &self.bytes {
-            Bytes::Mapped(m) => Some(m),
-            Bytes::Owned(_) => None,
-        };
         Merge {
-            bytes: self.bytes.get(),
+            source: &self.source,
             chunks: &self.chunks,
             admitted: 0,
+            buffers: Vec::new(),
+            idle: Vec::new(),
             cursors: BinaryHeap::new(),
             deferred: BinaryHeap::new(),
             limit: self.limit,
-            map,
         }
     }
 }
@@ -296,20 +309,24 @@ enum At {
 }
 
 /// The threads' chunks merged by their records' numbers. A chunk joins the merge when
-/// the merge reaches its first number, and its pages are let go once read: as many chunks
-/// are open at once as threads were writing at the time.
+/// the merge reaches its first number, read into a buffer of its own that serves another
+/// chunk once this one is read: as many chunks are held at once as threads were writing
+/// at the time.
 struct Merge<'b> {
-    bytes: &'b [u8],
+    source: &'b Source,
     chunks: &'b [Chunk],
     /// Chunks that joined so far (in order of their first numbers).
     admitted: usize,
-    /// Each open chunk's next record: (its number, where it is, where its chunk ends, the
-    /// chunk's start).
+    /// The open chunks' bytes.
+    buffers: Vec<Vec<u8>>,
+    /// Buffers whose chunk is read.
+    idle: Vec<usize>,
+    /// Each open chunk's next record: (its number, its buffer, where the record is and
+    /// where the chunk's records end, in words of the buffer).
     cursors: BinaryHeap<Reverse<(u64, usize, usize, usize)>>,
     /// A moved block's arrival, waiting for its number.
     deferred: BinaryHeap<Reverse<(u64, DeferredRealloc)>>,
     limit: u64,
-    map: Option<&'b memmap2::Mmap>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -332,16 +349,26 @@ impl Merge<'_> {
         }
     }
 
-    /// Puts the record at `at` (of the chunk ending at `end`, starting at `start`) in the
-    /// merge, or lets the chunk's pages go where its records end.
-    fn open(&mut self, at: usize, end: usize, start: usize) {
-        match record_at(self.bytes, at, end) {
-            Ok(Some(r)) => self.cursors.push(Reverse((r.seq(), at, end, start))),
-            _ => {
-                if let Some(map) = self.map {
-                    crate::ffi::release_pages(map, start * 8, (end - start) * 8);
-                }
-            }
+    /// Reads chunk `c` into a buffer and puts its first record in the merge. A chunk that
+    /// can no longer be read (its file cut since it was checked) ends there.
+    fn admit(&mut self, c: Chunk) {
+        let slot = self.idle.pop().unwrap_or_else(|| {
+            self.buffers.push(Vec::new());
+            self.buffers.len() - 1
+        });
+        if self.source.read(c.start, c.end, &mut self.buffers[slot]).is_ok() {
+            self.open(slot, 0, c.end - c.start);
+        } else {
+            self.idle.push(slot);
+        }
+    }
+
+    /// Puts the record at `at` of buffer `slot` (whose records end at `end`) in the merge,
+    /// or gives the buffer back where they end.
+    fn open(&mut self, slot: usize, at: usize, end: usize) {
+        match record_at(&self.buffers[slot], at, end) {
+            Ok(Some(r)) => self.cursors.push(Reverse((r.seq(), slot, at, end))),
+            _ => self.idle.push(slot),
         }
     }
 }
@@ -357,7 +384,7 @@ impl Iterator for Merge<'_> {
                     break;
                 }
                 self.admitted += 1;
-                self.open(c.start, c.end, c.start);
+                self.admit(*c);
             }
             let seq = self.next_seq()?;
             if seq >= self.limit {
@@ -374,15 +401,17 @@ impl Iterator for Merge<'_> {
                     token: d.token,
                 });
             }
-            let Reverse((_, at, end, start)) = self.cursors.pop().expect("a cursor");
-            let Ok(Some(record)) = record_at(self.bytes, at, end) else { continue };
-            self.open(at + 1 + record.len, end, start);
-            match record.event() {
+            let Reverse((_, slot, at, end)) = self.cursors.pop().expect("a cursor");
+            let Ok(Some(record)) = record_at(&self.buffers[slot], at, end) else { continue };
+            let arrives = if record.kind == REALLOC { record.word(4) } else { 0 };
+            let (event, next) = (record.event(), at + 1 + record.len);
+            self.open(slot, next, end);
+            match event {
                 // Moved: the old address is released at the first number, the block
                 // arrives at the second.
                 Some(Event::Realloc { old, new, size, ip, flags, token }) if token != 0 => {
                     let d = DeferredRealloc { old, new, size, ip, flags, token };
-                    self.deferred.push(Reverse((record.word(4), d)));
+                    self.deferred.push(Reverse((arrives, d)));
                     return Some(Event::Release { old, token });
                 }
                 Some(e) => return Some(e),
@@ -392,12 +421,11 @@ impl Iterator for Merge<'_> {
     }
 }
 
-/// Reads the log in `bytes`, of process `pid`: checks every record, keeps the stacks,
+/// Reads the log in `source`, of process `pid`: checks every record, keeps the stacks,
 /// mappings and command, and where each chunk's records end. A record cut short ends its
 /// chunk there ([`Ending::Cut`]); a malformed one is an error.
-fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, String> {
-    let data = bytes.get();
-    let total = data.len() / 8;
+fn parse(source: Source, pid: Pid, image: u32) -> std::result::Result<Log, String> {
+    let total = source.words();
     let chunk_words = CHUNK / 8;
     let mut log = Log {
         pid,
@@ -407,19 +435,22 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
         mappings: Vec::new(),
         ending: Ending::Stopped,
         event_count: 0,
-        bytes: Bytes::Owned(Vec::new()),
+        source: Source::Owned(Vec::new()),
         chunks: Vec::new(),
         limit: u64::MAX,
     };
     let (mut maps, mut command, mut cut) = (Vec::new(), None, false);
     let (mut end_seq, mut lost_seq) = (None, None);
-    // Each chunk's events' numbers: its last, and how many.
+    // Each chunk's events: the last one's number, and how many.
     let mut counts: Vec<(u64, u64)> = Vec::new();
+    let mut buf = Vec::new();
+    let unreadable = |e: std::io::Error| format!("it cannot be read: {e}");
     for start in (0..total).step_by(chunk_words) {
         let end = (start + chunk_words).min(total);
-        let (mut at, mut first, mut last, mut events) = (start, None, 0, 0u64);
+        source.read(start, end, &mut buf).map_err(unreadable)?;
+        let (mut at, mut first, mut last, mut events) = (0, None, 0, 0u64);
         loop {
-            let record = match record_at(data, at, end) {
+            let record = match record_at(&buf, at, end - start) {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(At::Cut) => {
@@ -448,15 +479,15 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
                 }
                 END => end_seq = Some(seq),
                 LOST => lost_seq = Some(lost_seq.map_or(seq, |l: u64| l.min(seq))),
-                kind => return Err(format!("a record of unknown kind {kind} at byte {}", at * 8)),
+                kind => {
+                    let byte = (start + at) * 8;
+                    return Err(format!("a record of unknown kind {kind} at byte {byte}"));
+                }
             }
             at += 1 + record.len;
         }
-        if let Bytes::Mapped(map) = &bytes {
-            crate::ffi::release_pages(map, start * 8, (end - start) * 8);
-        }
         if let Some(first) = first {
-            log.chunks.push(Chunk { first, start, end: at });
+            log.chunks.push(Chunk { first, start, end: start + at });
             counts.push((last, events));
         }
     }
@@ -471,9 +502,9 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
     // Events numbered past the end are not the log's: counted again where a chunk has any.
     for (chunk, &(last, events)) in log.chunks.iter().zip(&counts) {
         if last >= log.limit {
-            let mut kept = 0;
-            let mut at = chunk.start;
-            while let Ok(Some(r)) = record_at(data, at, chunk.end) {
+            source.read(chunk.start, chunk.end, &mut buf).map_err(unreadable)?;
+            let (mut at, mut kept) = (0, 0);
+            while let Ok(Some(r)) = record_at(&buf, at, chunk.end - chunk.start) {
                 kept += u64::from(r.is_event() && r.seq() < log.limit);
                 at += 1 + r.len;
             }
@@ -484,11 +515,10 @@ fn parse_bytes(bytes: Bytes, pid: Pid, image: u32) -> std::result::Result<Log, S
     maps.sort_by_key(|m| m.0);
     log.mappings = maps.into_iter().flat_map(|m| m.1).collect();
     log.command = command.map(|c| c.1).unwrap_or_default();
-    log.bytes = bytes;
+    log.source = source;
     Ok(log)
 }
 
-/// Reads the log in `bytes`, of process `pid` (tests).
 /// A hasher for addresses and stack numbers (a multiply and a shift, as in rustc's
 /// FxHash): the replay looks up a block per event, and SipHash's resistance to chosen
 /// keys buys nothing for a program's own addresses.
@@ -518,9 +548,10 @@ pub(crate) type Fast<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<
 /// A set hashed as [`Fast`] is.
 pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<AddressHasher>>;
 
+/// Reads the log in `bytes`, of process `pid` (tests).
 #[cfg(test)]
-pub(crate) fn parse(bytes: &[u8], pid: Pid) -> std::result::Result<Log, String> {
-    parse_bytes(Bytes::Owned(bytes.to_vec()), pid, 0)
+pub(crate) fn parse_owned(bytes: &[u8], pid: Pid) -> std::result::Result<Log, String> {
+    parse(Source::Owned(bytes.to_vec()), pid, 0)
 }
 
 /// The pid and image of a log's file name (`heap.<pid>.<image>.log`).
@@ -533,12 +564,10 @@ pub(crate) fn named(path: &Path) -> Option<(Pid, u32)> {
 /// Reads the log at `path` (`heap.<pid>.<image>.log`).
 pub(crate) fn read(path: &Path) -> Result<Log> {
     let (pid, image) = named(path).unwrap_or((Pid(0), 0));
-    // Mapped: the file is as long as the chunks the interposer mapped, mostly zeros that
-    // are never read.
     let read_error = |source| Error::Read { path: path.to_owned(), source };
     let file = std::fs::File::open(path).map_err(read_error)?;
-    let bytes = crate::ffi::map_file(&file).map_err(read_error)?;
-    parse_bytes(Bytes::Mapped(bytes), pid, image).map_err(|reason| {
+    let len = file.metadata().map_err(read_error)?.len() as usize;
+    parse(Source::File(file, len), pid, image).map_err(|reason| {
         Error::Internal(format!("the heap log {} is unreadable: {reason}", path.display()))
     })
 }
@@ -588,7 +617,7 @@ mod tests {
         words.extend(record(FREE, 4, 7, &[0x2000, 0, 0x55d9]));
         words.extend(record(END, 0, 8, &[]));
         words.extend([0, 0]);
-        let log = parse(&bytes(&words), Pid(7)).unwrap();
+        let log = parse_owned(&bytes(&words), Pid(7)).unwrap();
         assert_eq!(log.ending, Ending::Exit);
         assert_eq!(log.command, "x -v");
         assert_eq!(log.stacks[&1], vec![0x55d8, 0x55d9]);
@@ -619,7 +648,7 @@ mod tests {
         b.extend(record(END, 0, 8, &[]));
         // Numbered after the end: not the log's.
         b.extend(record(FREE, 0, 9, &[0x10, 0, 0xb]));
-        let log = parse(&chunks(&[a, b]), Pid(7)).unwrap();
+        let log = parse_owned(&chunks(&[a, b]), Pid(7)).unwrap();
         assert_eq!((log.ending, log.event_count), (Ending::Exit, 6));
         let order: Vec<(u64, u64)> = log
             .events()
@@ -645,22 +674,22 @@ mod tests {
     fn a_log_cut_short_is_read_to_its_last_whole_record() {
         let mut words = record(ALLOC, 1, 1, &[0x1000, 24, 0, 0x55d8]);
         words.extend(record(FREE, 0, 2, &[0x1000, 0, 0x55d9]));
-        let log = parse(&bytes(&words), Pid(7)).unwrap();
+        let log = parse_owned(&bytes(&words), Pid(7)).unwrap();
         assert_eq!(log.ending, Ending::Stopped);
         assert_eq!(log.events().count(), 2);
         let mut torn = words.clone();
         torn.truncate(words.len() - 1);
-        let log = parse(&bytes(&torn), Pid(7)).unwrap();
+        let log = parse_owned(&bytes(&torn), Pid(7)).unwrap();
         assert_eq!((log.ending, log.events().count()), (Ending::Cut, 1));
         // A record of an unknown kind is not a log of this interposer.
-        assert!(parse(&bytes(&record(42, 0, 1, &[1])), Pid(7)).is_err());
+        assert!(parse_owned(&bytes(&record(42, 0, 1, &[1])), Pid(7)).is_err());
         // A lost record: the log could not grow from its number on, in any thread's chunk.
         let mut lost = record(ALLOC, 1, 1, &[0x1000, 24, 0, 0x55d8]);
         lost.extend(record(LOST, 0, 3, &[]));
         let other = record(FREE, 0, 4, &[0x1000, 0, 0x55d9]);
         let mut before = record(ALLOC, 1, 2, &[0x2000, 24, 0, 0x55d8]);
         before.extend(other);
-        let log = parse(&chunks(&[lost, before]), Pid(7)).unwrap();
+        let log = parse_owned(&chunks(&[lost, before]), Pid(7)).unwrap();
         assert_eq!((log.ending, log.event_count, log.events().count()), (Ending::Lost, 2, 2));
     }
 

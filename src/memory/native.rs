@@ -597,9 +597,12 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
 
 /// One log replayed, symbolized and attributed.
 pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymbolizer) -> Process {
-    let replayed = replay::replay(log.events(), sample_bytes);
-    let event_ips = log.events().map(|e| e.ip());
-    let returns: std::collections::HashSet<u64> = event_ips.collect();
+    // One pass over the log: the replay, and the return addresses its events carry.
+    let mut returns: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let events = log.events().inspect(|e| {
+        returns.insert(e.ip());
+    });
+    let replayed = replay::replay(events, sample_bytes);
     let stack_ips = log.stacks.values().flatten().copied();
     let placer = Placer::new(log, stack_ips.chain(returns.iter().copied()), &returns, symbolizer);
     let (mut points, mut families) = (Vec::new(), Vec::new());
