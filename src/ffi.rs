@@ -1066,3 +1066,22 @@ pub(crate) fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // files mapped are those of running programs, which are not rewritten in place.
     unsafe { memmap2::Mmap::map(file) }
 }
+
+/// The bytes an unprivileged process may still write to the file system holding `path`,
+/// and whether that file system keeps its files in memory (tmpfs); `None` where it cannot
+/// be asked.
+pub(crate) fn file_system_room(path: &Path) -> Option<(u64, bool)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call, and `fs` is
+    // writable memory of the size statfs fills; it is read only where the call succeeded.
+    let fs = unsafe {
+        if libc::statfs(c_path.as_ptr(), fs.as_mut_ptr()) != 0 {
+            return None;
+        }
+        fs.assume_init()
+    };
+    let room = (fs.f_bavail as u64).saturating_mul(fs.f_bsize as u64);
+    Some((room, fs.f_type == libc::TMPFS_MAGIC))
+}
