@@ -11,6 +11,13 @@
  * ffiprof tells Rust's allocator from C's and C++'s. Nothing is counted here: ffiprof
  * replays the log.
  *
+ * No allocator call waits for another thread's: each thread writes its own chunks of the
+ * log, every record numbered from one sequence (an atomic counter) that gives the log its
+ * order; the blocks' states are kept in a bitmap changed with atomic operations; a stack is
+ * looked up in the thread's own cache before the shared table. A lock is taken only on
+ * rare paths: starting, a thread's first call, a stack the thread has not seen, the guard
+ * pool, fork.
+ *
  * The log is a file mapped shared: what was written stays in the page cache if the
  * process is killed, so a census of what was seen can still be made.
  *
@@ -609,6 +616,8 @@ static void forget_log(void) {
     }
     streams = NULL;
     me = NULL;
+    /* The thread's end must not give back a stream no longer mapped. */
+    if (stream_key_made) pthread_setspecific(stream_key, NULL);
     next_chunk = 0;
     next_seq = 1;
     if (stacks) munmap(stacks, stacks_cap * sizeof *stacks);
