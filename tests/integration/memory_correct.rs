@@ -858,3 +858,93 @@ fn signal_handlers_that_allocate_free_and_fork_are_no_errors() {
     }
     no_lifetime_errors(&dir.join("h"), &[], &tmp.path().join("lifetimes"));
 }
+
+/// Threads hand blocks to each other: one allocates, another reallocs (often moving the
+/// block), a third frees, each call made outside the slots' locks so a freed address is
+/// soon another thread's. The log's order (one sequence the threads share; a realloc's
+/// release and arrival at their own numbers) must keep every block live once: then the
+/// blocks counted are the program's calls plus the C library's own few, and those few are
+/// exactly the blocks left at exit. A record out of order leaves a block live or loses one.
+const HANDOFF_C: &str = r#"
+/* Threads hand blocks to each other through shared slots: one allocates, another grows or
+ * shrinks it with realloc (often moving it), a third frees it; each allocator call is made
+ * outside the slots' locks, so a freed address is soon another thread's. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define SLOTS 256
+static void *slot[SLOTS];
+static pthread_mutex_t lock[SLOTS];
+static long ops = 20000;
+static long allocs, reallocs, frees;
+static void *work(void *arg) {
+    uint64_t x = 0x9e3779b97f4a7c15ull * (uintptr_t)arg + 1;
+    long a = 0, r = 0, f = 0;
+    for (long n = 0; n < ops; n++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        int i = (int)(x % SLOTS);
+        size_t size = 16 + (x >> 20) % 2000;
+        pthread_mutex_lock(&lock[i]);
+        void *p = slot[i];
+        slot[i] = NULL;
+        pthread_mutex_unlock(&lock[i]);
+        if (!p) { p = malloc(size); memset(p, 1, 16); a++; }
+        else if ((x >> 40) % 3) { p = realloc(p, size); r++; }
+        else { free(p); f++; p = NULL; }
+        if (!p) continue;
+        pthread_mutex_lock(&lock[i]);
+        void *other = slot[i];
+        if (!other) slot[i] = p;
+        pthread_mutex_unlock(&lock[i]);
+        if (other) { free(p); f++; }
+    }
+    __atomic_fetch_add(&allocs, a, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&reallocs, r, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&frees, f, __ATOMIC_RELAXED);
+    return NULL;
+}
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 4;
+    if (argc > 2) ops = atol(argv[2]);
+    for (int i = 0; i < SLOTS; i++) pthread_mutex_init(&lock[i], NULL);
+    pthread_t t[64];
+    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < SLOTS; i++) if (slot[i]) { free(slot[i]); frees++; }
+    printf("%ld %ld %ld\n", allocs, reallocs, frees);
+    return 0;
+}
+"#;
+
+#[test]
+fn blocks_handed_between_threads_are_each_live_once() {
+    let dir = sources("memory-handoff", &[("handoff.c", HANDOFF_C)]);
+    compile(&dir, &["gcc", "-O2", "-g", "handoff.c", "-o", "handoff", "-pthread"]);
+    let tmp = tempfile::tempdir().unwrap();
+    // Every stack kept, twice; then sampled.
+    let modes: [&[&str]; 3] = [&[], &[], &["--sample-bytes", "524288"]];
+    for (i, mode) in modes.into_iter().enumerate() {
+        let out = tmp.path().join(format!("run{i}"));
+        let ran = run(ffiprof()
+            .arg("memory")
+            .args(mode)
+            .arg("--out")
+            .arg(&out)
+            .arg("--")
+            .arg(dir.join("handoff"))
+            .args(["4", "20000"]))
+        .success();
+        let calls: Vec<u64> = ran.stdout.split_whitespace().map(|w| w.parse().unwrap()).collect();
+        let (allocs, reallocs, frees) = (calls[0], calls[1], calls[2]);
+        assert_eq!(allocs, frees, "{}", ran.stdout);
+        assert!(reallocs > 10_000, "{}", ran.stdout);
+        let c = MemoryCensus::load(&out).unwrap();
+        silent(&c);
+        let t = c.totals;
+        let libc_own = t.blocks - (allocs + reallocs);
+        assert!(libc_own < 32, "{t:?} for {allocs} mallocs and {reallocs} reallocs");
+        assert_eq!(t.blocks_at_exit, libc_own, "{mode:?}: {t:?}");
+    }
+}
