@@ -4,7 +4,7 @@
 //! was written, told as memcheck's errors are ([`super::attribute::error_of`]), the
 //! block's allocation and free from the same log.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::attribute::{error_of, Parts, Told, Touched};
 use super::schema::{Access, ErrorKind, LifetimeError};
@@ -138,7 +138,7 @@ pub(crate) fn errors(log: &Log, symbolizer: &mut FileSymbolizer) -> Vec<Lifetime
         let own = f.touched.err();
         [f.alloc, f.free, own].into_iter().flatten()
     });
-    let returns: HashSet<u64> = sides.clone().map(|s| s.ip).collect();
+    let returns: crate::memory::log::FastSet<u64> = sides.clone().map(|s| s.ip).collect();
     let stack_ips =
         |stack: u64, ip: u64| log.stacks.get(&stack).cloned().unwrap_or_else(|| vec![ip]);
     let mut addresses: Vec<u64> = returns.iter().copied().collect();

@@ -9,7 +9,7 @@
 //! the heap census proves it ([`crate::memory::calls`]). The difference of the two lengths
 //! divided by n is the allocations per call, with whatever happens once cancelled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::Path;
 
@@ -143,7 +143,7 @@ pub(crate) fn count_labelled(
             2 * labels.len()
         )));
     }
-    let returns: HashSet<u64> = seen.iter().map(|s| s.1).collect();
+    let returns: crate::memory::log::FastSet<u64> = seen.iter().map(|s| s.1).collect();
     let mut symbolizer = crate::symbol::FileSymbolizer::default();
     let placer = Placer::new(log, returns.iter().copied(), &returns, &mut symbolizer);
     let mut families: HashMap<(u64, bool), Family> = HashMap::new();

@@ -310,7 +310,7 @@ impl Placer {
     pub(crate) fn new(
         log: &Log,
         addresses: impl Iterator<Item = u64>,
-        returns: &std::collections::HashSet<u64>,
+        returns: &super::log::FastSet<u64>,
         symbolizer: &mut FileSymbolizer,
     ) -> Placer {
         let mut placer = Placer { frames: vec![None], ..Placer::default() };
@@ -346,7 +346,7 @@ impl Placer {
         log: &Log,
         path: &str,
         ips: &[(u64, u64)],
-        returns: &std::collections::HashSet<u64>,
+        returns: &super::log::FastSet<u64>,
         symbolizer: &mut FileSymbolizer,
     ) {
         let placer = self;
@@ -598,7 +598,7 @@ fn ownership(log: &Log, placer: &Placer, replayed: &Replayed) -> Ownership {
 /// One log replayed, symbolized and attributed.
 pub(crate) fn process(log: &Log, sample_bytes: u64, symbolizer: &mut FileSymbolizer) -> Process {
     // One pass over the log: the replay, and the return addresses its events carry.
-    let mut returns: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut returns: super::log::FastSet<u64> = Default::default();
     let events = log.events().inspect(|e| {
         returns.insert(e.ip());
     });
