@@ -278,6 +278,9 @@ static struct stream *stream_locked(void) {
         __atomic_store_n(&streams, s, __ATOMIC_RELEASE);
     }
     s->used = 1;
+    /* A thread cancelled while it wrote a record left its stream busy; its unfinished
+     * record (header unwritten) is written over. */
+    s->busy = 0;
     me = s;
     /* Given back when the thread ends (keys below 32 need no allocation). */
     if (stream_key_made) pthread_setspecific(stream_key, s);
