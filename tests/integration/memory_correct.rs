@@ -909,8 +909,13 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 4;
     if (argc > 2) ops = atol(argv[2]);
     for (int i = 0; i < SLOTS; i++) pthread_mutex_init(&lock[i], NULL);
+    /* Small stacks: glibc keeps them all in its cache, and with them each thread's TLS
+     * block, whatever `ulimit -s` says (beyond the cache, it frees some). */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 << 10);
     pthread_t t[64];
-    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < threads; i++) pthread_create(&t[i], &attr, work, (void *)(uintptr_t)(i + 1));
     for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
     for (int i = 0; i < SLOTS; i++) if (slot[i]) { free(slot[i]); frees++; }
     printf("%ld %ld %ld\n", allocs, reallocs, frees);
