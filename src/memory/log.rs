@@ -462,7 +462,7 @@ fn parse(source: Source, pid: Pid, image: u32) -> std::result::Result<Log, Strin
             let seq = record.seq();
             first.get_or_insert(seq);
             match record.kind {
-                ALLOC | FREE | REALLOC | FAULT | SLACK | MARK => {
+                _ if record.is_event() => {
                     events += 1;
                     last = seq;
                 }
